@@ -1,0 +1,28 @@
+//! `crew bench`: benchmarks that put crew and its peers in the same run.
+//!
+//! `crew bench` alone runs the fib-service lab (crew's main job); `crew bench pool` and
+//! `crew bench run` measure the executors and the command runner.
+
+use std::process::ExitCode;
+
+mod pool;
+
+/// Arguments of `crew bench`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    which: Option<Which>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Which {
+    /// Tiny-task throughput of crew's pools against crossbeam, rayon and Python.
+    Pool(pool::Args),
+}
+
+pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
+    match args.which {
+        Some(Which::Pool(args)) => pool::main(args),
+        None => anyhow::bail!("the fib-service lab benchmark is not built yet"),
+    }
+}

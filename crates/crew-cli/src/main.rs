@@ -1,0 +1,50 @@
+//! `crew`: the command-line face of the crew library.
+//!
+//! The binary is thin: argument parsing and wiring. The work lives in the `crew` library and in
+//! `crew-lab` (the fib-service lab).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod perf;
+mod run;
+mod serve;
+
+/// Concurrency for Rust, from threads to processes to a cluster.
+#[derive(Debug, Parser)]
+#[command(name = "crew", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve fib(n) over TCP under one concurrency model.
+    Serve(serve::Args),
+    /// Drive a fib server with load and report requests/sec and latency.
+    Perf(perf::Args),
+    /// Run crew's benchmarks (default: the fib-service lab) against their peers.
+    Bench(bench::Args),
+    /// Run many commands in parallel (like `xargs -P` or GNU parallel).
+    Run(run::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Serve(args) => serve::main(args),
+        Command::Perf(args) => perf::main(args),
+        Command::Bench(args) => bench::main(args),
+        Command::Run(args) => run::main(args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("crew: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

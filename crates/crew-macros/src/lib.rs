@@ -1,0 +1,1 @@
+//! Procedural macros for crew. Use them through the `crew` crate, not directly.

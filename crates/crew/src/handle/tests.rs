@@ -1,0 +1,146 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+
+#[test]
+fn complete_then_result() {
+    let (handle, completer) = task::<u32>();
+    assert!(!handle.done());
+    assert!(completer.start());
+    assert!(handle.running());
+    completer.complete(Ok(7));
+    assert!(handle.done());
+    assert!(!handle.cancelled());
+    assert_eq!(handle.result(), Ok(7));
+}
+
+#[test]
+fn cancel_only_while_pending() {
+    let (handle, completer) = task::<u32>();
+    assert!(handle.cancel());
+    assert!(handle.cancelled());
+    assert!(handle.cancel(), "cancelling twice still reports cancelled");
+    assert!(!completer.start(), "a cancelled task must not start");
+    completer.complete(Ok(1));
+    assert_eq!(handle.result(), Err(TaskError::Cancelled));
+
+    let (handle, completer) = task::<u32>();
+    assert!(completer.start());
+    assert!(!handle.cancel(), "a running task cannot be cancelled");
+    completer.complete(Ok(2));
+    assert!(!handle.cancel());
+    assert_eq!(handle.result(), Ok(2));
+}
+
+#[test]
+fn dropped_completer_settles() {
+    let (handle, completer) = task::<u32>();
+    drop(completer);
+    assert!(handle.cancelled());
+    assert_eq!(handle.result(), Err(TaskError::Cancelled));
+
+    let (handle, completer) = task::<u32>();
+    assert!(completer.start());
+    drop(completer);
+    assert_eq!(handle.result(), Err(TaskError::Shutdown));
+}
+
+#[test]
+fn result_timeout_and_try_result() {
+    let (handle, completer) = task::<u32>();
+    let handle = handle.try_result().unwrap_err();
+    assert!(!handle.wait_timeout(Duration::from_millis(10)));
+    completer.complete(Ok(3));
+    assert_eq!(handle.try_result().unwrap(), Ok(3));
+
+    let (handle, _completer) = task::<u32>();
+    assert_eq!(
+        handle.result_timeout(Duration::from_millis(10)),
+        Err(TaskError::TimedOut)
+    );
+}
+
+#[test]
+fn callbacks_run_once_before_and_after_completion() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (handle, completer) = task::<u32>();
+    for _ in 0..3 {
+        let calls = calls.clone();
+        handle.add_done_callback(move |r| {
+            assert_eq!(*r, Ok(5));
+            calls.fetch_add(1, Ordering::SeqCst);
+        });
+    }
+    completer.complete(Ok(5));
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let late = calls.clone();
+    handle.add_done_callback(move |_| {
+        late.fetch_add(10, Ordering::SeqCst);
+    });
+    assert_eq!(calls.load(Ordering::SeqCst), 13);
+    assert_eq!(handle.result(), Ok(5), "callbacks only borrow the result");
+}
+
+#[test]
+fn panicking_callback_is_contained() {
+    let (handle, completer) = task::<u32>();
+    handle.add_done_callback(|_| panic!("callback bug"));
+    let ran = Arc::new(AtomicUsize::new(0));
+    let after = ran.clone();
+    handle.add_done_callback(move |_| {
+        after.fetch_add(1, Ordering::SeqCst);
+    });
+    completer.complete(Ok(1));
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+    assert_eq!(handle.result(), Ok(1));
+}
+
+#[test]
+fn callback_on_cancel_sees_cancelled() {
+    let (handle, _completer) = task::<u32>();
+    let seen = Arc::new(parking_lot::Mutex::new(None));
+    let slot = seen.clone();
+    handle.add_done_callback(move |r| *slot.lock() = Some(r.clone()));
+    assert!(handle.cancel());
+    assert_eq!(*seen.lock(), Some(Err(TaskError::Cancelled)));
+}
+
+#[test]
+fn cancel_start_race_has_one_winner() {
+    for _ in 0..2_000 {
+        let (handle, completer) = task::<u32>();
+        let worker = std::thread::spawn(move || {
+            if completer.start() {
+                completer.complete(Ok(1));
+                true
+            } else {
+                false
+            }
+        });
+        let cancelled = handle.cancel();
+        let ran = worker.join().unwrap();
+        assert_ne!(cancelled, ran, "exactly one of cancel and start wins");
+        let expected = if ran {
+            Ok(1)
+        } else {
+            Err(TaskError::Cancelled)
+        };
+        assert_eq!(handle.result(), expected);
+    }
+}
+
+#[test]
+fn await_a_handle() {
+    let (handle, completer) = task::<String>();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let worker = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        completer.complete(Ok("hi".to_owned()));
+    });
+    assert_eq!(runtime.block_on(handle), Ok("hi".to_owned()));
+    worker.join().unwrap();
+}

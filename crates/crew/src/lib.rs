@@ -1,0 +1,44 @@
+//! crew: concurrency for Rust, from threads to processes to a cluster.
+//!
+//! One [`Executor`] API (submit, map with chunks and a bounded window, [`as_completed`], [`wait`],
+//! cancel, timeouts, callbacks, shutdown) served by a [`ThreadPool`] and, in later modules, a
+//! process pool and a cluster: moving work from threads to processes to machines is a one-line
+//! change. Every [`TaskHandle`] can be awaited.
+//!
+//! ```
+//! use crew::{Executor, ThreadPool};
+//!
+//! fn gcd((mut a, mut b): (u64, u64)) -> u64 {
+//!     while b != 0 {
+//!         (a, b) = (b, a % b);
+//!     }
+//!     a
+//! }
+//!
+//! let pool = ThreadPool::new(2);
+//! let results: Vec<u64> = pool
+//!     .map(gcd, vec![(1963309, 2265973), (2030677, 3814172)])
+//!     .collect::<Result<_, _>>()
+//!     .unwrap();
+//! assert_eq!(results, [1, 1]);
+//! ```
+
+mod error;
+mod executor;
+mod handle;
+mod loom;
+mod thread_pool;
+
+pub mod pipeline;
+pub mod process;
+pub mod queue;
+pub mod subprocess;
+pub mod sync;
+pub mod thread;
+
+pub use error::{SubmitError, TaskError, WorkerExit};
+pub use executor::{
+    as_completed, wait, AsCompleted, Executor, Map, MapOptions, Message, ReturnWhen,
+};
+pub use handle::TaskHandle;
+pub use thread_pool::{ThreadPool, ThreadPoolBuilder};
