@@ -42,3 +42,20 @@ pub use executor::{
 };
 pub use handle::TaskHandle;
 pub use thread_pool::{ThreadPool, ThreadPoolBuilder};
+
+pub use process::{init, ProcessPool, ProcessPoolBuilder};
+
+/// Registers a function as a task that worker processes can run by name; see
+/// [`process`](crate::process).
+///
+/// ```no_run
+/// #[crew::task]
+/// fn gcd((a, b): (u64, u64)) -> u64 {
+///     if b == 0 { a } else { gcd((b, a % b)) }
+/// }
+/// # fn main() {}
+/// ```
+pub use crew_macros::task;
+
+#[doc(hidden)]
+pub use process::__private;

@@ -1,0 +1,268 @@
+//! The codec and the framing shared by every process-level channel (pool workers, spawned
+//! processes, queues, pipes): postcard for values, length-prefixed frames on a byte stream.
+//!
+//! A frame is `[header length: u32 LE][payload length: u64 LE][header][payload]`. The header is a
+//! small postcard-encoded message of the channel's protocol; the payload is an already-encoded
+//! value (an argument, a result, a queue item) that is never re-encoded on its way through.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::Instant;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// The largest header accepted: headers are a few bytes; anything bigger is a corrupt stream.
+const MAX_HEADER: usize = 64 * 1024;
+/// The largest payload accepted (16 GiB): beyond it the length is taken for corruption.
+const MAX_PAYLOAD: u64 = 16 << 30;
+const PREFIX: usize = 12;
+
+/// Encodes `value` with postcard.
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
+    postcard::to_stdvec(value).map_err(|error| format!("cannot encode a value: {error}"))
+}
+
+/// Decodes a `T` from `bytes`, which must hold exactly one value.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    match postcard::take_from_bytes(bytes) {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => Err(format!(
+            "cannot decode a `{}`: {} trailing bytes (a different type was sent)",
+            std::any::type_name::<T>(),
+            rest.len()
+        )),
+        Err(error) => Err(format!(
+            "cannot decode a `{}`: {error}",
+            std::any::type_name::<T>()
+        )),
+    }
+}
+
+/// Writes one frame. Blocks until it is written (large payloads go straight from their buffer).
+pub(crate) fn write_frame<W: Write, H: Serialize>(
+    writer: &mut W,
+    header: &H,
+    payload: &[u8],
+) -> io::Result<()> {
+    let header = encode(header).map_err(io::Error::other)?;
+    let mut prefix = [0u8; PREFIX];
+    prefix[..4].copy_from_slice(&(header.len() as u32).to_le_bytes());
+    prefix[4..].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+    if payload.len() < 64 * 1024 {
+        writer.write_all(&prefix)?;
+        writer.write_all(&header)?;
+        writer.write_all(payload)
+    } else {
+        writer.flush()?;
+        write_all_vectored(writer, &[&prefix, &header, payload])
+    }
+}
+
+fn write_all_vectored<W: Write>(writer: &mut W, parts: &[&[u8]]) -> io::Result<()> {
+    let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
+    while !parts.is_empty() {
+        let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+        let mut written = writer.write_vectored(&slices)?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            if written >= parts[0].len() {
+                written -= parts[0].len();
+                parts.remove(0);
+            } else {
+                parts[0] = &parts[0][written..];
+                written = 0;
+            }
+        }
+    }
+    writer.flush()
+}
+
+/// Why no frame was read.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// The peer closed the stream between frames.
+    Eof,
+    /// The deadline passed.
+    Timeout,
+    /// The stream broke, ended inside a frame, or carried bytes that are not a frame.
+    Broken(String),
+}
+
+impl From<io::Error> for ReadError {
+    fn from(error: io::Error) -> Self {
+        ReadError::Broken(format!("read failed: {error}"))
+    }
+}
+
+/// One received frame.
+#[derive(Debug)]
+pub(crate) struct Frame<H> {
+    pub(crate) header: H,
+    pub(crate) payload: Vec<u8>,
+}
+
+/// Reads frames from a stream through its own buffer, so that many small frames cost one read.
+///
+/// `buffer[start..end]` holds unread bytes; `buffer` beyond `end` is spare room that was
+/// zeroed once and is reused, so a large frame costs one allocation, not one per read.
+#[derive(Debug, Default)]
+pub(crate) struct FrameReader {
+    buffer: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl FrameReader {
+    pub(crate) fn new() -> Self {
+        Self {
+            buffer: vec![0; 64 * 1024],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// Whether a whole frame is already buffered (so reading it will not block).
+    pub(crate) fn has_frame(&self) -> bool {
+        matches!(self.frame_len(), Ok(Some(_)))
+    }
+
+    /// The prefix of the buffered frame: (header length, payload length), if complete.
+    fn prefix(&self) -> Option<(usize, u64)> {
+        let available = &self.buffer[self.start..self.end];
+        if available.len() < PREFIX {
+            return None;
+        }
+        let header_len = u32::from_le_bytes(available[..4].try_into().expect("4 bytes")) as usize;
+        let payload_len = u64::from_le_bytes(available[4..12].try_into().expect("8 bytes"));
+        Some((header_len, payload_len))
+    }
+
+    /// The total length of the buffered frame, if it is complete and its prefix is sane.
+    fn frame_len(&self) -> Result<Option<usize>, ReadError> {
+        let Some((header_len, payload_len)) = self.prefix() else {
+            return Ok(None);
+        };
+        if header_len == 0 || header_len > MAX_HEADER || payload_len > MAX_PAYLOAD {
+            return Err(ReadError::Broken(format!(
+                "malformed frame: header length {header_len}, payload length {payload_len}"
+            )));
+        }
+        let total = PREFIX + header_len + payload_len as usize;
+        Ok((self.end - self.start >= total).then_some(total))
+    }
+
+    /// Reads the next frame, blocking until `deadline` (forever with `None`).
+    pub(crate) fn read<S, H>(
+        &mut self,
+        stream: &mut S,
+        deadline: Option<Instant>,
+    ) -> Result<Frame<H>, ReadError>
+    where
+        S: Read + AsFd,
+        H: DeserializeOwned,
+    {
+        loop {
+            if let Some(total) = self.frame_len()? {
+                return self.take(total);
+            }
+            if let Some(deadline) = deadline {
+                if !wait_readable(stream, deadline)? {
+                    return Err(ReadError::Timeout);
+                }
+            }
+            self.fill(stream)?;
+        }
+    }
+
+    fn take<H: DeserializeOwned>(&mut self, total: usize) -> Result<Frame<H>, ReadError> {
+        let frame = &self.buffer[self.start..self.start + total];
+        let header_len = u32::from_le_bytes(frame[..4].try_into().expect("4 bytes")) as usize;
+        let header = decode::<H>(&frame[PREFIX..PREFIX + header_len])
+            .map_err(|error| ReadError::Broken(format!("malformed frame header: {error}")))?;
+        let payload = frame[PREFIX + header_len..].to_vec();
+        self.start += total;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            // Give back the memory of a huge frame.
+            if self.buffer.len() > 1 << 20 {
+                self.buffer = vec![0; 64 * 1024];
+            }
+        }
+        Ok(Frame { header, payload })
+    }
+
+    fn fill<S: Read>(&mut self, stream: &mut S) -> Result<(), ReadError> {
+        // Room for at least the rest of the current frame when its length is known.
+        let needed = match self.prefix() {
+            Some((header_len, payload_len)) => PREFIX + header_len + payload_len as usize,
+            None => PREFIX,
+        };
+        if self.start > 0 && self.start + needed.max(16 * 1024) > self.buffer.len() {
+            self.buffer.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let wanted = (self.start + needed).max(self.end + 16 * 1024);
+        if wanted > self.buffer.len() {
+            self.buffer.resize(wanted, 0);
+        }
+        let result = loop {
+            match stream.read(&mut self.buffer[self.end..]) {
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        match result {
+            Ok(0) if self.end == self.start => Err(ReadError::Eof),
+            Ok(0) => Err(ReadError::Broken(
+                "the stream ended inside a frame".to_owned(),
+            )),
+            Ok(n) => {
+                self.end += n;
+                Ok(())
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+/// Waits until `fd` is readable (or closed); `false` when `deadline` passed first.
+pub(crate) fn wait_readable<F: AsFd>(fd: &F, deadline: Instant) -> Result<bool, ReadError> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            // One last non-blocking look.
+            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+            return match poll(&mut fds, PollTimeout::ZERO) {
+                Ok(n) => Ok(n > 0),
+                Err(nix::errno::Errno::EINTR) => Ok(false),
+                Err(error) => Err(ReadError::Broken(format!("poll failed: {error}"))),
+            };
+        }
+        let millis = (deadline - now).as_millis().clamp(1, i32::MAX as u128) as i32;
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)) {
+            Ok(0) => continue,
+            Ok(_) => return Ok(true),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(error) => return Err(ReadError::Broken(format!("poll failed: {error}"))),
+        }
+    }
+}
+
+/// Whether the peer of a stream socket has hung up (without consuming any data).
+pub(crate) fn peer_hung_up<F: AsFd + AsRawFd>(fd: &F) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::from_bits_retain(libc::POLLRDHUP))];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(n) if n > 0 => fds[0].revents().is_some_and(|r| {
+            r.intersects(PollFlags::from_bits_retain(libc::POLLRDHUP) | PollFlags::POLLHUP | PollFlags::POLLERR)
+        }),
+        _ => false,
+    }
+}

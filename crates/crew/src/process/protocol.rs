@@ -1,0 +1,95 @@
+//! The worker protocol: how a parent and a worker process talk.
+//!
+//! # Design note
+//!
+//! One mechanism serves the [`ProcessPool`](crate::ProcessPool) and
+//! [`spawn`](crate::process::spawn): a *worker* is the parent's own executable started again
+//! (`/proc/self/exe`, so it is the very same build even if the file on disk was replaced), with
+//! one end of a Unix `socketpair` as its descriptor 3 and the environment variable
+//! `CREW_WORKER=3`. Its `main` calls [`crew::init()`](crate::init) first thing, which sees the
+//! variable, serves the protocol below and exits; in the parent `init()` returns at once.
+//!
+//! **Start.** The child is started with `fork`+`exec` (never a bare `fork` of the threaded
+//! parent). Between the two, in the child only and with async-signal-safe calls: the IPC socket
+//! is moved to descriptor 3, every other descriptor above 2 is closed (nothing leaks in, seed
+//! 001's pitfall), the optional memory limit is applied (`RLIMIT_AS`), and pool workers ask for
+//! `SIGKILL` when the parent thread that started them dies (`PR_SET_PDEATHSIG`). A worker also
+//! runs a watchdog thread that exits the process as soon as its socket's peer hangs up, so a
+//! worker never outlives its parent even in the middle of a long task.
+//!
+//! **Frames.** Both directions carry length-prefixed frames ([`codec`](super::codec)): a small
+//! postcard header ([`ToWorker`], [`ToParent`]) and an opaque payload (an encoded argument or
+//! result), so a 100 MB argument is copied, never re-encoded.
+//!
+//! **Handshake.** The worker speaks first: `Hello { protocol, build_id, pid }`. The parent checks
+//! the protocol version and the build id (a hash of the executable's identity and its task names)
+//! and refuses a worker from another build with a clear error, before any task is sent. A child
+//! that exits before its `Hello` most likely did not call `crew::init()` at the top of `main`;
+//! the error says so.
+//!
+//! **States of a worker, seen from the parent.**
+//!
+//! ```text
+//!  Starting ──Hello ok──▶ Idle ──Call──▶ Busy(n calls in flight) ──Done (n-1 left)──▶ … Idle
+//!     │                    │ ▲               │                       │
+//!     │ bad Hello / exit   │ └─Init/InitDone─┘                       │ max_tasks_per_child
+//!     ▼                    ▼                                         ▼
+//!   Failed               Retiring: socket closed → worker reads EOF, exits 0 → reaped
+//! ```
+//!
+//! The worker answers calls strictly in order, one at a time. A pool may pipeline several
+//! calls to one worker when its queue has a backlog (they wait in the socket buffer, never
+//! started); a call with a timeout is always sent alone, so its clock is the worker's.
+//!
+//! **Death and timeouts.** End of stream, a broken read or a malformed frame all mean the worker
+//! is gone or untrustworthy: the parent kills it (`SIGKILL`), reaps it (`waitpid`, so no zombie)
+//! and fails only the call the worker was running with
+//! [`WorkerDied`](crate::TaskError::WorkerDied) (exit code or signal) or
+//! [`Transport`](crate::TaskError::Transport) for a malformed frame. The calls queued behind it
+//! had not started; they are sent again to the replacement. When a call's timeout passes, the
+//! parent kills the worker the same way and fails the call with
+//! [`TimedOut`](crate::TaskError::TimedOut). A panic inside a task is caught in the worker and
+//! reported as `Done { outcome: Panicked }`; the worker lives on. A name the worker does not know
+//! is reported as `Done { outcome: Failed }` (a `Transport` error for the caller).
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped on any incompatible change of the messages below.
+pub(crate) const PROTOCOL: u32 = 1;
+
+/// The environment variable that makes a process a worker; its value is the IPC descriptor.
+pub(crate) const WORKER_ENV: &str = "CREW_WORKER";
+
+/// The descriptor number of the IPC socket in a worker.
+pub(crate) const WORKER_FD: i32 = 3;
+
+/// Parent → worker. The payload follows the header in the same frame.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ToWorker {
+    /// Run the task `name` on the payload (a `Vec` of arguments when `chunk`).
+    Call { id: u64, name: String, chunk: bool },
+    /// Run the initializer `name` on the payload once, before any call.
+    Init { name: String },
+}
+
+/// Worker → parent.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ToParent {
+    /// The worker's first frame.
+    Hello { protocol: u32, build_id: u64, pid: u32 },
+    /// The call `id` finished; with `Outcome::Ok` the payload is the encoded result.
+    Done { id: u64, outcome: Outcome },
+    /// The initializer finished.
+    InitDone { outcome: Outcome },
+}
+
+/// How a call ended inside the worker.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Outcome {
+    /// It returned; the payload holds the result.
+    Ok,
+    /// It panicked with this message; the worker is fine.
+    Panicked(String),
+    /// It could not run: unknown task name, undecodable argument, unencodable result.
+    Failed(String),
+}

@@ -1,0 +1,166 @@
+//! The worker side: [`init`], the hook at the top of `main`, and the serve loop it runs in a
+//! worker process. See the [protocol note](super::protocol).
+
+use std::io::{BufWriter, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::error::panic_message;
+use crate::process::codec::{write_frame, FrameReader, ReadError};
+use crate::process::protocol::{Outcome, ToParent, ToWorker, PROTOCOL, WORKER_ENV, WORKER_FD};
+use crate::process::registry;
+
+/// The worker hook: call it first thing in `main` of every program that uses processes.
+///
+/// In the program as you start it, `init()` returns at once and costs one environment lookup.
+/// When crew starts the same executable again as a worker (for a
+/// [`ProcessPool`](crate::ProcessPool) or [`spawn`](crate::process::spawn)), `init()` serves
+/// tasks and then exits the process, so the rest of `main` never runs in a worker.
+///
+/// ```no_run
+/// #[crew::task]
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// fn main() {
+///     crew::init(); // first thing: in a worker this never returns
+///     use crew::{Executor, ProcessPool};
+///     let pool = ProcessPool::new(2);
+///     assert_eq!(pool.submit(square, 7).unwrap().result().unwrap(), 49);
+/// }
+/// ```
+///
+/// Integration tests need their own `main` for this: declare them with `harness = false` in
+/// `Cargo.toml` and call `crew::init()` first in that `main` (crew's own `tests/process_*.rs`
+/// do so).
+pub fn init() {
+    let Some(value) = std::env::var_os(WORKER_ENV) else {
+        return;
+    };
+    // Only this process is a worker: nested pools and subprocesses start clean.
+    std::env::remove_var(WORKER_ENV);
+    let code = match value.to_str().and_then(|v| v.parse::<i32>().ok()) {
+        Some(fd) if fd == WORKER_FD => serve(),
+        _ => {
+            eprintln!("crew: {WORKER_ENV}={value:?} is not a descriptor crew set; exiting");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Whether this process was started as a worker but `init()` has not run (so the program's
+/// own `main` is running where it should not).
+pub(crate) fn is_unserved_worker() -> bool {
+    std::env::var_os(WORKER_ENV).is_some()
+}
+
+fn serve() -> i32 {
+    // SAFETY: the parent placed our end of the socketpair at WORKER_FD before exec and nothing
+    // else in this process owns or closes that descriptor; we take sole ownership here.
+    let fd = unsafe { OwnedFd::from_raw_fd(WORKER_FD) };
+    let _ = nix::fcntl::fcntl(
+        fd.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    let stream = UnixStream::from(fd);
+    start_watchdog(&stream);
+    let Ok(mut reader_stream) = stream.try_clone() else {
+        return 3;
+    };
+    let mut writer = BufWriter::with_capacity(64 * 1024, &stream);
+    let hello = ToParent::Hello {
+        protocol: PROTOCOL,
+        build_id: registry::build_id(),
+        pid: std::process::id(),
+    };
+    if write_frame(&mut writer, &hello, &[]).is_err() || writer.flush().is_err() {
+        return 3;
+    }
+    let mut reader = FrameReader::new();
+    loop {
+        let frame = match reader.read::<_, ToWorker>(&mut reader_stream, None) {
+            Ok(frame) => frame,
+            Err(ReadError::Eof) => return 0,
+            Err(ReadError::Broken(message)) => {
+                eprintln!("crew worker {}: {message}", std::process::id());
+                return 3;
+            }
+            Err(ReadError::Timeout) => continue,
+        };
+        let (reply, payload) = match frame.header {
+            ToWorker::Call { id, name, chunk } => {
+                let (outcome, payload) = run(&name, chunk, &frame.payload);
+                (ToParent::Done { id, outcome }, payload)
+            }
+            ToWorker::Init { name } => {
+                let (outcome, payload) = run(&name, false, &frame.payload);
+                (ToParent::InitDone { outcome }, payload)
+            }
+        };
+        if write_frame(&mut writer, &reply, &payload).is_err() {
+            return 3;
+        }
+        // Flush every reply before the next call: if that call crashes the worker, the results
+        // of the calls before it must already be with the parent.
+        if writer.flush().is_err() {
+            return 3;
+        }
+    }
+}
+
+fn run(name: &str, chunk: bool, payload: &[u8]) -> (Outcome, Vec<u8>) {
+    let Some(entry) = registry::by_name(name) else {
+        return (
+            Outcome::Failed(format!(
+                "worker {} has no task named `{name}`: is the function marked #[crew::task] \
+                 and linked into this executable?",
+                std::process::id()
+            )),
+            Vec::new(),
+        );
+    };
+    let call = if chunk { entry.call_chunk } else { entry.call };
+    match catch_unwind(AssertUnwindSafe(|| call(payload))) {
+        Ok(Ok(result)) => (Outcome::Ok, result),
+        Ok(Err(message)) => (Outcome::Failed(message), Vec::new()),
+        Err(panic) => (Outcome::Panicked(panic_message(&*panic)), Vec::new()),
+    }
+}
+
+/// Exits the worker as soon as the parent's end of the socket closes, even mid-task: a worker
+/// never outlives its parent (the pool also sets `PR_SET_PDEATHSIG`, which is tied to the
+/// parent's thread; this covers every other case).
+fn start_watchdog(stream: &UnixStream) {
+    let Ok(watched) = stream.try_clone() else {
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("crew-watchdog".to_owned())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+            loop {
+                let mut fds = [PollFd::new(watched.as_fd(), PollFlags::from_bits_retain(libc::POLLRDHUP))];
+                match poll(&mut fds, PollTimeout::NONE) {
+                    Ok(n) if n > 0 => {
+                        let hung_up = fds[0].revents().is_some_and(|r| {
+                            r.intersects(
+                                PollFlags::from_bits_retain(libc::POLLRDHUP) | PollFlags::POLLHUP | PollFlags::POLLERR,
+                            )
+                        });
+                        if hung_up {
+                            // The parent is gone (or closed us): nobody wants our results.
+                            // SAFETY: _exit ends the process at once without running atexit
+                            // handlers or touching locks another thread may hold.
+                            unsafe { libc::_exit(0) };
+                        }
+                    }
+                    Err(nix::errno::Errno::EINTR) | Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+}

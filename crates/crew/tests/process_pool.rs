@@ -1,0 +1,515 @@
+//! The process pool: the Executor API across processes, and workers that crash, hang, leak,
+//! get killed, or are fed garbage. Run with `harness = false`: `main` calls `crew::init()`.
+
+mod process_common;
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crew::{as_completed, wait, Executor, MapOptions, ProcessPool, ReturnWhen, SubmitError};
+use crew::process::Bytes;
+use crew::{TaskError, WorkerExit};
+use process_common::{assert_no_children, children, eventually, is_dead};
+
+#[crew::task]
+fn gcd((mut a, mut b): (u64, u64)) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+#[crew::task]
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+#[crew::task]
+fn pid(_: ()) -> u32 {
+    std::process::id()
+}
+
+#[crew::task]
+fn sleep_ms(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+#[crew::task]
+fn boom(message: String) -> u32 {
+    panic!("{message}")
+}
+
+#[crew::task]
+fn die(how: String) -> u32 {
+    match how.as_str() {
+        "abort" => std::process::abort(),
+        "exit3" => std::process::exit(3),
+        "segv" => {
+            // std's SIGSEGV handler (stack-overflow detection) ignores a raised signal, so
+            // restore the default action first.
+            // SAFETY: setting the default action and raising a signal in our own process have
+            // no memory-safety preconditions.
+            unsafe {
+                libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+                libc::raise(libc::SIGSEGV);
+            }
+            unreachable!("SIGSEGV kills the process")
+        }
+        "kill" => {
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+            unreachable!("SIGKILL kills the process")
+        }
+        _ => 0,
+    }
+}
+
+#[crew::task]
+fn allocate_mb(mb: usize) -> usize {
+    let mut v = vec![1u8; mb << 20];
+    v[mb] = 2;
+    v.iter().map(|&b| b as usize).sum()
+}
+
+#[crew::task]
+fn echo_bytes(data: Bytes) -> Bytes {
+    data
+}
+
+#[crew::task]
+fn open_fds(_: ()) -> Vec<(i32, String)> {
+    let mut fds = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let fd: i32 = entry.file_name().to_str().unwrap().parse().unwrap();
+        let target = std::fs::read_link(entry.path())
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        fds.push((fd, target));
+    }
+    fds
+}
+
+#[crew::task]
+fn write_garbage(_: ()) -> u32 {
+    // The worker's IPC socket is descriptor 3: corrupt the stream the parent reads.
+    // SAFETY: fd 3 is open for the worker's whole life; ManuallyDrop keeps us from closing it.
+    let mut socket = std::mem::ManuallyDrop::new(unsafe {
+        <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(3)
+    });
+    socket.write_all(&[0xff; 64]).unwrap();
+    socket.flush().unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    0
+}
+
+static INITIALIZED: AtomicUsize = AtomicUsize::new(0);
+
+#[crew::task]
+fn init_worker(value: usize) {
+    INITIALIZED.store(value, Ordering::SeqCst);
+}
+
+#[crew::task]
+fn initialized(_: ()) -> usize {
+    INITIALIZED.load(Ordering::SeqCst)
+}
+
+#[crew::task]
+fn failing_init(_: ()) {
+    panic!("cannot connect to the database");
+}
+
+fn not_registered(x: u64) -> u64 {
+    x
+}
+
+const NUMBERS: [(u64, u64); 4] = [
+    (1963309, 2265973),
+    (2030677, 3814172),
+    (1551645, 2229620),
+    (2039045, 2020802),
+];
+
+fn submit_map_and_friends() {
+    let pool = ProcessPool::new(2);
+    assert_eq!(pool.submit(square, 7).unwrap().result().unwrap(), 49);
+    let serial: Vec<u64> = NUMBERS.iter().copied().map(gcd).collect();
+    let parallel: Vec<u64> = pool.map(gcd, NUMBERS).map(Result::unwrap).collect();
+    assert_eq!(parallel, serial);
+    let chunked: u64 = pool
+        .map_with(square, 0..10_000, MapOptions::new().chunksize(500))
+        .map(Result::unwrap)
+        .sum();
+    assert_eq!(chunked, (0..10_000u64).map(|x| x * x).sum());
+    let mut unordered: Vec<u64> = pool
+        .imap_unordered(square, 0..100, 7)
+        .map(Result::unwrap)
+        .collect();
+    unordered.sort_unstable();
+    assert_eq!(unordered, (0..100).map(|x| x * x).collect::<Vec<_>>());
+
+    let handles: Vec<_> = (0..20).map(|i| pool.submit(square, i).unwrap()).collect();
+    let mut seen: Vec<u64> = as_completed(handles, None)
+        .map(|h| h.unwrap().result().unwrap())
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..20).map(|x| x * x).collect::<Vec<_>>());
+
+    let handles: Vec<_> = (0..5).map(|i| pool.submit(square, i).unwrap()).collect();
+    let (done, not_done) = wait(handles, ReturnWhen::AllCompleted, None);
+    assert_eq!((done.len(), not_done.len()), (5, 0));
+
+    let called = Arc::new(AtomicUsize::new(0));
+    let counter = called.clone();
+    let handle = pool
+        .apply_async(
+            square,
+            3,
+            move |v| {
+                counter.fetch_add(*v as usize, Ordering::SeqCst);
+            },
+            |_| {},
+        )
+        .unwrap();
+    assert_eq!(handle.result().unwrap(), 9);
+    assert_eq!(called.load(Ordering::SeqCst), 9);
+
+    let awaited = futures::executor::block_on(pool.submit(square, 12).unwrap()).unwrap();
+    assert_eq!(awaited, 144);
+    assert!(pool.worker_pids().len() <= 2);
+    drop(pool);
+    assert_no_children();
+}
+
+fn thread_pool_accepts_tasks_too() {
+    let pool = crew::ThreadPool::new(2);
+    let results: Vec<u64> = pool.map(gcd, NUMBERS).map(Result::unwrap).collect();
+    assert_eq!(results, NUMBERS.map(gcd));
+}
+
+fn unregistered_function_is_unsupported() {
+    let pool = ProcessPool::new(1);
+    let error = pool.submit(not_registered, 1).unwrap_err();
+    assert!(matches!(&error, SubmitError::Unsupported { message } if message.contains("#[crew::task]")));
+    assert!(crew::process::spawn(not_registered, 1).is_err());
+}
+
+fn panic_keeps_the_worker() {
+    let pool = ProcessPool::new(1);
+    let before = pool.submit(pid, ()).unwrap().result().unwrap();
+    let error = pool.submit(boom, "bad input".to_owned()).unwrap().result().unwrap_err();
+    assert_eq!(
+        error,
+        TaskError::Panicked {
+            message: "bad input".to_owned()
+        }
+    );
+    assert_eq!(pool.submit(pid, ()).unwrap().result().unwrap(), before);
+}
+
+fn dying_workers_fail_only_their_task() {
+    let pool = ProcessPool::new(2);
+    for (how, expected) in [
+        ("abort", WorkerExit::Signal(libc::SIGABRT)),
+        ("exit3", WorkerExit::Code(3)),
+        ("segv", WorkerExit::Signal(libc::SIGSEGV)),
+        ("kill", WorkerExit::Signal(libc::SIGKILL)),
+    ] {
+        let others: Vec<_> = (0..20).map(|i| pool.submit(square, i).unwrap()).collect();
+        let dying = pool.submit(die, how.to_owned()).unwrap();
+        let more: Vec<_> = (20..40).map(|i| pool.submit(square, i).unwrap()).collect();
+        match dying.result() {
+            Err(TaskError::WorkerDied { exit, pid }) => {
+                assert_eq!(exit, expected, "{how}");
+                assert!(pid > 0);
+            }
+            other => panic!("{how}: expected WorkerDied, got {other:?}"),
+        }
+        for (i, handle) in others.into_iter().chain(more).enumerate() {
+            assert_eq!(handle.result(), Ok((i * i) as u64), "{how} task {i}");
+        }
+    }
+    assert_eq!(pool.submit(square, 5).unwrap().result().unwrap(), 25);
+    drop(pool);
+    assert_no_children();
+}
+
+fn timeout_kills_and_replaces() {
+    let pool = ProcessPool::new(1);
+    let first = pool.submit(pid, ()).unwrap().result().unwrap();
+    let hung = pool
+        .submit_timeout(sleep_ms, 60_000, Duration::from_millis(200))
+        .unwrap();
+    let after = pool.submit(square, 9).unwrap();
+    assert_eq!(hung.result(), Err(TaskError::TimedOut));
+    assert_eq!(after.result().unwrap(), 81);
+    let second = pool.submit(pid, ()).unwrap().result().unwrap();
+    assert_ne!(first, second, "the hung worker was replaced");
+    assert!(is_dead(first));
+    drop(pool);
+
+    let pool = ProcessPool::builder()
+        .max_workers(2)
+        .task_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let fast = pool.submit(sleep_ms, 1).unwrap();
+    let slow = pool.submit(sleep_ms, 60_000).unwrap();
+    assert_eq!(fast.result().unwrap(), 1);
+    assert_eq!(slow.result(), Err(TaskError::TimedOut));
+    drop(pool);
+    assert_no_children();
+}
+
+fn memory_limit_kills_the_hog() {
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .memory_limit(256 << 20)
+        .build()
+        .unwrap();
+    assert_eq!(pool.submit(allocate_mb, 8).unwrap().result().unwrap(), (8 << 20) + 1);
+    match pool.submit(allocate_mb, 1024).unwrap().result() {
+        Err(TaskError::WorkerDied { exit, .. }) => {
+            assert_eq!(exit, WorkerExit::Signal(libc::SIGABRT), "allocation failure aborts")
+        }
+        other => panic!("expected WorkerDied, got {other:?}"),
+    }
+    assert_eq!(pool.submit(square, 4).unwrap().result().unwrap(), 16);
+}
+
+fn random_kills_lose_nothing_else() {
+    let pool = Arc::new(ProcessPool::new(2));
+    let stop = Arc::new(AtomicBool::new(false));
+    let kills = Arc::new(AtomicUsize::new(0));
+    let killer = {
+        let (pool, stop, kills) = (pool.clone(), stop.clone(), kills.clone());
+        std::thread::spawn(move || {
+            let mut seed = 0x9e37_79b9_u32;
+            while !stop.load(Ordering::SeqCst) {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                std::thread::sleep(Duration::from_millis(2 + u64::from(seed % 8)));
+                let pids = pool.worker_pids();
+                if let Some(&victim) = pids.get(seed as usize % pids.len().max(1)) {
+                    if nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(victim as i32),
+                        nix::sys::signal::Signal::SIGKILL,
+                    )
+                    .is_ok()
+                    {
+                        kills.fetch_add(1, Ordering::SeqCst);
+                        // SIGKILL is asynchronous: let it land before the next round (and
+                        // before the final check below).
+                        eventually("victim dead", || is_dead(victim));
+                    }
+                }
+            }
+        })
+    };
+    let handles: Vec<_> = (0..1000u64)
+        .map(|i| pool.submit(sleep_square, i).unwrap())
+        .collect();
+    let mut died = 0;
+    for (i, handle) in handles.into_iter().enumerate() {
+        match handle.result() {
+            Ok(value) => assert_eq!(value, (i * i) as u64),
+            Err(TaskError::WorkerDied { exit, .. }) => {
+                assert_eq!(exit, WorkerExit::Signal(libc::SIGKILL));
+                died += 1;
+            }
+            Err(other) => panic!("task {i}: unexpected {other}"),
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    killer.join().unwrap();
+    let kills = kills.load(Ordering::SeqCst);
+    assert!(died <= kills, "{died} tasks failed but only {kills} kills");
+    println!("    {kills} kills, {died} tasks lost, {} completed", 1000 - died);
+    let results: Vec<u64> = pool.map(square, 0..50).map(Result::unwrap).collect();
+    assert_eq!(results, (0..50).map(|x| x * x).collect::<Vec<_>>());
+    drop(pool);
+    assert_no_children();
+}
+
+#[crew::task]
+fn sleep_square(x: u64) -> u64 {
+    std::thread::sleep(Duration::from_micros(300));
+    x * x
+}
+
+fn max_tasks_per_child_recycles() {
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .max_tasks_per_child(3)
+        .build()
+        .unwrap();
+    let pids: Vec<u32> = (0..9).map(|_| pool.submit(pid, ()).unwrap().result().unwrap()).collect();
+    let distinct: HashSet<u32> = pids.iter().copied().collect();
+    assert_eq!(distinct.len(), 3, "{pids:?}");
+    assert_eq!(pids[0], pids[2]);
+    assert_ne!(pids[2], pids[3]);
+    drop(pool);
+    assert_no_children();
+}
+
+fn initializer_runs_in_each_worker() {
+    let pool = ProcessPool::builder()
+        .max_workers(2)
+        .initializer(init_worker, 42)
+        .max_tasks_per_child(2)
+        .build()
+        .unwrap();
+    for _ in 0..6 {
+        assert_eq!(pool.submit(initialized, ()).unwrap().result().unwrap(), 42);
+    }
+    let broken = ProcessPool::builder()
+        .max_workers(1)
+        .initializer(failing_init, ())
+        .build()
+        .unwrap();
+    let error = broken.submit(square, 2).unwrap().result().unwrap_err();
+    assert!(
+        matches!(&error, TaskError::InitializerFailed { message } if message.contains("database")),
+        "{error:?}"
+    );
+    eventually("submit reports Broken", || {
+        matches!(broken.submit(square, 2), Err(SubmitError::Broken { .. }))
+    });
+    assert!(ProcessPool::builder()
+        .initializer(|_: ()| {}, ())
+        .build()
+        .is_err());
+}
+
+fn shutdown_drains_or_cancels() {
+    let pool = ProcessPool::new(1);
+    let handles: Vec<_> = (0..5).map(|_| pool.submit(sleep_ms, 50).unwrap()).collect();
+    pool.shutdown(true, false);
+    for handle in handles {
+        assert_eq!(handle.result().unwrap(), 50);
+    }
+    assert_eq!(pool.submit(square, 1).unwrap_err(), SubmitError::Shutdown);
+    assert_no_children();
+
+    let pool = ProcessPool::new(1);
+    let first = pool.submit(sleep_ms, 300).unwrap();
+    eventually("first task running", || first.running());
+    let queued: Vec<_> = (0..5).map(|_| pool.submit(sleep_ms, 300).unwrap()).collect();
+    pool.shutdown(true, true);
+    assert_eq!(first.result().unwrap(), 300);
+    for handle in queued {
+        assert_eq!(handle.result(), Err(TaskError::Cancelled));
+    }
+    assert_no_children();
+
+    let pool = ProcessPool::new(1);
+    let first = pool.submit(sleep_ms, 200).unwrap();
+    let second = pool.submit(sleep_ms, 200).unwrap();
+    assert!(second.cancel());
+    assert_eq!(first.result().unwrap(), 200);
+    assert_eq!(second.result(), Err(TaskError::Cancelled));
+}
+
+fn large_payloads() {
+    let pool = ProcessPool::new(1);
+    let mut data = vec![7u8; 100 << 20];
+    for i in (0..data.len()).step_by(4093) {
+        data[i] = (i % 251) as u8;
+    }
+    let back = pool.submit(echo_bytes, Bytes(data.clone())).unwrap().result().unwrap();
+    assert!(back.0 == data, "100 MB came back intact");
+}
+
+fn malformed_frame_fails_that_task_only() {
+    let pool = ProcessPool::new(1);
+    let error = pool.submit(write_garbage, ()).unwrap().result().unwrap_err();
+    assert!(
+        matches!(&error, TaskError::Transport { message } if message.contains("malformed")),
+        "{error:?}"
+    );
+    assert_eq!(pool.submit(square, 3).unwrap().result().unwrap(), 9);
+    drop(pool);
+    assert_no_children();
+}
+
+fn no_inherited_descriptors() {
+    // A descriptor without CLOEXEC in the parent: fork+exec would leak it without crew's care.
+    let file = tempfile::tempfile().unwrap();
+    let leaky = nix::unistd::dup(file.as_raw_fd()).unwrap();
+    let pool = ProcessPool::new(1);
+    let fds = pool.submit(open_fds, ()).unwrap().result().unwrap();
+    nix::unistd::close(leaky).unwrap();
+    for (fd, target) in &fds {
+        if *fd > 2 {
+            assert!(
+                target.starts_with("socket:") || target.contains("/fd"),
+                "worker inherited fd {fd} -> {target}: {fds:?}"
+            );
+        }
+    }
+    assert!(fds.iter().any(|(fd, _)| *fd == 3), "IPC socket is fd 3");
+}
+
+fn workers_die_with_their_parent() {
+    // A helper copy of this test binary plays the parent: it starts a pool, prints its worker
+    // pids, and waits forever with tasks running; we SIGKILL it.
+    let mut helper = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("CREW_TEST_ROLE", "parent")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(helper.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let pids: Vec<u32> = line.split_whitespace().map(|p| p.parse().unwrap()).collect();
+    assert_eq!(pids.len(), 2, "helper said {line:?}");
+    helper.kill().unwrap();
+    helper.wait().unwrap();
+    eventually("orphaned workers exit", || pids.iter().all(|&pid| is_dead(pid)));
+    assert!(children().is_empty());
+}
+
+fn helper_parent() -> ! {
+    let pool = ProcessPool::new(2);
+    let busy: Vec<_> = (0..2).map(|_| pool.submit(sleep_ms, 600_000).unwrap()).collect();
+    eventually("helper workers started", || pool.worker_pids().len() == 2);
+    let pids = pool.worker_pids();
+    println!("{} {}", pids[0], pids[1]);
+    std::io::stdout().flush().unwrap();
+    drop(busy);
+    loop {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
+fn main() {
+    crew::init();
+    if std::env::var_os("CREW_TEST_ROLE").is_some() {
+        helper_parent();
+    }
+    process_common::run(&[
+        ("submit_map_and_friends", submit_map_and_friends),
+        ("thread_pool_accepts_tasks_too", thread_pool_accepts_tasks_too),
+        ("unregistered_function_is_unsupported", unregistered_function_is_unsupported),
+        ("panic_keeps_the_worker", panic_keeps_the_worker),
+        ("dying_workers_fail_only_their_task", dying_workers_fail_only_their_task),
+        ("timeout_kills_and_replaces", timeout_kills_and_replaces),
+        ("memory_limit_kills_the_hog", memory_limit_kills_the_hog),
+        ("random_kills_lose_nothing_else", random_kills_lose_nothing_else),
+        ("max_tasks_per_child_recycles", max_tasks_per_child_recycles),
+        ("initializer_runs_in_each_worker", initializer_runs_in_each_worker),
+        ("shutdown_drains_or_cancels", shutdown_drains_or_cancels),
+        ("large_payloads", large_payloads),
+        ("malformed_frame_fails_that_task_only", malformed_frame_fails_that_task_only),
+        ("no_inherited_descriptors", no_inherited_descriptors),
+        ("workers_die_with_their_parent", workers_die_with_their_parent),
+    ]);
+}
