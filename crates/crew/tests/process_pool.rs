@@ -342,6 +342,21 @@ fn sleep_square(x: u64) -> u64 {
     x * x
 }
 
+fn idle_worker_killed_is_replaced_quietly() {
+    let pool = ProcessPool::new(1);
+    for _ in 0..3 {
+        let victim = pool.submit(pid, ()).unwrap().result().unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(victim as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        eventually("victim dead", || is_dead(victim));
+        let next = pool.submit(pid, ()).unwrap().result().unwrap();
+        assert_ne!(next, victim);
+    }
+}
+
 fn max_tasks_per_child_recycles() {
     let pool = ProcessPool::builder()
         .max_workers(1)
@@ -504,6 +519,7 @@ fn main() {
         ("timeout_kills_and_replaces", timeout_kills_and_replaces),
         ("memory_limit_kills_the_hog", memory_limit_kills_the_hog),
         ("random_kills_lose_nothing_else", random_kills_lose_nothing_else),
+        ("idle_worker_killed_is_replaced_quietly", idle_worker_killed_is_replaced_quietly),
         ("max_tasks_per_child_recycles", max_tasks_per_child_recycles),
         ("initializer_runs_in_each_worker", initializer_runs_in_each_worker),
         ("shutdown_drains_or_cancels", shutdown_drains_or_cancels),

@@ -181,7 +181,7 @@ impl Child {
     /// The error of a call whose worker broke with `error`; the worker is killed and reaped.
     pub(crate) fn failure(&mut self, error: &ReadError) -> TaskError {
         match error {
-            ReadError::Broken(message) if message.contains("malformed") => {
+            ReadError::Malformed(message) => {
                 self.kill_and_reap();
                 TaskError::Transport {
                     message: format!("worker {} sent {message}; it was replaced", self.pid),
@@ -211,7 +211,7 @@ fn describe(error: &ReadError) -> String {
     match error {
         ReadError::Eof => "it closed its socket".to_owned(),
         ReadError::Timeout => "it did not answer in time".to_owned(),
-        ReadError::Broken(message) => message.clone(),
+        ReadError::Broken(message) | ReadError::Malformed(message) => message.clone(),
     }
 }
 

@@ -389,7 +389,7 @@ impl Slot {
                         done.job.reply.finish(result);
                     }
                     other => {
-                        let error = ReadError::Broken(format!(
+                        let error = ReadError::Malformed(format!(
                             "malformed frame: unexpected {other:?} while waiting for a reply"
                         ));
                         let failure = worker.failure(&error);

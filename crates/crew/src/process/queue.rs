@@ -485,7 +485,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             .map_err(|error| match error {
                 ReadError::Eof => broken("end of stream".to_owned()),
                 ReadError::Timeout => broken("timed out".to_owned()),
-                ReadError::Broken(message) => broken(message),
+                ReadError::Broken(message) | ReadError::Malformed(message) => broken(message),
             })?;
         connections.lock().push(connection);
         match frame.header {

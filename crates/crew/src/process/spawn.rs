@@ -84,11 +84,13 @@ pub fn spawn<A: Message, R: Message>(f: fn(A) -> R, arg: A) -> io::Result<Proces
                         message: format!("unexpected {other:?} from the child"),
                     }),
                 },
-                Err(ReadError::Eof | ReadError::Timeout) => Err(TaskError::WorkerDied {
-                    pid,
-                    exit: WorkerExit::Unknown,
-                }),
-                Err(ReadError::Broken(message)) => Err(TaskError::Transport { message }),
+                Err(ReadError::Eof | ReadError::Timeout | ReadError::Broken(_)) => {
+                    Err(TaskError::WorkerDied {
+                        pid,
+                        exit: WorkerExit::Unknown,
+                    })
+                }
+                Err(ReadError::Malformed(message)) => Err(TaskError::Transport { message }),
             };
             // Let the child exit (end of stream), wait for it without reaping, then reap under
             // the lock so that kill() never signals a recycled pid.

@@ -84,7 +84,7 @@ fn serve() -> i32 {
         let frame = match reader.read::<_, ToWorker>(&mut reader_stream, None) {
             Ok(frame) => frame,
             Err(ReadError::Eof) => return 0,
-            Err(ReadError::Broken(message)) => {
+            Err(ReadError::Broken(message) | ReadError::Malformed(message)) => {
                 eprintln!("crew worker {}: {message}", std::process::id());
                 return 3;
             }
@@ -145,18 +145,12 @@ fn start_watchdog(stream: &UnixStream) {
             loop {
                 let mut fds = [PollFd::new(watched.as_fd(), PollFlags::from_bits_retain(libc::POLLRDHUP))];
                 match poll(&mut fds, PollTimeout::NONE) {
+                    // Only RDHUP is asked for (HUP/ERR always come): the parent is gone or
+                    // closed us, and nobody wants our results.
                     Ok(n) if n > 0 => {
-                        let hung_up = fds[0].revents().is_some_and(|r| {
-                            r.intersects(
-                                PollFlags::from_bits_retain(libc::POLLRDHUP) | PollFlags::POLLHUP | PollFlags::POLLERR,
-                            )
-                        });
-                        if hung_up {
-                            // The parent is gone (or closed us): nobody wants our results.
-                            // SAFETY: _exit ends the process at once without running atexit
-                            // handlers or touching locks another thread may hold.
-                            unsafe { libc::_exit(0) };
-                        }
+                        // SAFETY: _exit ends the process at once without running atexit
+                        // handlers or touching locks another thread may hold.
+                        unsafe { libc::_exit(0) };
                     }
                     Err(nix::errno::Errno::EINTR) | Ok(_) => {}
                     Err(_) => return,
