@@ -106,7 +106,10 @@ fn join_timeout_terminate_kill() {
     assert_eq!(p.exit_status(), Some(WorkerExit::Signal(libc::SIGTERM)));
     assert!(matches!(
         p.join(),
-        Err(TaskError::WorkerDied { exit: WorkerExit::Signal(15), .. })
+        Err(TaskError::WorkerDied {
+            exit: WorkerExit::Signal(15),
+            ..
+        })
     ));
 
     let p = spawn(nap, 60_000).unwrap();
@@ -144,14 +147,19 @@ fn seed_004_writer_and_reader() {
     pr.terminate();
     assert!(matches!(
         pr.join(),
-        Err(TaskError::WorkerDied { exit: WorkerExit::Signal(15), .. })
+        Err(TaskError::WorkerDied {
+            exit: WorkerExit::Signal(15),
+            ..
+        })
     ));
     assert_no_children();
 }
 
 fn queue_many_producers_close_and_drain() {
     let q: Queue<u64> = Queue::bounded(16).unwrap();
-    let producers: Vec<_> = (0..3).map(|_| spawn(produce, (q.clone(), 500)).unwrap()).collect();
+    let producers: Vec<_> = (0..3)
+        .map(|_| spawn(produce, (q.clone(), 500)).unwrap())
+        .collect();
     let consumer = spawn(drain, q.clone()).unwrap();
     for p in producers {
         p.join().unwrap();
@@ -169,7 +177,10 @@ fn queue_many_producers_close_and_drain() {
 
 fn queue_timeouts_locally() {
     let q: Queue<u64> = Queue::bounded(1).unwrap();
-    assert_eq!(q.get_timeout(Duration::from_millis(20)), Err(QueueError::Timeout));
+    assert_eq!(
+        q.get_timeout(Duration::from_millis(20)),
+        Err(QueueError::Timeout)
+    );
     q.put(1).unwrap();
     let refused = q.put_timeout(2, Duration::from_millis(20)).unwrap_err();
     assert_eq!((refused.error, refused.item), (QueueError::Timeout, 2));
@@ -200,7 +211,10 @@ fn main() {
         ("spawn_join_and_status", spawn_join_and_status),
         ("join_timeout_terminate_kill", join_timeout_terminate_kill),
         ("seed_004_writer_and_reader", seed_004_writer_and_reader),
-        ("queue_many_producers_close_and_drain", queue_many_producers_close_and_drain),
+        (
+            "queue_many_producers_close_and_drain",
+            queue_many_producers_close_and_drain,
+        ),
         ("queue_timeouts_locally", queue_timeouts_locally),
         ("pipe_round_trips", pipe_round_trips),
     ]);

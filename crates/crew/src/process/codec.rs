@@ -248,7 +248,10 @@ pub(crate) fn wait_readable<F: AsFd>(fd: &F, deadline: Instant) -> Result<bool, 
         }
         let millis = (deadline - now).as_millis().clamp(1, i32::MAX as u128) as i32;
         let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)) {
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX),
+        ) {
             Ok(0) => continue,
             Ok(_) => return Ok(true),
             Err(nix::errno::Errno::EINTR) => continue,
@@ -262,6 +265,9 @@ pub(crate) fn peer_hung_up<F: AsFd + AsRawFd>(fd: &F) -> bool {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     // Only RDHUP is asked for, and HUP/ERR are always reported: any event means the peer is
     // gone. (nix cannot name RDHUP in `revents`, so the count is what we look at.)
-    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::from_bits_retain(libc::POLLRDHUP))];
+    let mut fds = [PollFd::new(
+        fd.as_fd(),
+        PollFlags::from_bits_retain(libc::POLLRDHUP),
+    )];
     matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
 }

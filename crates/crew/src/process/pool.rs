@@ -136,7 +136,10 @@ impl ProcessPoolBuilder {
     /// If `n` is 0.
     #[track_caller]
     pub fn max_tasks_per_child(mut self, n: usize) -> Self {
-        assert!(n > 0, "ProcessPoolBuilder::max_tasks_per_child must be at least 1");
+        assert!(
+            n > 0,
+            "ProcessPoolBuilder::max_tasks_per_child must be at least 1"
+        );
         self.max_tasks_per_child = Some(n);
         self
     }
@@ -379,7 +382,9 @@ impl Slot {
             first = false;
             match worker.read(deadline) {
                 Ok(frame) => match frame.header {
-                    ToParent::Done { id, outcome } if Some(id) == self.in_flight.front().map(|f| f.id) => {
+                    ToParent::Done { id, outcome }
+                        if Some(id) == self.in_flight.front().map(|f| f.id) =>
+                    {
                         let done = self.in_flight.pop_front().expect("checked above");
                         let result = match outcome {
                             Outcome::Ok => Ok(frame.payload),

@@ -76,7 +76,11 @@ pub(crate) enum ToWorker {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ToParent {
     /// The worker's first frame.
-    Hello { protocol: u32, build_id: u64, pid: u32 },
+    Hello {
+        protocol: u32,
+        build_id: u64,
+        pid: u32,
+    },
     /// The call `id` finished; with `Outcome::Ok` the payload is the encoded result.
     Done { id: u64, outcome: Outcome },
     /// The initializer finished.

@@ -118,7 +118,7 @@ impl State {
             if items.closed {
                 return Err(QueueError::Closed);
             }
-            if self.bound.is_none_or(|bound| items.items.len() < bound) {
+            if self.bound.map_or(true, |bound| items.items.len() < bound) {
                 items.items.push_back(item);
                 drop(items);
                 self.not_empty.notify_one();
@@ -157,10 +157,8 @@ impl Drop for Broker {
     fn drop(&mut self) {
         self.state.stopped.store(true, Ordering::SeqCst);
         // Wakes the accept() of the listener thread.
-        let _ = nix::sys::socket::shutdown(
-            self.listener.as_raw_fd(),
-            nix::sys::socket::Shutdown::Both,
-        );
+        let _ =
+            nix::sys::socket::shutdown(self.listener.as_raw_fd(), nix::sys::socket::Shutdown::Both);
     }
 }
 
@@ -193,12 +191,8 @@ enum WireError {
 }
 
 enum Inner {
-    Local {
-        broker: Arc<Broker>,
-    },
-    Remote {
-        connections: Mutex<Vec<Connection>>,
-    },
+    Local { broker: Arc<Broker> },
+    Remote { connections: Mutex<Vec<Connection>> },
 }
 
 struct Connection {
@@ -494,9 +488,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             Response::Len(n) => codec::encode(&n).map_err(|message| QueueError::Codec { message }),
             Response::Error(WireError::Timeout) => Err(QueueError::Timeout),
             Response::Error(WireError::Closed) => Err(QueueError::Closed),
-            Response::Error(WireError::Other(message)) => {
-                Err(QueueError::Disconnected { message })
-            }
+            Response::Error(WireError::Other(message)) => Err(QueueError::Disconnected { message }),
         }
     }
 }

@@ -143,7 +143,10 @@ fn start_watchdog(stream: &UnixStream) {
         .spawn(move || {
             use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
             loop {
-                let mut fds = [PollFd::new(watched.as_fd(), PollFlags::from_bits_retain(libc::POLLRDHUP))];
+                let mut fds = [PollFd::new(
+                    watched.as_fd(),
+                    PollFlags::from_bits_retain(libc::POLLRDHUP),
+                )];
                 match poll(&mut fds, PollTimeout::NONE) {
                     // Only RDHUP is asked for (HUP/ERR always come): the parent is gone or
                     // closed us, and nobody wants our results.

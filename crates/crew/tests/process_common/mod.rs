@@ -56,7 +56,11 @@ pub fn children() -> Vec<(u32, bool)> {
         return found;
     };
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         if let Some((ppid, state)) = stat(pid) {
@@ -80,7 +84,7 @@ pub fn stat(pid: u32) -> Option<(u32, char)> {
 
 /// Whether `pid` is gone or a zombie (dead, waiting for a reaper that is not us).
 pub fn is_dead(pid: u32) -> bool {
-    stat(pid).is_none_or(|(_, state)| state == 'Z' || state == 'X')
+    stat(pid).map_or(true, |(_, state)| state == 'Z' || state == 'X')
 }
 
 /// Waits (up to a generous bound) until `condition` holds.
