@@ -46,7 +46,7 @@ pub use thread_pool::{ThreadPool, ThreadPoolBuilder};
 pub use process::{init, ProcessPool, ProcessPoolBuilder};
 
 /// Registers a function as a task that worker processes can run by name; see
-/// [`process`](crate::process).
+/// [`process`].
 ///
 /// ```no_run
 /// #[crew::task]

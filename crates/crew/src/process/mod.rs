@@ -1,4 +1,4 @@
-//! Processes: a [`ProcessPool`](crate::ProcessPool) with the thread pool's API, one-off child
+//! Processes: a [`ProcessPool`] with the thread pool's API, one-off child
 //! processes ([`spawn`]) and inter-process [`Queue`]s and [`pipe`]s (Python's `multiprocessing`
 //! and `ProcessPoolExecutor`).
 //!

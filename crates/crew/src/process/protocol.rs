@@ -17,8 +17,8 @@
 //! runs a watchdog thread that exits the process as soon as its socket's peer hangs up, so a
 //! worker never outlives its parent even in the middle of a long task.
 //!
-//! **Frames.** Both directions carry length-prefixed frames ([`codec`](super::codec)): a small
-//! postcard header ([`ToWorker`], [`ToParent`]) and an opaque payload (an encoded argument or
+//! **Frames.** Both directions carry length-prefixed frames (the codec module): a small
+//! postcard header (`ToWorker`, `ToParent`) and an opaque payload (an encoded argument or
 //! result), so a 100 MB argument is copied, never re-encoded.
 //!
 //! **Handshake.** The worker speaks first: `Hello { protocol, build_id, pid }`. The parent checks
