@@ -11,6 +11,8 @@ struct State {
     /// Bumped by every `set()`, so a waiter that slept through a `set(); clear()` pair still
     /// wakes, as Python's `Event.wait` does.
     generation: u64,
+    /// Threads blocked in a wait (for `Debug` and the loom models).
+    waiting: usize,
     wakers: WakerSet,
 }
 
@@ -55,6 +57,7 @@ impl Event {
             state: Mutex::new(State {
                 set: false,
                 generation: 0,
+                waiting: 0,
                 wakers: WakerSet::new(),
             }),
             changed: Condvar::new(),
@@ -92,8 +95,16 @@ impl Event {
         let mut state = self.state.lock();
         let generation = state.generation;
         while !state.set && state.generation == generation {
+            state.waiting += 1;
             self.changed.wait(&mut state);
+            state.waiting -= 1;
         }
+    }
+
+    /// The number of threads blocked in a wait now.
+    #[cfg(all(test, loom))]
+    pub(crate) fn waiting(&self) -> usize {
+        self.state.lock().waiting
     }
 
     /// Blocks until the flag is set or `timeout` passes; returns whether it was set (Python's
@@ -113,7 +124,10 @@ impl Event {
         let mut state = self.state.lock();
         let generation = state.generation;
         while !state.set && state.generation == generation {
-            if self.changed.wait_until(&mut state, deadline) {
+            state.waiting += 1;
+            let timed_out = self.changed.wait_until(&mut state, deadline);
+            state.waiting -= 1;
+            if timed_out {
                 return state.set || state.generation != generation;
             }
         }
@@ -147,8 +161,10 @@ impl Event {
 
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.state.lock();
         f.debug_struct("Event")
-            .field("is_set", &self.is_set())
+            .field("is_set", &state.set)
+            .field("waiting_threads", &state.waiting)
             .finish()
     }
 }

@@ -30,6 +30,10 @@ fn event_waiter_wakes_even_if_cleared_at_once() {
             let event = event.clone();
             thread::spawn(move || event.wait())
         };
+        // Python's guarantee is for a thread already waiting when `set` runs.
+        while event.waiting() == 0 {
+            thread::yield_now();
+        }
         event.set();
         event.clear();
         waiter.join().unwrap();
