@@ -61,7 +61,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     runtime.block_on(async {
         event.wait_async().await;
-        println!("async task woke up: is_set() returned {}", py(event.is_set()));
+        println!(
+            "async task woke up: is_set() returned {}",
+            py(event.is_set())
+        );
     });
     setter.join().expect("setter thread");
     Ok(())

@@ -121,7 +121,11 @@ fn panics_are_errors_with_the_message() {
     for (n, result) in results.iter().enumerate() {
         match result {
             Ok(value) => assert_eq!(*value as usize, n),
-            Err(PipelineError::Panicked { stage, item, message }) => {
+            Err(PipelineError::Panicked {
+                stage,
+                item,
+                message,
+            }) => {
                 assert_eq!((stage.as_str(), *item), ("explode", 3));
                 assert_eq!(message, "cannot handle 3");
             }
@@ -134,7 +138,13 @@ fn panics_are_errors_with_the_message() {
 #[test]
 fn collected_errors_pass_through_later_stages() {
     let run = Pipeline::from_iter(0..200u32)
-        .stage("odd-only", 3, |n| if n % 2 == 1 { Ok(n) } else { Err(Refused(n)) })
+        .stage("odd-only", 3, |n| {
+            if n % 2 == 1 {
+                Ok(n)
+            } else {
+                Err(Refused(n))
+            }
+        })
         .map("square", 2, |n: u32| n * n)
         .collect_errors()
         .run()
@@ -154,10 +164,7 @@ fn collected_errors_pass_through_later_stages() {
 
 #[test]
 fn source_panic_stops_the_run() {
-    let items = (0..10u32).map(|n| {
-        assert!(n < 5, "input broke at {n}");
-        n
-    });
+    let items = (0..10u32).inspect(|n| assert!(*n < 5, "input broke at {n}"));
     let results: Vec<_> = Pipeline::from_iter(items)
         .map("id", 1, |n| n)
         .run()
@@ -217,7 +224,11 @@ fn dropping_the_run_early_stops_everything() {
     drop(run); // joins the threads of an endless input
     let after_drop = applied.load(Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(20));
-    assert_eq!(applied.load(Ordering::SeqCst), after_drop, "threads still running");
+    assert_eq!(
+        applied.load(Ordering::SeqCst),
+        after_drop,
+        "threads still running"
+    );
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! `Queue::send`/`recv`: one queue between threads and async tasks.
 
+#![cfg(feature = "async")]
+
 use std::time::Duration;
 
 use crew::queue::{GetError, PutError, Queue};

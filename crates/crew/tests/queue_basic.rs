@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crew::queue::{
-    GetError, GetTimeoutError, Order, PutError, PutTimeoutError, Queue, TaskDoneError,
-    TryGetError, TryPutError,
+    GetError, GetTimeoutError, Order, PutError, PutTimeoutError, Queue, TaskDoneError, TryGetError,
+    TryPutError,
 };
 
 #[test]
@@ -19,9 +19,8 @@ fn fifo_lifo_priority_orders() {
         lifo.put(item).unwrap();
         priority.put(item).unwrap();
     }
-    let drain = |queue: &Queue<i32>| -> Vec<i32> {
-        std::iter::from_fn(|| queue.try_get().ok()).collect()
-    };
+    let drain =
+        |queue: &Queue<i32>| -> Vec<i32> { std::iter::from_fn(|| queue.try_get().ok()).collect() };
     assert_eq!(drain(&fifo), [3, 1, 2]);
     assert_eq!(drain(&lifo), [2, 1, 3]);
     assert_eq!(drain(&priority), [1, 2, 3]);
@@ -134,7 +133,9 @@ fn close_releases_blocked_consumers() {
 fn task_done_and_join() {
     let queue = Queue::new();
     assert_eq!(queue.task_done(), Err(TaskDoneError));
-    assert!(TaskDoneError.to_string().contains("more times than items were put"));
+    assert!(TaskDoneError
+        .to_string()
+        .contains("more times than items were put"));
     queue.join(); // nothing unfinished
     for item in 0..10 {
         queue.put(item).unwrap();

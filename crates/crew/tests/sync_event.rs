@@ -44,6 +44,7 @@ fn set_wakes_every_waiting_thread() {
     }
 }
 
+#[cfg(feature = "async")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_waiters_are_woken_by_a_thread() {
     let event = Arc::new(Event::new());
@@ -68,6 +69,7 @@ async fn async_waiters_are_woken_by_a_thread() {
     assert_eq!(sum, 28);
 }
 
+#[cfg(feature = "async")]
 #[tokio::test]
 async fn dropped_async_waiter_is_forgotten() {
     let event = Event::new();

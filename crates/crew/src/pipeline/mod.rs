@@ -39,7 +39,7 @@
 //!   [`unordered`](Pipeline::unordered) yields items as they arrive.
 //! * **Memory stays bounded.** Queues have a small capacity, so a slow stage blocks the stages
 //!   before it (backpressure) instead of letting queues grow. The reorder buffer is bounded
-//!   too: the source takes a permit of a [`Semaphore`](crate::sync::Semaphore) per item
+//!   too: the source takes a permit of a [`Semaphore`] per item
 //!   ([`max_in_flight`](Pipeline::max_in_flight)) and the consumer returns it when the item is
 //!   yielded, so a slow head item cannot let the rest pile up behind it. Items already admitted
 //!   always include the one the consumer waits for, so the window cannot deadlock.
@@ -192,7 +192,10 @@ impl<T: Send + 'static> Pipeline<T> {
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
         F: Fn(T) -> Result<U, E> + Send + Sync + 'static,
     {
-        assert!(workers > 0, "pipeline stage {name:?} needs at least 1 worker");
+        assert!(
+            workers > 0,
+            "pipeline stage {name:?} needs at least 1 worker"
+        );
         let name = name.to_owned();
         let previous = self.start;
         let start: Start<U> = Box::new(move |builder: &mut Builder| {
@@ -355,7 +358,13 @@ fn feed<T>(mut items: impl Iterator<Item = T>, control: &Control, first: &Queue<
             let Some(item) = items.next() else {
                 return;
             };
-            if first.put(Envelope { seq, value: Ok(item) }).is_err() {
+            if first
+                .put(Envelope {
+                    seq,
+                    value: Ok(item),
+                })
+                .is_err()
+            {
                 return;
             }
         }
@@ -402,7 +411,14 @@ impl<T, U> Worker<T, U> {
                     self.control.fail(error);
                     continue;
                 }
-                if self.output.put(Envelope { seq, value: Err(error) }).is_err() {
+                if self
+                    .output
+                    .put(Envelope {
+                        seq,
+                        value: Err(error),
+                    })
+                    .is_err()
+                {
                     break;
                 }
             } else if self.output.put(Envelope { seq, value }).is_err() {

@@ -71,7 +71,10 @@ fn close_fails_a_waiting_producer() {
         };
         queue.close();
         // The waiting put fails with its item back; the queued item is still delivered.
-        assert_eq!(producer.join().unwrap().map_err(PutError::into_inner), Err(2));
+        assert_eq!(
+            producer.join().unwrap().map_err(PutError::into_inner),
+            Err(2)
+        );
         assert_eq!(queue.get(), Ok(1));
         assert_eq!(queue.get(), Err(GetError));
     });
@@ -98,5 +101,49 @@ fn join_waits_for_task_done() {
         assert_eq!(processed.load(crate::loom::Ordering::SeqCst), 2);
         assert_eq!(queue.task_done(), Err(TaskDoneError));
         worker.join().unwrap();
+    });
+}
+
+#[cfg(feature = "async")]
+#[test]
+fn async_recv_is_woken_by_a_thread_put() {
+    loom::model(|| {
+        let queue = Queue::<u32>::new();
+        let producer = {
+            let queue = queue.clone();
+            thread::spawn(move || queue.put(4).unwrap())
+        };
+        assert_eq!(loom::future::block_on(queue.recv()), Ok(4));
+        producer.join().unwrap();
+    });
+}
+
+#[cfg(feature = "async")]
+#[test]
+fn async_send_is_woken_by_a_thread_get() {
+    loom::model(|| {
+        let queue = Queue::<u32>::bounded(1);
+        queue.put(1).unwrap();
+        let consumer = {
+            let queue = queue.clone();
+            thread::spawn(move || queue.get())
+        };
+        assert_eq!(loom::future::block_on(queue.send(2)), Ok(()));
+        assert_eq!(consumer.join().unwrap(), Ok(1));
+        assert_eq!(queue.get(), Ok(2));
+    });
+}
+
+#[cfg(feature = "async")]
+#[test]
+fn async_recv_is_woken_by_close() {
+    loom::model(|| {
+        let queue = Queue::<u32>::new();
+        let closer = {
+            let queue = queue.clone();
+            thread::spawn(move || queue.close())
+        };
+        assert_eq!(loom::future::block_on(queue.recv()), Err(GetError));
+        closer.join().unwrap();
     });
 }

@@ -35,7 +35,7 @@
 //! All state (the items, the capacity, `closed`, the count of unfinished tasks and the async
 //! waiters) sits behind one mutex. Blocking callers sleep on one of three condition variables
 //! (`not_empty`, `not_full`, `all_done`); async callers leave a waker in one of two
-//! [`WakerSet`]s (getters, putters). Every change that can unblock someone signals both kinds:
+//! wait lists (getters, putters). Every change that can unblock someone signals both kinds:
 //! a put wakes one blocked getter *and* one async getter, a get wakes one putter of each kind,
 //! `close` wakes everybody. A woken waiter re-checks the state under the lock, so an extra
 //! wake-up costs a spurious check and never a wrong result. An async waiter that is woken and
@@ -50,11 +50,10 @@ use std::fmt;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-pub use buffer::Order;
 use buffer::Buffer;
+pub use buffer::Order;
 pub use error::{
-    GetError, GetTimeoutError, PutError, PutTimeoutError, TaskDoneError, TryGetError,
-    TryPutError,
+    GetError, GetTimeoutError, PutError, PutTimeoutError, TaskDoneError, TryGetError, TryPutError,
 };
 
 use crate::loom::{Arc, Condvar, Mutex, MutexGuard};
@@ -171,7 +170,10 @@ impl<T: Send + 'static> Queue<T> {
     where
         T: Ord + 'static,
     {
-        Self::with_buffer(Box::new(BinaryHeap::<Reverse<T>>::new()), capacity.map(checked))
+        Self::with_buffer(
+            Box::new(BinaryHeap::<Reverse<T>>::new()),
+            capacity.map(checked),
+        )
     }
 
     fn with_buffer(items: Box<dyn Buffer<T>>, capacity: Option<usize>) -> Self {

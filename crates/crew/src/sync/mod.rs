@@ -45,9 +45,9 @@ mod semaphore;
 pub(crate) mod waker_set;
 
 pub use bounded_semaphore::{BoundedSemaphore, ReleaseError};
+pub use event::Event;
 #[cfg(feature = "async")]
 pub use event::EventWait;
-pub use event::Event;
 pub use semaphore::{Semaphore, SemaphorePermit};
 
 #[cfg(all(test, loom))]
