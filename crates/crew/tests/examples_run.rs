@@ -1,27 +1,67 @@
 //! Runs the seed examples in `crates/crew/examples` and checks what they print.
 //!
-//! `cargo test --all-targets` (the test command) builds the examples before running tests; this
-//! file finds them next to its own executable (`target/<profile>/examples/<name>`). When run
-//! alone (`cargo test --test examples_run`) without the examples built, it says so and skips.
+//! `cargo test --all-targets` compiles examples in test mode only, so this file first builds
+//! them as programs with `cargo build --examples` into the test's own target directory (cargo
+//! holds no lock while tests run; the build is quick when they are fresh), then runs
+//! `target/<profile>/examples/<name>`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
-/// The stdout of example `name`, or `None` if it has not been built.
-fn run(name: &str) -> Option<String> {
+/// `target/<profile>`, from this test's path `target/<profile>/deps/examples_run-<hash>`.
+fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/examples_run-<hash> → target/<profile>/examples/<name>
-    let profile_dir = exe.parent()?.parent()?;
-    let path: PathBuf = profile_dir
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("the test runs from target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Builds every example once per test run.
+fn build_examples() {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let profile_dir = profile_dir();
+        let target_dir = profile_dir.parent().expect("target directory");
+        let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        cargo
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "crew",
+                "--examples",
+                "--target-dir",
+            ])
+            .arg(target_dir);
+        if profile_dir
+            .file_name()
+            .is_some_and(|name| name == "release")
+        {
+            cargo.arg("--release");
+        }
+        let output = cargo
+            .output()
+            .map_err(|error| format!("cannot run cargo: {error}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).into_owned())
+        }
+    });
+    if let Err(error) = built {
+        panic!("building the examples failed:\n{error}");
+    }
+}
+
+/// The stdout of example `name`, which must succeed.
+fn run(name: &str) -> String {
+    build_examples();
+    let path = profile_dir()
         .join("examples")
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    if !path.exists() {
-        eprintln!(
-            "skipping: {} is not built; run `cargo test --all-targets` (or `cargo build --examples`)",
-            path.display()
-        );
-        return None;
-    }
     let output = Command::new(&path)
         .output()
         .unwrap_or_else(|error| panic!("cannot run {}: {error}", path.display()));
@@ -32,7 +72,7 @@ fn run(name: &str) -> Option<String> {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    Some(stdout)
+    stdout
 }
 
 fn lines(stdout: &str) -> Vec<&str> {
@@ -41,9 +81,7 @@ fn lines(stdout: &str) -> Vec<&str> {
 
 #[test]
 fn threads_sayhi() {
-    let Some(out) = run("threads_sayhi") else {
-        return;
-    };
+    let out = run("threads_sayhi");
     assert_eq!(
         lines(&out),
         ["主线程", "egon say hello", "主线程", "egon say hello"]
@@ -52,7 +90,7 @@ fn threads_sayhi() {
 
 #[test]
 fn event() {
-    let Some(out) = run("event") else { return };
+    let out = run("event");
     let lines = lines(&out);
     assert_eq!(lines[0], "wait(timeout=0.1) returned False");
     let set = lines
@@ -74,9 +112,7 @@ fn event() {
 
 #[test]
 fn counter_barrier() {
-    let Some(out) = run("counter_barrier") else {
-        return;
-    };
+    let out = run("counter_barrier");
     let lines = lines(&out);
     assert_eq!(lines.len(), 2);
     // The unlocked count may be anything up to 500000; the locked one is exact.
@@ -91,9 +127,7 @@ fn counter_barrier() {
 
 #[test]
 fn bank_balance() {
-    let Some(out) = run("bank_balance") else {
-        return;
-    };
+    let out = run("bank_balance");
     let lines = lines(&out);
     assert!(lines[0].starts_with("without Lock: "));
     assert_eq!(lines[1], "with Lock: 0");
@@ -101,9 +135,7 @@ fn bank_balance() {
 
 #[test]
 fn thread_local() {
-    let Some(out) = run("thread_local") else {
-        return;
-    };
+    let out = run("thread_local");
     let mut lines = lines(&out);
     lines.sort_unstable();
     assert_eq!(
@@ -114,9 +146,7 @@ fn thread_local() {
 
 #[test]
 fn pipeline_download_resize_upload() {
-    let Some(out) = run("pipeline_download_resize_upload") else {
-        return;
-    };
+    let out = run("pipeline_download_resize_upload");
     let lines = lines(&out);
     assert_eq!(lines[..2], ["1000 items finished", "1000 items finished"]);
     for (line, stage) in lines[2..5].iter().zip(["download", "resize", "upload"]) {
@@ -129,9 +159,7 @@ fn pipeline_download_resize_upload() {
 
 #[test]
 fn gcd_threads() {
-    let Some(out) = run("gcd_threads") else {
-        return;
-    };
+    let out = run("gcd_threads");
     let lines = lines(&out);
     assert!(lines[0].starts_with("Took ") && lines[0].ends_with(" seconds"));
     assert!(lines[1].starts_with("Took ") && lines[1].ends_with(" seconds"));
@@ -140,9 +168,7 @@ fn gcd_threads() {
 
 #[test]
 fn is_prime_threads() {
-    let Some(out) = run("is_prime_threads") else {
-        return;
-    };
+    let out = run("is_prime_threads");
     assert_eq!(
         lines(&out),
         [
@@ -158,9 +184,7 @@ fn is_prime_threads() {
 
 #[test]
 fn as_completed() {
-    let Some(out) = run("as_completed") else {
-        return;
-    };
+    let out = run("as_completed");
     let lines = lines(&out);
     assert_eq!(lines.len(), 11);
     let mut results: Vec<u64> = lines[..10].iter().map(|l| l.parse().unwrap()).collect();
@@ -170,4 +194,13 @@ fn as_completed() {
         (1..=10).map(|n| n * 10_000_000).collect::<Vec<u64>>()
     );
     assert!(lines[10].starts_with("Thread pool execution in "));
+}
+
+#[test]
+fn queue_threads_and_tasks() {
+    let out = run("queue_threads_and_tasks");
+    let lines = lines(&out);
+    assert_eq!(lines[0], "consumed 400 messages, sum 79800");
+    assert!(lines[1].starts_with("highest queue depth "));
+    assert!(lines[1].ends_with(" (capacity 4)"));
 }

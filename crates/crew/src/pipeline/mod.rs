@@ -221,8 +221,9 @@ impl<T: Send + 'static> Pipeline<T> {
                 match thread {
                     Ok(thread) => builder.threads.push(thread),
                     Err(error) => {
-                        // The workers already started must still close the output when done.
-                        live.fetch_sub(workers - index, Ordering::AcqRel);
+                        // The refused closure (and its worker) was dropped and counted itself
+                        // out; count out the workers never started. `run` then aborts.
+                        live.fetch_sub(workers - index - 1, Ordering::AcqRel);
                         return Err(error);
                     }
                 }
