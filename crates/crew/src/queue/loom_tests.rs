@@ -147,3 +147,50 @@ fn async_recv_is_woken_by_close() {
         closer.join().unwrap();
     });
 }
+
+/// A waker that records that it was woken.
+#[cfg(feature = "async")]
+struct Flag(std::sync::atomic::AtomicBool);
+
+#[cfg(feature = "async")]
+impl std::task::Wake for Flag {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A receiver woken for an item and then dropped must hand the wake-up to the next receiver,
+/// whether the put comes before or after the drop.
+#[cfg(feature = "async")]
+#[test]
+fn dropped_woken_receiver_passes_the_wakeup_on() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    loom::model(|| {
+        let queue = Queue::<u32>::new();
+        let flags: Vec<_> = (0..2)
+            .map(|_| std::sync::Arc::new(Flag(std::sync::atomic::AtomicBool::new(false))))
+            .collect();
+        let wakers: Vec<Waker> = flags.iter().map(|flag| Waker::from(flag.clone())).collect();
+        let mut first = Box::pin(queue.recv());
+        let mut second = Box::pin(queue.recv());
+        let pending = |future: &mut std::pin::Pin<Box<RecvFuture<'_, u32>>>, waker: &Waker| {
+            future
+                .as_mut()
+                .poll(&mut Context::from_waker(waker))
+                .is_pending()
+        };
+        assert!(pending(&mut first, &wakers[0]));
+        assert!(pending(&mut second, &wakers[1]));
+        let producer = {
+            let queue = queue.clone();
+            thread::spawn(move || queue.put(1).unwrap())
+        };
+        drop(first);
+        producer.join().unwrap();
+        assert!(flags[1].0.load(std::sync::atomic::Ordering::SeqCst));
+        let polled = second.as_mut().poll(&mut Context::from_waker(&wakers[1]));
+        assert_eq!(polled, Poll::Ready(Ok(1)));
+    });
+}
