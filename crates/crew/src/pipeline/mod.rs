@@ -528,8 +528,9 @@ pub struct StageStats {
 /// [`unordered`](Pipeline::unordered).
 ///
 /// When it ends (or on the error that stops the run) the pipeline's threads have been joined,
-/// so [`stats`](Self::stats) are final. Dropping it early stops the run and joins the threads
-/// (waiting for stage functions already running).
+/// so [`stats`](Self::stats) are final. Dropping it early stops the run and joins the threads:
+/// it waits for stage functions already running and for a pending `next()` of the input
+/// iterator, so an input that can block forever should be made to end (e.g. closed).
 pub struct PipelineRun<T> {
     output: Queue<Envelope<T>>,
     control: Arc<Control>,
