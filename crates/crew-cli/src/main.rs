@@ -7,6 +7,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// The benchmarks compare implementations inside this one process, so they all share this
+/// allocator; mimalloc keeps allocation out of the way of what is measured (glibc's arenas
+/// contend when one thread allocates and another frees, as every pool does).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bench;
 mod perf;
 mod run;

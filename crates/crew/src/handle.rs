@@ -2,7 +2,9 @@
 //!
 //! # Design note: the states of a handle
 //!
-//! A task's shared cell moves through four stages, always under its mutex:
+//! A task's shared cell moves through four stages, kept in an atomic so `done()` and the
+//! worker's `start()` need no lock; every move *into* `Settling` or `Done` is made while holding
+//! the cell's mutex, which is what the condition variable's waiters rely on:
 //!
 //! ```text
 //!   Pending ──start()──▶ Running ──complete()──▶ Settling ──▶ Done
@@ -11,8 +13,9 @@
 //! ```
 //!
 //! * `cancel()` wins only from `Pending`, as in Python: once a worker has called `start()` the
-//!   task runs to the end. Whoever moves the cell to `Settling` owns the result from then on, so
-//!   a cancel racing a start has exactly one winner.
+//!   task runs to the end. `start()` and `cancel()` both compare-and-swap from `Pending`, so a
+//!   cancel racing a start has exactly one winner; whoever moves the cell to `Settling` owns the
+//!   outcome from then on.
 //! * `Settling` exists so that done-callbacks run *outside* the lock with a reference to the
 //!   result: the settler takes the callback list, runs it, and repeats until the list is empty,
 //!   then publishes the result and moves to `Done` in the same critical section. A callback added
@@ -35,30 +38,53 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::error::{panic_message, TaskError};
-use crate::loom::{Arc, Condvar, Mutex, MutexGuard};
+// `std`'s `Arc` even under loom: the cell is unsized behind the handle (see `TaskCell`), which
+// loom's `Arc` does not support, and reference counting is not what the models check.
+use std::sync::Arc;
+
+use crate::loom::{AtomicU8, Condvar, Mutex, MutexGuard, Ordering};
 
 type Callback<T> = Box<dyn FnOnce(&Result<T, TaskError>) + Send>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 enum Stage {
-    Pending,
-    Running,
-    Settling,
-    Done,
+    Pending = 0,
+    Running = 1,
+    Settling = 2,
+    Done = 3,
+}
+
+impl Stage {
+    fn from_u8(value: u8) -> Stage {
+        match value {
+            0 => Stage::Pending,
+            1 => Stage::Running,
+            2 => Stage::Settling,
+            _ => Stage::Done,
+        }
+    }
 }
 
 struct State<T> {
-    stage: Stage,
     cancelled: bool,
     result: Option<Result<T, TaskError>>,
     callbacks: Vec<Callback<T>>,
     waker: Option<Waker>,
 }
 
-struct Shared<T> {
+/// The shared cell of a task. `payload` is whatever the executor wants to keep in the same
+/// allocation (the thread pool keeps the closure there, so a task costs one allocation); the
+/// handle sees it only as `dyn Send + Sync`.
+pub(crate) struct Shared<T, P: ?Sized = ()> {
+    stage: AtomicU8,
     state: Mutex<State<T>>,
     done: Condvar,
+    payload: P,
 }
+
+/// The cell as the handle and the completer see it.
+type TaskCell<T> = Shared<T, dyn Send + Sync>;
 
 /// The handle of a submitted task: wait for its result, poll it, cancel it, attach callbacks, or
 /// `.await` it.
@@ -76,45 +102,108 @@ struct Shared<T> {
 /// ```
 #[must_use = "a dropped handle detaches its task; keep it to get the result"]
 pub struct TaskHandle<T> {
-    shared: Arc<Shared<T>>,
+    shared: Arc<TaskCell<T>>,
 }
 
 /// The executor's side of a task: start it, then complete it exactly once.
 pub(crate) struct Completer<T> {
-    shared: Option<Arc<Shared<T>>>,
+    shared: Option<Arc<TaskCell<T>>>,
 }
 
 /// A new pending task: the handle for the caller, the completer for the executor.
-pub(crate) fn task<T>() -> (TaskHandle<T>, Completer<T>) {
-    let shared = Arc::new(Shared {
+pub(crate) fn task<T: 'static>() -> (TaskHandle<T>, Completer<T>) {
+    let cell: Arc<TaskCell<T>> = task_cell(());
+    (
+        TaskHandle {
+            shared: cell.clone(),
+        },
+        Completer { shared: Some(cell) },
+    )
+}
+
+/// A new pending task whose cell also holds `payload`: the handle for the caller, the typed
+/// cell for the executor. The executor must settle the cell ([`Shared::complete`] after
+/// [`Shared::start`], or [`Shared::abandon`]); nothing does it for it.
+pub(crate) fn task_with<T: 'static, P: Send + Sync + 'static>(
+    payload: P,
+) -> (TaskHandle<T>, Arc<Shared<T, P>>) {
+    let cell = task_cell(payload);
+    (
+        TaskHandle {
+            shared: cell.clone(),
+        },
+        cell,
+    )
+}
+
+fn task_cell<T, P>(payload: P) -> Arc<Shared<T, P>> {
+    Arc::new(Shared {
+        stage: AtomicU8::new(Stage::Pending as u8),
         state: Mutex::new(State {
-            stage: Stage::Pending,
             cancelled: false,
             result: None,
             callbacks: Vec::new(),
             waker: None,
         }),
         done: Condvar::new(),
-    });
-    (
-        TaskHandle {
-            shared: shared.clone(),
-        },
-        Completer {
-            shared: Some(shared),
-        },
-    )
+        payload,
+    })
 }
 
-impl<T> Shared<T> {
+impl<T, P: ?Sized> Shared<T, P> {
+    /// The executor's payload.
+    pub(crate) fn payload(&self) -> &P {
+        &self.payload
+    }
+
+    /// Moves `Pending` to `Running`. Returns `false` when the task was cancelled meanwhile: the
+    /// executor must then not run it.
+    pub(crate) fn start(&self) -> bool {
+        self.advance(Stage::Pending, Stage::Running)
+    }
+
+    fn stage(&self) -> Stage {
+        Stage::from_u8(self.stage.load(Ordering::Acquire))
+    }
+
+    /// Moves `from` to `to` if the cell is at `from`.
+    fn advance(&self, from: Stage, to: Stage) -> bool {
+        self.stage
+            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Publishes the task's outcome and runs its callbacks. Ignored if the task was already
+    /// settled (a cancel won).
+    pub(crate) fn complete(&self, result: Result<T, TaskError>) {
+        let state = self.state.lock();
+        if self.advance(Stage::Running, Stage::Settling)
+            || self.advance(Stage::Pending, Stage::Settling)
+        {
+            self.settle(state, result);
+        }
+    }
+
+    /// Settles a task its executor gives up on: `Cancelled` (and `cancelled()`) if it never
+    /// started, `Shutdown` if it was running. Ignored if already settled.
+    pub(crate) fn abandon(&self) {
+        let mut state = self.state.lock();
+        if self.advance(Stage::Pending, Stage::Settling) {
+            state.cancelled = true;
+            self.settle(state, Err(TaskError::Cancelled));
+        } else if self.advance(Stage::Running, Stage::Settling) {
+            self.settle(state, Err(TaskError::Shutdown));
+        }
+    }
+
     /// Runs callbacks until none are left, then publishes `result`. The caller has moved the
     /// stage to `Settling`.
-    fn settle(&self, result: Result<T, TaskError>) {
+    fn settle<'a>(&'a self, mut state: MutexGuard<'a, State<T>>, result: Result<T, TaskError>) {
+        debug_assert_eq!(self.stage(), Stage::Settling);
         loop {
-            let mut state = self.state.lock();
             if state.callbacks.is_empty() {
                 state.result = Some(result);
-                state.stage = Stage::Done;
+                self.stage.store(Stage::Done as u8, Ordering::Release);
                 let waker = state.waker.take();
                 drop(state);
                 self.done.notify_all();
@@ -128,9 +217,37 @@ impl<T> Shared<T> {
             for callback in callbacks {
                 run_callback(callback, &result);
             }
+            state = self.state.lock();
         }
     }
+
+    /// Waits for `Done` under the lock, after a short spin: tiny tasks often finish within
+    /// microseconds, and a spin is far cheaper than parking and being woken.
+    fn lock_done(&self, deadline: Option<Instant>) -> MutexGuard<'_, State<T>> {
+        #[cfg(not(loom))]
+        for _ in 0..SPIN_LIMIT {
+            if self.stage() == Stage::Done {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        let mut state = self.state.lock();
+        while self.stage() != Stage::Done {
+            match deadline {
+                None => self.done.wait(&mut state),
+                Some(deadline) => {
+                    if self.done.wait_until(&mut state, deadline) {
+                        break;
+                    }
+                }
+            }
+        }
+        state
+    }
 }
+
+#[cfg(not(loom))]
+const SPIN_LIMIT: u32 = 200;
 
 /// A panicking callback must not take the completing worker down: report it and go on, as
 /// Python logs and ignores exceptions raised by done-callbacks.
@@ -144,60 +261,27 @@ fn run_callback<T>(callback: Callback<T>, result: &Result<T, TaskError>) {
 }
 
 impl<T> Completer<T> {
-    /// Moves `Pending` to `Running`. Returns `false` when the task was cancelled meanwhile: the
-    /// executor must then drop it without running it.
+    /// See [`Shared::start`].
     pub(crate) fn start(&self) -> bool {
-        let shared = self
-            .shared
+        self.shared
             .as_ref()
-            .expect("completer used after completion");
-        let mut state = shared.state.lock();
-        if state.stage == Stage::Pending {
-            state.stage = Stage::Running;
-            true
-        } else {
-            false
-        }
+            .expect("completer used after completion")
+            .start()
     }
 
-    /// Publishes the task's outcome and runs its callbacks. A cancelled task ignores it.
+    /// See [`Shared::complete`].
     pub(crate) fn complete(mut self, result: Result<T, TaskError>) {
         if let Some(shared) = self.shared.take() {
-            Self::finish(&shared, result);
-        }
-    }
-
-    fn finish(shared: &Shared<T>, result: Result<T, TaskError>) {
-        let mut state = shared.state.lock();
-        match state.stage {
-            Stage::Pending | Stage::Running => {
-                state.stage = Stage::Settling;
-                drop(state);
-                shared.settle(result);
-            }
-            // Cancelled first: the cancel owns the outcome.
-            Stage::Settling | Stage::Done => {}
+            shared.complete(result);
         }
     }
 }
 
 impl<T> Drop for Completer<T> {
     fn drop(&mut self) {
-        let Some(shared) = self.shared.take() else {
-            return;
-        };
-        let mut state = shared.state.lock();
-        let error = match state.stage {
-            Stage::Pending => {
-                state.cancelled = true;
-                TaskError::Cancelled
-            }
-            Stage::Running => TaskError::Shutdown,
-            Stage::Settling | Stage::Done => return,
-        };
-        state.stage = Stage::Settling;
-        drop(state);
-        shared.settle(Err(error));
+        if let Some(shared) = self.shared.take() {
+            shared.abandon();
+        }
     }
 }
 
@@ -208,10 +292,7 @@ impl<T> TaskHandle<T> {
     /// The task's failure: [`TaskError::Panicked`], [`TaskError::Cancelled`], [`TaskError::Shutdown`]
     /// or, for process and cluster executors, [`TaskError::WorkerDied`] and friends.
     pub fn result(self) -> Result<T, TaskError> {
-        let mut state = self.shared.state.lock();
-        while state.stage != Stage::Done {
-            self.shared.done.wait(&mut state);
-        }
+        let mut state = self.shared.lock_done(None);
         Self::take(&mut state)
     }
 
@@ -247,7 +328,7 @@ impl<T> TaskHandle<T> {
     /// `Err(self)` while the task is not done.
     pub fn try_result(self) -> Result<Result<T, TaskError>, Self> {
         let mut state = self.shared.state.lock();
-        if state.stage == Stage::Done {
+        if self.shared.stage() == Stage::Done {
             let result = Self::take(&mut state);
             drop(state);
             Ok(result)
@@ -259,10 +340,7 @@ impl<T> TaskHandle<T> {
 
     /// Blocks until the task is done (finished, failed or cancelled).
     pub fn wait(&self) {
-        let mut state = self.shared.state.lock();
-        while state.stage != Stage::Done {
-            self.shared.done.wait(&mut state);
-        }
+        drop(self.shared.lock_done(None));
     }
 
     /// Blocks until the task is done or `timeout` passes; returns whether it is done.
@@ -277,29 +355,23 @@ impl<T> TaskHandle<T> {
     }
 
     pub(crate) fn wait_deadline(&self, deadline: Instant) -> bool {
-        let mut state = self.shared.state.lock();
-        while state.stage != Stage::Done {
-            if self.shared.done.wait_until(&mut state, deadline) {
-                return state.stage == Stage::Done;
-            }
-        }
-        true
+        drop(self.shared.lock_done(Some(deadline)));
+        self.done()
     }
 
     /// Whether the task is done: finished, failed or cancelled.
     pub fn done(&self) -> bool {
-        self.shared.state.lock().stage == Stage::Done
+        self.shared.stage() == Stage::Done
     }
 
     /// Whether a worker is running the task right now.
     pub fn running(&self) -> bool {
-        self.shared.state.lock().stage == Stage::Running
+        self.shared.stage() == Stage::Running
     }
 
     /// Whether the task was cancelled (it never ran).
     pub fn cancelled(&self) -> bool {
-        let state = self.shared.state.lock();
-        state.cancelled && state.stage == Stage::Done
+        self.done() && self.shared.state.lock().cancelled
     }
 
     /// Cancels the task if it has not started. Returns `true` if it is now cancelled (also when it
@@ -307,16 +379,14 @@ impl<T> TaskHandle<T> {
     /// interrupted.
     pub fn cancel(&self) -> bool {
         let mut state = self.shared.state.lock();
-        match state.stage {
-            Stage::Pending => {
-                state.stage = Stage::Settling;
-                state.cancelled = true;
-                drop(state);
-                self.shared.settle(Err(TaskError::Cancelled));
-                true
-            }
+        if self.shared.advance(Stage::Pending, Stage::Settling) {
+            state.cancelled = true;
+            self.shared.settle(state, Err(TaskError::Cancelled));
+            return true;
+        }
+        match self.shared.stage() {
             Stage::Done | Stage::Settling => state.cancelled,
-            Stage::Running => false,
+            Stage::Pending | Stage::Running => false,
         }
     }
 
@@ -328,7 +398,7 @@ impl<T> TaskHandle<T> {
         F: FnOnce(&Result<T, TaskError>) + Send + 'static,
     {
         let mut state = self.shared.state.lock();
-        if state.stage != Stage::Done {
+        if self.shared.stage() != Stage::Done {
             state.callbacks.push(Box::new(callback));
             return;
         }
@@ -355,7 +425,7 @@ impl<T> Future for TaskHandle<T> {
     /// If polled again after it returned `Ready`.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.shared.state.lock();
-        if state.stage == Stage::Done {
+        if self.shared.stage() == Stage::Done {
             return Poll::Ready(Self::take(&mut state));
         }
         match &state.waker {
@@ -368,10 +438,8 @@ impl<T> Future for TaskHandle<T> {
 
 impl<T> fmt::Debug for TaskHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.shared.state.lock();
         f.debug_struct("TaskHandle")
-            .field("stage", &state.stage)
-            .field("cancelled", &state.cancelled)
+            .field("stage", &self.shared.stage())
             .finish()
     }
 }

@@ -4,6 +4,7 @@
 //! what is queued and exit when the channel reports disconnection, so there are no stop tokens
 //! to race with late submissions. Idle workers sleep in `recv` and cost no CPU.
 
+use std::cell::UnsafeCell;
 use std::fmt;
 use std::io;
 use std::sync::{Arc, OnceLock};
@@ -14,37 +15,72 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::error::{SubmitError, TaskError};
 use crate::executor::{Executor, Message};
-use crate::handle::{task, Completer, TaskHandle};
+use crate::handle::{task_with, Shared, TaskHandle};
 use crate::thread::run_catching;
 
 /// A queued unit of work: run it, or settle it without running.
-pub(crate) trait Job: Send {
-    fn run(self: Box<Self>);
-    fn abandon(self: Box<Self>, error: TaskError);
+pub(crate) trait Job: Send + Sync {
+    fn run(&self);
+    fn fail(&self, error: TaskError);
+    fn abandon(&self);
 }
 
-struct ClosureJob<F, R> {
-    f: F,
-    completer: Completer<R>,
-}
+/// The closure of a task, kept in the task's own cell so a task costs one allocation.
+/// Taken exactly once, by the worker whose `start()` won.
+struct Closure<F>(UnsafeCell<Option<F>>);
 
-impl<F, R> Job for ClosureJob<F, R>
+// SAFETY: the closure is only moved out (never shared by reference) and only by the one worker
+// whose `start()` moved the task from Pending to Running, which happens at most once per task
+// under the cell's lock; that lock's release/acquire orders the write of `Some(f)` at creation
+// before the take. So it is accessed by one thread at a time and needs only `F: Send`.
+unsafe impl<F: Send> Sync for Closure<F> {}
+
+impl<F, R> Job for Shared<R, Closure<F>>
 where
     F: FnOnce() -> R + Send,
     R: Send,
 {
-    fn run(self: Box<Self>) {
-        let ClosureJob { f, completer } = *self;
-        if completer.start() {
-            completer.complete(run_catching(f));
+    fn run(&self) {
+        if self.start() {
+            // SAFETY: `start()` returned true, which happens once per task, so this thread has
+            // exclusive access to the closure (see `Closure`'s `Sync` impl).
+            let f = unsafe { (*self.payload().0.get()).take() }
+                .expect("a task's closure is taken only by the worker that started it");
+            self.complete(run_catching(f));
         }
     }
 
-    fn abandon(self: Box<Self>, error: TaskError) {
-        if error == TaskError::Cancelled {
-            drop(self); // a dropped completer settles as cancelled
-        } else {
-            self.completer.complete(Err(error));
+    fn fail(&self, error: TaskError) {
+        self.complete(Err(error));
+    }
+
+    fn abandon(&self) {
+        Shared::abandon(self);
+    }
+}
+
+/// A job in the queue. If it is dropped unrun (the queue torn down, pending work cancelled)
+/// its task settles as cancelled, so no handle waits forever.
+struct Queued(Option<Arc<dyn Job>>);
+
+impl Queued {
+    fn run(mut self) {
+        if let Some(job) = self.0.take() {
+            job.run();
+        }
+    }
+
+    fn fail(mut self, error: TaskError) {
+        if let Some(job) = self.0.take() {
+            job.fail(error);
+        }
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        if let Some(job) = self.0.take() {
+            job.abandon();
         }
     }
 }
@@ -199,7 +235,7 @@ impl ThreadPoolBuilder {
     }
 }
 
-fn worker_loop(inner: &Inner, receiver: &Receiver<Box<dyn Job>>, initializer: Option<Initializer>) {
+fn worker_loop(inner: &Inner, receiver: &Receiver<Queued>, initializer: Option<Initializer>) {
     if let Some(init) = initializer {
         if let Err(TaskError::Panicked { message }) = run_catching(|| init()) {
             let _ = inner.broken.set(message);
@@ -208,7 +244,7 @@ fn worker_loop(inner: &Inner, receiver: &Receiver<Box<dyn Job>>, initializer: Op
     while let Ok(job) = receiver.recv() {
         match inner.broken.get() {
             None => job.run(),
-            Some(message) => job.abandon(TaskError::InitializerFailed {
+            Some(message) => job.fail(TaskError::InitializerFailed {
                 message: message.clone(),
             }),
         }
@@ -217,9 +253,9 @@ fn worker_loop(inner: &Inner, receiver: &Receiver<Box<dyn Job>>, initializer: Op
 
 struct Inner {
     /// `None` once shut down; dropping it disconnects the workers after they drain the queue.
-    sender: RwLock<Option<Sender<Box<dyn Job>>>>,
+    sender: RwLock<Option<Sender<Queued>>>,
     /// Kept to discard pending jobs on `shutdown(cancel_pending = true)`.
-    receiver: Receiver<Box<dyn Job>>,
+    receiver: Receiver<Queued>,
     broken: OnceLock<String>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     workers: usize,
@@ -295,8 +331,8 @@ impl ThreadPool {
         }
         let sender = self.inner.sender.read();
         let sender = sender.as_ref().ok_or(SubmitError::Shutdown)?;
-        let (handle, completer) = task();
-        let job: Box<dyn Job> = Box::new(ClosureJob { f, completer });
+        let (handle, cell) = task_with(Closure(UnsafeCell::new(Some(f))));
+        let job = Queued(Some(cell));
         if non_blocking {
             sender.try_send(job).map_err(|error| match error {
                 TrySendError::Full(_) => SubmitError::Full,
@@ -319,7 +355,7 @@ impl ThreadPool {
         drop(self.inner.sender.write().take());
         if cancel_pending {
             while let Ok(job) = self.inner.receiver.try_recv() {
-                job.abandon(TaskError::Cancelled);
+                drop(job); // settles as cancelled
             }
         }
         if wait {

@@ -1,1 +1,621 @@
-//! Not built yet.
+//! Pipelines: stages of worker threads connected by bounded [`Queue`]s (seed 002, item 39).
+//!
+//! ```
+//! use crew::pipeline::Pipeline;
+//!
+//! fn download(n: u32) -> Result<String, std::io::Error> {
+//!     Ok(format!("image-{n}"))
+//! }
+//!
+//! let mut run = Pipeline::from_iter(0..100)
+//!     .stage("download", 4, download)
+//!     .map("resize", 2, |image: String| image.to_uppercase())
+//!     .map("upload", 4, |image: String| image.len())
+//!     .run()
+//!     .unwrap();
+//! let sizes: Vec<usize> = run.by_ref().map(Result::unwrap).collect();
+//! assert_eq!(sizes.len(), 100);
+//! assert_eq!(sizes[0], "IMAGE-0".len()); // input order by default
+//! let stats = run.stats();
+//! assert_eq!(stats[0].name, "download");
+//! assert_eq!(stats[1].items, 100);
+//! ```
+//!
+//! Each stage runs `workers` threads started with [`crate::thread::spawn`]; a stage reads from
+//! the queue before it and writes to the queue after it. A source thread feeds the input
+//! iterator into the first queue; the caller reads the last one through [`PipelineRun`].
+//!
+//! # Design note: closing, ordering, memory, errors
+//!
+//! * **Closing propagates stage by stage.** The source closes the first queue when the input
+//!   ends. A worker leaves its loop when its input queue is closed *and* drained; the last
+//!   worker of a stage to leave closes the stage's output queue (a drop guard, so a worker
+//!   that unwinds still counts). The next stage therefore sees "closed and drained" only after
+//!   every item of the previous one arrived, and the run ends when the last queue closes.
+//!   No sentinels: a queue's `close` is the end-of-stream mark.
+//! * **Ordering is restored at the end.** The source numbers items as it reads them and every
+//!   item carries its number through the stages. In ordered mode (the default) [`PipelineRun`]
+//!   keeps early arrivals in a reorder buffer and yields item `n` only after `0..n`;
+//!   [`unordered`](Pipeline::unordered) yields items as they arrive.
+//! * **Memory stays bounded.** Queues have a small capacity, so a slow stage blocks the stages
+//!   before it (backpressure) instead of letting queues grow. The reorder buffer is bounded
+//!   too: the source takes a permit of a [`Semaphore`] per item
+//!   ([`max_in_flight`](Pipeline::max_in_flight)) and the consumer returns it when the item is
+//!   yielded, so a slow head item cannot let the rest pile up behind it. Items already admitted
+//!   always include the one the consumer waits for, so the window cannot deadlock.
+//! * **Errors.** By default the first failure (a stage returning `Err`, a stage panicking, the
+//!   input iterator panicking) stops the run: it is recorded, the source stops reading, every
+//!   queue is closed (blocked workers wake; items still queued are discarded), and the
+//!   iterator yields that error next and then ends. With
+//!   [`collect_errors`](Pipeline::collect_errors) a failed item travels on as an `Err`
+//!   (later stages pass it through untouched) and the other items continue.
+//! * Dropping a [`PipelineRun`] early stops the run the same way and joins its threads.
+
+mod error;
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+pub use error::PipelineError;
+
+use crate::error::TaskError;
+use crate::handle::TaskHandle;
+use crate::queue::Queue;
+use crate::sync::Semaphore;
+use crate::thread::run_catching;
+
+/// The default capacity of the queues between stages.
+pub const DEFAULT_CAPACITY: usize = 8;
+
+/// An item on its way through the stages: its input position and its value so far.
+struct Envelope<T> {
+    seq: u64,
+    value: Result<T, PipelineError>,
+}
+
+/// What every thread of a run shares.
+struct Control {
+    capacity: usize,
+    collect_errors: bool,
+    stop: AtomicBool,
+    error: Mutex<Option<PipelineError>>,
+    closers: Mutex<Vec<Box<dyn Fn() + Send>>>,
+    in_flight: Semaphore,
+}
+
+impl Control {
+    /// Records the first error and stops the run.
+    fn fail(&self, error: PipelineError) {
+        {
+            let mut slot = self.error.lock();
+            if slot.is_none() && !self.stop.load(Ordering::Acquire) {
+                *slot = Some(error);
+            }
+        }
+        self.abort();
+    }
+
+    fn take_error(&self) -> Option<PipelineError> {
+        self.error.lock().take()
+    }
+
+    /// Stops the source, closes every queue and unblocks a source waiting for a permit.
+    fn abort(&self) {
+        if self.stop.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        for close in self.closers.lock().iter() {
+            close();
+        }
+        self.in_flight.add_permits(usize::MAX / 2);
+    }
+
+    fn queue<T: Send + 'static>(&self) -> Queue<Envelope<T>> {
+        let queue = Queue::bounded(self.capacity);
+        let closer = queue.clone();
+        self.closers.lock().push(Box::new(move || closer.close()));
+        if self.stop.load(Ordering::Acquire) {
+            queue.close();
+        }
+        queue
+    }
+}
+
+/// What starting a run collects.
+struct Builder {
+    control: Arc<Control>,
+    threads: Vec<TaskHandle<()>>,
+    stats: Vec<Arc<StageCounters>>,
+}
+
+type Start<T> = Box<dyn FnOnce(&mut Builder) -> io::Result<Queue<Envelope<T>>> + Send>;
+
+/// A pipeline under construction: an input iterator and stages; [`run`](Self::run) starts it.
+///
+/// See the [module documentation](self) for an example and the design.
+pub struct Pipeline<T> {
+    start: Start<T>,
+    capacity: usize,
+    ordered: bool,
+    collect_errors: bool,
+    max_in_flight: Option<usize>,
+    stages: usize,
+    workers: usize,
+}
+
+impl<T: Send + 'static> Pipeline<T> {
+    /// A pipeline whose input is `items`, read by a source thread as the first stage has room.
+    #[allow(clippy::should_implement_trait)] // takes an `IntoIterator`, returns a builder
+    pub fn from_iter<I>(items: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+    {
+        let items = items.into_iter();
+        let start: Start<T> = Box::new(move |builder: &mut Builder| {
+            let queue = builder.control.queue::<T>();
+            let (control, first) = (builder.control.clone(), queue.clone());
+            let source = crate::thread::spawn("pipeline-source", move || {
+                feed(items, &control, &first);
+                first.close();
+            })?;
+            builder.threads.push(source);
+            Ok(queue)
+        });
+        Self {
+            start,
+            capacity: DEFAULT_CAPACITY,
+            ordered: true,
+            collect_errors: false,
+            max_in_flight: None,
+            stages: 0,
+            workers: 0,
+        }
+    }
+
+    /// Adds a stage called `name` of `workers` threads applying `f` to every item. An `Err`
+    /// from `f` (or a panic) fails the item; see [`collect_errors`](Self::collect_errors).
+    ///
+    /// # Panics
+    /// If `workers` is 0.
+    #[track_caller]
+    pub fn stage<U, E, F>(self, name: &str, workers: usize, f: F) -> Pipeline<U>
+    where
+        U: Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        F: Fn(T) -> Result<U, E> + Send + Sync + 'static,
+    {
+        assert!(
+            workers > 0,
+            "pipeline stage {name:?} needs at least 1 worker"
+        );
+        let name = name.to_owned();
+        let previous = self.start;
+        let start: Start<U> = Box::new(move |builder: &mut Builder| {
+            let input = previous(builder)?;
+            let output = builder.control.queue::<U>();
+            let counters = Arc::new(StageCounters::new(&name, workers, &input));
+            builder.stats.push(counters.clone());
+            let live = Arc::new(AtomicUsize::new(workers));
+            let f = Arc::new(f);
+            for index in 0..workers {
+                let worker = Worker {
+                    name: name.clone(),
+                    input: input.clone(),
+                    output: output.clone(),
+                    control: builder.control.clone(),
+                    counters: counters.clone(),
+                    live: live.clone(),
+                };
+                let f = f.clone();
+                let thread = crate::thread::spawn(format!("{name}-{index}"), move || {
+                    worker.run(&*f);
+                });
+                match thread {
+                    Ok(thread) => builder.threads.push(thread),
+                    Err(error) => {
+                        // The refused closure (and its worker) was dropped and counted itself
+                        // out; count out the workers never started. `run` then aborts.
+                        live.fetch_sub(workers - index - 1, Ordering::AcqRel);
+                        return Err(error);
+                    }
+                }
+            }
+            Ok(output)
+        });
+        Pipeline {
+            start,
+            capacity: self.capacity,
+            ordered: self.ordered,
+            collect_errors: self.collect_errors,
+            max_in_flight: self.max_in_flight,
+            stages: self.stages + 1,
+            workers: self.workers + workers,
+        }
+    }
+
+    /// Adds a stage whose function cannot fail (it may still panic).
+    ///
+    /// # Panics
+    /// If `workers` is 0.
+    #[track_caller]
+    pub fn map<U, F>(self, name: &str, workers: usize, f: F) -> Pipeline<U>
+    where
+        U: Send + 'static,
+        F: Fn(T) -> U + Send + Sync + 'static,
+    {
+        self.stage(name, workers, move |item| Ok::<U, Infallible>(f(item)))
+    }
+
+    /// The capacity of every queue between stages (default [`DEFAULT_CAPACITY`]): how far a
+    /// stage may run ahead of the next one.
+    ///
+    /// # Panics
+    /// If `capacity` is 0.
+    #[track_caller]
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        assert!(capacity > 0, "pipeline queue capacity must be at least 1");
+        self.capacity = capacity;
+        self
+    }
+
+    /// Yield results as they finish instead of in input order.
+    pub fn unordered(mut self) -> Self {
+        self.ordered = false;
+        self
+    }
+
+    /// Keep going after a failed item: it is yielded as an `Err` in its place and the other
+    /// items continue (default: the first error stops the run).
+    pub fn collect_errors(mut self) -> Self {
+        self.collect_errors = true;
+        self
+    }
+
+    /// At most `n` items between the source and the consumer at once, counting the reorder
+    /// buffer. Default: every worker busy plus every queue full.
+    ///
+    /// # Panics
+    /// If `n` is 0.
+    #[track_caller]
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        assert!(n > 0, "pipeline max_in_flight must be at least 1");
+        self.max_in_flight = Some(n);
+        self
+    }
+
+    /// Starts the source and the stage workers and returns the iterator of results.
+    ///
+    /// # Errors
+    /// The operating system's error if a thread cannot be started (the threads already
+    /// started are stopped and joined).
+    pub fn run(self) -> io::Result<PipelineRun<T>> {
+        let window = self
+            .max_in_flight
+            .unwrap_or(self.workers + (self.stages + 1) * self.capacity);
+        let control = Arc::new(Control {
+            capacity: self.capacity,
+            collect_errors: self.collect_errors,
+            stop: AtomicBool::new(false),
+            error: Mutex::new(None),
+            closers: Mutex::new(Vec::new()),
+            in_flight: Semaphore::new(window),
+        });
+        let mut builder = Builder {
+            control: control.clone(),
+            threads: Vec::new(),
+            stats: Vec::new(),
+        };
+        match (self.start)(&mut builder) {
+            Ok(output) => Ok(PipelineRun {
+                output,
+                control,
+                threads: builder.threads,
+                stats: builder.stats,
+                ordered: self.ordered,
+                next_seq: 0,
+                reorder: BTreeMap::new(),
+                finished: false,
+            }),
+            Err(error) => {
+                control.abort();
+                for thread in builder.threads {
+                    thread.wait();
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for Pipeline<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("stages", &self.stages)
+            .field("workers", &self.workers)
+            .field("capacity", &self.capacity)
+            .field("ordered", &self.ordered)
+            .field("collect_errors", &self.collect_errors)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The source: reads the input as the window allows and numbers the items.
+fn feed<T>(mut items: impl Iterator<Item = T>, control: &Control, first: &Queue<Envelope<T>>) {
+    let read = run_catching(|| {
+        for seq in 0u64.. {
+            // The permit first, then the read: an item is not even produced without room.
+            control.in_flight.acquire().forget();
+            if control.stop.load(Ordering::Acquire) {
+                return;
+            }
+            let Some(item) = items.next() else {
+                return;
+            };
+            if first
+                .put(Envelope {
+                    seq,
+                    value: Ok(item),
+                })
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    if let Err(error) = read {
+        control.fail(PipelineError::SourcePanicked {
+            message: panic_text(error),
+        });
+    }
+}
+
+fn panic_text(error: TaskError) -> String {
+    match error {
+        TaskError::Panicked { message } => message,
+        other => other.to_string(),
+    }
+}
+
+/// One worker thread of a stage.
+struct Worker<T, U> {
+    name: String,
+    input: Queue<Envelope<T>>,
+    output: Queue<Envelope<U>>,
+    control: Arc<Control>,
+    counters: Arc<StageCounters>,
+    live: Arc<AtomicUsize>,
+}
+
+impl<T, U> Worker<T, U> {
+    fn run<E>(&self, f: &(dyn Fn(T) -> Result<U, E> + Sync))
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        for Envelope { seq, value } in self.input.iter() {
+            if self.control.stop.load(Ordering::Acquire) {
+                continue; // stopping: discard what is still queued
+            }
+            let value = match value {
+                Err(earlier) => Err(earlier), // collected in an earlier stage: pass it on
+                Ok(item) => self.apply(f, seq, item),
+            };
+            if let Err(error) = value {
+                if !self.control.collect_errors {
+                    self.control.fail(error);
+                    continue;
+                }
+                if self
+                    .output
+                    .put(Envelope {
+                        seq,
+                        value: Err(error),
+                    })
+                    .is_err()
+                {
+                    break;
+                }
+            } else if self.output.put(Envelope { seq, value }).is_err() {
+                break;
+            }
+        }
+    }
+
+    fn apply<E>(
+        &self,
+        f: &(dyn Fn(T) -> Result<U, E> + Sync),
+        seq: u64,
+        item: T,
+    ) -> Result<U, PipelineError>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let started = Instant::now();
+        let outcome = run_catching(|| f(item));
+        let busy = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.counters.busy_nanos.fetch_add(busy, Ordering::Relaxed);
+        self.counters.items.fetch_add(1, Ordering::Relaxed);
+        let result = match outcome {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) => PipelineError::Failed {
+                stage: self.name.clone(),
+                item: seq,
+                source: error.into(),
+            },
+            Err(error) => PipelineError::Panicked {
+                stage: self.name.clone(),
+                item: seq,
+                message: panic_text(error),
+            },
+        };
+        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+        Err(result)
+    }
+}
+
+impl<T, U> Drop for Worker<T, U> {
+    fn drop(&mut self) {
+        // The last worker of the stage to leave ends the stream for the next stage.
+        if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.output.close();
+        }
+    }
+}
+
+/// A stage's live counters.
+struct StageCounters {
+    name: String,
+    workers: usize,
+    items: AtomicU64,
+    errors: AtomicU64,
+    busy_nanos: AtomicU64,
+    input_peak: Box<dyn Fn() -> usize + Send + Sync>,
+}
+
+impl StageCounters {
+    fn new<T: Send + 'static>(name: &str, workers: usize, input: &Queue<T>) -> Self {
+        let input = input.clone();
+        Self {
+            name: name.to_owned(),
+            workers,
+            items: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            busy_nanos: AtomicU64::new(0),
+            input_peak: Box::new(move || input.peak_len()),
+        }
+    }
+
+    fn snapshot(&self) -> StageStats {
+        StageStats {
+            name: self.name.clone(),
+            workers: self.workers,
+            items: self.items.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            busy: Duration::from_nanos(self.busy_nanos.load(Ordering::Relaxed)),
+            max_queue_depth: (self.input_peak)(),
+        }
+    }
+}
+
+/// What one stage did, from [`PipelineRun::stats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StageStats {
+    /// The stage's name.
+    pub name: String,
+    /// Its number of worker threads.
+    pub workers: usize,
+    /// Items its function was applied to (including those that failed).
+    pub items: u64,
+    /// Items its function failed on (returned `Err` or panicked).
+    pub errors: u64,
+    /// Time spent inside its function, summed over its workers. Divide by the wall time and
+    /// the workers for its utilisation: the busiest stage is the bottleneck.
+    pub busy: Duration,
+    /// The most items ever waiting in its input queue: a stage whose queue stays full cannot
+    /// keep up with the one before it.
+    pub max_queue_depth: usize,
+}
+
+/// The results of a running [`Pipeline`]: one `Result` per input item, in input order unless
+/// [`unordered`](Pipeline::unordered).
+///
+/// When it ends (or on the error that stops the run) the pipeline's threads have been joined,
+/// so [`stats`](Self::stats) are final. Dropping it early stops the run and joins the threads:
+/// it waits for stage functions already running and for a pending `next()` of the input
+/// iterator, so an input that can block forever should be made to end (e.g. closed).
+pub struct PipelineRun<T> {
+    output: Queue<Envelope<T>>,
+    control: Arc<Control>,
+    threads: Vec<TaskHandle<()>>,
+    stats: Vec<Arc<StageCounters>>,
+    ordered: bool,
+    next_seq: u64,
+    reorder: BTreeMap<u64, Result<T, PipelineError>>,
+    finished: bool,
+}
+
+impl<T> PipelineRun<T> {
+    /// Per-stage statistics, in stage order; final once the iterator has ended.
+    pub fn stats(&self) -> Vec<StageStats> {
+        self.stats.iter().map(|stage| stage.snapshot()).collect()
+    }
+
+    /// Whether the run is over (every result yielded, or stopped by an error).
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    fn finish(&mut self) {
+        self.finished = true;
+        self.control.abort();
+        for thread in self.threads.drain(..) {
+            thread.wait();
+        }
+        self.reorder.clear();
+    }
+
+    fn yielded(&mut self, value: Result<T, PipelineError>) -> Option<Result<T, PipelineError>> {
+        self.control.in_flight.release();
+        Some(value)
+    }
+}
+
+impl<T> Iterator for PipelineRun<T> {
+    type Item = Result<T, PipelineError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.finished {
+            return None;
+        }
+        loop {
+            if let Some(error) = self.control.take_error() {
+                self.finish();
+                return Some(Err(error));
+            }
+            if self.ordered {
+                if let Some(value) = self.reorder.remove(&self.next_seq) {
+                    self.next_seq += 1;
+                    return self.yielded(value);
+                }
+            }
+            match self.output.get() {
+                Ok(Envelope { seq, value }) if self.ordered => {
+                    self.reorder.insert(seq, value);
+                }
+                Ok(Envelope { value, .. }) => return self.yielded(value),
+                Err(_) => {
+                    let error = self.control.take_error();
+                    self.finish();
+                    return error.map(Err);
+                }
+            }
+        }
+    }
+}
+
+impl<T> Drop for PipelineRun<T> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.finish();
+        }
+    }
+}
+
+impl<T> fmt::Debug for PipelineRun<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipelineRun")
+            .field("ordered", &self.ordered)
+            .field("next_seq", &self.next_seq)
+            .field("buffered", &self.reorder.len())
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,1 +1,54 @@
-//! Not built yet.
+//! Coordination primitives that `std` lacks: [`Event`], [`Semaphore`], [`BoundedSemaphore`].
+//!
+//! For the rest of Python's `threading` module, use what `std` and `parking_lot` already do
+//! well; crew does not re-implement them:
+//!
+//! | Python | Rust |
+//! |---|---|
+//! | `threading.Lock` | [`std::sync::Mutex`] (or `parking_lot::Mutex`) |
+//! | `threading.RLock` | `parking_lot::ReentrantMutex` |
+//! | `threading.Condition` | [`std::sync::Condvar`] |
+//! | `threading.Barrier` | [`std::sync::Barrier`] |
+//! | `threading.local` | [`std::thread_local!`] |
+//! | `threading.Event` | [`Event`] (also awaitable: [`Event::wait_async`]) |
+//! | `threading.Semaphore` | [`Semaphore`] |
+//! | `threading.BoundedSemaphore` | [`BoundedSemaphore`] |
+//!
+//! Each primitive here is a plain struct: share it with [`Arc`](std::sync::Arc), as you would a
+//! `Mutex` or a `Barrier`. (Queues, which are passed around like channels, are cloneable
+//! handles instead: see [`crate::queue`].)
+//!
+//! ```
+//! use std::sync::Arc;
+//! use crew::sync::{Event, Semaphore};
+//!
+//! let go = Arc::new(Event::new());
+//! let slots = Arc::new(Semaphore::new(2));
+//! let workers: Vec<_> = (0..4)
+//!     .map(|i| {
+//!         let (go, slots) = (go.clone(), slots.clone());
+//!         std::thread::spawn(move || {
+//!             go.wait();
+//!             let _permit = slots.acquire(); // at most two at a time
+//!             i * 2
+//!         })
+//!     })
+//!     .collect();
+//! go.set();
+//! let total: i32 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+//! assert_eq!(total, 12);
+//! ```
+
+mod bounded_semaphore;
+mod event;
+mod semaphore;
+pub(crate) mod waker_set;
+
+pub use bounded_semaphore::{BoundedSemaphore, ReleaseError};
+pub use event::Event;
+#[cfg(feature = "async")]
+pub use event::EventWait;
+pub use semaphore::{Semaphore, SemaphorePermit};
+
+#[cfg(all(test, loom))]
+mod loom_tests;

@@ -1,0 +1,206 @@
+//! Runs the seed examples in `crates/crew/examples` and checks what they print.
+//!
+//! `cargo test --all-targets` compiles examples in test mode only, so this file first builds
+//! them as programs with `cargo build --examples` into the test's own target directory (cargo
+//! holds no lock while tests run; the build is quick when they are fresh), then runs
+//! `target/<profile>/examples/<name>`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// `target/<profile>`, from this test's path `target/<profile>/deps/examples_run-<hash>`.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("the test runs from target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Builds every example once per test run.
+fn build_examples() {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let profile_dir = profile_dir();
+        let target_dir = profile_dir.parent().expect("target directory");
+        let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        cargo
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "crew",
+                "--examples",
+                "--target-dir",
+            ])
+            .arg(target_dir);
+        if profile_dir
+            .file_name()
+            .is_some_and(|name| name == "release")
+        {
+            cargo.arg("--release");
+        }
+        let output = cargo
+            .output()
+            .map_err(|error| format!("cannot run cargo: {error}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).into_owned())
+        }
+    });
+    if let Err(error) = built {
+        panic!("building the examples failed:\n{error}");
+    }
+}
+
+/// The stdout of example `name`, which must succeed.
+fn run(name: &str) -> String {
+    build_examples();
+    let path = profile_dir()
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let output = Command::new(&path)
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {}: {error}", path.display()));
+    let stdout = String::from_utf8(output.stdout).expect("utf-8 output");
+    assert!(
+        output.status.success(),
+        "{name} failed with {}:\nstdout:\n{stdout}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+fn lines(stdout: &str) -> Vec<&str> {
+    stdout.lines().collect()
+}
+
+#[test]
+fn threads_sayhi() {
+    let out = run("threads_sayhi");
+    assert_eq!(
+        lines(&out),
+        ["主线程", "egon say hello", "主线程", "egon say hello"]
+    );
+}
+
+#[test]
+fn event() {
+    let out = run("event");
+    let lines = lines(&out);
+    assert_eq!(lines[0], "wait(timeout=0.1) returned False");
+    let set = lines
+        .iter()
+        .position(|l| *l == "main thread: event.set()")
+        .expect("the set line");
+    for i in 0..3 {
+        let waiting = format!("worker {i} waiting for the event");
+        let woke = format!("worker {i} woke up: wait() returned True");
+        let waiting = lines.iter().position(|l| *l == waiting).expect("waiting");
+        let woke = lines.iter().position(|l| *l == woke).expect("woke");
+        assert!(waiting < set && set < woke, "{lines:#?}");
+    }
+    assert_eq!(
+        lines.last(),
+        Some(&"async task woke up: is_set() returned True")
+    );
+}
+
+#[test]
+fn counter_barrier() {
+    let out = run("counter_barrier");
+    let lines = lines(&out);
+    assert_eq!(lines.len(), 2);
+    // The unlocked count may be anything up to 500000; the locked one is exact.
+    let unlocked: u64 = lines[0]
+        .strip_prefix("Counter should be 500000, found ")
+        .expect("first line")
+        .parse()
+        .unwrap();
+    assert!(unlocked <= 500_000);
+    assert_eq!(lines[1], "Counter should be 500000, found 500000");
+}
+
+#[test]
+fn bank_balance() {
+    let out = run("bank_balance");
+    let lines = lines(&out);
+    assert!(lines[0].starts_with("without Lock: "));
+    assert_eq!(lines[1], "with Lock: 0");
+}
+
+#[test]
+fn thread_local() {
+    let out = run("thread_local");
+    let mut lines = lines(&out);
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        ["Hello, Alice (in Thread-A)", "Hello, Bob (in Thread-B)"]
+    );
+}
+
+#[test]
+fn pipeline_download_resize_upload() {
+    let out = run("pipeline_download_resize_upload");
+    let lines = lines(&out);
+    assert_eq!(lines[..2], ["1000 items finished", "1000 items finished"]);
+    for (line, stage) in lines[2..5].iter().zip(["download", "resize", "upload"]) {
+        assert!(
+            line.starts_with(&format!("{stage}: 1000 items, ")),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn gcd_threads() {
+    let out = run("gcd_threads");
+    let lines = lines(&out);
+    assert!(lines[0].starts_with("Took ") && lines[0].ends_with(" seconds"));
+    assert!(lines[1].starts_with("Took ") && lines[1].ends_with(" seconds"));
+    assert_eq!(lines[2], "results: [1, 1, 5, 1]");
+}
+
+#[test]
+fn is_prime_threads() {
+    let out = run("is_prime_threads");
+    assert_eq!(
+        lines(&out),
+        [
+            "112272535095293 is prime: True",
+            "112582705942171 is prime: True",
+            "112272535095293 is prime: True",
+            "115280095190773 is prime: True",
+            "115797848077099 is prime: True",
+            "1099726899285419 is prime: False",
+        ]
+    );
+}
+
+#[test]
+fn as_completed() {
+    let out = run("as_completed");
+    let lines = lines(&out);
+    assert_eq!(lines.len(), 11);
+    let mut results: Vec<u64> = lines[..10].iter().map(|l| l.parse().unwrap()).collect();
+    results.sort_unstable();
+    assert_eq!(
+        results,
+        (1..=10).map(|n| n * 10_000_000).collect::<Vec<u64>>()
+    );
+    assert!(lines[10].starts_with("Thread pool execution in "));
+}
+
+#[test]
+fn queue_threads_and_tasks() {
+    let out = run("queue_threads_and_tasks");
+    let lines = lines(&out);
+    assert_eq!(lines[0], "consumed 400 messages, sum 79800");
+    assert!(lines[1].starts_with("highest queue depth "));
+    assert!(lines[1].ends_with(" (capacity 4)"));
+}

@@ -1,0 +1,252 @@
+//! Behaviour of `crew::pipeline::Pipeline`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crew::pipeline::{Pipeline, PipelineError};
+
+#[derive(Debug)]
+struct Refused(u32);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "refused {}", self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// A tiny, uneven delay so items overtake each other between stages.
+fn jitter(n: u32) {
+    if n % 7 == 0 {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+#[test]
+fn ordered_results_and_stats() {
+    let mut run = Pipeline::from_iter(0..500u32)
+        .map("download", 4, |n| {
+            jitter(n);
+            n * 2
+        })
+        .map("resize", 2, |n: u32| n + 1)
+        .map("upload", 3, |n: u32| {
+            jitter(n);
+            u64::from(n)
+        })
+        .capacity(3)
+        .run()
+        .unwrap();
+    let results: Vec<u64> = run.by_ref().map(Result::unwrap).collect();
+    assert_eq!(results, (0..500u64).map(|n| n * 2 + 1).collect::<Vec<_>>());
+    assert!(run.is_finished());
+    let stats = run.stats();
+    let names: Vec<&str> = stats.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["download", "resize", "upload"]);
+    for stage in &stats {
+        assert_eq!(stage.items, 500);
+        assert_eq!(stage.errors, 0);
+        assert!(stage.max_queue_depth <= 3, "queues are bounded");
+    }
+    assert_eq!(stats[0].workers, 4);
+}
+
+#[test]
+fn unordered_yields_every_item_once() {
+    let run = Pipeline::from_iter(0..1_000u32)
+        .map("a", 3, |n| {
+            jitter(n);
+            n
+        })
+        .map("b", 2, |n: u32| n)
+        .unordered()
+        .run()
+        .unwrap();
+    let mut results: Vec<u32> = run.map(Result::unwrap).collect();
+    results.sort_unstable();
+    assert_eq!(results, (0..1_000).collect::<Vec<_>>());
+}
+
+#[test]
+fn first_error_stops_the_run() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let counter = started.clone();
+    let mut run = Pipeline::from_iter(0..100_000u32)
+        .stage("check", 2, move |n| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            if n == 50 {
+                Err(Refused(n))
+            } else {
+                Ok(n)
+            }
+        })
+        .map("after", 2, |n: u32| n)
+        .run()
+        .unwrap();
+    let results: Vec<_> = run.by_ref().collect();
+    let (last, oks) = results.split_last().unwrap();
+    assert!(oks.iter().all(Result::is_ok));
+    match last {
+        Err(PipelineError::Failed {
+            stage,
+            item,
+            source,
+        }) => {
+            assert_eq!(stage, "check");
+            assert_eq!(*item, 50);
+            assert_eq!(source.to_string(), "refused 50");
+        }
+        other => panic!("expected the stage error, got {other:?}"),
+    }
+    assert!(run.next().is_none());
+    // Stopped early: the source did not read all 100 000 items.
+    assert!(started.load(Ordering::SeqCst) < 10_000);
+    assert_eq!(run.stats()[0].errors, 1);
+}
+
+#[test]
+fn panics_are_errors_with_the_message() {
+    let results: Vec<_> = Pipeline::from_iter(0..10u32)
+        .map("explode", 1, |n| {
+            assert!(n != 3, "cannot handle {n}");
+            n
+        })
+        .collect_errors()
+        .run()
+        .unwrap()
+        .collect();
+    assert_eq!(results.len(), 10);
+    for (n, result) in results.iter().enumerate() {
+        match result {
+            Ok(value) => assert_eq!(*value as usize, n),
+            Err(PipelineError::Panicked {
+                stage,
+                item,
+                message,
+            }) => {
+                assert_eq!((stage.as_str(), *item), ("explode", 3));
+                assert_eq!(message, "cannot handle 3");
+            }
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert!(results[3].is_err());
+}
+
+#[test]
+fn collected_errors_pass_through_later_stages() {
+    let run = Pipeline::from_iter(0..200u32)
+        .stage("odd-only", 3, |n| {
+            if n % 2 == 1 {
+                Ok(n)
+            } else {
+                Err(Refused(n))
+            }
+        })
+        .map("square", 2, |n: u32| n * n)
+        .collect_errors()
+        .run()
+        .unwrap();
+    let results: Vec<_> = run.collect();
+    assert_eq!(results.len(), 200);
+    for (n, result) in (0u32..).zip(&results) {
+        if n % 2 == 1 {
+            assert_eq!(*result.as_ref().unwrap(), n * n);
+        } else {
+            let error = result.as_ref().unwrap_err();
+            assert_eq!(error.stage(), Some("odd-only"));
+            assert_eq!(error.item(), Some(u64::from(n)));
+        }
+    }
+}
+
+#[test]
+fn source_panic_stops_the_run() {
+    let items = (0..10u32).inspect(|n| assert!(*n < 5, "input broke at {n}"));
+    let results: Vec<_> = Pipeline::from_iter(items)
+        .map("id", 1, |n| n)
+        .run()
+        .unwrap()
+        .collect();
+    match results.last() {
+        Some(Err(PipelineError::SourcePanicked { message })) => {
+            assert_eq!(message, "input broke at 5");
+        }
+        other => panic!("expected the source's panic, got {other:?}"),
+    }
+}
+
+/// A slow last stage holds the others back: nothing runs more than the window ahead.
+#[test]
+fn backpressure_bounds_items_in_flight() {
+    let produced = Arc::new(AtomicUsize::new(0));
+    let consumed = Arc::new(AtomicUsize::new(0));
+    let most_ahead = Arc::new(AtomicUsize::new(0));
+    let (p, c, m) = (produced.clone(), consumed.clone(), most_ahead.clone());
+    let source = (0..300u32).inspect(move |_| {
+        let ahead = p.fetch_add(1, Ordering::SeqCst) + 1 - c.load(Ordering::SeqCst);
+        m.fetch_max(ahead, Ordering::SeqCst);
+    });
+    let run = Pipeline::from_iter(source)
+        .map("fast", 2, |n| n)
+        .map("slow", 1, |n: u32| {
+            if n % 10 == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            n
+        })
+        .capacity(2)
+        .max_in_flight(6)
+        .run()
+        .unwrap();
+    for result in run {
+        result.unwrap();
+        consumed.fetch_add(1, Ordering::SeqCst);
+    }
+    // The source reads an item only after taking one of the 6 permits.
+    assert!(most_ahead.load(Ordering::SeqCst) <= 7);
+}
+
+#[test]
+fn dropping_the_run_early_stops_everything() {
+    let applied = Arc::new(AtomicUsize::new(0));
+    let counter = applied.clone();
+    let mut run = Pipeline::from_iter(0..)
+        .map("count", 2, move |n: u64| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            n
+        })
+        .run()
+        .unwrap();
+    assert_eq!(run.next().unwrap().unwrap(), 0);
+    drop(run); // joins the threads of an endless input
+    let after_drop = applied.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(
+        applied.load(Ordering::SeqCst),
+        after_drop,
+        "threads still running"
+    );
+}
+
+#[test]
+fn stress_many_small_runs() {
+    for round in 0..100u32 {
+        let n = round * 3;
+        let ordered = round % 2 == 0;
+        let mut pipeline = Pipeline::from_iter(0..n)
+            .map("a", 1 + (round as usize % 3), |x| x + 1)
+            .map("b", 1 + (round as usize % 2), |x: u32| x * 2)
+            .capacity(1 + round as usize % 4);
+        if !ordered {
+            pipeline = pipeline.unordered();
+        }
+        let mut results: Vec<u32> = pipeline.run().unwrap().map(Result::unwrap).collect();
+        if !ordered {
+            results.sort_unstable();
+        }
+        assert_eq!(results, (0..n).map(|x| (x + 1) * 2).collect::<Vec<_>>());
+    }
+}
