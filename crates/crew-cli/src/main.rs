@@ -39,6 +39,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Worker hooks first: when this executable is started as a crew worker or a procspawn
+    // child (by `crew bench pool`), serve and exit here.
+    crew::init();
+    procspawn::init();
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Serve(args) => serve::main(args),

@@ -11,7 +11,8 @@ use syn::{parse_macro_input, FnArg, ItemFn, ReturnType};
 /// registration under the stable name `module_path!()::name`, which a process pool, a
 /// `crew::process::spawn` child and (later) a cluster worker use to find it. It must be a free,
 /// non-generic, non-async function of exactly one argument whose type, like the return type, is
-/// serde-serializable. Use `()` as the argument of a function that needs none.
+/// serde-serializable. Use `()` as the argument of a function that needs none. The function is
+/// marked `#[inline(never)]`: processes find it by its address, which must be unique.
 ///
 /// See the `crew::task` documentation for an example.
 #[proc_macro_attribute]
@@ -69,7 +70,11 @@ fn expand(function: &ItemFn) -> syn::Result<proc_macro2::TokenStream> {
     };
     let name = &signature.ident;
     let name_string = name.to_string();
+    // The parent finds a task by the address of the `fn` pointer it is given. A small function
+    // that may be inlined can be emitted once per codegen unit, each copy with its own address;
+    // `inline(never)` keeps exactly one.
     Ok(quote! {
+        #[inline(never)]
         #function
 
         const _: () = {

@@ -17,6 +17,8 @@ use anyhow::Context as _;
 use crew::{Executor, MapOptions, ThreadPool};
 use rayon::prelude::*;
 
+mod processes;
+
 /// Arguments of `crew bench pool`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -41,6 +43,9 @@ pub(crate) struct Args {
     /// Measure only these implementations (comma-separated `impl` names).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Items per measurement of the `map` case for process pools (Python's are slow).
+    #[arg(long, default_value_t = 2_000_000)]
+    process_items: u64,
     /// Write the rows as a JSON array to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -280,6 +285,13 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
         .num_threads(workers)
         .build()
         .context("cannot start the rayon pool")?;
+    let process_pool = crew::ProcessPool::new(workers);
+    // Start and warm up every worker before measuring.
+    let _ = process_pool
+        .map(processes::inc_task, 0..(workers as u64 * 4))
+        .count();
+    let procspawn_pool = procspawn::Pool::new(workers)
+        .map_err(|error| anyhow::anyhow!("cannot start procspawn's pool: {error}"))?;
     let (tasks, items, chunksize) = (args.tasks, args.items, args.chunksize);
     let python = |case: &str| {
         let peer_args = [
@@ -316,6 +328,17 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
         ("submit", "python-threads", Box::new(python("submit"))),
         ("map", "python-threads", Box::new(python("map"))),
     ];
+    measurements.extend(processes::measurements(
+        &process_pool,
+        &procspawn_pool,
+        processes::Settings {
+            workers,
+            tasks,
+            items: args.process_items,
+            peer_tasks: args.python_tasks,
+            chunksize,
+        },
+    ));
     if !args.only.is_empty() {
         measurements.retain(|(_, implementation, _)| args.only.iter().any(|o| o == implementation));
     }
@@ -380,4 +403,5 @@ fn print_table(rows: &[Row]) {
             map / 1e6
         );
     }
+    processes::print_summary(rows);
 }

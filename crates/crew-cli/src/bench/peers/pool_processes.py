@@ -1,0 +1,45 @@
+"""Python peer of `crew bench pool`: process pools (ProcessPoolExecutor, multiprocessing.Pool).
+
+Usage: python3 pool_processes.py KIND CASE N WORKERS CHUNKSIZE  -> prints tasks/sec
+KIND is `executor` (concurrent.futures.ProcessPoolExecutor) or `mp` (multiprocessing.Pool);
+CASE is `submit` (submit N tasks, then every result) or `map` (map over N items in chunks).
+"""
+import multiprocessing
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+
+def inc(x):
+    return x + 1
+
+
+def main():
+    kind, case = sys.argv[1], sys.argv[2]
+    n, workers, chunksize = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    if kind == "executor":
+        with ProcessPoolExecutor(max_workers=workers) as ex:
+            list(ex.map(inc, range(workers * 4)))  # start and warm up the workers
+            start = time.perf_counter()
+            if case == "submit":
+                futures = [ex.submit(inc, i) for i in range(n)]
+                total = sum(f.result() for f in futures)
+            else:
+                total = sum(ex.map(inc, range(n), chunksize=chunksize))
+            elapsed = time.perf_counter() - start
+    else:
+        with multiprocessing.Pool(workers) as pool:
+            pool.map(inc, range(workers * 4))  # start and warm up the workers
+            start = time.perf_counter()
+            if case == "submit":
+                results = [pool.apply_async(inc, (i,)) for i in range(n)]
+                total = sum(r.get() for r in results)
+            else:
+                total = sum(pool.map(inc, range(n), chunksize=chunksize))
+            elapsed = time.perf_counter() - start
+    assert total == n * (n + 1) // 2, total
+    print(n / elapsed)
+
+
+if __name__ == "__main__":
+    main()
