@@ -32,7 +32,10 @@ fn main() {
     let pr = spawn(read, q.clone()).expect("start the reader");
     // Wait for the writer to finish:
     pw.join().expect("the writer succeeds");
-    // Give the reader a moment to print the last item, then stop its endless loop by force:
+    // Let the reader take the last item and print it, then stop its endless loop by force:
+    while !q.is_empty().unwrap_or(true) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     std::thread::sleep(Duration::from_millis(100));
     pr.terminate();
     println!("reader ended: {:?}", pr.join().unwrap_err());
