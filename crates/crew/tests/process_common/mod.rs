@@ -9,14 +9,22 @@ use std::time::{Duration, Instant};
 /// Runs the tests whose names contain one of the command-line filters (all without filters),
 /// one at a time, and exits with the outcome.
 pub fn run(tests: &[(&str, fn())]) -> ! {
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
+    // libtest-style arguments: NAME filters, `--skip NAME`, `--list`; other flags are ignored.
+    let mut filters = Vec::new();
+    let mut skips = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--skip" {
+            skips.extend(args.next());
+        } else if !arg.starts_with('-') {
+            filters.push(arg);
+        }
+    }
     let list = std::env::args().any(|a| a == "--list");
     let selected: Vec<_> = tests
         .iter()
         .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
+        .filter(|(name, _)| !skips.iter().any(|s| name.contains(s.as_str())))
         .collect();
     if list {
         for (name, _) in &selected {
