@@ -90,9 +90,17 @@ pub fn stat(pid: u32) -> Option<(u32, char)> {
     Some((ppid, state))
 }
 
-/// Whether `pid` is gone or a zombie (dead, waiting for a reaper that is not us).
+/// Whether `pid` is gone or a zombie whose threads have all exited (so its descriptors are
+/// closed). The main thread of a killed process shows `Z` while its other threads may still be
+/// exiting, holding the process's descriptors: those are waited for too.
 pub fn is_dead(pid: u32) -> bool {
-    stat(pid).map_or(true, |(_, state)| state == 'Z' || state == 'X')
+    match stat(pid) {
+        None => true,
+        Some((_, state)) if state == 'Z' || state == 'X' => {
+            std::fs::read_dir(format!("/proc/{pid}/task")).map_or(true, |tasks| tasks.count() <= 1)
+        }
+        Some(_) => false,
+    }
 }
 
 /// Waits (up to a generous bound) until `condition` holds.
