@@ -377,6 +377,25 @@ fn idle_worker_killed_is_replaced_quietly() {
     }
 }
 
+#[crew::task]
+fn nap_pid(ms: u64) -> u32 {
+    std::thread::sleep(Duration::from_millis(ms));
+    std::process::id()
+}
+
+fn long_tasks_spread_over_workers() {
+    // Pipelining must not let one worker hoard long tasks while another idles.
+    let pool = ProcessPool::new(2);
+    let handles: Vec<_> = (0..6).map(|_| pool.submit(nap_pid, 150).unwrap()).collect();
+    let pids: Vec<u32> = handles.into_iter().map(|h| h.result().unwrap()).collect();
+    let distinct: HashSet<u32> = pids.iter().copied().collect();
+    assert_eq!(distinct.len(), 2, "{pids:?}");
+    for pid in distinct {
+        let ran = pids.iter().filter(|&&p| p == pid).count();
+        assert!(ran >= 2, "worker {pid} ran {ran} of 6: {pids:?}");
+    }
+}
+
 fn max_tasks_per_child_recycles() {
     let pool = ProcessPool::builder()
         .max_workers(1)
@@ -573,6 +592,10 @@ fn main() {
         (
             "idle_worker_killed_is_replaced_quietly",
             idle_worker_killed_is_replaced_quietly,
+        ),
+        (
+            "long_tasks_spread_over_workers",
+            long_tasks_spread_over_workers,
         ),
         ("max_tasks_per_child_recycles", max_tasks_per_child_recycles),
         (

@@ -3,9 +3,9 @@
 //!
 //! Each worker process has a slot thread in the parent that takes jobs from the shared queue,
 //! writes them to its worker and reads the replies (see the [protocol note](super::protocol)).
-//! A slot sends one call at a time, and pipelines up to a few dozen only while the queue holds
-//! more jobs than there are workers, so short tasks are batched into few system calls and long
-//! ones still spread over every worker. A worker that dies fails the one call it was running;
+//! A slot sends one call at a time, and pipelines more (up to a few dozen) only while the queue
+//! holds more than every worker's share of them, so short tasks are batched into few system
+//! calls and long ones still spread over every worker. A worker that dies fails the one call it was running;
 //! the calls pipelined behind it are sent to its replacement.
 
 use std::collections::VecDeque;
@@ -312,7 +312,11 @@ impl Slot {
                         Ok(job) => job,
                         Err(_) => return false,
                     }
-                } else if self.inner.receiver.len() > self.inner.workers {
+                } else if self.inner.receiver.len()
+                    > self.inner.workers * (self.in_flight.len() + 1)
+                {
+                    // A backlog big enough that every other worker still finds as much waiting
+                    // as this one holds: pipeline (short tasks batch into few system calls).
                     match self.inner.receiver.try_recv() {
                         Ok(job) => job,
                         Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
