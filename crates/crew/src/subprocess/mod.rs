@@ -19,8 +19,8 @@
 //! use crew::subprocess::{Command, Input};
 //!
 //! // Feed a program its input and read its answer.
-//! let done = Command::new("bc").stdin(Input::bytes("6 * 7\n")).output().unwrap();
-//! assert_eq!(done.stdout_str().trim(), "42");
+//! let done = Command::new("sort").stdin(Input::bytes("b\nc\na\n")).output().unwrap();
+//! assert_eq!(done.stdout_str(), "a\nb\nc\n");
 //!
 //! // A program that hangs is stopped, with everything it started.
 //! let done = Command::shell("sleep 10 & sleep 10")
