@@ -38,7 +38,8 @@ const MAX_FAILED_STATUS: usize = 101;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Replacement strings: {} the argument, {.} without extension, {/} basename, \
 {//} directory, {/.} basename without extension, {#} job number. Without any, the argument is \
-appended. Arguments come after ':::' or, without it, one per line on standard input.\n\n\
+appended. Without a command, each argument is a shell command. Arguments come after ':::' or, \
+without it, one per line on standard input.\n\n\
 Exit status: the number of failed jobs (at most 101); with --halt on failure, the exit code of \
 the job that triggered it; 130 when interrupted.")]
 pub(crate) struct Args {
@@ -76,7 +77,6 @@ pub(crate) struct Args {
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        required = true,
         value_name = "CMD"
     )]
     command: Vec<String>,
@@ -102,9 +102,6 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    if words.is_empty() {
-        anyhow::bail!("no command given: use `crew run [OPTIONS] -- CMD [ARGS...] [::: ARGS...]`");
-    }
     let template = Template::new(words, args.shell);
 
     let total = inline_args.as_ref().map(Vec::len);

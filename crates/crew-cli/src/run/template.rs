@@ -13,6 +13,8 @@ pub(crate) enum Mode {
     Direct,
     /// The words joined by spaces are a `/bin/sh -c` script; arguments are inserted quoted.
     Shell,
+    /// No command was given: each argument is itself a shell command (as in GNU parallel).
+    Argument,
 }
 
 /// A parsed command template.
@@ -27,13 +29,16 @@ const PLACEHOLDERS: [&str; 6] = ["{//}", "{/.}", "{/}", "{.}", "{#}", "{}"];
 
 impl Template {
     /// `words` is the command after `--`; `force_shell` is `--shell`. A single word with
-    /// spaces or shell syntax in it (`'echo {} | wc -c'`) is a shell script too.
+    /// spaces or shell syntax in it (`'echo {} | wc -c'`) is a shell script too. Without words,
+    /// each argument is run as a shell command.
     pub(crate) fn new(words: Vec<String>, force_shell: bool) -> Self {
         let looks_like_script = words.len() == 1
             && words[0]
                 .chars()
                 .any(|c| c.is_whitespace() || "|&;<>()$`*?[]~\"'".contains(c));
-        let mode = if force_shell || looks_like_script {
+        let mode = if words.is_empty() {
+            Mode::Argument
+        } else if force_shell || looks_like_script {
             Mode::Shell
         } else {
             Mode::Direct
@@ -73,6 +78,7 @@ impl Template {
                 }
                 Command::shell(script.join(" "))
             }
+            Mode::Argument => Command::shell(arg),
         }
     }
 }
