@@ -36,12 +36,14 @@ const MAX_FAILED_STATUS: usize = 101;
 
 /// Arguments of `crew run`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Replacement strings: {} the argument, {.} without extension, {/} basename, \
+#[command(
+    after_help = "Replacement strings: {} the argument, {.} without extension, {/} basename, \
 {//} directory, {/.} basename without extension, {#} job number. Without any, the argument is \
 appended. Without a command, each argument is a shell command. Arguments come after ':::' or, \
 without it, one per line on standard input.\n\n\
 Exit status: the number of failed jobs (at most 101); with --halt on failure, the exit code of \
-the job that triggered it; 130 when interrupted.")]
+the job that triggered it; 130 when interrupted."
+)]
 pub(crate) struct Args {
     /// Jobs to run at once [default: the number of CPUs].
     #[arg(short = 'j', long = "jobs", value_parser = clap::value_parser!(u16).range(1..))]
@@ -181,17 +183,19 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
     let mut halt_status = None;
     let mut results = runner.run(commands);
     while let Some(result) = results.next() {
-        let job = jobs_seen
-            .borrow_mut()
-            .remove(&result.seq)
-            .unwrap_or(Job {
-                arg: String::new(),
-                command: String::new(),
-            });
+        let job = jobs_seen.borrow_mut().remove(&result.seq).unwrap_or(Job {
+            arg: String::new(),
+            command: String::new(),
+        });
         if !result.success() {
             failed += 1;
         }
-        if results.halted_by() == Some(result.seq) && matches!(args.halt, Halt::Now(HaltWhen::Fail(_)) | Halt::Soon(HaltWhen::Fail(_))) {
+        if results.halted_by() == Some(result.seq)
+            && matches!(
+                args.halt,
+                Halt::Now(HaltWhen::Fail(_)) | Halt::Soon(HaltWhen::Fail(_))
+            )
+        {
             halt_status = Some(match &result.outcome {
                 Ok(done) => match done.status {
                     ExitStatus::Code(code) if code != 0 => code,
@@ -258,7 +262,11 @@ fn print_job(result: &JobResult, job: &Job, tag: bool) {
         }
         Err(error) => {
             let message = format!("crew run: job {}: {error}\n", result.seq);
-            write_whole(&mut io::stderr().lock(), message.as_bytes(), prefix.as_deref());
+            write_whole(
+                &mut io::stderr().lock(),
+                message.as_bytes(),
+                prefix.as_deref(),
+            );
         }
     }
 }

@@ -46,8 +46,20 @@ fn sorted_lines(text: &str) -> Vec<String> {
 #[test]
 fn arguments_after_triple_colon_with_placeholders() {
     let out = crew_run(&[
-        "-j", "2", "-k", "--", "echo", "{}", "{.}", "{/}", "{//}", "{/.}", "{#}", ":::",
-        "dir/a.txt", "b.tar.gz",
+        "-j",
+        "2",
+        "-k",
+        "--",
+        "echo",
+        "{}",
+        "{.}",
+        "{/}",
+        "{//}",
+        "{/.}",
+        "{#}",
+        ":::",
+        "dir/a.txt",
+        "b.tar.gz",
     ]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(
@@ -69,8 +81,19 @@ fn arguments_from_stdin_are_appended_without_placeholder() {
 #[test]
 fn keep_order_prints_in_input_order() {
     let out = crew_run(&[
-        "-j", "4", "--keep-order", "--", "sh", "-c", "sleep $1; echo $1", "sh", ":::", "0.5",
-        "0", "0.2", "0.1",
+        "-j",
+        "4",
+        "--keep-order",
+        "--",
+        "sh",
+        "-c",
+        "sleep $1; echo $1",
+        "sh",
+        ":::",
+        "0.5",
+        "0",
+        "0.2",
+        "0.1",
     ]);
     assert_eq!(stdout(&out), "0.5\n0\n0.2\n0.1\n");
 }
@@ -80,7 +103,16 @@ fn completion_order_by_default() {
     let out = crew_run(&["-j", "2", "--", "sleep", ":::", "1.5", "0"]);
     assert!(out.status.success());
     let out = crew_run(&[
-        "-j", "2", "--", "sh", "-c", "sleep $1; echo $1", "sh", ":::", "1.5", "0",
+        "-j",
+        "2",
+        "--",
+        "sh",
+        "-c",
+        "sleep $1; echo $1",
+        "sh",
+        ":::",
+        "1.5",
+        "0",
     ]);
     assert_eq!(stdout(&out), "0\n1.5\n");
 }
@@ -118,7 +150,9 @@ fn shell_scripts_quote_arguments() {
 
 #[test]
 fn exit_status_is_the_number_of_failed_jobs() {
-    let out = crew_run(&["--", "sh", "-c", "exit $1", "sh", ":::", "0", "1", "2", "0", "3"]);
+    let out = crew_run(&[
+        "--", "sh", "-c", "exit $1", "sh", ":::", "0", "1", "2", "0", "3",
+    ]);
     assert_eq!(out.status.code(), Some(3));
     let out = crew_run(&["--", "true", ":::", "a", "b"]);
     assert_eq!(out.status.code(), Some(0));
@@ -204,9 +238,23 @@ fn retries_rerun_failing_jobs() {
 fn halt_now_fail_stops_at_once_with_the_failing_exit_code() {
     let start = Instant::now();
     let out = crew_run(&[
-        "-j", "3", "--halt", "now,fail=1", "--grace", "1s", "--", "sh", "-c",
-        "if [ $1 = fail ]; then sleep 0.2; exit 4; fi; sleep 60", "sh", ":::", "fail", "a",
-        "b", "c", "d",
+        "-j",
+        "3",
+        "--halt",
+        "now,fail=1",
+        "--grace",
+        "1s",
+        "--",
+        "sh",
+        "-c",
+        "if [ $1 = fail ]; then sleep 0.2; exit 4; fi; sleep 60",
+        "sh",
+        ":::",
+        "fail",
+        "a",
+        "b",
+        "c",
+        "d",
     ]);
     assert!(start.elapsed() < Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(4));
@@ -215,9 +263,21 @@ fn halt_now_fail_stops_at_once_with_the_failing_exit_code() {
 #[test]
 fn halt_soon_lets_running_jobs_finish() {
     let out = crew_run(&[
-        "-j", "2", "-k", "--halt", "soon,fail=1", "--", "sh", "-c",
-        "if [ $1 = fail ]; then exit 5; fi; sleep 0.3; echo done $1", "sh", ":::", "fail",
-        "slow", "never1", "never2",
+        "-j",
+        "2",
+        "-k",
+        "--halt",
+        "soon,fail=1",
+        "--",
+        "sh",
+        "-c",
+        "if [ $1 = fail ]; then exit 5; fi; sleep 0.3; echo done $1",
+        "sh",
+        ":::",
+        "fail",
+        "slow",
+        "never1",
+        "never2",
     ]);
     assert_eq!(out.status.code(), Some(5));
     assert_eq!(stdout(&out), "done slow\n");
@@ -228,7 +288,10 @@ fn missing_command_is_reported_and_counted() {
     let out = crew_run(&["--", "crew-no-such-program-xyz", ":::", "1", "2"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("command not found: `crew-no-such-program-xyz`"), "{err}");
+    assert!(
+        err.contains("command not found: `crew-no-such-program-xyz`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -260,7 +323,9 @@ fn sigint_and_sigterm_stop_all_jobs_and_their_children() {
             pids.display()
         );
         let mut child = Command::new(CREW)
-            .args(["run", "-j", "3", "--grace", "1s", "--", "sh", "-c", &script, ":::"])
+            .args([
+                "run", "-j", "3", "--grace", "1s", "--", "sh", "-c", &script, ":::",
+            ])
             .args(["1", "2", "3", "4", "5"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -15,7 +15,10 @@ fn main() -> Result<(), crew::subprocess::Error> {
     // Seed 004: p = Popen(['nslookup'], stdin=PIPE, stdout=PIPE); p.communicate(b'...'),
     // here with `bc`, which needs no network.
     let mut child = Command::new("bc").stdin(Input::Piped).spawn()?;
-    let done = child.communicate(Some(b"scale=3\n22/7\n2^64\n"), Some(Duration::from_secs(10)))?;
+    let done = child.communicate(
+        Some(b"scale=3\n22/7\n2^64\n"),
+        Some(Duration::from_secs(10)),
+    )?;
     print!("bc answered:\n{}", done.stdout_str());
     println!("Exit code: {}", done.status);
 

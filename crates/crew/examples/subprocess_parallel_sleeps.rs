@@ -10,7 +10,12 @@ fn main() {
     // Python: procs = [Popen(['sleep', '0.1']) for _ in range(10)]; for p in procs: p.communicate()
     let start = Instant::now();
     let mut children: Vec<_> = (0..10)
-        .map(|_| Command::new("sleep").arg("0.1").spawn().expect("start sleep"))
+        .map(|_| {
+            Command::new("sleep")
+                .arg("0.1")
+                .spawn()
+                .expect("start sleep")
+        })
         .collect();
     for child in &mut children {
         child.communicate(None, None).expect("sleep ran");

@@ -109,7 +109,9 @@ fn last_line_without_newline_is_delivered() {
     Command::new("printf")
         .arg("one\ntwo")
         .stderr(Redirect::Null)
-        .stdout(Redirect::lines(move |l| sink.lock().unwrap().push(l.to_owned())))
+        .stdout(Redirect::lines(move |l| {
+            sink.lock().unwrap().push(l.to_owned())
+        }))
         .output()
         .unwrap();
     assert_eq!(*lines.lock().unwrap(), ["one", "two"]);

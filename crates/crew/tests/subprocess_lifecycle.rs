@@ -30,7 +30,9 @@ fn eventually_gone(pid: u32) -> bool {
 }
 
 fn pids(text: &str) -> Vec<u32> {
-    text.split_whitespace().map(|w| w.parse().unwrap()).collect()
+    text.split_whitespace()
+        .map(|w| w.parse().unwrap())
+        .collect()
 }
 
 #[test]
@@ -94,7 +96,10 @@ fn timeout_kills_the_child_and_its_grandchildren() {
     let grandchildren = pids(&done.stdout_str());
     assert_eq!(grandchildren.len(), 2, "{done:?}");
     for pid in grandchildren {
-        assert!(eventually_gone(pid), "grandchild {pid} survived the timeout");
+        assert!(
+            eventually_gone(pid),
+            "grandchild {pid} survived the timeout"
+        );
     }
     match done.check() {
         Err(Error::TimedOut { after, command }) => {
@@ -182,7 +187,9 @@ fn missing_command_is_not_found() {
         Error::NotFound { program } => assert_eq!(program, "crew-no-such-program-xyz"),
         other => panic!("expected NotFound, got {other:?}"),
     }
-    assert!(error.to_string().contains("command not found: `crew-no-such-program-xyz`"));
+    assert!(error
+        .to_string()
+        .contains("command not found: `crew-no-such-program-xyz`"));
 }
 
 #[test]

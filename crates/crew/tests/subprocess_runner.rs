@@ -36,9 +36,7 @@ fn keep_order_yields_input_order() {
 #[test]
 fn completion_order_puts_a_slow_first_job_last() {
     let runner = Runner::new(3);
-    let commands = ["2", "0", "0"]
-        .iter()
-        .map(|d| Command::new("sleep").arg(d));
+    let commands = ["2", "0", "0"].iter().map(|d| Command::new("sleep").arg(d));
     let seqs: Vec<usize> = runner.run(commands).map(|r| r.seq).collect();
     assert_eq!(seqs.len(), 3);
     assert_eq!(seqs[2], 1);
@@ -51,9 +49,8 @@ fn concurrency_limit_is_respected() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
     let runner = Runner::new(3);
-    let commands = (0..12).map(|_| {
-        Command::shell("echo + >> \"$1\"; sleep 0.05; echo - >> \"$1\"").arg(&log)
-    });
+    let commands =
+        (0..12).map(|_| Command::shell("echo + >> \"$1\"; sleep 0.05; echo - >> \"$1\"").arg(&log));
     assert!(runner.run(commands).all(|r| r.success()));
     let text = std::fs::read_to_string(&log).unwrap();
     let (mut running, mut max) = (0i32, 0i32);
@@ -71,8 +68,10 @@ fn retries_rerun_a_failing_job() {
     let counter = dir.path().join("n");
     // Fails on attempts 1 and 2, succeeds on attempt 3.
     let flaky = || {
-        Command::shell("n=$(cat \"$1\" 2>/dev/null || echo 0); n=$((n+1)); echo $n > \"$1\"; [ $n -ge 3 ]")
-            .arg(&counter)
+        Command::shell(
+            "n=$(cat \"$1\" 2>/dev/null || echo 0); n=$((n+1)); echo $n > \"$1\"; [ $n -ge 3 ]",
+        )
+        .arg(&counter)
     };
     let result = Runner::new(1).retries(2).run([flaky()]).next().unwrap();
     assert!(result.success());
@@ -142,9 +141,7 @@ fn halt_soon_lets_running_jobs_finish() {
 #[test]
 fn halt_on_success() {
     let runner = Runner::new(1).halt(Halt::Now(HaltWhen::Success(2)));
-    let all: Vec<_> = runner
-        .run((0..10).map(|_| Command::new("true")))
-        .collect();
+    let all: Vec<_> = runner.run((0..10).map(|_| Command::new("true"))).collect();
     assert_eq!(all.len(), 2);
 }
 

@@ -59,7 +59,9 @@ impl Impl {
     fn command(self, crew: &PathBuf, jobs: usize, program: &str) -> Command {
         let jobs = jobs.to_string();
         match self {
-            Impl::Crew => Command::new(crew).args(["run", "--no-progress", "-j", &jobs, "--", program]),
+            Impl::Crew => {
+                Command::new(crew).args(["run", "--no-progress", "-j", &jobs, "--", program])
+            }
             Impl::Xargs => Command::new("xargs").args(["-P", &jobs, "-n", "1", program]),
             Impl::Parallel => Command::new("parallel").args(["--will-cite", "-j", &jobs, program]),
         }
@@ -102,7 +104,7 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
         Some(path) => path,
         None => std::env::current_exe().context("cannot locate the crew binary")?,
     };
-    if cfg!(debug_assertions) && !args.json.is_some() {
+    if cfg!(debug_assertions) {
         eprintln!("note: this is a debug build; measure with `cargo run --release -p crew-cli -- bench run`");
     }
     let jobs = args

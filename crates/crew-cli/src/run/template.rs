@@ -71,8 +71,11 @@ impl Template {
                 command
             }
             Mode::Shell => {
-                let mut script: Vec<String> =
-                    self.words.iter().map(|w| expand(w, arg, seq, true)).collect();
+                let mut script: Vec<String> = self
+                    .words
+                    .iter()
+                    .map(|w| expand(w, arg, seq, true))
+                    .collect();
                 if !self.has_placeholder {
                     script.push(quote(arg));
                 }
@@ -178,7 +181,10 @@ mod tests {
 
     #[test]
     fn shell_mode_quotes_values() {
-        assert_eq!(expand("echo {}", "it's a b", 1, true), r"echo 'it'\''s a b'");
+        assert_eq!(
+            expand("echo {}", "it's a b", 1, true),
+            r"echo 'it'\''s a b'"
+        );
     }
 
     #[test]

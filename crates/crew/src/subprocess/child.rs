@@ -87,7 +87,10 @@ impl Child {
             }
             Input::File(path) => File::open(path)
                 .map_err(|e| {
-                    Error::io(format!("cannot open {} for standard input", path.display()), e)
+                    Error::io(
+                        format!("cannot open {} for standard input", path.display()),
+                        e,
+                    )
                 })?
                 .into(),
         };
@@ -276,8 +279,8 @@ impl Child {
         let mut err = Stream::new(self.inner.stderr.take(), self.stderr_lines.clone());
         let command = self.command.clone();
         let context = || format!("cannot talk to `{command}`");
-        let drained =
-            pump(&mut stdin, data, &mut out, &mut err, deadline).map_err(|e| Error::io(context(), e))?;
+        let drained = pump(&mut stdin, data, &mut out, &mut err, deadline)
+            .map_err(|e| Error::io(context(), e))?;
         let mut timed_out = false;
         if !drained || !self.wait_until(deadline)? {
             timed_out = true;
@@ -286,11 +289,19 @@ impl Child {
             // Keep what the group printed before it died; bounded, in case a process that left
             // the group still holds a pipe.
             let mut none = None;
-            pump(&mut none, &[], &mut out, &mut err, Some(Instant::now() + DRAIN_AFTER_KILL))
-                .map_err(|e| Error::io(context(), e))?;
+            pump(
+                &mut none,
+                &[],
+                &mut out,
+                &mut err,
+                Some(Instant::now() + DRAIN_AFTER_KILL),
+            )
+            .map_err(|e| Error::io(context(), e))?;
         }
         let status = self.reap()?;
-        let duration = self.finished.map_or_else(|| self.start.elapsed(), |(_, d)| d);
+        let duration = self
+            .finished
+            .map_or_else(|| self.start.elapsed(), |(_, d)| d);
         Ok(Completed {
             command: self.command.clone(),
             status,
@@ -393,9 +404,10 @@ impl Child {
             return Ok(status);
         }
         drop(self.registration.take());
-        let status = self.inner.wait().map_err(|e| {
-            Error::io(format!("cannot wait for `{}`", self.command), e)
-        })?;
+        let status = self
+            .inner
+            .wait()
+            .map_err(|e| Error::io(format!("cannot wait for `{}`", self.command), e))?;
         let status = ExitStatus::from_std(status);
         self.finished = Some((status, self.start.elapsed()));
         #[cfg(target_os = "linux")]

@@ -18,7 +18,9 @@ pub enum Error {
         program: String,
     },
     /// The program exists but may not be executed (not executable, or a directory).
-    #[error("permission denied running `{program}`; check that it is an executable file (chmod +x)")]
+    #[error(
+        "permission denied running `{program}`; check that it is an executable file (chmod +x)"
+    )]
     PermissionDenied {
         /// The program as given.
         program: String,

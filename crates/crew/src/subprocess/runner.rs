@@ -151,7 +151,10 @@ impl Runner {
     /// If `limit` is 0 or the system cannot start the pool's threads.
     #[track_caller]
     pub fn new(limit: usize) -> Self {
-        assert!(limit > 0, "Runner::new: the concurrency limit must be at least 1");
+        assert!(
+            limit > 0,
+            "Runner::new: the concurrency limit must be at least 1"
+        );
         let pool = ThreadPool::builder()
             .max_workers(limit)
             .thread_name_prefix("crew-run")
