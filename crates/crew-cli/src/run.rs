@@ -130,6 +130,11 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
         ctrlc::set_handler(move || {
             interrupted.store(true, Ordering::SeqCst);
             switch.fire(grace);
+            // The main thread may be blocked reading arguments from a stdin that never ends;
+            // every job is stopped now, so give it a moment to report, then leave.
+            std::thread::sleep(Duration::from_secs(1));
+            eprintln!("crew run: interrupted; running jobs were stopped");
+            std::process::exit(130);
         })
         .context("cannot install the Ctrl-C handler")?;
     }

@@ -358,3 +358,43 @@ fn sigint_and_sigterm_stop_all_jobs_and_their_children() {
         assert_eq!(text.lines().count(), 6);
     }
 }
+
+#[test]
+fn sigint_ends_a_run_whose_stdin_never_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    let script = format!("echo $$ >> {}; exec sleep 60", pids.display());
+    let mut child = Command::new(CREW)
+        .args(["run", "-j", "2", "--grace", "1s", "--", "sh", "-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // One line for two slots: crew is left blocked reading the next argument.
+    stdin.write_all(b"a\n").unwrap();
+    stdin.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let started = loop {
+        let text = std::fs::read_to_string(&pids).unwrap_or_default();
+        let list: Vec<u32> = text.lines().filter_map(|l| l.parse().ok()).collect();
+        if !list.is_empty() || Instant::now() > deadline {
+            break list;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(started.len(), 1);
+    // SAFETY: kill(2) on our own child's pid, with a valid signal number.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    drop(stdin);
+    assert_eq!(status.code(), Some(130));
+    for pid in started {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!alive(pid), "job {pid} survived");
+    }
+}

@@ -194,3 +194,38 @@ fn halt_parses_gnu_parallel_syntax() {
         assert!(bad.parse::<Halt>().is_err(), "{bad}");
     }
 }
+
+#[test]
+fn firing_the_kill_switch_while_jobs_start_leaves_nothing_running() {
+    for round in 0..5 {
+        let runner = Runner::new(8).grace(Duration::from_millis(200));
+        let switch = runner.kill_switch().clone();
+        let firer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20 * round));
+            switch.fire(Duration::from_millis(200));
+        });
+        let results: Vec<_> = runner
+            .run((0..200).map(|_| Command::new("sleep").arg("60")))
+            .collect();
+        firer.join().unwrap();
+        assert!(results.len() <= 200);
+        for result in &results {
+            let status = result.outcome.as_ref().unwrap().status;
+            assert!(status.signal().is_some(), "{status:?}");
+        }
+        assert_eq!(runner.kill_switch().running(), 0);
+    }
+}
+
+#[test]
+fn public_types_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Command>();
+    send_sync::<crew::subprocess::Completed>();
+    send_sync::<crew::subprocess::Error>();
+    send_sync::<crew::subprocess::KillSwitch>();
+    send_sync::<Runner>();
+    send::<crew::subprocess::Child>();
+    send::<crew::subprocess::JobResult>();
+}
