@@ -175,7 +175,7 @@ fn joblog_has_gnu_parallel_format() {
         "--joblog",
         log.to_str().unwrap(),
         "--timeout",
-        "300ms",
+        "2s",
         "--grace",
         "100ms",
         ":::",
@@ -219,6 +219,33 @@ fn without_a_command_each_argument_is_a_shell_command() {
     let out = crew_run_stdin(&["-k"], "echo a; echo b\nexit 2\n");
     assert_eq!(stdout(&out), "a\nb\n");
     assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn bench_run_reports_every_implementation() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("rows.json");
+    let out = Command::new(CREW)
+        .args(["bench", "run", "--count", "20", "--reps", "1", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(rows.len(), 6);
+    for case in ["true-2000", "sleep-10"] {
+        for name in ["crew-run", "xargs", "gnu-parallel"] {
+            let row = rows
+                .iter()
+                .find(|r| r["case"] == case && r["impl"] == name)
+                .unwrap_or_else(|| panic!("no row for {case} {name}"));
+            // Measured, or explicitly not installed.
+            assert!(row["seconds"].as_f64().is_some() || row["note"] == "not installed");
+        }
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("crew-run"));
 }
 
 #[test]

@@ -151,7 +151,7 @@ fn timeouts_apply_per_job() {
     let commands = (0..4).map(|i| {
         Command::new("sleep")
             .arg(if i % 2 == 0 { "60" } else { "0" })
-            .timeout(Duration::from_millis(200))
+            .timeout(Duration::from_secs(1))
             .grace(Duration::from_millis(100))
     });
     let mut timed_out: Vec<usize> = runner
