@@ -164,7 +164,7 @@ fn kill_switch_stops_every_registered_child() {
         })
         .collect();
     assert_eq!(switch.running(), 5);
-    switch.fire(Duration::from_secs(5));
+    switch.fire(Duration::from_millis(500));
     for child in &mut children {
         assert_eq!(child.wait().unwrap(), ExitStatus::Signal(libc::SIGTERM));
     }

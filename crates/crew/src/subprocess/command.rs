@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::child::Child;
 use super::completed::Completed;
-use super::error::Error;
+use super::error::{Error, ExitStatus};
 use super::kill_switch::KillSwitch;
 
 /// Where a child's standard input comes from.
@@ -297,6 +297,28 @@ impl Command {
     pub fn output(&self) -> Result<Completed, Error> {
         let mut child = self.spawn()?;
         child.communicate(None, self.timeout)
+    }
+
+    /// Runs the child to the end with its captured outputs going to the parent's instead, and
+    /// returns how it ended (Python's `subprocess.call`). Other redirects are kept.
+    ///
+    /// ```
+    /// use crew::subprocess::Command;
+    ///
+    /// let status = Command::new("sh").args(["-c", "exit 3"]).status().unwrap();
+    /// assert_eq!(status.code(), Some(3));
+    /// ```
+    ///
+    /// # Errors
+    /// As [`output`](Self::output).
+    pub fn status(&self) -> Result<ExitStatus, Error> {
+        let mut command = self.clone();
+        for redirect in [&mut command.stdout, &mut command.stderr] {
+            if matches!(redirect, Redirect::Capture) {
+                *redirect = Redirect::Inherit;
+            }
+        }
+        Ok(command.output()?.status)
     }
 
     /// [`output`](Self::output) then [`Completed::check`]: `Ok` only for exit code 0 (Python's

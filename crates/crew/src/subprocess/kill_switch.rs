@@ -51,9 +51,14 @@ impl KillSwitch {
         Self::default()
     }
 
-    /// Sends SIGTERM to every registered process group, waits until they have all ended or
-    /// `grace` has passed, then sends SIGKILL to the groups still registered. Blocks at most
+    /// Sends SIGTERM to every registered process group, waits until they have all been reaped
+    /// or `grace` has passed, then sends SIGKILL to the groups still registered. Blocks at most
     /// about `grace`. Later registrations are killed at once.
+    ///
+    /// A child leaves the switch when it is reaped ([`Child::wait`](super::Child::wait),
+    /// `communicate`, a runner job), not merely when it exits: until then processes it started
+    /// may still hold its process group, and they must get the SIGKILL too. Children that
+    /// nobody waits for keep `fire` waiting the whole grace period.
     pub fn fire(&self, grace: Duration) {
         let deadline = Instant::now() + grace;
         let mut state = self.inner.state.lock();

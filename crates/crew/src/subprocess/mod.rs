@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `subprocess.run(args, capture_output=True, timeout=t)` | `Command::new(p).args(a).timeout(t).output()` |
 //! | `subprocess.check_output(args)` | `Command::new(p).args(a).checked_output()` |
+//! | `subprocess.call(args)` | `Command::new(p).args(a).status()` |
 //! | `CompletedProcess.check_returncode()` | [`Completed::check`] |
 //! | `Popen(args, stdin=PIPE, stdout=PIPE)` | `Command::new(p).stdin(Input::Piped).spawn()` |
 //! | `proc.communicate(input, timeout)` | [`Child::communicate`]`(Some(input), Some(t))` |
