@@ -152,6 +152,25 @@ fn a_grandchild_holding_the_pipe_is_killed_on_timeout() {
 }
 
 #[test]
+fn a_child_that_never_stops_printing_still_times_out() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let lines = Arc::new(AtomicUsize::new(0));
+    let counter = lines.clone();
+    let done = Command::new("yes")
+        .stdout(crew::subprocess::Redirect::lines(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }))
+        .timeout(Duration::from_millis(500))
+        .grace(Duration::from_millis(100))
+        .output()
+        .unwrap();
+    assert!(done.timed_out.is_some());
+    assert!(lines.load(Ordering::Relaxed) > 0);
+}
+
+#[test]
 fn kill_switch_stops_every_registered_child() {
     let switch = KillSwitch::new();
     let mut children: Vec<_> = (0..5)

@@ -478,28 +478,36 @@ impl<R: Read + AsFd> Stream<R> {
 
     /// Reads what is available; closes the pipe at end-of-file.
     fn read_available(&mut self) -> io::Result<()> {
-        const CHUNK: usize = 64 * 1024;
         let Some(pipe) = &mut self.pipe else {
             return Ok(());
         };
+        // At most this much per wake-up, so that a child that never stops printing cannot keep
+        // the loop from feeding stdin or noticing the deadline.
+        const BATCH: u64 = 4 << 20;
+        // `read_to_end` grows the buffer adaptively without zeroing it, and on a non-blocking
+        // pipe keeps what it read before `WouldBlock`.
+        let result = pipe.by_ref().take(BATCH).read_to_end(&mut self.buf);
         let sink = self.sink.as_ref();
-        loop {
-            let len = self.buf.len();
-            self.buf.resize(len + CHUNK, 0);
-            let result = pipe.read(&mut self.buf[len..]);
-            let n = *result.as_ref().unwrap_or(&0);
-            self.buf.truncate(len + n);
-            match result {
-                Ok(0) => {
-                    self.pipe = None;
-                    flush_lines(sink, &mut self.buf, true);
-                    return Ok(());
-                }
-                Ok(_) => flush_lines(sink, &mut self.buf, false),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+        match result {
+            Ok(n) if n as u64 == BATCH => {
+                flush_lines(sink, &mut self.buf, false);
+                Ok(())
             }
+            Ok(_) => {
+                self.pipe = None;
+                flush_lines(sink, &mut self.buf, true);
+                Ok(())
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                flush_lines(sink, &mut self.buf, false);
+                Ok(())
+            }
+            Err(e) => Err(e),
         }
     }
 
