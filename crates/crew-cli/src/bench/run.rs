@@ -6,7 +6,9 @@
 //! * `true-2000`: 2,000 trivial jobs (`true`): jobs per second, i.e. the per-job overhead.
 //! * `sleep-10`: the seed's ten `sleep 0.1` at once: total seconds (ideal: 0.1).
 //!
-//! Medians are reported with crew's ratio to each peer. A peer that is not installed is shown
+//! Medians are reported with crew's ratio to each peer, in wall-clock time and in CPU time (user
+//! and system time of the runner and every job it started, from `getrusage(RUSAGE_CHILDREN)`), which
+//! stays meaningful on a machine shared with other work. A peer that is not installed is shown
 //! as "not installed" (GNU parallel comes from `apt-get install parallel`).
 
 use std::path::PathBuf;
@@ -93,6 +95,7 @@ struct Row {
     implementation: &'static str,
     jobs_per_sec: Option<f64>,
     seconds: Option<f64>,
+    cpu_seconds: Option<f64>,
     reps: usize,
     note: Option<String>,
 }
@@ -134,23 +137,25 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
     let mut rows = Vec::new();
     for case in &cases {
         let input = format!("{}\n", case.arg).repeat(case.count);
-        let mut times: Vec<(Impl, Vec<Duration>)> = installed
+        let mut times: Vec<(Impl, Vec<Duration>, Vec<Duration>)> = installed
             .iter()
             .filter(|(_, ok)| *ok)
-            .map(|(i, _)| (*i, Vec::new()))
+            .map(|(i, _)| (*i, Vec::new(), Vec::new()))
             .collect();
         // Interleave the implementations so drift on the machine hits all of them alike.
         for _ in 0..args.reps {
-            for (implementation, samples) in &mut times {
+            for (implementation, samples, cpu_samples) in &mut times {
                 let command = implementation
                     .command(&crew, case.jobs, case.program)
                     .stdin(Input::bytes(input.clone()))
                     .stdout(Redirect::Null);
+                let cpu_before = children_cpu();
                 let start = Instant::now();
                 let done = command
                     .output()
                     .with_context(|| format!("cannot run {}", implementation.name()))?;
                 let elapsed = start.elapsed();
+                cpu_samples.push(children_cpu().saturating_sub(cpu_before));
                 anyhow::ensure!(
                     done.success(),
                     "{} failed on {}: {} {}",
@@ -163,16 +168,16 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         for (implementation, ok) in &installed {
-            let samples = times.iter_mut().find(|(i, _)| i == implementation);
+            let samples = times.iter_mut().find(|(i, _, _)| i == implementation);
             let row = match samples {
-                Some((_, samples)) if *ok => {
-                    samples.sort();
-                    let median = samples[samples.len() / 2].as_secs_f64();
+                Some((_, samples, cpu_samples)) if *ok => {
+                    let median = median_of(samples);
                     Row {
                         case: case.name,
                         implementation: implementation.name(),
                         jobs_per_sec: Some(case.count as f64 / median),
                         seconds: Some(median),
+                        cpu_seconds: Some(median_of(cpu_samples)),
                         reps: args.reps,
                         note: None,
                     }
@@ -182,6 +187,7 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
                     implementation: implementation.name(),
                     jobs_per_sec: None,
                     seconds: None,
+                    cpu_seconds: None,
                     reps: 0,
                     note: Some("not installed".to_owned()),
                 },
@@ -199,40 +205,65 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn median_of(samples: &mut [Duration]) -> f64 {
+    samples.sort();
+    samples[samples.len() / 2].as_secs_f64()
+}
+
+/// User + system CPU time of all waited-for descendants of this process so far.
+fn children_cpu() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `usage` is valid for writes of a `rusage`, which is all getrusage writes.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    // SAFETY: zero is a valid `rusage` (plain integers), and getrusage filled it in.
+    let usage = unsafe { usage.assume_init() };
+    let time = |tv: libc::timeval| {
+        Duration::from_secs(tv.tv_sec.max(0) as u64)
+            + Duration::from_micros(tv.tv_usec.max(0) as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
 fn print_table(rows: &[Row]) {
     println!(
-        "\n{:<10} {:<13} {:>10} {:>12}  crew-run speed-up vs this",
-        "case", "impl", "seconds", "jobs/sec"
+        "\n{:<10} {:<13} {:>9} {:>10} {:>9} {:>11}  crew-run speed-up vs this (wall, CPU)",
+        "case", "impl", "seconds", "jobs/sec", "cpu s", "cpu ms/job"
     );
     for row in rows {
         let crew = rows
             .iter()
-            .find(|r| r.case == row.case && r.implementation == Impl::Crew.name())
-            .and_then(|r| r.seconds);
-        match row.seconds {
-            None => println!(
-                "{:<10} {:<13} {:>10} {:>12}  {}",
+            .find(|r| r.case == row.case && r.implementation == Impl::Crew.name());
+        let (Some(seconds), Some(cpu)) = (row.seconds, row.cpu_seconds) else {
+            println!(
+                "{:<10} {:<13} {:>9} {:>10} {:>9} {:>11}  {}",
                 row.case,
                 row.implementation,
                 "-",
                 "-",
+                "-",
+                "-",
                 row.note.as_deref().unwrap_or("")
-            ),
-            Some(seconds) => {
-                let ratio = match crew {
-                    Some(crew) if row.implementation != Impl::Crew.name() => {
-                        format!("{:.2}x", seconds / crew)
-                    }
-                    _ => String::new(),
-                };
-                println!(
-                    "{:<10} {:<13} {:>10.3} {:>12.0}  {ratio}",
-                    row.case,
-                    row.implementation,
-                    seconds,
-                    row.jobs_per_sec.unwrap_or(0.0)
-                );
+            );
+            continue;
+        };
+        let ratio = match crew.and_then(|c| c.seconds.zip(c.cpu_seconds)) {
+            Some((crew_wall, crew_cpu)) if row.implementation != Impl::Crew.name() => {
+                format!("{:.2}x, {:.2}x", seconds / crew_wall, cpu / crew_cpu)
             }
-        }
+            _ => String::new(),
+        };
+        let jobs = row.jobs_per_sec.unwrap_or(0.0) * seconds;
+        println!(
+            "{:<10} {:<13} {:>9.3} {:>10.0} {:>9.3} {:>11.3}  {ratio}",
+            row.case,
+            row.implementation,
+            seconds,
+            row.jobs_per_sec.unwrap_or(0.0),
+            cpu,
+            cpu * 1000.0 / jobs.max(1.0),
+        );
     }
 }
