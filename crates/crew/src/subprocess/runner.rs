@@ -275,6 +275,10 @@ impl fmt::Debug for Runner {
 ///
 /// Jobs not started because of a halt or a fired kill switch yield nothing. Dropping the
 /// iterator early detaches the running jobs; they finish in the background.
+///
+/// The next command is taken from the input whenever a slot is free, before waiting for a
+/// result; an input that blocks (a pipe with nothing to read yet) therefore also delays the
+/// results of jobs already finished until it yields or ends.
 pub struct Results<'a, I> {
     runner: &'a Runner,
     commands: I,
