@@ -6,6 +6,7 @@
 use std::process::ExitCode;
 
 mod pool;
+mod run;
 
 /// Arguments of `crew bench`.
 #[derive(Debug, clap::Args)]
@@ -18,11 +19,14 @@ pub(crate) struct Args {
 enum Which {
     /// Tiny-task throughput of crew's pools against crossbeam, rayon and Python.
     Pool(pool::Args),
+    /// `crew run` against `xargs -P` and GNU parallel: jobs/sec and the seed's sleep case.
+    Run(run::Args),
 }
 
 pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
     match args.which {
         Some(Which::Pool(args)) => pool::main(args),
+        Some(Which::Run(args)) => run::main(args),
         None => anyhow::bail!("the fib-service lab benchmark is not built yet"),
     }
 }
