@@ -5,6 +5,7 @@
 
 use std::process::ExitCode;
 
+mod lab;
 mod pool;
 
 /// Arguments of `crew bench`.
@@ -12,6 +13,8 @@ mod pool;
 pub(crate) struct Args {
     #[command(subcommand)]
     which: Option<Which>,
+    #[command(flatten)]
+    lab: lab::Args,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -23,6 +26,6 @@ enum Which {
 pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
     match args.which {
         Some(Which::Pool(args)) => pool::main(args),
-        None => anyhow::bail!("the fib-service lab benchmark is not built yet"),
+        None => lab::main(args.lab),
     }
 }

@@ -1,0 +1,155 @@
+//! The async side: the per-connection request loop and the accept loop shared by `async`,
+//! `async-offload` and `shards`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+use crate::fib::fib;
+use crate::protocol::{self, Decoder, Frame};
+use crate::server::ServeConfig;
+use crate::Shutdown;
+
+/// Where `fib` runs: inline on the event loop, or on a crew pool above a threshold.
+#[derive(Clone)]
+pub(crate) enum Compute {
+    Inline,
+    Offload {
+        pool: Arc<crew::ThreadPool>,
+        threshold: u32,
+    },
+}
+
+/// Accepts until shutdown, then waits for the connections it spawned to finish.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    config: Arc<ServeConfig>,
+    compute: Compute,
+    open: Arc<AtomicUsize>,
+    shutdown: Shutdown,
+) {
+    let mut tasks = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.wait() => break,
+        };
+        while tasks.try_join_next().is_some() {}
+        let Ok((mut stream, _)) = accepted else {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            continue;
+        };
+        if open.fetch_add(1, Ordering::SeqCst) >= config.max_connections {
+            open.fetch_sub(1, Ordering::SeqCst);
+            let line = protocol::busy_line(config.max_connections);
+            tasks.spawn(async move {
+                let _ = stream.write_all(&line).await;
+                let _ = stream.shutdown().await;
+                let mut sink = [0u8; 256];
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_millis(200),
+                    stream.read(&mut sink),
+                )
+                .await;
+            });
+            continue;
+        }
+        let guard = OpenGuard(open.clone());
+        let (config, compute, shutdown) = (config.clone(), compute.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            serve_connection(stream, &config, &compute, &shutdown).await;
+            drop(guard);
+        });
+    }
+    drop(listener);
+    while tasks.join_next().await.is_some() {}
+}
+
+struct OpenGuard(Arc<AtomicUsize>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn serve_connection(
+    mut stream: TcpStream,
+    config: &ServeConfig,
+    compute: &Compute,
+    shutdown: &Shutdown,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut decoder = Decoder::new(config.framing, config.max_n);
+    let mut buffer = [0u8; 4096];
+    let mut out = Vec::with_capacity(256);
+    loop {
+        let read = async {
+            match config.idle_timeout {
+                Some(idle) => tokio::time::timeout(idle, stream.read(&mut buffer)).await.ok(),
+                None => Some(stream.read(&mut buffer).await),
+            }
+        };
+        let read = tokio::select! {
+            read = read => read,
+            () = shutdown.wait() => return,
+        };
+        let read = match read {
+            None => {
+                let idle = config.idle_timeout.unwrap_or_default();
+                protocol::write_error(
+                    &mut out,
+                    &format!("idle for {}s, closing", idle.as_secs_f64()),
+                );
+                let _ = stream.write_all(&out).await;
+                return;
+            }
+            Some(Ok(0) | Err(_)) => return,
+            Some(Ok(read)) => read,
+        };
+        decoder.push(&buffer[..read]);
+        let mut keep_open = true;
+        while let Some(frame) = decoder.next_frame() {
+            match frame {
+                Frame::Request(n) => match compute_fib(compute, n).await {
+                    Ok(value) => protocol::write_value(&mut out, value),
+                    Err(message) => protocol::write_error(&mut out, &message),
+                },
+                other => keep_open = protocol::reply_into(&mut out, other, fib),
+            }
+        }
+        if !out.is_empty() {
+            if stream.write_all(&out).await.is_err() {
+                return;
+            }
+            out.clear();
+        }
+        if !keep_open {
+            let _ = stream.shutdown().await;
+            let mut sink = [0u8; 256];
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_millis(200),
+                stream.read(&mut sink),
+            )
+            .await;
+            return;
+        }
+    }
+}
+
+async fn compute_fib(compute: &Compute, n: u32) -> Result<u64, String> {
+    match compute {
+        Compute::Offload { pool, threshold } if n >= *threshold => {
+            let handle = pool
+                .spawn(move || fib(n))
+                .map_err(|error| format!("server cannot compute now: {error}"))?;
+            handle
+                .await
+                .map_err(|error| format!("server failed to compute: {error}"))
+        }
+        _ => Ok(fib(n)),
+    }
+}
