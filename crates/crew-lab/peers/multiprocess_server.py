@@ -28,4 +28,4 @@ if __name__ == "__main__":
     try:
         main_guard(lambda: fib_server(args, pool))
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=True, cancel_futures=True)
