@@ -194,6 +194,8 @@ pub struct Server {
     pub(crate) listeners: Vec<TcpListener>,
     /// `reuseport`: the port held (bound, not listening) while children start.
     pub(crate) reserved: Option<Socket>,
+    /// `reuseport`: the children, already listening.
+    pub(crate) children: Option<models::reuseport::Children>,
 }
 
 impl Server {
@@ -220,6 +222,7 @@ impl Server {
             addr,
             listeners: Vec::new(),
             reserved: None,
+            children: None,
             config: Arc::new(config),
         };
         match model {
@@ -241,6 +244,10 @@ impl Server {
                     .as_socket()
                     .context("bound socket has no IP address")?;
                 server.reserved = Some(socket);
+                server.children = Some(models::reuseport::start_children(
+                    server.addr,
+                    &server.config,
+                )?);
                 return Ok(server);
             }
             _ => {

@@ -101,10 +101,10 @@ fn in_flight_request_finishes_on_shutdown(model: Model) {
     let mut busy = Client::connect(server.addr());
     let idle = Client::connect(server.addr());
     assert_eq!(busy.ask("1"), "1\n");
-    busy.send(b"30\n");
+    busy.send(b"34\n");
     std::thread::sleep(Duration::from_millis(5));
     let stopper = std::thread::spawn(move || server.stop());
-    assert_eq!(busy.line(), "832040\n");
+    assert_eq!(busy.line(), "5702887\n");
     stopper.join().unwrap().unwrap();
     // The idle connection was closed, not left hanging.
     let mut idle = idle;

@@ -11,7 +11,7 @@ use crew_lab::Model;
 
 /// Arguments of `crew bench` when no subcommand is given.
 #[derive(Debug, clap::Args)]
-pub(crate) struct Args {
+pub(crate) struct LabArgs {
     /// Short measurements: the whole run in under two minutes.
     #[arg(long)]
     quick: bool,
@@ -35,7 +35,7 @@ pub(crate) struct Args {
     svg: Option<PathBuf>,
 }
 
-pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn main(args: LabArgs) -> anyhow::Result<ExitCode> {
     if args.clients.is_empty() || args.clients.contains(&0) {
         anyhow::bail!("--clients needs counts of at least 1, e.g. 1,2,4");
     }

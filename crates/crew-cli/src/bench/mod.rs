@@ -14,7 +14,7 @@ pub(crate) struct Args {
     #[command(subcommand)]
     which: Option<Which>,
     #[command(flatten)]
-    lab: lab::Args,
+    lab: lab::LabArgs,
 }
 
 #[derive(Debug, clap::Subcommand)]

@@ -11,7 +11,7 @@ mod conn;
 mod gil;
 mod loopback;
 mod pool;
-mod reuseport;
+pub(crate) mod reuseport;
 mod shards;
 mod single;
 mod threads;
@@ -23,6 +23,7 @@ pub(crate) fn run(server: Server, shutdown: &Shutdown) -> anyhow::Result<()> {
         addr,
         mut listeners,
         reserved,
+        children,
     } = server;
     let compute: Arc<dyn Fn(u32) -> u64 + Send + Sync> = match model {
         Model::Gil => gil::compute(),
@@ -35,7 +36,10 @@ pub(crate) fn run(server: Server, shutdown: &Shutdown) -> anyhow::Result<()> {
             threads::run(&listeners[0], &config, compute, shutdown)
         }
         Model::Pool => pool::run(&listeners[0], &config, shutdown),
-        Model::Reuseport => reuseport::run(addr, reserved, &config, shutdown),
+        Model::Reuseport => match children {
+            Some(children) => reuseport::run(children, reserved, shutdown),
+            None => anyhow::bail!("reuseport server on {addr} has no children"),
+        },
         Model::Async => asyncio::run(listeners.remove(0), config, false, shutdown),
         Model::AsyncOffload => asyncio::run(listeners.remove(0), config, true, shutdown),
         Model::Shards => shards::run(listeners, config, shutdown),

@@ -16,12 +16,9 @@ use nix::unistd::Pid;
 use crate::server::ServeConfig;
 use crate::Shutdown;
 
-pub(super) fn run(
-    addr: SocketAddr,
-    reserved: Option<socket2::Socket>,
-    config: &ServeConfig,
-    shutdown: &Shutdown,
-) -> anyhow::Result<()> {
+
+/// Starts the children; returns once every one of them is listening.
+pub(crate) fn start_children(addr: SocketAddr, config: &ServeConfig) -> anyhow::Result<Children> {
     let command = config
         .child_command
         .as_ref()
@@ -43,6 +40,15 @@ pub(super) fn run(
             bail!("a reuseport child failed to start (its first line: {line:?})");
         }
     }
+    Ok(children)
+}
+
+/// Watches the children until shutdown, then stops them.
+pub(super) fn run(
+    mut children: Children,
+    reserved: Option<socket2::Socket>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
     loop {
         if shutdown.wait_timeout(Duration::from_millis(200)) {
             break;
@@ -65,7 +71,9 @@ pub(super) fn run(
     Ok(())
 }
 
-struct Children(Vec<Child>);
+/// The child processes of a `reuseport` server; dropping stops them.
+#[derive(Debug)]
+pub(crate) struct Children(Vec<Child>);
 
 impl Children {
     /// SIGTERM to every child still running, then waits; true if all exited with status 0.
