@@ -18,7 +18,7 @@ pub(crate) struct LabArgs {
     /// n of the CPU-bound case.
     #[arg(long, default_value_t = 25)]
     n: u32,
-    /// Seconds per measurement (default 3s, --quick 0.5s; Python on the CPU-bound case 2s).
+    /// Seconds per measurement (default 1s × 3 rounds, median reported; --quick 0.5s × 1).
     #[arg(long, value_parser = crate::perf::parse_duration)]
     duration: Option<Duration>,
     /// Client counts to measure, comma-separated.

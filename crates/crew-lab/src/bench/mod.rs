@@ -71,23 +71,26 @@ impl std::fmt::Debug for BenchConfig {
 }
 
 impl BenchConfig {
+    /// Rounds per cell: 1 with `--quick`, else 3 (the median is reported).
+    pub fn rounds(&self) -> usize {
+        if self.quick {
+            1
+        } else {
+            3
+        }
+    }
+
     /// Measured time and warm-up of one measurement.
-    pub fn timing(&self, peer: &Peer, case: Case) -> (Duration, Duration) {
-        let base = self.duration.unwrap_or(if self.quick {
+    pub fn timing(&self, _peer: &Peer, _case: Case) -> (Duration, Duration) {
+        let measure = self.duration.unwrap_or(if self.quick {
             Duration::from_millis(500)
         } else {
-            Duration::from_secs(3)
+            Duration::from_secs(1)
         });
-        let slow = matches!(peer, Peer::Python(_)) && case == Case::Cpu;
-        let measure = if slow && self.duration.is_none() && !self.quick {
-            Duration::from_secs(2)
-        } else {
-            base
-        };
         let warmup = if self.quick {
             Duration::from_millis(150)
         } else {
-            Duration::from_millis(500)
+            Duration::from_millis(300)
         };
         (measure, warmup)
     }
@@ -110,7 +113,7 @@ impl BenchConfig {
             total += Duration::from_millis(400); // start and stop
             for case in [Case::Io, Case::Cpu] {
                 let (measure, warmup) = self.timing(&peer, case);
-                total += (measure + warmup) * self.clients.len() as u32;
+                total += (measure + warmup) * (self.clients.len() * self.rounds()) as u32;
             }
         }
         total
@@ -201,24 +204,17 @@ impl BenchResults {
 
 /// Runs the benchmark, showing a progress bar on a terminal.
 ///
+/// Every server is started first (an idle server costs nothing), then each cell (case × client
+/// count) is measured on every server back to back, round after round, so background noise on
+/// the machine spreads over all servers instead of hitting one; a cell's figure is the median of
+/// its rounds.
+///
 /// # Errors
 /// Only for a failure of the harness itself; a server that cannot run is reported in
 /// [`BenchResults::unavailable`].
 pub fn run(config: &BenchConfig) -> anyhow::Result<BenchResults> {
     let started = Instant::now();
     let peers = config.peers();
-    let runnable = peers
-        .iter()
-        .filter(|peer| !matches!(peer, Peer::Crew(model) if model.pending().is_some()))
-        .count();
-    let bar = indicatif::ProgressBar::new((runnable * 2 * config.clients.len()) as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] {pos}/{len} {msg} (eta {eta})",
-        )
-        .context("progress template")?
-        .progress_chars("=> "),
-    );
     let mut results = BenchResults {
         servers: peers.iter().map(Peer::name).collect(),
         rows: Vec::new(),
@@ -228,46 +224,79 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<BenchResults> {
         elapsed_s: 0.0,
     };
     let python = peers::python_version();
+    let mut running = Vec::new();
     for peer in &peers {
-        let name = peer.name();
-        bar.set_message(format!("starting {name}"));
-        let server = match start_peer(peer, config, python.as_ref().map_err(|e| e.to_string())) {
-            Ok(running) => running,
-            Err(reason) => {
-                results.unavailable.push(Unavailable {
-                    server: name,
-                    reason,
-                });
-                continue;
-            }
-        };
+        match start_peer(peer, config, python.as_ref().map_err(|e| e.to_string())) {
+            Ok(server) => running.push((peer.clone(), server)),
+            Err(reason) => results.unavailable.push(Unavailable {
+                server: peer.name(),
+                reason,
+            }),
+        }
+    }
+    let rounds = config.rounds();
+    let bar = indicatif::ProgressBar::new((rounds * running.len() * 2 * config.clients.len()) as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} {msg} (eta {eta})",
+        )
+        .context("progress template")?
+        .progress_chars("=> "),
+    );
+    let mut samples: Vec<Vec<Row>> = Vec::new();
+    for round in 0..rounds {
         for case in [Case::Io, Case::Cpu] {
             let n = if case == Case::Io { 1 } else { config.n };
-            let (measure, warmup) = config.timing(peer, case);
             for &clients in &config.clients {
-                bar.set_message(format!("{name} {} {clients} client(s)", case.name()));
-                let mut perf_config = PerfConfig::new(server.addr, clients, n);
-                perf_config.duration = measure;
-                perf_config.warmup = warmup;
-                let report = perf::run(&perf_config, None)?;
-                results.rows.push(Row {
-                    server: name.clone(),
-                    case,
-                    n,
-                    clients,
-                    rps: report.rps,
-                    p99_us: report.latency_us.p99,
-                    clients_served: report.clients_served,
-                    errors: report.errors,
-                });
-                bar.inc(1);
+                for (peer, server) in &running {
+                    let name = peer.name();
+                    bar.set_message(format!(
+                        "round {}/{rounds}: {name} {} {clients} client(s)",
+                        round + 1,
+                        case.name()
+                    ));
+                    let (measure, warmup) = config.timing(peer, case);
+                    let mut perf_config = PerfConfig::new(server.addr, clients, n);
+                    perf_config.duration = measure;
+                    perf_config.warmup = warmup;
+                    let report = perf::run(&perf_config, None)?;
+                    let row = Row {
+                        server: name,
+                        case,
+                        n,
+                        clients,
+                        rps: report.rps,
+                        p99_us: report.latency_us.p99,
+                        clients_served: report.clients_served,
+                        errors: report.errors,
+                    };
+                    match samples.iter_mut().find(|cell| {
+                        cell[0].server == row.server && cell[0].case == case && cell[0].clients == clients
+                    }) {
+                        Some(cell) => cell.push(row),
+                        None => samples.push(vec![row]),
+                    }
+                    bar.inc(1);
+                }
             }
         }
-        server.stop();
     }
     bar.finish_and_clear();
+    for (_, server) in running {
+        server.stop();
+    }
+    results.rows = samples.into_iter().map(median_row).collect();
     results.elapsed_s = started.elapsed().as_secs_f64();
     Ok(results)
+}
+
+/// The round with the median requests/sec stands for the cell (its p99 with it); errors add up.
+fn median_row(mut cell: Vec<Row>) -> Row {
+    let errors = cell.iter().map(|row| row.errors).sum();
+    cell.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+    let mut row = cell.swap_remove(cell.len() / 2);
+    row.errors = errors;
+    row
 }
 
 fn start_peer(
