@@ -51,8 +51,12 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         (text, 1.0)
     };
     match number.trim().parse::<f64>() {
-        Ok(value) if value.is_finite() && value >= 0.0 => Ok(Duration::from_secs_f64(value * scale)),
-        _ => Err(format!("`{text}` is not a duration: use e.g. 10, 10s, 500ms or 2m")),
+        Ok(value) if value.is_finite() && value >= 0.0 => {
+            Ok(Duration::from_secs_f64(value * scale))
+        }
+        _ => Err(format!(
+            "`{text}` is not a duration: use e.g. 10, 10s, 500ms or 2m"
+        )),
     }
 }
 
@@ -75,7 +79,9 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
     let progress = perf::terminal_progress(format!("crew perf {addr}"));
     let report = perf::run(
         &config,
-        progress.as_ref().map(|p| p as &(dyn Fn(perf::Progress) + Sync)),
+        progress
+            .as_ref()
+            .map(|p| p as &(dyn Fn(perf::Progress) + Sync)),
     )?;
     if progress.is_some() {
         eprint!("\r\x1b[2K");

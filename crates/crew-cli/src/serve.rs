@@ -12,9 +12,11 @@ use crew_lab::{Model, ServeConfig, Server, Shutdown};
 
 /// Arguments of `crew serve`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Protocol: send a decimal n and a newline, get fib(n) and a newline \
+#[command(
+    after_help = "Protocol: send a decimal n and a newline, get fib(n) and a newline \
 (try `nc 127.0.0.1 25000`). Bad input gets a line starting with `error:`. \
-SIGINT/SIGTERM: stop accepting, finish in-flight requests, exit 0.")]
+SIGINT/SIGTERM: stop accepting, finish in-flight requests, exit 0."
+)]
 pub(crate) struct Args {
     /// single, threads, pool, process-pool (pending), reuseport, async, async-offload, shards, gil.
     #[arg(long, default_value = "threads")]
@@ -55,7 +57,8 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
     if !(args.idle_timeout.is_finite() && args.idle_timeout >= 0.0) {
         anyhow::bail!("--idle-timeout must be a number of seconds >= 0");
     }
-    let idle_timeout = (args.idle_timeout > 0.0).then(|| Duration::from_secs_f64(args.idle_timeout));
+    let idle_timeout =
+        (args.idle_timeout > 0.0).then(|| Duration::from_secs_f64(args.idle_timeout));
     let mut config = ServeConfig {
         framing: args.framing,
         max_n: args.max_n,
@@ -76,7 +79,9 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
             command.arg("--addr").arg(addr.to_string());
             command.arg("--framing").arg(framing.to_string());
             command.arg("--max-n").arg(max_n.to_string());
-            command.arg("--max-connections").arg(max_connections.to_string());
+            command
+                .arg("--max-connections")
+                .arg(max_connections.to_string());
             command.arg("--idle-timeout").arg(idle.to_string());
             command
         }));

@@ -29,11 +29,18 @@ fn bench_prints_tables_and_writes_json_and_svg() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(stdout.contains("IO-bound (n = 1)"), "{stdout}");
     assert!(stdout.contains("CPU-bound (n = 15)"), "{stdout}");
     assert!(stdout.contains("crew-process-pool"), "{stdout}");
-    assert!(stdout.contains("pending: lands with the process pool"), "{stdout}");
+    assert!(
+        stdout.contains("pending: lands with the process pool"),
+        "{stdout}"
+    );
     // Python is either measured or shown as not available, never dropped.
     assert!(stdout.contains("python-thread_server"), "{stdout}");
     assert!(stdout.contains("best crew model"), "{stdout}");
@@ -52,7 +59,11 @@ fn bench_prints_tables_and_writes_json_and_svg() {
         .any(|row| row["server"] == "crew-process-pool" && row["rps"].is_null()));
     assert!(rows.iter().any(|row| row["server"] == "loopback-limit"));
     let chart = std::fs::read_to_string(&svg).unwrap();
-    assert!(chart.starts_with("<svg"), "{}", &chart[..chart.len().min(200)]);
+    assert!(
+        chart.starts_with("<svg"),
+        "{}",
+        &chart[..chart.len().min(200)]
+    );
     assert!(chart.contains("crew-threads"));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -32,7 +32,16 @@ fn closed_and_open_loop_against_a_crew_server() {
     .spawn()
     .unwrap();
     let addr = server.addr().to_string();
-    let report = perf(&["--addr", &addr, "--clients", "3", "--n", "12", "--duration", "400ms"]);
+    let report = perf(&[
+        "--addr",
+        &addr,
+        "--clients",
+        "3",
+        "--n",
+        "12",
+        "--duration",
+        "400ms",
+    ]);
     assert_eq!(report["errors"], 0, "{report}");
     assert_eq!(report["clients_served"], 3);
     assert_eq!(report["n"], 12);
@@ -41,7 +50,16 @@ fn closed_and_open_loop_against_a_crew_server() {
     assert!(report["latency_us"]["p99"].as_f64().unwrap() > 0.0);
 
     let open = perf(&[
-        "--addr", &addr, "--clients", "2", "--n", "5", "--duration", "500ms", "--rate", "200",
+        "--addr",
+        &addr,
+        "--clients",
+        "2",
+        "--n",
+        "5",
+        "--duration",
+        "500ms",
+        "--rate",
+        "200",
     ]);
     assert_eq!(open["errors"], 0, "{open}");
     assert_eq!(open["rate"], 200.0);
@@ -71,7 +89,16 @@ fn wrong_replies_and_error_lines_are_counted() {
             });
         }
     });
-    let report = perf(&["--addr", &addr, "--clients", "2", "--n", "10", "--duration", "300ms"]);
+    let report = perf(&[
+        "--addr",
+        &addr,
+        "--clients",
+        "2",
+        "--n",
+        "10",
+        "--duration",
+        "300ms",
+    ]);
     assert_eq!(report["requests"], 0, "{report}");
     assert!(report["errors"].as_u64().unwrap() > 0);
     let first = report["first_error"].as_str().unwrap();

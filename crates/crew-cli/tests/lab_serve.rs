@@ -124,7 +124,10 @@ fn process_pool_is_listed_as_pending() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("pending: lands with the process pool"), "{stderr}");
+    assert!(
+        stderr.contains("pending: lands with the process pool"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -139,7 +139,10 @@ impl Shared {
 /// # Errors
 /// Bad settings (no clients, `n` above the exact maximum, a non-positive rate) or a failure to
 /// start the client threads. Server problems are not errors of the run: they are counted.
-pub fn run(config: &PerfConfig, progress: Option<&(dyn Fn(Progress) + Sync)>) -> anyhow::Result<PerfReport> {
+pub fn run(
+    config: &PerfConfig,
+    progress: Option<&(dyn Fn(Progress) + Sync)>,
+) -> anyhow::Result<PerfReport> {
     if config.clients == 0 {
         bail!("--clients must be at least 1");
     }
@@ -306,7 +309,14 @@ fn client_loop(
             if Instant::now() >= end {
                 break 'connect;
             }
-            let outcome = exchange(&mut stream, request.as_bytes(), &reply, config.framing, &mut buffer, end);
+            let outcome = exchange(
+                &mut stream,
+                request.as_bytes(),
+                &reply,
+                config.framing,
+                &mut buffer,
+                end,
+            );
             let counting = intended >= measure_from;
             match outcome {
                 Exchange::Correct => {
@@ -319,7 +329,9 @@ fn client_loop(
                     }
                 }
                 Exchange::Wrong(got) => {
-                    shared.error(counting, || format!("wrong reply: expected {expected}, got {got:?}"));
+                    shared.error(counting, || {
+                        format!("wrong reply: expected {expected}, got {got:?}")
+                    });
                 }
                 Exchange::Broken(why) => {
                     shared.error(counting, || format!("connection broken: {why}"));
@@ -375,7 +387,10 @@ fn exchange(
                 }
             }
             Err(error)
-                if matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
             {
                 if Instant::now() >= end {
                     return Exchange::Ended;
@@ -387,9 +402,9 @@ fn exchange(
     }
     let text = String::from_utf8_lossy(buffer);
     let normalized = text.trim_end_matches(['\r', '\n']);
-    if normalized == reply.trim_end() && text.ends_with('\n') {
-        Exchange::Correct
-    } else if framing == Framing::Talk && normalized.trim() == reply.trim_end() {
+    let line_ok = normalized == reply.trim_end() && text.ends_with('\n');
+    let talk_ok = framing == Framing::Talk && normalized.trim() == reply.trim_end();
+    if line_ok || talk_ok {
         Exchange::Correct
     } else {
         Exchange::Wrong(text.chars().take(80).collect())

@@ -286,9 +286,8 @@ impl Server {
         let shutdown = Shutdown::new();
         let addr = self.addr;
         let token = shutdown.clone();
-        let handle = crew::thread::spawn(format!("crew-lab-{}", self.model), move || {
-            self.run(&token)
-        })?;
+        let handle =
+            crew::thread::spawn(format!("crew-lab-{}", self.model), move || self.run(&token))?;
         Ok(RunningServer {
             addr,
             shutdown,

@@ -19,7 +19,10 @@ fn serves_two_clients_at_once(model: Model) {
         let n = round % 20 + 1;
         let expected = format!("{}\n", crew_lab::fib::fib_fast(n).unwrap());
         assert_eq!(first.ask(&n.to_string()), expected);
-        assert_eq!(second.ask(&(n + 1).to_string()), format!("{}\n", crew_lab::fib::fib_fast(n + 1).unwrap()));
+        assert_eq!(
+            second.ask(&(n + 1).to_string()),
+            format!("{}\n", crew_lab::fib::fib_fast(n + 1).unwrap())
+        );
     }
     // And under load from two perf clients, every reply verified.
     let mut config = PerfConfig::new(server.addr(), 2, 15);
@@ -82,7 +85,10 @@ fn single_makes_the_second_client_wait() {
         .unwrap();
     let mut byte = [0u8; 1];
     let waiting = second.reader.get_mut().read(&mut byte).unwrap_err();
-    assert!(matches!(waiting.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut));
+    assert!(matches!(
+        waiting.kind(),
+        ErrorKind::WouldBlock | ErrorKind::TimedOut
+    ));
     assert_eq!(first.ask("12"), "144\n");
     drop(first);
     second

@@ -14,7 +14,18 @@ fn every_bad_input_keeps_the_connection(model: Model) {
     let server = start(model, ServeConfig::default());
     let mut client = Client::connect(server.addr());
     for bad in [
-        "abc", "-1", "-", "41", "93", "94", "1e3", "1.5", "0x10", "", "   ", "1 2",
+        "abc",
+        "-1",
+        "-",
+        "41",
+        "93",
+        "94",
+        "1e3",
+        "1.5",
+        "0x10",
+        "",
+        "   ",
+        "1 2",
         "99999999999999999999999",
     ] {
         let reply = client.ask(bad);
@@ -132,7 +143,10 @@ fn many_clients(model: Model) {
                 let mut client = Client::connect(addr);
                 for i in 0..25u32 {
                     let n = (c + i) % 22;
-                    assert_eq!(client.ask(&n.to_string()), format!("{}\n", fib_fast(n).unwrap()));
+                    assert_eq!(
+                        client.ask(&n.to_string()),
+                        format!("{}\n", fib_fast(n).unwrap())
+                    );
                 }
             })
         })
@@ -264,5 +278,8 @@ fn process_pool_is_pending() {
     )
     .unwrap_err()
     .to_string();
-    assert!(error.contains("pending: lands with the process pool"), "{error}");
+    assert!(
+        error.contains("pending: lands with the process pool"),
+        "{error}"
+    );
 }

@@ -67,7 +67,10 @@ pub(crate) fn main(args: LabArgs) -> anyhow::Result<ExitCode> {
     };
     let known: Vec<String> = bench::Peer::all().iter().map(bench::Peer::name).collect();
     if let Some(unknown) = config.only.iter().find(|name| !known.contains(name)) {
-        anyhow::bail!("--only: unknown server `{unknown}`; known: {}", known.join(", "));
+        anyhow::bail!(
+            "--only: unknown server `{unknown}`; known: {}",
+            known.join(", ")
+        );
     }
     let expected = config.expected_duration();
     println!(

@@ -54,7 +54,10 @@ where
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(70)
-        .build_cartesian_2d(0.8f64..max_clients + 0.2, (min / 2.0..max * 2.0).log_scale())
+        .build_cartesian_2d(
+            0.8f64..max_clients + 0.2,
+            (min / 2.0..max * 2.0).log_scale(),
+        )
         .map_err(draw_error)?;
     chart
         .configure_mesh()

@@ -235,7 +235,8 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<BenchResults> {
         }
     }
     let rounds = config.rounds();
-    let bar = indicatif::ProgressBar::new((rounds * running.len() * 2 * config.clients.len()) as u64);
+    let bar =
+        indicatif::ProgressBar::new((rounds * running.len() * 2 * config.clients.len()) as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
             "{elapsed_precise} [{bar:30}] {pos}/{len} {msg} (eta {eta})",
@@ -271,7 +272,9 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<BenchResults> {
                         errors: report.errors,
                     };
                     match samples.iter_mut().find(|cell| {
-                        cell[0].server == row.server && cell[0].case == case && cell[0].clients == clients
+                        cell[0].server == row.server
+                            && cell[0].case == case
+                            && cell[0].clients == clients
                     }) {
                         Some(cell) => cell.push(row),
                         None => samples.push(vec![row]),

@@ -44,7 +44,12 @@ pub fn render_tables(results: &BenchResults) -> String {
                     None => "-".to_owned(),
                     Some(row) if row.clients_served == 0 => "no reply".to_owned(),
                     Some(row) if row.clients_served < row.clients => {
-                        format!("{} ({}/{} served)", group(row.rps), row.clients_served, row.clients)
+                        format!(
+                            "{} ({}/{} served)",
+                            group(row.rps),
+                            row.clients_served,
+                            row.clients
+                        )
                     }
                     Some(row) => group(row.rps),
                 };
@@ -125,8 +130,13 @@ pub fn render_ratios(results: &BenchResults) -> String {
 
     // 2. Every crew model against Go, where its design allows.
     let clients = &results.clients;
-    if results.unavailable.iter().any(|u| u.server == "go") || !results.servers.contains(&"go".to_owned()) {
-        let _ = writeln!(out, "  crew vs go: go not measured (apt-get install golang-go)");
+    if results.unavailable.iter().any(|u| u.server == "go")
+        || !results.servers.contains(&"go".to_owned())
+    {
+        let _ = writeln!(
+            out,
+            "  crew vs go: go not measured (apt-get install golang-go)"
+        );
     } else {
         let _ = writeln!(
             out,

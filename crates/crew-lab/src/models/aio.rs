@@ -89,7 +89,9 @@ async fn serve_connection(
     loop {
         let read = async {
             match config.idle_timeout {
-                Some(idle) => tokio::time::timeout(idle, stream.read(&mut buffer)).await.ok(),
+                Some(idle) => tokio::time::timeout(idle, stream.read(&mut buffer))
+                    .await
+                    .ok(),
                 None => Some(stream.read(&mut buffer).await),
             }
         };

@@ -161,7 +161,11 @@ fn transient(error: &io::Error) -> bool {
 
 /// Serves requests on one connection until the client leaves, idles out, sends a fatal line
 /// or the server shuts down (after replying to what was already read).
-pub(crate) fn serve_connection(stream: TcpStream, config: &ServeConfig, compute: &dyn Fn(u32) -> u64) {
+pub(crate) fn serve_connection(
+    stream: TcpStream,
+    config: &ServeConfig,
+    compute: &dyn Fn(u32) -> u64,
+) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(config.idle_timeout);
     let _ = stream.set_write_timeout(config.idle_timeout);

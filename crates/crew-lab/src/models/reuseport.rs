@@ -16,7 +16,6 @@ use nix::unistd::Pid;
 use crate::server::ServeConfig;
 use crate::Shutdown;
 
-
 /// Starts the children; returns once every one of them is listening.
 pub(crate) fn start_children(addr: SocketAddr, config: &ServeConfig) -> anyhow::Result<Children> {
     let command = config
