@@ -4,7 +4,7 @@
 //! Seed 003 serves `fib(n)` over TCP as one_server, thread_server, multiprocess_server,
 //! many_server and async_server and counts requests/sec with its perf2 client. Here each model is
 //! a small module over crew's own pools ([`Model`]), [`perf`] is the load generator (closed or
-//! open loop, HDR latency, every reply verified) and [`bench`] runs every model and its Python,
+//! open loop, HDR latency, every reply verified) and [`bench`](mod@bench) runs every model and its Python,
 //! Go and loopback-limit peers through the same client in one run.
 //!
 //! ```no_run

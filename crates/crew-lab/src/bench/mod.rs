@@ -165,6 +165,8 @@ pub struct BenchResults {
     pub cpu_n: u32,
     /// Wall-clock seconds of the run.
     pub elapsed_s: f64,
+    /// The 1-minute load average before the run started (Linux), to judge the noise.
+    pub load_average: Option<f64>,
 }
 
 impl BenchResults {
@@ -222,6 +224,7 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<BenchResults> {
         clients: config.clients.clone(),
         cpu_n: config.n,
         elapsed_s: 0.0,
+        load_average: load_average(),
     };
     let python = peers::python_version();
     let mut running = Vec::new();
@@ -291,6 +294,12 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<BenchResults> {
     results.rows = samples.into_iter().map(median_row).collect();
     results.elapsed_s = started.elapsed().as_secs_f64();
     Ok(results)
+}
+
+/// The 1-minute load average from `/proc/loadavg`, if there is one.
+pub fn load_average() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next()?.parse().ok()
 }
 
 /// The round with the median requests/sec stands for the cell (its p99 with it); errors add up.

@@ -223,5 +223,15 @@ pub fn render_ratios(results: &BenchResults) -> String {
             mark(cpu >= 50.0)
         );
     }
+    if let Some(load) = results.load_average {
+        let cpus = crate::cpus() as f64;
+        if load > cpus * 0.5 {
+            let _ = writeln!(
+                out,
+                "\nnote: load average {load:.1} on {cpus} CPUs before the run: other processes \
+                 competed with the servers and the client, so these ratios are noisy; rerun on an idle machine."
+            );
+        }
+    }
     out
 }
