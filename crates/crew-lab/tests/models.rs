@@ -151,3 +151,31 @@ fn single_shutdown_with_a_waiting_client() {
     server.stop().unwrap();
     assert_eq!(first.rest(), "");
 }
+
+/// A request that reached the server just as shutdown starts is still answered.
+fn request_racing_shutdown_is_answered(model: Model) {
+    for _ in 0..20 {
+        let server = start(model, ServeConfig::default());
+        let mut client = Client::connect(server.addr());
+        assert_eq!(client.ask("1"), "1\n");
+        client.send(b"20\n");
+        server.stop().unwrap();
+        assert_eq!(client.line(), "6765\n");
+        assert_eq!(client.rest(), "");
+    }
+}
+
+#[test]
+fn request_racing_shutdown_threads() {
+    request_racing_shutdown_is_answered(Model::Threads);
+}
+
+#[test]
+fn request_racing_shutdown_async() {
+    request_racing_shutdown_is_answered(Model::Async);
+}
+
+#[test]
+fn request_racing_shutdown_shards() {
+    request_racing_shutdown_is_answered(Model::Shards);
+}

@@ -86,6 +86,7 @@ async fn serve_connection(
     let mut decoder = Decoder::new(config.framing, config.max_n);
     let mut buffer = [0u8; 4096];
     let mut out = Vec::with_capacity(256);
+    let mut closing = false;
     loop {
         let read = async {
             match config.idle_timeout {
@@ -95,9 +96,24 @@ async fn serve_connection(
                 None => Some(stream.read(&mut buffer).await),
             }
         };
-        let read = tokio::select! {
-            read = read => read,
-            () = shutdown.wait() => return,
+        let event = tokio::select! {
+            read = read => Some(read),
+            () = shutdown.wait() => None,
+        };
+        let read = match event {
+            Some(read) => read,
+            // Shutting down: answer what already arrived, then close.
+            // (A direct non-blocking read: tokio's readiness may not know yet about data that
+            // arrived just now.)
+            None => {
+                match std::io::Read::read(&mut &*socket2::SockRef::from(&stream), &mut buffer) {
+                    Ok(read) if read > 0 => {
+                        closing = true;
+                        Some(Ok(read))
+                    }
+                    _ => return,
+                }
+            }
         };
         let read = match read {
             None => {
@@ -128,6 +144,9 @@ async fn serve_connection(
                 return;
             }
             out.clear();
+        }
+        if closing {
+            return;
         }
         if !keep_open {
             let _ = stream.shutdown().await;
