@@ -71,26 +71,27 @@ impl std::fmt::Debug for BenchConfig {
 }
 
 impl BenchConfig {
-    /// Rounds per cell: 1 with `--quick`, else 3 (the median is reported).
+    /// Rounds per cell: 3 with `--quick`, else 7 (the median is reported). Many short rounds
+    /// interleaved over all servers filter out bursts of load from the rest of the machine.
     pub fn rounds(&self) -> usize {
         if self.quick {
-            1
-        } else {
             3
+        } else {
+            7
         }
     }
 
     /// Measured time and warm-up of one measurement.
     pub fn timing(&self, _peer: &Peer, _case: Case) -> (Duration, Duration) {
         let measure = self.duration.unwrap_or(if self.quick {
-            Duration::from_millis(500)
+            Duration::from_millis(250)
         } else {
-            Duration::from_secs(1)
+            Duration::from_millis(500)
         });
         let warmup = if self.quick {
-            Duration::from_millis(150)
+            Duration::from_millis(50)
         } else {
-            Duration::from_millis(300)
+            Duration::from_millis(100)
         };
         (measure, warmup)
     }
