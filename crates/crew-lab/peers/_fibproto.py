@@ -6,6 +6,7 @@ and the connection closes. With --framing talk each read is one request, as in t
 """
 
 import argparse
+from socket import SHUT_WR
 import signal
 import sys
 
@@ -102,11 +103,25 @@ def handle(sock, args, compute):
             if out:
                 sock.sendall("".join(out).encode())
             if fatal:
+                linger_close(sock)
                 break
     except OSError:
         pass
     finally:
         sock.close()
+
+
+def linger_close(sock):
+    """After a final error line: stop writing and drain the client for a moment, so closing
+    with unread input does not reset the connection before the line arrives."""
+    try:
+        sock.shutdown(SHUT_WR)
+        sock.settimeout(0.2)
+        for _ in range(64):
+            if not sock.recv(1024):
+                break
+    except OSError:
+        pass
 
 
 def main_guard(run):

@@ -22,6 +22,11 @@ async def handle(reader, writer, args):
                 writer.write("".join(out).encode())
                 await writer.drain()
             if fatal:
+                writer.write_eof()
+                try:
+                    await asyncio.wait_for(reader.read(65536), 0.2)
+                except asyncio.TimeoutError:
+                    pass
                 break
     except OSError:
         pass

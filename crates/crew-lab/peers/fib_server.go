@@ -8,12 +8,14 @@ import (
 	"bufio"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 const maxLine = 64
@@ -43,6 +45,16 @@ func reply(line string, maxN int) string {
 	return strconv.Itoa(fib(n)) + "\n"
 }
 
+// lingerClose stops writing and drains the client for a moment, so closing with unread input
+// does not reset the connection before the error line arrives.
+func lingerClose(conn net.Conn) {
+	if tcp, ok := conn.(*net.TCPConn); ok {
+		tcp.CloseWrite()
+	}
+	conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	io.Copy(io.Discard, conn)
+}
+
 func handle(conn net.Conn, maxN int, talk bool) {
 	defer conn.Close()
 	if tcp, ok := conn.(*net.TCPConn); ok {
@@ -64,9 +76,11 @@ func handle(conn net.Conn, maxN int, talk bool) {
 	writer := bufio.NewWriter(conn)
 	for {
 		line, err := reader.ReadSlice('\n')
-		if err == bufio.ErrBufferFull || len(strings.TrimRight(string(line), "\r\n")) > maxLine {
+		if err == bufio.ErrBufferFull || len(strings.TrimRight(string(line), "\r\n")) > maxLine ||
+			(err != nil && len(line) > maxLine+1) {
 			writer.WriteString(fmt.Sprintf("error: line longer than %d bytes\n", maxLine))
 			writer.Flush()
+			lingerClose(conn)
 			return
 		}
 		if err != nil {
