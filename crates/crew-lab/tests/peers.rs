@@ -18,7 +18,8 @@ fn python_peers_speak_the_protocol() {
         let mut command = Command::new("python3");
         command
             .arg(peers::peers_dir().join(format!("{script}.py")))
-            .args(["--addr", "127.0.0.1:0"]);
+            .args(["--addr", "127.0.0.1:0"])
+            .env("PYTHONDONTWRITEBYTECODE", "1");
         let server = peers::start(command, Duration::from_secs(30)).unwrap();
         let mut client = Client::connect(server.addr);
         assert_eq!(client.ask("10"), "55\n", "{script}");

@@ -333,7 +333,10 @@ fn start_peer(
                 return Err(format!("not available ({} is missing)", path.display()));
             }
             let mut command = std::process::Command::new("python3");
-            command.arg(path).args(["--addr", "127.0.0.1:0"]);
+            command
+                .arg(path)
+                .args(["--addr", "127.0.0.1:0"])
+                .env("PYTHONDONTWRITEBYTECODE", "1");
             command
         }
         Peer::Go => {
