@@ -18,7 +18,7 @@ pub(crate) struct LabArgs {
     /// n of the CPU-bound case.
     #[arg(long, default_value_t = 25)]
     n: u32,
-    /// Time per measurement (default 0.5s × 7 rounds, median reported; --quick 0.25s × 3).
+    /// Time per measurement (default 0.5s × 7 rounds, median reported; --quick 0.15s × 5).
     #[arg(long, value_parser = crate::perf::parse_duration)]
     duration: Option<Duration>,
     /// Client counts to measure, comma-separated.

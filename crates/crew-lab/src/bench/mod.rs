@@ -71,11 +71,11 @@ impl std::fmt::Debug for BenchConfig {
 }
 
 impl BenchConfig {
-    /// Rounds per cell: 3 with `--quick`, else 7 (the median is reported). Many short rounds
+    /// Rounds per cell: 5 with `--quick`, else 7 (the median is reported). Many short rounds
     /// interleaved over all servers filter out bursts of load from the rest of the machine.
     pub fn rounds(&self) -> usize {
         if self.quick {
-            3
+            5
         } else {
             7
         }
@@ -84,12 +84,12 @@ impl BenchConfig {
     /// Measured time and warm-up of one measurement.
     pub fn timing(&self, _peer: &Peer, _case: Case) -> (Duration, Duration) {
         let measure = self.duration.unwrap_or(if self.quick {
-            Duration::from_millis(250)
+            Duration::from_millis(150)
         } else {
             Duration::from_millis(500)
         });
         let warmup = if self.quick {
-            Duration::from_millis(50)
+            Duration::from_millis(40)
         } else {
             Duration::from_millis(100)
         };
