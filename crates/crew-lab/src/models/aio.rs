@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::fib::fib;
@@ -23,6 +24,35 @@ pub(crate) enum Compute {
     },
 }
 
+/// `shards`: evens out connections when the kernel's `SO_REUSEPORT` hash puts two of a few
+/// connections on the same shard. Each shard counts its connections; a shard that accepts a
+/// connection while another has fewer hands the socket over (the only thing shards share).
+pub(crate) struct Balancer {
+    pub(crate) index: usize,
+    pub(crate) counts: Arc<Vec<AtomicUsize>>,
+    pub(crate) senders: Vec<mpsc::UnboundedSender<std::net::TcpStream>>,
+    pub(crate) receiver: mpsc::UnboundedReceiver<std::net::TcpStream>,
+}
+
+impl Balancer {
+    /// The shard that should take a new connection: this one unless another has fewer.
+    fn target(&self) -> usize {
+        let mine = self.counts[self.index].load(Ordering::SeqCst);
+        let (best, count) = self
+            .counts
+            .iter()
+            .enumerate()
+            .map(|(index, count)| (index, count.load(Ordering::SeqCst)))
+            .min_by_key(|&(index, count)| (count, index != self.index))
+            .unwrap_or((self.index, mine));
+        if count < mine {
+            best
+        } else {
+            self.index
+        }
+    }
+}
+
 /// Accepts until shutdown, then waits for the connections it spawned to finish.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
@@ -30,42 +60,81 @@ pub(crate) async fn accept_loop(
     compute: Compute,
     open: Arc<AtomicUsize>,
     shutdown: Shutdown,
+    mut balancer: Option<Balancer>,
 ) {
     let mut tasks = JoinSet::new();
     loop {
+        let handed_off = async {
+            match balancer.as_mut() {
+                Some(balancer) => balancer.receiver.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            accepted = listener.accept() => accepted.map(|(stream, _)| (stream, true)),
+            Some(stream) = handed_off => TcpStream::from_std(stream).map(|stream| (stream, false)),
             () = shutdown.wait() => break,
         };
         while tasks.try_join_next().is_some() {}
-        let Ok((mut stream, _)) = accepted else {
+        let Ok((mut stream, fresh)) = accepted else {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             continue;
         };
-        if open.fetch_add(1, Ordering::SeqCst) >= config.max_connections {
-            open.fetch_sub(1, Ordering::SeqCst);
-            let line = protocol::busy_line(config.max_connections);
-            tasks.spawn(async move {
-                let _ = stream.write_all(&line).await;
-                let _ = stream.shutdown().await;
-                let mut sink = [0u8; 256];
-                let _ = tokio::time::timeout(
-                    std::time::Duration::from_millis(200),
-                    stream.read(&mut sink),
-                )
-                .await;
-            });
-            continue;
+        if fresh {
+            if open.fetch_add(1, Ordering::SeqCst) >= config.max_connections {
+                open.fetch_sub(1, Ordering::SeqCst);
+                let line = protocol::busy_line(config.max_connections);
+                tasks.spawn(async move {
+                    let _ = stream.write_all(&line).await;
+                    let _ = stream.shutdown().await;
+                    let mut sink = [0u8; 256];
+                    let _ = tokio::time::timeout(
+                        std::time::Duration::from_millis(200),
+                        stream.read(&mut sink),
+                    )
+                    .await;
+                });
+                continue;
+            }
+            if let Some(balancer) = &balancer {
+                let target = balancer.target();
+                if target != balancer.index {
+                    // Counted at the target now, so the next accept sees it.
+                    balancer.counts[target].fetch_add(1, Ordering::SeqCst);
+                    let sent = stream
+                        .into_std()
+                        .map(|stream| balancer.senders[target].send(stream));
+                    if !matches!(sent, Ok(Ok(()))) {
+                        balancer.counts[target].fetch_sub(1, Ordering::SeqCst);
+                        open.fetch_sub(1, Ordering::SeqCst);
+                    }
+                    continue;
+                }
+                balancer.counts[balancer.index].fetch_add(1, Ordering::SeqCst);
+            }
         }
         let guard = OpenGuard(open.clone());
+        let shard_guard = balancer
+            .as_ref()
+            .map(|b| ShardGuard(b.counts.clone(), b.index));
         let (config, compute, shutdown) = (config.clone(), compute.clone(), shutdown.clone());
         tasks.spawn(async move {
             serve_connection(stream, &config, &compute, &shutdown).await;
-            drop(guard);
+            drop((guard, shard_guard));
         });
     }
     drop(listener);
+    // Connections handed to this shard after it stopped are dropped, hence closed.
+    drop(balancer);
     while tasks.join_next().await.is_some() {}
+}
+
+struct ShardGuard(Arc<Vec<AtomicUsize>>, usize);
+
+impl Drop for ShardGuard {
+    fn drop(&mut self) {
+        self.0[self.1].fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 struct OpenGuard(Arc<AtomicUsize>);
@@ -172,5 +241,29 @@ async fn compute_fib(compute: &Compute, n: u32) -> Result<u64, String> {
                 .map_err(|error| format!("server failed to compute: {error}"))
         }
         _ => Ok(fib(n)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn balancer(index: usize, counts: &[usize]) -> Balancer {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        Balancer {
+            index,
+            counts: Arc::new(counts.iter().map(|&c| AtomicUsize::new(c)).collect()),
+            senders: vec![sender; counts.len()],
+            receiver,
+        }
+    }
+
+    #[test]
+    fn a_busier_shard_hands_over_to_the_idlest() {
+        assert_eq!(balancer(0, &[1, 0]).target(), 1);
+        assert_eq!(balancer(0, &[3, 2, 1]).target(), 2);
+        assert_eq!(balancer(1, &[0, 0]).target(), 1, "ties stay local");
+        assert_eq!(balancer(0, &[1, 1]).target(), 0);
+        assert_eq!(balancer(2, &[2, 4, 2]).target(), 2);
     }
 }

@@ -45,6 +45,7 @@ pub(super) fn run(
             compute,
             Arc::new(AtomicUsize::new(0)),
             shutdown.clone(),
+            None,
         )
         .await;
         anyhow::Ok(())
