@@ -204,23 +204,34 @@ pub fn render_ratios(results: &BenchResults) -> String {
     // 4. Against the matching Python peer.
     let _ = writeln!(
         out,
-        "  crew / matching python peer, 1 client (target >= 50x on cpu; io is bounded by loopback):"
+        "  crew / matching python peer (target >= 50x on cpu at every client count; io is bounded by loopback):"
     );
     for model in &crew {
         let name = Peer::Crew(*model).name();
         let python = format!("python-{}", Peer::python_match(*model));
-        let ratio = |case| {
-            rps(results, &name, case, 1)
-                .zip(rps(results, &python, case, 1))
+        let ratio = |case, c| {
+            rps(results, &name, case, c)
+                .zip(rps(results, &python, case, c))
                 .map(|(a, b)| a / b)
         };
-        let (Some(io), Some(cpu)) = (ratio(Case::Io), ratio(Case::Cpu)) else {
+        let Some(io) = ratio(Case::Io, 1) else {
             continue;
         };
+        let cpu: Vec<(usize, Option<f64>)> =
+            clients.iter().map(|&c| (c, ratio(Case::Cpu, c))).collect();
+        if cpu.iter().all(|(_, r)| r.is_none()) {
+            continue;
+        }
+        let cells: Vec<String> = cpu
+            .iter()
+            .map(|(c, r)| format!("{c}c {}", r.map_or("-".to_owned(), |r| format!("{r:.0}x"))))
+            .collect();
+        let met = cpu.iter().all(|(_, r)| r.map_or(true, |r| r >= 50.0));
         let _ = writeln!(
             out,
-            "    {name:<24} vs {python:<28} io {io:>6.1}x  cpu {cpu:>6.1}x  {}",
-            mark(cpu >= 50.0)
+            "    {name:<24} vs {python:<28} io 1c {io:>4.1}x  cpu {}  {}",
+            cells.join(" "),
+            mark(met)
         );
     }
     if let Some(load) = results.load_average {
