@@ -101,13 +101,13 @@ fn sigterm_lets_the_in_flight_request_finish() {
         let mut served = serve(&["--model", model]);
         let mut client = connect(served.addr);
         assert_eq!(ask(&mut client, 1), "1\n");
-        // fib(35) takes a while in a debug build: SIGTERM arrives while it computes.
-        client.get_mut().write_all(b"35\n").unwrap();
+        // fib(38) takes a while (~0.3 s) in a debug build: SIGTERM arrives while it computes.
+        client.get_mut().write_all(b"38\n").unwrap();
         std::thread::sleep(Duration::from_millis(20));
         sigterm(&served.child);
         let mut line = String::new();
         client.read_line(&mut line).unwrap();
-        assert_eq!(line, "9227465\n", "{model}");
+        assert_eq!(line, "39088169\n", "{model}");
         let mut rest = String::new();
         client.read_to_string(&mut rest).unwrap();
         assert_eq!(rest, "", "{model}: connection closed after the reply");
