@@ -5,6 +5,7 @@
 
 use std::process::ExitCode;
 
+mod lab;
 mod pool;
 mod run;
 
@@ -13,6 +14,8 @@ mod run;
 pub(crate) struct Args {
     #[command(subcommand)]
     which: Option<Which>,
+    #[command(flatten)]
+    lab: lab::LabArgs,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -27,6 +30,6 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
     match args.which {
         Some(Which::Pool(args)) => pool::main(args),
         Some(Which::Run(args)) => run::main(args),
-        None => anyhow::bail!("the fib-service lab benchmark is not built yet"),
+        None => lab::main(args.lab),
     }
 }
