@@ -1,11 +1,107 @@
-//! `crew serve`: not built yet.
+//! `crew serve`: the fib service under one concurrency model.
 
-use std::process::ExitCode;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use crew_lab::protocol::Framing;
+use crew_lab::{Model, ServeConfig, Server, Shutdown};
 
 /// Arguments of `crew serve`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct Args {}
+#[command(
+    after_help = "Protocol: send a decimal n and a newline, get fib(n) and a newline \
+(try `nc 127.0.0.1 25000`). Bad input gets a line starting with `error:`. \
+SIGINT/SIGTERM: stop accepting, finish in-flight requests, exit 0."
+)]
+pub(crate) struct Args {
+    /// single, threads, pool, process-pool (pending), reuseport, async, async-offload, shards, gil.
+    #[arg(long, default_value = "threads")]
+    model: Model,
+    /// Address to listen on (port 0: any free port; the chosen one is printed).
+    #[arg(long, default_value = "127.0.0.1:25000")]
+    addr: SocketAddr,
+    /// `line` (a request per line) or `talk` (a request per read, for the talk's perf clients).
+    #[arg(long, default_value = "line")]
+    framing: Framing,
+    /// Largest n served (at most 93, the largest whose fib fits u64 exactly).
+    #[arg(long, default_value_t = crew_lab::fib::DEFAULT_MAX_N)]
+    max_n: u32,
+    /// Close connections idle this many seconds (0: never).
+    #[arg(long, default_value_t = 60.0)]
+    idle_timeout: f64,
+    /// Refuse clients beyond this many open connections with an `error:` line.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Threads (pool, async), processes (reuseport) or shards; default: one per CPU (pool: 16).
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
+    /// async-offload: n at or above this is computed on the crew pool.
+    #[arg(long, default_value_t = 15)]
+    offload_threshold: u32,
+    /// Bind with SO_REUSEPORT (used by the reuseport model's children).
+    #[arg(long, hide = true)]
+    reuse_port: bool,
+    /// Exit when the parent process dies (set for servers started by crew itself).
+    #[arg(long, hide = true)]
+    child: bool,
+}
 
-pub(crate) fn main(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`crew serve` is not built yet")
+pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
+    if args.child {
+        crew_lab::die_with_parent().context("setting the parent-death signal")?;
+    }
+    if !(args.idle_timeout.is_finite() && args.idle_timeout >= 0.0) {
+        anyhow::bail!("--idle-timeout must be a number of seconds >= 0");
+    }
+    let idle_timeout =
+        (args.idle_timeout > 0.0).then(|| Duration::from_secs_f64(args.idle_timeout));
+    let mut config = ServeConfig {
+        framing: args.framing,
+        max_n: args.max_n,
+        idle_timeout,
+        max_connections: args.max_connections,
+        workers: args.workers,
+        offload_threshold: args.offload_threshold,
+        reuse_port: args.reuse_port,
+        child_command: None,
+    };
+    if args.model == Model::Reuseport {
+        let exe = std::env::current_exe().context("finding the crew binary to start children")?;
+        let (framing, max_n) = (args.framing, args.max_n);
+        let (max_connections, idle) = (args.max_connections, args.idle_timeout);
+        config.child_command = Some(Arc::new(move |addr: SocketAddr| {
+            let mut command = Command::new(&exe);
+            command.args(["serve", "--model", "threads", "--reuse-port", "--child"]);
+            command.arg("--addr").arg(addr.to_string());
+            command.arg("--framing").arg(framing.to_string());
+            command.arg("--max-n").arg(max_n.to_string());
+            command
+                .arg("--max-connections")
+                .arg(max_connections.to_string());
+            command.arg("--idle-timeout").arg(idle.to_string());
+            command
+        }));
+    }
+    let shutdown = Shutdown::new();
+    shutdown
+        .trigger_on_signals()
+        .context("installing the SIGINT/SIGTERM handlers")?;
+    let server = Server::bind(args.model, args.addr, config)?;
+    let addr = server.local_addr();
+    if !args.reuse_port {
+        eprintln!(
+            "crew serve: model {} on {addr} ({} framing, n <= {}); Ctrl-C stops it",
+            args.model, args.framing, args.max_n
+        );
+    }
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on {addr}")?;
+    stdout.flush()?;
+    drop(stdout);
+    server.run(&shutdown)?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -5,24 +5,31 @@
 
 use std::process::ExitCode;
 
+mod lab;
 mod pool;
+mod run;
 
 /// Arguments of `crew bench`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(subcommand)]
     which: Option<Which>,
+    #[command(flatten)]
+    lab: lab::LabArgs,
 }
 
 #[derive(Debug, clap::Subcommand)]
 enum Which {
     /// Tiny-task throughput of crew's pools against crossbeam, rayon and Python.
     Pool(pool::Args),
+    /// `crew run` against `xargs -P` and GNU parallel: jobs/sec and the seed's sleep case.
+    Run(run::Args),
 }
 
 pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
     match args.which {
         Some(Which::Pool(args)) => pool::main(args),
-        None => anyhow::bail!("the fib-service lab benchmark is not built yet"),
+        Some(Which::Run(args)) => run::main(args),
+        None => lab::main(args.lab),
     }
 }

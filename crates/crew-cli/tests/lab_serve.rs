@@ -1,0 +1,155 @@
+//! `crew serve` as a process: every model over the wire, SIGTERM shutdown, the pending model.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Served {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(args: &[&str]) -> Served {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crew"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .unwrap();
+    Served { child, addr }
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn connect(addr: SocketAddr) -> BufReader<TcpStream> {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    BufReader::new(stream)
+}
+
+fn ask(client: &mut BufReader<TcpStream>, n: u32) -> String {
+    client
+        .get_mut()
+        .write_all(format!("{n}\n").as_bytes())
+        .unwrap();
+    let mut line = String::new();
+    client.read_line(&mut line).unwrap();
+    line
+}
+
+#[test]
+fn every_model_serves_two_clients_and_stops_on_sigterm() {
+    for model in [
+        "single",
+        "threads",
+        "pool",
+        "reuseport",
+        "async",
+        "async-offload",
+        "shards",
+        "gil",
+    ] {
+        let mut served = serve(&["--model", model]);
+        let mut first = connect(served.addr);
+        assert_eq!(ask(&mut first, 20), "6765\n", "{model}");
+        if model == "single" {
+            drop(first);
+            let mut second = connect(served.addr);
+            assert_eq!(ask(&mut second, 21), "10946\n", "{model}");
+        } else {
+            let mut second = connect(served.addr);
+            assert_eq!(ask(&mut second, 21), "10946\n", "{model}");
+            assert_eq!(ask(&mut first, 22), "17711\n", "{model}");
+        }
+        sigterm(&served.child);
+        let status = served.child.wait().unwrap();
+        assert!(status.success(), "{model}: {status}");
+    }
+}
+
+#[test]
+fn sigterm_lets_the_in_flight_request_finish() {
+    for model in ["threads", "async-offload", "reuseport"] {
+        let mut served = serve(&["--model", model]);
+        let mut client = connect(served.addr);
+        assert_eq!(ask(&mut client, 1), "1\n");
+        // fib(38) takes a while (~0.3 s) in a debug build: SIGTERM arrives while it computes.
+        client.get_mut().write_all(b"38\n").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        sigterm(&served.child);
+        let mut line = String::new();
+        client.read_line(&mut line).unwrap();
+        assert_eq!(line, "39088169\n", "{model}");
+        let mut rest = String::new();
+        client.read_to_string(&mut rest).unwrap();
+        assert_eq!(rest, "", "{model}: connection closed after the reply");
+        let status = served.child.wait().unwrap();
+        assert!(status.success(), "{model}: {status}");
+    }
+}
+
+#[test]
+fn process_pool_is_listed_as_pending() {
+    let output = Command::new(env!("CARGO_BIN_EXE_crew"))
+        .args(["serve", "--model", "process-pool", "--addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("pending: lands with the process pool"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unknown_model_says_which_exist() {
+    let output = Command::new(env!("CARGO_BIN_EXE_crew"))
+        .args(["serve", "--model", "fibers"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("async-offload"), "{stderr}");
+}
+
+#[test]
+fn talk_framing_from_the_command_line() {
+    let served = serve(&["--model", "threads", "--framing", "talk"]);
+    let mut stream = TcpStream::connect(served.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(b"20").unwrap();
+    let mut buffer = [0u8; 64];
+    let read = stream.read(&mut buffer).unwrap();
+    assert_eq!(&buffer[..read], b"6765\n");
+}

@@ -1,0 +1,427 @@
+//! `crew run` end to end: the real binary, real child processes, real signals.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const CREW: &str = env!("CARGO_BIN_EXE_crew");
+
+fn crew_run(args: &[&str]) -> Output {
+    Command::new(CREW)
+        .arg("run")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn crew_run_stdin(args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(CREW)
+        .arg("run")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn sorted_lines(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn arguments_after_triple_colon_with_placeholders() {
+    let out = crew_run(&[
+        "-j",
+        "2",
+        "-k",
+        "--",
+        "echo",
+        "{}",
+        "{.}",
+        "{/}",
+        "{//}",
+        "{/.}",
+        "{#}",
+        ":::",
+        "dir/a.txt",
+        "b.tar.gz",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        stdout(&out),
+        "dir/a.txt dir/a a.txt dir a 1\nb.tar.gz b.tar b.tar.gz . b.tar 2\n"
+    );
+}
+
+#[test]
+fn arguments_from_stdin_are_appended_without_placeholder() {
+    let out = crew_run_stdin(&["-j", "4", "--", "echo", "arg:"], "one\ntwo\nthree\n");
+    assert!(out.status.success());
+    assert_eq!(
+        sorted_lines(&stdout(&out)),
+        ["arg: one", "arg: three", "arg: two"]
+    );
+}
+
+#[test]
+fn keep_order_prints_in_input_order() {
+    let out = crew_run(&[
+        "-j",
+        "4",
+        "--keep-order",
+        "--",
+        "sh",
+        "-c",
+        "sleep $1; echo $1",
+        "sh",
+        ":::",
+        "0.5",
+        "0",
+        "0.2",
+        "0.1",
+    ]);
+    assert_eq!(stdout(&out), "0.5\n0\n0.2\n0.1\n");
+}
+
+#[test]
+fn completion_order_by_default() {
+    let out = crew_run(&["-j", "2", "--", "sleep", ":::", "1.5", "0"]);
+    assert!(out.status.success());
+    let out = crew_run(&[
+        "-j",
+        "2",
+        "--",
+        "sh",
+        "-c",
+        "sleep $1; echo $1",
+        "sh",
+        ":::",
+        "1.5",
+        "0",
+    ]);
+    assert_eq!(stdout(&out), "0\n1.5\n");
+}
+
+#[test]
+fn output_of_each_job_is_never_interleaved() {
+    // Each job prints 2,000 lines slowly enough to overlap with the others.
+    let script = "i=0; while [ $i -lt 2000 ]; do echo \"$1 $i\"; i=$((i+1)); done";
+    let out = crew_run(&[
+        "-j", "4", "--", "sh", "-c", script, "sh", ":::", "a", "b", "c", "d",
+    ]);
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 8000);
+    for block in lines.chunks(2000) {
+        let tag = block[0].split(' ').next().unwrap();
+        for (i, line) in block.iter().enumerate() {
+            assert_eq!(*line, format!("{tag} {i}"));
+        }
+    }
+}
+
+#[test]
+fn tag_prefixes_every_line_with_the_argument() {
+    let out = crew_run(&["--tag", "-k", "--", "printf", "x\\ny\\n", ":::", "p", "q"]);
+    // printf gets the argument appended as an unused extra word.
+    assert_eq!(stdout(&out), "p\tx\np\ty\nq\tx\nq\ty\n");
+}
+
+#[test]
+fn shell_scripts_quote_arguments() {
+    let out = crew_run(&["-k", "--", "echo {} | tr a-z A-Z", ":::", "it's", "a b"]);
+    assert_eq!(stdout(&out), "IT'S\nA B\n");
+}
+
+#[test]
+fn exit_status_is_the_number_of_failed_jobs() {
+    let out = crew_run(&[
+        "--", "sh", "-c", "exit $1", "sh", ":::", "0", "1", "2", "0", "3",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let out = crew_run(&["--", "true", ":::", "a", "b"]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn exit_status_is_capped_at_101() {
+    let args: Vec<String> = (0..120).map(|i| i.to_string()).collect();
+    let mut cmd = vec!["-j", "8", "--", "false", ":::"];
+    cmd.extend(args.iter().map(String::as_str));
+    let out = crew_run(&cmd);
+    assert_eq!(out.status.code(), Some(101));
+}
+
+#[test]
+fn joblog_has_gnu_parallel_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("joblog");
+    let out = crew_run(&[
+        "--joblog",
+        log.to_str().unwrap(),
+        "--timeout",
+        "2s",
+        "--grace",
+        "100ms",
+        ":::",
+        "echo hi",
+        "exit 3",
+        "kill -9 $$",
+        "sleep 30",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand"
+    );
+    let mut rows: Vec<Vec<&str>> = lines.map(|l| l.split('\t').collect()).collect();
+    rows.sort_by_key(|row| row[0].parse::<u32>().unwrap());
+    assert_eq!(rows.len(), 4);
+    for row in &rows {
+        assert_eq!(row.len(), 9, "{row:?}");
+        assert_eq!(row[1], ":");
+        let (secs, millis) = row[2].split_once('.').unwrap();
+        assert!(secs.parse::<u64>().unwrap() > 1_600_000_000);
+        assert_eq!(millis.len(), 3);
+        assert!(row[3].trim().parse::<f64>().unwrap() >= 0.0);
+        assert_eq!(row[4], "0");
+    }
+    // Receive, Exitval, Signal.
+    assert_eq!(&rows[0][5..8], ["3", "0", "0"]);
+    assert_eq!(&rows[1][5..8], ["0", "3", "0"]);
+    assert_eq!(&rows[2][5..8], ["0", "0", "9"]);
+    assert_eq!(&rows[3][5..8], ["0", "-1", "15"]);
+    assert_eq!(rows[0][8], "echo hi");
+    assert_eq!(rows[2][8], "kill -9 $$");
+}
+
+#[test]
+fn without_a_command_each_argument_is_a_shell_command() {
+    let out = crew_run(&["-k", ":::", "echo one", "echo two | tr a-z A-Z"]);
+    assert_eq!(stdout(&out), "one\nTWO\n");
+    let out = crew_run_stdin(&["-k"], "echo a; echo b\nexit 2\n");
+    assert_eq!(stdout(&out), "a\nb\n");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn bench_run_reports_every_implementation() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("rows.json");
+    let out = Command::new(CREW)
+        .args(["bench", "run", "--count", "20", "--reps", "1", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(rows.len(), 6);
+    for case in ["true-2000", "sleep-10"] {
+        for name in ["crew-run", "xargs", "gnu-parallel"] {
+            let row = rows
+                .iter()
+                .find(|r| r["case"] == case && r["impl"] == name)
+                .unwrap_or_else(|| panic!("no row for {case} {name}"));
+            // Measured, or explicitly not installed.
+            assert!(row["seconds"].as_f64().is_some() || row["note"] == "not installed");
+        }
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("crew-run"));
+}
+
+#[test]
+fn retries_rerun_failing_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let counter = dir.path().join("n");
+    let script = format!(
+        "n=$(cat {0} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {0}; echo attempt $n; [ $n -ge 3 ]",
+        counter.display()
+    );
+    let out = crew_run(&["--retries", "2", "--", "sh", "-c", &script, ":::", "x"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "attempt 3\n");
+}
+
+#[test]
+fn halt_now_fail_stops_at_once_with_the_failing_exit_code() {
+    let start = Instant::now();
+    let out = crew_run(&[
+        "-j",
+        "3",
+        "--halt",
+        "now,fail=1",
+        "--grace",
+        "1s",
+        "--",
+        "sh",
+        "-c",
+        "if [ $1 = fail ]; then sleep 0.2; exit 4; fi; sleep 60",
+        "sh",
+        ":::",
+        "fail",
+        "a",
+        "b",
+        "c",
+        "d",
+    ]);
+    assert!(start.elapsed() < Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(4));
+}
+
+#[test]
+fn halt_soon_lets_running_jobs_finish() {
+    let out = crew_run(&[
+        "-j",
+        "2",
+        "-k",
+        "--halt",
+        "soon,fail=1",
+        "--",
+        "sh",
+        "-c",
+        "if [ $1 = fail ]; then exit 5; fi; sleep 0.3; echo done $1",
+        "sh",
+        ":::",
+        "fail",
+        "slow",
+        "never1",
+        "never2",
+    ]);
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(stdout(&out), "done slow\n");
+}
+
+#[test]
+fn missing_command_is_reported_and_counted() {
+    let out = crew_run(&["--", "crew-no-such-program-xyz", ":::", "1", "2"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("command not found: `crew-no-such-program-xyz`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_options_are_explained() {
+    let out = crew_run(&["--halt", "whenever", "--", "true", ":::", "1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid halt"));
+    let out = crew_run(&["--timeout", "soon", "--", "true", ":::", "1"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid duration"));
+}
+
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => false,
+        Ok(stat) => {
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            !(state.starts_with('Z') || state.starts_with('X'))
+        }
+    }
+}
+
+#[test]
+fn sigint_and_sigterm_stop_all_jobs_and_their_children() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        let script = format!(
+            "echo $$ >> {0}; sleep 60 & echo $! >> {0}; wait",
+            pids.display()
+        );
+        let mut child = Command::new(CREW)
+            .args([
+                "run", "-j", "3", "--grace", "1s", "--", "sh", "-c", &script, ":::",
+            ])
+            .args(["1", "2", "3", "4", "5"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait for the three running jobs to have written their pids (shell and sleep).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let started = loop {
+            let text = std::fs::read_to_string(&pids).unwrap_or_default();
+            let list: Vec<u32> = text.lines().filter_map(|l| l.parse().ok()).collect();
+            if list.len() >= 6 || Instant::now() > deadline {
+                break list;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(started.len(), 6, "jobs did not start");
+        // SAFETY: kill(2) on our own child's pid, with a valid signal number.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(130));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while started.iter().any(|&pid| alive(pid)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for pid in &started {
+            assert!(!alive(*pid), "process {pid} survived signal {signal}");
+        }
+        // Jobs 4 and 5 never started.
+        let text = std::fs::read_to_string(&pids).unwrap();
+        assert_eq!(text.lines().count(), 6);
+    }
+}
+
+#[test]
+fn sigint_ends_a_run_whose_stdin_never_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    let script = format!("echo $$ >> {}; exec sleep 60", pids.display());
+    let mut child = Command::new(CREW)
+        .args(["run", "-j", "2", "--grace", "1s", "--", "sh", "-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // One line for two slots: crew is left blocked reading the next argument.
+    stdin.write_all(b"a\n").unwrap();
+    stdin.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let started = loop {
+        let text = std::fs::read_to_string(&pids).unwrap_or_default();
+        let list: Vec<u32> = text.lines().filter_map(|l| l.parse().ok()).collect();
+        if !list.is_empty() || Instant::now() > deadline {
+            break list;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(started.len(), 1);
+    // SAFETY: kill(2) on our own child's pid, with a valid signal number.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    drop(stdin);
+    assert_eq!(status.code(), Some(130));
+    for pid in started {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!alive(pid), "job {pid} survived");
+    }
+}

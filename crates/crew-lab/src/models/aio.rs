@@ -1,0 +1,269 @@
+//! The async side: the per-connection request loop and the accept loop shared by `async`,
+//! `async-offload` and `shards`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::fib::fib;
+use crate::protocol::{self, Decoder, Frame};
+use crate::server::ServeConfig;
+use crate::Shutdown;
+
+/// Where `fib` runs: inline on the event loop, or on a crew pool above a threshold.
+#[derive(Clone)]
+pub(crate) enum Compute {
+    Inline,
+    Offload {
+        pool: Arc<crew::ThreadPool>,
+        threshold: u32,
+    },
+}
+
+/// `shards`: evens out connections when the kernel's `SO_REUSEPORT` hash puts two of a few
+/// connections on the same shard. Each shard counts its connections; a shard that accepts a
+/// connection while another has fewer hands the socket over (the only thing shards share).
+pub(crate) struct Balancer {
+    pub(crate) index: usize,
+    pub(crate) counts: Arc<Vec<AtomicUsize>>,
+    pub(crate) senders: Vec<mpsc::UnboundedSender<std::net::TcpStream>>,
+    pub(crate) receiver: mpsc::UnboundedReceiver<std::net::TcpStream>,
+}
+
+impl Balancer {
+    /// The shard that should take a new connection: this one unless another has fewer.
+    fn target(&self) -> usize {
+        let mine = self.counts[self.index].load(Ordering::SeqCst);
+        let (best, count) = self
+            .counts
+            .iter()
+            .enumerate()
+            .map(|(index, count)| (index, count.load(Ordering::SeqCst)))
+            .min_by_key(|&(index, count)| (count, index != self.index))
+            .unwrap_or((self.index, mine));
+        if count < mine {
+            best
+        } else {
+            self.index
+        }
+    }
+}
+
+/// Accepts until shutdown, then waits for the connections it spawned to finish.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    config: Arc<ServeConfig>,
+    compute: Compute,
+    open: Arc<AtomicUsize>,
+    shutdown: Shutdown,
+    mut balancer: Option<Balancer>,
+) {
+    let mut tasks = JoinSet::new();
+    loop {
+        let handed_off = async {
+            match balancer.as_mut() {
+                Some(balancer) => balancer.receiver.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted.map(|(stream, _)| (stream, true)),
+            Some(stream) = handed_off => TcpStream::from_std(stream).map(|stream| (stream, false)),
+            () = shutdown.wait() => break,
+        };
+        while tasks.try_join_next().is_some() {}
+        let Ok((mut stream, fresh)) = accepted else {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            continue;
+        };
+        if fresh {
+            if open.fetch_add(1, Ordering::SeqCst) >= config.max_connections {
+                open.fetch_sub(1, Ordering::SeqCst);
+                let line = protocol::busy_line(config.max_connections);
+                tasks.spawn(async move {
+                    let _ = stream.write_all(&line).await;
+                    let _ = stream.shutdown().await;
+                    let mut sink = [0u8; 256];
+                    let _ = tokio::time::timeout(
+                        std::time::Duration::from_millis(200),
+                        stream.read(&mut sink),
+                    )
+                    .await;
+                });
+                continue;
+            }
+            if let Some(balancer) = &balancer {
+                let target = balancer.target();
+                if target != balancer.index {
+                    // Counted at the target now, so the next accept sees it.
+                    balancer.counts[target].fetch_add(1, Ordering::SeqCst);
+                    let sent = stream
+                        .into_std()
+                        .map(|stream| balancer.senders[target].send(stream));
+                    if !matches!(sent, Ok(Ok(()))) {
+                        balancer.counts[target].fetch_sub(1, Ordering::SeqCst);
+                        open.fetch_sub(1, Ordering::SeqCst);
+                    }
+                    continue;
+                }
+                balancer.counts[balancer.index].fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let guard = OpenGuard(open.clone());
+        let shard_guard = balancer
+            .as_ref()
+            .map(|b| ShardGuard(b.counts.clone(), b.index));
+        let (config, compute, shutdown) = (config.clone(), compute.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            serve_connection(stream, &config, &compute, &shutdown).await;
+            drop((guard, shard_guard));
+        });
+    }
+    drop(listener);
+    // Connections handed to this shard after it stopped are dropped, hence closed.
+    drop(balancer);
+    while tasks.join_next().await.is_some() {}
+}
+
+struct ShardGuard(Arc<Vec<AtomicUsize>>, usize);
+
+impl Drop for ShardGuard {
+    fn drop(&mut self) {
+        self.0[self.1].fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+struct OpenGuard(Arc<AtomicUsize>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn serve_connection(
+    mut stream: TcpStream,
+    config: &ServeConfig,
+    compute: &Compute,
+    shutdown: &Shutdown,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut decoder = Decoder::new(config.framing, config.max_n);
+    let mut buffer = [0u8; 4096];
+    let mut out = Vec::with_capacity(256);
+    let mut closing = false;
+    loop {
+        let read = async {
+            match config.idle_timeout {
+                Some(idle) => tokio::time::timeout(idle, stream.read(&mut buffer))
+                    .await
+                    .ok(),
+                None => Some(stream.read(&mut buffer).await),
+            }
+        };
+        let event = tokio::select! {
+            read = read => Some(read),
+            () = shutdown.wait() => None,
+        };
+        let read = match event {
+            Some(read) => read,
+            // Shutting down: answer what already arrived, then close.
+            // (A direct non-blocking read: tokio's readiness may not know yet about data that
+            // arrived just now.)
+            None => {
+                match std::io::Read::read(&mut &*socket2::SockRef::from(&stream), &mut buffer) {
+                    Ok(read) if read > 0 => {
+                        closing = true;
+                        Some(Ok(read))
+                    }
+                    _ => return,
+                }
+            }
+        };
+        let read = match read {
+            None => {
+                let idle = config.idle_timeout.unwrap_or_default();
+                protocol::write_error(
+                    &mut out,
+                    &format!("idle for {}s, closing", idle.as_secs_f64()),
+                );
+                let _ = stream.write_all(&out).await;
+                return;
+            }
+            Some(Ok(0) | Err(_)) => return,
+            Some(Ok(read)) => read,
+        };
+        decoder.push(&buffer[..read]);
+        let mut keep_open = true;
+        while let Some(frame) = decoder.next_frame() {
+            match frame {
+                Frame::Request(n) => match compute_fib(compute, n).await {
+                    Ok(value) => protocol::write_value(&mut out, value),
+                    Err(message) => protocol::write_error(&mut out, &message),
+                },
+                other => keep_open = protocol::reply_into(&mut out, other, fib),
+            }
+        }
+        if !out.is_empty() {
+            if stream.write_all(&out).await.is_err() {
+                return;
+            }
+            out.clear();
+        }
+        if closing {
+            return;
+        }
+        if !keep_open {
+            let _ = stream.shutdown().await;
+            let mut sink = [0u8; 256];
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_millis(200),
+                stream.read(&mut sink),
+            )
+            .await;
+            return;
+        }
+    }
+}
+
+async fn compute_fib(compute: &Compute, n: u32) -> Result<u64, String> {
+    match compute {
+        Compute::Offload { pool, threshold } if n >= *threshold => {
+            let handle = pool
+                .spawn(move || fib(n))
+                .map_err(|error| format!("server cannot compute now: {error}"))?;
+            handle
+                .await
+                .map_err(|error| format!("server failed to compute: {error}"))
+        }
+        _ => Ok(fib(n)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn balancer(index: usize, counts: &[usize]) -> Balancer {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        Balancer {
+            index,
+            counts: Arc::new(counts.iter().map(|&c| AtomicUsize::new(c)).collect()),
+            senders: vec![sender; counts.len()],
+            receiver,
+        }
+    }
+
+    #[test]
+    fn a_busier_shard_hands_over_to_the_idlest() {
+        assert_eq!(balancer(0, &[1, 0]).target(), 1);
+        assert_eq!(balancer(0, &[3, 2, 1]).target(), 2);
+        assert_eq!(balancer(1, &[0, 0]).target(), 1, "ties stay local");
+        assert_eq!(balancer(0, &[1, 1]).target(), 0);
+        assert_eq!(balancer(2, &[2, 4, 2]).target(), 2);
+    }
+}

@@ -1,0 +1,16 @@
+//! `gil`: threads whose computing holds one global lock, as CPython's GIL does, so the seed's
+//! flat CPU-bound line shows up in Rust: two clients, still one core of `fib`.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::fib::fib;
+
+pub(super) fn compute() -> Arc<dyn Fn(u32) -> u64 + Send + Sync> {
+    let gil = Arc::new(Mutex::new(()));
+    Arc::new(move |n| {
+        let _held = gil.lock();
+        fib(n)
+    })
+}

@@ -1,0 +1,9 @@
+//! `loopback-limit`: a thread per connection replying from a table, doing no work: the most
+//! requests/sec this load generator can see over loopback on this machine.
+
+use crate::fib::fib_fast;
+
+pub(super) fn compute(n: u32) -> u64 {
+    // Requests are checked against max_n <= MAX_N before they get here.
+    fib_fast(n).unwrap_or(0)
+}

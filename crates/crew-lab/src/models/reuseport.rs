@@ -1,0 +1,97 @@
+//! `reuseport`: N processes each accepting on the same port with `SO_REUSEPORT` (seed 003's
+//! many_server, without one port per process). The parent holds the port (bound, not
+//! listening) so port 0 works, starts the children with the configured command (the `crew`
+//! binary re-executing itself as a `threads` server with `--reuse-port`), waits until each says
+//! `listening on ...`, and on shutdown forwards SIGTERM and waits for them.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::server::ServeConfig;
+use crate::Shutdown;
+
+/// Starts the children; returns once every one of them is listening.
+pub(crate) fn start_children(addr: SocketAddr, config: &ServeConfig) -> anyhow::Result<Children> {
+    let command = config
+        .child_command
+        .as_ref()
+        .context("the reuseport model needs a command to start its children")?;
+    let mut children = Children(Vec::new());
+    for _ in 0..config.workers_or_cpus() {
+        let mut cmd = command(addr);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start a reuseport child: {cmd:?}"))?;
+        let stdout = child.stdout.take().context("child stdout")?;
+        children.0.push(child);
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .context("reading a child's first line")?;
+        if !line.starts_with("listening on") {
+            bail!("a reuseport child failed to start (its first line: {line:?})");
+        }
+    }
+    Ok(children)
+}
+
+/// Watches the children until shutdown, then stops them.
+pub(super) fn run(
+    mut children: Children,
+    reserved: Option<socket2::Socket>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    loop {
+        if shutdown.wait_timeout(Duration::from_millis(200)) {
+            break;
+        }
+        let died = children
+            .0
+            .iter_mut()
+            .find_map(|child| Some((child.id(), child.try_wait().ok()??)));
+        if let Some((pid, status)) = died {
+            shutdown.trigger();
+            children.stop();
+            bail!("reuseport child {pid} exited unexpectedly: {status}");
+        }
+    }
+    let clean = children.stop();
+    drop(reserved);
+    if !clean {
+        bail!("a reuseport child did not exit cleanly");
+    }
+    Ok(())
+}
+
+/// The child processes of a `reuseport` server; dropping stops them.
+#[derive(Debug)]
+pub(crate) struct Children(Vec<Child>);
+
+impl Children {
+    /// SIGTERM to every child still running, then waits; true if all exited with status 0.
+    fn stop(&mut self) -> bool {
+        for child in &self.0 {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+            }
+        }
+        let mut clean = true;
+        for mut child in self.0.drain(..) {
+            clean &= child.wait().is_ok_and(|status| status.success());
+        }
+        clean
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,150 @@
+//! Graceful shutdown: a token that every model watches, and the signal handler that pulls it.
+//!
+//! On SIGINT or SIGTERM a server stops accepting, lets in-flight requests finish and reply,
+//! closes idle connections and exits 0. Blocking models are woken by hooks: the listening socket
+//! and every open connection are shut down for reading, so `accept` and idle `read`s return at
+//! once while replies can still be written. Async models await [`Shutdown::wait`].
+
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+type Hook = Box<dyn FnOnce() + Send>;
+
+struct Inner {
+    triggered: AtomicBool,
+    hooks: Mutex<Vec<Hook>>,
+    condvar: Condvar,
+    watch: tokio::sync::watch::Sender<bool>,
+}
+
+/// A cloneable shutdown token.
+///
+/// ```
+/// let shutdown = crew_lab::Shutdown::new();
+/// let seen = shutdown.clone();
+/// shutdown.trigger();
+/// assert!(seen.is_triggered());
+/// ```
+#[derive(Clone)]
+pub struct Shutdown {
+    inner: Arc<Inner>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Shutdown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shutdown")
+            .field("triggered", &self.is_triggered())
+            .finish()
+    }
+}
+
+impl Shutdown {
+    /// A token not yet triggered.
+    pub fn new() -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                triggered: AtomicBool::new(false),
+                hooks: Mutex::new(Vec::new()),
+                condvar: Condvar::new(),
+                watch: tokio::sync::watch::Sender::new(false),
+            }),
+        }
+    }
+
+    /// Starts the shutdown: runs the hooks once and wakes every waiter. Idempotent.
+    pub fn trigger(&self) {
+        let hooks = {
+            let mut hooks = self.inner.hooks.lock();
+            if self.inner.triggered.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            self.inner.condvar.notify_all();
+            std::mem::take(&mut *hooks)
+        };
+        self.inner.watch.send_replace(true);
+        for hook in hooks {
+            hook();
+        }
+    }
+
+    /// True once [`trigger`](Self::trigger) was called.
+    pub fn is_triggered(&self) -> bool {
+        self.inner.triggered.load(Ordering::SeqCst)
+    }
+
+    /// Runs `hook` on trigger (at once if already triggered).
+    pub fn on_trigger(&self, hook: impl FnOnce() + Send + 'static) {
+        {
+            let mut hooks = self.inner.hooks.lock();
+            if !self.is_triggered() {
+                hooks.push(Box::new(hook));
+                return;
+            }
+        }
+        hook();
+    }
+
+    /// Blocks until triggered or `timeout` passes; returns whether it was triggered.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        let mut hooks = self.inner.hooks.lock();
+        if !self.is_triggered() {
+            self.inner.condvar.wait_for(&mut hooks, timeout);
+        }
+        self.is_triggered()
+    }
+
+    /// Completes when triggered (async models select on it).
+    pub async fn wait(&self) {
+        let mut receiver = self.inner.watch.subscribe();
+        let _ = receiver.wait_for(|triggered| *triggered).await;
+    }
+
+    /// Triggers this token on the first SIGINT or SIGTERM; a second signal exits at once with
+    /// status 130. The handlers are installed before this returns.
+    ///
+    /// # Errors
+    /// If the signal handlers or their thread cannot be set up.
+    pub fn trigger_on_signals(&self) -> io::Result<()> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (mut term, mut int) = {
+            let _entered = runtime.enter();
+            (
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::interrupt())?,
+            )
+        };
+        let shutdown = self.clone();
+        std::thread::Builder::new()
+            .name("crew-lab-signals".to_owned())
+            .spawn(move || {
+                runtime.block_on(async {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                    shutdown.trigger();
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                    eprintln!("crew: second signal, exiting without waiting");
+                    std::process::exit(130);
+                });
+            })?;
+        Ok(())
+    }
+}

@@ -1,0 +1,621 @@
+//! [`Child`]: a running command (Python's `Popen` object): poll, wait, signal, communicate.
+//!
+//! # Design note: never signal a reused process group
+//!
+//! Every child leads its own process group (`process_group(0)`), so one `killpg` reaches its
+//! grandchildren. A group id stays reserved while its leader exists, zombie included, so crew
+//! checks for exit with `waitid(WNOWAIT)` (or a pidfd) *without* reaping, finishes every group
+//! signal it owes (timeout, [`KillSwitch`](super::KillSwitch)), and only then reaps. After the
+//! reap the child is never signalled again.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
+use std::process::{ChildStderr, ChildStdin, ChildStdout, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::process::{kill_process_group, waitid, Pid, Signal, WaitId, WaitIdOptions};
+
+use super::command::{Command, Input, LineSink, Redirect};
+use super::completed::Completed;
+use super::error::{Error, ExitStatus};
+use super::kill_switch::Registration;
+
+/// After the group has been killed, how long to wait for the pipes to reach end-of-file (a
+/// process that left the group may still hold them).
+const DRAIN_AFTER_KILL: Duration = Duration::from_secs(1);
+
+/// A running (or finished, not yet dropped) child program, started by [`Command::spawn`].
+///
+/// ```
+/// use std::time::Duration;
+/// use crew::subprocess::Command;
+///
+/// let mut child = Command::new("sleep").arg("0.3").spawn().unwrap();
+/// while child.poll().unwrap().is_none() {
+///     // Working...
+///     std::thread::sleep(Duration::from_millis(50));
+/// }
+/// assert!(child.poll().unwrap().unwrap().success());
+/// ```
+///
+/// Dropping a `Child` neither waits for it nor kills it, like Python's `Popen`.
+pub struct Child {
+    inner: std::process::Child,
+    command: String,
+    pid: Pid,
+    #[cfg(target_os = "linux")]
+    pidfd: Option<Option<std::os::fd::OwnedFd>>,
+    input: Option<Arc<[u8]>>,
+    stdout_lines: Option<LineSink>,
+    stderr_lines: Option<LineSink>,
+    grace: Duration,
+    started: SystemTime,
+    start: Instant,
+    finished: Option<(ExitStatus, Duration)>,
+    registration: Option<Registration>,
+}
+
+impl Child {
+    pub(crate) fn spawn(command: &Command) -> Result<Child, Error> {
+        let mut std_command = std::process::Command::new(&command.program);
+        std_command.args(&command.args);
+        if let Some(dir) = &command.cwd {
+            std_command.current_dir(dir);
+        }
+        if command.env_clear {
+            std_command.env_clear();
+        }
+        for (key, value) in &command.env {
+            match value {
+                Some(value) => std_command.env(key, value),
+                None => std_command.env_remove(key),
+            };
+        }
+        std_command.process_group(0);
+        let mut input = None;
+        let stdin = match &command.stdin {
+            Input::Null => Stdio::null(),
+            Input::Inherit => Stdio::inherit(),
+            Input::Piped => Stdio::piped(),
+            Input::Bytes(bytes) => {
+                input = Some(bytes.clone());
+                Stdio::piped()
+            }
+            Input::File(path) => File::open(path)
+                .map_err(|e| {
+                    Error::io(
+                        format!("cannot open {} for standard input", path.display()),
+                        e,
+                    )
+                })?
+                .into(),
+        };
+        std_command.stdin(stdin);
+        std_command.stdout(redirect(&command.stdout, "standard output")?);
+        std_command.stderr(redirect(&command.stderr, "standard error")?);
+        let started = SystemTime::now();
+        let start = Instant::now();
+        let inner = std_command
+            .spawn()
+            .map_err(|error| spawn_error(command, error))?;
+        let pid = Pid::from_child(&inner);
+        let registration = command.kill_switch.as_ref().map(|s| s.register(pid));
+        let lines = |redirect: &Redirect| match redirect {
+            Redirect::Lines(sink) => Some(sink.clone()),
+            _ => None,
+        };
+        Ok(Child {
+            inner,
+            command: command.to_string(),
+            pid,
+            #[cfg(target_os = "linux")]
+            pidfd: None,
+            input,
+            stdout_lines: lines(&command.stdout),
+            stderr_lines: lines(&command.stderr),
+            grace: command.grace,
+            started,
+            start,
+            finished: None,
+            registration,
+        })
+    }
+
+    /// The child's process id, which is also its process-group id.
+    pub fn id(&self) -> u32 {
+        self.inner.id()
+    }
+
+    /// The command line it runs.
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+
+    /// Takes the write end of its standard input ([`Input::Piped`] or [`Input::Bytes`]); drop
+    /// it to send end-of-file.
+    pub fn stdin(&mut self) -> Option<ChildStdin> {
+        self.input = None;
+        self.inner.stdin.take()
+    }
+
+    /// Takes the read end of its captured standard output, e.g. to read lines as they come
+    /// (`BufReader::new(out).lines()`). [`communicate`](Self::communicate) then leaves it alone.
+    pub fn stdout(&mut self) -> Option<ChildStdout> {
+        self.inner.stdout.take()
+    }
+
+    /// Takes the read end of its captured standard error.
+    pub fn stderr(&mut self) -> Option<ChildStderr> {
+        self.inner.stderr.take()
+    }
+
+    /// Its status if it has ended, `None` if it still runs. Never blocks.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the system cannot report on the child.
+    pub fn poll(&mut self) -> Result<Option<ExitStatus>, Error> {
+        if let Some((status, _)) = self.finished {
+            return Ok(Some(status));
+        }
+        if self.exited()? {
+            return self.reap().map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Waits for it to end. Standard input stays open: use [`communicate`](Self::communicate)
+    /// when the child reads input or prints more than a pipe holds (64 KiB), or it may block
+    /// forever on a full pipe.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the system cannot wait for the child.
+    pub fn wait(&mut self) -> Result<ExitStatus, Error> {
+        self.wait_until(None)?;
+        self.reap()
+    }
+
+    /// Waits at most `timeout` for it to end; `None` if it still runs (it is not killed).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the system cannot wait for the child.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>, Error> {
+        if self.wait_until(Some(Instant::now() + timeout))? {
+            self.reap().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Sends SIGTERM to its process group (the child and the processes it started). Does
+    /// nothing once it has been waited for.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the signal cannot be sent.
+    pub fn terminate(&mut self) -> Result<(), Error> {
+        self.send_signal(libc::SIGTERM)
+    }
+
+    /// Sends SIGKILL to its process group. Does nothing once it has been waited for.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the signal cannot be sent.
+    pub fn kill(&mut self) -> Result<(), Error> {
+        self.send_signal(libc::SIGKILL)
+    }
+
+    /// Sends `signal` to its process group. Does nothing once it has been waited for.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if `signal` is not a valid signal number or cannot be sent.
+    pub fn send_signal(&mut self, signal: i32) -> Result<(), Error> {
+        if self.finished.is_some() {
+            return Ok(());
+        }
+        let sig = Signal::from_named_raw(signal).ok_or_else(|| {
+            Error::io(
+                format!("cannot signal `{}`", self.command),
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{signal} is not a signal number"),
+                ),
+            )
+        })?;
+        match kill_process_group(self.pid, sig) {
+            // The group is already gone (only a zombie leader would keep it): nothing to do.
+            Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+            Err(errno) => Err(Error::io(
+                format!("cannot signal `{}`", self.command),
+                errno.into(),
+            )),
+        }
+    }
+
+    /// Feeds `input` (or the command's [`Input::Bytes`]) to its standard input and closes it,
+    /// reads standard output and error to their end, and waits for it to exit, all without the
+    /// classic deadlock: one poll loop serves the three pipes, so neither side blocks on a full
+    /// pipe (Python's `communicate(input, timeout)`).
+    ///
+    /// With a `timeout`, counted from this call, a child still running at the deadline is
+    /// stopped with its whole process group (SIGTERM, then SIGKILL after the grace period) and
+    /// the result is marked [`timed_out`](Completed::timed_out); what it printed is kept.
+    ///
+    /// ```
+    /// use crew::subprocess::{Command, Input};
+    ///
+    /// let mut child = Command::new("tr").args(["a-z", "A-Z"]).stdin(Input::Piped).spawn().unwrap();
+    /// let done = child.communicate(Some(b"hello"), None).unwrap();
+    /// assert_eq!(done.stdout, b"HELLO");
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Io`] if `input` is given but standard input is not a pipe, or reading, writing
+    /// or waiting fails.
+    pub fn communicate(
+        &mut self,
+        input: Option<&[u8]>,
+        timeout: Option<Duration>,
+    ) -> Result<Completed, Error> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let own_input = self.input.take();
+        let data: &[u8] = input.or(own_input.as_deref()).unwrap_or_default();
+        let mut stdin = self.inner.stdin.take();
+        if !data.is_empty() && stdin.is_none() {
+            return Err(Error::io(
+                format!("cannot feed input to `{}`", self.command),
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "its standard input is not a pipe; use Input::Piped",
+                ),
+            ));
+        }
+        if data.is_empty() {
+            stdin = None;
+        }
+        let mut out = Stream::new(self.inner.stdout.take(), self.stdout_lines.clone());
+        let mut err = Stream::new(self.inner.stderr.take(), self.stderr_lines.clone());
+        let command = self.command.clone();
+        let context = || format!("cannot talk to `{command}`");
+        let drained = pump(&mut stdin, data, &mut out, &mut err, deadline)
+            .map_err(|e| Error::io(context(), e))?;
+        let mut timed_out = false;
+        if !drained || !self.wait_until(deadline)? {
+            timed_out = true;
+            self.stop_group()?;
+            drop(stdin);
+            // Keep what the group printed before it died; bounded, in case a process that left
+            // the group still holds a pipe.
+            let mut none = None;
+            pump(
+                &mut none,
+                &[],
+                &mut out,
+                &mut err,
+                Some(Instant::now() + DRAIN_AFTER_KILL),
+            )
+            .map_err(|e| Error::io(context(), e))?;
+        }
+        let status = self.reap()?;
+        let duration = self
+            .finished
+            .map_or_else(|| self.start.elapsed(), |(_, d)| d);
+        Ok(Completed {
+            command: self.command.clone(),
+            status,
+            timed_out: if timed_out { timeout } else { None },
+            started: self.started,
+            duration,
+            stdout: out.finish(),
+            stderr: err.finish(),
+        })
+    }
+
+    /// SIGTERM to the group, up to `grace` for the leader to exit, then SIGKILL to the group
+    /// (the leader is not reaped yet, so the group id is still ours).
+    fn stop_group(&mut self) -> Result<(), Error> {
+        if !self.grace.is_zero() {
+            self.terminate()?;
+            self.wait_until(Some(Instant::now() + self.grace))?;
+        }
+        self.kill()
+    }
+
+    /// Whether the child has exited, without reaping it.
+    fn exited(&self) -> Result<bool, Error> {
+        loop {
+            match waitid(
+                WaitId::Pid(self.pid),
+                WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT,
+            ) {
+                Ok(status) => return Ok(status.is_some()),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(errno) => {
+                    return Err(Error::io(
+                        format!("cannot check on `{}`", self.command),
+                        errno.into(),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Waits, without reaping, until the child exits (`true`) or `deadline` passes (`false`).
+    fn wait_until(&mut self, deadline: Option<Instant>) -> Result<bool, Error> {
+        if self.finished.is_some() {
+            return Ok(true);
+        }
+        let mut backoff = Duration::from_micros(500);
+        loop {
+            if self.exited()? {
+                return Ok(true);
+            }
+            let Some(deadline) = deadline else {
+                match waitid(
+                    WaitId::Pid(self.pid),
+                    WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
+                ) {
+                    Ok(_) | Err(rustix::io::Errno::INTR) => continue,
+                    Err(errno) => {
+                        return Err(Error::io(
+                            format!("cannot wait for `{}`", self.command),
+                            errno.into(),
+                        ))
+                    }
+                }
+            };
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Ok(false);
+            }
+            if !self.wait_pidfd(remaining) {
+                std::thread::sleep(remaining.min(backoff));
+                backoff = (backoff * 2).min(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Sleeps until the child exits or `timeout` passes, on its pidfd; `false` without one.
+    #[cfg(target_os = "linux")]
+    fn wait_pidfd(&mut self, timeout: Duration) -> bool {
+        let pid = self.pid;
+        let fd = self.pidfd.get_or_insert_with(|| {
+            rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
+        });
+        let Some(fd) = fd else {
+            return false;
+        };
+        let mut fds = [PollFd::new(fd, PollFlags::IN)];
+        let timeout = Timespec::try_from(timeout).ok();
+        let _ = poll(&mut fds, timeout.as_ref());
+        true
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn wait_pidfd(&mut self, _timeout: Duration) -> bool {
+        false
+    }
+
+    /// Reaps the exited (or about to exit) child; leaves the kill switch first.
+    fn reap(&mut self) -> Result<ExitStatus, Error> {
+        if let Some((status, _)) = self.finished {
+            return Ok(status);
+        }
+        drop(self.registration.take());
+        let status = self
+            .inner
+            .wait()
+            .map_err(|e| Error::io(format!("cannot wait for `{}`", self.command), e))?;
+        let status = ExitStatus::from_std(status);
+        self.finished = Some((status, self.start.elapsed()));
+        #[cfg(target_os = "linux")]
+        {
+            self.pidfd = None;
+        }
+        Ok(status)
+    }
+}
+
+impl std::fmt::Debug for Child {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Child")
+            .field("pid", &self.inner.id())
+            .field("command", &self.command)
+            .field("status", &self.finished.map(|(s, _)| s))
+            .finish_non_exhaustive()
+    }
+}
+
+fn redirect(redirect: &Redirect, what: &str) -> Result<Stdio, Error> {
+    Ok(match redirect {
+        Redirect::Capture | Redirect::Lines(_) => Stdio::piped(),
+        Redirect::Inherit => Stdio::inherit(),
+        Redirect::Null => Stdio::null(),
+        Redirect::File(path) => File::create(path)
+            .map_err(|e| Error::io(format!("cannot create {} for {what}", path.display()), e))?
+            .into(),
+    })
+}
+
+fn spawn_error(command: &Command, error: io::Error) -> Error {
+    let program = command.program.to_string_lossy().into_owned();
+    match error.kind() {
+        io::ErrorKind::NotFound => match &command.cwd {
+            Some(dir) if !dir.is_dir() => Error::io(
+                format!(
+                    "cannot start `{command}`: working directory {} does not exist",
+                    dir.display()
+                ),
+                error,
+            ),
+            _ => Error::NotFound { program },
+        },
+        io::ErrorKind::PermissionDenied => Error::PermissionDenied { program },
+        _ => Error::io(format!("cannot start `{command}`"), error),
+    }
+}
+
+/// One output pipe being drained: captured whole, or cut into lines for a sink.
+struct Stream<R> {
+    pipe: Option<R>,
+    sink: Option<LineSink>,
+    buf: Vec<u8>,
+}
+
+impl<R: Read + AsFd> Stream<R> {
+    fn new(pipe: Option<R>, sink: Option<LineSink>) -> Self {
+        if let Some(pipe) = &pipe {
+            let _ = rustix::io::ioctl_fionbio(pipe, true);
+        }
+        Self {
+            pipe,
+            sink,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Reads what is available; closes the pipe at end-of-file.
+    fn read_available(&mut self) -> io::Result<()> {
+        let Some(pipe) = &mut self.pipe else {
+            return Ok(());
+        };
+        // At most this much per wake-up, so that a child that never stops printing cannot keep
+        // the loop from feeding stdin or noticing the deadline.
+        const BATCH: u64 = 4 << 20;
+        // `read_to_end` grows the buffer adaptively without zeroing it, and on a non-blocking
+        // pipe keeps what it read before `WouldBlock`.
+        let result = pipe.by_ref().take(BATCH).read_to_end(&mut self.buf);
+        let sink = self.sink.as_ref();
+        match result {
+            Ok(n) if n as u64 == BATCH => {
+                flush_lines(sink, &mut self.buf, false);
+                Ok(())
+            }
+            Ok(_) => {
+                self.pipe = None;
+                flush_lines(sink, &mut self.buf, true);
+                Ok(())
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                flush_lines(sink, &mut self.buf, false);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        if self.sink.is_some() {
+            Vec::new()
+        } else {
+            self.buf
+        }
+    }
+}
+
+/// Hands complete lines (and at end-of-file the rest) to the sink, if there is one.
+fn flush_lines(sink: Option<&LineSink>, buf: &mut Vec<u8>, eof: bool) {
+    let Some(sink) = sink else {
+        return;
+    };
+    let end = if eof {
+        buf.len()
+    } else {
+        match buf.iter().rposition(|&b| b == b'\n') {
+            Some(last) => last + 1,
+            None => return,
+        }
+    };
+    if end == 0 {
+        return;
+    }
+    let text = &buf[..end];
+    let text = text.strip_suffix(b"\n").unwrap_or(text);
+    for line in text.split(|&b| b == b'\n') {
+        sink(&String::from_utf8_lossy(line));
+    }
+    buf.drain(..end);
+}
+
+/// Writes `data` to `stdin` (then closes it) while draining `out` and `err`, until all three
+/// are done (`true`) or `deadline` passes (`false`).
+fn pump(
+    stdin: &mut Option<ChildStdin>,
+    mut data: &[u8],
+    out: &mut Stream<ChildStdout>,
+    err: &mut Stream<ChildStderr>,
+    deadline: Option<Instant>,
+) -> io::Result<bool> {
+    if let Some(pipe) = stdin.as_ref() {
+        rustix::io::ioctl_fionbio(pipe, true)?;
+    }
+    loop {
+        if stdin.is_none() && out.pipe.is_none() && err.pipe.is_none() {
+            return Ok(true);
+        }
+        let timeout = match deadline {
+            None => None,
+            Some(deadline) => {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                if remaining.is_zero() {
+                    return Ok(false);
+                }
+                Some(Timespec::try_from(remaining).unwrap_or(Timespec {
+                    tv_sec: i64::MAX,
+                    tv_nsec: 0,
+                }))
+            }
+        };
+        let (write_ready, out_ready, err_ready) = {
+            let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(3);
+            let mut slots = [usize::MAX; 3];
+            if let Some(pipe) = stdin.as_ref() {
+                slots[0] = fds.len();
+                fds.push(PollFd::new(pipe, PollFlags::OUT));
+            }
+            if let Some(pipe) = out.pipe.as_ref() {
+                slots[1] = fds.len();
+                fds.push(PollFd::new(pipe, PollFlags::IN));
+            }
+            if let Some(pipe) = err.pipe.as_ref() {
+                slots[2] = fds.len();
+                fds.push(PollFd::new(pipe, PollFlags::IN));
+            }
+            match poll(&mut fds, timeout.as_ref()) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(errno) => return Err(errno.into()),
+            }
+            let ready = |slot: usize| slot != usize::MAX && !fds[slot].revents().is_empty();
+            (ready(slots[0]), ready(slots[1]), ready(slots[2]))
+        };
+        if write_ready {
+            if let Some(pipe) = stdin.as_mut() {
+                match pipe.write(data) {
+                    Ok(n) => data = &data[n..],
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    // The child stopped reading: the rest of the input is not wanted.
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => data = &[],
+                    Err(e) => return Err(e),
+                }
+                if data.is_empty() {
+                    *stdin = None;
+                }
+            }
+        }
+        if out_ready {
+            out.read_available()?;
+        }
+        if err_ready {
+            err.read_available()?;
+        }
+    }
+}

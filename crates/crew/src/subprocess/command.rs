@@ -1,0 +1,383 @@
+//! [`Command`]: the builder of a child program (Python's `Popen(...)` arguments).
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::child::Child;
+use super::completed::Completed;
+use super::error::{Error, ExitStatus};
+use super::kill_switch::KillSwitch;
+
+/// Where a child's standard input comes from.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub enum Input {
+    /// `/dev/null`: the child reads end-of-file at once (the default).
+    #[default]
+    Null,
+    /// The parent's standard input.
+    Inherit,
+    /// These bytes, written by [`Child::communicate`] while the outputs are drained; then
+    /// standard input is closed.
+    Bytes(Arc<[u8]>),
+    /// The contents of this file.
+    File(PathBuf),
+    /// A pipe the caller writes: [`Child::stdin`] takes it, or `communicate(Some(input), ..)`
+    /// feeds it.
+    Piped,
+}
+
+impl Input {
+    /// Standard input from `bytes`.
+    pub fn bytes(bytes: impl Into<Vec<u8>>) -> Self {
+        Input::Bytes(bytes.into().into())
+    }
+}
+
+impl fmt::Debug for Input {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Input::Null => f.write_str("Null"),
+            Input::Inherit => f.write_str("Inherit"),
+            Input::Bytes(bytes) => write!(f, "Bytes({} bytes)", bytes.len()),
+            Input::File(path) => f.debug_tuple("File").field(path).finish(),
+            Input::Piped => f.write_str("Piped"),
+        }
+    }
+}
+
+/// A callback that receives a child's output one line at a time, without the line end.
+pub type LineSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Where a child's standard output or standard error goes.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub enum Redirect {
+    /// Into a pipe: [`Child::communicate`] collects it into [`Completed`], or the caller takes
+    /// it with [`Child::stdout`] / [`Child::stderr`] (Python's `PIPE`; the default).
+    #[default]
+    Capture,
+    /// The parent's stream.
+    Inherit,
+    /// `/dev/null` (Python's `DEVNULL`).
+    Null,
+    /// Line by line to a callback, as the child prints (invalid UTF-8 replaced). Nothing is kept
+    /// in [`Completed`].
+    Lines(LineSink),
+    /// Into this file, created or truncated.
+    File(PathBuf),
+}
+
+impl Redirect {
+    /// Streams lines to `sink` as they arrive.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use crew::subprocess::{Command, Redirect};
+    ///
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = seen.clone();
+    /// Command::new("printf")
+    ///     .arg("a\nb\nc")
+    ///     .stdout(Redirect::lines(move |line| sink.lock().unwrap().push(line.to_owned())))
+    ///     .output()
+    ///     .unwrap();
+    /// assert_eq!(*seen.lock().unwrap(), ["a", "b", "c"]);
+    /// ```
+    pub fn lines(sink: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Redirect::Lines(Arc::new(sink))
+    }
+}
+
+impl fmt::Debug for Redirect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Redirect::Capture => f.write_str("Capture"),
+            Redirect::Inherit => f.write_str("Inherit"),
+            Redirect::Null => f.write_str("Null"),
+            Redirect::Lines(_) => f.write_str("Lines(..)"),
+            Redirect::File(path) => f.debug_tuple("File").field(path).finish(),
+        }
+    }
+}
+
+/// The default time between SIGTERM and SIGKILL when a timeout or a [`KillSwitch`] stops a
+/// command.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(2);
+
+/// A program to run: its arguments, directory, environment, standard streams and time limit.
+///
+/// No shell is involved unless you ask for one with [`Command::shell`], so arguments need no
+/// quoting. Every child starts in a process group of its own, so a timeout, [`Child::kill`] or
+/// a [`KillSwitch`] stops its grandchildren too.
+///
+/// Defaults: standard input `/dev/null`, standard output and error captured, no timeout.
+///
+/// ```
+/// use crew::subprocess::Command;
+///
+/// let done = Command::new("echo").arg("Hello from the child!").output().unwrap();
+/// assert!(done.success());
+/// assert_eq!(done.stdout_str(), "Hello from the child!\n");
+/// ```
+#[derive(Clone)]
+pub struct Command {
+    pub(crate) program: OsString,
+    pub(crate) args: Vec<OsString>,
+    pub(crate) script: Option<String>,
+    pub(crate) cwd: Option<PathBuf>,
+    pub(crate) env: Vec<(OsString, Option<OsString>)>,
+    pub(crate) env_clear: bool,
+    pub(crate) stdin: Input,
+    pub(crate) stdout: Redirect,
+    pub(crate) stderr: Redirect,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) grace: Duration,
+    pub(crate) kill_switch: Option<KillSwitch>,
+}
+
+impl Command {
+    /// Runs `program` (looked up on `PATH` unless it contains a `/`), with no arguments yet.
+    pub fn new(program: impl AsRef<OsStr>) -> Self {
+        Self {
+            program: program.as_ref().to_owned(),
+            args: Vec::new(),
+            script: None,
+            cwd: None,
+            env: Vec::new(),
+            env_clear: false,
+            stdin: Input::Null,
+            stdout: Redirect::Capture,
+            stderr: Redirect::Capture,
+            timeout: None,
+            grace: DEFAULT_GRACE,
+            kill_switch: None,
+        }
+    }
+
+    /// Runs `script` with `/bin/sh -c` (Python's `shell=True`). Quote untrusted values yourself,
+    /// or better, pass them as [`arg`](Self::arg)s: they become `$1`, `$2`, ... in the script.
+    ///
+    /// ```
+    /// use crew::subprocess::Command;
+    ///
+    /// let done = Command::shell("echo \"$1\" | tr a-z A-Z").arg("shout").output().unwrap();
+    /// assert_eq!(done.stdout_str(), "SHOUT\n");
+    /// ```
+    pub fn shell(script: impl Into<String>) -> Self {
+        let script = script.into();
+        let mut command = Self::new("/bin/sh");
+        command.args = vec!["-c".into(), script.clone().into(), "sh".into()];
+        command.script = Some(script);
+        command
+    }
+
+    /// Appends one argument.
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// Appends arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// Runs the child in `dir` (Python's `cwd`).
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// Sets an environment variable for the child.
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env
+            .push((key.as_ref().to_owned(), Some(value.as_ref().to_owned())));
+        self
+    }
+
+    /// Sets several environment variables.
+    pub fn envs<I, K, V>(mut self, vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        for (key, value) in vars {
+            self = self.env(key, value);
+        }
+        self
+    }
+
+    /// Removes an environment variable from the child's environment.
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Self {
+        self.env.push((key.as_ref().to_owned(), None));
+        self
+    }
+
+    /// Starts the child with an empty environment (plus what [`env`](Self::env) adds).
+    pub fn env_clear(mut self) -> Self {
+        self.env_clear = true;
+        self.env.clear();
+        self
+    }
+
+    /// Where standard input comes from (default [`Input::Null`]).
+    pub fn stdin(mut self, input: Input) -> Self {
+        self.stdin = input;
+        self
+    }
+
+    /// Where standard output goes (default [`Redirect::Capture`]).
+    pub fn stdout(mut self, redirect: Redirect) -> Self {
+        self.stdout = redirect;
+        self
+    }
+
+    /// Where standard error goes (default [`Redirect::Capture`]).
+    pub fn stderr(mut self, redirect: Redirect) -> Self {
+        self.stderr = redirect;
+        self
+    }
+
+    /// A time limit for [`output`](Self::output) (and the runner): past it the child's whole
+    /// process group gets SIGTERM, then SIGKILL after the [`grace`](Self::grace) period, and the
+    /// result is marked [`timed_out`](Completed::timed_out).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The time between SIGTERM and SIGKILL when the child is stopped for a timeout
+    /// (default [`DEFAULT_GRACE`]). Zero sends SIGKILL at once.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Registers the child with `switch` while it runs: [`KillSwitch::fire`] stops it and its
+    /// process group.
+    pub fn kill_switch(mut self, switch: &KillSwitch) -> Self {
+        self.kill_switch = Some(switch.clone());
+        self
+    }
+
+    /// The configured timeout.
+    pub fn get_timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// Starts the child (Python's `Popen(...)`).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] or [`Error::PermissionDenied`] when the program cannot be run,
+    /// [`Error::Io`] when a redirect file cannot be opened, the working directory does not exist
+    /// or the system refuses to start a process.
+    pub fn spawn(&self) -> Result<Child, Error> {
+        Child::spawn(self)
+    }
+
+    /// Runs the child to the end, feeding [`Input::Bytes`] and collecting captured output, within
+    /// the [`timeout`](Self::timeout) if one is set (Python's `subprocess.run`).
+    ///
+    /// A failing command is not an error here: inspect [`Completed::status`] or call
+    /// [`Completed::check`].
+    ///
+    /// # Errors
+    /// As [`spawn`](Self::spawn), plus [`Error::Io`] if reading or waiting fails.
+    pub fn output(&self) -> Result<Completed, Error> {
+        let mut child = self.spawn()?;
+        child.communicate(None, self.timeout)
+    }
+
+    /// Runs the child to the end with its captured outputs going to the parent's instead, and
+    /// returns how it ended (Python's `subprocess.call`). Other redirects are kept.
+    ///
+    /// ```
+    /// use crew::subprocess::Command;
+    ///
+    /// let status = Command::new("sh").args(["-c", "exit 3"]).status().unwrap();
+    /// assert_eq!(status.code(), Some(3));
+    /// ```
+    ///
+    /// # Errors
+    /// As [`output`](Self::output).
+    pub fn status(&self) -> Result<ExitStatus, Error> {
+        let mut command = self.clone();
+        for redirect in [&mut command.stdout, &mut command.stderr] {
+            if matches!(redirect, Redirect::Capture) {
+                *redirect = Redirect::Inherit;
+            }
+        }
+        Ok(command.output()?.status)
+    }
+
+    /// [`output`](Self::output) then [`Completed::check`]: `Ok` only for exit code 0 (Python's
+    /// `check_output`).
+    ///
+    /// # Errors
+    /// As `output`, plus the errors of [`Completed::check`].
+    pub fn checked_output(&self) -> Result<Completed, Error> {
+        self.output()?.check()
+    }
+}
+
+/// The command line as a shell would show it (arguments with spaces quoted).
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(script) = &self.script {
+            f.write_str(script)?;
+            for arg in self.args.iter().skip(3) {
+                write!(f, " {}", quote(&arg.to_string_lossy()))?;
+            }
+            return Ok(());
+        }
+        f.write_str(&quote(&self.program.to_string_lossy()))?;
+        for arg in &self.args {
+            write!(f, " {}", quote(&arg.to_string_lossy()))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Command")
+            .field("command", &self.to_string())
+            .field("cwd", &self.cwd)
+            .field("stdin", &self.stdin)
+            .field("stdout", &self.stdout)
+            .field("stderr", &self.stderr)
+            .field("timeout", &self.timeout)
+            .field("grace", &self.grace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `word` quoted for a POSIX shell if it needs it: `it's` becomes `'it'\''s'`.
+///
+/// ```
+/// assert_eq!(crew::subprocess::quote("plain"), "plain");
+/// assert_eq!(crew::subprocess::quote("two words"), "'two words'");
+/// assert_eq!(crew::subprocess::quote("it's"), r"'it'\''s'");
+/// ```
+pub fn quote(word: &str) -> String {
+    let safe = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=+,@%^".contains(&b));
+    if safe {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}

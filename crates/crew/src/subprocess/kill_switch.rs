@@ -1,0 +1,138 @@
+//! [`KillSwitch`]: stop every running child of a group of commands at once (Ctrl-C, `--halt now`).
+//!
+//! Children register their process-group id while they run and unregister *before* they are
+//! reaped, so the switch never signals a group id that the kernel could have reused: a group id
+//! stays reserved while its leader exists, even as a zombie.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+use rustix::process::{kill_process_group, Pid, Signal};
+
+#[derive(Default)]
+struct State {
+    fired: bool,
+    groups: HashMap<u64, Pid>,
+    next: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    state: Mutex<State>,
+    emptied: Condvar,
+}
+
+/// Stops every registered child and its process group: SIGTERM, then SIGKILL after a grace
+/// period. Once fired it stays fired: a child registered later is killed as it starts.
+///
+/// Clones share the switch. Register children with
+/// [`Command::kill_switch`](super::Command::kill_switch); the [`Runner`](super::Runner) has one.
+///
+/// ```
+/// use std::time::Duration;
+/// use crew::subprocess::{Command, KillSwitch};
+///
+/// let switch = KillSwitch::new();
+/// let mut child = Command::new("sleep").arg("30").kill_switch(&switch).spawn().unwrap();
+/// switch.fire(Duration::from_secs(1));
+/// assert_eq!(child.wait().unwrap().signal(), Some(15));
+/// ```
+#[derive(Clone, Default)]
+pub struct KillSwitch {
+    inner: Arc<Inner>,
+}
+
+impl KillSwitch {
+    /// A switch with no children, not fired.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sends SIGTERM to every registered process group, waits until they have all been reaped
+    /// or `grace` has passed, then sends SIGKILL to the groups still registered. Blocks at most
+    /// about `grace`. Later registrations are killed at once.
+    ///
+    /// A child leaves the switch when it is reaped ([`Child::wait`](super::Child::wait),
+    /// `communicate`, a runner job), not merely when it exits: until then processes it started
+    /// may still hold its process group, and they must get the SIGKILL too. Children that
+    /// nobody waits for keep `fire` waiting the whole grace period.
+    pub fn fire(&self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        let mut state = self.inner.state.lock();
+        state.fired = true;
+        for pgid in state.groups.values() {
+            let _ = kill_process_group(*pgid, Signal::TERM);
+        }
+        while !state.groups.is_empty() {
+            if self
+                .inner
+                .emptied
+                .wait_until(&mut state, deadline)
+                .timed_out()
+            {
+                break;
+            }
+        }
+        for pgid in state.groups.values() {
+            let _ = kill_process_group(*pgid, Signal::KILL);
+        }
+    }
+
+    /// Whether [`fire`](Self::fire) was called.
+    pub fn is_fired(&self) -> bool {
+        self.inner.state.lock().fired
+    }
+
+    /// The number of children registered now (running, or exited but not yet reaped).
+    pub fn running(&self) -> usize {
+        self.inner.state.lock().groups.len()
+    }
+
+    /// Registers the process group `pgid`; if the switch has fired, kills it at once.
+    pub(crate) fn register(&self, pgid: Pid) -> Registration {
+        let mut state = self.inner.state.lock();
+        if state.fired {
+            let _ = kill_process_group(pgid, Signal::KILL);
+        }
+        let id = state.next;
+        state.next += 1;
+        state.groups.insert(id, pgid);
+        Registration {
+            switch: self.clone(),
+            id,
+        }
+    }
+
+    fn unregister(&self, id: u64) {
+        let mut state = self.inner.state.lock();
+        state.groups.remove(&id);
+        if state.groups.is_empty() {
+            self.inner.emptied.notify_all();
+        }
+    }
+}
+
+impl fmt::Debug for KillSwitch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.inner.state.lock();
+        f.debug_struct("KillSwitch")
+            .field("fired", &state.fired)
+            .field("running", &state.groups.len())
+            .finish()
+    }
+}
+
+/// A child's membership in a [`KillSwitch`]; dropping it unregisters (do so before reaping).
+pub(crate) struct Registration {
+    switch: KillSwitch,
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.switch.unregister(self.id);
+    }
+}

@@ -1,0 +1,190 @@
+//! crew::subprocess input and output: large captures, stdin feeding, line streaming, redirects.
+
+use std::io::{BufRead, BufReader};
+use std::sync::{Arc, Mutex};
+
+use crew::subprocess::{Command, ExitStatus, Input, Redirect};
+
+#[test]
+fn captures_100_mb_of_output_without_deadlock() {
+    const SIZE: usize = 100_000_000;
+    let done = Command::new("head")
+        .args(["-c", &SIZE.to_string(), "/dev/zero"])
+        .output()
+        .unwrap();
+    assert_eq!(done.status, ExitStatus::Code(0));
+    assert_eq!(done.stdout.len(), SIZE);
+    assert!(done.stdout.iter().all(|&b| b == 0));
+}
+
+#[test]
+fn drains_stdout_and_stderr_together() {
+    // 8 MB on each stream, interleaved: a reader that drained one pipe at a time would hang.
+    let done = Command::shell(
+        "i=0; while [ $i -lt 8 ]; do head -c 1000000 /dev/zero; head -c 1000000 /dev/zero >&2; \
+         i=$((i+1)); done",
+    )
+    .output()
+    .unwrap();
+    assert!(done.success(), "{done:?}");
+    assert_eq!(done.stdout.len(), 8_000_000);
+    assert_eq!(done.stderr.len(), 8_000_000);
+}
+
+#[test]
+fn feeds_large_stdin_while_reading_the_echo() {
+    // `cat` writes back as it reads: feeding 20 MB before reading would deadlock.
+    let input: Vec<u8> = (0..20_000_000u32).map(|i| (i % 251) as u8).collect();
+    let mut child = Command::new("cat").stdin(Input::Piped).spawn().unwrap();
+    let done = child.communicate(Some(&input), None).unwrap();
+    assert!(done.success());
+    assert_eq!(done.stdout.len(), input.len());
+    assert!(done.stdout == input);
+}
+
+#[test]
+fn input_bytes_reach_the_program() {
+    let done = Command::new("tr")
+        .args(["a-z", "A-Z"])
+        .stdin(Input::bytes("set q=mx\npython.org\n"))
+        .output()
+        .unwrap()
+        .check()
+        .unwrap();
+    assert_eq!(done.stdout_str(), "SET Q=MX\nPYTHON.ORG\n");
+}
+
+#[test]
+fn md5sum_answers_the_fed_input() {
+    let done = Command::new("md5sum")
+        .stdin(Input::bytes("hello\n"))
+        .checked_output()
+        .unwrap();
+    assert!(done
+        .stdout_str()
+        .starts_with("b1946ac92492d2347c6235b4d2611184"));
+}
+
+#[test]
+fn a_child_that_ignores_its_input_does_not_break_communicate() {
+    let input = vec![b'x'; 10_000_000];
+    let mut child = Command::new("true").stdin(Input::Piped).spawn().unwrap();
+    let done = child.communicate(Some(&input), None).unwrap();
+    assert!(done.success());
+}
+
+#[test]
+fn input_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("in.txt");
+    std::fs::write(&path, "3\n1\n2\n").unwrap();
+    let done = Command::new("sort")
+        .stdin(Input::File(path))
+        .checked_output()
+        .unwrap();
+    assert_eq!(done.stdout_str(), "1\n2\n3\n");
+}
+
+#[test]
+fn lines_stream_to_a_callback_in_order() {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    let done = Command::new("seq")
+        .arg("10000")
+        .stdout(Redirect::lines(move |line| {
+            sink.lock().unwrap().push(line.parse::<u32>().unwrap())
+        }))
+        .output()
+        .unwrap();
+    assert!(done.success());
+    assert!(done.stdout.is_empty());
+    let lines = lines.lock().unwrap();
+    assert_eq!(*lines, (1..=10000).collect::<Vec<_>>());
+}
+
+#[test]
+fn last_line_without_newline_is_delivered() {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    Command::new("printf")
+        .arg("one\ntwo")
+        .stderr(Redirect::Null)
+        .stdout(Redirect::lines(move |l| {
+            sink.lock().unwrap().push(l.to_owned())
+        }))
+        .output()
+        .unwrap();
+    assert_eq!(*lines.lock().unwrap(), ["one", "two"]);
+}
+
+#[test]
+fn stdout_can_be_read_as_an_iterator_of_lines() {
+    let mut child = Command::new("seq").arg("5").spawn().unwrap();
+    let out = child.stdout().unwrap();
+    let lines: Vec<String> = BufReader::new(out).lines().map(Result::unwrap).collect();
+    assert_eq!(lines, ["1", "2", "3", "4", "5"]);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn null_and_file_redirects() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.txt");
+    let done = Command::shell("echo to-file; echo dropped >&2")
+        .stdout(Redirect::File(path.clone()))
+        .stderr(Redirect::Null)
+        .output()
+        .unwrap();
+    assert!(done.stdout.is_empty() && done.stderr.is_empty());
+    assert_eq!(std::fs::read_to_string(path).unwrap(), "to-file\n");
+}
+
+#[test]
+fn cwd_and_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let done = Command::shell("pwd; echo \"$CREW_TEST_VAR\"; echo \"${HOME:-unset}\"")
+        .current_dir(dir.path())
+        .env("CREW_TEST_VAR", "value 1")
+        .env_remove("HOME")
+        .checked_output()
+        .unwrap();
+    let expected = format!(
+        "{}\nvalue 1\nunset\n",
+        dir.path().canonicalize().unwrap().display()
+    );
+    assert_eq!(done.stdout_str(), expected);
+
+    let done = Command::new("/usr/bin/env")
+        .env_clear()
+        .env("ONLY", "1")
+        .checked_output()
+        .unwrap();
+    assert_eq!(done.stdout_str(), "ONLY=1\n");
+}
+
+#[test]
+fn shell_arguments_are_positional_parameters() {
+    let done = Command::shell("printf '%s|' \"$@\"")
+        .args(["a b", "$HOME", "'q'"])
+        .checked_output()
+        .unwrap();
+    assert_eq!(done.stdout_str(), "a b|$HOME|'q'|");
+}
+
+#[test]
+fn no_shell_means_no_expansion() {
+    let done = Command::new("echo")
+        .arg("$HOME; rm -rf /")
+        .checked_output()
+        .unwrap();
+    assert_eq!(done.stdout_str(), "$HOME; rm -rf /\n");
+}
+
+#[test]
+fn many_small_runs_stay_correct() {
+    for i in 0..300 {
+        let done = Command::new("echo").arg(i.to_string()).output().unwrap();
+        assert_eq!(done.stdout_str(), format!("{i}\n"));
+        assert!(done.stderr.is_empty());
+    }
+}
