@@ -86,20 +86,9 @@ impl Child {
                     },
                 ..
             }) => {
-                if protocol != PROTOCOL {
+                if let Err(message) = verify_hello(protocol, build_id) {
                     worker.kill_and_reap();
-                    return Err(format!(
-                        "worker speaks protocol {protocol}, this process {PROTOCOL}: \
-                         parent and worker come from different crew versions; rebuild"
-                    ));
-                }
-                if build_id != registry::build_id() {
-                    worker.kill_and_reap();
-                    return Err(
-                        "the worker was built from a different build of this executable \
-                         (build ids differ); restart the parent after rebuilding"
-                            .to_owned(),
-                    );
+                    return Err(message);
                 }
                 Ok(worker)
             }
@@ -205,6 +194,27 @@ impl Drop for Child {
             self.reap();
         }
     }
+}
+
+/// Checks a worker's `Hello` against this process.
+///
+/// # Errors
+/// What differs, and what to do about it.
+pub(crate) fn verify_hello(protocol: u32, build_id: u64) -> Result<(), String> {
+    if protocol != PROTOCOL {
+        return Err(format!(
+            "worker speaks protocol {protocol}, this process {PROTOCOL}: parent and worker \
+             come from different crew versions; rebuild"
+        ));
+    }
+    if build_id != registry::build_id() {
+        return Err(
+            "the worker was built from a different build of this executable (build ids \
+             differ); restart the parent after rebuilding"
+                .to_owned(),
+        );
+    }
+    Ok(())
 }
 
 fn describe(error: &ReadError) -> String {

@@ -42,6 +42,9 @@ pub use queue::{PutError, Queue, QueueError};
 pub use spawn::{spawn, Process};
 pub use worker::init;
 
+#[cfg(all(test, not(loom)))]
+mod tests;
+
 /// What `#[crew::task]` expands to. Not a public API.
 #[doc(hidden)]
 pub mod __private {

@@ -111,7 +111,7 @@ fn serve() -> i32 {
     }
 }
 
-fn run(name: &str, chunk: bool, payload: &[u8]) -> (Outcome, Vec<u8>) {
+pub(crate) fn run(name: &str, chunk: bool, payload: &[u8]) -> (Outcome, Vec<u8>) {
     let Some(entry) = registry::by_name(name) else {
         return (
             Outcome::Failed(format!(
