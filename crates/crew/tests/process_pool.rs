@@ -568,6 +568,10 @@ fn main() {
     if std::env::var_os("CREW_TEST_ROLE").is_some() {
         helper_parent();
     }
+    // Rust programs ignore SIGPIPE, but not every program does: run with the default action,
+    // so that any write to a dead worker that raised SIGPIPE would kill this test binary.
+    // SAFETY: setting a signal's disposition to its default has no memory-safety preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     process_common::run(&[
         ("submit_map_and_friends", submit_map_and_friends),
         (

@@ -33,7 +33,7 @@ pub(crate) struct ChildOptions {
 #[derive(Debug)]
 pub(crate) struct Child {
     pid: Pid,
-    writer: BufWriter<UnixStream>,
+    writer: BufWriter<codec::SocketWriter>,
     stream: UnixStream,
     reader: FrameReader,
     reaped: Option<WorkerExit>,
@@ -67,7 +67,7 @@ impl Child {
         let stream = UnixStream::from(parent_end);
         let writer = stream
             .try_clone()
-            .map(|s| BufWriter::with_capacity(64 * 1024, s))
+            .map(|s| BufWriter::with_capacity(64 * 1024, codec::SocketWriter(s)))
             .map_err(|error| format!("cannot clone the worker's socket: {error}"))?;
         let mut worker = Child {
             pid,

@@ -80,6 +80,28 @@ fn write_all_vectored<W: Write>(writer: &mut W, parts: &[&[u8]]) -> io::Result<(
     writer.flush()
 }
 
+/// Writes to a stream socket with `MSG_NOSIGNAL`: writing to a peer that died is an `EPIPE`
+/// error, never a `SIGPIPE` that would kill this process (whatever its `SIGPIPE` disposition).
+#[derive(Debug)]
+pub(crate) struct SocketWriter(pub(crate) std::os::unix::net::UnixStream);
+
+impl Write for SocketWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        use nix::sys::socket::{send, MsgFlags};
+        loop {
+            match send(self.0.as_raw_fd(), buf, MsgFlags::MSG_NOSIGNAL) {
+                Ok(n) => return Ok(n),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(errno) => return Err(io::Error::from(errno)),
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Why no frame was read.
 #[derive(Debug)]
 pub(crate) enum ReadError {

@@ -21,7 +21,9 @@ use parking_lot::{Condvar, Mutex};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::process::codec::{self, peer_hung_up, write_frame, FrameReader, ReadError};
+use crate::process::codec::{
+    self, peer_hung_up, write_frame, FrameReader, ReadError, SocketWriter,
+};
 
 /// Why a queue operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -197,7 +199,7 @@ enum Inner {
 
 struct Connection {
     stream: UnixStream,
-    writer: BufWriter<UnixStream>,
+    writer: BufWriter<SocketWriter>,
     reader: FrameReader,
 }
 
@@ -500,7 +502,7 @@ fn millis(duration: Duration) -> u64 {
 fn connect(address: &Address) -> io::Result<Connection> {
     let stream =
         UnixStream::connect_addr(&SocketAddr::from_abstract_name(address.name.as_bytes())?)?;
-    let writer = BufWriter::new(stream.try_clone()?);
+    let writer = BufWriter::new(SocketWriter(stream.try_clone()?));
     Ok(Connection {
         stream,
         writer,
@@ -533,7 +535,7 @@ fn serve_connection(stream: UnixStream, state: &State) {
     let Ok(writer) = stream.try_clone() else {
         return;
     };
-    let mut writer = BufWriter::new(writer);
+    let mut writer = BufWriter::new(SocketWriter(writer));
     let mut reading = stream;
     let mut reader = FrameReader::new();
     loop {
