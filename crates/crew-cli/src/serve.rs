@@ -18,7 +18,7 @@ use crew_lab::{Model, ServeConfig, Server, Shutdown};
 SIGINT/SIGTERM: stop accepting, finish in-flight requests, exit 0."
 )]
 pub(crate) struct Args {
-    /// single, threads, pool, process-pool (pending), reuseport, async, async-offload, shards, gil.
+    /// single, threads, pool, process-pool, reuseport, async, async-offload, shards, gil.
     #[arg(long, default_value = "threads")]
     model: Model,
     /// Address to listen on (port 0: any free port; the chosen one is printed).

@@ -1,4 +1,4 @@
-//! `crew serve` as a process: every model over the wire, SIGTERM shutdown, the pending model.
+//! `crew serve` as a process: every model over the wire, SIGTERM shutdown, a killed worker.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -76,6 +76,7 @@ fn every_model_serves_two_clients_and_stops_on_sigterm() {
         "async-offload",
         "shards",
         "gil",
+        "process-pool",
     ] {
         let mut served = serve(&["--model", model]);
         let mut first = connect(served.addr);
@@ -97,7 +98,7 @@ fn every_model_serves_two_clients_and_stops_on_sigterm() {
 
 #[test]
 fn sigterm_lets_the_in_flight_request_finish() {
-    for model in ["threads", "async-offload", "reuseport"] {
+    for model in ["threads", "async-offload", "reuseport", "process-pool"] {
         let mut served = serve(&["--model", model]);
         let mut client = connect(served.addr);
         assert_eq!(ask(&mut client, 1), "1\n");
@@ -117,17 +118,41 @@ fn sigterm_lets_the_in_flight_request_finish() {
 }
 
 #[test]
-fn process_pool_is_listed_as_pending() {
-    let output = Command::new(env!("CARGO_BIN_EXE_crew"))
-        .args(["serve", "--model", "process-pool", "--addr", "127.0.0.1:0"])
-        .output()
+fn process_pool_survives_a_killed_worker() {
+    let mut served = serve(&["--model", "process-pool", "--workers", "1", "--max-n", "45"]);
+    let mut client = connect(served.addr);
+    assert_eq!(ask(&mut client, 10), "55\n");
+    let workers = children_of(served.child.id());
+    assert_eq!(workers.len(), 1, "one worker process: {workers:?}");
+    // fib(45) runs for many seconds: kill its worker while it computes.
+    client.get_mut().write_all(b"45\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let status = Command::new("kill")
+        .args(["-KILL", &workers[0].to_string()])
+        .status()
         .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(status.success());
+    let mut line = String::new();
+    client.read_line(&mut line).unwrap();
     assert!(
-        stderr.contains("pending: lands with the process pool"),
-        "{stderr}"
+        line.starts_with("error: ") && line.contains("died"),
+        "the request fails, the connection stays: {line:?}"
     );
+    assert_eq!(ask(&mut client, 12), "144\n", "a replacement worker serves");
+    sigterm(&served.child);
+    let status = served.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
+
+/// The child processes of `pid`, from every one of its threads.
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let path = task.unwrap().path().join("children");
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        children.extend(text.split_whitespace().map(|p| p.parse::<u32>().unwrap()));
+    }
+    children
 }
 
 #[test]

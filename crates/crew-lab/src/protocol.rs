@@ -202,12 +202,21 @@ impl Decoder {
     }
 }
 
-/// Appends the reply to `frame` (computing with `compute` for a request) to `out`.
+/// Appends the reply to `frame` (computing with `compute` for a request) to `out`. A failed
+/// computation (e.g. a process-pool worker that died) is answered with an `error:` line and the
+/// connection stays open.
 /// Returns `false` if the connection must be closed after writing.
-pub fn reply_into(out: &mut Vec<u8>, frame: Frame, compute: impl FnOnce(u32) -> u64) -> bool {
+pub fn reply_into(
+    out: &mut Vec<u8>,
+    frame: Frame,
+    compute: impl FnOnce(u32) -> Result<u64, String>,
+) -> bool {
     match frame {
         Frame::Request(n) => {
-            write_value(out, compute(n));
+            match compute(n) {
+                Ok(value) => write_value(out, value),
+                Err(message) => write_error(out, &message),
+            }
             true
         }
         Frame::Bad(message) => {

@@ -72,14 +72,6 @@ impl Model {
             Model::LoopbackLimit => "loopback-limit",
         }
     }
-
-    /// Why the model cannot run yet, if it cannot.
-    pub fn pending(self) -> Option<&'static str> {
-        match self {
-            Model::ProcessPool => Some("pending: lands with the process pool"),
-            _ => None,
-        }
-    }
 }
 
 impl fmt::Display for Model {
@@ -202,12 +194,9 @@ impl Server {
     /// Binds `addr` (port 0 picks a free port) for `model`.
     ///
     /// # Errors
-    /// A pending model, a `max_n` above [`MAX_N`], a missing child command for `reuseport`, or
+    /// A `max_n` above [`MAX_N`], a missing child command for `reuseport`, or
     /// the operating system's bind error.
     pub fn bind(model: Model, addr: SocketAddr, config: ServeConfig) -> anyhow::Result<Server> {
-        if let Some(reason) = model.pending() {
-            bail!("model `{model}` is {reason}; try `threads`, `pool` or `async-offload`");
-        }
         if config.max_n > MAX_N {
             bail!(
                 "--max-n {} is above {MAX_N}, the largest n whose fib(n) fits exactly",

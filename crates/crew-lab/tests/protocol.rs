@@ -268,18 +268,3 @@ fn max_n_above_exact_bound_is_refused() {
         .to_string();
     assert!(error.contains("93"), "{error}");
 }
-
-#[test]
-fn process_pool_is_pending() {
-    let error = crew_lab::Server::bind(
-        Model::ProcessPool,
-        "127.0.0.1:0".parse().unwrap(),
-        ServeConfig::default(),
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(
-        error.contains("pending: lands with the process pool"),
-        "{error}"
-    );
-}

@@ -108,9 +108,6 @@ impl BenchConfig {
     pub fn expected_duration(&self) -> Duration {
         let mut total = Duration::ZERO;
         for peer in self.peers() {
-            if matches!(&peer, Peer::Crew(model) if model.pending().is_some()) {
-                continue;
-            }
             total += Duration::from_millis(400); // start and stop
             for case in [Case::Io, Case::Cpu] {
                 let (measure, warmup) = self.timing(&peer, case);
@@ -147,7 +144,7 @@ pub struct Row {
 pub struct Unavailable {
     /// Its name.
     pub server: String,
-    /// Why: `pending: ...` or `not available: ...`.
+    /// Why: `not available: ...`.
     pub reason: String,
 }
 
@@ -319,12 +316,7 @@ fn start_peer(
 ) -> Result<peers::Running, String> {
     let timeout = Duration::from_secs(20);
     let command = match peer {
-        Peer::Crew(model) => {
-            if let Some(reason) = model.pending() {
-                return Err(reason.to_owned());
-            }
-            (config.crew_command)(*model)
-        }
+        Peer::Crew(model) => (config.crew_command)(*model),
         Peer::LoopbackLimit => (config.crew_command)(crate::Model::LoopbackLimit),
         Peer::Python(script) => {
             python.map_err(|error| format!("not available ({error})"))?;

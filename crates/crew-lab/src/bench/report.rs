@@ -145,9 +145,6 @@ pub fn render_ratios(results: &BenchResults) -> String {
         let mut missed = Vec::new();
         for model in &crew {
             let name = Peer::Crew(*model).name();
-            if model.pending().is_some() {
-                continue;
-            }
             let mut line = format!("    {name:<24}");
             for case in [Case::Io, Case::Cpu] {
                 let _ = write!(line, " {}:", case.name());

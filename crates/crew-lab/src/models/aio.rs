@@ -205,7 +205,7 @@ async fn serve_connection(
                     Ok(value) => protocol::write_value(&mut out, value),
                     Err(message) => protocol::write_error(&mut out, &message),
                 },
-                other => keep_open = protocol::reply_into(&mut out, other, fib),
+                other => keep_open = protocol::reply_into(&mut out, other, |n| Ok(fib(n))),
             }
         }
         if !out.is_empty() {

@@ -164,7 +164,7 @@ fn transient(error: &io::Error) -> bool {
 pub(crate) fn serve_connection(
     stream: TcpStream,
     config: &ServeConfig,
-    compute: &dyn Fn(u32) -> u64,
+    compute: &dyn Fn(u32) -> Result<u64, String>,
 ) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(config.idle_timeout);

@@ -7,10 +7,10 @@ use parking_lot::Mutex;
 
 use crate::fib::fib;
 
-pub(super) fn compute() -> Arc<dyn Fn(u32) -> u64 + Send + Sync> {
+pub(super) fn compute() -> super::Compute {
     let gil = Arc::new(Mutex::new(()));
     Arc::new(move |n| {
         let _held = gil.lock();
-        fib(n)
+        Ok(fib(n))
     })
 }

@@ -3,7 +3,7 @@
 
 use crate::fib::fib_fast;
 
-pub(super) fn compute(n: u32) -> u64 {
+pub(super) fn compute(n: u32) -> Result<u64, String> {
     // Requests are checked against max_n <= MAX_N before they get here.
-    fib_fast(n).unwrap_or(0)
+    fib_fast(n).ok_or_else(|| format!("{n} is above the largest exact fib"))
 }

@@ -11,10 +11,14 @@ mod conn;
 mod gil;
 mod loopback;
 mod pool;
+mod process_pool;
 pub(crate) mod reuseport;
 mod shards;
 mod single;
 mod threads;
+
+/// How a blocking model computes a reply: `fib(n)` or a message for an `error:` line.
+pub(crate) type Compute = Arc<dyn Fn(u32) -> Result<u64, String> + Send + Sync>;
 
 pub(crate) fn run(server: Server, shutdown: &Shutdown) -> anyhow::Result<()> {
     let Server {
@@ -25,14 +29,15 @@ pub(crate) fn run(server: Server, shutdown: &Shutdown) -> anyhow::Result<()> {
         reserved,
         children,
     } = server;
-    let compute: Arc<dyn Fn(u32) -> u64 + Send + Sync> = match model {
+    let compute: Compute = match model {
         Model::Gil => gil::compute(),
         Model::LoopbackLimit => Arc::new(loopback::compute),
-        _ => Arc::new(crate::fib::fib),
+        Model::ProcessPool => process_pool::compute(&config)?,
+        _ => Arc::new(|n| Ok(crate::fib::fib(n))),
     };
     match model {
         Model::Single => single::run(&listeners[0], &config, shutdown),
-        Model::Threads | Model::Gil | Model::LoopbackLimit => {
+        Model::Threads | Model::Gil | Model::LoopbackLimit | Model::ProcessPool => {
             threads::run(&listeners[0], &config, compute, shutdown)
         }
         Model::Pool => pool::run(&listeners[0], &config, shutdown),
@@ -43,6 +48,5 @@ pub(crate) fn run(server: Server, shutdown: &Shutdown) -> anyhow::Result<()> {
         Model::Async => asyncio::run(listeners.remove(0), config, false, shutdown),
         Model::AsyncOffload => asyncio::run(listeners.remove(0), config, true, shutdown),
         Model::Shards => shards::run(listeners, config, shutdown),
-        Model::ProcessPool => anyhow::bail!("model `{model}` is {}", model.pending().unwrap_or("")),
     }
 }

@@ -31,7 +31,7 @@ pub(super) fn run(
     let result = accept_loop(listener, &connections, shutdown, |stream, admitted| {
         let config = config.clone();
         let submitted = pool.spawn(move || {
-            serve_connection(stream, &config, &fib);
+            serve_connection(stream, &config, &|n| Ok(fib(n)));
             drop(admitted);
         });
         if let Err(error) = submitted {

@@ -15,7 +15,7 @@ pub(super) fn run(
 ) -> anyhow::Result<()> {
     let connections = Connections::new(config.max_connections, shutdown);
     accept_loop(listener, &connections, shutdown, |stream, _admitted| {
-        serve_connection(stream, config, &fib);
+        serve_connection(stream, config, &|n| Ok(fib(n)));
     })?;
     Ok(())
 }

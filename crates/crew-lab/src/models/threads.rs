@@ -12,7 +12,7 @@ use crate::Shutdown;
 pub(super) fn run(
     listener: &TcpListener,
     config: &Arc<crate::server::ServeConfig>,
-    compute: Arc<dyn Fn(u32) -> u64 + Send + Sync>,
+    compute: super::Compute,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
     let connections = Connections::new(config.max_connections, shutdown);
