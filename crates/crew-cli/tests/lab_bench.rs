@@ -1,5 +1,5 @@
-//! `crew bench` end to end on a few servers with tiny durations: tables, pending and
-//! unavailable peers shown, JSON rows and the SVG chart written.
+//! `crew bench` end to end on a few servers with tiny durations: tables, an unavailable peer
+//! shown as such, JSON rows and the SVG chart written.
 
 use std::process::Command;
 
@@ -8,6 +8,18 @@ fn bench_prints_tables_and_writes_json_and_svg() {
     let dir = tempdir();
     let json = dir.join("rows.json");
     let svg = dir.join("chart.svg");
+    // A PATH with python3 but no `go`: the Go peer must be shown as not available.
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    if let Ok(found) = Command::new("sh")
+        .args(["-c", "command -v python3"])
+        .output()
+    {
+        let python = String::from_utf8_lossy(&found.stdout).trim().to_owned();
+        if !python.is_empty() {
+            let _ = std::os::unix::fs::symlink(python, bin.join("python3"));
+        }
+    }
     let output = Command::new(env!("CARGO_BIN_EXE_crew"))
         .args([
             "bench",
@@ -19,13 +31,13 @@ fn bench_prints_tables_and_writes_json_and_svg() {
             "--n",
             "15",
             "--only",
-            "crew-single,crew-threads,crew-process-pool,python-thread_server,loopback-limit",
+            "crew-single,crew-threads,crew-process-pool,python-thread_server,go,loopback-limit",
         ])
         .arg("--json")
         .arg(&json)
         .arg("--svg")
         .arg(&svg)
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PATH", &bin)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -38,7 +50,9 @@ fn bench_prints_tables_and_writes_json_and_svg() {
     assert!(stdout.contains("CPU-bound (n = 15)"), "{stdout}");
     assert!(stdout.contains("crew-process-pool"), "{stdout}");
     assert!(
-        stdout.contains("pending: lands with the process pool"),
+        stdout
+            .lines()
+            .any(|line| line.starts_with("go") && line.contains("not available")),
         "{stdout}"
     );
     // Python is either measured or shown as not available, never dropped.
@@ -54,9 +68,11 @@ fn bench_prints_tables_and_writes_json_and_svg() {
     assert_eq!(threads_cpu["n"], 15);
     assert!(threads_cpu["rps"].as_f64().unwrap() > 0.0);
     assert!(threads_cpu["p99_us"].as_f64().unwrap() > 0.0);
-    assert!(rows
+    let process_pool_cpu = rows
         .iter()
-        .any(|row| row["server"] == "crew-process-pool" && row["rps"].is_null()));
+        .find(|row| row["server"] == "crew-process-pool" && row["case"] == "cpu")
+        .expect("a crew-process-pool cpu row");
+    assert!(process_pool_cpu["rps"].as_f64().unwrap() > 0.0);
     assert!(rows.iter().any(|row| row["server"] == "loopback-limit"));
     let chart = std::fs::read_to_string(&svg).unwrap();
     assert!(
