@@ -247,7 +247,7 @@ impl<T, P: ?Sized> Shared<T, P> {
 }
 
 #[cfg(not(loom))]
-const SPIN_LIMIT: u32 = 200;
+const SPIN_LIMIT: u32 = 32;
 
 /// A panicking callback must not take the completing worker down: report it and go on, as
 /// Python logs and ignores exceptions raised by done-callbacks.

@@ -76,8 +76,8 @@ type Measurement<'a> = (
     Box<dyn FnMut() -> anyhow::Result<f64> + 'a>,
 );
 
-/// Runs every measurement once per round, `repeat` rounds, so that background noise on this
-/// shared machine hits all implementations alike; returns the median rows and the
+/// Runs every measurement once per round, `repeat` rounds, in a rotating order, so that
+/// background noise on this shared machine hits all implementations alike; returns the median rows and the
 /// implementations that could not run (with the reason).
 fn run_interleaved(
     measurements: &mut [Measurement<'_>],
@@ -87,10 +87,15 @@ fn run_interleaved(
     let mut failures: Vec<Option<String>> = vec![None; measurements.len()];
     for round in 0..repeat.max(1) {
         eprintln!("round {}/{}", round + 1, repeat.max(1));
-        for (index, (case, implementation, run)) in measurements.iter_mut().enumerate() {
+        // Each round starts one measurement later, so no implementation always runs right
+        // after the same neighbour (a process pool's burst, a Python start-up).
+        let count = measurements.len();
+        for step in 0..count {
+            let index = (round + step) % count;
             if failures[index].is_some() {
                 continue;
             }
+            let (case, implementation, run) = &mut measurements[index];
             match run() {
                 Ok(value) => {
                     eprintln!("  {case:<7} {implementation:<16} {value:>14.0} tasks/s");
@@ -302,7 +307,11 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
         ];
         move || python_peer(PYTHON_THREADS, &peer_args).map_err(anyhow::Error::msg)
     };
-    let mut measurements: Vec<Measurement<'_>> = vec![
+    // Two phases, threads then processes, each interleaved within itself: the process rows
+    // churn through tens of megabytes of buffers and start processes, which the allocator and
+    // the kernel pay for in whichever measurement comes next, so mixing the phases would charge
+    // that to thread rows at random.
+    let mut thread_measurements: Vec<Measurement<'_>> = vec![
         (
             "submit",
             "crew-threads",
@@ -328,7 +337,7 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
         ("submit", "python-threads", Box::new(python("submit"))),
         ("map", "python-threads", Box::new(python("map"))),
     ];
-    measurements.extend(processes::measurements(
+    let mut process_measurements = processes::measurements(
         &process_pool,
         &procspawn_pool,
         processes::Settings {
@@ -338,11 +347,18 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
             peer_tasks: args.python_tasks,
             chunksize,
         },
-    ));
-    if !args.only.is_empty() {
-        measurements.retain(|(_, implementation, _)| args.only.iter().any(|o| o == implementation));
+    );
+    let mut rows = Vec::new();
+    let mut unavailable = Vec::new();
+    for measurements in [&mut thread_measurements, &mut process_measurements] {
+        if !args.only.is_empty() {
+            measurements
+                .retain(|(_, implementation, _)| args.only.iter().any(|o| o == implementation));
+        }
+        let (phase_rows, phase_unavailable) = run_interleaved(measurements, repeat);
+        rows.extend(phase_rows);
+        unavailable.extend(phase_unavailable);
     }
-    let (rows, unavailable) = run_interleaved(&mut measurements, repeat);
     print_table(&rows);
     for (implementation, reason) in &unavailable {
         println!("{implementation}: not available ({reason})");
