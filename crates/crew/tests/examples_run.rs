@@ -1,4 +1,6 @@
-//! Runs the seed examples in `crates/crew/examples` and checks what they print.
+//! Runs the seed examples in `crates/crew/examples` and checks what they print, the process
+//! examples included (their worker processes re-enter the example's own `main` through
+//! `crew::init()`).
 //!
 //! `cargo test --all-targets` compiles examples in test mode only, so this file first builds
 //! them as programs with `cargo build --examples` into the test's own target directory (cargo
@@ -203,4 +205,74 @@ fn queue_threads_and_tasks() {
     assert_eq!(lines[0], "consumed 400 messages, sum 79800");
     assert!(lines[1].starts_with("highest queue depth "));
     assert!(lines[1].ends_with(" (capacity 4)"));
+}
+
+#[test]
+fn process_gcd_serial_threads_processes_agree() {
+    let out = run("process_gcd");
+    let lines = lines(&out);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for (line, label) in lines
+        .iter()
+        .zip(["serial:", "thread pool:", "process pool:"])
+    {
+        assert!(line.starts_with(label), "{line}");
+        assert!(line.contains("[1, 1, 5, 1]"), "{line}");
+    }
+}
+
+#[test]
+fn process_is_prime_map_and_chunks() {
+    let out = run("process_is_prime");
+    let lines = lines(&out);
+    assert_eq!(lines[0], "112272535095293 is prime: true");
+    assert_eq!(lines[5], "1099726899285419 is prime: false");
+    assert!(
+        lines[6].starts_with("is_prime accepts 17984 of 1..=200000"),
+        "{}",
+        lines[6]
+    );
+}
+
+#[test]
+fn process_pool_apply_async_runs_five_tasks() {
+    let out = run("process_pool_apply_async");
+    let lines = lines(&out);
+    assert!(lines[0].starts_with("Parent process "));
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("Run task ")).count(),
+        5
+    );
+    assert_eq!(lines.iter().filter(|l| l.contains(" runs ")).count(), 5);
+    assert_eq!(lines.last(), Some(&"All subprocesses done."));
+}
+
+#[test]
+fn process_queue_writer_and_reader() {
+    let out = run("process_queue");
+    let lines = lines(&out);
+    for value in ["A", "B", "C"] {
+        let put = format!("Put {value} to queue...");
+        assert!(lines.contains(&put.as_str()), "{lines:?}");
+    }
+    // The last item races with terminate(), as in the seed; the first two were read long before.
+    for value in ["A", "B"] {
+        let got = format!("Get {value} from queue.");
+        assert!(lines.contains(&got.as_str()), "{lines:?}");
+    }
+    assert!(lines
+        .last()
+        .unwrap()
+        .starts_with("reader ended: WorkerDied"));
+}
+
+#[test]
+fn process_subclass_style() {
+    let out = run("process_subclass");
+    let lines = lines(&out);
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("Run child process test (")));
+    assert_eq!(lines.iter().filter(|l| l.contains("fetching")).count(), 6);
+    assert_eq!(lines.last(), Some(&"fetched 6 urls"));
 }
