@@ -69,8 +69,38 @@ impl Stage {
 struct State<T> {
     cancelled: bool,
     result: Option<Result<T, TaskError>>,
+    /// Boxed and made only when someone attaches: most tasks have neither a callback nor an
+    /// async waiter, and every byte of the cell is paid per task.
+    waiters: Option<Box<Waiters<T>>>,
+}
+
+struct Waiters<T> {
     callbacks: Vec<Callback<T>>,
     waker: Option<Waker>,
+}
+
+impl<T> State<T> {
+    fn waiters(&mut self) -> &mut Waiters<T> {
+        self.waiters.get_or_insert_with(|| {
+            Box::new(Waiters {
+                callbacks: Vec::new(),
+                waker: None,
+            })
+        })
+    }
+
+    fn take_callbacks(&mut self) -> Vec<Callback<T>> {
+        self.waiters
+            .as_mut()
+            .map(|waiters| std::mem::take(&mut waiters.callbacks))
+            .unwrap_or_default()
+    }
+
+    fn take_waker(&mut self) -> Option<Waker> {
+        self.waiters
+            .as_mut()
+            .and_then(|waiters| waiters.waker.take())
+    }
 }
 
 /// The shared cell of a task. `payload` is whatever the executor wants to keep in the same
@@ -142,8 +172,7 @@ fn task_cell<T, P>(payload: P) -> Arc<Shared<T, P>> {
         state: Mutex::new(State {
             cancelled: false,
             result: None,
-            callbacks: Vec::new(),
-            waker: None,
+            waiters: None,
         }),
         done: Condvar::new(),
         payload,
@@ -201,10 +230,11 @@ impl<T, P: ?Sized> Shared<T, P> {
     fn settle<'a>(&'a self, mut state: MutexGuard<'a, State<T>>, result: Result<T, TaskError>) {
         debug_assert_eq!(self.stage(), Stage::Settling);
         loop {
-            if state.callbacks.is_empty() {
+            let callbacks = state.take_callbacks();
+            if callbacks.is_empty() {
                 state.result = Some(result);
                 self.stage.store(Stage::Done as u8, Ordering::Release);
-                let waker = state.waker.take();
+                let waker = state.take_waker();
                 drop(state);
                 self.done.notify_all();
                 if let Some(waker) = waker {
@@ -212,7 +242,6 @@ impl<T, P: ?Sized> Shared<T, P> {
                 }
                 return;
             }
-            let callbacks = std::mem::take(&mut state.callbacks);
             drop(state);
             for callback in callbacks {
                 run_callback(callback, &result);
@@ -399,7 +428,7 @@ impl<T> TaskHandle<T> {
     {
         let mut state = self.shared.state.lock();
         if self.shared.stage() != Stage::Done {
-            state.callbacks.push(Box::new(callback));
+            state.waiters().callbacks.push(Box::new(callback));
             return;
         }
         // Only this handle takes the result out, and it is busy here, so lending it is safe;
@@ -428,9 +457,10 @@ impl<T> Future for TaskHandle<T> {
         if self.shared.stage() == Stage::Done {
             return Poll::Ready(Self::take(&mut state));
         }
-        match &state.waker {
+        let waiters = state.waiters();
+        match &waiters.waker {
             Some(waker) if waker.will_wake(cx.waker()) => {}
-            _ => state.waker = Some(cx.waker().clone()),
+            _ => waiters.waker = Some(cx.waker().clone()),
         }
         Poll::Pending
     }
