@@ -86,13 +86,7 @@ pub(crate) async fn accept_loop(
                 let line = protocol::busy_line(config.max_connections);
                 tasks.spawn(async move {
                     let _ = stream.write_all(&line).await;
-                    let _ = stream.shutdown().await;
-                    let mut sink = [0u8; 256];
-                    let _ = tokio::time::timeout(
-                        std::time::Duration::from_millis(200),
-                        stream.read(&mut sink),
-                    )
-                    .await;
+                    linger_close(&mut stream).await;
                 });
                 continue;
             }
@@ -218,16 +212,22 @@ async fn serve_connection(
             return;
         }
         if !keep_open {
-            let _ = stream.shutdown().await;
-            let mut sink = [0u8; 256];
-            let _ = tokio::time::timeout(
-                std::time::Duration::from_millis(200),
-                stream.read(&mut sink),
-            )
-            .await;
+            linger_close(&mut stream).await;
             return;
         }
     }
+}
+
+/// Closes our side, then waits briefly for the client's close, so the last (error) line is not
+/// lost to a reset: the async twin of [`super::conn::linger_close`].
+async fn linger_close(stream: &mut TcpStream) {
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 256];
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_millis(200),
+        stream.read(&mut sink),
+    )
+    .await;
 }
 
 async fn compute_fib(compute: &Compute, n: u32) -> Result<u64, String> {
