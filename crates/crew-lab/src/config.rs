@@ -10,7 +10,7 @@ use crate::fib::DEFAULT_MAX_N;
 use crate::protocol::Framing;
 
 /// Builds the command that starts one child process of a model that has children (see
-/// [`ModelInfo::children`](crate::ModelInfo::children)) serving on the given address: a server
+/// `ModelInfo::children`) serving on the given address: a server
 /// of the child model, binding with `SO_REUSEPORT`, that prints `listening on ADDR` when ready.
 pub type ChildCommand = Arc<dyn Fn(SocketAddr) -> Command + Send + Sync>;
 

@@ -9,8 +9,8 @@
 //! Concurrency From the Ground Up"): they send a bare number with no newline and treat each
 //! read as one request, so the server treats each read as one request too.
 //!
-//! The [`Decoder`] turns bytes into [`Frame`]s without doing any I/O; the
-//! [`Session`](crate::session::Session) built on it answers them, so blocking and async servers
+//! The [`Decoder`] turns bytes into [`Frame`]s without doing any I/O; the `session` module's
+//! state machine, built on it, answers them, so blocking and async servers
 //! share one implementation of the protocol (and partial reads are handled in one place).
 
 use std::fmt;

@@ -9,7 +9,7 @@ use crate::config::ServeConfig;
 use crate::shutdown::Shutdown;
 
 /// What the lab knows about one model: its name, where it comes from, what it is compared with
-/// and what its design allows. Read it with [`Model::info`](crate::Model::info).
+/// and what its design allows. Read it with `Model::info`.
 ///
 /// ```
 /// use crew_lab::Model;
@@ -35,7 +35,7 @@ pub struct ModelInfo {
     /// run. Such a model needs [`ServeConfig::child_command`].
     pub children: Option<&'static str>,
     /// A yardstick rather than a concurrency model (the loopback limit): left out of
-    /// [`Model::CREW`](crate::Model::CREW).
+    /// `Model::CREW`.
     pub yardstick: bool,
 }
 
