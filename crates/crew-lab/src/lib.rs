@@ -3,11 +3,11 @@
 //!
 //! Seed 003 serves `fib(n)` over TCP as one_server, thread_server, multiprocess_server,
 //! many_server and async_server and counts requests/sec with its perf2 client. Here each model is
-//! a small module over crew's own pools, one row each in the model table ([`Model`],
-//! [`ModelInfo`]), [`session`] is the protocol of one connection for the blocking and the async
-//! servers alike, [`perf`] is the load generator (closed or
-//! open loop, HDR latency, every reply verified) and [`bench`](mod@bench) runs every model and its Python,
-//! Go and loopback-limit peers through the same client in one run.
+//! a small module over crew's own pools with one row in the model table ([`Model`],
+//! [`ModelInfo`]); [`session`] is the protocol of one connection, for the blocking and the async
+//! servers alike; [`perf`] is the load generator (closed or open loop, HDR latency, every reply
+//! verified) and [`bench`](mod@bench) runs every model and its Python, Go and loopback-limit
+//! peers through the same client in one run.
 //!
 //! ```no_run
 //! use crew_lab::{perf, Model, ServeConfig, Server};

@@ -1,8 +1,8 @@
 //! One connection's protocol as a state machine without I/O, driven by the blocking and the
 //! async servers alike, so the two cannot drift apart.
 //!
-//! A driver loops on [`Session::next_action`] and does what the [`Action`] says: read (and report what
-//! happened with [`received`](Session::received), [`closed`](Session::closed),
+//! A driver loops on [`Session::next_action`] and does what the [`Action`] says: read (and
+//! report what happened with [`received`](Session::received), [`closed`](Session::closed),
 //! [`idle`](Session::idle) or [`shutting_down`](Session::shutting_down)), compute `fib(n)` (and
 //! hand the result to [`computed`](Session::computed)), write the bytes given (then call
 //! [`written`](Session::written)), or close. The session decides everything else:
@@ -227,7 +227,10 @@ mod tests {
         assert_eq!(
             text(&writes),
             [
-                "error: not a number: \"x\"; send a decimal n between 0 and 40\nerror: worker died\n",
+                concat!(
+                    "error: not a number: \"x\"; send a decimal n between 0 and 40\n",
+                    "error: worker died\n"
+                ),
                 "13\n"
             ]
         );

@@ -1,8 +1,8 @@
-//! `async` (and the runtime of `async-offload`): one tokio multi-thread runtime accepting and serving every
-//! connection. `async` computes `fib` inline, so a long `fib` blocks its worker's other
-//! connections (seed 003's async_server); `async-offload` sends `fib(n)` with `n` at or above a
-//! threshold to a [`crew::ThreadPool`] and awaits its [`crew::TaskHandle`], keeping the event
-//! loop free for I/O.
+//! `async`: one tokio multi-thread runtime accepting and serving every connection, computing
+//! `fib` inline, so a long `fib` blocks its worker's other connections (seed 003's
+//! async_server). `async-offload` runs on the same runtime ([`bind_with`]) and sends `fib(n)`
+//! with `n` at or above a threshold to a [`crew::ThreadPool`], awaiting its
+//! [`crew::TaskHandle`], which keeps the event loop free for I/O.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::AtomicUsize;
