@@ -17,7 +17,7 @@ use crate::shutdown::Shutdown;
 pub(super) const MODEL: Spec = Spec {
     info: ModelInfo {
         name: "async",
-        seed: Some("async_server.py"),
+        seed: Some("async_server"),
         python_peer: "async_server",
         design: Design::PARALLEL,
         children: None,

@@ -27,7 +27,8 @@ macro_rules! table {
         $(mod $module;)*
 
         /// A concurrency model: how the service spreads connections and `fib` over threads,
-        /// processes and event loops. [`Model::info`] describes it.
+        /// processes and event loops. Its row, [`Model::info`], names its seed counterpart and
+        /// Python peer and says what its design allows.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         #[non_exhaustive]
         pub enum Model {
@@ -48,17 +49,17 @@ macro_rules! table {
 }
 
 table! {
-    /// One thread, one client at a time: a second client waits (seed: one_server).
+    /// One thread, one client at a time: a second client waits.
     Single => single,
-    /// A thread per connection (seed: thread_server).
+    /// A thread per connection.
     Threads => threads,
     /// Connections served by a fixed [`crew::ThreadPool`].
     Pool => pool,
-    /// A thread per connection with `fib` in crew's process pool (seed: multiprocess_server).
+    /// A thread per connection with `fib` in crew's process pool.
     ProcessPool => process_pool,
-    /// N processes, each accepting on the same port with `SO_REUSEPORT` (seed: many_server).
+    /// N processes, each accepting on the same port with `SO_REUSEPORT`.
     Reuseport => reuseport,
-    /// A tokio multi-thread runtime computing `fib` inline (seed: async_server).
+    /// A tokio multi-thread runtime computing `fib` inline.
     Async => asyncio,
     /// tokio for I/O, `fib` above a threshold offloaded to a crew pool and awaited.
     AsyncOffload => async_offload,

@@ -15,7 +15,7 @@ use crate::config::ServeConfig;
 pub(super) const MODEL: Spec = Spec {
     info: ModelInfo {
         name: "process-pool",
-        seed: Some("multiprocess_server.py"),
+        seed: Some("multiprocess_server"),
         python_peer: "multiprocess_server",
         design: Design::PARALLEL,
         children: None,

@@ -22,7 +22,7 @@ use crate::shutdown::Shutdown;
 pub(super) const MODEL: Spec = Spec {
     info: ModelInfo {
         name: "reuseport",
-        seed: Some("many_server.py"),
+        seed: Some("many_server"),
         python_peer: "multiprocess_server",
         design: Design::PARALLEL,
         children: Some("threads"),

@@ -17,7 +17,7 @@ use crate::shutdown::Shutdown;
 pub(super) const MODEL: Spec = Spec {
     info: ModelInfo {
         name: "shards",
-        seed: None,
+        seed: Some("subinterpreters_server"),
         python_peer: "async_server",
         design: Design::PARALLEL,
         children: None,

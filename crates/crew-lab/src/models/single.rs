@@ -14,7 +14,7 @@ use crate::shutdown::Shutdown;
 pub(super) const MODEL: Spec = Spec {
     info: ModelInfo {
         name: "single",
-        seed: Some("one_server.py"),
+        seed: Some("one_server"),
         python_peer: "one_server",
         design: Design {
             concurrent_clients: false,

@@ -16,7 +16,7 @@ use crate::shutdown::Shutdown;
 ///
 /// let info = Model::Single.info();
 /// assert_eq!(info.name, "single");
-/// assert_eq!(info.seed, Some("one_server.py"));
+/// assert_eq!(info.seed, Some("one_server"));
 /// assert_eq!(info.python_peer, "one_server");
 /// assert!(!info.design.concurrent_clients);
 /// ```
@@ -25,7 +25,9 @@ use crate::shutdown::Shutdown;
 pub struct ModelInfo {
     /// The name on the command line (`crew serve --model NAME`) and in the benchmark's tables.
     pub name: &'static str,
-    /// The seed 003 server this model reproduces, if it reproduces one.
+    /// The seed 003 server this model answers, named as in the seed's results table
+    /// (`one_server`, `thread_server`, `multiprocess_server`, `many_server`, `async_server`,
+    /// `subinterpreters_server`), if there is one.
     pub seed: Option<&'static str>,
     /// The Python peer `crew bench` compares it with: a script in `peers/`, without `.py`.
     pub python_peer: &'static str,

@@ -15,7 +15,7 @@ use crate::shutdown::Shutdown;
 pub(super) const MODEL: Spec = Spec {
     info: ModelInfo {
         name: "threads",
-        seed: Some("thread_server.py"),
+        seed: Some("thread_server"),
         python_peer: "thread_server",
         design: Design::PARALLEL,
         children: None,
