@@ -173,7 +173,40 @@ mod tests {
             .filter(|m| !m.info().design.parallel_compute)
             .collect();
         assert_eq!(flat, [Model::Single, Model::Gil]);
-        assert!(!Model::Single.info().design.allows(false, 2));
-        assert!(Model::Single.info().design.allows(true, 1));
+    }
+
+    /// The benchmark's targets, as its per-model special cases had them before the table.
+    #[test]
+    fn the_design_allows_what_the_benchmark_expects() {
+        for model in Model::ALL {
+            for cpu_bound in [false, true] {
+                for clients in 1..=4 {
+                    let expected = match model {
+                        Model::Single => clients == 1,
+                        Model::Gil => !cpu_bound || clients == 1,
+                        _ => true,
+                    };
+                    let allowed = model.info().design.allows(cpu_bound, clients);
+                    assert_eq!(allowed, expected, "{model} cpu={cpu_bound} {clients}c");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn python_peers_and_children_as_the_benchmark_expects() {
+        let peer = |model: Model| model.info().python_peer;
+        assert_eq!(peer(Model::Single), "one_server");
+        assert_eq!(peer(Model::Threads), "thread_server");
+        assert_eq!(peer(Model::Gil), "thread_server");
+        assert_eq!(peer(Model::ProcessPool), "multiprocess_server");
+        assert_eq!(peer(Model::Reuseport), "multiprocess_server");
+        assert_eq!(peer(Model::Shards), "async_server");
+        let with_children: Vec<Model> = Model::ALL
+            .into_iter()
+            .filter(|m| m.info().children.is_some())
+            .collect();
+        assert_eq!(with_children, [Model::Reuseport]);
+        assert_eq!(Model::Reuseport.info().children, Some("threads"));
     }
 }
