@@ -18,8 +18,8 @@ use crew_lab::{Model, ServeConfig, Server, Shutdown};
 SIGINT/SIGTERM: stop accepting, finish in-flight requests, exit 0."
 )]
 pub(crate) struct Args {
-    /// single, threads, pool, process-pool, reuseport, async, async-offload, shards, gil.
-    #[arg(long, default_value = "threads")]
+    /// The concurrency model.
+    #[arg(long, default_value = "threads", value_parser = model_parser())]
     model: Model,
     /// Address to listen on (port 0: any free port; the chosen one is printed).
     #[arg(long, default_value = "127.0.0.1:25000")]
@@ -50,6 +50,14 @@ pub(crate) struct Args {
     child: bool,
 }
 
+/// Every model's name as a possible value (the loopback limit, a yardstick, hidden from help).
+fn model_parser() -> impl clap::builder::TypedValueParser<Value = Model> {
+    use clap::builder::TypedValueParser;
+    let names = Model::ALL
+        .map(|model| clap::builder::PossibleValue::new(model.name()).hide(model.info().yardstick));
+    clap::builder::PossibleValuesParser::new(names).try_map(|name| name.parse::<Model>())
+}
+
 pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
     if args.child {
         crew_lab::die_with_parent().context("setting the parent-death signal")?;
@@ -69,13 +77,13 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
         reuse_port: args.reuse_port,
         child_command: None,
     };
-    if args.model == Model::Reuseport {
+    if let Some(child_model) = args.model.info().children {
         let exe = std::env::current_exe().context("finding the crew binary to start children")?;
         let (framing, max_n) = (args.framing, args.max_n);
         let (max_connections, idle) = (args.max_connections, args.idle_timeout);
         config.child_command = Some(Arc::new(move |addr: SocketAddr| {
             let mut command = Command::new(&exe);
-            command.args(["serve", "--model", "threads", "--reuse-port", "--child"]);
+            command.args(["serve", "--model", child_model, "--reuse-port", "--child"]);
             command.arg("--addr").arg(addr.to_string());
             command.arg("--framing").arg(framing.to_string());
             command.arg("--max-n").arg(max_n.to_string());

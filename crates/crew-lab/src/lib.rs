@@ -3,9 +3,11 @@
 //!
 //! Seed 003 serves `fib(n)` over TCP as one_server, thread_server, multiprocess_server,
 //! many_server and async_server and counts requests/sec with its perf2 client. Here each model is
-//! a small module over crew's own pools ([`Model`]), [`perf`] is the load generator (closed or
-//! open loop, HDR latency, every reply verified) and [`bench`](mod@bench) runs every model and its Python,
-//! Go and loopback-limit peers through the same client in one run.
+//! a small module over crew's own pools with one row in the model table ([`Model`],
+//! [`ModelInfo`]); [`session`] is the protocol of one connection, for the blocking and the async
+//! servers alike; [`perf`] is the load generator (closed or open loop, HDR latency, every reply
+//! verified) and [`bench`](mod@bench) runs every model and its Python, Go and loopback-limit
+//! peers through the same client in one run.
 //!
 //! ```no_run
 //! use crew_lab::{perf, Model, ServeConfig, Server};
@@ -18,14 +20,21 @@
 //! ```
 
 pub mod bench;
+mod config;
 pub mod fib;
+mod listen;
 mod models;
 pub mod perf;
 pub mod protocol;
 mod server;
+pub mod session;
 mod shutdown;
 
-pub use server::{bind_listener, cpus, ChildCommand, Model, RunningServer, ServeConfig, Server};
+pub use config::{cpus, ChildCommand, ServeConfig};
+pub use listen::bind_listener;
+pub use models::spec::{Design, ModelInfo};
+pub use models::Model;
+pub use server::{RunningServer, Server};
 pub use shutdown::Shutdown;
 
 /// Exits this process when its parent dies (for child servers started by `reuseport` and by

@@ -9,8 +9,9 @@
 //! Concurrency From the Ground Up"): they send a bare number with no newline and treat each
 //! read as one request, so the server treats each read as one request too.
 //!
-//! The [`Decoder`] turns bytes into [`Frame`]s without doing any I/O, so blocking and async
-//! servers share it (and partial reads are handled in one place).
+//! The [`Decoder`] turns bytes into [`Frame`]s without doing any I/O; the `session` module's
+//! state machine, built on it, answers them, so blocking and async servers
+//! share one implementation of the protocol (and partial reads are handled in one place).
 
 use std::fmt;
 use std::str::FromStr;
@@ -199,34 +200,6 @@ impl Decoder {
     /// True once a fatal frame was returned: reply and close the connection.
     pub fn is_closed(&self) -> bool {
         self.closed
-    }
-}
-
-/// Appends the reply to `frame` (computing with `compute` for a request) to `out`. A failed
-/// computation (e.g. a process-pool worker that died) is answered with an `error:` line and the
-/// connection stays open.
-/// Returns `false` if the connection must be closed after writing.
-pub fn reply_into(
-    out: &mut Vec<u8>,
-    frame: Frame,
-    compute: impl FnOnce(u32) -> Result<u64, String>,
-) -> bool {
-    match frame {
-        Frame::Request(n) => {
-            match compute(n) {
-                Ok(value) => write_value(out, value),
-                Err(message) => write_error(out, &message),
-            }
-            true
-        }
-        Frame::Bad(message) => {
-            write_error(out, &message);
-            true
-        }
-        Frame::Fatal(message) => {
-            write_error(out, &message);
-            false
-        }
     }
 }
 

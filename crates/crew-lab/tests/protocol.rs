@@ -268,3 +268,59 @@ fn max_n_above_exact_bound_is_refused() {
         .to_string();
     assert!(error.contains("93"), "{error}");
 }
+
+/// Every model that runs in this test process (`reuseport` and `process-pool` start child
+/// processes of the `crew` binary: crew-cli's `lab_serve` test covers them).
+fn in_process_models() -> Vec<Model> {
+    Model::ALL
+        .into_iter()
+        .filter(|model| model.info().children.is_none() && *model != Model::ProcessPool)
+        .collect()
+}
+
+/// The blocking and the async servers drive one protocol state machine: every model answers
+/// alike, byte for byte, one connection at a time (so `single` takes part).
+#[test]
+fn every_model_speaks_the_same_protocol() {
+    let models = in_process_models();
+    assert!(models.contains(&Model::Single) && models.contains(&Model::Shards));
+    for model in models {
+        let config = ServeConfig {
+            idle_timeout: Some(Duration::from_millis(300)),
+            ..ServeConfig::default()
+        };
+        let server = start(model, config);
+        let mut client = Client::connect(server.addr());
+        assert_eq!(
+            client.ask("1x"),
+            "error: not a number: \"1x\"; send a decimal n between 0 and 40\n",
+            "{model}"
+        );
+        client.send(b"3\n-1\n4\r\n41\n");
+        assert_eq!(client.line(), "2\n", "{model}");
+        assert_eq!(
+            client.line(),
+            "error: negative n -1: n must be between 0 and 40\n",
+            "{model}"
+        );
+        assert_eq!(client.line(), "3\n", "{model}");
+        assert_eq!(
+            client.line(),
+            "error: n 41 above the maximum 40 (fib(n) must be exact and finish)\n",
+            "{model}"
+        );
+        client.send(b"5\n");
+        client.send(&[b'1'; 100]);
+        assert_eq!(
+            client.rest(),
+            "5\nerror: line longer than 64 bytes\n",
+            "{model}"
+        );
+        drop(client);
+        let mut idle = Client::connect(server.addr());
+        assert_eq!(idle.ask("8"), "21\n", "{model}");
+        assert_eq!(idle.rest(), "error: idle for 0.3s, closing\n", "{model}");
+        drop(idle);
+        server.stop().unwrap();
+    }
+}

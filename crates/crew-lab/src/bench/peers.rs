@@ -53,12 +53,7 @@ impl Peer {
 
     /// The Python peer a crew model is compared with.
     pub fn python_match(model: Model) -> &'static str {
-        match model {
-            Model::Single => "one_server",
-            Model::ProcessPool | Model::Reuseport => "multiprocess_server",
-            Model::Async | Model::AsyncOffload | Model::Shards => "async_server",
-            _ => "thread_server",
-        }
+        model.info().python_peer
     }
 }
 

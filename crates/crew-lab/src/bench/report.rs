@@ -89,11 +89,7 @@ fn mark(ok: bool) -> &'static str {
 
 /// Whether a model's design lets it beat a parallel server in this cell.
 fn design_allows(model: Model, case: Case, clients: usize) -> bool {
-    match model {
-        Model::Single => clients == 1,
-        Model::Gil => case == Case::Io || clients == 1,
-        _ => true,
-    }
+    model.info().design.allows(case == Case::Cpu, clients)
 }
 
 /// The ratios behind the lab's targets.
@@ -188,7 +184,7 @@ pub fn render_ratios(results: &BenchResults) -> String {
             else {
                 continue;
             };
-            let flat = matches!(model, Model::Single | Model::Gil);
+            let flat = !model.info().design.parallel_compute;
             let verdict = if flat {
                 format!("flat as the seed's ({})", mark(ratio < 1.3))
             } else {

@@ -1,4 +1,4 @@
-//! The async side: the per-connection request loop and the accept loop shared by `async`,
+//! The async side: the accept loop and the per-connection driver shared by `async`,
 //! `async-offload` and `shards`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,10 +9,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::config::ServeConfig;
 use crate::fib::fib;
-use crate::protocol::{self, Decoder, Frame};
-use crate::server::ServeConfig;
-use crate::Shutdown;
+use crate::protocol;
+use crate::session::{Action, Session};
+use crate::shutdown::Shutdown;
 
 /// Where `fib` runs: inline on the event loop, or on a crew pool above a threshold.
 #[derive(Clone)]
@@ -139,6 +140,8 @@ impl Drop for OpenGuard {
     }
 }
 
+/// The async driver of the protocol's [`Session`]: the twin of [`super::conn::serve_connection`],
+/// with each read raced against the idle timeout and the shutdown.
 async fn serve_connection(
     mut stream: TcpStream,
     config: &ServeConfig,
@@ -146,74 +149,52 @@ async fn serve_connection(
     shutdown: &Shutdown,
 ) {
     let _ = stream.set_nodelay(true);
-    let mut decoder = Decoder::new(config.framing, config.max_n);
+    let mut session = Session::new(config.framing, config.max_n);
     let mut buffer = [0u8; 4096];
-    let mut out = Vec::with_capacity(256);
-    let mut closing = false;
     loop {
-        let read = async {
-            match config.idle_timeout {
-                Some(idle) => tokio::time::timeout(idle, stream.read(&mut buffer))
-                    .await
-                    .ok(),
-                None => Some(stream.read(&mut buffer).await),
-            }
-        };
-        let event = tokio::select! {
-            read = read => Some(read),
-            () = shutdown.wait() => None,
-        };
-        let read = match event {
-            Some(read) => read,
-            // Shutting down: answer what already arrived, then close.
-            // (A direct non-blocking read: tokio's readiness may not know yet about data that
-            // arrived just now.)
-            None => {
-                match std::io::Read::read(&mut &*socket2::SockRef::from(&stream), &mut buffer) {
-                    Ok(read) if read > 0 => {
-                        closing = true;
-                        Some(Ok(read))
+        match session.next_action() {
+            Action::Read => {
+                let read = async {
+                    match config.idle_timeout {
+                        Some(idle) => tokio::time::timeout(idle, stream.read(&mut buffer))
+                            .await
+                            .ok(),
+                        None => Some(stream.read(&mut buffer).await),
                     }
-                    _ => return,
+                };
+                let event = tokio::select! {
+                    read = read => Some(read),
+                    () = shutdown.wait() => None,
+                };
+                match event {
+                    Some(Some(Ok(0) | Err(_))) => session.closed(),
+                    Some(Some(Ok(read))) => session.received(&buffer[..read]),
+                    Some(None) => session.idle(config.idle_timeout.unwrap_or_default()),
+                    // Shutting down: answer what already arrived, then close. (A direct
+                    // non-blocking read: tokio's readiness may not know yet about data that
+                    // arrived just now.)
+                    None => {
+                        let socket = socket2::SockRef::from(&stream);
+                        if let Ok(read @ 1..) = std::io::Read::read(&mut &*socket, &mut buffer) {
+                            session.received(&buffer[..read]);
+                        }
+                        session.shutting_down();
+                    }
                 }
             }
-        };
-        let read = match read {
-            None => {
-                let idle = config.idle_timeout.unwrap_or_default();
-                protocol::write_error(
-                    &mut out,
-                    &format!("idle for {}s, closing", idle.as_secs_f64()),
-                );
-                let _ = stream.write_all(&out).await;
+            Action::Compute(n) => session.computed(compute_fib(compute, n).await),
+            Action::Write(bytes) => {
+                if stream.write_all(bytes).await.is_err() {
+                    return;
+                }
+                session.written();
+            }
+            Action::Close { linger } => {
+                if linger {
+                    linger_close(&mut stream).await;
+                }
                 return;
             }
-            Some(Ok(0) | Err(_)) => return,
-            Some(Ok(read)) => read,
-        };
-        decoder.push(&buffer[..read]);
-        let mut keep_open = true;
-        while let Some(frame) = decoder.next_frame() {
-            match frame {
-                Frame::Request(n) => match compute_fib(compute, n).await {
-                    Ok(value) => protocol::write_value(&mut out, value),
-                    Err(message) => protocol::write_error(&mut out, &message),
-                },
-                other => keep_open = protocol::reply_into(&mut out, other, |n| Ok(fib(n))),
-            }
-        }
-        if !out.is_empty() {
-            if stream.write_all(&out).await.is_err() {
-                return;
-            }
-            out.clear();
-        }
-        if closing {
-            return;
-        }
-        if !keep_open {
-            linger_close(&mut stream).await;
-            return;
         }
     }
 }

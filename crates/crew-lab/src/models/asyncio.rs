@@ -1,18 +1,45 @@
-//! `async` and `async-offload`: one tokio multi-thread runtime accepting and serving every
-//! connection. `async` computes `fib` inline, so a long `fib` blocks its worker's other
-//! connections (seed 003's async_server); `async-offload` sends `fib(n)` with `n` at or above a
-//! threshold to a [`crew::ThreadPool`] and awaits its [`crew::TaskHandle`], keeping the event
-//! loop free for I/O.
+//! `async`: one tokio multi-thread runtime accepting and serving every connection, computing
+//! `fib` inline, so a long `fib` blocks its worker's other connections (seed 003's
+//! async_server). `async-offload` runs on the same runtime ([`bind_with`]) and sends `fib(n)`
+//! with `n` at or above a threshold to a [`crew::ThreadPool`], awaiting its
+//! [`crew::TaskHandle`], which keeps the event loop free for I/O.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use super::aio::{accept_loop, Compute};
-use crate::server::ServeConfig;
-use crate::Shutdown;
+use super::spec::{Bound, Design, ModelInfo, Spec};
+use crate::config::ServeConfig;
+use crate::listen::bind_listener;
+use crate::shutdown::Shutdown;
 
-pub(super) fn run(
+pub(super) const MODEL: Spec = Spec {
+    info: ModelInfo {
+        name: "async",
+        seed: Some("async_server"),
+        python_peer: "async_server",
+        design: Design::PARALLEL,
+        children: None,
+        yardstick: false,
+    },
+    bind: |addr, config| bind_with(addr, config, false),
+};
+
+/// Binds one listener for a tokio runtime that computes inline, or offloads (`async-offload`).
+pub(super) fn bind_with(
+    addr: SocketAddr,
+    config: Arc<ServeConfig>,
+    offload: bool,
+) -> anyhow::Result<Bound> {
+    let listener = bind_listener(addr, config.reuse_port)?;
+    let addr = listener.local_addr()?;
+    Ok(Bound::new(addr, move |shutdown| {
+        run(listener, config, offload, shutdown)
+    }))
+}
+
+fn run(
     listener: TcpListener,
     config: Arc<ServeConfig>,
     offload: bool,

@@ -1,5 +1,5 @@
 //! The blocking side: a registry of open connections (the connection limit and the shutdown
-//! wake-up) and the per-connection request loop shared by the thread-based models.
+//! wake-up), the accept loop and the per-connection driver shared by the thread-based models.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -9,9 +9,16 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::protocol::{self, Decoder};
-use crate::server::ServeConfig;
-use crate::Shutdown;
+use crate::config::ServeConfig;
+use crate::protocol;
+use crate::session::{Action, Session};
+use crate::shutdown::Shutdown;
+
+/// How a blocking model computes a reply: `fib(n)`, or a message for an `error:` line.
+pub(crate) type ComputeFn = dyn Fn(u32) -> Result<u64, String> + Send + Sync;
+
+/// A shared [`ComputeFn`], for the connection threads of one server.
+pub(crate) type Compute = Arc<ComputeFn>;
 
 /// Open connections of one server: enforces the limit and wakes idle readers on shutdown.
 pub(crate) struct Connections {
@@ -160,55 +167,45 @@ fn transient(error: &io::Error) -> bool {
 }
 
 /// Serves requests on one connection until the client leaves, idles out, sends a fatal line
-/// or the server shuts down (after replying to what was already read).
-pub(crate) fn serve_connection(
-    stream: TcpStream,
-    config: &ServeConfig,
-    compute: &dyn Fn(u32) -> Result<u64, String>,
-) {
+/// or the server shuts down (after replying to what was already read): the blocking driver of
+/// the protocol's [`Session`].
+pub(crate) fn serve_connection(stream: TcpStream, config: &ServeConfig, compute: &ComputeFn) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(config.idle_timeout);
     let _ = stream.set_write_timeout(config.idle_timeout);
-    let mut decoder = Decoder::new(config.framing, config.max_n);
+    let mut session = Session::new(config.framing, config.max_n);
     let mut buffer = [0u8; 4096];
-    let mut out = Vec::with_capacity(256);
-    let mut reader = &stream;
     loop {
-        let read = match reader.read(&mut buffer) {
-            Ok(0) => return,
-            Ok(read) => read,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error)
-                if matches!(
-                    error.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                let idle = config.idle_timeout.unwrap_or_default();
-                protocol::write_error(
-                    &mut out,
-                    &format!("idle for {}s, closing", idle.as_secs_f64()),
-                );
-                let _ = (&stream).write_all(&out);
-                linger_close(&stream);
+        match session.next_action() {
+            // Shutdown shuts the socket down for reading: the read returns what had arrived,
+            // then end-of-file.
+            Action::Read => match (&stream).read(&mut buffer) {
+                Ok(0) => session.closed(),
+                Ok(read) => session.received(&buffer[..read]),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    session.idle(config.idle_timeout.unwrap_or_default());
+                }
+                Err(_) => session.closed(),
+            },
+            Action::Compute(n) => session.computed(compute(n)),
+            Action::Write(bytes) => {
+                if (&stream).write_all(bytes).is_err() {
+                    return;
+                }
+                session.written();
+            }
+            Action::Close { linger } => {
+                if linger {
+                    linger_close(&stream);
+                }
                 return;
             }
-            Err(_) => return,
-        };
-        decoder.push(&buffer[..read]);
-        let mut keep_open = true;
-        while let Some(frame) = decoder.next_frame() {
-            keep_open = protocol::reply_into(&mut out, frame, compute);
-        }
-        if !out.is_empty() {
-            if (&stream).write_all(&out).is_err() {
-                return;
-            }
-            out.clear();
-        }
-        if !keep_open {
-            linger_close(&stream);
-            return;
         }
     }
 }

@@ -2,18 +2,38 @@
 //! its lifetime; connections beyond the pool's size wait in its queue (up to the connection
 //! limit).
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use super::conn::{accept_loop, serve_connection, Connections};
+use super::spec::{Bound, Design, ModelInfo, Spec};
+use crate::config::ServeConfig;
 use crate::fib::fib;
-use crate::server::ServeConfig;
-use crate::Shutdown;
+use crate::listen::bind_listener;
+use crate::shutdown::Shutdown;
+
+pub(super) const MODEL: Spec = Spec {
+    info: ModelInfo {
+        name: "pool",
+        seed: None,
+        python_peer: "thread_server",
+        design: Design::PARALLEL,
+        children: None,
+        yardstick: false,
+    },
+    bind,
+};
 
 /// Workers when `--workers` is not given: enough for the benchmark's clients.
 const DEFAULT_WORKERS: usize = 16;
 
-pub(super) fn run(
+fn bind(addr: SocketAddr, config: Arc<ServeConfig>) -> anyhow::Result<Bound> {
+    let listener = bind_listener(addr, config.reuse_port)?;
+    let addr = listener.local_addr()?;
+    Ok(Bound::new(addr, move |shutdown| run(&listener, &config, shutdown)))
+}
+
+fn run(
     listener: &TcpListener,
     config: &Arc<ServeConfig>,
     shutdown: &Shutdown,

@@ -7,8 +7,22 @@ use std::sync::Arc;
 
 use crew::Executor;
 
-use super::Compute;
-use crate::server::ServeConfig;
+use super::conn::Compute;
+use super::spec::{Design, ModelInfo, Spec};
+use super::threads::bind_with;
+use crate::config::ServeConfig;
+
+pub(super) const MODEL: Spec = Spec {
+    info: ModelInfo {
+        name: "process-pool",
+        seed: Some("multiprocess_server"),
+        python_peer: "multiprocess_server",
+        design: Design::PARALLEL,
+        children: None,
+        yardstick: false,
+    },
+    bind: |addr, config| bind_with(addr, config, compute),
+};
 
 /// `fib` as a task a worker process can run by name.
 #[crew::task]
@@ -18,7 +32,7 @@ pub(crate) fn fib_task(n: u32) -> u64 {
 
 /// A process pool of `--workers` processes (one per CPU by default), asked for every reply.
 /// A failed task (a worker that died, a shut-down pool) becomes that request's `error:` line.
-pub(super) fn compute(config: &ServeConfig) -> anyhow::Result<Compute> {
+fn compute(config: &ServeConfig) -> anyhow::Result<Compute> {
     let pool = crew::ProcessPool::builder()
         .max_workers(config.workers_or_cpus())
         .build()

@@ -7,17 +7,44 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::server::ServeConfig;
-use crate::Shutdown;
+use super::spec::{Bound, Design, ModelInfo, Spec};
+use crate::config::ServeConfig;
+use crate::listen::reserve_port;
+use crate::shutdown::Shutdown;
+
+pub(super) const MODEL: Spec = Spec {
+    info: ModelInfo {
+        name: "reuseport",
+        seed: Some("many_server"),
+        python_peer: "multiprocess_server",
+        design: Design::PARALLEL,
+        children: Some("threads"),
+        yardstick: false,
+    },
+    bind,
+};
+
+/// Holds the port and starts the children: once this returns, they are all listening.
+fn bind(addr: SocketAddr, config: Arc<ServeConfig>) -> anyhow::Result<Bound> {
+    if config.child_command.is_none() {
+        bail!("the reuseport model needs a command to start its child processes");
+    }
+    let (reserved, addr) = reserve_port(addr)?;
+    let children = start_children(addr, &config)?;
+    Ok(Bound::new(addr, move |shutdown| {
+        run(children, Some(reserved), shutdown)
+    }))
+}
 
 /// Starts the children; returns once every one of them is listening.
-pub(crate) fn start_children(addr: SocketAddr, config: &ServeConfig) -> anyhow::Result<Children> {
+fn start_children(addr: SocketAddr, config: &ServeConfig) -> anyhow::Result<Children> {
     let command = config
         .child_command
         .as_ref()
@@ -43,7 +70,7 @@ pub(crate) fn start_children(addr: SocketAddr, config: &ServeConfig) -> anyhow::
 }
 
 /// Watches the children until shutdown, then stops them.
-pub(super) fn run(
+fn run(
     mut children: Children,
     reserved: Option<socket2::Socket>,
     shutdown: &Shutdown,
@@ -72,7 +99,7 @@ pub(super) fn run(
 
 /// The child processes of a `reuseport` server; dropping stops them.
 #[derive(Debug)]
-pub(crate) struct Children(Vec<Child>);
+struct Children(Vec<Child>);
 
 impl Children {
     /// SIGTERM to every child still running, then waits; true if all exited with status 0.

@@ -4,15 +4,38 @@
 //! few connections on one shard, a count per shard, so a busier shard hands a new connection to
 //! an idler one. What subinterpreters aim at.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use super::aio::{accept_loop, Balancer, Compute};
-use crate::server::ServeConfig;
-use crate::Shutdown;
+use super::spec::{Bound, Design, ModelInfo, Spec};
+use crate::config::ServeConfig;
+use crate::listen::bind_listeners;
+use crate::shutdown::Shutdown;
 
-pub(super) fn run(
+pub(super) const MODEL: Spec = Spec {
+    info: ModelInfo {
+        name: "shards",
+        seed: Some("subinterpreters_server"),
+        python_peer: "async_server",
+        design: Design::PARALLEL,
+        children: None,
+        yardstick: false,
+    },
+    bind,
+};
+
+/// A listener per shard, all on one port with `SO_REUSEPORT`.
+fn bind(addr: SocketAddr, config: Arc<ServeConfig>) -> anyhow::Result<Bound> {
+    let listeners = bind_listeners(addr, config.workers_or_cpus())?;
+    let addr = listeners[0].local_addr()?;
+    Ok(Bound::new(addr, move |shutdown| {
+        run(listeners, config, shutdown)
+    }))
+}
+
+fn run(
     listeners: Vec<TcpListener>,
     config: Arc<ServeConfig>,
     shutdown: &Shutdown,

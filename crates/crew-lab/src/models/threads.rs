@@ -1,23 +1,53 @@
 //! `threads`: a thread per connection (seed 003's thread_server), started with
-//! [`crew::thread::spawn`]. Also runs `gil` and `loopback-limit`, which differ only in how
-//! they compute.
+//! [`crew::thread::spawn`]. `gil`, `process-pool` and `loopback-limit` run on it too and differ
+//! only in how they compute ([`bind_with`]).
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
-use super::conn::{accept_loop, serve_connection, Connections};
-use crate::server::ServeConfig;
-use crate::Shutdown;
+use super::conn::{accept_loop, serve_connection, Compute, Connections};
+use super::spec::{Bound, Design, ModelInfo, Spec};
+use crate::config::ServeConfig;
+use crate::fib::fib;
+use crate::listen::bind_listener;
+use crate::shutdown::Shutdown;
 
-pub(super) fn run(
+pub(super) const MODEL: Spec = Spec {
+    info: ModelInfo {
+        name: "threads",
+        seed: Some("thread_server"),
+        python_peer: "thread_server",
+        design: Design::PARALLEL,
+        children: None,
+        yardstick: false,
+    },
+    bind: |addr, config| bind_with(addr, config, |_| Ok(Arc::new(|n| Ok(fib(n))))),
+};
+
+/// Binds one listener (with `SO_REUSEPORT` if configured) for a thread per connection, each
+/// computing with what `compute` makes when the server starts running.
+pub(super) fn bind_with(
+    addr: SocketAddr,
+    config: Arc<ServeConfig>,
+    compute: fn(&ServeConfig) -> anyhow::Result<Compute>,
+) -> anyhow::Result<Bound> {
+    let listener = bind_listener(addr, config.reuse_port)?;
+    let addr = listener.local_addr()?;
+    Ok(Bound::new(addr, move |shutdown| {
+        let compute = compute(&config)?;
+        run(&listener, &config, compute, shutdown)
+    }))
+}
+
+fn run(
     listener: &TcpListener,
-    config: &Arc<crate::server::ServeConfig>,
-    compute: super::Compute,
+    config: &Arc<ServeConfig>,
+    compute: Compute,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
     let connections = Connections::new(config.max_connections, shutdown);
     let result = accept_loop(listener, &connections, shutdown, |stream, admitted| {
-        let config: Arc<ServeConfig> = config.clone();
+        let config = config.clone();
         let compute = compute.clone();
         let spawned = crew::thread::spawn("crew-lab-conn", move || {
             serve_connection(stream, &config, &*compute);
