@@ -45,6 +45,7 @@ mod runner;
 pub use child::Child;
 pub use command::{quote, Command, Input, LineSink, Redirect, DEFAULT_GRACE};
 pub use completed::Completed;
-pub use error::{signal_name, Error, ExitStatus};
+pub use crate::exit::{signal_name, ExitStatus};
+pub use error::Error;
 pub use kill_switch::KillSwitch;
 pub use runner::{Halt, HaltWhen, JobResult, Results, Runner};

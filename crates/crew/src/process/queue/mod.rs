@@ -1,166 +1,58 @@
 //! [`Queue`]: Python's `multiprocessing.Queue`, a typed FIFO shared by processes.
 //!
-//! The process that creates a queue holds its items and runs a small broker: a thread listening
-//! on an abstract Unix socket (named by a random token, so only holders of the handle find it),
-//! and one thread per connected process. In the creating process `put`/`get` touch the items
-//! directly; a `Queue` passed to a child (as, or inside, a task argument) serializes to the
-//! socket's name and talks to the broker over it, one request at a time per connection.
+//! # Design note: one queue, a broker, and no polling
+//!
+//! The items live in the creating process, in a [`crew::queue::Queue`](crate::queue::Queue) of
+//! encoded items: in that process `put`/`get` are that queue's own operations. A `Queue` passed
+//! to a child (as, or inside, a task argument) serializes to the name of an abstract Unix
+//! socket (a random token, so only holders of the handle find it); the creating process runs a
+//! small broker behind it: one thread accepting, one thread per connected process that serves
+//! its requests one at a time, and beside it a watcher thread blocked in `poll` until that
+//! process hangs up.
+//!
+//! Nothing sleeps in steps. A request that must wait (a `get` on an empty queue, a `put` on a
+//! full one) blocks its serving thread on the queue's condition variables, which the operation
+//! that unblocks it signals, or until its deadline; the requester blocks reading the reply.
+//! When the requester dies meanwhile, its watcher sees the hang-up and wakes the waiters, and
+//! the serving thread gives up *without* taking an item for the dead (nor putting its item):
+//! before each wait and after each wake-up it checks the hang-up flag and the socket itself.
+//! When the creating process dies, every socket to it closes: a requester blocked on its reply
+//! reads end-of-stream and reports [`Disconnected`].
 
-use std::collections::VecDeque;
+mod error;
+
 use std::fmt;
 use std::io::{self, BufWriter, Write};
 use std::marker::PhantomData;
-use std::os::fd::AsRawFd;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::process::codec::{
-    self, peer_hung_up, write_frame, FrameReader, ReadError, SocketWriter,
-};
+pub use self::error::{Disconnected, GetError, GetTimeoutError, PutError, PutTimeoutError};
+use crate::process::codec::{self, write_frame, FrameReader, ReadError, SocketWriter};
+use crate::queue::{GetTimeoutError as LocalGetTimeout, PutTimeoutError as LocalPutTimeout};
+use crate::queue::{Queue as Items, Stopped};
+use crate::sys::socket::{peer_hung_up, wait_hung_up};
 
-/// Why a queue operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum QueueError {
-    /// The operation's timeout passed (the queue stayed empty, or full).
-    #[error("timed out waiting on the queue")]
-    Timeout,
-    /// The queue was closed (and, for `get`, is drained); nothing more will come.
-    #[error("the queue is closed")]
-    Closed,
-    /// The process that owns the queue is gone, or talking to it failed; the message says how.
-    #[error("the queue is unreachable: {message}")]
-    Disconnected {
-        /// What went wrong.
-        message: String,
-    },
-    /// An item could not be encoded or decoded (a different type was put than is got).
-    #[error("queue item codec error: {message}")]
-    Codec {
-        /// What went wrong.
-        message: String,
-    },
-}
-
-/// A failed `put`: the error and the item, handed back.
-#[derive(Debug, thiserror::Error)]
-#[error("{error}")]
-pub struct PutError<T> {
-    /// Why it failed.
-    pub error: QueueError,
-    /// The item that was not queued.
-    pub item: T,
-}
-
-#[derive(Debug, Default)]
-struct Items {
-    items: VecDeque<Vec<u8>>,
-    closed: bool,
-}
-
-#[derive(Debug)]
-struct State {
-    items: Mutex<Items>,
-    not_empty: Condvar,
-    not_full: Condvar,
-    bound: Option<usize>,
-    stopped: AtomicBool,
-}
-
-impl State {
-    /// Waits for an item until `deadline`, giving up early when `cancelled` says so.
-    fn get(
-        &self,
-        deadline: Option<Instant>,
-        cancelled: &dyn Fn() -> bool,
-    ) -> Result<Vec<u8>, QueueError> {
-        let mut items = self.items.lock();
-        loop {
-            if let Some(item) = items.items.pop_front() {
-                drop(items);
-                self.not_full.notify_one();
-                return Ok(item);
-            }
-            if items.closed {
-                return Err(QueueError::Closed);
-            }
-            let slice = Instant::now() + Duration::from_millis(100);
-            let until = deadline.map_or(slice, |d| d.min(slice));
-            self.not_empty.wait_until(&mut items, until);
-            if deadline.is_some_and(|d| Instant::now() >= d) && items.items.is_empty() {
-                return Err(if items.closed {
-                    QueueError::Closed
-                } else {
-                    QueueError::Timeout
-                });
-            }
-            if cancelled() {
-                return Err(QueueError::Disconnected {
-                    message: "the requester went away".to_owned(),
-                });
-            }
-        }
-    }
-
-    fn put(
-        &self,
-        item: Vec<u8>,
-        deadline: Option<Instant>,
-        cancelled: &dyn Fn() -> bool,
-    ) -> Result<(), QueueError> {
-        let mut items = self.items.lock();
-        loop {
-            if items.closed {
-                return Err(QueueError::Closed);
-            }
-            if self.bound.map_or(true, |bound| items.items.len() < bound) {
-                items.items.push_back(item);
-                drop(items);
-                self.not_empty.notify_one();
-                return Ok(());
-            }
-            let slice = Instant::now() + Duration::from_millis(100);
-            let until = deadline.map_or(slice, |d| d.min(slice));
-            self.not_full.wait_until(&mut items, until);
-            if deadline.is_some_and(|d| Instant::now() >= d)
-                && self.bound.is_some_and(|bound| items.items.len() >= bound)
-            {
-                return Err(QueueError::Timeout);
-            }
-            if cancelled() {
-                return Err(QueueError::Disconnected {
-                    message: "the requester went away".to_owned(),
-                });
-            }
-        }
-    }
-
-    fn close(&self) {
-        self.items.lock().closed = true;
-        self.not_empty.notify_all();
-        self.not_full.notify_all();
-    }
-}
-
-/// The owner side: items, listener thread. Stops listening when the last local handle drops.
+/// The owner side: the items and the listening socket. Stops accepting when the last local
+/// handle drops.
 struct Broker {
-    state: Arc<State>,
+    items: Items<Vec<u8>>,
     listener: UnixListener,
+    stopped: Arc<AtomicBool>,
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        self.state.stopped.store(true, Ordering::SeqCst);
+        self.stopped.store(true, Ordering::SeqCst);
         // Wakes the accept() of the listener thread.
-        let _ =
-            nix::sys::socket::shutdown(self.listener.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+        let _ = rustix::net::shutdown(&self.listener, rustix::net::Shutdown::Both);
     }
 }
 
@@ -189,11 +81,10 @@ enum Response {
 enum WireError {
     Timeout,
     Closed,
-    Other(String),
 }
 
 enum Inner {
-    Local { broker: Arc<Broker> },
+    Local { broker: Broker },
     Remote { connections: Mutex<Vec<Connection>> },
 }
 
@@ -203,12 +94,17 @@ struct Connection {
     reader: FrameReader,
 }
 
+/// A reply from the broker: the response and its payload.
+type Reply = (Response, Vec<u8>);
+
 /// A typed FIFO queue shared between processes: Python's `multiprocessing.Queue`.
 ///
 /// Create it in the parent, pass it (a cheap handle) to children inside task arguments, `put`
 /// and `get` from anywhere. Items are encoded with the same codec as task arguments. Operations
-/// block, with timeout variants; `close` lets consumers drain what is left, then `get` reports
-/// [`QueueError::Closed`]. The queue lives as long as its creating process keeps a handle.
+/// block, with timeout variants, and wake the moment an item or room arrives; `close` lets
+/// consumers drain what is left, then `get` reports [`GetError::Closed`]. The queue lives as
+/// long as its creating process keeps a handle; once that process is gone, every operation
+/// elsewhere fails with a `Disconnected` error instead of blocking.
 ///
 /// ```no_run
 /// use crew::process::Queue;
@@ -298,7 +194,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// # Errors
     /// The operating system's error if the broker's socket or thread cannot be created.
     pub fn new() -> io::Result<Self> {
-        Self::with_bound(None)
+        Self::with_items(Items::new())
     }
 
     /// A queue of at most `bound` items: `put` blocks while it is full (Python's `maxsize`).
@@ -311,27 +207,25 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     #[track_caller]
     pub fn bounded(bound: usize) -> io::Result<Self> {
         assert!(bound > 0, "Queue::bounded needs a bound of at least 1");
-        Self::with_bound(Some(bound))
+        Self::with_items(Items::bounded(bound))
     }
 
-    fn with_bound(bound: Option<usize>) -> io::Result<Self> {
+    fn with_items(items: Items<Vec<u8>>) -> io::Result<Self> {
         let name = random_name();
         let listener = UnixListener::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes())?)?;
-        let state = Arc::new(State {
-            items: Mutex::new(Items::default()),
-            not_empty: Condvar::new(),
-            not_full: Condvar::new(),
-            bound,
-            stopped: AtomicBool::new(false),
-        });
+        let stopped = Arc::new(AtomicBool::new(false));
         let accepting = listener.try_clone()?;
-        let listener_state = state.clone();
+        let (served, stop) = (items.clone(), stopped.clone());
         std::thread::Builder::new()
             .name("crew-queue-broker".to_owned())
-            .spawn(move || accept_loop(&accepting, &listener_state))?;
+            .spawn(move || accept_loop(&accepting, &served, &stop))?;
         Ok(Queue {
             inner: Arc::new(Inner::Local {
-                broker: Arc::new(Broker { state, listener }),
+                broker: Broker {
+                    items,
+                    listener,
+                    stopped,
+                },
             }),
             address: Address { name },
             _items: PhantomData,
@@ -341,109 +235,152 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// Appends `item`, blocking while a bounded queue is full.
     ///
     /// # Errors
-    /// [`QueueError::Closed`] after [`close`](Self::close); [`QueueError::Disconnected`] when
-    /// the owning process is gone. The item is handed back.
+    /// [`PutError::Closed`] after [`close`](Self::close); [`PutError::Disconnected`] when the
+    /// owning process is gone; [`PutError::Encode`] if the item cannot be encoded. The item is
+    /// handed back.
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
-        self.put_deadline(item, None)
+        let bytes = match codec::encode(&item) {
+            Ok(bytes) => bytes,
+            Err(message) => return Err(PutError::Encode(item, message)),
+        };
+        let reply = match &*self.inner {
+            Inner::Local { broker } => {
+                return broker
+                    .items
+                    .put(bytes)
+                    .map_err(|_| PutError::Closed(item));
+            }
+            Inner::Remote { .. } => self.remote(&Request::Put { timeout_ms: None }, &bytes),
+        };
+        match reply {
+            Ok((Response::Done, _)) => Ok(()),
+            Ok((Response::Error(WireError::Closed), _)) => Err(PutError::Closed(item)),
+            Ok((other, _)) => Err(PutError::Disconnected(item, unexpected(&other))),
+            Err(error) => Err(PutError::Disconnected(item, error)),
+        }
     }
 
     /// Like [`put`](Self::put), waiting at most `timeout` for room.
     ///
     /// # Errors
-    /// As `put`, plus [`QueueError::Timeout`].
-    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
-        self.put_deadline(item, Some(timeout))
-    }
-
-    fn put_deadline(&self, item: T, timeout: Option<Duration>) -> Result<(), PutError<T>> {
+    /// As `put`, plus [`PutTimeoutError::Timeout`]. The item is handed back.
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutTimeoutError<T>> {
         let bytes = match codec::encode(&item) {
             Ok(bytes) => bytes,
-            Err(message) => {
-                return Err(PutError {
-                    error: QueueError::Codec { message },
-                    item,
-                })
-            }
+            Err(message) => return Err(PutTimeoutError::Encode(item, message)),
         };
-        let result = match &*self.inner {
+        let reply = match &*self.inner {
             Inner::Local { broker } => {
-                let deadline = timeout.map(|t| Instant::now() + t);
-                broker.state.put(bytes, deadline, &|| false)
+                return broker
+                    .items
+                    .put_timeout(bytes, timeout)
+                    .map_err(|error| match error {
+                        LocalPutTimeout::Timeout(_) => PutTimeoutError::Timeout(item),
+                        LocalPutTimeout::Closed(_) => PutTimeoutError::Closed(item),
+                    });
             }
-            Inner::Remote { .. } => self
-                .remote(
-                    &Request::Put {
-                        timeout_ms: timeout.map(millis),
-                    },
-                    &bytes,
-                )
-                .map(drop),
+            Inner::Remote { .. } => self.remote(
+                &Request::Put {
+                    timeout_ms: Some(millis(timeout)),
+                },
+                &bytes,
+            ),
         };
-        result.map_err(|error| PutError { error, item })
+        match reply {
+            Ok((Response::Done, _)) => Ok(()),
+            Ok((Response::Error(WireError::Timeout), _)) => Err(PutTimeoutError::Timeout(item)),
+            Ok((Response::Error(WireError::Closed), _)) => Err(PutTimeoutError::Closed(item)),
+            Ok((other, _)) => Err(PutTimeoutError::Disconnected(item, unexpected(&other))),
+            Err(error) => Err(PutTimeoutError::Disconnected(item, error)),
+        }
     }
 
     /// Removes and returns the oldest item, blocking until there is one.
     ///
     /// # Errors
-    /// [`QueueError::Closed`] once the queue is closed and drained;
-    /// [`QueueError::Disconnected`] when the owning process is gone; [`QueueError::Codec`] if
-    /// the item is not a `T`.
-    pub fn get(&self) -> Result<T, QueueError> {
-        self.get_deadline(None)
+    /// [`GetError::Closed`] once the queue is closed and drained; [`GetError::Disconnected`]
+    /// when the owning process is gone; [`GetError::Decode`] if the item is not a `T`.
+    pub fn get(&self) -> Result<T, GetError> {
+        let bytes = match &*self.inner {
+            Inner::Local { broker } => broker.items.get().map_err(|_| GetError::Closed)?,
+            Inner::Remote { .. } => {
+                match self
+                    .remote(&Request::Get { timeout_ms: None }, &[])
+                    .map_err(GetError::Disconnected)?
+                {
+                    (Response::Item, bytes) => bytes,
+                    (Response::Error(WireError::Closed), _) => return Err(GetError::Closed),
+                    (other, _) => return Err(GetError::Disconnected(unexpected(&other))),
+                }
+            }
+        };
+        codec::decode(&bytes).map_err(GetError::Decode)
     }
 
     /// Like [`get`](Self::get), waiting at most `timeout`.
     ///
     /// # Errors
-    /// As `get`, plus [`QueueError::Timeout`].
-    pub fn get_timeout(&self, timeout: Duration) -> Result<T, QueueError> {
-        self.get_deadline(Some(timeout))
-    }
-
-    fn get_deadline(&self, timeout: Option<Duration>) -> Result<T, QueueError> {
+    /// As `get`, plus [`GetTimeoutError::Timeout`].
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetTimeoutError> {
         let bytes = match &*self.inner {
             Inner::Local { broker } => {
-                let deadline = timeout.map(|t| Instant::now() + t);
-                broker.state.get(deadline, &|| false)?
+                broker
+                    .items
+                    .get_timeout(timeout)
+                    .map_err(|error| match error {
+                        LocalGetTimeout::Timeout => GetTimeoutError::Timeout,
+                        LocalGetTimeout::Closed => GetTimeoutError::Closed,
+                    })?
             }
-            Inner::Remote { .. } => self.remote(
-                &Request::Get {
-                    timeout_ms: timeout.map(millis),
-                },
-                &[],
-            )?,
+            Inner::Remote { .. } => {
+                let request = Request::Get {
+                    timeout_ms: Some(millis(timeout)),
+                };
+                match self
+                    .remote(&request, &[])
+                    .map_err(GetTimeoutError::Disconnected)?
+                {
+                    (Response::Item, bytes) => bytes,
+                    (Response::Error(WireError::Timeout), _) => {
+                        return Err(GetTimeoutError::Timeout)
+                    }
+                    (Response::Error(WireError::Closed), _) => return Err(GetTimeoutError::Closed),
+                    (other, _) => return Err(GetTimeoutError::Disconnected(unexpected(&other))),
+                }
+            }
         };
-        codec::decode(&bytes).map_err(|message| QueueError::Codec { message })
+        codec::decode(&bytes).map_err(GetTimeoutError::Decode)
     }
 
     /// Closes the queue for everyone: `put` fails from now on, `get` drains what is left and
-    /// then fails with [`QueueError::Closed`]. Idempotent.
+    /// then fails with [`GetError::Closed`]. Idempotent.
     ///
     /// # Errors
-    /// [`QueueError::Disconnected`] when the owning process is gone.
-    pub fn close(&self) -> Result<(), QueueError> {
+    /// [`Disconnected`] when the owning process is gone.
+    pub fn close(&self) -> Result<(), Disconnected> {
         match &*self.inner {
             Inner::Local { broker } => {
-                broker.state.close();
+                broker.items.close();
                 Ok(())
             }
-            Inner::Remote { .. } => self.remote(&Request::Close, &[]).map(drop),
+            Inner::Remote { .. } => match self.remote(&Request::Close, &[])? {
+                (Response::Done, _) => Ok(()),
+                (other, _) => Err(unexpected(&other)),
+            },
         }
     }
 
     /// The number of items queued now (Python's `qsize()`).
     ///
     /// # Errors
-    /// [`QueueError::Disconnected`] when the owning process is gone.
-    pub fn len(&self) -> Result<usize, QueueError> {
+    /// [`Disconnected`] when the owning process is gone.
+    pub fn len(&self) -> Result<usize, Disconnected> {
         match &*self.inner {
-            Inner::Local { broker } => Ok(broker.state.items.lock().items.len()),
-            Inner::Remote { .. } => {
-                let bytes = self.remote(&Request::Len, &[])?;
-                codec::decode::<u64>(&bytes)
-                    .map(|n| n as usize)
-                    .map_err(|message| QueueError::Codec { message })
-            }
+            Inner::Local { broker } => Ok(broker.items.len()),
+            Inner::Remote { .. } => match self.remote(&Request::Len, &[])? {
+                (Response::Len(n), _) => Ok(n as usize),
+                (other, _) => Err(unexpected(&other)),
+            },
         }
     }
 
@@ -451,27 +388,26 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     ///
     /// # Errors
     /// As [`len`](Self::len).
-    pub fn is_empty(&self) -> Result<bool, QueueError> {
+    pub fn is_empty(&self) -> Result<bool, Disconnected> {
         self.len().map(|n| n == 0)
     }
 
     /// One request to the broker over a pooled connection.
-    fn remote(&self, request: &Request, payload: &[u8]) -> Result<Vec<u8>, QueueError> {
+    fn remote(&self, request: &Request, payload: &[u8]) -> Result<Reply, Disconnected> {
         let Inner::Remote { connections } = &*self.inner else {
             unreachable!("remote() is only called on remote handles");
         };
         let popped = connections.lock().pop();
         let mut connection = match popped {
             Some(connection) => connection,
-            None => connect(&self.address).map_err(|error| QueueError::Disconnected {
-                message: format!(
-                    "cannot reach the process that created the queue: {error} (has it exited?)"
-                ),
+            None => connect(&self.address).map_err(|error| {
+                Disconnected::new(format!(
+                    "cannot reach the process that created the queue: {error}"
+                ))
             })?,
         };
-        let broken = |error: String| QueueError::Disconnected {
-            message: format!("the queue's owner went away: {error}"),
-        };
+        let broken =
+            |error: String| Disconnected::new(format!("the queue's owner went away: {error}"));
         write_frame(&mut connection.writer, request, payload)
             .and_then(|()| connection.writer.flush())
             .map_err(|error| broken(error.to_string()))?;
@@ -484,15 +420,13 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 ReadError::Broken(message) | ReadError::Malformed(message) => broken(message),
             })?;
         connections.lock().push(connection);
-        match frame.header {
-            Response::Done => Ok(Vec::new()),
-            Response::Item => Ok(frame.payload),
-            Response::Len(n) => codec::encode(&n).map_err(|message| QueueError::Codec { message }),
-            Response::Error(WireError::Timeout) => Err(QueueError::Timeout),
-            Response::Error(WireError::Closed) => Err(QueueError::Closed),
-            Response::Error(WireError::Other(message)) => Err(QueueError::Disconnected { message }),
-        }
+        Ok((frame.header, frame.payload))
     }
+}
+
+/// A reply that does not fit the request: the two sides disagree about the protocol.
+fn unexpected(response: &Response) -> Disconnected {
+    Disconnected::new(format!("the queue's owner answered {response:?}"))
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -510,31 +444,47 @@ fn connect(address: &Address) -> io::Result<Connection> {
     })
 }
 
-fn accept_loop(listener: &UnixListener, state: &Arc<State>) {
+fn accept_loop(listener: &UnixListener, items: &Items<Vec<u8>>, stopped: &AtomicBool) {
     loop {
         match listener.accept() {
             Ok((stream, _)) => {
-                if state.stopped.load(Ordering::SeqCst) {
+                if stopped.load(Ordering::SeqCst) {
                     return;
                 }
-                let state = state.clone();
+                let items = items.clone();
                 let _ = std::thread::Builder::new()
                     .name("crew-queue-conn".to_owned())
-                    .spawn(move || serve_connection(stream, &state));
+                    .spawn(move || serve_connection(stream, &items));
             }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return,
         }
-        if state.stopped.load(Ordering::SeqCst) {
+        if stopped.load(Ordering::SeqCst) {
             return;
         }
     }
 }
 
-fn serve_connection(stream: UnixStream, state: &State) {
-    let Ok(writer) = stream.try_clone() else {
+/// Blocks until the peer of `stream` hangs up, then marks it `gone` and wakes the queue's
+/// waiters so that one serving it gives up.
+fn watch(stream: UnixStream, items: Items<Vec<u8>>, gone: Arc<AtomicBool>) {
+    let _ = std::thread::Builder::new()
+        .name("crew-queue-watch".to_owned())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            if wait_hung_up(&stream).is_ok() {
+                gone.store(true, Ordering::SeqCst);
+                items.wake_all();
+            }
+        });
+}
+
+fn serve_connection(stream: UnixStream, items: &Items<Vec<u8>>) {
+    let (Ok(writer), Ok(watched)) = (stream.try_clone(), stream.try_clone()) else {
         return;
     };
+    let gone = Arc::new(AtomicBool::new(false));
+    watch(watched, items.clone(), gone.clone());
     let mut writer = BufWriter::new(SocketWriter(writer));
     let mut reading = stream;
     let mut reader = FrameReader::new();
@@ -542,27 +492,32 @@ fn serve_connection(stream: UnixStream, state: &State) {
         let Ok(frame) = reader.read::<_, Request>(&mut reading, None) else {
             return;
         };
-        let gone = || peer_hung_up(&reading);
-        let deadline = |ms: Option<u64>| ms.map(|ms| Instant::now() + Duration::from_millis(ms));
+        // The flag is set by the watcher; the socket check covers a hang-up the watcher has not
+        // reported yet.
+        let cancelled = || gone.load(Ordering::SeqCst) || peer_hung_up(&reading);
+        let deadline = |ms: Option<u64>| {
+            ms.and_then(|ms| Instant::now().checked_add(Duration::from_millis(ms)))
+        };
         let (response, payload) = match frame.header {
             Request::Put { timeout_ms } => {
-                match state.put(frame.payload, deadline(timeout_ms), &gone) {
+                match items.put_cancellable(frame.payload, deadline(timeout_ms), &cancelled) {
                     Ok(()) => (Response::Done, Vec::new()),
-                    Err(error) => (Response::Error(wire(error)), Vec::new()),
+                    Err((_, Stopped::Cancelled)) => return,
+                    Err((_, stopped)) => (Response::Error(wire(stopped)), Vec::new()),
                 }
             }
-            Request::Get { timeout_ms } => match state.get(deadline(timeout_ms), &gone) {
-                Ok(item) => (Response::Item, item),
-                Err(error) => (Response::Error(wire(error)), Vec::new()),
-            },
+            Request::Get { timeout_ms } => {
+                match items.get_cancellable(deadline(timeout_ms), &cancelled) {
+                    Ok(item) => (Response::Item, item),
+                    Err(Stopped::Cancelled) => return,
+                    Err(stopped) => (Response::Error(wire(stopped)), Vec::new()),
+                }
+            }
             Request::Close => {
-                state.close();
+                items.close();
                 (Response::Done, Vec::new())
             }
-            Request::Len => (
-                Response::Len(state.items.lock().items.len() as u64),
-                Vec::new(),
-            ),
+            Request::Len => (Response::Len(items.len() as u64), Vec::new()),
         };
         if write_frame(&mut writer, &response, &payload).is_err() || writer.flush().is_err() {
             return;
@@ -570,10 +525,10 @@ fn serve_connection(stream: UnixStream, state: &State) {
     }
 }
 
-fn wire(error: QueueError) -> WireError {
-    match error {
-        QueueError::Timeout => WireError::Timeout,
-        QueueError::Closed => WireError::Closed,
-        other => WireError::Other(other.to_string()),
+fn wire(stopped: Stopped) -> WireError {
+    match stopped {
+        Stopped::Timeout => WireError::Timeout,
+        // `Cancelled` is handled by the caller: nobody is left to answer.
+        Stopped::Closed | Stopped::Cancelled => WireError::Closed,
     }
 }
