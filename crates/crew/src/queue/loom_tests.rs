@@ -196,9 +196,9 @@ fn dropped_woken_receiver_passes_the_wakeup_on() {
 }
 
 #[test]
-fn cancelled_getter_gives_up_and_passes_the_wakeup_on() {
-    // The inter-process broker's wait: a getter for a dead requester must return without the
-    // item, and a put's one wake-up must still reach the live getter.
+fn cancelled_getter_gives_up_and_the_live_one_gets_the_item() {
+    // The inter-process broker's wait: a getter for a dead requester returns without taking
+    // the item (whichever getter the put wakes), and the live getter gets it.
     loom::model(|| {
         let queue = Queue::<u32>::new();
         let gone = Arc::new(crate::loom::AtomicBool::new(false));
