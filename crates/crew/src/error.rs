@@ -57,7 +57,10 @@ pub enum TaskError {
 }
 
 fn describe_exit(exit: &Option<ExitStatus>) -> String {
-    exit.map_or_else(|| "its exit status is unknown".to_owned(), |exit| exit.to_string())
+    exit.map_or_else(
+        || "its exit status is unknown".to_owned(),
+        |exit| exit.to_string(),
+    )
 }
 
 /// Why `submit` (or `try_submit`) refused a task. Nothing was queued.

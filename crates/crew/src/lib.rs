@@ -39,10 +39,10 @@ pub mod sync;
 pub mod thread;
 
 pub use error::{SubmitError, TaskError};
-pub use exit::ExitStatus;
 pub use executor::{
     as_completed, wait, AsCompleted, Executor, Map, MapOptions, Message, ReturnWhen,
 };
+pub use exit::ExitStatus;
 pub use handle::TaskHandle;
 pub use thread_pool::{ThreadPool, ThreadPoolBuilder};
 

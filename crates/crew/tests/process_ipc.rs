@@ -270,7 +270,10 @@ fn queue_blocked_get_wakes_on_put_and_remote_timeouts() {
     let waiter = waiter.join_timeout(Duration::from_millis(100)).unwrap_err();
     q.put(42).unwrap();
     assert_eq!(
-        waiter.join_timeout(Duration::from_secs(30)).unwrap().unwrap(),
+        waiter
+            .join_timeout(Duration::from_secs(30))
+            .unwrap()
+            .unwrap(),
         42
     );
     assert_eq!(

@@ -12,8 +12,8 @@ use std::time::Duration;
 use crew::process::Bytes;
 use crew::{as_completed, wait, Executor, MapOptions, ProcessPool, ReturnWhen, SubmitError};
 use crew::{ExitStatus, TaskError};
-use rustix::process::{kill_process, Pid, Signal};
 use process_common::{assert_no_children, children, eventually, is_dead};
+use rustix::process::{kill_process, Pid, Signal};
 
 fn pid_of(pid: u32) -> Pid {
     Pid::from_raw(pid as i32).expect("a worker pid is positive")
@@ -313,8 +313,7 @@ fn random_kills_lose_nothing_else() {
                 std::thread::sleep(Duration::from_millis(2 + u64::from(seed % 8)));
                 let pids = pool.worker_pids();
                 if let Some(&victim) = pids.get(seed as usize % pids.len().max(1)) {
-                    if kill_process(pid_of(victim), Signal::KILL).is_ok()
-                    {
+                    if kill_process(pid_of(victim), Signal::KILL).is_ok() {
                         kills.fetch_add(1, Ordering::SeqCst);
                         // SIGKILL is asynchronous: let it land before the next round (and
                         // before the final check below).

@@ -121,7 +121,11 @@ fn every_hook_runs_exactly_once_when_set_races_on_set() {
         }
         assert_eq!(runs.load(Ordering::SeqCst), 100);
         event.set();
-        assert_eq!(runs.load(Ordering::SeqCst), 100, "a second set runs nothing");
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            100,
+            "a second set runs nothing"
+        );
     }
 }
 

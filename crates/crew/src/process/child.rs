@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use crate::error::TaskError;
 use crate::exit::ExitStatus;
-use crate::sys::socket;
-use crate::sys::supervise::{Setup, Supervised};
 use crate::process::codec::{self, write_frame, Frame, FrameReader, ReadError};
 use crate::process::protocol::{ToParent, ToWorker, PROTOCOL, WORKER_ENV, WORKER_FD};
 use crate::process::registry;
 use crate::process::worker::is_unserved_worker;
+use crate::sys::socket;
+use crate::sys::supervise::{Setup, Supervised};
 
 /// How long a new worker may take to say hello.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);

@@ -9,8 +9,8 @@ use std::time::Duration;
 use rustix::process::Signal;
 
 use crate::error::TaskError;
-use crate::exit::ExitStatus;
 use crate::executor::Message;
+use crate::exit::ExitStatus;
 use crate::handle::{task, TaskHandle};
 use crate::process::child::{Child, ChildOptions};
 use crate::process::codec::{self, ReadError};

@@ -324,7 +324,6 @@ impl Child {
         self.kill()
     }
 
-
     /// Whether the child has exited, without reaping it.
     fn exited(&self) -> Result<bool, Error> {
         self.process

@@ -250,7 +250,7 @@ impl Command {
 
     /// A time limit for [`output`](Self::output) (and the runner): past it the child's whole
     /// process group gets SIGTERM, then SIGKILL after the [`grace`](Self::grace) period, and the
-    /// result is marked [`timed_out`](Completed::timed_out).
+    /// result is marked [`timed_out`](super::Completed::timed_out).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self

@@ -166,7 +166,11 @@ impl Supervised {
         self.send(signal, kill_process_group)
     }
 
-    fn send(&self, signal: Signal, how: fn(Pid, Signal) -> rustix::io::Result<()>) -> io::Result<()> {
+    fn send(
+        &self,
+        signal: Signal,
+        how: fn(Pid, Signal) -> rustix::io::Result<()>,
+    ) -> io::Result<()> {
         let status = self.status.lock();
         if status.is_some() {
             return Ok(());

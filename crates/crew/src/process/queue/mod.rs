@@ -245,10 +245,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         };
         let reply = match &*self.inner {
             Inner::Local { broker } => {
-                return broker
-                    .items
-                    .put(bytes)
-                    .map_err(|_| PutError::Closed(item));
+                return broker.items.put(bytes).map_err(|_| PutError::Closed(item));
             }
             Inner::Remote { .. } => self.remote(&Request::Put { timeout_ms: None }, &bytes),
         };
