@@ -7,22 +7,13 @@
 
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex};
+use crew::sync::Event;
 
-type Hook = Box<dyn FnOnce() + Send>;
-
-struct Inner {
-    triggered: AtomicBool,
-    hooks: Mutex<Vec<Hook>>,
-    condvar: Condvar,
-    watch: tokio::sync::watch::Sender<bool>,
-}
-
-/// A cloneable shutdown token.
+/// A cloneable shutdown token: a shared [`crew::sync::Event`] (which fires once, wakes threads
+/// and async waiters and runs hooks), under the names the models use.
 ///
 /// ```
 /// let shutdown = crew_lab::Shutdown::new();
@@ -30,15 +21,9 @@ struct Inner {
 /// shutdown.trigger();
 /// assert!(seen.is_triggered());
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Shutdown {
-    inner: Arc<Inner>,
-}
-
-impl Default for Shutdown {
-    fn default() -> Self {
-        Self::new()
-    }
+    event: Arc<Event>,
 }
 
 impl fmt::Debug for Shutdown {
@@ -52,62 +37,32 @@ impl fmt::Debug for Shutdown {
 impl Shutdown {
     /// A token not yet triggered.
     pub fn new() -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                triggered: AtomicBool::new(false),
-                hooks: Mutex::new(Vec::new()),
-                condvar: Condvar::new(),
-                watch: tokio::sync::watch::Sender::new(false),
-            }),
-        }
+        Self::default()
     }
 
     /// Starts the shutdown: runs the hooks once and wakes every waiter. Idempotent.
     pub fn trigger(&self) {
-        let hooks = {
-            let mut hooks = self.inner.hooks.lock();
-            if self.inner.triggered.swap(true, Ordering::SeqCst) {
-                return;
-            }
-            self.inner.condvar.notify_all();
-            std::mem::take(&mut *hooks)
-        };
-        self.inner.watch.send_replace(true);
-        for hook in hooks {
-            hook();
-        }
+        self.event.set();
     }
 
     /// True once [`trigger`](Self::trigger) was called.
     pub fn is_triggered(&self) -> bool {
-        self.inner.triggered.load(Ordering::SeqCst)
+        self.event.is_set()
     }
 
     /// Runs `hook` on trigger (at once if already triggered).
     pub fn on_trigger(&self, hook: impl FnOnce() + Send + 'static) {
-        {
-            let mut hooks = self.inner.hooks.lock();
-            if !self.is_triggered() {
-                hooks.push(Box::new(hook));
-                return;
-            }
-        }
-        hook();
+        self.event.on_set(hook);
     }
 
     /// Blocks until triggered or `timeout` passes; returns whether it was triggered.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        let mut hooks = self.inner.hooks.lock();
-        if !self.is_triggered() {
-            self.inner.condvar.wait_for(&mut hooks, timeout);
-        }
-        self.is_triggered()
+        self.event.wait_timeout(timeout)
     }
 
     /// Completes when triggered (async models select on it).
     pub async fn wait(&self) {
-        let mut receiver = self.inner.watch.subscribe();
-        let _ = receiver.wait_for(|triggered| *triggered).await;
+        self.event.wait_async().await;
     }
 
     /// Triggers this token on the first SIGINT or SIGTERM; a second signal exits at once with

@@ -1,7 +1,8 @@
 //! The errors of tasks and of submitting them.
 
 use std::any::Any;
-use std::fmt;
+
+use crate::exit::ExitStatus;
 
 /// Why a task produced no value.
 ///
@@ -36,12 +37,12 @@ pub enum TaskError {
         message: String,
     },
     /// The worker process running the task died; the pool replaced it. Other tasks are unaffected.
-    #[error("worker process {pid} died ({exit}) while running the task")]
+    #[error("worker process {pid} died ({}) while running the task", describe_exit(.exit))]
     WorkerDied {
         /// Process id of the dead worker.
         pid: u32,
-        /// How it ended.
-        exit: WorkerExit,
+        /// How it ended; `None` when that could not be observed.
+        exit: Option<ExitStatus>,
     },
     /// Moving the task, its argument or its result between processes or machines failed
     /// (encoding, a malformed frame, an unknown task name, a mismatched build). The message says which.
@@ -55,25 +56,11 @@ pub enum TaskError {
     Rejected(#[from] SubmitError),
 }
 
-/// How a worker process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WorkerExit {
-    /// It exited with this status code.
-    Code(i32),
-    /// It was killed by this signal number (e.g. 9 for `SIGKILL`, 11 for `SIGSEGV`).
-    Signal(i32),
-    /// Its end could not be observed.
-    Unknown,
-}
-
-impl fmt::Display for WorkerExit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WorkerExit::Code(code) => write!(f, "exit code {code}"),
-            WorkerExit::Signal(signal) => write!(f, "killed by signal {signal}"),
-            WorkerExit::Unknown => f.write_str("unknown exit"),
-        }
-    }
+fn describe_exit(exit: &Option<ExitStatus>) -> String {
+    exit.map_or_else(
+        || "its exit status is unknown".to_owned(),
+        |exit| exit.to_string(),
+    )
 }
 
 /// Why `submit` (or `try_submit`) refused a task. Nothing was queued.

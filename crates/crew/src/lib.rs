@@ -25,8 +25,10 @@
 
 mod error;
 mod executor;
+mod exit;
 mod handle;
 mod loom;
+mod sys;
 mod thread_pool;
 
 pub mod pipeline;
@@ -36,10 +38,11 @@ pub mod subprocess;
 pub mod sync;
 pub mod thread;
 
-pub use error::{SubmitError, TaskError, WorkerExit};
+pub use error::{SubmitError, TaskError};
 pub use executor::{
     as_completed, wait, AsCompleted, Executor, Map, MapOptions, Message, ReturnWhen,
 };
+pub use exit::ExitStatus;
 pub use handle::TaskHandle;
 pub use thread_pool::{ThreadPool, ThreadPoolBuilder};
 

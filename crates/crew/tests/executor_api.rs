@@ -126,13 +126,13 @@ fn errors_explain_themselves() {
         crew::SubmitError::Full.to_string(),
         TaskError::WorkerDied {
             pid: 7,
-            exit: crew::WorkerExit::Signal(9),
+            exit: Some(crew::ExitStatus::Signal(9)),
         }
         .to_string(),
     ];
     assert_eq!(
         messages[4],
-        "worker process 7 died (killed by signal 9) while running the task"
+        "worker process 7 died (killed by SIGKILL) while running the task"
     );
     for message in messages {
         assert!(message.len() > 10, "{message}");

@@ -5,8 +5,8 @@ mod process_common;
 
 use std::time::Duration;
 
-use crew::process::{pipe, spawn, Connection, Queue, QueueError};
-use crew::{TaskError, WorkerExit};
+use crew::process::{pipe, spawn, Connection, GetError, GetTimeoutError, PutTimeoutError, Queue};
+use crew::{ExitStatus, TaskError};
 use process_common::{assert_no_children, eventually};
 
 #[crew::task]
@@ -59,10 +59,45 @@ fn drain(q: Queue<u64>) -> Vec<u64> {
     loop {
         match q.get() {
             Ok(value) => seen.push(value),
-            Err(QueueError::Closed) => return seen,
+            Err(GetError::Closed) => return seen,
             Err(other) => panic!("{other}"),
         }
     }
+}
+
+#[crew::task]
+fn produce_forever(q: Queue<u64>) {
+    for i in 0.. {
+        q.put(i).unwrap();
+    }
+}
+
+/// Waits for one item (blocking, no timeout) and returns it.
+#[crew::task]
+fn get_one(q: Queue<u64>) -> u64 {
+    q.get().unwrap()
+}
+
+/// The remote side's timeouts: an empty queue times out a get, a full one a put (item back).
+#[crew::task]
+fn remote_timeouts(q: Queue<u64>) -> (bool, bool, u64) {
+    let get = q.get_timeout(Duration::from_millis(50)) == Err(GetTimeoutError::Timeout);
+    q.put(1).unwrap();
+    let refused = q.put_timeout(2, Duration::from_millis(50)).unwrap_err();
+    (get, refused.is_timeout(), refused.into_inner())
+}
+
+/// Creates a queue in this process with `n` items, hands it to the parent, and stays alive
+/// (as the queue's owner) until it is killed.
+#[crew::task]
+fn own_queue((out, n): (Queue<Queue<u64>>, u64)) {
+    let q = Queue::new().unwrap();
+    for i in 0..n {
+        q.put(i).unwrap();
+    }
+    out.put(q.clone()).unwrap();
+    std::thread::sleep(Duration::from_secs(60));
+    drop(q);
 }
 
 #[crew::task]
@@ -90,7 +125,7 @@ fn spawn_join_and_status() {
 
     let p = spawn(exit_with, 3).unwrap();
     match p.join() {
-        Err(TaskError::WorkerDied { exit, .. }) => assert_eq!(exit, WorkerExit::Code(3)),
+        Err(TaskError::WorkerDied { exit, .. }) => assert_eq!(exit, Some(ExitStatus::Code(3))),
         other => panic!("expected WorkerDied, got {other:?}"),
     }
     assert_no_children();
@@ -103,11 +138,11 @@ fn join_timeout_terminate_kill() {
     let p = p.join_timeout(Duration::from_millis(50)).unwrap_err();
     p.terminate();
     eventually("terminated", || !p.is_alive());
-    assert_eq!(p.exit_status(), Some(WorkerExit::Signal(libc::SIGTERM)));
+    assert_eq!(p.exit_status(), Some(ExitStatus::Signal(libc::SIGTERM)));
     assert!(matches!(
         p.join(),
         Err(TaskError::WorkerDied {
-            exit: WorkerExit::Signal(15),
+            exit: Some(ExitStatus::Signal(15)),
             ..
         })
     ));
@@ -120,7 +155,7 @@ fn join_timeout_terminate_kill() {
         matches!(
             joined,
             Err(TaskError::WorkerDied {
-                exit: WorkerExit::Signal(9),
+                exit: Some(ExitStatus::Signal(9)),
                 ..
             })
         ),
@@ -148,7 +183,7 @@ fn seed_004_writer_and_reader() {
     assert!(matches!(
         pr.join(),
         Err(TaskError::WorkerDied {
-            exit: WorkerExit::Signal(15),
+            exit: Some(ExitStatus::Signal(15)),
             ..
         })
     ));
@@ -170,7 +205,7 @@ fn queue_many_producers_close_and_drain() {
     let mut expected: Vec<u64> = (0..3).flat_map(|_| 0..500).collect();
     expected.sort_unstable();
     assert_eq!(seen, expected);
-    assert_eq!(q.get(), Err(QueueError::Closed));
+    assert_eq!(q.get(), Err(GetError::Closed));
     assert!(q.put(1).is_err());
     assert_no_children();
 }
@@ -179,11 +214,12 @@ fn queue_timeouts_locally() {
     let q: Queue<u64> = Queue::bounded(1).unwrap();
     assert_eq!(
         q.get_timeout(Duration::from_millis(20)),
-        Err(QueueError::Timeout)
+        Err(GetTimeoutError::Timeout)
     );
     q.put(1).unwrap();
     let refused = q.put_timeout(2, Duration::from_millis(20)).unwrap_err();
-    assert_eq!((refused.error, refused.item), (QueueError::Timeout, 2));
+    assert!(refused.is_timeout(), "{refused}");
+    assert_eq!(refused.into_inner(), 2);
     assert_eq!(q.len().unwrap(), 1);
     assert_eq!(q.get().unwrap(), 1);
     assert!(q.is_empty().unwrap());
@@ -200,8 +236,125 @@ fn pipe_round_trips() {
     assert_eq!(p.join().unwrap(), 100);
     assert_eq!(
         parent.recv_timeout(Duration::from_millis(10)),
-        Err(QueueError::Timeout)
+        Err(GetTimeoutError::Timeout)
     );
+    assert_no_children();
+}
+
+fn queue_many_items_across_processes() {
+    const PER_PRODUCER: u64 = 5_000;
+    let q: Queue<u64> = Queue::bounded(4).unwrap();
+    let producers: Vec<_> = (0..2)
+        .map(|_| spawn(produce, (q.clone(), PER_PRODUCER)).unwrap())
+        .collect();
+    let consumers: Vec<_> = (0..2).map(|_| spawn(drain, q.clone()).unwrap()).collect();
+    for p in producers {
+        p.join().unwrap();
+    }
+    q.close().unwrap();
+    let mut seen: Vec<u64> = consumers
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    seen.sort_unstable();
+    let mut expected: Vec<u64> = (0..2).flat_map(|_| 0..PER_PRODUCER).collect();
+    expected.sort_unstable();
+    assert_eq!(seen, expected, "every item arrives exactly once");
+    assert_no_children();
+}
+
+fn queue_blocked_get_wakes_on_put_and_remote_timeouts() {
+    let q: Queue<u64> = Queue::bounded(1).unwrap();
+    let waiter = spawn(get_one, q.clone()).unwrap();
+    // The child is blocked in get() (no timeout) until the item arrives.
+    let waiter = waiter.join_timeout(Duration::from_millis(100)).unwrap_err();
+    q.put(42).unwrap();
+    assert_eq!(
+        waiter
+            .join_timeout(Duration::from_secs(30))
+            .unwrap()
+            .unwrap(),
+        42
+    );
+    assert_eq!(
+        spawn(remote_timeouts, q.clone()).unwrap().join().unwrap(),
+        (true, true, 2)
+    );
+    assert_eq!(q.get().unwrap(), 1);
+    assert_no_children();
+}
+
+fn queue_owner_killed_gives_disconnected() {
+    let out: Queue<Queue<u64>> = Queue::new().unwrap();
+    let owner = spawn(own_queue, (out.clone(), 1_000)).unwrap();
+    let q = out.get_timeout(Duration::from_secs(30)).unwrap();
+    for i in 0..10 {
+        assert_eq!(q.get().unwrap(), i);
+    }
+    owner.kill();
+    assert!(matches!(
+        owner.join(),
+        Err(TaskError::WorkerDied {
+            exit: Some(ExitStatus::Signal(9)),
+            ..
+        })
+    ));
+    match q.get() {
+        Err(error @ GetError::Disconnected(_)) => {
+            assert!(
+                error.to_string().contains("the queue is unreachable"),
+                "{error}"
+            );
+        }
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
+    assert!(q.len().is_err());
+
+    // A get blocked on an empty queue when its owner dies returns at once, not never.
+    let owner = spawn(own_queue, (out.clone(), 0)).unwrap();
+    let q = out.get_timeout(Duration::from_secs(30)).unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let blocked = std::thread::spawn(move || sender.send(q.get()).unwrap());
+    std::thread::sleep(Duration::from_millis(100));
+    owner.kill();
+    let got = receiver
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a get on a dead owner's queue returns");
+    assert!(matches!(got, Err(GetError::Disconnected(_))), "{got:?}");
+    blocked.join().unwrap();
+    let _ = owner.join();
+    assert_no_children();
+}
+
+fn queue_writer_killed_while_blocked_in_put() {
+    let q: Queue<u64> = Queue::bounded(1).unwrap();
+    let writer = spawn(produce_forever, q.clone()).unwrap();
+    eventually("the queue fills", || q.len().unwrap() == 1);
+    // Let the writer block in put(1) on the full queue, then kill it there.
+    std::thread::sleep(Duration::from_millis(100));
+    writer.kill();
+    assert!(matches!(
+        writer.join(),
+        Err(TaskError::WorkerDied {
+            exit: Some(ExitStatus::Signal(9)),
+            ..
+        })
+    ));
+    assert_eq!(q.get().unwrap(), 0);
+    // The dead writer's pending put was dropped with it, not slipped in later.
+    assert_eq!(
+        q.get_timeout(Duration::from_millis(300)),
+        Err(GetTimeoutError::Timeout)
+    );
+    // The queue still works.
+    q.put(7).unwrap();
+    assert_eq!(q.get().unwrap(), 7);
+    let full = q.put_timeout(8, Duration::from_millis(1));
+    assert!(full.is_ok());
+    assert!(matches!(
+        q.put_timeout(9, Duration::from_millis(10)),
+        Err(PutTimeoutError::Timeout(9))
+    ));
     assert_no_children();
 }
 
@@ -217,5 +370,21 @@ fn main() {
         ),
         ("queue_timeouts_locally", queue_timeouts_locally),
         ("pipe_round_trips", pipe_round_trips),
+        (
+            "queue_many_items_across_processes",
+            queue_many_items_across_processes,
+        ),
+        (
+            "queue_blocked_get_wakes_on_put_and_remote_timeouts",
+            queue_blocked_get_wakes_on_put_and_remote_timeouts,
+        ),
+        (
+            "queue_owner_killed_gives_disconnected",
+            queue_owner_killed_gives_disconnected,
+        ),
+        (
+            "queue_writer_killed_while_blocked_in_put",
+            queue_writer_killed_while_blocked_in_put,
+        ),
     ]);
 }

@@ -5,15 +5,19 @@ mod process_common;
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crew::process::Bytes;
 use crew::{as_completed, wait, Executor, MapOptions, ProcessPool, ReturnWhen, SubmitError};
-use crew::{TaskError, WorkerExit};
+use crew::{ExitStatus, TaskError};
 use process_common::{assert_no_children, children, eventually, is_dead};
+use rustix::process::{kill_process, Pid, Signal};
+
+fn pid_of(pid: u32) -> Pid {
+    Pid::from_raw(pid as i32).expect("a worker pid is positive")
+}
 
 #[crew::task]
 fn gcd((mut a, mut b): (u64, u64)) -> u64 {
@@ -61,7 +65,7 @@ fn die(how: String) -> u32 {
             unreachable!("SIGSEGV kills the process")
         }
         "kill" => {
-            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+            let _ = kill_process(rustix::process::getpid(), Signal::KILL);
             unreachable!("SIGKILL kills the process")
         }
         _ => 0,
@@ -220,17 +224,17 @@ fn panic_keeps_the_worker() {
 fn dying_workers_fail_only_their_task() {
     let pool = ProcessPool::new(2);
     for (how, expected) in [
-        ("abort", WorkerExit::Signal(libc::SIGABRT)),
-        ("exit3", WorkerExit::Code(3)),
-        ("segv", WorkerExit::Signal(libc::SIGSEGV)),
-        ("kill", WorkerExit::Signal(libc::SIGKILL)),
+        ("abort", ExitStatus::Signal(libc::SIGABRT)),
+        ("exit3", ExitStatus::Code(3)),
+        ("segv", ExitStatus::Signal(libc::SIGSEGV)),
+        ("kill", ExitStatus::Signal(libc::SIGKILL)),
     ] {
         let others: Vec<_> = (0..20).map(|i| pool.submit(square, i).unwrap()).collect();
         let dying = pool.submit(die, how.to_owned()).unwrap();
         let more: Vec<_> = (20..40).map(|i| pool.submit(square, i).unwrap()).collect();
         match dying.result() {
             Err(TaskError::WorkerDied { exit, pid }) => {
-                assert_eq!(exit, expected, "{how}");
+                assert_eq!(exit, Some(expected), "{how}");
                 assert!(pid > 0);
             }
             other => panic!("{how}: expected WorkerDied, got {other:?}"),
@@ -285,7 +289,7 @@ fn memory_limit_kills_the_hog() {
         Err(TaskError::WorkerDied { exit, .. }) => {
             assert_eq!(
                 exit,
-                WorkerExit::Signal(libc::SIGABRT),
+                Some(ExitStatus::Signal(libc::SIGABRT)),
                 "allocation failure aborts"
             )
         }
@@ -309,12 +313,7 @@ fn random_kills_lose_nothing_else() {
                 std::thread::sleep(Duration::from_millis(2 + u64::from(seed % 8)));
                 let pids = pool.worker_pids();
                 if let Some(&victim) = pids.get(seed as usize % pids.len().max(1)) {
-                    if nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(victim as i32),
-                        nix::sys::signal::Signal::SIGKILL,
-                    )
-                    .is_ok()
-                    {
+                    if kill_process(pid_of(victim), Signal::KILL).is_ok() {
                         kills.fetch_add(1, Ordering::SeqCst);
                         // SIGKILL is asynchronous: let it land before the next round (and
                         // before the final check below).
@@ -332,7 +331,7 @@ fn random_kills_lose_nothing_else() {
         match handle.result() {
             Ok(value) => assert_eq!(value, (i * i) as u64),
             Err(TaskError::WorkerDied { exit, .. }) => {
-                assert_eq!(exit, WorkerExit::Signal(libc::SIGKILL));
+                assert_eq!(exit, Some(ExitStatus::Signal(libc::SIGKILL)));
                 died += 1;
             }
             Err(other) => panic!("task {i}: unexpected {other}"),
@@ -366,11 +365,7 @@ fn idle_worker_killed_is_replaced_quietly() {
     let pool = ProcessPool::new(1);
     for _ in 0..3 {
         let victim = pool.submit(pid, ()).unwrap().result().unwrap();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(victim as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
+        kill_process(pid_of(victim), Signal::KILL).unwrap();
         eventually("victim dead", || is_dead(victim));
         let next = pool.submit(pid, ()).unwrap().result().unwrap();
         assert_ne!(next, victim);
@@ -506,10 +501,10 @@ fn malformed_frame_fails_that_task_only() {
 fn no_inherited_descriptors() {
     // A descriptor without CLOEXEC in the parent: fork+exec would leak it without crew's care.
     let file = tempfile::tempfile().unwrap();
-    let leaky = nix::unistd::dup(file.as_raw_fd()).unwrap();
+    let leaky = rustix::io::dup(&file).unwrap();
     let pool = ProcessPool::new(1);
     let fds = pool.submit(open_fds, ()).unwrap().result().unwrap();
-    nix::unistd::close(leaky).unwrap();
+    drop(leaky);
     for (fd, target) in &fds {
         if *fd > 2 {
             assert!(

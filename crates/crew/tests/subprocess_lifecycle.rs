@@ -65,7 +65,7 @@ fn kill_reports_sigkill() {
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status, ExitStatus::Signal(9));
-    assert_eq!(status.to_string(), "signal 9 (SIGKILL)");
+    assert_eq!(status.to_string(), "killed by SIGKILL");
 }
 
 #[test]

@@ -90,3 +90,57 @@ fn is_send_and_sync() {
     check::<crew::sync::BoundedSemaphore>();
     check::<crew::queue::Queue<String>>();
 }
+
+#[test]
+fn every_hook_runs_exactly_once_when_set_races_on_set() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    for _ in 0..200 {
+        let event = Arc::new(Event::new());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let adders: Vec<_> = (0..4)
+            .map(|_| {
+                let (event, runs) = (event.clone(), runs.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..25 {
+                        let runs = runs.clone();
+                        event.on_set(move || {
+                            runs.fetch_add(1, Ordering::SeqCst);
+                        });
+                    }
+                })
+            })
+            .collect();
+        let setters: Vec<_> = (0..2)
+            .map(|_| {
+                let event = event.clone();
+                std::thread::spawn(move || event.set())
+            })
+            .collect();
+        for thread in adders.into_iter().chain(setters) {
+            thread.join().unwrap();
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 100);
+        event.set();
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            100,
+            "a second set runs nothing"
+        );
+    }
+}
+
+#[test]
+fn hooks_wait_for_the_next_set_after_clear() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let event = Event::new();
+    let runs = Arc::new(AtomicUsize::new(0));
+    event.set();
+    event.clear();
+    let counter = runs.clone();
+    event.on_set(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    assert_eq!(runs.load(Ordering::SeqCst), 0, "cleared: the hook waits");
+    event.set();
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}

@@ -5,17 +5,17 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::Pid;
-
-use crate::error::{TaskError, WorkerExit};
+use crate::error::TaskError;
+use crate::exit::ExitStatus;
 use crate::process::codec::{self, write_frame, Frame, FrameReader, ReadError};
 use crate::process::protocol::{ToParent, ToWorker, PROTOCOL, WORKER_ENV, WORKER_FD};
 use crate::process::registry;
 use crate::process::worker::is_unserved_worker;
+use crate::sys::socket;
+use crate::sys::supervise::{Setup, Supervised};
 
 /// How long a new worker may take to say hello.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,11 +32,10 @@ pub(crate) struct ChildOptions {
 /// A live worker process and its socket.
 #[derive(Debug)]
 pub(crate) struct Child {
-    pid: Pid,
+    process: Arc<Supervised>,
     writer: BufWriter<codec::SocketWriter>,
     stream: UnixStream,
     reader: FrameReader,
-    reaped: Option<WorkerExit>,
 }
 
 impl Child {
@@ -51,18 +50,14 @@ impl Child {
                  ({WORKER_ENV} is set); call crew::init() at the top of main"
             ));
         }
-        let (parent_end, child_end) = nix::sys::socket::socketpair(
-            nix::sys::socket::AddressFamily::Unix,
-            nix::sys::socket::SockType::Stream,
-            None,
-            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-        )
-        .map_err(|error| format!("cannot create the worker's socket: {error}"))?;
+        let (parent_end, child_end) = socket::socketpair()
+            .map_err(|error| format!("cannot create the worker's socket: {error}"))?;
         let child = spawn_process(&child_end, options)
             .map_err(|error| format!("cannot start a worker process: {error}"))?;
         drop(child_end);
-        let pid = Pid::from_raw(child.id() as i32);
-        // `std::process::Child` would reap on its own terms; crew reaps with waitpid itself.
+        // The supervisor reaps; `std::process::Child` is dropped without waiting.
+        let process = Arc::new(Supervised::of(&child));
+        let pid = process.pid();
         drop(child);
         let stream = UnixStream::from(parent_end);
         let writer = stream
@@ -70,11 +65,10 @@ impl Child {
             .map(|s| BufWriter::with_capacity(64 * 1024, codec::SocketWriter(s)))
             .map_err(|error| format!("cannot clone the worker's socket: {error}"))?;
         let mut worker = Child {
-            pid,
+            process,
             writer,
             stream,
             reader: FrameReader::new(),
-            reaped: None,
         };
         match worker.read(Some(Instant::now() + HANDSHAKE_TIMEOUT)) {
             Ok(Frame {
@@ -98,6 +92,7 @@ impl Child {
             }
             Err(error) => {
                 let exit = worker.kill_and_reap();
+                let exit = exit.map_or_else(|| "exit unknown".to_owned(), |exit| exit.to_string());
                 Err(format!(
                     "worker {} failed before its handshake ({}; {exit}): does this program's \
                      main() call crew::init() first thing?",
@@ -109,7 +104,12 @@ impl Child {
     }
 
     pub(crate) fn pid(&self) -> u32 {
-        self.pid.as_raw() as u32
+        self.process.pid()
+    }
+
+    /// The worker's supervisor, to signal it from another thread (a no-op once reaped).
+    pub(crate) fn process(&self) -> Arc<Supervised> {
+        self.process.clone()
     }
 
     /// Queues a frame in the write buffer.
@@ -137,26 +137,19 @@ impl Child {
         self.reader.has_frame()
     }
 
-    /// `SIGKILL`s the worker (unless already reaped) and reaps it.
-    pub(crate) fn kill_and_reap(&mut self) -> WorkerExit {
-        if self.reaped.is_none() {
-            let _ = kill(self.pid, Signal::SIGKILL);
-        }
-        self.reap()
+    /// `SIGKILL`s the worker (unless already reaped) and reaps it; `None` if its end could not
+    /// be observed.
+    pub(crate) fn kill_and_reap(&mut self) -> Option<ExitStatus> {
+        self.process.kill_and_reap().ok()
     }
 
     /// Waits for the worker to exit and reaps it.
-    pub(crate) fn reap(&mut self) -> WorkerExit {
-        if let Some(exit) = self.reaped {
-            return exit;
-        }
-        let exit = reap(self.pid);
-        self.reaped = Some(exit);
-        exit
+    pub(crate) fn reap(&mut self) -> Option<ExitStatus> {
+        self.process.reap().ok()
     }
 
     /// Closes the socket (the worker reads end of stream and exits 0) and reaps the worker.
-    pub(crate) fn retire(mut self) -> WorkerExit {
+    pub(crate) fn retire(mut self) -> Option<ExitStatus> {
         self.close();
         self.reap()
     }
@@ -173,7 +166,7 @@ impl Child {
             ReadError::Malformed(message) => {
                 self.kill_and_reap();
                 TaskError::Transport {
-                    message: format!("worker {} sent {message}; it was replaced", self.pid),
+                    message: format!("worker {} sent {message}; it was replaced", self.pid()),
                 }
             }
             _ => {
@@ -189,7 +182,7 @@ impl Child {
 
 impl Drop for Child {
     fn drop(&mut self) {
-        if self.reaped.is_none() {
+        if self.process.status().is_none() {
             let _ = self.stream.shutdown(std::net::Shutdown::Both);
             self.reap();
         }
@@ -225,18 +218,6 @@ fn describe(error: &ReadError) -> String {
     }
 }
 
-/// Blocks until `pid` exits and reaps it.
-pub(crate) fn reap(pid: Pid) -> WorkerExit {
-    loop {
-        match waitpid(pid, None) {
-            Ok(WaitStatus::Exited(_, code)) => return WorkerExit::Code(code),
-            Ok(WaitStatus::Signaled(_, signal, _)) => return WorkerExit::Signal(signal as i32),
-            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return WorkerExit::Unknown,
-        }
-    }
-}
-
 fn spawn_process(child_end: &OwnedFd, options: ChildOptions) -> io::Result<std::process::Child> {
     let mut command = Command::new("/proc/self/exe");
     if let Ok(exe) = std::env::current_exe() {
@@ -245,51 +226,12 @@ fn spawn_process(child_end: &OwnedFd, options: ChildOptions) -> io::Result<std::
     command
         .env(WORKER_ENV, WORKER_FD.to_string())
         .stdin(Stdio::null());
-    let ipc_fd = child_end.as_raw_fd();
-    let parent_pid = nix::unistd::getpid().as_raw();
-    let memory_limit = options.memory_limit;
-    let death_signal = options.death_signal;
-    // SAFETY: the closure runs in the forked child before exec and only makes async-signal-safe
-    // system calls (dup2, fcntl, close_range/close, setrlimit, prctl, getppid, _exit) on plain
-    // integers captured by value; it allocates nothing and takes no locks.
-    unsafe {
-        command.pre_exec(move || {
-            if ipc_fd == WORKER_FD {
-                let flags = libc::fcntl(ipc_fd, libc::F_GETFD);
-                if flags < 0 || libc::fcntl(ipc_fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            } else if libc::dup2(ipc_fd, WORKER_FD) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // Nothing but stdio and the IPC socket crosses into the worker. std's own error
-            // pipe to report a failed exec is CLOEXEC and above 3, so closing it is harmless:
-            // std then sees a plain exit. Fall back to a loop if close_range is unavailable.
-            if libc::syscall(libc::SYS_close_range, WORKER_FD + 1, u32::MAX, 0) != 0 {
-                for fd in (WORKER_FD + 1)..4096 {
-                    libc::close(fd);
-                }
-            }
-            if let Some(bytes) = memory_limit {
-                let limit = libc::rlimit {
-                    rlim_cur: bytes as libc::rlim_t,
-                    rlim_max: bytes as libc::rlim_t,
-                };
-                if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            if death_signal {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                // The parent may have died before the prctl took effect.
-                if libc::getppid() != parent_pid {
-                    libc::_exit(1);
-                }
-            }
-            Ok(())
-        });
+    Setup {
+        own_group: false,
+        pass_fd: Some((child_end.as_raw_fd(), WORKER_FD)),
+        memory_limit: options.memory_limit,
+        death_signal: options.death_signal,
     }
+    .apply(&mut command);
     command.spawn()
 }

@@ -6,7 +6,7 @@
 //! value (an argument, a result, a queue item) that is never re-encoded on its way through.
 
 use std::io::{self, IoSlice, Read, Write};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::time::Instant;
 
 use serde::de::DeserializeOwned;
@@ -87,14 +87,7 @@ pub(crate) struct SocketWriter(pub(crate) std::os::unix::net::UnixStream);
 
 impl Write for SocketWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        use nix::sys::socket::{send, MsgFlags};
-        loop {
-            match send(self.0.as_raw_fd(), buf, MsgFlags::MSG_NOSIGNAL) {
-                Ok(n) => return Ok(n),
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(errno) => return Err(io::Error::from(errno)),
-            }
-        }
+        crate::sys::socket::send(&self.0, buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -256,40 +249,11 @@ impl FrameReader {
 
 /// Waits until `fd` is readable (or closed); `false` when `deadline` passed first.
 pub(crate) fn wait_readable<F: AsFd>(fd: &F, deadline: Instant) -> Result<bool, ReadError> {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    loop {
-        let now = Instant::now();
-        if now >= deadline {
-            // One last non-blocking look.
-            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-            return match poll(&mut fds, PollTimeout::ZERO) {
-                Ok(n) => Ok(n > 0),
-                Err(nix::errno::Errno::EINTR) => Ok(false),
-                Err(error) => Err(ReadError::Broken(format!("poll failed: {error}"))),
-            };
-        }
-        let millis = (deadline - now).as_millis().clamp(1, i32::MAX as u128) as i32;
-        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-        match poll(
-            &mut fds,
-            PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX),
-        ) {
-            Ok(0) => continue,
-            Ok(_) => return Ok(true),
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(error) => return Err(ReadError::Broken(format!("poll failed: {error}"))),
-        }
-    }
+    crate::sys::socket::wait_readable(fd, Some(deadline))
+        .map_err(|error| ReadError::Broken(format!("poll failed: {error}")))
 }
 
 /// Whether the peer of a stream socket has hung up (without consuming any data).
-pub(crate) fn peer_hung_up<F: AsFd + AsRawFd>(fd: &F) -> bool {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    // Only RDHUP is asked for, and HUP/ERR are always reported: any event means the peer is
-    // gone. (nix cannot name RDHUP in `revents`, so the count is what we look at.)
-    let mut fds = [PollFd::new(
-        fd.as_fd(),
-        PollFlags::from_bits_retain(libc::POLLRDHUP),
-    )];
-    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+pub(crate) fn peer_hung_up<F: AsFd>(fd: &F) -> bool {
+    crate::sys::socket::peer_hung_up(fd)
 }

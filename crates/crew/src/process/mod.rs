@@ -38,7 +38,7 @@ mod worker;
 pub use bytes::Bytes;
 pub use pipe::{pipe, Connection};
 pub use pool::{ProcessPool, ProcessPoolBuilder};
-pub use queue::{PutError, Queue, QueueError};
+pub use queue::{Disconnected, GetError, GetTimeoutError, PutError, PutTimeoutError, Queue};
 pub use spawn::{spawn, Process};
 pub use worker::init;
 

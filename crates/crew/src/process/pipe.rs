@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::process::queue::{PutError, Queue, QueueError};
+use crate::process::queue::{Disconnected, GetError, GetTimeoutError, PutError, Queue};
 
 /// One end of a [`pipe`]: send to the other end, receive from it. Serializable, so either end
 /// can be passed to a child process.
@@ -59,8 +59,8 @@ impl<T: Serialize + DeserializeOwned> Connection<T> {
     /// Sends `item` to the other end.
     ///
     /// # Errors
-    /// [`QueueError::Closed`] if this end was closed; [`QueueError::Disconnected`] if the
-    /// process that created the pipe is gone. The item is handed back.
+    /// [`PutError::Closed`] if this end was closed; [`PutError::Disconnected`] if the process
+    /// that created the pipe is gone. The item is handed back.
     pub fn send(&self, item: T) -> Result<(), PutError<T>> {
         self.outgoing.put(item)
     }
@@ -68,33 +68,34 @@ impl<T: Serialize + DeserializeOwned> Connection<T> {
     /// Receives the next item from the other end, blocking until there is one.
     ///
     /// # Errors
-    /// [`QueueError::Closed`] once the other end closed and everything it sent was received.
-    pub fn recv(&self) -> Result<T, QueueError> {
+    /// [`GetError::Closed`] once the other end closed and everything it sent was received;
+    /// [`GetError::Disconnected`] if the process that created the pipe is gone.
+    pub fn recv(&self) -> Result<T, GetError> {
         self.incoming.get()
     }
 
     /// Like [`recv`](Self::recv), waiting at most `timeout`.
     ///
     /// # Errors
-    /// As `recv`, plus [`QueueError::Timeout`].
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, QueueError> {
+    /// As `recv`, plus [`GetTimeoutError::Timeout`].
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, GetTimeoutError> {
         self.incoming.get_timeout(timeout)
     }
 
     /// Whether an item is waiting (Python's `poll()`).
     ///
     /// # Errors
-    /// [`QueueError::Disconnected`] if the process that created the pipe is gone.
-    pub fn poll(&self) -> Result<bool, QueueError> {
+    /// [`Disconnected`] if the process that created the pipe is gone.
+    pub fn poll(&self) -> Result<bool, Disconnected> {
         self.incoming.is_empty().map(|empty| !empty)
     }
 
     /// Closes the sending direction: the other end drains what was sent, then gets
-    /// [`QueueError::Closed`].
+    /// [`GetError::Closed`].
     ///
     /// # Errors
-    /// [`QueueError::Disconnected`] if the process that created the pipe is gone.
-    pub fn close(&self) -> Result<(), QueueError> {
+    /// [`Disconnected`] if the process that created the pipe is gone.
+    pub fn close(&self) -> Result<(), Disconnected> {
         self.outgoing.close()
     }
 }

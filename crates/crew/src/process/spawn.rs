@@ -6,18 +6,17 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitid, Id, WaitPidFlag};
-use nix::unistd::Pid;
-use parking_lot::Mutex;
+use rustix::process::Signal;
 
-use crate::error::{TaskError, WorkerExit};
+use crate::error::TaskError;
 use crate::executor::Message;
+use crate::exit::ExitStatus;
 use crate::handle::{task, TaskHandle};
 use crate::process::child::{Child, ChildOptions};
 use crate::process::codec::{self, ReadError};
 use crate::process::protocol::{Outcome, ToParent, ToWorker};
 use crate::process::registry;
+use crate::sys::supervise::Supervised;
 
 /// Runs `f(arg)` in a new child process and returns at once; `f` must be a `#[crew::task]`.
 ///
@@ -58,9 +57,8 @@ pub fn spawn<A: Message, R: Message>(f: fn(A) -> R, arg: A) -> io::Result<Proces
     child.send(&header, &payload)?;
     child.flush()?;
     let pid = child.pid();
-    let state = Arc::new(Mutex::new(None));
+    let process = child.process();
     let (handle, completer) = task::<R>();
-    let reaper_state = state.clone();
     std::thread::Builder::new()
         .name(format!("crew-process-{pid}"))
         .spawn(move || {
@@ -85,41 +83,25 @@ pub fn spawn<A: Message, R: Message>(f: fn(A) -> R, arg: A) -> io::Result<Proces
                     }),
                 },
                 Err(ReadError::Eof | ReadError::Timeout | ReadError::Broken(_)) => {
-                    Err(TaskError::WorkerDied {
-                        pid,
-                        exit: WorkerExit::Unknown,
-                    })
+                    Err(TaskError::WorkerDied { pid, exit: None })
                 }
                 Err(ReadError::Malformed(message)) => Err(TaskError::Transport { message }),
             };
-            // Let the child exit (end of stream), wait for it without reaping, then reap under
-            // the lock so that kill() never signals a recycled pid.
+            // Let the child exit (end of stream) and reap it; the supervisor makes sure that
+            // `kill()` never signals a recycled pid.
             child.close();
-            wait_exited(pid);
-            let mut guard = reaper_state.lock();
             let exit = child.reap();
-            *guard = Some(exit);
-            drop(guard);
             let result = match result {
                 Err(TaskError::WorkerDied { pid, .. }) => Err(TaskError::WorkerDied { pid, exit }),
                 other => other,
             };
             completer.complete(result);
         })?;
-    Ok(Process { pid, handle, state })
-}
-
-/// Blocks until `pid` has exited, leaving it to be reaped.
-fn wait_exited(pid: u32) {
-    loop {
-        match waitid(
-            Id::Pid(Pid::from_raw(pid as i32)),
-            WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
-        ) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            _ => return,
-        }
-    }
+    Ok(Process {
+        pid,
+        handle,
+        process,
+    })
 }
 
 /// A child process running one function: Python's `multiprocessing.Process` after `start()`.
@@ -130,7 +112,7 @@ fn wait_exited(pid: u32) {
 pub struct Process<R> {
     pid: u32,
     handle: TaskHandle<R>,
-    state: Arc<Mutex<Option<WorkerExit>>>,
+    process: Arc<Supervised>,
 }
 
 impl<R> Process<R> {
@@ -162,30 +144,27 @@ impl<R> Process<R> {
 
     /// Whether the child has not exited yet.
     pub fn is_alive(&self) -> bool {
-        self.state.lock().is_none()
+        self.process.status().is_none()
     }
 
     /// How the child ended (`None` while it runs): Python's `exitcode`.
-    pub fn exit_status(&self) -> Option<WorkerExit> {
-        *self.state.lock()
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        self.process.status()
     }
 
     /// Sends `SIGTERM` (Python's `terminate()`); a no-op once the child has exited.
     pub fn terminate(&self) {
-        self.signal(Signal::SIGTERM);
+        self.signal(Signal::TERM);
     }
 
     /// Sends `SIGKILL` (Python's `kill()`); a no-op once the child has exited.
     pub fn kill(&self) {
-        self.signal(Signal::SIGKILL);
+        self.signal(Signal::KILL);
     }
 
     fn signal(&self, signal: Signal) {
-        let state = self.state.lock();
-        if state.is_none() {
-            // Not reaped yet (reaping takes this lock), so the pid is still our child's.
-            let _ = kill(Pid::from_raw(self.pid as i32), signal);
-        }
+        // The supervisor skips a reaped child, so a recycled pid is never signalled.
+        let _ = self.process.signal(signal);
     }
 }
 

@@ -2,7 +2,7 @@
 //! worker process. See the [protocol note](super::protocol).
 
 use std::io::{BufWriter, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -61,10 +61,7 @@ fn serve() -> i32 {
     // SAFETY: the parent placed our end of the socketpair at WORKER_FD before exec and nothing
     // else in this process owns or closes that descriptor; we take sole ownership here.
     let fd = unsafe { OwnedFd::from_raw_fd(WORKER_FD) };
-    let _ = nix::fcntl::fcntl(
-        fd.as_raw_fd(),
-        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-    );
+    let _ = rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC);
     let stream = UnixStream::from(fd);
     start_watchdog(&stream);
     let Ok(mut reader_stream) = stream.try_clone() else {
@@ -141,23 +138,11 @@ fn start_watchdog(stream: &UnixStream) {
         .name("crew-watchdog".to_owned())
         .stack_size(64 * 1024)
         .spawn(move || {
-            use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-            loop {
-                let mut fds = [PollFd::new(
-                    watched.as_fd(),
-                    PollFlags::from_bits_retain(libc::POLLRDHUP),
-                )];
-                match poll(&mut fds, PollTimeout::NONE) {
-                    // Only RDHUP is asked for (HUP/ERR always come): the parent is gone or
-                    // closed us, and nobody wants our results.
-                    Ok(n) if n > 0 => {
-                        // SAFETY: _exit ends the process at once without running atexit
-                        // handlers or touching locks another thread may hold.
-                        unsafe { libc::_exit(0) };
-                    }
-                    Err(nix::errno::Errno::EINTR) | Ok(_) => {}
-                    Err(_) => return,
-                }
+            // The parent is gone or closed us, and nobody wants our results.
+            if crate::sys::socket::wait_hung_up(&watched).is_ok() {
+                // SAFETY: _exit ends the process at once without running atexit handlers or
+                // touching locks another thread may hold.
+                unsafe { libc::_exit(0) };
             }
         });
 }

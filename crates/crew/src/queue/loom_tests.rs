@@ -194,3 +194,48 @@ fn dropped_woken_receiver_passes_the_wakeup_on() {
         assert_eq!(polled, Poll::Ready(Ok(1)));
     });
 }
+
+#[test]
+fn cancelled_getter_gives_up_and_the_live_one_gets_the_item() {
+    // The inter-process broker's wait: a getter for a dead requester returns without taking
+    // the item (whichever getter the put wakes), and the live getter gets it.
+    loom::model(|| {
+        let queue = Queue::<u32>::new();
+        let gone = Arc::new(crate::loom::AtomicBool::new(false));
+        let cancelled_getter = {
+            let (queue, gone) = (queue.clone(), gone.clone());
+            thread::spawn(move || {
+                queue.get_cancellable(None, &|| gone.load(crate::loom::Ordering::SeqCst))
+            })
+        };
+        let live_getter = {
+            let queue = queue.clone();
+            thread::spawn(move || queue.get())
+        };
+        gone.store(true, crate::loom::Ordering::SeqCst);
+        queue.wake_all();
+        queue.put(7).unwrap();
+        assert_eq!(cancelled_getter.join().unwrap(), Err(Stopped::Cancelled));
+        assert_eq!(live_getter.join().unwrap(), Ok(7));
+    });
+}
+
+#[test]
+fn cancelled_putter_puts_nothing() {
+    loom::model(|| {
+        let queue = Queue::<u32>::bounded(1);
+        queue.put(1).unwrap();
+        let gone = Arc::new(crate::loom::AtomicBool::new(false));
+        let putter = {
+            let (queue, gone) = (queue.clone(), gone.clone());
+            thread::spawn(move || {
+                queue.put_cancellable(2, None, &|| gone.load(crate::loom::Ordering::SeqCst))
+            })
+        };
+        gone.store(true, crate::loom::Ordering::SeqCst);
+        queue.wake_all();
+        assert_eq!(putter.join().unwrap(), Err((2, Stopped::Cancelled)));
+        assert_eq!(queue.try_get(), Ok(1));
+        assert_eq!(queue.try_get(), Err(TryGetError::Empty));
+    });
+}

@@ -125,6 +125,18 @@ enum GetFailure {
     Closed,
 }
 
+/// Why a cancellable wait ([`Queue::get_cancellable`], [`Queue::put_cancellable`]) ended
+/// without its item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stopped {
+    /// The deadline passed.
+    Timeout,
+    /// The queue is closed (and, for a get, drained).
+    Closed,
+    /// `cancelled()` became true.
+    Cancelled,
+}
+
 impl<T: Send + 'static> Queue<T> {
     /// An unbounded FIFO queue (Python's `Queue()`).
     pub fn new() -> Self {
@@ -351,6 +363,100 @@ impl<T> Queue<T> {
         drop(state);
         shared.not_full.notify_one();
         wake(waker);
+    }
+
+    /// [`get`](Self::get) with an optional deadline that also gives up as soon as
+    /// `cancelled()` is true. Whoever makes it true then calls [`wake_all`](Self::wake_all), so
+    /// that a sleeping waiter checks again. For the inter-process queue's broker, which waits
+    /// on behalf of a process that may die meanwhile: nothing is taken for a dead requester.
+    pub(crate) fn get_cancellable(
+        &self,
+        deadline: Option<Instant>,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<T, Stopped> {
+        let shared = &*self.shared;
+        let mut state = shared.state.lock();
+        loop {
+            if cancelled() {
+                // This waiter may have consumed the one wake-up meant for an item: pass it on.
+                let pass_on = state.items.len() > 0;
+                drop(state);
+                if pass_on {
+                    shared.not_empty.notify_one();
+                }
+                return Err(Stopped::Cancelled);
+            }
+            if let Some(item) = state.items.pop() {
+                Self::after_pop(shared, state);
+                return Ok(item);
+            }
+            if state.closed {
+                return Err(Stopped::Closed);
+            }
+            match deadline {
+                None => shared.not_empty.wait(&mut state),
+                Some(deadline) => {
+                    if shared.not_empty.wait_until(&mut state, deadline)
+                        && state.items.len() == 0
+                        && !state.closed
+                        && !cancelled()
+                    {
+                        return Err(Stopped::Timeout);
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`put`](Self::put) with an optional deadline that also gives up (handing the item back)
+    /// as soon as `cancelled()` is true; see [`get_cancellable`](Self::get_cancellable).
+    pub(crate) fn put_cancellable(
+        &self,
+        item: T,
+        deadline: Option<Instant>,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<(), (T, Stopped)> {
+        let shared = &*self.shared;
+        let mut state = shared.state.lock();
+        loop {
+            if cancelled() {
+                // This waiter may have consumed the one wake-up meant for free room: pass it on.
+                let pass_on = !state.is_full();
+                drop(state);
+                if pass_on {
+                    shared.not_full.notify_one();
+                }
+                return Err((item, Stopped::Cancelled));
+            }
+            if state.closed {
+                return Err((item, Stopped::Closed));
+            }
+            if !state.is_full() {
+                break;
+            }
+            match deadline {
+                None => shared.not_full.wait(&mut state),
+                Some(deadline) => {
+                    if shared.not_full.wait_until(&mut state, deadline)
+                        && state.is_full()
+                        && !state.closed
+                        && !cancelled()
+                    {
+                        return Err((item, Stopped::Timeout));
+                    }
+                }
+            }
+        }
+        self.push_locked(state, item);
+        Ok(())
+    }
+
+    /// Wakes every blocked waiter to re-check its condition (a spurious wake-up for all but
+    /// the cancelled ones). Taking the lock first orders this after a waiter's last check.
+    pub(crate) fn wake_all(&self) {
+        drop(self.shared.state.lock());
+        self.shared.not_empty.notify_all();
+        self.shared.not_full.notify_all();
     }
 
     /// Closes the queue: `put` fails from now on (waiting producers get their item back),

@@ -6,23 +6,28 @@
 //! grandchildren. A group id stays reserved while its leader exists, zombie included, so crew
 //! checks for exit with `waitid(WNOWAIT)` (or a pidfd) *without* reaping, finishes every group
 //! signal it owes (timeout, [`KillSwitch`](super::KillSwitch)), and only then reaps. After the
-//! reap the child is never signalled again.
+//! reap the child is never signalled again. The waiting, signalling and reaping are crew's one
+//! child supervisor (`sys::supervise`), shared with the process pool and `process::spawn`.
+//!
+//! The spawning half of [`Command`] (`spawn`, `output`, `status`) lives here too, so that
+//! `command.rs` only describes a command and never needs `Child`.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
-use std::os::unix::process::CommandExt;
 use std::process::{ChildStderr, ChildStdin, ChildStdout, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
-use rustix::process::{kill_process_group, waitid, Pid, Signal, WaitId, WaitIdOptions};
+use rustix::process::Signal;
 
 use super::command::{Command, Input, LineSink, Redirect};
 use super::completed::Completed;
-use super::error::{Error, ExitStatus};
+use super::error::Error;
 use super::kill_switch::Registration;
+use crate::exit::ExitStatus;
+use crate::sys::supervise::{Setup, Supervised};
 
 /// After the group has been killed, how long to wait for the pipes to reach end-of-file (a
 /// process that left the group may still hold them).
@@ -45,10 +50,8 @@ const DRAIN_AFTER_KILL: Duration = Duration::from_secs(1);
 /// Dropping a `Child` neither waits for it nor kills it, like Python's `Popen`.
 pub struct Child {
     inner: std::process::Child,
+    process: Supervised,
     command: String,
-    pid: Pid,
-    #[cfg(target_os = "linux")]
-    pidfd: Option<Option<std::os::fd::OwnedFd>>,
     input: Option<Arc<[u8]>>,
     stdout_lines: Option<LineSink>,
     stderr_lines: Option<LineSink>,
@@ -60,7 +63,7 @@ pub struct Child {
 }
 
 impl Child {
-    pub(crate) fn spawn(command: &Command) -> Result<Child, Error> {
+    fn start(command: &Command) -> Result<Child, Error> {
         let mut std_command = std::process::Command::new(&command.program);
         std_command.args(&command.args);
         if let Some(dir) = &command.cwd {
@@ -75,7 +78,11 @@ impl Child {
                 None => std_command.env_remove(key),
             };
         }
-        std_command.process_group(0);
+        Setup {
+            own_group: true,
+            ..Setup::default()
+        }
+        .apply(&mut std_command);
         let mut input = None;
         let stdin = match &command.stdin {
             Input::Null => Stdio::null(),
@@ -102,7 +109,8 @@ impl Child {
         let inner = std_command
             .spawn()
             .map_err(|error| spawn_error(command, error))?;
-        let pid = Pid::from_child(&inner);
+        let process = Supervised::of(&inner);
+        let pid = rustix::process::Pid::from_child(&inner);
         let registration = command.kill_switch.as_ref().map(|s| s.register(pid));
         let lines = |redirect: &Redirect| match redirect {
             Redirect::Lines(sink) => Some(sink.clone()),
@@ -110,10 +118,8 @@ impl Child {
         };
         Ok(Child {
             inner,
+            process,
             command: command.to_string(),
-            pid,
-            #[cfg(target_os = "linux")]
-            pidfd: None,
             input,
             stdout_lines: lines(&command.stdout),
             stderr_lines: lines(&command.stderr),
@@ -224,14 +230,9 @@ impl Child {
                 ),
             )
         })?;
-        match kill_process_group(self.pid, sig) {
-            // The group is already gone (only a zombie leader would keep it): nothing to do.
-            Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
-            Err(errno) => Err(Error::io(
-                format!("cannot signal `{}`", self.command),
-                errno.into(),
-            )),
-        }
+        self.process
+            .signal_group(sig)
+            .map_err(|error| Error::io(format!("cannot signal `{}`", self.command), error))
     }
 
     /// Feeds `input` (or the command's [`Input::Bytes`]) to its standard input and closes it,
@@ -325,21 +326,9 @@ impl Child {
 
     /// Whether the child has exited, without reaping it.
     fn exited(&self) -> Result<bool, Error> {
-        loop {
-            match waitid(
-                WaitId::Pid(self.pid),
-                WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT,
-            ) {
-                Ok(status) => return Ok(status.is_some()),
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(errno) => {
-                    return Err(Error::io(
-                        format!("cannot check on `{}`", self.command),
-                        errno.into(),
-                    ))
-                }
-            }
-        }
+        self.process
+            .has_exited()
+            .map_err(|error| Error::io(format!("cannot check on `{}`", self.command), error))
     }
 
     /// Waits, without reaping, until the child exits (`true`) or `deadline` passes (`false`).
@@ -347,55 +336,9 @@ impl Child {
         if self.finished.is_some() {
             return Ok(true);
         }
-        let mut backoff = Duration::from_micros(500);
-        loop {
-            if self.exited()? {
-                return Ok(true);
-            }
-            let Some(deadline) = deadline else {
-                match waitid(
-                    WaitId::Pid(self.pid),
-                    WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
-                ) {
-                    Ok(_) | Err(rustix::io::Errno::INTR) => continue,
-                    Err(errno) => {
-                        return Err(Error::io(
-                            format!("cannot wait for `{}`", self.command),
-                            errno.into(),
-                        ))
-                    }
-                }
-            };
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Ok(false);
-            }
-            if !self.wait_pidfd(remaining) {
-                std::thread::sleep(remaining.min(backoff));
-                backoff = (backoff * 2).min(Duration::from_millis(20));
-            }
-        }
-    }
-
-    /// Sleeps until the child exits or `timeout` passes, on its pidfd; `false` without one.
-    #[cfg(target_os = "linux")]
-    fn wait_pidfd(&mut self, timeout: Duration) -> bool {
-        let pid = self.pid;
-        let fd = self.pidfd.get_or_insert_with(|| {
-            rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
-        });
-        let Some(fd) = fd else {
-            return false;
-        };
-        let mut fds = [PollFd::new(fd, PollFlags::IN)];
-        let timeout = Timespec::try_from(timeout).ok();
-        let _ = poll(&mut fds, timeout.as_ref());
-        true
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    fn wait_pidfd(&mut self, _timeout: Duration) -> bool {
-        false
+        self.process
+            .wait_exited(deadline)
+            .map_err(|error| Error::io(format!("cannot wait for `{}`", self.command), error))
     }
 
     /// Reaps the exited (or about to exit) child; leaves the kill switch first.
@@ -405,15 +348,10 @@ impl Child {
         }
         drop(self.registration.take());
         let status = self
-            .inner
-            .wait()
+            .process
+            .reap()
             .map_err(|e| Error::io(format!("cannot wait for `{}`", self.command), e))?;
-        let status = ExitStatus::from_std(status);
         self.finished = Some((status, self.start.elapsed()));
-        #[cfg(target_os = "linux")]
-        {
-            self.pidfd = None;
-        }
         Ok(status)
     }
 }
@@ -425,6 +363,63 @@ impl std::fmt::Debug for Child {
             .field("command", &self.command)
             .field("status", &self.finished.map(|(s, _)| s))
             .finish_non_exhaustive()
+    }
+}
+
+/// The spawning half of [`Command`]; see the module note for why it lives here.
+impl Command {
+    /// Starts the child (Python's `Popen(...)`).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] or [`Error::PermissionDenied`] when the program cannot be run,
+    /// [`Error::Io`] when a redirect file cannot be opened, the working directory does not exist
+    /// or the system refuses to start a process.
+    pub fn spawn(&self) -> Result<Child, Error> {
+        Child::start(self)
+    }
+
+    /// Runs the child to the end, feeding [`Input::Bytes`] and collecting captured output, within
+    /// the [`timeout`](Self::timeout) if one is set (Python's `subprocess.run`).
+    ///
+    /// A failing command is not an error here: inspect [`Completed::status`] or call
+    /// [`Completed::check`].
+    ///
+    /// # Errors
+    /// As [`spawn`](Self::spawn), plus [`Error::Io`] if reading or waiting fails.
+    pub fn output(&self) -> Result<Completed, Error> {
+        let mut child = self.spawn()?;
+        child.communicate(None, self.timeout)
+    }
+
+    /// Runs the child to the end with its captured outputs going to the parent's instead, and
+    /// returns how it ended (Python's `subprocess.call`). Other redirects are kept.
+    ///
+    /// ```
+    /// use crew::subprocess::Command;
+    ///
+    /// let status = Command::new("sh").args(["-c", "exit 3"]).status().unwrap();
+    /// assert_eq!(status.code(), Some(3));
+    /// ```
+    ///
+    /// # Errors
+    /// As [`output`](Self::output).
+    pub fn status(&self) -> Result<ExitStatus, Error> {
+        let mut command = self.clone();
+        for redirect in [&mut command.stdout, &mut command.stderr] {
+            if matches!(redirect, Redirect::Capture) {
+                *redirect = Redirect::Inherit;
+            }
+        }
+        Ok(command.output()?.status)
+    }
+
+    /// [`output`](Self::output) then [`Completed::check`]: `Ok` only for exit code 0 (Python's
+    /// `check_output`).
+    ///
+    /// # Errors
+    /// As `output`, plus the errors of [`Completed::check`].
+    pub fn checked_output(&self) -> Result<Completed, Error> {
+        self.output()?.check()
     }
 }
 

@@ -6,9 +6,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::child::Child;
-use super::completed::Completed;
-use super::error::{Error, ExitStatus};
 use super::kill_switch::KillSwitch;
 
 /// Where a child's standard input comes from.
@@ -20,12 +17,12 @@ pub enum Input {
     Null,
     /// The parent's standard input.
     Inherit,
-    /// These bytes, written by [`Child::communicate`] while the outputs are drained; then
+    /// These bytes, written by [`Child::communicate`](super::Child::communicate) while the outputs are drained; then
     /// standard input is closed.
     Bytes(Arc<[u8]>),
     /// The contents of this file.
     File(PathBuf),
-    /// A pipe the caller writes: [`Child::stdin`] takes it, or `communicate(Some(input), ..)`
+    /// A pipe the caller writes: [`Child::stdin`](super::Child::stdin) takes it, or `communicate(Some(input), ..)`
     /// feeds it.
     Piped,
 }
@@ -56,8 +53,8 @@ pub type LineSink = Arc<dyn Fn(&str) + Send + Sync>;
 #[derive(Clone, Default)]
 #[non_exhaustive]
 pub enum Redirect {
-    /// Into a pipe: [`Child::communicate`] collects it into [`Completed`], or the caller takes
-    /// it with [`Child::stdout`] / [`Child::stderr`] (Python's `PIPE`; the default).
+    /// Into a pipe: [`Child::communicate`](super::Child::communicate) collects it into [`Completed`](super::Completed), or the caller takes
+    /// it with [`Child::stdout`](super::Child::stdout) / [`Child::stderr`](super::Child::stderr) (Python's `PIPE`; the default).
     #[default]
     Capture,
     /// The parent's stream.
@@ -65,7 +62,7 @@ pub enum Redirect {
     /// `/dev/null` (Python's `DEVNULL`).
     Null,
     /// Line by line to a callback, as the child prints (invalid UTF-8 replaced). Nothing is kept
-    /// in [`Completed`].
+    /// in [`Completed`](super::Completed).
     Lines(LineSink),
     /// Into this file, created or truncated.
     File(PathBuf),
@@ -109,9 +106,11 @@ impl fmt::Debug for Redirect {
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(2);
 
 /// A program to run: its arguments, directory, environment, standard streams and time limit.
+/// It only describes; [`spawn`](Command::spawn), [`output`](Command::output) and
+/// [`status`](Command::status) (defined beside [`Child`](super::Child)) run it.
 ///
 /// No shell is involved unless you ask for one with [`Command::shell`], so arguments need no
-/// quoting. Every child starts in a process group of its own, so a timeout, [`Child::kill`] or
+/// quoting. Every child starts in a process group of its own, so a timeout, [`Child::kill`](super::Child::kill) or
 /// a [`KillSwitch`] stops its grandchildren too.
 ///
 /// Defaults: standard input `/dev/null`, standard output and error captured, no timeout.
@@ -251,7 +250,7 @@ impl Command {
 
     /// A time limit for [`output`](Self::output) (and the runner): past it the child's whole
     /// process group gets SIGTERM, then SIGKILL after the [`grace`](Self::grace) period, and the
-    /// result is marked [`timed_out`](Completed::timed_out).
+    /// result is marked [`timed_out`](super::Completed::timed_out).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -274,60 +273,6 @@ impl Command {
     /// The configured timeout.
     pub fn get_timeout(&self) -> Option<Duration> {
         self.timeout
-    }
-
-    /// Starts the child (Python's `Popen(...)`).
-    ///
-    /// # Errors
-    /// [`Error::NotFound`] or [`Error::PermissionDenied`] when the program cannot be run,
-    /// [`Error::Io`] when a redirect file cannot be opened, the working directory does not exist
-    /// or the system refuses to start a process.
-    pub fn spawn(&self) -> Result<Child, Error> {
-        Child::spawn(self)
-    }
-
-    /// Runs the child to the end, feeding [`Input::Bytes`] and collecting captured output, within
-    /// the [`timeout`](Self::timeout) if one is set (Python's `subprocess.run`).
-    ///
-    /// A failing command is not an error here: inspect [`Completed::status`] or call
-    /// [`Completed::check`].
-    ///
-    /// # Errors
-    /// As [`spawn`](Self::spawn), plus [`Error::Io`] if reading or waiting fails.
-    pub fn output(&self) -> Result<Completed, Error> {
-        let mut child = self.spawn()?;
-        child.communicate(None, self.timeout)
-    }
-
-    /// Runs the child to the end with its captured outputs going to the parent's instead, and
-    /// returns how it ended (Python's `subprocess.call`). Other redirects are kept.
-    ///
-    /// ```
-    /// use crew::subprocess::Command;
-    ///
-    /// let status = Command::new("sh").args(["-c", "exit 3"]).status().unwrap();
-    /// assert_eq!(status.code(), Some(3));
-    /// ```
-    ///
-    /// # Errors
-    /// As [`output`](Self::output).
-    pub fn status(&self) -> Result<ExitStatus, Error> {
-        let mut command = self.clone();
-        for redirect in [&mut command.stdout, &mut command.stderr] {
-            if matches!(redirect, Redirect::Capture) {
-                *redirect = Redirect::Inherit;
-            }
-        }
-        Ok(command.output()?.status)
-    }
-
-    /// [`output`](Self::output) then [`Completed::check`]: `Ok` only for exit code 0 (Python's
-    /// `check_output`).
-    ///
-    /// # Errors
-    /// As `output`, plus the errors of [`Completed::check`].
-    pub fn checked_output(&self) -> Result<Completed, Error> {
-        self.output()?.check()
     }
 }
 

@@ -3,7 +3,8 @@
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
-use super::error::{signal_name, Error, ExitStatus};
+use super::error::Error;
+use crate::exit::{signal_name, ExitStatus};
 
 /// A finished command: how it ended, how long it ran, what it printed.
 ///

@@ -1,6 +1,5 @@
-//! [`Error`]: what went wrong running a command, and [`ExitStatus`]: how a command ended.
+//! [`Error`]: what went wrong running a command.
 
-use std::fmt;
 use std::io;
 use std::time::Duration;
 
@@ -79,98 +78,4 @@ impl Error {
             source,
         }
     }
-}
-
-/// How a finished command ended: an exit code or a signal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ExitStatus {
-    /// It exited with this code.
-    Code(i32),
-    /// It was killed by this signal.
-    Signal(i32),
-}
-
-impl ExitStatus {
-    /// Exit code 0.
-    pub fn success(self) -> bool {
-        self == ExitStatus::Code(0)
-    }
-
-    /// The exit code, if it exited.
-    pub fn code(self) -> Option<i32> {
-        match self {
-            ExitStatus::Code(code) => Some(code),
-            ExitStatus::Signal(_) => None,
-        }
-    }
-
-    /// The signal number, if a signal killed it.
-    pub fn signal(self) -> Option<i32> {
-        match self {
-            ExitStatus::Code(_) => None,
-            ExitStatus::Signal(signal) => Some(signal),
-        }
-    }
-
-    pub(crate) fn from_std(status: std::process::ExitStatus) -> Self {
-        use std::os::unix::process::ExitStatusExt;
-        match (status.code(), status.signal()) {
-            (Some(code), _) => ExitStatus::Code(code),
-            (None, Some(signal)) => ExitStatus::Signal(signal),
-            // Stopped/continued are not reported by `wait`; treat anything else as failure.
-            (None, None) => ExitStatus::Code(-1),
-        }
-    }
-}
-
-impl fmt::Display for ExitStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            ExitStatus::Code(code) => write!(f, "exit code {code}"),
-            ExitStatus::Signal(signal) => write!(f, "signal {signal} ({})", signal_name(signal)),
-        }
-    }
-}
-
-/// The conventional name of signal `signal` (`"SIGTERM"` for 15), or `"unknown signal"`.
-///
-/// ```
-/// assert_eq!(crew::subprocess::signal_name(9), "SIGKILL");
-/// ```
-pub fn signal_name(signal: i32) -> &'static str {
-    const NAMES: &[(i32, &str)] = &[
-        (libc::SIGHUP, "SIGHUP"),
-        (libc::SIGINT, "SIGINT"),
-        (libc::SIGQUIT, "SIGQUIT"),
-        (libc::SIGILL, "SIGILL"),
-        (libc::SIGTRAP, "SIGTRAP"),
-        (libc::SIGABRT, "SIGABRT"),
-        (libc::SIGBUS, "SIGBUS"),
-        (libc::SIGFPE, "SIGFPE"),
-        (libc::SIGKILL, "SIGKILL"),
-        (libc::SIGUSR1, "SIGUSR1"),
-        (libc::SIGSEGV, "SIGSEGV"),
-        (libc::SIGUSR2, "SIGUSR2"),
-        (libc::SIGPIPE, "SIGPIPE"),
-        (libc::SIGALRM, "SIGALRM"),
-        (libc::SIGTERM, "SIGTERM"),
-        (libc::SIGCHLD, "SIGCHLD"),
-        (libc::SIGCONT, "SIGCONT"),
-        (libc::SIGSTOP, "SIGSTOP"),
-        (libc::SIGTSTP, "SIGTSTP"),
-        (libc::SIGTTIN, "SIGTTIN"),
-        (libc::SIGTTOU, "SIGTTOU"),
-        (libc::SIGURG, "SIGURG"),
-        (libc::SIGXCPU, "SIGXCPU"),
-        (libc::SIGXFSZ, "SIGXFSZ"),
-        (libc::SIGVTALRM, "SIGVTALRM"),
-        (libc::SIGPROF, "SIGPROF"),
-        (libc::SIGWINCH, "SIGWINCH"),
-        (libc::SIGIO, "SIGIO"),
-        (libc::SIGSYS, "SIGSYS"),
-    ];
-    NAMES
-        .iter()
-        .find(|(number, _)| *number == signal)
-        .map_or("unknown signal", |(_, name)| name)
 }

@@ -3,6 +3,11 @@
 //! Children register their process-group id while they run and unregister *before* they are
 //! reaped, so the switch never signals a group id that the kernel could have reused: a group id
 //! stays reserved while its leader exists, even as a zombie.
+//!
+//! "Fired" is a [`crew::sync::Event`](crate::sync::Event), crew's one fire-once primitive; the
+//! switch adds only the registry of process groups. `fire` sets the event *before* it reads
+//! the registry and `register` inserts *before* it reads the event (each under a lock), so a
+//! child registering during `fire` is signalled by one of the two, never by neither.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -12,16 +17,18 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use rustix::process::{kill_process_group, Pid, Signal};
 
+use crate::sync::Event;
+
 #[derive(Default)]
-struct State {
-    fired: bool,
+struct Groups {
     groups: HashMap<u64, Pid>,
     next: u64,
 }
 
 #[derive(Default)]
 struct Inner {
-    state: Mutex<State>,
+    fired: Event,
+    state: Mutex<Groups>,
     emptied: Condvar,
 }
 
@@ -61,8 +68,8 @@ impl KillSwitch {
     /// nobody waits for keep `fire` waiting the whole grace period.
     pub fn fire(&self, grace: Duration) {
         let deadline = Instant::now() + grace;
+        self.inner.fired.set();
         let mut state = self.inner.state.lock();
-        state.fired = true;
         for pgid in state.groups.values() {
             let _ = kill_process_group(*pgid, Signal::TERM);
         }
@@ -83,7 +90,7 @@ impl KillSwitch {
 
     /// Whether [`fire`](Self::fire) was called.
     pub fn is_fired(&self) -> bool {
-        self.inner.state.lock().fired
+        self.inner.fired.is_set()
     }
 
     /// The number of children registered now (running, or exited but not yet reaped).
@@ -94,12 +101,13 @@ impl KillSwitch {
     /// Registers the process group `pgid`; if the switch has fired, kills it at once.
     pub(crate) fn register(&self, pgid: Pid) -> Registration {
         let mut state = self.inner.state.lock();
-        if state.fired {
-            let _ = kill_process_group(pgid, Signal::KILL);
-        }
         let id = state.next;
         state.next += 1;
         state.groups.insert(id, pgid);
+        if self.inner.fired.is_set() {
+            let _ = kill_process_group(pgid, Signal::KILL);
+        }
+        drop(state);
         Registration {
             switch: self.clone(),
             id,
@@ -119,7 +127,7 @@ impl fmt::Debug for KillSwitch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.inner.state.lock();
         f.debug_struct("KillSwitch")
-            .field("fired", &state.fired)
+            .field("fired", &self.inner.fired.is_set())
             .field("running", &state.groups.len())
             .finish()
     }

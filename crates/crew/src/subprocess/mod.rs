@@ -42,9 +42,10 @@ mod error;
 mod kill_switch;
 mod runner;
 
+pub use crate::exit::{signal_name, ExitStatus};
 pub use child::Child;
 pub use command::{quote, Command, Input, LineSink, Redirect, DEFAULT_GRACE};
 pub use completed::Completed;
-pub use error::{signal_name, Error, ExitStatus};
+pub use error::Error;
 pub use kill_switch::KillSwitch;
 pub use runner::{Halt, HaltWhen, JobResult, Results, Runner};

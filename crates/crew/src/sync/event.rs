@@ -1,4 +1,7 @@
-//! [`Event`]: a flag threads (and async tasks) wait on.
+//! [`Event`]: a flag threads (and async tasks) wait on, and hooks run when it is set.
+//!
+//! This is crew's one "fire once, wake the waiters, run the hooks" primitive: the subprocess
+//! [`KillSwitch`](crate::subprocess::KillSwitch) and the lab's shutdown token are built on it.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -14,7 +17,11 @@ struct State {
     /// Threads blocked in a wait (for `Debug` and the loom models).
     waiting: usize,
     wakers: WakerSet,
+    /// Run once by the next `set()`, in the order they were added.
+    hooks: Vec<Hook>,
 }
+
+type Hook = Box<dyn FnOnce() + Send>;
 
 /// Python's `threading.Event`: a flag, initially false, that threads wait on until another
 /// thread sets it.
@@ -59,12 +66,17 @@ impl Event {
                 generation: 0,
                 waiting: 0,
                 wakers: WakerSet::new(),
+                hooks: Vec::new(),
             }),
             changed: Condvar::new(),
         }
     }
 
-    /// Sets the flag and wakes every thread and task waiting for it.
+    /// Sets the flag, wakes every thread and task waiting for it, then runs the hooks added
+    /// with [`on_set`](Self::on_set) on this thread, each once. Does nothing if already set.
+    ///
+    /// # Panics
+    /// If a hook panics; the hooks after it are dropped without running.
     pub fn set(&self) {
         let mut state = self.state.lock();
         if state.set {
@@ -73,11 +85,57 @@ impl Event {
         state.set = true;
         state.generation = state.generation.wrapping_add(1);
         let wakers = state.wakers.take_all();
+        let hooks = std::mem::take(&mut state.hooks);
         drop(state);
         self.changed.notify_all();
         for waker in wakers {
             waker.wake();
         }
+        // Outside the lock, so that a hook may use the event (read it, add another hook).
+        for hook in hooks {
+            hook();
+        }
+    }
+
+    /// Runs `hook` once when the flag is next set, on the thread that sets it; at once, on
+    /// this thread, if the flag is set now. Hooks are how one event stops things that do not
+    /// wait on it (close a listening socket, signal a process group).
+    ///
+    /// A hook runs exactly once even when `set` races with `on_set`. After a
+    /// [`clear`](Self::clear), new hooks wait for the next `set`.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use crew::sync::Event;
+    ///
+    /// let stop = Event::new();
+    /// let stopped = Arc::new(AtomicUsize::new(0));
+    /// let counter = stopped.clone();
+    /// stop.on_set(move || {
+    ///     counter.fetch_add(1, Ordering::SeqCst);
+    /// });
+    /// stop.set();
+    /// stop.set(); // already set: the hook does not run again
+    /// assert_eq!(stopped.load(Ordering::SeqCst), 1);
+    ///
+    /// let counter = stopped.clone();
+    /// stop.on_set(move || {
+    ///     counter.fetch_add(1, Ordering::SeqCst); // set already: runs now
+    /// });
+    /// assert_eq!(stopped.load(Ordering::SeqCst), 2);
+    /// ```
+    ///
+    /// # Panics
+    /// If the flag is set and `hook` panics.
+    pub fn on_set(&self, hook: impl FnOnce() + Send + 'static) {
+        let mut state = self.state.lock();
+        if !state.set {
+            state.hooks.push(Box::new(hook));
+            return;
+        }
+        drop(state);
+        hook();
     }
 
     /// Resets the flag: later waits block until the next [`set`](Self::set).
@@ -165,6 +223,7 @@ impl fmt::Debug for Event {
         f.debug_struct("Event")
             .field("is_set", &state.set)
             .field("waiting_threads", &state.waiting)
+            .field("hooks", &state.hooks.len())
             .finish()
     }
 }

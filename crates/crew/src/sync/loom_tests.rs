@@ -80,3 +80,70 @@ fn bounded_semaphore_release_races_acquire() {
         assert!(semaphore.release().is_err());
     });
 }
+
+#[test]
+fn event_hook_runs_once_when_set_races_on_set() {
+    loom::model(|| {
+        let event = Arc::new(Event::new());
+        let runs = Arc::new(crate::loom::AtomicUsize::new(0));
+        let setter = {
+            let event = event.clone();
+            thread::spawn(move || event.set())
+        };
+        let counter = runs.clone();
+        event.on_set(move || {
+            counter.fetch_add(1, crate::loom::Ordering::SeqCst);
+        });
+        setter.join().unwrap();
+        // Set and joined: the hook ran, whichever of `set` and `on_set` came first.
+        assert_eq!(runs.load(crate::loom::Ordering::SeqCst), 1);
+        event.set();
+        assert_eq!(runs.load(crate::loom::Ordering::SeqCst), 1);
+    });
+}
+
+#[test]
+fn event_hooks_run_once_under_two_setters() {
+    loom::model(|| {
+        let event = Arc::new(Event::new());
+        let runs = Arc::new(crate::loom::AtomicUsize::new(0));
+        for _ in 0..2 {
+            let counter = runs.clone();
+            event.on_set(move || {
+                counter.fetch_add(1, crate::loom::Ordering::SeqCst);
+            });
+        }
+        let setters: Vec<_> = (0..2)
+            .map(|_| {
+                let event = event.clone();
+                thread::spawn(move || event.set())
+            })
+            .collect();
+        for setter in setters {
+            setter.join().unwrap();
+        }
+        assert_eq!(runs.load(crate::loom::Ordering::SeqCst), 2);
+    });
+}
+
+#[test]
+fn event_hook_may_use_the_event_and_waiter_still_wakes() {
+    loom::model(|| {
+        let event = Arc::new(Event::new());
+        let seen_set = Arc::new(crate::loom::AtomicUsize::new(0));
+        let (inner, seen) = (event.clone(), seen_set.clone());
+        event.on_set(move || {
+            // Runs outside the event's lock: reading the event here must not deadlock.
+            if inner.is_set() {
+                seen.fetch_add(1, crate::loom::Ordering::SeqCst);
+            }
+        });
+        let waiter = {
+            let event = event.clone();
+            thread::spawn(move || event.wait())
+        };
+        event.set();
+        waiter.join().unwrap();
+        assert_eq!(seen_set.load(crate::loom::Ordering::SeqCst), 1);
+    });
+}
