@@ -23,9 +23,13 @@
 //! assert_eq!(results, [1, 1]);
 //! ```
 
+// `#[crew::task]` expands to paths starting with `::crew`, which crew's own tests use too.
+#[cfg(test)]
+extern crate self as crew;
+
 mod error;
 mod executor;
-mod handle;
+mod lifecycle;
 mod loom;
 mod thread_pool;
 
@@ -34,19 +38,23 @@ pub mod process;
 pub mod queue;
 pub mod subprocess;
 pub mod sync;
+pub mod task;
 pub mod thread;
 
-pub use error::{SubmitError, TaskError, WorkerExit};
+pub use error::{SubmitError, TaskError, WorkerExit, WorkerId};
 pub use executor::{
     as_completed, wait, AsCompleted, Executor, Map, MapOptions, Message, ReturnWhen,
 };
-pub use handle::TaskHandle;
+pub use task::TaskHandle;
 pub use thread_pool::{ThreadPool, ThreadPoolBuilder};
 
 pub use process::{init, ProcessPool, ProcessPoolBuilder};
 
 /// Registers a function as a task that worker processes can run by name; see
-/// [`process`].
+/// [`process`] and the [`task`](mod@task) layer.
+///
+/// The name is `module_path::function` unless given: `#[crew::task(name = "billing::total")]`
+/// keeps it stable when the function moves.
 ///
 /// ```no_run
 /// #[crew::task]
@@ -57,5 +65,9 @@ pub use process::{init, ProcessPool, ProcessPoolBuilder};
 /// ```
 pub use crew_macros::task;
 
+/// What `#[crew::task]` expands to. Not a public API.
 #[doc(hidden)]
-pub use process::__private;
+pub mod __private {
+    pub use crate::task::{call_chunk, call_one, type_id_of, TaskEntry};
+    pub use inventory;
+}

@@ -66,7 +66,7 @@ use parking_lot::Mutex;
 pub use error::PipelineError;
 
 use crate::error::TaskError;
-use crate::handle::TaskHandle;
+use crate::task::TaskHandle;
 use crate::queue::Queue;
 use crate::sync::Semaphore;
 use crate::thread::run_catching;

@@ -11,18 +11,19 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::error::{TaskError, WorkerExit};
-use crate::process::codec::{self, write_frame, Frame, FrameReader, ReadError};
-use crate::process::protocol::{ToParent, ToWorker, PROTOCOL, WORKER_ENV, WORKER_FD};
-use crate::process::registry;
+use crate::error::{TaskError, WorkerExit, WorkerId};
+use crate::task::codec::{self, write_frame, Frame, FrameReader, ReadError};
+use crate::task::protocol::{ToParent, ToWorker, PROTOCOL, WORKER_ENV, WORKER_FD};
 use crate::process::worker::is_unserved_worker;
 
 /// How long a new worker may take to say hello.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How to start a worker.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct ChildOptions {
+    /// The program to start; `None` is this executable (`/proc/self/exe`).
+    pub(crate) program: Option<std::path::PathBuf>,
     /// `RLIMIT_AS` of the worker, in bytes.
     pub(crate) memory_limit: Option<u64>,
     /// Ask for `SIGKILL` when the starting thread dies (only from long-lived threads).
@@ -44,7 +45,7 @@ impl Child {
     ///
     /// # Errors
     /// A message saying why the worker could not be started or refused.
-    pub(crate) fn start(options: ChildOptions) -> Result<Child, String> {
+    pub(crate) fn start(options: &ChildOptions) -> Result<Child, String> {
         if is_unserved_worker() {
             return Err(format!(
                 "this process is a crew worker whose main() did not call crew::init() first \
@@ -79,14 +80,10 @@ impl Child {
         match worker.read(Some(Instant::now() + HANDSHAKE_TIMEOUT)) {
             Ok(Frame {
                 header:
-                    ToParent::Hello {
-                        protocol,
-                        build_id,
-                        pid: _,
-                    },
+                    ToParent::Hello { protocol, pid: _ },
                 ..
             }) => {
-                if let Err(message) = verify_hello(protocol, build_id) {
+                if let Err(message) = verify_hello(protocol) {
                     worker.kill_and_reap();
                     return Err(message);
                 }
@@ -179,7 +176,7 @@ impl Child {
             _ => {
                 let exit = self.kill_and_reap();
                 TaskError::WorkerDied {
-                    pid: self.pid(),
+                    worker: WorkerId::local(self.pid()),
                     exit,
                 }
             }
@@ -200,19 +197,12 @@ impl Drop for Child {
 ///
 /// # Errors
 /// What differs, and what to do about it.
-pub(crate) fn verify_hello(protocol: u32, build_id: u64) -> Result<(), String> {
+pub(crate) fn verify_hello(protocol: u32) -> Result<(), String> {
     if protocol != PROTOCOL {
         return Err(format!(
             "worker speaks protocol {protocol}, this process {PROTOCOL}: parent and worker \
-             come from different crew versions; rebuild"
+             come from different crew versions; rebuild one of them with the other's crew"
         ));
-    }
-    if build_id != registry::build_id() {
-        return Err(
-            "the worker was built from a different build of this executable (build ids \
-             differ); restart the parent after rebuilding"
-                .to_owned(),
-        );
     }
     Ok(())
 }
@@ -237,11 +227,17 @@ pub(crate) fn reap(pid: Pid) -> WorkerExit {
     }
 }
 
-fn spawn_process(child_end: &OwnedFd, options: ChildOptions) -> io::Result<std::process::Child> {
-    let mut command = Command::new("/proc/self/exe");
-    if let Ok(exe) = std::env::current_exe() {
-        command.arg0(exe);
-    }
+fn spawn_process(child_end: &OwnedFd, options: &ChildOptions) -> io::Result<std::process::Child> {
+    let mut command = match &options.program {
+        Some(program) => Command::new(program),
+        None => {
+            let mut command = Command::new("/proc/self/exe");
+            if let Ok(exe) = std::env::current_exe() {
+                command.arg0(exe);
+            }
+            command
+        }
+    };
     command
         .env(WORKER_ENV, WORKER_FD.to_string())
         .stdin(Stdio::null());

@@ -21,7 +21,7 @@ use parking_lot::{Condvar, Mutex};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::process::codec::{
+use crate::task::codec::{
     self, peer_hung_up, write_frame, FrameReader, ReadError, SocketWriter,
 };
 

@@ -11,13 +11,12 @@ use nix::sys::wait::{waitid, Id, WaitPidFlag};
 use nix::unistd::Pid;
 use parking_lot::Mutex;
 
-use crate::error::{TaskError, WorkerExit};
+use crate::error::{TaskError, WorkerExit, WorkerId};
 use crate::executor::Message;
-use crate::handle::{task, TaskHandle};
+use crate::task::{outcome_error, pair, TaskFn, TaskHandle, TaskInfo};
 use crate::process::child::{Child, ChildOptions};
-use crate::process::codec::{self, ReadError};
-use crate::process::protocol::{Outcome, ToParent, ToWorker};
-use crate::process::registry;
+use crate::task::codec::{self, ReadError};
+use crate::task::protocol::{Outcome, ToParent, ToWorker};
 
 /// Runs `f(arg)` in a new child process and returns at once; `f` must be a `#[crew::task]`.
 ///
@@ -42,24 +41,25 @@ use crate::process::registry;
 /// # Errors
 /// `InvalidInput` when `f` is not a `#[crew::task]` or `arg` cannot be encoded; otherwise the
 /// reason the child could not be started.
-pub fn spawn<A: Message, R: Message>(f: fn(A) -> R, arg: A) -> io::Result<Process<R>> {
-    let name = registry::name_of(f)
+pub fn spawn<A: Message, R: Message, F: TaskFn<A, R>>(f: F, arg: A) -> io::Result<Process<R>> {
+    let task = TaskInfo::of(&f)
         .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error.to_string()))?;
     let payload = codec::encode(&arg)
         .map_err(|message| io::Error::new(io::ErrorKind::InvalidInput, message))?;
     // No PR_SET_PDEATHSIG: it is tied to the calling thread, which may be short-lived. The
     // child's watchdog exits it when this process (its socket peer) goes away.
-    let mut child = Child::start(ChildOptions::default()).map_err(io::Error::other)?;
+    let mut child = Child::start(&ChildOptions::default()).map_err(io::Error::other)?;
     let header = ToWorker::Call {
         id: 0,
-        name: name.to_owned(),
+        name: task.name().to_owned(),
+        signature: task.signature(),
         chunk: false,
     };
     child.send(&header, &payload)?;
     child.flush()?;
     let pid = child.pid();
     let state = Arc::new(Mutex::new(None));
-    let (handle, completer) = task::<R>();
+    let (handle, completer) = pair::<R>();
     let reaper_state = state.clone();
     std::thread::Builder::new()
         .name(format!("crew-process-{pid}"))
@@ -72,21 +72,14 @@ pub fn spawn<A: Message, R: Message>(f: fn(A) -> R, arg: A) -> io::Result<Proces
                         ..
                     } => codec::decode::<R>(&frame.payload)
                         .map_err(|message| TaskError::Transport { message }),
-                    ToParent::Done {
-                        outcome: Outcome::Panicked(message),
-                        ..
-                    } => Err(TaskError::Panicked { message }),
-                    ToParent::Done {
-                        outcome: Outcome::Failed(message),
-                        ..
-                    } => Err(TaskError::Transport { message }),
+                    ToParent::Done { outcome, .. } => Err(outcome_error(task, outcome)),
                     other => Err(TaskError::Transport {
                         message: format!("unexpected {other:?} from the child"),
                     }),
                 },
                 Err(ReadError::Eof | ReadError::Timeout | ReadError::Broken(_)) => {
                     Err(TaskError::WorkerDied {
-                        pid,
+                        worker: WorkerId::local(pid),
                         exit: WorkerExit::Unknown,
                     })
                 }
@@ -101,7 +94,9 @@ pub fn spawn<A: Message, R: Message>(f: fn(A) -> R, arg: A) -> io::Result<Proces
             *guard = Some(exit);
             drop(guard);
             let result = match result {
-                Err(TaskError::WorkerDied { pid, .. }) => Err(TaskError::WorkerDied { pid, exit }),
+                Err(TaskError::WorkerDied { worker, .. }) => {
+                    Err(TaskError::WorkerDied { worker, exit })
+                }
                 other => other,
             };
             completer.complete(result);

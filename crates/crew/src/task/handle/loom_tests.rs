@@ -1,5 +1,5 @@
 //! Model tests of the handle's state machine: run with
-//! `RUSTFLAGS="--cfg loom" cargo test -p crew --lib --release handle::loom_tests`.
+//! `RUSTFLAGS="--cfg loom" cargo test -p crew --lib --release loom_tests`.
 
 use super::*;
 use crate::loom::thread;
@@ -7,7 +7,7 @@ use crate::loom::thread;
 #[test]
 fn cancel_races_start_and_complete() {
     loom::model(|| {
-        let (handle, completer) = task::<u32>();
+        let (handle, completer) = pair::<u32>();
         let worker = thread::spawn(move || {
             if completer.start() {
                 completer.complete(Ok(1));
@@ -28,7 +28,7 @@ fn cancel_races_start_and_complete() {
 fn callback_added_while_completing_runs_exactly_once() {
     loom::model(|| {
         let calls = Arc::new(crate::loom::AtomicUsize::new(0));
-        let (handle, completer) = task::<u32>();
+        let (handle, completer) = pair::<u32>();
         let worker = thread::spawn(move || {
             assert!(completer.start());
             completer.complete(Ok(2));
@@ -47,7 +47,7 @@ fn callback_added_while_completing_runs_exactly_once() {
 #[test]
 fn waiter_wakes_after_completion() {
     loom::model(|| {
-        let (handle, completer) = task::<u32>();
+        let (handle, completer) = pair::<u32>();
         let worker = thread::spawn(move || {
             if completer.start() {
                 completer.complete(Ok(3));
@@ -61,7 +61,7 @@ fn waiter_wakes_after_completion() {
 #[test]
 fn dropped_completer_wakes_waiter() {
     loom::model(|| {
-        let (handle, completer) = task::<u32>();
+        let (handle, completer) = pair::<u32>();
         let worker = thread::spawn(move || drop(completer));
         assert_eq!(handle.result(), Err(TaskError::Cancelled));
         worker.join().unwrap();

@@ -6,7 +6,7 @@ use super::*;
 
 #[test]
 fn complete_then_result() {
-    let (handle, completer) = task::<u32>();
+    let (handle, completer) = pair::<u32>();
     assert!(!handle.done());
     assert!(completer.start());
     assert!(handle.running());
@@ -18,7 +18,7 @@ fn complete_then_result() {
 
 #[test]
 fn cancel_only_while_pending() {
-    let (handle, completer) = task::<u32>();
+    let (handle, completer) = pair::<u32>();
     assert!(handle.cancel());
     assert!(handle.cancelled());
     assert!(handle.cancel(), "cancelling twice still reports cancelled");
@@ -26,7 +26,7 @@ fn cancel_only_while_pending() {
     completer.complete(Ok(1));
     assert_eq!(handle.result(), Err(TaskError::Cancelled));
 
-    let (handle, completer) = task::<u32>();
+    let (handle, completer) = pair::<u32>();
     assert!(completer.start());
     assert!(!handle.cancel(), "a running task cannot be cancelled");
     completer.complete(Ok(2));
@@ -36,12 +36,12 @@ fn cancel_only_while_pending() {
 
 #[test]
 fn dropped_completer_settles() {
-    let (handle, completer) = task::<u32>();
+    let (handle, completer) = pair::<u32>();
     drop(completer);
     assert!(handle.cancelled());
     assert_eq!(handle.result(), Err(TaskError::Cancelled));
 
-    let (handle, completer) = task::<u32>();
+    let (handle, completer) = pair::<u32>();
     assert!(completer.start());
     drop(completer);
     assert_eq!(handle.result(), Err(TaskError::Shutdown));
@@ -49,13 +49,13 @@ fn dropped_completer_settles() {
 
 #[test]
 fn result_timeout_and_try_result() {
-    let (handle, completer) = task::<u32>();
+    let (handle, completer) = pair::<u32>();
     let handle = handle.try_result().unwrap_err();
     assert!(!handle.wait_timeout(Duration::from_millis(10)));
     completer.complete(Ok(3));
     assert_eq!(handle.try_result().unwrap(), Ok(3));
 
-    let (handle, _completer) = task::<u32>();
+    let (handle, _completer) = pair::<u32>();
     assert_eq!(
         handle.result_timeout(Duration::from_millis(10)),
         Err(TaskError::TimedOut)
@@ -65,7 +65,7 @@ fn result_timeout_and_try_result() {
 #[test]
 fn callbacks_run_once_before_and_after_completion() {
     let calls = Arc::new(AtomicUsize::new(0));
-    let (handle, completer) = task::<u32>();
+    let (handle, completer) = pair::<u32>();
     for _ in 0..3 {
         let calls = calls.clone();
         handle.add_done_callback(move |r| {
@@ -85,7 +85,7 @@ fn callbacks_run_once_before_and_after_completion() {
 
 #[test]
 fn panicking_callback_is_contained() {
-    let (handle, completer) = task::<u32>();
+    let (handle, completer) = pair::<u32>();
     handle.add_done_callback(|_| panic!("callback bug"));
     let ran = Arc::new(AtomicUsize::new(0));
     let after = ran.clone();
@@ -99,7 +99,7 @@ fn panicking_callback_is_contained() {
 
 #[test]
 fn callback_on_cancel_sees_cancelled() {
-    let (handle, _completer) = task::<u32>();
+    let (handle, _completer) = pair::<u32>();
     let seen = Arc::new(parking_lot::Mutex::new(None));
     let slot = seen.clone();
     handle.add_done_callback(move |r| *slot.lock() = Some(r.clone()));
@@ -110,7 +110,7 @@ fn callback_on_cancel_sees_cancelled() {
 #[test]
 fn cancel_start_race_has_one_winner() {
     for _ in 0..2_000 {
-        let (handle, completer) = task::<u32>();
+        let (handle, completer) = pair::<u32>();
         let worker = std::thread::spawn(move || {
             if completer.start() {
                 completer.complete(Ok(1));
@@ -133,7 +133,7 @@ fn cancel_start_race_has_one_winner() {
 
 #[test]
 fn await_a_handle() {
-    let (handle, completer) = task::<String>();
+    let (handle, completer) = pair::<String>();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
