@@ -26,7 +26,9 @@ pub enum TaskError {
     /// The caller stopped waiting (`result_timeout`, `as_completed`'s or `wait`'s timeout): the
     /// task itself goes on. Wait again, or give the task a deadline
     /// ([`TaskOptions::timeout`](crate::task::TaskOptions::timeout)) to stop it.
-    #[error("timed out waiting for the task (it goes on running); wait again or give it a deadline")]
+    #[error(
+        "timed out waiting for the task (it goes on running); wait again or give it a deadline"
+    )]
     TimedOut,
     /// The task was stopped at its deadline
     /// ([`TaskOptions::timeout`](crate::task::TaskOptions::timeout) or a pool's `task_timeout`):

@@ -153,7 +153,11 @@ fn errors_explain_themselves() {
         "worker pid 7 died (killed by signal 9) while running the task; the pool replaced it, \
          resubmit the task if it is safe to run again"
     );
-    assert!(messages[5].starts_with("worker pid 7 on node-a died (exit code 3)"), "{}", messages[5]);
+    assert!(
+        messages[5].starts_with("worker pid 7 on node-a died (exit code 3)"),
+        "{}",
+        messages[5]
+    );
     assert_eq!(
         messages[6],
         "task was stopped at its deadline; raise its timeout or make it faster"

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crew::process::Bytes;
-use crew::{as_completed, wait, Executor, MapOptions, ProcessPool, ReturnWhen, SubmitError};
 use crew::task::TaskOptions;
+use crew::{as_completed, wait, Executor, MapOptions, ProcessPool, ReturnWhen, SubmitError};
 use crew::{TaskError, WorkerExit, WorkerId};
 use process_common::{assert_no_children, children, eventually, is_dead};
 
@@ -278,7 +278,10 @@ fn timeout_kills_and_replaces() {
     let slow = pool.submit(sleep_ms, 60_000).unwrap();
     assert_eq!(fast.result().unwrap(), 1);
     assert!(
-        matches!(slow.result(), Err(TaskError::DeadlineExceeded { worker: Some(_) })),
+        matches!(
+            slow.result(),
+            Err(TaskError::DeadlineExceeded { worker: Some(_) })
+        ),
         "the pool's task_timeout is every task's default deadline"
     );
     drop(pool);
@@ -522,7 +525,10 @@ fn deadline_before_start_never_runs() {
             TaskOptions::new().timeout(Duration::from_millis(50)),
         )
         .unwrap();
-    assert_eq!(late.result(), Err(TaskError::DeadlineExceeded { worker: None }));
+    assert_eq!(
+        late.result(),
+        Err(TaskError::DeadlineExceeded { worker: None })
+    );
     assert_eq!(busy.result().unwrap(), 400);
     // map with a per-task timeout: every item of an expired chunk says so.
     let results: Vec<_> = pool
@@ -707,7 +713,10 @@ fn main() {
             initializer_runs_in_each_worker,
         ),
         ("shutdown_drains_or_cancels", shutdown_drains_or_cancels),
-        ("cancel_reaches_a_running_task", cancel_reaches_a_running_task),
+        (
+            "cancel_reaches_a_running_task",
+            cancel_reaches_a_running_task,
+        ),
         (
             "deadline_before_start_never_runs",
             deadline_before_start_never_runs,

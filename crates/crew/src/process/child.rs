@@ -12,9 +12,9 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::error::{TaskError, WorkerExit, WorkerId};
+use crate::process::worker::is_unserved_worker;
 use crate::task::codec::{self, write_frame, Frame, FrameReader, ReadError};
 use crate::task::protocol::{ToParent, ToWorker, PROTOCOL, WORKER_ENV, WORKER_FD};
-use crate::process::worker::is_unserved_worker;
 
 /// How long a new worker may take to say hello.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -79,8 +79,7 @@ impl Child {
         };
         match worker.read(Some(Instant::now() + HANDSHAKE_TIMEOUT)) {
             Ok(Frame {
-                header:
-                    ToParent::Hello { protocol, pid: _ },
+                header: ToParent::Hello { protocol, pid: _ },
                 ..
             }) => {
                 if let Err(message) = verify_hello(protocol) {

@@ -44,4 +44,3 @@ pub use worker::init;
 
 #[cfg(all(test, not(loom)))]
 mod tests;
-

@@ -376,7 +376,10 @@ impl Slot {
         loop {
             if self.exhausted()
                 || self.in_flight.len() >= PIPELINE
-                || self.in_flight.front().is_some_and(|f| f.job.deadline.is_some())
+                || self
+                    .in_flight
+                    .front()
+                    .is_some_and(|f| f.job.deadline.is_some())
             {
                 break;
             }
@@ -389,7 +392,8 @@ impl Slot {
                         Ok(job) => job,
                         Err(_) => return false,
                     }
-                } else if receiver.len() > self.inner.lifecycle.workers() * (self.in_flight.len() + 1)
+                } else if receiver.len()
+                    > self.inner.lifecycle.workers() * (self.in_flight.len() + 1)
                 {
                     // A backlog big enough that every other worker still finds as much waiting
                     // as this one holds: pipeline (short tasks batch into few system calls).
@@ -409,7 +413,10 @@ impl Slot {
                 self.retry.push_front(job);
                 break;
             }
-            if job.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            if job
+                .deadline
+                .is_some_and(|deadline| Instant::now() >= deadline)
+            {
                 job.reply
                     .finish(Err(TaskError::DeadlineExceeded { worker: None }));
                 continue;

@@ -21,9 +21,7 @@ use parking_lot::{Condvar, Mutex};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::task::codec::{
-    self, peer_hung_up, write_frame, FrameReader, ReadError, SocketWriter,
-};
+use crate::task::codec::{self, peer_hung_up, write_frame, FrameReader, ReadError, SocketWriter};
 
 /// Why a queue operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -13,10 +13,10 @@ use parking_lot::Mutex;
 
 use crate::error::{TaskError, WorkerExit, WorkerId};
 use crate::executor::Message;
-use crate::task::{outcome_error, pair, TaskFn, TaskHandle, TaskInfo};
 use crate::process::child::{Child, ChildOptions};
 use crate::task::codec::{self, ReadError};
 use crate::task::protocol::{Outcome, ToParent, ToWorker};
+use crate::task::{outcome_error, pair, TaskFn, TaskHandle, TaskInfo};
 
 /// Runs `f(arg)` in a new child process and returns at once; `f` must be a `#[crew::task]`.
 ///

@@ -152,14 +152,24 @@ fn a_worker_without_the_task_says_so() {
 fn a_registered_task_runs_with_its_signature_and_refuses_another() {
     let info = TaskInfo::of(&triple).unwrap();
     assert_eq!(info.name(), "crew::tests::triple");
-    assert_eq!(TaskInfo::by_name("crew::tests::triple").unwrap().signature(), info.signature());
+    assert_eq!(
+        TaskInfo::by_name("crew::tests::triple")
+            .unwrap()
+            .signature(),
+        info.signature()
+    );
     let input = codec::encode(&5u64).unwrap();
     let (outcome, payload) = run_call(info.name(), info.signature(), false, &input);
     assert!(matches!(outcome, Outcome::Ok), "{outcome:?}");
     assert_eq!(codec::decode::<u64>(&payload).unwrap(), 15);
 
     let (outcome, _) = run_call(info.name(), info.signature() ^ 1, false, &input);
-    let Outcome::Mismatch { argument, result, version } = outcome else {
+    let Outcome::Mismatch {
+        argument,
+        result,
+        version,
+    } = outcome
+    else {
         panic!("expected a mismatch, got {outcome:?}");
     };
     assert_eq!((argument.as_str(), result.as_str()), ("u64", "u64"));
@@ -186,7 +196,10 @@ fn a_registered_task_runs_with_its_signature_and_refuses_another() {
 fn signatures_are_stable_and_distinguish_every_part() {
     let base = crate::task::signature_of("a::f", "u64", "u64", "0.1.0");
     // FNV-1a is fixed: this value must never change, or old and new workers disagree.
-    assert_eq!(base, crate::task::signature_of("a::f", "u64", "u64", "0.1.0"));
+    assert_eq!(
+        base,
+        crate::task::signature_of("a::f", "u64", "u64", "0.1.0")
+    );
     for other in [
         crate::task::signature_of("a::g", "u64", "u64", "0.1.0"),
         crate::task::signature_of("a::f", "u32", "u64", "0.1.0"),
@@ -206,6 +219,12 @@ fn unregistered_functions_are_unsupported() {
     let error = TaskInfo::of(&plain).unwrap_err();
     assert!(error.to_string().contains("#[crew::task]"), "{error}");
     let pointer: fn(u64) -> u64 = triple;
-    assert!(TaskInfo::of(&pointer).is_err(), "a fn pointer is not a registered task");
-    assert!(TaskInfo::of(&|x: u64| x).is_err(), "a closure is not a registered task");
+    assert!(
+        TaskInfo::of(&pointer).is_err(),
+        "a fn pointer is not a registered task"
+    );
+    assert!(
+        TaskInfo::of(&|x: u64| x).is_err(),
+        "a closure is not a registered task"
+    );
 }

@@ -277,7 +277,9 @@ fn describe_mismatch(info: &TaskInfo, argument: &str, result: &str, version: &st
         ));
     }
     if version != CREW_VERSION {
-        differences.push(format!("crew {CREW_VERSION} here, crew {version} in the worker"));
+        differences.push(format!(
+            "crew {CREW_VERSION} here, crew {version} in the worker"
+        ));
     }
     if differences.is_empty() {
         differences.push("the signature hashes differ".to_owned());

@@ -351,11 +351,18 @@ fn shutdown_or_drop_inside_a_callback() {
         });
         assert_eq!(handle.result(), Ok(7));
         for other in others {
-            assert_eq!(other.result(), Ok(()), "the other workers finished their tasks");
+            assert_eq!(
+                other.result(),
+                Ok(()),
+                "the other workers finished their tasks"
+            );
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while !finished.load(Ordering::SeqCst) {
-            assert!(std::time::Instant::now() < deadline, "the callback never returned");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the callback never returned"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         drop(pool.lock().take());
@@ -429,7 +436,10 @@ fn running_task_settles_at_its_deadline_and_its_late_result_is_dropped() {
     let options = MapOptions::new()
         .chunksize(10)
         .task_options(TaskOptions::new().timeout(Duration::from_secs(30)));
-    let total: u64 = pool.map_with(square, 0..100, options).map(Result::unwrap).sum();
+    let total: u64 = pool
+        .map_with(square, 0..100, options)
+        .map(Result::unwrap)
+        .sum();
     assert_eq!(total, (0..100).map(|x| x * x).sum::<u64>());
 }
 

@@ -67,3 +67,94 @@ fn dropped_completer_wakes_waiter() {
         worker.join().unwrap();
     });
 }
+
+/// A backend's cancel hook against the task completing: exactly one wins; the hook runs iff
+/// the cancel won, and the handle's outcome says which.
+#[test]
+fn cancel_with_hook_races_complete() {
+    loom::model(|| {
+        let hooked = Arc::new(crate::loom::AtomicUsize::new(0));
+        let (handle, completer) = pair::<u32>();
+        let counter = hooked.clone();
+        completer.on_cancel(move || {
+            counter.fetch_add(1, crate::loom::Ordering::SeqCst);
+        });
+        let worker = thread::spawn(move || {
+            if completer.start() {
+                completer.complete(Ok(1));
+            }
+        });
+        let cancelled = handle.cancel();
+        worker.join().unwrap();
+        let result = handle.result();
+        let hook_runs = hooked.load(crate::loom::Ordering::SeqCst);
+        if cancelled {
+            assert_eq!(result, Err(TaskError::Cancelled));
+            assert_eq!(hook_runs, 1);
+        } else {
+            assert_eq!(result, Ok(1));
+            assert_eq!(hook_runs, 0);
+        }
+    });
+}
+
+/// Registering the hook races the caller's cancel: if the cancel wins first, registering runs
+/// the hook at once; otherwise cancel runs it. Either way it runs exactly once.
+#[test]
+fn hook_registration_races_cancel() {
+    loom::model(|| {
+        let hooked = Arc::new(crate::loom::AtomicUsize::new(0));
+        let (handle, completer) = pair::<u32>();
+        let counter = hooked.clone();
+        let backend = thread::spawn(move || {
+            assert!(completer.start());
+            completer.on_cancel(move || {
+                counter.fetch_add(1, crate::loom::Ordering::SeqCst);
+            });
+            completer
+        });
+        let cancelled = handle.cancel();
+        let completer = backend.join().unwrap();
+        if cancelled {
+            // Cancelled while pending or running with the hook: settled, hook ran once.
+            assert_eq!(hooked.load(crate::loom::Ordering::SeqCst), 1);
+            assert!(completer.is_cancelled());
+            drop(completer);
+            assert_eq!(handle.result(), Err(TaskError::Cancelled));
+        } else {
+            // Running without a hook yet: not cancellable, and the hook never runs.
+            completer.complete(Ok(5));
+            assert_eq!(hooked.load(crate::loom::Ordering::SeqCst), 0);
+            assert_eq!(handle.result(), Ok(5));
+        }
+    });
+}
+
+/// The deadline (the timer's `expire`) races completion: one outcome, and the hook runs only
+/// if the deadline won.
+#[test]
+fn expire_races_complete() {
+    loom::model(|| {
+        let hooked = Arc::new(crate::loom::AtomicUsize::new(0));
+        let (handle, completer) = pair::<u32>();
+        let counter = hooked.clone();
+        completer.on_cancel(move || {
+            counter.fetch_add(1, crate::loom::Ordering::SeqCst);
+        });
+        let cell = completer.shared.clone().unwrap();
+        let worker = thread::spawn(move || {
+            if completer.start() {
+                completer.complete(Ok(1));
+            }
+        });
+        cell.expire();
+        worker.join().unwrap();
+        match handle.result() {
+            Ok(1) => assert_eq!(hooked.load(crate::loom::Ordering::SeqCst), 0),
+            Err(TaskError::DeadlineExceeded { worker: None }) => {
+                assert_eq!(hooked.load(crate::loom::Ordering::SeqCst), 1)
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    });
+}

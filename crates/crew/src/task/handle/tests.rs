@@ -3,6 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
+use crate::task::pair_with;
 
 #[test]
 fn complete_then_result() {
@@ -143,4 +144,102 @@ fn await_a_handle() {
     });
     assert_eq!(runtime.block_on(handle), Ok("hi".to_owned()));
     worker.join().unwrap();
+}
+
+#[test]
+fn cancel_hook_lets_a_running_task_be_cancelled() {
+    let hooked = Arc::new(AtomicUsize::new(0));
+    let (handle, completer) = pair::<u32>();
+    assert!(completer.start());
+    assert!(
+        !handle.cancel(),
+        "without a hook a running task cannot be cancelled"
+    );
+    let counter = hooked.clone();
+    completer.on_cancel(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    assert!(!completer.is_cancelled());
+    assert!(handle.cancel());
+    assert!(handle.cancelled());
+    assert!(completer.is_cancelled() && completer.is_settled());
+    assert_eq!(hooked.load(Ordering::SeqCst), 1);
+    completer.complete(Ok(9)); // late: dropped
+    assert_eq!(handle.result(), Err(TaskError::Cancelled));
+    assert_eq!(hooked.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn hook_is_dropped_unrun_when_the_task_completes() {
+    let hooked = Arc::new(AtomicUsize::new(0));
+    let (handle, completer) = pair::<u32>();
+    let counter = hooked.clone();
+    completer.on_cancel(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    assert_eq!(Arc::strong_count(&hooked), 2);
+    completer.complete(Ok(1));
+    assert_eq!(
+        Arc::strong_count(&hooked),
+        1,
+        "the hook was dropped at completion"
+    );
+    assert!(!handle.cancel());
+    assert_eq!(hooked.load(Ordering::SeqCst), 0);
+    assert_eq!(handle.result(), Ok(1));
+}
+
+#[test]
+fn hook_registered_after_cancel_runs_at_once() {
+    let hooked = Arc::new(AtomicUsize::new(0));
+    let (handle, completer) = pair::<u32>();
+    assert!(handle.cancel());
+    let counter = hooked.clone();
+    completer.on_cancel(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    assert_eq!(hooked.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn shared_timer_settles_at_the_deadline() {
+    use crate::task::TaskOptions;
+    let (handle, completer) =
+        pair_with::<u32>(&TaskOptions::new().timeout(Duration::from_millis(30)));
+    let hooked = Arc::new(AtomicUsize::new(0));
+    let counter = hooked.clone();
+    completer.on_cancel(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    completer.expire_at_deadline();
+    assert!(completer.start());
+    assert_eq!(
+        handle.result(),
+        Err(TaskError::DeadlineExceeded { worker: None })
+    );
+    assert!(completer.is_settled() && !completer.is_cancelled());
+    assert_eq!(
+        hooked.load(Ordering::SeqCst),
+        1,
+        "the backend is told to stop"
+    );
+    completer.complete(Ok(1)); // late: dropped
+
+    // Many deadlines, out of order, on the one timer thread.
+    let handles: Vec<_> = (0..200u64)
+        .rev()
+        .map(|i| {
+            let (handle, completer) = pair_with::<u32>(
+                &TaskOptions::new().timeout(Duration::from_micros(i * 97 % 20_000)),
+            );
+            completer.expire_at_deadline();
+            (handle, completer)
+        })
+        .collect();
+    for (handle, _completer) in handles {
+        assert_eq!(
+            handle.result(),
+            Err(TaskError::DeadlineExceeded { worker: None })
+        );
+    }
 }
