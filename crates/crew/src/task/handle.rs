@@ -487,6 +487,15 @@ impl<T> Completer<T> {
     pub fn on_cancel<H: FnOnce() + Send + 'static>(&self, hook: H) {
         self.cell().on_cancel(Box::new(hook));
     }
+
+    /// Removes the cancel hook: the task can no longer be stopped (a backend that could revoke
+    /// it while queued is about to run it on a thread). Call it before
+    /// [`start`](Self::start), so that a cancel after the start finds no hook and, as for any
+    /// running task that cannot be stopped, returns `false`.
+    pub fn clear_on_cancel(&self) {
+        let hook = self.cell().state.lock().take_hook();
+        drop(hook);
+    }
 }
 
 impl<T: Send + 'static> Completer<T> {
