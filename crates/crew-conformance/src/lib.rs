@@ -1,7 +1,7 @@
 //! An [`Executor`] written outside crew with nothing but crew's public API: one thread per task,
 //! at most `limit` running at once, with deadlines and cancellation.
 //!
-//! It exists to prove that the task layer ([`crew::task`]) is enough to add a backend: make a
+//! It exists to prove that the task layer ([`crew::task`](mod@crew::task)) is enough to add a backend: make a
 //! handle and its completer ([`task::pair_with`]), honour the deadline (skip a task that is
 //! late, let the shared timer settle one that overruns), revoke a pending task through the
 //! completer's cancel hook, report panics with [`TaskError::Panicked`]. Its tests drive it

@@ -48,10 +48,10 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Message for T {}
 /// assert_eq!(total, 332_833_500);
 /// ```
 ///
-/// Implementing it for a new backend takes the public [`task`](crate::task) layer only: make a
+/// Implementing it for a new backend takes the public [`task`](mod@crate::task) layer only: make a
 /// handle and its completer with [`task::pair_with`](crate::task::pair_with), honour the
 /// deadline, register a cancel hook if the backend can stop a task; the
-/// [design note](crate::task) explains each part. `crates/crew-conformance` is such an executor.
+/// [design note](mod@crate::task) explains each part. `crates/crew-conformance` is such an executor.
 pub trait Executor {
     /// Queues `f(arg)` and returns its handle. Blocks while a bounded queue is full.
     ///
