@@ -61,6 +61,21 @@ pub use process::{init, ProcessPool, ProcessPoolBuilder};
 /// fn gcd((a, b): (u64, u64)) -> u64 {
 ///     if b == 0 { a } else { gcd((b, a % b)) }
 /// }
+///
+/// #[crew::task(name = "billing::total")]
+/// fn total(items: Vec<u64>) -> u64 {
+///     items.iter().sum()
+/// }
+/// # fn main() {}
+/// ```
+///
+/// Anything but `name = "..."` is refused at compile time:
+///
+/// ```compile_fail
+/// #[crew::task(nom = "typo")]
+/// fn f(x: u8) -> u8 {
+///     x
+/// }
 /// # fn main() {}
 /// ```
 pub use crew_macros::task;
