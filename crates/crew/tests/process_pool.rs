@@ -515,6 +515,49 @@ fn cancel_reaches_a_running_task() {
     assert_no_children();
 }
 
+/// Cancels racing the slot: calls cancelled while queued, pipelined or running, on two workers.
+/// Every call not cancelled still returns its own result (a worker killed for a cancel never
+/// fails an innocent call), and nothing leaks.
+fn cancel_storm_loses_nothing_else() {
+    let pool = Arc::new(ProcessPool::new(2));
+    for round in 0..5u64 {
+        let handles: Vec<_> = (0..200u64)
+            .map(|i| pool.submit(sleep_square, i + round).unwrap())
+            .collect();
+        let handles = Arc::new(handles);
+        let canceller = {
+            let handles = handles.clone();
+            std::thread::spawn(move || {
+                let mut cancelled = HashSet::new();
+                for i in (0..200).step_by(7) {
+                    std::thread::sleep(Duration::from_micros(300));
+                    if handles[i].cancel() {
+                        cancelled.insert(i);
+                    }
+                }
+                cancelled
+            })
+        };
+        let cancelled = canceller.join().unwrap();
+        let handles = Arc::try_unwrap(handles).unwrap();
+        for (i, handle) in handles.into_iter().enumerate() {
+            let x = i as u64 + round;
+            match handle.result() {
+                Ok(value) => {
+                    assert!(!cancelled.contains(&i), "round {round}: {i} was cancelled");
+                    assert_eq!(value, x * x, "round {round} task {i}");
+                }
+                Err(TaskError::Cancelled) => {
+                    assert!(cancelled.contains(&i), "round {round}: {i} not cancelled")
+                }
+                other => panic!("round {round} task {i}: {other:?}"),
+            }
+        }
+    }
+    drop(Arc::try_unwrap(pool).unwrap());
+    assert_no_children();
+}
+
 fn deadline_before_start_never_runs() {
     let pool = ProcessPool::new(1);
     let busy = pool.submit(sleep_ms, 400).unwrap();
@@ -716,6 +759,10 @@ fn main() {
         (
             "cancel_reaches_a_running_task",
             cancel_reaches_a_running_task,
+        ),
+        (
+            "cancel_storm_loses_nothing_else",
+            cancel_storm_loses_nothing_else,
         ),
         (
             "deadline_before_start_never_runs",
