@@ -8,23 +8,32 @@ use syn::{parse_macro_input, FnArg, ItemFn, ReturnType};
 /// Registers a function as a task that other processes can run by name.
 ///
 /// The function stays an ordinary `fn` (call it, pass it to a thread pool); the attribute adds a
-/// registration under the stable name `module_path!()::name`, which a process pool, a
-/// `crew::process::spawn` child and (later) a cluster worker use to find it. It must be a free,
-/// non-generic, non-async function of exactly one argument whose type, like the return type, is
-/// serde-serializable. Use `()` as the argument of a function that needs none. The function is
-/// marked `#[inline(never)]`: processes find it by its address, which must be unique.
+/// registration under a stable name, `module_path!()::name` or the one given with
+/// `#[crew::task(name = "stable::name")]`, which a process pool, a `crew::process::spawn` child
+/// and (later) a cluster worker use to find it. The caller's side finds the registration from
+/// the function's own type (`TypeId` of the fn item), never from its address. It must be a
+/// free, non-generic, non-async function of exactly one argument whose type, like the return
+/// type, is serde-serializable. Use `()` as the argument of a function that needs none.
 ///
 /// See the `crew::task` documentation for an example.
 #[proc_macro_attribute]
 pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
-    if !attr.is_empty() {
-        let attr = proc_macro2::TokenStream::from(attr);
-        return syn::Error::new(attr.span(), "#[crew::task] takes no arguments")
-            .to_compile_error()
-            .into();
-    }
+    let mut name: Option<syn::LitStr> = None;
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("name") {
+            let value: syn::LitStr = meta.value()?.parse()?;
+            if value.value().is_empty() {
+                return Err(syn::Error::new(value.span(), "a task name cannot be empty"));
+            }
+            name = Some(value);
+            Ok(())
+        } else {
+            Err(meta.error("#[crew::task] takes only `name = \"stable::name\"`"))
+        }
+    });
+    parse_macro_input!(attr with parser);
     let function = parse_macro_input!(item as ItemFn);
-    match expand(&function) {
+    match expand(&function, name.as_ref()) {
         Ok(tokens) => tokens.into(),
         Err(error) => {
             let error = error.to_compile_error();
@@ -33,7 +42,10 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-fn expand(function: &ItemFn) -> syn::Result<proc_macro2::TokenStream> {
+fn expand(
+    function: &ItemFn,
+    task_name: Option<&syn::LitStr>,
+) -> syn::Result<proc_macro2::TokenStream> {
     let signature = &function.sig;
     if let Some(asyncness) = &signature.asyncness {
         return Err(syn::Error::new(
@@ -69,12 +81,14 @@ fn expand(function: &ItemFn) -> syn::Result<proc_macro2::TokenStream> {
         ReturnType::Type(_, ty) => quote!(#ty),
     };
     let name = &signature.ident;
-    let name_string = name.to_string();
-    // The parent finds a task by the address of the `fn` pointer it is given. A small function
-    // that may be inlined can be emitted once per codegen unit, each copy with its own address;
-    // `inline(never)` keeps exactly one.
+    let registered_name = match task_name {
+        Some(task_name) => quote!(#task_name),
+        None => {
+            let name_string = name.to_string();
+            quote!(::core::concat!(::core::module_path!(), "::", #name_string))
+        }
+    };
     Ok(quote! {
-        #[inline(never)]
         #function
 
         const _: () = {
@@ -84,13 +98,15 @@ fn expand(function: &ItemFn) -> syn::Result<proc_macro2::TokenStream> {
             fn __crew_call_chunk(input: &[u8]) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
                 ::crew::__private::call_chunk::<#argument_type, #return_type>(#name, input)
             }
-            fn __crew_address() -> usize {
-                #name as fn(#argument_type) -> #return_type as usize
+            fn __crew_type_id() -> ::core::any::TypeId {
+                ::crew::__private::type_id_of(&#name)
             }
             ::crew::__private::inventory::submit! {
                 ::crew::__private::TaskEntry {
-                    name: ::core::concat!(::core::module_path!(), "::", #name_string),
-                    address: __crew_address,
+                    name: #registered_name,
+                    type_id: __crew_type_id,
+                    argument: ::core::any::type_name::<#argument_type>,
+                    result: ::core::any::type_name::<#return_type>,
                     call: __crew_call,
                     call_chunk: __crew_call_chunk,
                 }

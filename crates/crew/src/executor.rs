@@ -1,13 +1,15 @@
 //! The [`Executor`] trait shared by every pool, lazy [`Map`], [`as_completed`] and [`wait`].
 //!
 //! The common currency of executors is Python's: a function and its argument
-//! (`submit(fn, arg)`, `map(fn, items)`). A plain `fn` pointer with serde-serializable argument and
-//! result is something a thread, a process and a remote machine can all run, which is what makes
-//! moving work between them a one-line change. Thread pools also take closures
+//! (`submit(fn, arg)`, `map(fn, items)`). A `#[crew::task]` function with serde-serializable
+//! argument and result is something a thread, a process and a remote machine can all run, which
+//! is what makes moving work between them a one-line change. Thread pools also take any
+//! [`TaskFn`] (closures without captures, `fn` pointers) and closures
 //! ([`ThreadPool::spawn`](crate::ThreadPool::spawn)).
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -15,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{SubmitError, TaskError};
-use crate::handle::TaskHandle;
+use crate::task::{TaskFn, TaskHandle, TaskOptions};
 
 /// What may cross an executor boundary: a task's argument or result.
 ///
@@ -45,25 +47,44 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Message for T {}
 ///     .sum();
 /// assert_eq!(total, 332_833_500);
 /// ```
+///
+/// Implementing it for a new backend takes the public [`task`](mod@crate::task) layer only: make a
+/// handle and its completer with [`task::pair_with`](crate::task::pair_with), honour the
+/// deadline, register a cancel hook if the backend can stop a task; the
+/// [design note](mod@crate::task) explains each part. `crates/crew-conformance` is such an executor.
 pub trait Executor {
     /// Queues `f(arg)` and returns its handle. Blocks while a bounded queue is full.
     ///
     /// # Errors
     /// [`SubmitError::Shutdown`] after [`shutdown`](Self::shutdown), [`SubmitError::Broken`] when a
-    /// worker initializer failed, [`SubmitError::Unsupported`] when this executor cannot run `f`.
-    fn submit<A: Message, R: Message>(
+    /// worker initializer failed, [`SubmitError::Unsupported`] when this executor cannot run `f`
+    /// (a function without `#[crew::task]` on an executor that sends work to other processes).
+    fn submit<A: Message, R: Message, F: TaskFn<A, R>>(
         &self,
-        f: fn(A) -> R,
+        f: F,
         arg: A,
+    ) -> Result<TaskHandle<R>, SubmitError> {
+        self.submit_with(f, arg, TaskOptions::new())
+    }
+
+    /// Like [`submit`](Self::submit), with per-task [`TaskOptions`] (a deadline).
+    ///
+    /// # Errors
+    /// As [`submit`](Self::submit).
+    fn submit_with<A: Message, R: Message, F: TaskFn<A, R>>(
+        &self,
+        f: F,
+        arg: A,
+        options: TaskOptions,
     ) -> Result<TaskHandle<R>, SubmitError>;
 
     /// Like [`submit`](Self::submit), but never blocks.
     ///
     /// # Errors
     /// As `submit`, plus [`SubmitError::Full`] when the bounded queue is full.
-    fn try_submit<A: Message, R: Message>(
+    fn try_submit<A: Message, R: Message, F: TaskFn<A, R>>(
         &self,
-        f: fn(A) -> R,
+        f: F,
         arg: A,
     ) -> Result<TaskHandle<R>, SubmitError>;
 
@@ -72,10 +93,11 @@ pub trait Executor {
     ///
     /// # Errors
     /// As [`submit`](Self::submit).
-    fn submit_chunk<A: Message, R: Message>(
+    fn submit_chunk<A: Message, R: Message, F: TaskFn<A, R>>(
         &self,
-        f: fn(A) -> R,
+        f: F,
         args: Vec<A>,
+        options: TaskOptions,
     ) -> Result<TaskHandle<Vec<R>>, SubmitError>;
 
     /// Stops accepting tasks. With `cancel_pending`, queued tasks that have not started are
@@ -90,11 +112,12 @@ pub trait Executor {
     /// `f` over `items`, lazily, in input order: Python's `Executor.map` without its memory
     /// blow-up on long input. One task per item; see [`map_with`](Self::map_with) for chunks,
     /// the window and completion order.
-    fn map<A, R, I>(&self, f: fn(A) -> R, items: I) -> Map<'_, Self, A, R, I::IntoIter>
+    fn map<A, R, F, I>(&self, f: F, items: I) -> Map<'_, Self, A, R, F, I::IntoIter>
     where
         Self: Sized,
         A: Message,
         R: Message,
+        F: TaskFn<A, R>,
         I: IntoIterator<Item = A>,
     {
         self.map_with(f, items, MapOptions::new())
@@ -103,32 +126,34 @@ pub trait Executor {
     /// `f` over `items` with [`MapOptions`]: `chunksize` items per task, at most `window` tasks
     /// in flight, results in input or completion order. Each item yields `Ok(result)` or the
     /// error of the task that held it.
-    fn map_with<A, R, I>(
+    fn map_with<A, R, F, I>(
         &self,
-        f: fn(A) -> R,
+        f: F,
         items: I,
         options: MapOptions,
-    ) -> Map<'_, Self, A, R, I::IntoIter>
+    ) -> Map<'_, Self, A, R, F, I::IntoIter>
     where
         Self: Sized,
         A: Message,
         R: Message,
+        F: TaskFn<A, R>,
         I: IntoIterator<Item = A>,
     {
         Map::new(self, f, items.into_iter(), options)
     }
 
     /// `multiprocessing.Pool.imap_unordered`: like [`map`](Self::map), in completion order.
-    fn imap_unordered<A, R, I>(
+    fn imap_unordered<A, R, F, I>(
         &self,
-        f: fn(A) -> R,
+        f: F,
         items: I,
         chunksize: usize,
-    ) -> Map<'_, Self, A, R, I::IntoIter>
+    ) -> Map<'_, Self, A, R, F, I::IntoIter>
     where
         Self: Sized,
         A: Message,
         R: Message,
+        F: TaskFn<A, R>,
         I: IntoIterator<Item = A>,
     {
         self.map_with(f, items, MapOptions::new().chunksize(chunksize).unordered())
@@ -140,9 +165,9 @@ pub trait Executor {
     ///
     /// # Errors
     /// As [`submit`](Self::submit); then no callback runs.
-    fn apply_async<A, R, C, E>(
+    fn apply_async<A, R, F, C, E>(
         &self,
-        f: fn(A) -> R,
+        f: F,
         arg: A,
         callback: C,
         error_callback: E,
@@ -151,6 +176,7 @@ pub trait Executor {
         Self: Sized,
         A: Message,
         R: Message,
+        F: TaskFn<A, R>,
         C: FnOnce(&R) + Send + 'static,
         E: FnOnce(&TaskError) + Send + 'static,
     {
@@ -169,6 +195,7 @@ pub struct MapOptions {
     chunksize: usize,
     window: Option<usize>,
     ordered: bool,
+    task: TaskOptions,
 }
 
 impl Default for MapOptions {
@@ -184,6 +211,7 @@ impl MapOptions {
             chunksize: 1,
             window: None,
             ordered: true,
+            task: TaskOptions::new(),
         }
     }
 
@@ -215,6 +243,14 @@ impl MapOptions {
         self.ordered = false;
         self
     }
+
+    /// Options for every task (chunk) `map` submits, e.g. a per-task timeout counted from each
+    /// chunk's submission; an expired chunk yields
+    /// [`TaskError::DeadlineExceeded`] for each of its items.
+    pub fn task_options(mut self, options: TaskOptions) -> Self {
+        self.task = options;
+        self
+    }
 }
 
 struct Chunk<R> {
@@ -227,9 +263,11 @@ struct Chunk<R> {
 /// It keeps at most `window` tasks in flight and reads the input only to refill the window, so
 /// memory stays bounded on endless input. If the executor refuses a task (it was shut down), the
 /// iterator yields that error once and ends. Dropping it early detaches the tasks in flight.
-pub struct Map<'a, E, A, R, I> {
+pub struct Map<'a, E, A, R, F, I> {
     executor: &'a E,
-    f: fn(A) -> R,
+    f: F,
+    argument: PhantomData<fn(A)>,
+    task: TaskOptions,
     items: I,
     chunksize: usize,
     window: usize,
@@ -243,20 +281,23 @@ pub struct Map<'a, E, A, R, I> {
     failed: Option<(TaskError, usize)>,
 }
 
-impl<'a, E, A, R, I> Map<'a, E, A, R, I>
+impl<'a, E, A, R, F, I> Map<'a, E, A, R, F, I>
 where
     E: Executor,
     A: Message,
     R: Message,
+    F: TaskFn<A, R>,
     I: Iterator<Item = A>,
 {
-    fn new(executor: &'a E, f: fn(A) -> R, items: I, options: MapOptions) -> Self {
+    fn new(executor: &'a E, f: F, items: I, options: MapOptions) -> Self {
         let window = options
             .window
             .unwrap_or_else(|| executor.max_workers().max(1) * 2);
         Self {
             executor,
             f,
+            argument: PhantomData,
+            task: options.task,
             items,
             chunksize: options.chunksize,
             window,
@@ -286,7 +327,7 @@ where
                 break;
             }
             let len = chunk.len();
-            match self.executor.submit_chunk(self.f, chunk) {
+            match self.executor.submit_chunk(self.f, chunk, self.task) {
                 Ok(handle) => self.push(Chunk { handle, len }),
                 Err(error) => {
                     self.failed = Some((TaskError::Rejected(error), 1));
@@ -329,11 +370,12 @@ where
     }
 }
 
-impl<E, A, R, I> Iterator for Map<'_, E, A, R, I>
+impl<E, A, R, F, I> Iterator for Map<'_, E, A, R, F, I>
 where
     E: Executor,
     A: Message,
     R: Message,
+    F: TaskFn<A, R>,
     I: Iterator<Item = A>,
 {
     type Item = Result<R, TaskError>;
@@ -371,7 +413,7 @@ where
     }
 }
 
-impl<E, A, R, I> fmt::Debug for Map<'_, E, A, R, I> {
+impl<E, A, R, F, I> fmt::Debug for Map<'_, E, A, R, F, I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Map")
             .field("chunksize", &self.chunksize)

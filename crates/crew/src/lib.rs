@@ -23,10 +23,14 @@
 //! assert_eq!(results, [1, 1]);
 //! ```
 
+// `#[crew::task]` expands to paths starting with `::crew`, which crew's own tests use too.
+#[cfg(test)]
+extern crate self as crew;
+
 mod error;
 mod executor;
 mod exit;
-mod handle;
+mod lifecycle;
 mod loom;
 mod sys;
 mod thread_pool;
@@ -36,29 +40,52 @@ pub mod process;
 pub mod queue;
 pub mod subprocess;
 pub mod sync;
+pub mod task;
 pub mod thread;
 
-pub use error::{SubmitError, TaskError};
+pub use error::{SubmitError, TaskError, WorkerId};
 pub use executor::{
     as_completed, wait, AsCompleted, Executor, Map, MapOptions, Message, ReturnWhen,
 };
 pub use exit::ExitStatus;
-pub use handle::TaskHandle;
+pub use task::TaskHandle;
 pub use thread_pool::{ThreadPool, ThreadPoolBuilder};
 
 pub use process::{init, ProcessPool, ProcessPoolBuilder};
 
 /// Registers a function as a task that worker processes can run by name; see
-/// [`process`].
+/// [`process`] and the [`task`](mod@task) layer.
+///
+/// The name is `module_path::function` unless given: `#[crew::task(name = "billing::total")]`
+/// keeps it stable when the function moves.
 ///
 /// ```no_run
 /// #[crew::task]
 /// fn gcd((a, b): (u64, u64)) -> u64 {
 ///     if b == 0 { a } else { gcd((b, a % b)) }
 /// }
+///
+/// #[crew::task(name = "billing::total")]
+/// fn total(items: Vec<u64>) -> u64 {
+///     items.iter().sum()
+/// }
+/// # fn main() {}
+/// ```
+///
+/// Anything but `name = "..."` is refused at compile time:
+///
+/// ```compile_fail
+/// #[crew::task(nom = "typo")]
+/// fn f(x: u8) -> u8 {
+///     x
+/// }
 /// # fn main() {}
 /// ```
 pub use crew_macros::task;
 
+/// What `#[crew::task]` expands to. Not a public API.
 #[doc(hidden)]
-pub use process::__private;
+pub mod __private {
+    pub use crate::task::{call_chunk, call_one, type_id_of, TaskEntry};
+    pub use inventory;
+}

@@ -9,7 +9,7 @@ use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::error::{panic_message, TaskError};
-use crate::handle::{task, TaskHandle};
+use crate::task::{pair as task, TaskHandle};
 
 /// Starts `f` on a new thread called `name` and returns a handle that joins it:
 /// `result()` gives `f`'s value, or [`TaskError::Panicked`] with the panic message.

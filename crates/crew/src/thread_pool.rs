@@ -1,21 +1,24 @@
 //! [`ThreadPool`]: Python's `ThreadPoolExecutor` / `multiprocessing.pool.ThreadPool`.
 //!
-//! Workers share one crossbeam channel of jobs. Shutdown drops the only sender: workers drain
-//! what is queued and exit when the channel reports disconnection, so there are no stop tokens
-//! to race with late submissions. Idle workers sleep in `recv` and cost no CPU.
+//! Workers share one crossbeam channel of jobs (the pools' common [lifecycle](crate::lifecycle)).
+//! Idle workers sleep in `recv` and cost no CPU.
+//!
+//! A task without a deadline costs one allocation: its closure lives in its handle's cell. A
+//! task with a deadline carries it in the same cell and is registered with the task layer's
+//! shared timer, which settles its handle at the deadline; a worker that takes it later skips
+//! it. A thread cannot be killed, so a task still running at its deadline runs on and its
+//! late result is dropped.
 
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::io;
-use std::sync::{Arc, OnceLock};
-use std::thread::JoinHandle;
-
-use crossbeam_channel::{Receiver, Sender, TrySendError};
-use parking_lot::{Mutex, RwLock};
+use std::sync::Arc;
+use std::time::Instant;
 
 use crate::error::{SubmitError, TaskError};
 use crate::executor::{Executor, Message};
-use crate::handle::{task_with, Shared, TaskHandle};
+use crate::lifecycle::Lifecycle;
+use crate::task::{expire_at, task_with, Shared, TaskFn, TaskHandle, TaskOptions};
 use crate::thread::run_catching;
 
 /// A queued unit of work: run it, or settle it without running.
@@ -48,6 +51,40 @@ where
                 .expect("a task's closure is taken only by the worker that started it");
             self.complete(run_catching(f));
         }
+    }
+
+    fn fail(&self, error: TaskError) {
+        self.complete(Err(error));
+    }
+
+    fn abandon(&self) {
+        Shared::abandon(self);
+    }
+}
+
+/// The closure of a task with a deadline, and the deadline.
+struct Timed<F> {
+    closure: Closure<F>,
+    deadline: Instant,
+}
+
+impl<F, R> Job for Shared<R, Timed<F>>
+where
+    F: FnOnce() -> R + Send,
+    R: Send,
+{
+    fn run(&self) {
+        if !self.start() {
+            return; // cancelled, or settled at its deadline by the timer
+        }
+        if Instant::now() >= self.payload().deadline {
+            self.expire();
+            return;
+        }
+        // SAFETY: as for `Closure` above: `start()` returned true, once per task.
+        let f = unsafe { (*self.payload().closure.0.get()).take() }
+            .expect("a task's closure is taken only by the worker that started it");
+        self.complete(run_catching(f));
     }
 
     fn fail(&self, error: TaskError) {
@@ -207,58 +244,38 @@ impl ThreadPoolBuilder {
         let workers = self
             .max_workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let (sender, receiver) = match self.queue_bound {
-            Some(bound) => crossbeam_channel::bounded(bound),
-            None => crossbeam_channel::unbounded(),
+        let pool = ThreadPool {
+            inner: Arc::new(Lifecycle::new(workers, self.queue_bound)),
         };
-        let inner = Arc::new(Inner {
-            sender: RwLock::new(Some(sender)),
-            receiver: receiver.clone(),
-            broken: OnceLock::new(),
-            threads: Mutex::new(Vec::with_capacity(workers)),
-            workers,
-        });
-        let pool = ThreadPool { inner };
         for index in 0..workers {
             let mut builder =
                 std::thread::Builder::new().name(format!("{}-{index}", self.name_prefix));
             if let Some(size) = self.stack_size {
                 builder = builder.stack_size(size);
             }
-            let receiver = receiver.clone();
             let initializer = self.initializer.clone();
             let inner = pool.inner.clone();
-            let thread = builder.spawn(move || worker_loop(&inner, &receiver, initializer))?;
-            pool.inner.threads.lock().push(thread);
+            pool.inner
+                .spawn(builder, move || worker_loop(&inner, initializer))?;
         }
         Ok(pool)
     }
 }
 
-fn worker_loop(inner: &Inner, receiver: &Receiver<Queued>, initializer: Option<Initializer>) {
+fn worker_loop(inner: &Lifecycle<Queued>, initializer: Option<Initializer>) {
     if let Some(init) = initializer {
         if let Err(TaskError::Panicked { message }) = run_catching(|| init()) {
-            let _ = inner.broken.set(message);
+            inner.set_broken(message);
         }
     }
-    while let Ok(job) = receiver.recv() {
-        match inner.broken.get() {
+    while let Ok(job) = inner.receiver().recv() {
+        match inner.broken() {
             None => job.run(),
             Some(message) => job.fail(TaskError::InitializerFailed {
                 message: message.clone(),
             }),
         }
     }
-}
-
-struct Inner {
-    /// `None` once shut down; dropping it disconnects the workers after they drain the queue.
-    sender: RwLock<Option<Sender<Queued>>>,
-    /// Kept to discard pending jobs on `shutdown(cancel_pending = true)`.
-    receiver: Receiver<Queued>,
-    broken: OnceLock<String>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
-    workers: usize,
 }
 
 /// A pool of worker threads running closures and functions.
@@ -273,7 +290,7 @@ struct Inner {
 /// Dropping the pool is `shutdown(wait = true, cancel_pending = false)`: queued tasks run and
 /// the workers are joined, as at the end of Python's `with ThreadPoolExecutor() as pool:` block.
 pub struct ThreadPool {
-    inner: Arc<Inner>,
+    inner: Arc<Lifecycle<Queued>>,
 }
 
 impl ThreadPool {
@@ -324,75 +341,84 @@ impl ThreadPool {
         R: Send + 'static,
         F: FnOnce() -> R + Send + 'static,
     {
-        if let Some(message) = self.inner.broken.get() {
-            return Err(SubmitError::Broken {
-                message: message.clone(),
-            });
-        }
-        let sender = self.inner.sender.read();
-        let sender = sender.as_ref().ok_or(SubmitError::Shutdown)?;
         let (handle, cell) = task_with(Closure(UnsafeCell::new(Some(f))));
-        let job = Queued(Some(cell));
-        if non_blocking {
-            sender.try_send(job).map_err(|error| match error {
-                TrySendError::Full(_) => SubmitError::Full,
-                TrySendError::Disconnected(_) => SubmitError::Shutdown,
-            })?;
-        } else {
-            sender.send(job).map_err(|_| SubmitError::Shutdown)?;
-        }
+        self.inner.submit(Queued(Some(cell)), non_blocking)?;
         Ok(handle)
+    }
+
+    /// Queues `f` to run only if it starts before `deadline`; its handle settles with
+    /// [`TaskError::DeadlineExceeded`] at the deadline if it has not finished.
+    fn enqueue_timed<R, F>(&self, f: F, deadline: Instant) -> Result<TaskHandle<R>, SubmitError>
+    where
+        R: Send + 'static,
+        F: FnOnce() -> R + Send + 'static,
+    {
+        let (handle, cell) = task_with(Timed {
+            closure: Closure(UnsafeCell::new(Some(f))),
+            deadline,
+        });
+        expire_at(&cell, deadline);
+        self.inner.submit(Queued(Some(cell)), false)?;
+        Ok(handle)
+    }
+
+    fn enqueue_with<R, F>(&self, f: F, options: TaskOptions) -> Result<TaskHandle<R>, SubmitError>
+    where
+        R: Send + 'static,
+        F: FnOnce() -> R + Send + 'static,
+    {
+        match options.deadline_from_now() {
+            None => self.enqueue(f, false),
+            Some(deadline) => self.enqueue_timed(f, deadline),
+        }
     }
 
     /// The number of tasks queued and not yet started.
     pub fn queued(&self) -> usize {
-        self.inner.receiver.len()
+        self.inner.queued()
     }
 
     /// Stops accepting tasks; see [`Executor::shutdown`]. Called from one of the pool's own
-    /// workers, `wait` joins every worker but that one.
+    /// workers (a task or a done-callback), `wait` joins every worker but that one, which exits
+    /// on its own once the queue is drained.
     pub fn shutdown(&self, wait: bool, cancel_pending: bool) {
-        drop(self.inner.sender.write().take());
-        if cancel_pending {
-            while let Ok(job) = self.inner.receiver.try_recv() {
-                drop(job); // settles as cancelled
-            }
-        }
-        if wait {
-            let current = std::thread::current().id();
-            let threads = std::mem::take(&mut *self.inner.threads.lock());
-            for thread in threads {
-                if thread.thread().id() != current {
-                    let _ = thread.join();
-                }
-            }
-        }
+        self.inner.shutdown(wait, cancel_pending);
     }
 }
 
 impl Executor for ThreadPool {
-    fn submit<A: Message, R: Message>(
+    fn submit<A: Message, R: Message, F: TaskFn<A, R>>(
         &self,
-        f: fn(A) -> R,
+        f: F,
         arg: A,
     ) -> Result<TaskHandle<R>, SubmitError> {
         self.spawn(move || f(arg))
     }
 
-    fn try_submit<A: Message, R: Message>(
+    fn submit_with<A: Message, R: Message, F: TaskFn<A, R>>(
         &self,
-        f: fn(A) -> R,
+        f: F,
+        arg: A,
+        options: TaskOptions,
+    ) -> Result<TaskHandle<R>, SubmitError> {
+        self.enqueue_with(move || f(arg), options)
+    }
+
+    fn try_submit<A: Message, R: Message, F: TaskFn<A, R>>(
+        &self,
+        f: F,
         arg: A,
     ) -> Result<TaskHandle<R>, SubmitError> {
         self.try_spawn(move || f(arg))
     }
 
-    fn submit_chunk<A: Message, R: Message>(
+    fn submit_chunk<A: Message, R: Message, F: TaskFn<A, R>>(
         &self,
-        f: fn(A) -> R,
+        f: F,
         args: Vec<A>,
+        options: TaskOptions,
     ) -> Result<TaskHandle<Vec<R>>, SubmitError> {
-        self.spawn(move || args.into_iter().map(f).collect())
+        self.enqueue_with(move || args.into_iter().map(f).collect(), options)
     }
 
     fn shutdown(&self, wait: bool, cancel_pending: bool) {
@@ -400,7 +426,7 @@ impl Executor for ThreadPool {
     }
 
     fn max_workers(&self) -> usize {
-        self.inner.workers
+        self.inner.workers()
     }
 }
 
@@ -413,9 +439,9 @@ impl Drop for ThreadPool {
 impl fmt::Debug for ThreadPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ThreadPool")
-            .field("max_workers", &self.inner.workers)
+            .field("max_workers", &self.inner.workers())
             .field("queued", &self.queued())
-            .field("shut_down", &self.inner.sender.read().is_none())
+            .field("shut_down", &self.inner.is_shut_down())
             .finish()
     }
 }

@@ -125,16 +125,46 @@ fn errors_explain_themselves() {
         TaskError::Shutdown.to_string(),
         crew::SubmitError::Full.to_string(),
         TaskError::WorkerDied {
-            pid: 7,
+            worker: crew::WorkerId::local(7),
             exit: Some(crew::ExitStatus::Signal(9)),
         }
         .to_string(),
+        TaskError::WorkerDied {
+            worker: crew::WorkerId::remote("node-a", 7),
+            exit: Some(crew::ExitStatus::Code(3)),
+        }
+        .to_string(),
+        TaskError::DeadlineExceeded { worker: None }.to_string(),
+        TaskError::DeadlineExceeded {
+            worker: Some(crew::WorkerId::local(9)),
+        }
+        .to_string(),
     ];
+    assert!(messages[0].contains("cancelled"), "{}", messages[0]);
+    assert!(
+        messages[1].starts_with("timed out waiting for the task (it goes on running)"),
+        "{}",
+        messages[1]
+    );
+    assert!(messages[2].contains("shut down"), "{}", messages[2]);
+    assert!(messages[3].contains("full"), "{}", messages[3]);
     assert_eq!(
         messages[4],
-        "worker process 7 died (killed by SIGKILL) while running the task"
+        "worker pid 7 died (killed by SIGKILL) while running the task; the pool replaced it, \
+         resubmit the task if it is safe to run again"
     );
-    for message in messages {
-        assert!(message.len() > 10, "{message}");
-    }
+    assert!(
+        messages[5].starts_with("worker pid 7 on node-a died (exit code 3)"),
+        "{}",
+        messages[5]
+    );
+    assert_eq!(
+        messages[6],
+        "task was stopped at its deadline; raise its timeout or make it faster"
+    );
+    assert_eq!(
+        messages[7],
+        "task was stopped at its deadline (worker pid 9 was killed and replaced); raise its \
+         timeout or make it faster"
+    );
 }

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crew::process::Bytes;
+use crew::task::TaskOptions;
 use crew::{as_completed, wait, Executor, MapOptions, ProcessPool, ReturnWhen, SubmitError};
-use crew::{ExitStatus, TaskError};
+use crew::{ExitStatus, TaskError, WorkerId};
 use process_common::{assert_no_children, children, eventually, is_dead};
 use rustix::process::{kill_process, Pid, Signal};
 
@@ -233,9 +234,10 @@ fn dying_workers_fail_only_their_task() {
         let dying = pool.submit(die, how.to_owned()).unwrap();
         let more: Vec<_> = (20..40).map(|i| pool.submit(square, i).unwrap()).collect();
         match dying.result() {
-            Err(TaskError::WorkerDied { exit, pid }) => {
+            Err(TaskError::WorkerDied { exit, worker }) => {
                 assert_eq!(exit, Some(expected), "{how}");
-                assert!(pid > 0);
+                assert!(worker.pid() > 0);
+                assert_eq!(worker.node(), None);
             }
             other => panic!("{how}: expected WorkerDied, got {other:?}"),
         }
@@ -252,10 +254,19 @@ fn timeout_kills_and_replaces() {
     let pool = ProcessPool::new(1);
     let first = pool.submit(pid, ()).unwrap().result().unwrap();
     let hung = pool
-        .submit_timeout(sleep_ms, 60_000, Duration::from_millis(200))
+        .submit_with(
+            sleep_ms,
+            60_000,
+            TaskOptions::new().timeout(Duration::from_millis(200)),
+        )
         .unwrap();
     let after = pool.submit(square, 9).unwrap();
-    assert_eq!(hung.result(), Err(TaskError::TimedOut));
+    assert_eq!(
+        hung.result(),
+        Err(TaskError::DeadlineExceeded {
+            worker: Some(WorkerId::local(first))
+        })
+    );
     assert_eq!(after.result().unwrap(), 81);
     let second = pool.submit(pid, ()).unwrap().result().unwrap();
     assert_ne!(first, second, "the hung worker was replaced");
@@ -270,7 +281,13 @@ fn timeout_kills_and_replaces() {
     let fast = pool.submit(sleep_ms, 1).unwrap();
     let slow = pool.submit(sleep_ms, 60_000).unwrap();
     assert_eq!(fast.result().unwrap(), 1);
-    assert_eq!(slow.result(), Err(TaskError::TimedOut));
+    assert!(
+        matches!(
+            slow.result(),
+            Err(TaskError::DeadlineExceeded { worker: Some(_) })
+        ),
+        "the pool's task_timeout is every task's default deadline"
+    );
     drop(pool);
     assert_no_children();
 }
@@ -468,6 +485,138 @@ fn shutdown_drains_or_cancels() {
     assert_eq!(second.result(), Err(TaskError::Cancelled));
 }
 
+fn cancel_reaches_a_running_task() {
+    let pool = ProcessPool::new(1);
+    let first = pool.submit(pid, ()).unwrap().result().unwrap();
+    let hung = pool.submit(sleep_ms, 60_000).unwrap();
+    eventually("the task is running", || hung.running());
+    assert!(hung.cancel(), "a process pool can stop a running task");
+    assert!(hung.cancelled());
+    assert_eq!(hung.result(), Err(TaskError::Cancelled));
+    eventually("the worker running it was killed", || is_dead(first));
+    let second = pool.submit(pid, ()).unwrap().result().unwrap();
+    assert_ne!(first, second, "a replacement serves the next task");
+    // Pipelined calls: cancel one queued behind others; the others are unharmed.
+    let handles: Vec<_> = (0..200).map(|i| pool.submit(square, i).unwrap()).collect();
+    assert!(handles[150].cancel() || handles[150].done());
+    for (i, handle) in handles.into_iter().enumerate() {
+        match handle.result() {
+            Ok(value) => assert_eq!(value, (i * i) as u64),
+            Err(TaskError::Cancelled) => assert_eq!(i, 150),
+            other => panic!("task {i}: {other:?}"),
+        }
+    }
+    drop(pool);
+    assert_no_children();
+}
+
+/// Cancels racing the slot: calls cancelled while queued, pipelined or running, on two workers.
+/// Every call not cancelled still returns its own result (a worker killed for a cancel never
+/// fails an innocent call), and nothing leaks.
+fn cancel_storm_loses_nothing_else() {
+    let pool = Arc::new(ProcessPool::new(2));
+    for round in 0..5u64 {
+        let handles: Vec<_> = (0..200u64)
+            .map(|i| pool.submit(sleep_square, i + round).unwrap())
+            .collect();
+        let handles = Arc::new(handles);
+        let canceller = {
+            let handles = handles.clone();
+            std::thread::spawn(move || {
+                let mut cancelled = HashSet::new();
+                for i in (0..200).step_by(7) {
+                    std::thread::sleep(Duration::from_micros(300));
+                    if handles[i].cancel() {
+                        cancelled.insert(i);
+                    }
+                }
+                cancelled
+            })
+        };
+        let cancelled = canceller.join().unwrap();
+        let handles = Arc::try_unwrap(handles).unwrap();
+        for (i, handle) in handles.into_iter().enumerate() {
+            let x = i as u64 + round;
+            match handle.result() {
+                Ok(value) => {
+                    assert!(!cancelled.contains(&i), "round {round}: {i} was cancelled");
+                    assert_eq!(value, x * x, "round {round} task {i}");
+                }
+                Err(TaskError::Cancelled) => {
+                    assert!(cancelled.contains(&i), "round {round}: {i} not cancelled")
+                }
+                other => panic!("round {round} task {i}: {other:?}"),
+            }
+        }
+    }
+    drop(Arc::try_unwrap(pool).unwrap());
+    assert_no_children();
+}
+
+fn deadline_before_start_never_runs() {
+    let pool = ProcessPool::new(1);
+    let busy = pool.submit(sleep_ms, 400).unwrap();
+    let late = pool
+        .submit_with(
+            pid,
+            (),
+            TaskOptions::new().timeout(Duration::from_millis(50)),
+        )
+        .unwrap();
+    assert_eq!(
+        late.result(),
+        Err(TaskError::DeadlineExceeded { worker: None })
+    );
+    assert_eq!(busy.result().unwrap(), 400);
+    // map with a per-task timeout: every item of an expired chunk says so.
+    let results: Vec<_> = pool
+        .map_with(
+            sleep_ms,
+            [1, 60_000],
+            MapOptions::new().task_options(TaskOptions::new().timeout(Duration::from_millis(300))),
+        )
+        .collect();
+    assert_eq!(results[0], Ok(1));
+    assert!(
+        matches!(results[1], Err(TaskError::DeadlineExceeded { .. })),
+        "{:?}",
+        results[1]
+    );
+    drop(pool);
+    assert_no_children();
+}
+
+/// Regression: `shutdown(true, _)` or dropping the pool from a done-callback (which runs on a
+/// slot thread) joined that very thread: std panicked ("Resource deadlock avoided") and the
+/// other slots were never joined.
+fn shutdown_or_drop_inside_a_callback() {
+    for drop_it in [false, true] {
+        let pool = Arc::new(parking_lot::Mutex::new(Some(ProcessPool::new(2))));
+        let finished = Arc::new(AtomicBool::new(false));
+        let handle = {
+            let guard = pool.lock();
+            let pool_ref = guard.as_ref().unwrap();
+            // Keep the other slot busy so there is another thread to join.
+            let _other = pool_ref.submit(sleep_ms, 100).unwrap();
+            pool_ref.submit(square, 3).unwrap()
+        };
+        let (in_callback, done) = (pool.clone(), finished.clone());
+        handle.add_done_callback(move |_| {
+            if drop_it {
+                let taken = in_callback.lock().take();
+                drop(taken);
+            } else {
+                in_callback.lock().as_ref().unwrap().shutdown(true, false);
+            }
+            done.store(true, Ordering::SeqCst);
+        });
+        eventually("the callback returned", || finished.load(Ordering::SeqCst));
+        assert_eq!(handle.result().unwrap(), 9);
+        drop(pool.lock().take());
+        eventually("every worker exited", || children().is_empty());
+    }
+}
+
 fn large_payloads() {
     let pool = ProcessPool::new(1);
     let mut data = vec![7u8; 100 << 20];
@@ -602,6 +751,22 @@ fn main() {
             initializer_runs_in_each_worker,
         ),
         ("shutdown_drains_or_cancels", shutdown_drains_or_cancels),
+        (
+            "cancel_reaches_a_running_task",
+            cancel_reaches_a_running_task,
+        ),
+        (
+            "cancel_storm_loses_nothing_else",
+            cancel_storm_loses_nothing_else,
+        ),
+        (
+            "deadline_before_start_never_runs",
+            deadline_before_start_never_runs,
+        ),
+        (
+            "shutdown_or_drop_inside_a_callback",
+            shutdown_or_drop_inside_a_callback,
+        ),
         ("large_payloads", large_payloads),
         (
             "malformed_frame_fails_that_task_only",

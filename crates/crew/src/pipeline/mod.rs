@@ -66,9 +66,9 @@ use parking_lot::Mutex;
 pub use error::PipelineError;
 
 use crate::error::TaskError;
-use crate::handle::TaskHandle;
 use crate::queue::Queue;
 use crate::sync::Semaphore;
+use crate::task::TaskHandle;
 use crate::thread::run_catching;
 
 /// The default capacity of the queues between stages.

@@ -8,21 +8,22 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::TaskError;
+use crate::error::{TaskError, WorkerId};
 use crate::exit::ExitStatus;
-use crate::process::codec::{self, write_frame, Frame, FrameReader, ReadError};
-use crate::process::protocol::{ToParent, ToWorker, PROTOCOL, WORKER_ENV, WORKER_FD};
-use crate::process::registry;
 use crate::process::worker::is_unserved_worker;
 use crate::sys::socket;
 use crate::sys::supervise::{Setup, Supervised};
+use crate::task::codec::{self, write_frame, Frame, FrameReader, ReadError};
+use crate::task::protocol::{ToParent, ToWorker, PROTOCOL, WORKER_ENV, WORKER_FD};
 
 /// How long a new worker may take to say hello.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How to start a worker.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct ChildOptions {
+    /// The program to start; `None` is this executable (`/proc/self/exe`).
+    pub(crate) program: Option<std::path::PathBuf>,
     /// `RLIMIT_AS` of the worker, in bytes.
     pub(crate) memory_limit: Option<u64>,
     /// Ask for `SIGKILL` when the starting thread dies (only from long-lived threads).
@@ -43,7 +44,7 @@ impl Child {
     ///
     /// # Errors
     /// A message saying why the worker could not be started or refused.
-    pub(crate) fn start(options: ChildOptions) -> Result<Child, String> {
+    pub(crate) fn start(options: &ChildOptions) -> Result<Child, String> {
         if is_unserved_worker() {
             return Err(format!(
                 "this process is a crew worker whose main() did not call crew::init() first \
@@ -72,15 +73,10 @@ impl Child {
         };
         match worker.read(Some(Instant::now() + HANDSHAKE_TIMEOUT)) {
             Ok(Frame {
-                header:
-                    ToParent::Hello {
-                        protocol,
-                        build_id,
-                        pid: _,
-                    },
+                header: ToParent::Hello { protocol, pid: _ },
                 ..
             }) => {
-                if let Err(message) = verify_hello(protocol, build_id) {
+                if let Err(message) = verify_hello(protocol) {
                     worker.kill_and_reap();
                     return Err(message);
                 }
@@ -172,7 +168,7 @@ impl Child {
             _ => {
                 let exit = self.kill_and_reap();
                 TaskError::WorkerDied {
-                    pid: self.pid(),
+                    worker: WorkerId::local(self.pid()),
                     exit,
                 }
             }
@@ -193,19 +189,12 @@ impl Drop for Child {
 ///
 /// # Errors
 /// What differs, and what to do about it.
-pub(crate) fn verify_hello(protocol: u32, build_id: u64) -> Result<(), String> {
+pub(crate) fn verify_hello(protocol: u32) -> Result<(), String> {
     if protocol != PROTOCOL {
         return Err(format!(
             "worker speaks protocol {protocol}, this process {PROTOCOL}: parent and worker \
-             come from different crew versions; rebuild"
+             come from different crew versions; rebuild one of them with the other's crew"
         ));
-    }
-    if build_id != registry::build_id() {
-        return Err(
-            "the worker was built from a different build of this executable (build ids \
-             differ); restart the parent after rebuilding"
-                .to_owned(),
-        );
     }
     Ok(())
 }
@@ -218,11 +207,17 @@ fn describe(error: &ReadError) -> String {
     }
 }
 
-fn spawn_process(child_end: &OwnedFd, options: ChildOptions) -> io::Result<std::process::Child> {
-    let mut command = Command::new("/proc/self/exe");
-    if let Ok(exe) = std::env::current_exe() {
-        command.arg0(exe);
-    }
+fn spawn_process(child_end: &OwnedFd, options: &ChildOptions) -> io::Result<std::process::Child> {
+    let mut command = match &options.program {
+        Some(program) => Command::new(program),
+        None => {
+            let mut command = Command::new("/proc/self/exe");
+            if let Ok(exe) = std::env::current_exe() {
+                command.arg0(exe);
+            }
+            command
+        }
+    };
     command
         .env(WORKER_ENV, WORKER_FD.to_string())
         .stdin(Stdio::null());

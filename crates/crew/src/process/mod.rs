@@ -2,11 +2,14 @@
 //! processes ([`spawn`]) and inter-process [`Queue`]s and [`pipe`]s (Python's `multiprocessing`
 //! and `ProcessPoolExecutor`).
 //!
-//! A task is a plain function marked [`#[crew::task]`](crate::task), which registers it under
-//! a stable name (`module_path::name`) so that another process can find it; it stays an ordinary
-//! `fn` that the thread pool accepts too. Arguments and results are serde values. A worker is the
-//! same executable started again; its `main` must call [`crew::init()`](crate::init) first. The
-//! [`protocol`] note explains the handshake, the frames and what happens when a worker dies.
+//! A task is a plain function marked [`#[crew::task]`](macro@crate::task), which registers it
+//! under a stable name (`module_path::name`) so that another process can find it; it stays an
+//! ordinary `fn` that the thread pool accepts too. Arguments and results are serde values. A
+//! worker is the same executable started again (or any program registering the same tasks);
+//! its `main` must call [`crew::init()`](crate::init) first. The
+//! [protocol note](crate::task::protocol) explains the handshake, the frames, the per-task
+//! compatibility check and what happens when a worker dies; the [task layer](mod@crate::task)
+//! holds the registry and the codec every executor shares.
 //!
 //! ```no_run
 //! use crew::{Executor, ProcessPool};
@@ -26,12 +29,9 @@
 
 mod bytes;
 mod child;
-pub(crate) mod codec;
 mod pipe;
 mod pool;
-pub mod protocol;
 mod queue;
-mod registry;
 mod spawn;
 mod worker;
 
@@ -44,10 +44,3 @@ pub use worker::init;
 
 #[cfg(all(test, not(loom)))]
 mod tests;
-
-/// What `#[crew::task]` expands to. Not a public API.
-#[doc(hidden)]
-pub mod __private {
-    pub use super::registry::{call_chunk, call_one, TaskEntry};
-    pub use inventory;
-}

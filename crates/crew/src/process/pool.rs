@@ -7,24 +7,34 @@
 //! holds more than every worker's share of them, so short tasks are batched into few system
 //! calls and long ones still spread over every worker. A worker that dies fails the one call it was running;
 //! the calls pipelined behind it are sent to its replacement.
+//!
+//! **Deadlines and cancellation.** A call with a deadline is sent alone and the slot reads its
+//! reply with that deadline; when it passes, the worker is killed and replaced and the task
+//! fails with `DeadlineExceeded` naming the worker. A task is revocable: its completer's cancel
+//! hook marks it cancelled and, if its worker is running it (it is the first call in flight),
+//! kills that worker; the slot then sees the worker die, finishes nothing (the handle already
+//! says `Cancelled`) and sends the calls behind it to the replacement. Because a worker may
+//! finish the cancelled call and start the next one just before the signal lands, a death
+//! after a cancel-kill fails no call: every call in flight is sent again.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
-use std::sync::{Arc, OnceLock};
-use std::thread::JoinHandle;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
-use parking_lot::{Mutex, RwLock};
+use crossbeam_channel::TryRecvError;
+use parking_lot::Mutex;
 
-use crate::error::{SubmitError, TaskError};
+use crate::error::{SubmitError, TaskError, WorkerId};
 use crate::executor::{Executor, Message};
-use crate::handle::{task, Completer, TaskHandle};
+use crate::lifecycle::Lifecycle;
 use crate::process::child::{Child, ChildOptions};
-use crate::process::codec::{self, ReadError};
-use crate::process::protocol::{Outcome, ToParent, ToWorker};
-use crate::process::registry;
+use crate::sys::supervise::Supervised;
+use crate::task::codec::{self, ReadError};
+use crate::task::protocol::{Outcome, ToParent, ToWorker};
+use crate::task::{outcome_error, pair_with, Completer, TaskFn, TaskHandle, TaskInfo, TaskOptions};
 
 /// Calls pipelined to one worker at most (only while the queue has a backlog).
 const PIPELINE: usize = 32;
@@ -52,28 +62,88 @@ impl<R: Message> Reply for TypedReply<R> {
     }
 }
 
+/// How a caller's `cancel()` reaches the worker running the task (see the module note).
+#[derive(Debug, Default)]
+struct Revoke(Mutex<RevokeState>);
+
+#[derive(Debug, Default)]
+struct RevokeState {
+    cancelled: bool,
+    /// The worker running the call right now, while it is the first in flight. The supervisor,
+    /// not a pid: it never signals a process that was already reaped (a recycled pid).
+    running_on: Option<Arc<Supervised>>,
+    /// Whether the hook killed that worker.
+    killed: bool,
+}
+
+impl Revoke {
+    /// The cancel hook: kill the worker if it is running the call.
+    fn cancel(&self) {
+        let mut state = self.0.lock();
+        state.cancelled = true;
+        if let Some(process) = &state.running_on {
+            kill(process);
+            state.killed = true;
+        }
+    }
+
+    /// The call became the worker's current one. Kills the worker if the call was cancelled
+    /// while it waited in the pipeline.
+    fn running_on(&self, process: Arc<Supervised>) {
+        let mut state = self.0.lock();
+        if state.cancelled {
+            state.killed = true;
+            kill(&process);
+        } else {
+            state.running_on = Some(process);
+        }
+    }
+
+    /// The call is no longer running on its worker (it finished, or the worker is about to be
+    /// reaped, after which its pid may be reused). Returns whether a cancel killed the worker.
+    fn release(&self) -> bool {
+        let mut state = self.0.lock();
+        state.running_on = None;
+        state.killed
+    }
+
+    fn cancelled(&self) -> bool {
+        self.0.lock().cancelled
+    }
+}
+
+fn kill(process: &Supervised) {
+    // An error means the worker is already gone, which is what the kill wanted.
+    let _ = process.signal(rustix::process::Signal::KILL);
+}
+
 /// A queued call.
 pub(crate) struct Job {
-    name: &'static str,
+    task: &'static TaskInfo,
     chunk: bool,
     payload: Vec<u8>,
-    timeout: Option<Duration>,
+    deadline: Option<Instant>,
+    revoke: Arc<Revoke>,
     reply: Box<dyn Reply>,
 }
 
 impl Job {
     fn new<R: Message>(
-        name: &'static str,
+        task: &'static TaskInfo,
         chunk: bool,
         payload: Vec<u8>,
-        timeout: Option<Duration>,
+        options: &TaskOptions,
     ) -> (Job, TaskHandle<R>) {
-        let (handle, completer) = task();
+        let (handle, completer) = pair_with(options);
+        let revoke = Arc::new(Revoke::default());
+        let hook = revoke.clone();
+        completer.on_cancel(move || hook.cancel());
         let job = Job {
-            name,
+            task,
             chunk,
             payload,
-            timeout,
+            deadline: completer.deadline(),
+            revoke,
             reply: Box::new(TypedReply { completer }),
         };
         (job, handle)
@@ -106,10 +176,11 @@ impl Job {
 pub struct ProcessPoolBuilder {
     max_workers: Option<usize>,
     max_tasks_per_child: Option<usize>,
-    initializer: Option<(&'static str, Vec<u8>)>,
+    initializer: Option<(&'static TaskInfo, Vec<u8>)>,
     initializer_error: Option<String>,
-    task_timeout: Option<Duration>,
+    task_options: TaskOptions,
     memory_limit: Option<u64>,
+    worker_program: Option<PathBuf>,
 }
 
 impl ProcessPoolBuilder {
@@ -147,10 +218,10 @@ impl ProcessPoolBuilder {
     /// Runs `init(arg)` once in every worker before its first task (Python's `initializer` and
     /// `initargs`). `init` must be a `#[crew::task]`. If it panics the pool is broken: tasks fail
     /// with [`TaskError::InitializerFailed`] and `submit` returns [`SubmitError::Broken`].
-    pub fn initializer<A: Message>(mut self, init: fn(A), arg: A) -> Self {
-        match registry::name_of(init).and_then(|name| {
+    pub fn initializer<A: Message, F: TaskFn<A, ()>>(mut self, init: F, arg: A) -> Self {
+        match TaskInfo::of(&init).and_then(|task| {
             codec::encode(&arg)
-                .map(|payload| (name, payload))
+                .map(|payload| (task, payload))
                 .map_err(|message| SubmitError::Unsupported { message })
         }) {
             Ok(initializer) => self.initializer = Some(initializer),
@@ -159,11 +230,22 @@ impl ProcessPoolBuilder {
         self
     }
 
-    /// Kill a worker whose task runs longer than `timeout`: the task fails with
-    /// [`TaskError::TimedOut`] and a replacement starts. Applies to every task; see also
-    /// [`ProcessPool::submit_timeout`].
+    /// The default deadline of every task: `timeout` after its submission (a task given its
+    /// own [`TaskOptions`] with [`Executor::submit_with`] keeps those). A worker still running
+    /// the task then is killed and replaced; the task fails with
+    /// [`TaskError::DeadlineExceeded`].
     pub fn task_timeout(mut self, timeout: Duration) -> Self {
-        self.task_timeout = Some(timeout);
+        self.task_options = TaskOptions::new().timeout(timeout);
+        self
+    }
+
+    /// Starts workers from `program` instead of this executable (`/proc/self/exe`). It must be
+    /// a program that calls [`crew::init()`](crate::init) first in `main` and registers the
+    /// tasks the pool runs, with the same names and signatures (checked per call: a task that
+    /// differs fails with [`TaskError::Incompatible`], one that is missing with
+    /// [`TaskError::UnknownTask`]). Another build of the same code serves.
+    pub fn worker_program(mut self, program: impl Into<PathBuf>) -> Self {
+        self.worker_program = Some(program.into());
         self
     }
 
@@ -186,31 +268,27 @@ impl ProcessPoolBuilder {
         let workers = self
             .max_workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let (sender, receiver) = crossbeam_channel::unbounded();
         let inner = Arc::new(Inner {
-            sender: RwLock::new(Some(sender)),
-            receiver,
-            broken: OnceLock::new(),
-            threads: Mutex::new(Vec::with_capacity(workers)),
+            lifecycle: Lifecycle::new(workers, None),
             pids: Mutex::new(vec![None; workers]),
-            workers,
             config: Config {
                 child: ChildOptions {
                     memory_limit: self.memory_limit,
                     death_signal: true,
+                    program: self.worker_program,
                 },
                 max_tasks_per_child: self.max_tasks_per_child,
                 initializer: self.initializer,
-                task_timeout: self.task_timeout,
+                task_options: self.task_options,
             },
         });
         let pool = ProcessPool { inner };
         for index in 0..workers {
             let inner = pool.inner.clone();
-            let thread = std::thread::Builder::new()
-                .name(format!("crew-process-slot-{index}"))
-                .spawn(move || Slot::new(inner, index).run())?;
-            pool.inner.threads.lock().push(thread);
+            let builder = std::thread::Builder::new().name(format!("crew-process-slot-{index}"));
+            pool.inner
+                .lifecycle
+                .spawn(builder, move || Slot::new(inner, index).run())?;
         }
         Ok(pool)
     }
@@ -220,24 +298,19 @@ impl ProcessPoolBuilder {
 struct Config {
     child: ChildOptions,
     max_tasks_per_child: Option<usize>,
-    initializer: Option<(&'static str, Vec<u8>)>,
-    task_timeout: Option<Duration>,
+    initializer: Option<(&'static TaskInfo, Vec<u8>)>,
+    task_options: TaskOptions,
 }
 
 struct Inner {
-    sender: RwLock<Option<Sender<Job>>>,
-    receiver: Receiver<Job>,
-    broken: OnceLock<String>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    lifecycle: Lifecycle<Job>,
     pids: Mutex<Vec<Option<u32>>>,
-    workers: usize,
     config: Config,
 }
 
 struct InFlight {
     id: u64,
     job: Job,
-    deadline: Option<Instant>,
 }
 
 /// One worker slot: its thread owns the worker process.
@@ -252,6 +325,8 @@ struct Slot {
     /// back because they need the worker alone (a timeout).
     retry: VecDeque<Job>,
     next_id: u64,
+    /// A cancel hook killed the current worker (see [`Slot::lose_worker`]).
+    cancel_killed: bool,
 }
 
 impl Slot {
@@ -264,11 +339,12 @@ impl Slot {
             in_flight: VecDeque::new(),
             retry: VecDeque::new(),
             next_id: 0,
+            cancel_killed: false,
         }
     }
 
     fn run(mut self) {
-        if self.inner.broken.get().is_none() {
+        if self.inner.lifecycle.broken().is_none() {
             let _ = self.start_worker();
         }
         loop {
@@ -300,24 +376,28 @@ impl Slot {
         loop {
             if self.exhausted()
                 || self.in_flight.len() >= PIPELINE
-                || self.in_flight.front().is_some_and(|f| f.deadline.is_some())
+                || self
+                    .in_flight
+                    .front()
+                    .is_some_and(|f| f.job.deadline.is_some())
             {
                 break;
             }
             let job = if let Some(job) = self.retry.pop_front() {
                 job
             } else {
+                let receiver = self.inner.lifecycle.receiver();
                 let job = if self.in_flight.is_empty() {
-                    match self.inner.receiver.recv() {
+                    match receiver.recv() {
                         Ok(job) => job,
                         Err(_) => return false,
                     }
-                } else if self.inner.receiver.len()
-                    > self.inner.workers * (self.in_flight.len() + 1)
+                } else if receiver.len()
+                    > self.inner.lifecycle.workers() * (self.in_flight.len() + 1)
                 {
                     // A backlog big enough that every other worker still finds as much waiting
                     // as this one holds: pipeline (short tasks batch into few system calls).
-                    match self.inner.receiver.try_recv() {
+                    match receiver.try_recv() {
                         Ok(job) => job,
                         Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                     }
@@ -329,12 +409,22 @@ impl Slot {
                 }
                 job
             };
-            let timeout = job.timeout.or(self.inner.config.task_timeout);
-            if timeout.is_some() && !self.in_flight.is_empty() {
+            if job.deadline.is_some() && !self.in_flight.is_empty() {
                 self.retry.push_front(job);
                 break;
             }
-            if let Some(message) = self.inner.broken.get() {
+            if job
+                .deadline
+                .is_some_and(|deadline| Instant::now() >= deadline)
+            {
+                job.reply
+                    .finish(Err(TaskError::DeadlineExceeded { worker: None }));
+                continue;
+            }
+            if job.revoke.cancelled() {
+                continue; // cancelled after it started, e.g. while waiting to be sent again
+            }
+            if let Some(message) = self.inner.lifecycle.broken() {
                 job.reply.finish(Err(TaskError::InitializerFailed {
                     message: message.clone(),
                 }));
@@ -357,15 +447,19 @@ impl Slot {
             self.next_id += 1;
             let header = ToWorker::Call {
                 id,
-                name: job.name.to_owned(),
+                name: job.task.name().to_owned(),
+                signature: job.task.signature(),
                 chunk: job.chunk,
             };
             // A failed write means the worker is gone: the read below reports how it ended.
             let _ = worker.send(&header, &job.payload);
             self.sent += 1;
-            let deadline = timeout.map(|t| Instant::now() + t);
-            self.in_flight.push_back(InFlight { id, job, deadline });
-            if deadline.is_some() {
+            if self.in_flight.is_empty() {
+                job.revoke.running_on(worker.process());
+            }
+            let alone = job.deadline.is_some();
+            self.in_flight.push_back(InFlight { id, job });
+            if alone {
                 break;
             }
         }
@@ -380,7 +474,7 @@ impl Slot {
         let Some(worker) = self.worker.as_mut() else {
             return;
         };
-        let deadline = self.in_flight.front().and_then(|f| f.deadline);
+        let deadline = self.in_flight.front().and_then(|f| f.job.deadline);
         let mut first = true;
         while first || (worker.has_frame() && !self.in_flight.is_empty()) {
             first = false;
@@ -390,10 +484,13 @@ impl Slot {
                         if Some(id) == self.in_flight.front().map(|f| f.id) =>
                     {
                         let done = self.in_flight.pop_front().expect("checked above");
+                        self.cancel_killed |= done.job.revoke.release();
+                        if let Some(next) = self.in_flight.front() {
+                            next.job.revoke.running_on(worker.process());
+                        }
                         let result = match outcome {
                             Outcome::Ok => Ok(frame.payload),
-                            Outcome::Panicked(message) => Err(TaskError::Panicked { message }),
-                            Outcome::Failed(message) => Err(TaskError::Transport { message }),
+                            other => Err(outcome_error(done.job.task, other)),
                         };
                         done.job.reply.finish(result);
                     }
@@ -401,49 +498,81 @@ impl Slot {
                         let error = ReadError::Malformed(format!(
                             "malformed frame: unexpected {other:?} while waiting for a reply"
                         ));
-                        let failure = worker.failure(&error);
-                        self.lose_worker(failure);
+                        self.lose_worker_after(&error);
                         return;
                     }
                 },
                 Err(ReadError::Timeout) => {
+                    self.release_front();
+                    let worker = self.worker.as_mut().expect("read from it above");
+                    let pid = worker.pid();
                     worker.kill_and_reap();
-                    self.lose_worker(TaskError::TimedOut);
+                    self.lose_worker(TaskError::DeadlineExceeded {
+                        worker: Some(WorkerId::local(pid)),
+                    });
                     return;
                 }
                 Err(error) => {
-                    let failure = worker.failure(&error);
-                    self.lose_worker(failure);
+                    self.lose_worker_after(&error);
                     return;
                 }
             }
         }
     }
 
+    /// The first call in flight stops running on the worker, which is about to be reaped.
+    fn release_front(&mut self) {
+        if let Some(front) = self.in_flight.front() {
+            self.cancel_killed |= front.job.revoke.release();
+        }
+    }
+
+    /// The worker broke with `error`: kill and reap it, then [`lose_worker`](Self::lose_worker).
+    fn lose_worker_after(&mut self, error: &ReadError) {
+        self.release_front();
+        let failure = self
+            .worker
+            .as_mut()
+            .expect("called while a worker is in use")
+            .failure(error);
+        self.lose_worker(failure);
+    }
+
     /// The worker is dead (and reaped): its running call fails with `error`, the calls behind
-    /// it go to the replacement, which starts now.
+    /// it go to the replacement, which starts now. If a cancel killed the worker, the running
+    /// call may be an innocent one started just before the signal: it is sent again too (the
+    /// cancelled call is skipped when its turn comes).
     fn lose_worker(&mut self, error: TaskError) {
         self.worker = None;
         self.inner.pids.lock()[self.index] = None;
         let mut in_flight = std::mem::take(&mut self.in_flight).into_iter();
+        let cancel_killed = std::mem::take(&mut self.cancel_killed);
+        let mut offset = 0;
         if let Some(running) = in_flight.next() {
-            running.job.reply.finish(Err(error));
+            if cancel_killed && !running.job.revoke.cancelled() {
+                self.retry.insert(0, running.job);
+                offset = 1;
+            } else {
+                running.job.reply.finish(Err(error));
+            }
         }
-        for (offset, waiting) in in_flight.enumerate() {
+        for waiting in in_flight {
             self.retry.insert(offset, waiting.job);
+            offset += 1;
         }
-        if self.inner.sender.read().is_some() || !self.retry.is_empty() {
+        if !self.inner.lifecycle.is_shut_down() || !self.retry.is_empty() {
             let _ = self.start_worker();
         }
     }
 
     /// Starts a worker and runs the initializer in it.
     fn start_worker(&mut self) -> Result<(), TaskError> {
-        let mut worker = Child::start(self.inner.config.child)
+        let mut worker = Child::start(&self.inner.config.child)
             .map_err(|message| TaskError::Transport { message })?;
-        if let Some((name, payload)) = &self.inner.config.initializer {
+        if let Some((task, payload)) = &self.inner.config.initializer {
             let header = ToWorker::Init {
-                name: (*name).to_owned(),
+                name: task.name().to_owned(),
+                signature: task.signature(),
             };
             let result = worker
                 .send(&header, payload)
@@ -455,10 +584,9 @@ impl Slot {
                     ToParent::InitDone {
                         outcome: Outcome::Ok,
                     } => {}
-                    ToParent::InitDone {
-                        outcome: Outcome::Panicked(message) | Outcome::Failed(message),
-                    } => {
-                        let _ = self.inner.broken.set(message.clone());
+                    ToParent::InitDone { outcome } => {
+                        let message = outcome_error(task, outcome).to_string();
+                        self.inner.lifecycle.set_broken(message.clone());
                         worker.retire();
                         return Err(TaskError::InitializerFailed { message });
                     }
@@ -472,7 +600,7 @@ impl Slot {
                 Err(error) => {
                     let failure = worker.failure(&error);
                     let message = format!("the worker died in the initializer: {failure}");
-                    let _ = self.inner.broken.set(message.clone());
+                    self.inner.lifecycle.set_broken(message.clone());
                     return Err(TaskError::InitializerFailed { message });
                 }
             }
@@ -544,64 +672,27 @@ impl ProcessPool {
         ProcessPoolBuilder::new()
     }
 
-    /// Like [`submit`](Executor::submit), killing the worker if the task runs longer than
-    /// `timeout` (the task then fails with [`TaskError::TimedOut`]).
-    ///
-    /// # Errors
-    /// As [`Executor::submit`].
-    pub fn submit_timeout<A: Message, R: Message>(
+    /// Queues a call of `f` on the encoded `arg` (a `Vec` of arguments when `chunk`); the
+    /// handle's type `T` is `f`'s result, or a `Vec` of them.
+    fn enqueue<F: 'static, T: Message>(
         &self,
-        f: fn(A) -> R,
-        arg: A,
-        timeout: Duration,
-    ) -> Result<TaskHandle<R>, SubmitError> {
-        self.enqueue(f, &arg, false, Some(timeout))
-    }
-
-    fn enqueue<A: Message, T: serde::Serialize + ?Sized, R: Message>(
-        &self,
-        f: fn(A) -> R,
-        arg: &T,
+        f: &F,
+        arg: &(impl serde::Serialize + ?Sized),
         chunk: bool,
-        timeout: Option<Duration>,
-    ) -> Result<TaskHandle<R>, SubmitError> {
-        if let Some(message) = self.inner.broken.get() {
-            return Err(SubmitError::Broken {
-                message: message.clone(),
-            });
-        }
-        let name = registry::name_of(f)?;
+        options: TaskOptions,
+    ) -> Result<TaskHandle<T>, SubmitError> {
+        self.inner.lifecycle.check()?;
+        let task = TaskInfo::of(f)?;
         let payload = codec::encode(arg).map_err(|message| SubmitError::Unsupported { message })?;
-        let sender = self.inner.sender.read();
-        let sender = sender.as_ref().ok_or(SubmitError::Shutdown)?;
-        let (job, handle) = Job::new::<R>(name, chunk, payload, timeout);
-        sender.send(job).map_err(|_| SubmitError::Shutdown)?;
-        Ok(handle)
-    }
-
-    fn enqueue_chunk<A: Message, R: Message>(
-        &self,
-        f: fn(A) -> R,
-        args: &[A],
-    ) -> Result<TaskHandle<Vec<R>>, SubmitError> {
-        if let Some(message) = self.inner.broken.get() {
-            return Err(SubmitError::Broken {
-                message: message.clone(),
-            });
-        }
-        let name = registry::name_of(f)?;
-        let payload =
-            codec::encode(args).map_err(|message| SubmitError::Unsupported { message })?;
-        let sender = self.inner.sender.read();
-        let sender = sender.as_ref().ok_or(SubmitError::Shutdown)?;
-        let (job, handle) = Job::new::<Vec<R>>(name, true, payload, None);
-        sender.send(job).map_err(|_| SubmitError::Shutdown)?;
+        let options = options.or(self.inner.config.task_options);
+        let (job, handle) = Job::new::<T>(task, chunk, payload, &options);
+        self.inner.lifecycle.submit(job, false)?;
         Ok(handle)
     }
 
     /// The number of tasks queued and not yet sent to a worker.
     pub fn queued(&self) -> usize {
-        self.inner.receiver.len()
+        self.inner.lifecycle.queued()
     }
 
     /// The process ids of the live workers (a worker being replaced is missing).
@@ -610,46 +701,39 @@ impl ProcessPool {
     }
 
     /// Stops accepting tasks; see [`Executor::shutdown`]. With `wait`, every worker has exited
-    /// and been reaped when it returns.
+    /// and been reaped when it returns, except when called from one of the pool's own slot
+    /// threads (a done-callback runs there): that slot retires its worker once the callback
+    /// returns and the queue is drained.
     pub fn shutdown(&self, wait: bool, cancel_pending: bool) {
-        drop(self.inner.sender.write().take());
-        if cancel_pending {
-            while let Ok(job) = self.inner.receiver.try_recv() {
-                drop(job); // its completer settles the task as cancelled
-            }
-        }
-        if wait {
-            let threads = std::mem::take(&mut *self.inner.threads.lock());
-            for thread in threads {
-                let _ = thread.join();
-            }
-        }
+        self.inner.lifecycle.shutdown(wait, cancel_pending);
     }
 }
 
 impl Executor for ProcessPool {
-    fn submit<A: Message, R: Message>(
+    fn submit_with<A: Message, R: Message, F: TaskFn<A, R>>(
         &self,
-        f: fn(A) -> R,
+        f: F,
         arg: A,
+        options: TaskOptions,
     ) -> Result<TaskHandle<R>, SubmitError> {
-        self.enqueue(f, &arg, false, None)
+        self.enqueue(&f, &arg, false, options)
     }
 
-    fn try_submit<A: Message, R: Message>(
+    fn try_submit<A: Message, R: Message, F: TaskFn<A, R>>(
         &self,
-        f: fn(A) -> R,
+        f: F,
         arg: A,
     ) -> Result<TaskHandle<R>, SubmitError> {
-        self.enqueue(f, &arg, false, None)
+        self.enqueue(&f, &arg, false, TaskOptions::new())
     }
 
-    fn submit_chunk<A: Message, R: Message>(
+    fn submit_chunk<A: Message, R: Message, F: TaskFn<A, R>>(
         &self,
-        f: fn(A) -> R,
+        f: F,
         args: Vec<A>,
+        options: TaskOptions,
     ) -> Result<TaskHandle<Vec<R>>, SubmitError> {
-        self.enqueue_chunk(f, &args)
+        self.enqueue(&f, &args, true, options)
     }
 
     fn shutdown(&self, wait: bool, cancel_pending: bool) {
@@ -657,7 +741,7 @@ impl Executor for ProcessPool {
     }
 
     fn max_workers(&self) -> usize {
-        self.inner.workers
+        self.inner.lifecycle.workers()
     }
 }
 
@@ -670,10 +754,10 @@ impl Drop for ProcessPool {
 impl fmt::Debug for ProcessPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProcessPool")
-            .field("max_workers", &self.inner.workers)
+            .field("max_workers", &self.inner.lifecycle.workers())
             .field("queued", &self.queued())
             .field("worker_pids", &self.worker_pids())
-            .field("shut_down", &self.inner.sender.read().is_none())
+            .field("shut_down", &self.inner.lifecycle.is_shut_down())
             .finish()
     }
 }

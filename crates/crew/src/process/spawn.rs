@@ -8,15 +8,14 @@ use std::time::Duration;
 
 use rustix::process::Signal;
 
-use crate::error::TaskError;
+use crate::error::{TaskError, WorkerId};
 use crate::executor::Message;
 use crate::exit::ExitStatus;
-use crate::handle::{task, TaskHandle};
 use crate::process::child::{Child, ChildOptions};
-use crate::process::codec::{self, ReadError};
-use crate::process::protocol::{Outcome, ToParent, ToWorker};
-use crate::process::registry;
 use crate::sys::supervise::Supervised;
+use crate::task::codec::{self, ReadError};
+use crate::task::protocol::{Outcome, ToParent, ToWorker};
+use crate::task::{outcome_error, pair, TaskFn, TaskHandle, TaskInfo};
 
 /// Runs `f(arg)` in a new child process and returns at once; `f` must be a `#[crew::task]`.
 ///
@@ -41,24 +40,25 @@ use crate::sys::supervise::Supervised;
 /// # Errors
 /// `InvalidInput` when `f` is not a `#[crew::task]` or `arg` cannot be encoded; otherwise the
 /// reason the child could not be started.
-pub fn spawn<A: Message, R: Message>(f: fn(A) -> R, arg: A) -> io::Result<Process<R>> {
-    let name = registry::name_of(f)
+pub fn spawn<A: Message, R: Message, F: TaskFn<A, R>>(f: F, arg: A) -> io::Result<Process<R>> {
+    let task = TaskInfo::of(&f)
         .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error.to_string()))?;
     let payload = codec::encode(&arg)
         .map_err(|message| io::Error::new(io::ErrorKind::InvalidInput, message))?;
     // No PR_SET_PDEATHSIG: it is tied to the calling thread, which may be short-lived. The
     // child's watchdog exits it when this process (its socket peer) goes away.
-    let mut child = Child::start(ChildOptions::default()).map_err(io::Error::other)?;
+    let mut child = Child::start(&ChildOptions::default()).map_err(io::Error::other)?;
     let header = ToWorker::Call {
         id: 0,
-        name: name.to_owned(),
+        name: task.name().to_owned(),
+        signature: task.signature(),
         chunk: false,
     };
     child.send(&header, &payload)?;
     child.flush()?;
     let pid = child.pid();
     let process = child.process();
-    let (handle, completer) = task::<R>();
+    let (handle, completer) = pair::<R>();
     std::thread::Builder::new()
         .name(format!("crew-process-{pid}"))
         .spawn(move || {
@@ -70,20 +70,16 @@ pub fn spawn<A: Message, R: Message>(f: fn(A) -> R, arg: A) -> io::Result<Proces
                         ..
                     } => codec::decode::<R>(&frame.payload)
                         .map_err(|message| TaskError::Transport { message }),
-                    ToParent::Done {
-                        outcome: Outcome::Panicked(message),
-                        ..
-                    } => Err(TaskError::Panicked { message }),
-                    ToParent::Done {
-                        outcome: Outcome::Failed(message),
-                        ..
-                    } => Err(TaskError::Transport { message }),
+                    ToParent::Done { outcome, .. } => Err(outcome_error(task, outcome)),
                     other => Err(TaskError::Transport {
                         message: format!("unexpected {other:?} from the child"),
                     }),
                 },
                 Err(ReadError::Eof | ReadError::Timeout | ReadError::Broken(_)) => {
-                    Err(TaskError::WorkerDied { pid, exit: None })
+                    Err(TaskError::WorkerDied {
+                        worker: WorkerId::local(pid),
+                        exit: None,
+                    })
                 }
                 Err(ReadError::Malformed(message)) => Err(TaskError::Transport { message }),
             };
@@ -92,7 +88,9 @@ pub fn spawn<A: Message, R: Message>(f: fn(A) -> R, arg: A) -> io::Result<Proces
             child.close();
             let exit = child.reap();
             let result = match result {
-                Err(TaskError::WorkerDied { pid, .. }) => Err(TaskError::WorkerDied { pid, exit }),
+                Err(TaskError::WorkerDied { worker, .. }) => {
+                    Err(TaskError::WorkerDied { worker, exit })
+                }
                 other => other,
             };
             completer.complete(result);

@@ -6,9 +6,10 @@ use std::io::Cursor;
 use std::os::fd::{AsFd, BorrowedFd};
 
 use super::child::verify_hello;
-use super::codec::{self, write_frame, FrameReader, ReadError};
-use super::protocol::{Outcome, ToWorker, PROTOCOL};
-use super::{registry, worker};
+use crate::task::codec::{self, write_frame, FrameReader, ReadError};
+use crate::task::protocol::{Outcome, ToWorker, PROTOCOL};
+use crate::task::{run_call, TaskInfo};
+use crate::TaskError;
 
 /// An in-memory stream for the frame reader (it polls its descriptor only with a deadline,
 /// never here; /dev/null stands in).
@@ -50,6 +51,7 @@ fn frames_round_trip_through_partial_reads() {
             ToWorker::Call {
                 id: 7,
                 name: "a::b".to_owned(),
+                signature: 11,
                 chunk: false,
             },
             vec![1, 2, 3],
@@ -57,6 +59,7 @@ fn frames_round_trip_through_partial_reads() {
         (
             ToWorker::Init {
                 name: "init".to_owned(),
+                signature: 0,
             },
             vec![9; 200_000],
         ),
@@ -65,7 +68,7 @@ fn frames_round_trip_through_partial_reads() {
     let mut reader = FrameReader::new();
     let first = reader.read::<_, ToWorker>(&mut stream, None).unwrap();
     assert!(
-        matches!(first.header, ToWorker::Call { id: 7, ref name, chunk: false } if name == "a::b")
+        matches!(first.header, ToWorker::Call { id: 7, ref name, signature: 11, chunk: false } if name == "a::b")
     );
     assert_eq!(first.payload, [1, 2, 3]);
     let second = reader.read::<_, ToWorker>(&mut stream, None).unwrap();
@@ -95,6 +98,7 @@ fn a_truncated_frame_is_broken() {
     let mut bytes = frames(&[(
         ToWorker::Init {
             name: "x".to_owned(),
+            signature: 0,
         },
         vec![1; 100],
     )]);
@@ -112,26 +116,98 @@ fn decoding_the_wrong_type_is_an_error() {
 }
 
 #[test]
-fn a_worker_from_another_build_is_refused() {
-    let error = verify_hello(PROTOCOL, registry::build_id() ^ 1).unwrap_err();
-    assert!(error.contains("different build"), "{error}");
-    let error = verify_hello(PROTOCOL + 1, registry::build_id()).unwrap_err();
+fn a_worker_speaking_another_protocol_is_refused() {
+    let error = verify_hello(PROTOCOL + 1).unwrap_err();
     assert!(error.contains("protocol"), "{error}");
-    verify_hello(PROTOCOL, registry::build_id()).unwrap();
+    verify_hello(PROTOCOL).unwrap();
+}
+
+#[crate::task(name = "crew::tests::triple")]
+fn triple(x: u64) -> u64 {
+    3 * x
 }
 
 #[test]
 fn a_worker_without_the_task_says_so() {
-    let (outcome, payload) = worker::run("no::such::task", false, &[]);
+    let (outcome, payload) = run_call("no::such::task", 0, false, &[]);
     assert!(payload.is_empty());
-    match outcome {
-        Outcome::Failed(message) => {
-            assert!(
-                message.contains("no task named `no::such::task`"),
-                "{message}"
-            )
+    assert!(matches!(outcome, Outcome::UnknownTask), "{outcome:?}");
+    let info = TaskInfo::of(&triple).unwrap();
+    let error = crate::task::outcome_error(info, outcome);
+    assert_eq!(
+        error,
+        TaskError::UnknownTask {
+            task: "crew::tests::triple".to_owned()
         }
-        other => panic!("expected Failed, got {other:?}"),
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("no task named `crew::tests::triple`"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_registered_task_runs_with_its_signature_and_refuses_another() {
+    let info = TaskInfo::of(&triple).unwrap();
+    assert_eq!(info.name(), "crew::tests::triple");
+    assert_eq!(
+        TaskInfo::by_name("crew::tests::triple")
+            .unwrap()
+            .signature(),
+        info.signature()
+    );
+    let input = codec::encode(&5u64).unwrap();
+    let (outcome, payload) = run_call(info.name(), info.signature(), false, &input);
+    assert!(matches!(outcome, Outcome::Ok), "{outcome:?}");
+    assert_eq!(codec::decode::<u64>(&payload).unwrap(), 15);
+
+    let (outcome, _) = run_call(info.name(), info.signature() ^ 1, false, &input);
+    let Outcome::Mismatch {
+        argument,
+        result,
+        version,
+    } = outcome
+    else {
+        panic!("expected a mismatch, got {outcome:?}");
+    };
+    assert_eq!((argument.as_str(), result.as_str()), ("u64", "u64"));
+    assert_eq!(version, env!("CARGO_PKG_VERSION"));
+    // The parent describes the difference with its own view of the task.
+    let error = crate::task::outcome_error(
+        info,
+        Outcome::Mismatch {
+            argument: "u32".to_owned(),
+            result: "u64".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        },
+    );
+    let message = error.to_string();
+    assert!(message.contains("task `crew::tests::triple`"), "{message}");
+    assert!(
+        message.contains("argument `u64` here, `u32` in the worker"),
+        "{message}"
+    );
+    assert!(!message.contains("result `"), "{message}");
+}
+
+#[test]
+fn signatures_are_stable_and_distinguish_every_part() {
+    let base = crate::task::signature_of("a::f", "u64", "u64", "0.1.0");
+    // FNV-1a is fixed: this value must never change, or old and new workers disagree.
+    assert_eq!(
+        base,
+        crate::task::signature_of("a::f", "u64", "u64", "0.1.0")
+    );
+    for other in [
+        crate::task::signature_of("a::g", "u64", "u64", "0.1.0"),
+        crate::task::signature_of("a::f", "u32", "u64", "0.1.0"),
+        crate::task::signature_of("a::f", "u64", "u32", "0.1.0"),
+        crate::task::signature_of("a::f", "u64", "u64", "0.2.0"),
+        crate::task::signature_of("a::fu", "64", "u64", "0.1.0"),
+    ] {
+        assert_ne!(base, other);
     }
 }
 
@@ -140,6 +216,15 @@ fn unregistered_functions_are_unsupported() {
     fn plain(x: u8) -> u8 {
         x
     }
-    let error = registry::name_of(plain).unwrap_err();
+    let error = TaskInfo::of(&plain).unwrap_err();
     assert!(error.to_string().contains("#[crew::task]"), "{error}");
+    let pointer: fn(u64) -> u64 = triple;
+    assert!(
+        TaskInfo::of(&pointer).is_err(),
+        "a fn pointer is not a registered task"
+    );
+    assert!(
+        TaskInfo::of(&|x: u64| x).is_err(),
+        "a closure is not a registered task"
+    );
 }

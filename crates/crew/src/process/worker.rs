@@ -4,12 +4,10 @@
 use std::io::{BufWriter, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::error::panic_message;
-use crate::process::codec::{write_frame, FrameReader, ReadError};
-use crate::process::protocol::{Outcome, ToParent, ToWorker, PROTOCOL, WORKER_ENV, WORKER_FD};
-use crate::process::registry;
+use crate::task::codec::{write_frame, FrameReader, ReadError};
+use crate::task::protocol::{ToParent, ToWorker, PROTOCOL, WORKER_ENV, WORKER_FD};
+use crate::task::run_call;
 
 /// The worker hook: call it first thing in `main` of every program that uses processes.
 ///
@@ -70,7 +68,6 @@ fn serve() -> i32 {
     let mut writer = BufWriter::with_capacity(64 * 1024, &stream);
     let hello = ToParent::Hello {
         protocol: PROTOCOL,
-        build_id: registry::build_id(),
         pid: std::process::id(),
     };
     if write_frame(&mut writer, &hello, &[]).is_err() || writer.flush().is_err() {
@@ -88,12 +85,17 @@ fn serve() -> i32 {
             Err(ReadError::Timeout) => continue,
         };
         let (reply, payload) = match frame.header {
-            ToWorker::Call { id, name, chunk } => {
-                let (outcome, payload) = run(&name, chunk, &frame.payload);
+            ToWorker::Call {
+                id,
+                name,
+                signature,
+                chunk,
+            } => {
+                let (outcome, payload) = run_call(&name, signature, chunk, &frame.payload);
                 (ToParent::Done { id, outcome }, payload)
             }
-            ToWorker::Init { name } => {
-                let (outcome, payload) = run(&name, false, &frame.payload);
+            ToWorker::Init { name, signature } => {
+                let (outcome, payload) = run_call(&name, signature, false, &frame.payload);
                 (ToParent::InitDone { outcome }, payload)
             }
         };
@@ -105,25 +107,6 @@ fn serve() -> i32 {
         if writer.flush().is_err() {
             return 3;
         }
-    }
-}
-
-pub(crate) fn run(name: &str, chunk: bool, payload: &[u8]) -> (Outcome, Vec<u8>) {
-    let Some(entry) = registry::by_name(name) else {
-        return (
-            Outcome::Failed(format!(
-                "worker {} has no task named `{name}`: is the function marked #[crew::task] \
-                 and linked into this executable?",
-                std::process::id()
-            )),
-            Vec::new(),
-        );
-    };
-    let call = if chunk { entry.call_chunk } else { entry.call };
-    match catch_unwind(AssertUnwindSafe(|| call(payload))) {
-        Ok(Ok(result)) => (Outcome::Ok, result),
-        Ok(Err(message)) => (Outcome::Failed(message), Vec::new()),
-        Err(panic) => (Outcome::Panicked(panic_message(&*panic)), Vec::new()),
     }
 }
 

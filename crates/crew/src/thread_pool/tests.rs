@@ -320,3 +320,146 @@ fn stress_many_tiny_tasks() {
         assert_eq!(sum, (0..1_000).sum::<u64>() + 1_000 * round);
     }
 }
+
+/// Regression (shared lifecycle): shutting the pool down, or dropping it, from a done-callback
+/// (which runs on a worker) joins every other worker and never the calling one.
+#[test]
+fn shutdown_or_drop_inside_a_callback() {
+    for drop_it in [false, true] {
+        let pool = Arc::new(parking_lot::Mutex::new(Some(ThreadPool::new(3))));
+        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let others: Vec<_> = (0..2)
+            .map(|_| {
+                let guard = pool.lock();
+                guard
+                    .as_ref()
+                    .unwrap()
+                    .spawn(|| std::thread::sleep(Duration::from_millis(50)))
+                    .unwrap()
+            })
+            .collect();
+        let handle = pool.lock().as_ref().unwrap().spawn(|| 7).unwrap();
+        let (in_callback, done) = (pool.clone(), finished.clone());
+        handle.add_done_callback(move |_| {
+            if drop_it {
+                let taken = in_callback.lock().take();
+                drop(taken);
+            } else {
+                in_callback.lock().as_ref().unwrap().shutdown(true, false);
+            }
+            done.store(true, Ordering::SeqCst);
+        });
+        assert_eq!(handle.result(), Ok(7));
+        for other in others {
+            assert_eq!(
+                other.result(),
+                Ok(()),
+                "the other workers finished their tasks"
+            );
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !finished.load(Ordering::SeqCst) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the callback never returned"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(pool.lock().take());
+    }
+}
+
+static LATE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+fn count_late_run(_: ()) {
+    LATE_RUNS.fetch_add(1, Ordering::SeqCst);
+}
+
+fn sleep_ms(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+#[test]
+fn deadline_passed_before_start_never_runs() {
+    let pool = ThreadPool::new(1);
+    let blocker = pool.submit(sleep_ms, 300).unwrap();
+    let late = pool
+        .submit_with(
+            count_late_run,
+            (),
+            TaskOptions::new().timeout(Duration::from_millis(20)),
+        )
+        .unwrap();
+    // The handle settles at the deadline, while the task still waits in the queue.
+    assert_eq!(
+        late.result_timeout(Duration::from_millis(200)),
+        Err(TaskError::DeadlineExceeded { worker: None })
+    );
+    assert!(!blocker.done());
+    assert_eq!(blocker.result(), Ok(300));
+    pool.shutdown(true, false);
+    assert_eq!(LATE_RUNS.load(Ordering::SeqCst), 0, "it never ran");
+}
+
+#[test]
+fn running_task_settles_at_its_deadline_and_its_late_result_is_dropped() {
+    let pool = ThreadPool::new(1);
+    let started = std::time::Instant::now();
+    let slow = pool
+        .submit_with(
+            sleep_ms,
+            300,
+            TaskOptions::new().timeout(Duration::from_millis(50)),
+        )
+        .unwrap();
+    let mut slow = slow;
+    while !slow.running() && !slow.done() {
+        std::thread::yield_now();
+    }
+    assert!(!slow.cancel(), "a running thread cannot be cancelled");
+    slow = match slow.try_result() {
+        Ok(result) => panic!("finished too early: {result:?}"),
+        Err(pending) => pending,
+    };
+    assert_eq!(
+        slow.result(),
+        Err(TaskError::DeadlineExceeded { worker: None })
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "settled at the deadline, not when the thread finished"
+    );
+    // The worker is still busy with the stale task, then serves the next one.
+    assert_eq!(pool.submit(square, 4).unwrap().result(), Ok(16));
+    // A task that meets its deadline is unaffected, in a chunked map too.
+    let options = MapOptions::new()
+        .chunksize(10)
+        .task_options(TaskOptions::new().timeout(Duration::from_secs(30)));
+    let total: u64 = pool
+        .map_with(square, 0..100, options)
+        .map(Result::unwrap)
+        .sum();
+    assert_eq!(total, (0..100).map(|x| x * x).sum::<u64>());
+}
+
+#[test]
+fn stress_deadlines_race_completion() {
+    let pool = ThreadPool::new(4);
+    for round in 0..50u64 {
+        let handles: Vec<_> = (0..100u64)
+            .map(|i| {
+                let timeout = Duration::from_micros((i * 37 + round * 11) % 400);
+                pool.submit_with(square, i, TaskOptions::new().timeout(timeout))
+                    .unwrap()
+            })
+            .collect();
+        for (i, handle) in handles.into_iter().enumerate() {
+            match handle.result() {
+                Ok(value) => assert_eq!(value, (i * i) as u64),
+                Err(TaskError::DeadlineExceeded { worker: None }) => {}
+                other => panic!("round {round} task {i}: {other:?}"),
+            }
+        }
+    }
+}

@@ -232,7 +232,7 @@ fn serial<A: Clone, R>(f: fn(A) -> R, inputs: Vec<A>) -> anyhow::Result<f64> {
 
 fn parallel<A: crew::Message, R: crew::Message>(
     pool: &ProcessPool,
-    f: fn(A) -> R,
+    f: impl crew::task::TaskFn<A, R>,
     inputs: Vec<A>,
 ) -> anyhow::Result<f64> {
     let n = inputs.len() as u64;

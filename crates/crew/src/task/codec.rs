@@ -1,4 +1,4 @@
-//! The codec and the framing shared by every process-level channel (pool workers, spawned
+//! The codec and the framing shared by every channel between processes (pool workers, spawned
 //! processes, queues, pipes): postcard for values, length-prefixed frames on a byte stream.
 //!
 //! A frame is `[header length: u32 LE][payload length: u64 LE][header][payload]`. The header is a
@@ -19,12 +19,18 @@ const MAX_PAYLOAD: u64 = 16 << 30;
 const PREFIX: usize = 12;
 
 /// Encodes `value` with postcard.
-pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
+///
+/// # Errors
+/// A message when serde refuses the value.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
     postcard::to_stdvec(value).map_err(|error| format!("cannot encode a value: {error}"))
 }
 
 /// Decodes a `T` from `bytes`, which must hold exactly one value.
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+///
+/// # Errors
+/// A message naming the type when the bytes are not one `T`.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     match postcard::take_from_bytes(bytes) {
         Ok((value, [])) => Ok(value),
         Ok((_, rest)) => Err(format!(
@@ -40,7 +46,10 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 }
 
 /// Writes one frame. Blocks until it is written (large payloads go straight from their buffer).
-pub(crate) fn write_frame<W: Write, H: Serialize>(
+///
+/// # Errors
+/// The writer's error, or `Other` when the header cannot be encoded.
+pub fn write_frame<W: Write, H: Serialize>(
     writer: &mut W,
     header: &H,
     payload: &[u8],
@@ -97,7 +106,7 @@ impl Write for SocketWriter {
 
 /// Why no frame was read.
 #[derive(Debug)]
-pub(crate) enum ReadError {
+pub enum ReadError {
     /// The peer closed the stream between frames.
     Eof,
     /// The deadline passed.
@@ -116,9 +125,11 @@ impl From<io::Error> for ReadError {
 
 /// One received frame.
 #[derive(Debug)]
-pub(crate) struct Frame<H> {
-    pub(crate) header: H,
-    pub(crate) payload: Vec<u8>,
+pub struct Frame<H> {
+    /// The protocol message.
+    pub header: H,
+    /// The encoded value that follows it.
+    pub payload: Vec<u8>,
 }
 
 /// Reads frames from a stream through its own buffer, so that many small frames cost one read.
@@ -126,14 +137,15 @@ pub(crate) struct Frame<H> {
 /// `buffer[start..end]` holds unread bytes; `buffer` beyond `end` is spare room that was
 /// zeroed once and is reused, so a large frame costs one allocation, not one per read.
 #[derive(Debug, Default)]
-pub(crate) struct FrameReader {
+pub struct FrameReader {
     buffer: Vec<u8>,
     start: usize,
     end: usize,
 }
 
 impl FrameReader {
-    pub(crate) fn new() -> Self {
+    /// An empty reader.
+    pub fn new() -> Self {
         Self {
             buffer: vec![0; 64 * 1024],
             start: 0,
@@ -142,7 +154,7 @@ impl FrameReader {
     }
 
     /// Whether a whole frame is already buffered (so reading it will not block).
-    pub(crate) fn has_frame(&self) -> bool {
+    pub fn has_frame(&self) -> bool {
         matches!(self.frame_len(), Ok(Some(_)))
     }
 
@@ -172,7 +184,10 @@ impl FrameReader {
     }
 
     /// Reads the next frame, blocking until `deadline` (forever with `None`).
-    pub(crate) fn read<S, H>(
+    ///
+    /// # Errors
+    /// [`ReadError`]: end of stream, the deadline, a broken stream or a malformed frame.
+    pub fn read<S, H>(
         &mut self,
         stream: &mut S,
         deadline: Option<Instant>,

@@ -1,4 +1,4 @@
-//! [`TaskHandle`]: the caller's side of a submitted task.
+//! [`TaskHandle`] and [`Completer`]: the caller's and the executor's side of a task.
 //!
 //! # Design note: the states of a handle
 //!
@@ -12,10 +12,16 @@
 //!      └──────────────cancel() / abandon()──────────┘
 //! ```
 //!
-//! * `cancel()` wins only from `Pending`, as in Python: once a worker has called `start()` the
-//!   task runs to the end. `start()` and `cancel()` both compare-and-swap from `Pending`, so a
-//!   cancel racing a start has exactly one winner; whoever moves the cell to `Settling` owns the
-//!   outcome from then on.
+//! * `cancel()` wins from `Pending`, as in Python. From `Running` it wins only when the backend
+//!   registered a cancel hook ([`Completer::on_cancel`]): the hook is how a backend stops a task
+//!   it already sent (a process pool kills the worker). `start()` and `cancel()` both
+//!   compare-and-swap from `Pending`, so a cancel racing a start has exactly one winner; every
+//!   move out of `Running` is made under the mutex, so a cancel racing `complete()` has one
+//!   winner too. Whoever moves the cell to `Settling` owns the outcome from then on.
+//! * The cancel hook lives with the callbacks (boxed, made only when used). It runs exactly
+//!   once, after the cell settled as cancelled (by `cancel()`, or at the deadline by the shared
+//!   timer, [`Completer::expire_at_deadline`]), outside the lock; if the task settles any other
+//!   way the hook is dropped unrun.
 //! * `Settling` exists so that done-callbacks run *outside* the lock with a reference to the
 //!   result: the settler takes the callback list, runs it, and repeats until the list is empty,
 //!   then publishes the result and moves to `Done` in the same critical section. A callback added
@@ -38,13 +44,16 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::error::{panic_message, TaskError};
+use crate::task::timer;
 // `std`'s `Arc` even under loom: the cell is unsized behind the handle (see `TaskCell`), which
 // loom's `Arc` does not support, and reference counting is not what the models check.
 use std::sync::Arc;
 
 use crate::loom::{AtomicU8, Condvar, Mutex, MutexGuard, Ordering};
+use crate::task::TaskOptions;
 
 type Callback<T> = Box<dyn FnOnce(&Result<T, TaskError>) + Send>;
+type Hook = Box<dyn FnOnce() + Send>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -77,6 +86,7 @@ struct State<T> {
 struct Waiters<T> {
     callbacks: Vec<Callback<T>>,
     waker: Option<Waker>,
+    on_cancel: Option<Hook>,
 }
 
 impl<T> State<T> {
@@ -85,6 +95,7 @@ impl<T> State<T> {
             Box::new(Waiters {
                 callbacks: Vec::new(),
                 waker: None,
+                on_cancel: None,
             })
         })
     }
@@ -94,6 +105,18 @@ impl<T> State<T> {
             .as_mut()
             .map(|waiters| std::mem::take(&mut waiters.callbacks))
             .unwrap_or_default()
+    }
+
+    fn take_hook(&mut self) -> Option<Hook> {
+        self.waiters
+            .as_mut()
+            .and_then(|waiters| waiters.on_cancel.take())
+    }
+
+    fn has_hook(&self) -> bool {
+        self.waiters
+            .as_ref()
+            .is_some_and(|waiters| waiters.on_cancel.is_some())
     }
 
     fn take_waker(&mut self) -> Option<Waker> {
@@ -136,19 +159,61 @@ pub struct TaskHandle<T> {
 }
 
 /// The executor's side of a task: start it, then complete it exactly once.
-pub(crate) struct Completer<T> {
+///
+/// Made with its [`TaskHandle`] by [`pair`] or [`pair_with`]. An executor calls
+/// [`start`](Self::start) when a worker takes the task (and skips the task if it returns
+/// `false`: the caller cancelled it), then [`complete`](Self::complete) with the outcome.
+/// Dropping a completer without completing settles the handle as [`TaskError::Cancelled`] if
+/// the task never started and [`TaskError::Shutdown`] otherwise, so no caller waits forever.
+///
+/// ```
+/// use crew::task::{self, TaskOptions};
+/// use std::time::Duration;
+///
+/// let (handle, completer) = task::pair_with::<u32>(&TaskOptions::new().timeout(Duration::from_secs(5)));
+/// assert!(completer.deadline().is_some());
+/// std::thread::spawn(move || {
+///     if completer.start() {
+///         completer.complete(Ok(6 * 7));
+///     }
+/// });
+/// assert_eq!(handle.result().unwrap(), 42);
+/// ```
+pub struct Completer<T> {
     shared: Option<Arc<TaskCell<T>>>,
+    deadline: Option<Instant>,
 }
 
-/// A new pending task: the handle for the caller, the completer for the executor.
-pub(crate) fn task<T: 'static>() -> (TaskHandle<T>, Completer<T>) {
+/// A new pending task: the handle for the caller, the completer for the executor
+/// (as `futures::channel::oneshot::channel()`).
+///
+/// ```
+/// let (handle, completer) = crew::task::pair::<&str>();
+/// assert!(completer.start());
+/// completer.complete(Ok("done"));
+/// assert_eq!(handle.result(), Ok("done"));
+/// ```
+pub fn pair<T: 'static>() -> (TaskHandle<T>, Completer<T>) {
     let cell: Arc<TaskCell<T>> = task_cell(());
     (
         TaskHandle {
             shared: cell.clone(),
         },
-        Completer { shared: Some(cell) },
+        Completer {
+            shared: Some(cell),
+            deadline: None,
+        },
     )
+}
+
+/// Like [`pair`], for a task submitted with `options`: the completer carries the task's
+/// deadline ([`Completer::deadline`], fixed now from a timeout). Honouring it is the
+/// executor's job: skip the task if the deadline passed before it started, stop it (or let
+/// [`Completer::expire_at_deadline`] settle its handle) when the deadline passes while it runs.
+pub fn pair_with<T: 'static>(options: &TaskOptions) -> (TaskHandle<T>, Completer<T>) {
+    let (handle, mut completer) = pair();
+    completer.deadline = options.deadline_from_now();
+    (handle, completer)
 }
 
 /// A new pending task whose cell also holds `payload`: the handle for the caller, the typed
@@ -164,6 +229,24 @@ pub(crate) fn task_with<T: 'static, P: Send + Sync + 'static>(
         },
         cell,
     )
+}
+
+/// Registers `cell` with the shared timer: at `deadline` it settles with
+/// [`TaskError::DeadlineExceeded`] unless settled before.
+pub(crate) fn expire_at<T, P>(cell: &Arc<Shared<T, P>>, deadline: Instant)
+where
+    T: Send + 'static,
+    P: ?Sized + Send + Sync + 'static,
+{
+    let cell = Arc::downgrade(cell);
+    timer::schedule(
+        deadline,
+        Box::new(move || {
+            if let Some(cell) = cell.upgrade() {
+                cell.expire();
+            }
+        }),
+    );
 }
 
 fn task_cell<T, P>(payload: P) -> Arc<Shared<T, P>> {
@@ -225,6 +308,60 @@ impl<T, P: ?Sized> Shared<T, P> {
         }
     }
 
+    /// Cancels the task: from `Pending` always, from `Running` only if the backend registered a
+    /// cancel hook (then run, after settling, to stop the task). See [`TaskHandle::cancel`].
+    fn cancel(&self) -> bool {
+        let mut state = self.state.lock();
+        let won = self.advance(Stage::Pending, Stage::Settling)
+            || (state.has_hook() && self.advance(Stage::Running, Stage::Settling));
+        if !won {
+            return matches!(self.stage(), Stage::Settling | Stage::Done) && state.cancelled;
+        }
+        state.cancelled = true;
+        let hook = state.take_hook();
+        self.settle(state, Err(TaskError::Cancelled));
+        if let Some(hook) = hook {
+            run_hook(hook);
+        }
+        true
+    }
+
+    /// Settles a task whose deadline passed with [`TaskError::DeadlineExceeded`] and runs the
+    /// backend's cancel hook (so it can stop the task). Ignored if already settled.
+    pub(crate) fn expire(&self) {
+        let state = self.state.lock();
+        if self.advance(Stage::Pending, Stage::Settling)
+            || self.advance(Stage::Running, Stage::Settling)
+        {
+            let mut state = state;
+            let hook = state.take_hook();
+            self.settle(state, Err(TaskError::DeadlineExceeded { worker: None }));
+            if let Some(hook) = hook {
+                run_hook(hook);
+            }
+        }
+    }
+
+    /// Registers the backend's cancel hook; see [`Completer::on_cancel`].
+    fn on_cancel(&self, hook: Hook) {
+        let mut state = self.state.lock();
+        match self.stage() {
+            Stage::Pending | Stage::Running => state.waiters().on_cancel = Some(hook),
+            Stage::Settling | Stage::Done => {
+                let cancelled = state.cancelled;
+                drop(state);
+                if cancelled {
+                    run_hook(hook);
+                }
+            }
+        }
+    }
+
+    /// Whether the task settled without its executor: cancelled, or past its deadline.
+    fn is_settled(&self) -> bool {
+        matches!(self.stage(), Stage::Settling | Stage::Done)
+    }
+
     /// Runs callbacks until none are left, then publishes `result`. The caller has moved the
     /// stage to `Settling`.
     fn settle<'a>(&'a self, mut state: MutexGuard<'a, State<T>>, result: Result<T, TaskError>) {
@@ -235,7 +372,10 @@ impl<T, P: ?Sized> Shared<T, P> {
                 state.result = Some(result);
                 self.stage.store(Stage::Done as u8, Ordering::Release);
                 let waker = state.take_waker();
+                // Settled some other way than a cancel: the backend's hook is not wanted.
+                let hook = state.take_hook();
                 drop(state);
+                drop(hook);
                 self.done.notify_all();
                 if let Some(waker) = waker {
                     waker.wake();
@@ -289,19 +429,84 @@ fn run_callback<T>(callback: Callback<T>, result: &Result<T, TaskError>) {
     }
 }
 
+/// A panicking cancel hook is reported and ignored, like a callback.
+fn run_hook(hook: Hook) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(hook)) {
+        eprintln!(
+            "crew: a cancel hook panicked (ignored): {}",
+            panic_message(&*payload)
+        );
+    }
+}
+
 impl<T> Completer<T> {
-    /// See [`Shared::start`].
-    pub(crate) fn start(&self) -> bool {
+    fn cell(&self) -> &TaskCell<T> {
         self.shared
             .as_ref()
-            .expect("completer used after completion")
-            .start()
+            .expect("a completer holds its cell until it completes")
     }
 
-    /// See [`Shared::complete`].
-    pub(crate) fn complete(mut self, result: Result<T, TaskError>) {
+    /// Marks the task as running. Returns `false` when the caller cancelled it (or its
+    /// deadline passed) meanwhile: the executor must then not run it.
+    pub fn start(&self) -> bool {
+        self.cell().start()
+    }
+
+    /// Publishes the task's outcome and runs its done-callbacks, in this thread. Ignored when
+    /// the handle already settled (cancelled, or past its deadline): a late result is dropped.
+    pub fn complete(mut self, result: Result<T, TaskError>) {
         if let Some(shared) = self.shared.take() {
             shared.complete(result);
+        }
+    }
+
+    /// The task's deadline, if it was submitted with one ([`TaskOptions::timeout`]).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Whether the caller cancelled the task (as `oneshot::Sender::is_canceled`): its result is
+    /// no longer wanted.
+    pub fn is_cancelled(&self) -> bool {
+        self.cell().state.lock().cancelled
+    }
+
+    /// Whether the handle already has its outcome without this completer: the task was
+    /// cancelled or its deadline passed. The executor may drop the work.
+    pub fn is_settled(&self) -> bool {
+        self.cell().is_settled()
+    }
+
+    /// Registers how to stop this task once it was sent or started: `hook` runs once, outside
+    /// any lock, in the thread that cancels (or, at the deadline, in the shared timer thread),
+    /// after the handle settled. With a hook, [`TaskHandle::cancel`] also succeeds on a running
+    /// task (it ends [`TaskError::Cancelled`]); without one a running task cannot be cancelled.
+    /// If the task is already cancelled the hook runs at once; if it completes, the hook is
+    /// dropped unrun. A second hook replaces the first. Keep hooks short: they run on the
+    /// caller's or the timer's thread.
+    pub fn on_cancel<H: FnOnce() + Send + 'static>(&self, hook: H) {
+        self.cell().on_cancel(Box::new(hook));
+    }
+
+    /// Removes the cancel hook: the task can no longer be stopped (a backend that could revoke
+    /// it while queued is about to run it on a thread). Call it before
+    /// [`start`](Self::start), so that a cancel after the start finds no hook and, as for any
+    /// running task that cannot be stopped, returns `false`.
+    pub fn clear_on_cancel(&self) {
+        let hook = self.cell().state.lock().take_hook();
+        drop(hook);
+    }
+}
+
+impl<T: Send + 'static> Completer<T> {
+    /// Settles the handle with [`TaskError::DeadlineExceeded`] when the deadline passes, if
+    /// nothing settled it first, and then runs the cancel hook: one shared timer thread serves
+    /// every task of every executor. Does nothing without a deadline. For executors that cannot
+    /// stop a task themselves (a thread cannot be killed): the task may run on, its late
+    /// result is dropped.
+    pub fn expire_at_deadline(&self) {
+        if let (Some(deadline), Some(cell)) = (self.deadline, &self.shared) {
+            expire_at(cell, deadline);
         }
     }
 }
@@ -398,25 +603,20 @@ impl<T> TaskHandle<T> {
         self.shared.stage() == Stage::Running
     }
 
-    /// Whether the task was cancelled (it never ran).
+    /// Whether the task was cancelled.
     pub fn cancelled(&self) -> bool {
         self.done() && self.shared.state.lock().cancelled
     }
 
-    /// Cancels the task if it has not started. Returns `true` if it is now cancelled (also when it
-    /// already was), `false` if it is running or finished: as Python, a running task is never
-    /// interrupted.
+    /// Cancels the task. Returns `true` if it is now cancelled (also when it already was).
+    ///
+    /// A task that has not started is cancelled at once and never runs. A running task is
+    /// cancelled only if its executor can stop it (a process pool kills the worker running it
+    /// and starts a replacement; see [`Completer::on_cancel`]); a thread cannot be interrupted,
+    /// so on a thread pool, as in Python, `cancel()` of a running task returns `false`. A
+    /// finished task returns `false`.
     pub fn cancel(&self) -> bool {
-        let mut state = self.shared.state.lock();
-        if self.shared.advance(Stage::Pending, Stage::Settling) {
-            state.cancelled = true;
-            self.shared.settle(state, Err(TaskError::Cancelled));
-            return true;
-        }
-        match self.shared.stage() {
-            Stage::Done | Stage::Settling => state.cancelled,
-            Stage::Pending | Stage::Running => false,
-        }
+        self.shared.cancel()
     }
 
     /// Calls `callback` with the task's outcome once it is done; at once (in this thread) if it
@@ -476,7 +676,9 @@ impl<T> fmt::Debug for TaskHandle<T> {
 
 impl<T> fmt::Debug for Completer<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Completer").finish_non_exhaustive()
+        f.debug_struct("Completer")
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
     }
 }
 

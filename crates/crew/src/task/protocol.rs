@@ -3,8 +3,9 @@
 //! # Design note
 //!
 //! One mechanism serves the [`ProcessPool`](crate::ProcessPool) and
-//! [`spawn`](crate::process::spawn): a *worker* is the parent's own executable started again
-//! (`/proc/self/exe`, so it is the very same build even if the file on disk was replaced), with
+//! [`spawn`](crate::process::spawn): a *worker* is a program that registers the same tasks,
+//! by default the parent's own executable started again (`/proc/self/exe`; another path with
+//! [`ProcessPoolBuilder::worker_program`](crate::ProcessPoolBuilder::worker_program)), with
 //! one end of a Unix `socketpair` as its descriptor 3 and the environment variable
 //! `CREW_WORKER=3`. Its `main` calls [`crew::init()`](crate::init) first thing, which sees the
 //! variable, serves the protocol below and exits; in the parent `init()` returns at once.
@@ -21,11 +22,18 @@
 //! postcard header (`ToWorker`, `ToParent`) and an opaque payload (an encoded argument or
 //! result), so a 100 MB argument is copied, never re-encoded.
 //!
-//! **Handshake.** The worker speaks first: `Hello { protocol, build_id, pid }`. The parent checks
-//! the protocol version and the build id (a hash of the executable's identity and its task names)
-//! and refuses a worker from another build with a clear error, before any task is sent. A child
-//! that exits before its `Hello` most likely did not call `crew::init()` at the top of `main`;
-//! the error says so.
+//! **Handshake.** The worker speaks first: `Hello { protocol, pid }`. The parent checks the
+//! protocol version and refuses a worker that speaks another one with a clear error, before any
+//! task is sent. A child that exits before its `Hello` most likely did not call `crew::init()`
+//! at the top of `main`; the error says so.
+//!
+//! **Compatibility is checked per task, by what runs.** Every `Call` carries the task's name and
+//! its signature hash (name, argument and result type names, crew's version; see
+//! [`TaskInfo::signature`](crate::task::TaskInfo::signature)). The worker runs the call only if
+//! it has a task of that name with that signature; otherwise it answers `UnknownTask` or
+//! `Mismatch` (with its own types and version, so the parent's error says what differs). So
+//! the same code built elsewhere (another path, another mtime, another machine) serves the
+//! parent, and a changed task is refused by name while the other tasks go on.
 //!
 //! **States of a worker, seen from the parent.**
 //!
@@ -48,14 +56,13 @@
 //! [`Transport`](crate::TaskError::Transport) for a malformed frame. The calls queued behind it
 //! had not started; they are sent again to the replacement. When a call's timeout passes, the
 //! parent kills the worker the same way and fails the call with
-//! [`TimedOut`](crate::TaskError::TimedOut). A panic inside a task is caught in the worker and
-//! reported as `Done { outcome: Panicked }`; the worker lives on. A name the worker does not know
-//! is reported as `Done { outcome: Failed }` (a `Transport` error for the caller).
+//! [`DeadlineExceeded`](crate::TaskError::DeadlineExceeded). A panic inside a task is caught in the worker and
+//! reported as `Done { outcome: Panicked }`; the worker lives on.
 
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change of the messages below.
-pub(crate) const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 
 /// The environment variable that makes a process a worker; its value is the IPC descriptor.
 pub(crate) const WORKER_ENV: &str = "CREW_WORKER";
@@ -65,35 +72,69 @@ pub(crate) const WORKER_FD: i32 = 3;
 
 /// Parent → worker. The payload follows the header in the same frame.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum ToWorker {
+pub enum ToWorker {
     /// Run the task `name` on the payload (a `Vec` of arguments when `chunk`).
-    Call { id: u64, name: String, chunk: bool },
+    Call {
+        /// Answered in the `Done` with the same id.
+        id: u64,
+        /// The task's registered name.
+        name: String,
+        /// The caller's signature hash of the task.
+        signature: u64,
+        /// Whether the payload is a `Vec` of arguments.
+        chunk: bool,
+    },
     /// Run the initializer `name` on the payload once, before any call.
-    Init { name: String },
+    Init {
+        /// The initializer's registered name.
+        name: String,
+        /// The caller's signature hash of the initializer.
+        signature: u64,
+    },
 }
 
 /// Worker → parent.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum ToParent {
+pub enum ToParent {
     /// The worker's first frame.
     Hello {
+        /// The worker's [`PROTOCOL`].
         protocol: u32,
-        build_id: u64,
+        /// The worker's process id.
         pid: u32,
     },
     /// The call `id` finished; with `Outcome::Ok` the payload is the encoded result.
-    Done { id: u64, outcome: Outcome },
+    Done {
+        /// The id of the call.
+        id: u64,
+        /// How it ended.
+        outcome: Outcome,
+    },
     /// The initializer finished.
-    InitDone { outcome: Outcome },
+    InitDone {
+        /// How it ended.
+        outcome: Outcome,
+    },
 }
 
 /// How a call ended inside the worker.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum Outcome {
+pub enum Outcome {
     /// It returned; the payload holds the result.
     Ok,
     /// It panicked with this message; the worker is fine.
     Panicked(String),
-    /// It could not run: unknown task name, undecodable argument, unencodable result.
+    /// It could not run: undecodable argument, unencodable result.
     Failed(String),
+    /// The worker has no task of this name.
+    UnknownTask,
+    /// The worker's task of this name has another signature: here are its types and version.
+    Mismatch {
+        /// The worker's argument type name.
+        argument: String,
+        /// The worker's result type name.
+        result: String,
+        /// The worker's crew version.
+        version: String,
+    },
 }
