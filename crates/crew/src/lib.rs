@@ -23,6 +23,7 @@
 //! assert_eq!(results, [1, 1]);
 //! ```
 
+mod completion;
 mod error;
 mod executor;
 mod handle;
