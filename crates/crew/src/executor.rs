@@ -7,15 +7,14 @@
 //! [`TaskFn`] (closures without captures, `fn` pointers) and closures
 //! ([`ThreadPool::spawn`](crate::ThreadPool::spawn)).
 
-use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::completion::{Next, Order, Window};
 use crate::error::{SubmitError, TaskError};
 use crate::task::{TaskFn, TaskHandle, TaskOptions};
 
@@ -253,16 +252,14 @@ impl MapOptions {
     }
 }
 
-struct Chunk<R> {
-    handle: TaskHandle<Vec<R>>,
-    len: usize,
-}
-
-/// The lazy iterator of [`Executor::map_with`]: one `Result` per input item.
+/// The lazy iterator of [`Executor::map_with`]: one `Result` per input item, in step with the
+/// input.
 ///
 /// It keeps at most `window` tasks in flight and reads the input only to refill the window, so
-/// memory stays bounded on endless input. If the executor refuses a task (it was shut down), the
-/// iterator yields that error once and ends. Dropping it early detaches the tasks in flight.
+/// memory stays bounded on endless input. A task that fails yields its error once per item of
+/// its chunk, and the iterator goes on with the rest of the input. Only a refused submission
+/// (the executor was shut down) ends it early: it yields that error first, then the results of
+/// the tasks already in flight, then ends. Dropping it early detaches the tasks in flight.
 pub struct Map<'a, E, A, R, F, I> {
     executor: &'a E,
     f: F,
@@ -270,15 +267,14 @@ pub struct Map<'a, E, A, R, F, I> {
     task: TaskOptions,
     items: I,
     chunksize: usize,
-    window: usize,
     ordered: bool,
     input_done: bool,
-    in_order: VecDeque<Chunk<R>>,
-    by_id: HashMap<u64, Chunk<R>>,
-    next_id: u64,
-    completions: Option<(Sender<u64>, Receiver<u64>)>,
+    /// Chunks in flight, tagged with their length.
+    window: Window<usize, Vec<R>>,
     ready: std::vec::IntoIter<R>,
+    /// The error of a failed chunk and how many of its items have yet to report it.
     failed: Option<(TaskError, usize)>,
+    refused: Option<TaskError>,
 }
 
 impl<'a, E, A, R, F, I> Map<'a, E, A, R, F, I>
@@ -293,6 +289,11 @@ where
         let window = options
             .window
             .unwrap_or_else(|| executor.max_workers().max(1) * 2);
+        let order = if options.ordered {
+            Order::Input
+        } else {
+            Order::Completion
+        };
         Self {
             executor,
             f,
@@ -300,73 +301,49 @@ where
             task: options.task,
             items,
             chunksize: options.chunksize,
-            window,
             ordered: options.ordered,
             input_done: false,
-            in_order: VecDeque::new(),
-            by_id: HashMap::new(),
-            next_id: 0,
-            completions: (!options.ordered).then(crossbeam_channel::unbounded),
+            window: Window::new(order, window),
             ready: Vec::new().into_iter(),
             failed: None,
+            refused: None,
         }
-    }
-
-    fn in_flight(&self) -> usize {
-        self.in_order.len() + self.by_id.len()
     }
 
     /// Submits chunks until the window is full or the input ends.
     fn refill(&mut self) {
-        while !self.input_done && self.in_flight() < self.window && self.failed.is_none() {
-            let chunk: Vec<A> = self.items.by_ref().take(self.chunksize).collect();
-            if chunk.len() < self.chunksize {
-                self.input_done = true;
+        let Self {
+            executor,
+            f,
+            task,
+            items,
+            chunksize,
+            input_done,
+            window,
+            refused,
+            ..
+        } = self;
+        window.refill(|| {
+            if *input_done {
+                return None;
+            }
+            let chunk: Vec<A> = items.by_ref().take(*chunksize).collect();
+            if chunk.len() < *chunksize {
+                *input_done = true;
             }
             if chunk.is_empty() {
-                break;
+                return None;
             }
             let len = chunk.len();
-            match self.executor.submit_chunk(self.f, chunk, self.task) {
-                Ok(handle) => self.push(Chunk { handle, len }),
+            match executor.submit_chunk(*f, chunk, *task) {
+                Ok(handle) => Some((len, handle)),
                 Err(error) => {
-                    self.failed = Some((TaskError::Rejected(error), 1));
-                    self.input_done = true;
+                    *refused = Some(TaskError::Rejected(error));
+                    *input_done = true;
+                    None
                 }
             }
-        }
-    }
-
-    fn push(&mut self, chunk: Chunk<R>) {
-        match &self.completions {
-            None => self.in_order.push_back(chunk),
-            Some((sender, _)) => {
-                let id = self.next_id;
-                self.next_id += 1;
-                let sender = sender.clone();
-                chunk.handle.add_done_callback(move |_| {
-                    let _ = sender.send(id);
-                });
-                self.by_id.insert(id, chunk);
-            }
-        }
-    }
-
-    /// The next finished chunk, waiting for it.
-    fn next_chunk(&mut self) -> Option<Chunk<R>> {
-        if self.ordered {
-            return self.in_order.pop_front();
-        }
-        if self.by_id.is_empty() {
-            return None;
-        }
-        let (_, receiver) = self.completions.as_ref()?;
-        loop {
-            let id = receiver.recv().ok()?;
-            if let Some(chunk) = self.by_id.remove(&id) {
-                return Some(chunk);
-            }
-        }
+        });
     }
 }
 
@@ -385,29 +362,24 @@ where
             if let Some(value) = self.ready.next() {
                 return Some(Ok(value));
             }
-            if let Some((error, left)) = &mut self.failed {
-                if *left > 0 {
-                    *left -= 1;
-                    return Some(Err(error.clone()));
+            if let Some((error, left)) = self.failed.take() {
+                if left > 1 {
+                    self.failed = Some((error.clone(), left - 1));
                 }
-                if self.in_flight() == 0 {
-                    return None;
-                }
-                self.failed = None;
+                return Some(Err(error));
             }
             self.refill();
-            let Some(chunk) = self.next_chunk() else {
-                if self.failed.is_some() {
-                    continue;
-                }
-                return None;
-            };
-            match chunk.handle.result() {
-                Ok(values) => self.ready = values.into_iter(),
-                Err(error) => {
+            if let Some(error) = self.refused.take() {
+                return Some(Err(error));
+            }
+            match self.window.next(None) {
+                Next::Finished(chunk) => match chunk.handle.result() {
+                    Ok(values) => self.ready = values.into_iter(),
                     // One error per item keeps results and inputs in step.
-                    self.failed = Some((error, chunk.len));
-                }
+                    Err(error) => self.failed = Some((error, chunk.tag)),
+                },
+                Next::Empty => return None,
+                Next::TimedOut => unreachable!("map waits without a deadline"),
             }
         }
     }
@@ -417,9 +389,9 @@ impl<E, A, R, F, I> fmt::Debug for Map<'_, E, A, R, F, I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Map")
             .field("chunksize", &self.chunksize)
-            .field("window", &self.window)
+            .field("window", &self.window.limit())
             .field("ordered", &self.ordered)
-            .field("in_flight", &(self.in_order.len() + self.by_id.len()))
+            .field("in_flight", &self.window.len())
             .finish_non_exhaustive()
     }
 }
@@ -445,37 +417,34 @@ where
     T: Send + 'static,
     I: IntoIterator<Item = TaskHandle<T>>,
 {
-    let (sender, receiver) = crossbeam_channel::unbounded();
-    let mut pending = HashMap::new();
-    for (index, handle) in handles.into_iter().enumerate() {
-        let sender = sender.clone();
-        handle.add_done_callback(move |_| {
-            let _ = sender.send(index);
-        });
-        pending.insert(index, handle);
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    // The caller already holds every handle: the window adds one slot per handle, no limit.
+    let mut window = Window::new(Order::Completion, usize::MAX);
+    for handle in handles {
+        window.push((), handle);
     }
     AsCompleted {
-        pending,
-        receiver,
-        deadline: timeout.and_then(|t| Instant::now().checked_add(t)),
+        window,
+        deadline,
         timed_out: false,
     }
 }
 
 /// The iterator of [`as_completed`].
 pub struct AsCompleted<T> {
-    pending: HashMap<usize, TaskHandle<T>>,
-    receiver: Receiver<usize>,
+    window: Window<(), T>,
     deadline: Option<Instant>,
     timed_out: bool,
 }
 
 impl<T> AsCompleted<T> {
-    /// The handles that have not been yielded, e.g. after a timeout.
+    /// The handles that have not been yielded, e.g. after a timeout, in input order.
     pub fn into_pending(self) -> Vec<TaskHandle<T>> {
-        let mut pending: Vec<_> = self.pending.into_iter().collect();
-        pending.sort_by_key(|(index, _)| *index);
-        pending.into_iter().map(|(_, handle)| handle).collect()
+        self.window
+            .into_pending()
+            .into_iter()
+            .map(|((), handle)| handle)
+            .collect()
     }
 }
 
@@ -483,25 +452,15 @@ impl<T> Iterator for AsCompleted<T> {
     type Item = Result<TaskHandle<T>, TaskError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.pending.is_empty() || self.timed_out {
+        if self.timed_out {
             return None;
         }
-        loop {
-            let index = match self.deadline {
-                None => self.receiver.recv().ok()?,
-                Some(deadline) => match self.receiver.recv_deadline(deadline) {
-                    Ok(index) => index,
-                    Err(RecvTimeoutError::Timeout) => {
-                        self.timed_out = true;
-                        return Some(Err(TaskError::TimedOut));
-                    }
-                    Err(RecvTimeoutError::Disconnected) => return None,
-                },
-            };
-            if let Some(handle) = self.pending.remove(&index) {
-                // The callback fires while the task settles; make "done" visible first.
-                handle.wait();
-                return Some(Ok(handle));
+        match self.window.next(self.deadline) {
+            Next::Finished(finished) => Some(Ok(finished.handle)),
+            Next::Empty => None,
+            Next::TimedOut => {
+                self.timed_out = true;
+                Some(Err(TaskError::TimedOut))
             }
         }
     }
@@ -510,7 +469,7 @@ impl<T> Iterator for AsCompleted<T> {
 impl<T> fmt::Debug for AsCompleted<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsCompleted")
-            .field("pending", &self.pending.len())
+            .field("pending", &self.window.len())
             .field("timed_out", &self.timed_out)
             .finish()
     }
@@ -544,45 +503,27 @@ pub fn wait<T: Send + 'static>(
     timeout: Option<Duration>,
 ) -> (Vec<TaskHandle<T>>, Vec<TaskHandle<T>>) {
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-    let (sender, receiver) = crossbeam_channel::unbounded();
-    for (index, handle) in handles.iter().enumerate() {
-        let sender = sender.clone();
-        handle.add_done_callback(move |result| {
-            let failed = matches!(result, Err(error) if *error != TaskError::Cancelled);
-            let _ = sender.send((index, failed));
-        });
+    let mut by_index: Vec<Option<TaskHandle<T>>> = Vec::with_capacity(handles.len());
+    let mut window = Window::new(Order::Completion, usize::MAX);
+    for (index, handle) in handles.into_iter().enumerate() {
+        window.push(index, handle);
+        by_index.push(None);
     }
-    drop(sender);
-    let mut finished = vec![false; handles.len()];
-    let mut count = 0;
-    while count < handles.len() {
-        let received = match deadline {
-            None => receiver.recv().ok(),
-            Some(deadline) => receiver.recv_deadline(deadline).ok(),
-        };
-        let Some((index, failed)) = received else {
-            break;
-        };
-        finished[index] = true;
-        count += 1;
+    while let Next::Finished(finished) = window.next(deadline) {
+        let failed = finished.failed;
+        by_index[finished.tag] = Some(finished.handle);
         match return_when {
             ReturnWhen::FirstCompleted => break,
             ReturnWhen::FirstException if failed => break,
             _ => {}
         }
     }
-    // A callback fires while its task settles; `wait` makes "done" visible before sorting, and
-    // tasks that finished after the loop stopped count as done too.
-    let (mut done, mut not_done) = (Vec::new(), Vec::new());
-    for (handle, finished) in handles.into_iter().zip(finished) {
-        if finished {
-            handle.wait();
-        }
-        if handle.done() {
-            done.push(handle);
-        } else {
-            not_done.push(handle);
-        }
+    for (index, handle) in window.into_pending() {
+        by_index[index] = Some(handle);
     }
-    (done, not_done)
+    // Tasks that finished after the loop stopped count as done too.
+    by_index
+        .into_iter()
+        .map(|handle| handle.expect("every handle is either handed back or pending"))
+        .partition(TaskHandle::done)
 }

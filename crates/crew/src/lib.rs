@@ -27,6 +27,7 @@
 #[cfg(test)]
 extern crate self as crew;
 
+mod completion;
 mod error;
 mod executor;
 mod exit;

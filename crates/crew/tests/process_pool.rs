@@ -34,6 +34,12 @@ fn square(x: u64) -> u64 {
 }
 
 #[crew::task]
+fn fails_on_multiples_of_three(x: u64) -> u64 {
+    assert!(x % 3 != 0, "multiple of three");
+    x
+}
+
+#[crew::task]
 fn pid(_: ()) -> u32 {
     std::process::id()
 }
@@ -188,6 +194,34 @@ fn submit_map_and_friends() {
     assert!(pool.worker_pids().len() <= 2);
     drop(pool);
     assert_no_children();
+}
+
+/// Regression: after a failed chunk, an empty window ended the iterator although input
+/// remained (3 results of 9 here), in input and in completion order.
+fn map_goes_on_after_a_failed_chunk() {
+    let pool = ProcessPool::new(2);
+    let options = MapOptions::new().window(1);
+    let ordered: Vec<_> = pool
+        .map_with(fails_on_multiples_of_three, 1..=9, options)
+        .collect();
+    assert_eq!(ordered.len(), 9);
+    for (item, result) in (1..=9).zip(&ordered) {
+        if item % 3 == 0 {
+            assert!(
+                matches!(result, Err(TaskError::Panicked { message }) if message.contains("multiple of three")),
+                "item {item}: {result:?}"
+            );
+        } else {
+            assert_eq!(result, &Ok(item));
+        }
+    }
+    let unordered: Vec<_> = pool
+        .map_with(fails_on_multiples_of_three, 1..=9, options.unordered())
+        .collect();
+    assert_eq!(unordered.len(), 9);
+    let mut values: Vec<u64> = unordered.iter().filter_map(|r| r.clone().ok()).collect();
+    values.sort_unstable();
+    assert_eq!(values, [1, 2, 4, 5, 7, 8]);
 }
 
 fn thread_pool_accepts_tasks_too() {
@@ -718,6 +752,10 @@ fn main() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     process_common::run(&[
         ("submit_map_and_friends", submit_map_and_friends),
+        (
+            "map_goes_on_after_a_failed_chunk",
+            map_goes_on_after_a_failed_chunk,
+        ),
         (
             "thread_pool_accepts_tasks_too",
             thread_pool_accepts_tasks_too,

@@ -1,5 +1,7 @@
 //! crew::subprocess::Runner: many commands with a concurrency limit, order, retries and halt.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crew::subprocess::{Command, ExitStatus, Halt, HaltWhen, Runner};
@@ -177,6 +179,71 @@ fn many_trivial_jobs() {
             format!("{i}\n")
         );
     }
+}
+
+/// A slow first job while a thousand fast ones could finish: in input order the runner starts
+/// no more than `limit` jobs ahead of its oldest unyielded one, so the results it holds back
+/// stay bounded however long the input (it used to run on and buffer every finished job).
+#[test]
+fn keep_order_holds_back_at_most_the_limit() {
+    let limit = 4;
+    let runner = Runner::new(limit).keep_order(true);
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let counter = pulled.clone();
+    let commands = std::iter::once(Command::new("sleep").arg("0.5"))
+        .chain((0..1_000).map(|_| Command::new("true")))
+        .inspect(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+    let mut results = runner.run(commands);
+    let first = results.next().unwrap();
+    assert_eq!(first.seq, 1);
+    assert!(first.success());
+    // Jobs 2..=4 finished long before the sleep; none beyond them was started.
+    assert_eq!(pulled.load(Ordering::SeqCst), limit);
+    assert_eq!(results.succeeded(), limit);
+    let rest: Vec<_> = results.collect();
+    assert_eq!(rest.len(), 1_000);
+    for (result, seq) in rest.iter().zip(2..) {
+        assert_eq!(result.seq, seq);
+        assert!(result.success(), "job {seq}: {:?}", result.outcome);
+    }
+}
+
+/// A halt takes effect when the failing job ends, not when its result's turn comes.
+#[test]
+fn keep_order_halts_as_soon_as_a_later_job_fails() {
+    let runner = Runner::new(3)
+        .keep_order(true)
+        .halt(Halt::Now(HaltWhen::Fail(1)))
+        .grace(Duration::from_secs(1));
+    let commands = vec![
+        Command::new("sleep").arg("60"),
+        Command::shell("sleep 0.2; exit 4"),
+        Command::new("sleep").arg("60"),
+        Command::new("true"),
+    ];
+    let start = std::time::Instant::now();
+    let mut results = runner.run(commands);
+    let all: Vec<_> = results.by_ref().collect();
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "the sleeps were not killed"
+    );
+    assert_eq!(results.halted_by(), Some(2));
+    assert_eq!(all.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    let statuses: Vec<_> = all
+        .iter()
+        .map(|r| r.outcome.as_ref().unwrap().status)
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ExitStatus::Signal(libc::SIGTERM),
+            ExitStatus::Code(4),
+            ExitStatus::Signal(libc::SIGTERM)
+        ]
+    );
 }
 
 #[test]

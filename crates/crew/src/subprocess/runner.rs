@@ -2,21 +2,26 @@
 //!
 //! Each job occupies one pool thread, which spawns the child and serves its pipes with a single
 //! poll loop ([`Child::communicate`](super::Child::communicate)); the pool's size is the
-//! concurrency limit. The iterator keeps at most `limit` jobs submitted, reads the input only to
-//! refill, and learns of completions through done-callbacks on the jobs' [`TaskHandle`]s.
+//! concurrency limit. The iterator holds its jobs in crew's completion window (the engine under
+//! `Executor::map`), of `limit` jobs: it reads the input only to refill the window, and a job
+//! leaves the window only when its result is yielded.
+//!
+//! Each job counts its own outcome when it ends, in the pool thread, so a [`Halt`] takes effect
+//! as soon as its condition is met, whatever order the results are yielded in.
 
-use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use parking_lot::Mutex;
 
 use super::command::{Command, DEFAULT_GRACE};
 use super::completed::Completed;
 use super::error::Error;
 use super::kill_switch::KillSwitch;
+use crate::completion::{Next, Order, Window};
 use crate::{SubmitError, TaskHandle, ThreadPool};
 
 /// When a [`Runner`] stops early (GNU parallel's `--halt`).
@@ -173,7 +178,10 @@ impl Runner {
     }
 
     /// Yield results in input order (GNU parallel's `--keep-order`) instead of as they
-    /// complete. Jobs still run `limit` at a time; finished ones wait for their turn.
+    /// complete. Jobs still run at most `limit` at a time, and a finished job waits for its turn
+    /// in its slot: at most `limit` jobs are started and not yet yielded. A slow job therefore
+    /// lets at most `limit - 1` jobs run ahead of it, and the results held back never exceed
+    /// `limit - 1`, however long the input.
     pub fn keep_order(mut self, ordered: bool) -> Self {
         self.ordered = ordered;
         self
@@ -213,29 +221,34 @@ impl Runner {
     where
         I: IntoIterator<Item = Command>,
     {
-        let (sender, receiver) = crossbeam_channel::unbounded();
+        let order = if self.ordered {
+            Order::Input
+        } else {
+            Order::Completion
+        };
         Results {
             runner: self,
             commands: commands.into_iter(),
             input_done: false,
-            stopped: false,
             seq: 0,
-            in_flight: HashMap::new(),
-            sender,
-            receiver,
-            buffer: BTreeMap::new(),
-            next_out: 1,
-            failed: 0,
-            succeeded: 0,
-            halted_by: None,
-            refused: Vec::new(),
+            window: Window::new(order, self.limit),
+            tally: Arc::new(Mutex::new(Tally::default())),
+            refused: None,
         }
     }
 
-    fn launch(&self, seq: usize, command: Command) -> Result<TaskHandle<JobResult>, SubmitError> {
+    fn launch(
+        &self,
+        seq: usize,
+        command: Command,
+        tally: &Arc<Mutex<Tally>>,
+    ) -> Result<TaskHandle<JobResult>, SubmitError> {
         let command = command.kill_switch(&self.switch);
         let retries = self.retries;
+        let halt = self.halt;
+        let grace = self.grace;
         let switch = self.switch.clone();
+        let tally = tally.clone();
         let job = move || {
             let mut attempts = 0;
             loop {
@@ -247,15 +260,62 @@ impl Runner {
                     Err(_) => true,
                 };
                 if !retry || attempts > retries || switch.is_fired() {
-                    return JobResult {
+                    let result = JobResult {
                         seq,
                         attempts,
                         outcome,
                     };
+                    Tally::count(&tally, &result, halt, &switch, grace);
+                    return result;
                 }
             }
         };
         self.pool.spawn(job)
+    }
+}
+
+/// The outcomes counted so far by one [`Results`] and its jobs, and whether a [`Halt`] stopped
+/// it.
+#[derive(Debug, Default)]
+struct Tally {
+    failed: usize,
+    succeeded: usize,
+    stopped: bool,
+    halted_by: Option<usize>,
+}
+
+impl Tally {
+    /// Counts one finished job and, when that meets the halt condition, stops the run (and, for
+    /// [`Halt::Now`], fires the kill switch, outside the lock: firing waits for the others).
+    fn count(
+        tally: &Mutex<Tally>,
+        result: &JobResult,
+        halt: Halt,
+        switch: &KillSwitch,
+        grace: Duration,
+    ) {
+        let fire = {
+            let mut tally = tally.lock();
+            if result.success() {
+                tally.succeeded += 1;
+            } else {
+                tally.failed += 1;
+            }
+            let (condition, now) = match halt {
+                Halt::Never => return,
+                Halt::Soon(condition) => (condition, false),
+                Halt::Now(condition) => (condition, true),
+            };
+            if tally.stopped || !condition.met(tally.failed, tally.succeeded) {
+                return;
+            }
+            tally.stopped = true;
+            tally.halted_by = Some(result.seq);
+            now
+        };
+        if fire {
+            switch.fire(grace);
+        }
     }
 }
 
@@ -283,92 +343,66 @@ pub struct Results<'a, I> {
     runner: &'a Runner,
     commands: I,
     input_done: bool,
-    stopped: bool,
     seq: usize,
-    in_flight: HashMap<usize, TaskHandle<JobResult>>,
-    sender: Sender<usize>,
-    receiver: Receiver<usize>,
-    buffer: BTreeMap<usize, JobResult>,
-    next_out: usize,
-    failed: usize,
-    succeeded: usize,
-    halted_by: Option<usize>,
-    refused: Vec<JobResult>,
+    /// The jobs started and not yet yielded, tagged with their `seq`.
+    window: Window<usize, JobResult>,
+    tally: Arc<Mutex<Tally>>,
+    refused: Option<JobResult>,
 }
 
 impl<I: Iterator<Item = Command>> Results<'_, I> {
-    /// The number of jobs that failed so far.
+    /// The number of jobs that failed so far (counted as each job ends, which may be before
+    /// its result is yielded).
     pub fn failed(&self) -> usize {
-        self.failed
+        self.tally.lock().failed
     }
 
-    /// The number of jobs that succeeded so far.
+    /// The number of jobs that succeeded so far (counted as each job ends).
     pub fn succeeded(&self) -> usize {
-        self.succeeded
+        self.tally.lock().succeeded
     }
 
     /// The `seq` of the job whose completion triggered the [`Halt`], if one did.
     pub fn halted_by(&self) -> Option<usize> {
-        self.halted_by
+        self.tally.lock().halted_by
     }
 
     fn refill(&mut self) {
-        while !self.input_done
-            && !self.stopped
-            && self.in_flight.len() < self.runner.limit
-            && !self.runner.switch.is_fired()
-        {
-            let Some(command) = self.commands.next() else {
-                self.input_done = true;
-                break;
+        let Self {
+            runner,
+            commands,
+            input_done,
+            seq,
+            window,
+            tally,
+            refused,
+        } = self;
+        window.refill(|| {
+            if *input_done || tally.lock().stopped || runner.switch.is_fired() {
+                return None;
+            }
+            let Some(command) = commands.next() else {
+                *input_done = true;
+                return None;
             };
-            self.seq += 1;
-            let seq = self.seq;
-            let handle = match self.runner.launch(seq, command) {
-                Ok(handle) => handle,
+            *seq += 1;
+            match runner.launch(*seq, command, tally) {
+                Ok(handle) => Some((*seq, handle)),
                 Err(error) => {
                     // The pool lives as long as the runner, so this does not happen; report it.
-                    self.stopped = true;
-                    self.refused.push(JobResult {
-                        seq,
+                    tally.lock().stopped = true;
+                    *refused = Some(JobResult {
+                        seq: *seq,
                         attempts: 0,
                         outcome: Err(Error::io(
                             format!("the runner's pool refused job {seq}"),
                             io::Error::other(error),
                         )),
                     });
-                    break;
+                    None
                 }
-            };
-            let sender = self.sender.clone();
-            handle.add_done_callback(move |_| {
-                let _ = sender.send(seq);
-            });
-            self.in_flight.insert(seq, handle);
-        }
-    }
-
-    fn account(&mut self, result: &JobResult) {
-        if result.success() {
-            self.succeeded += 1;
-        } else {
-            self.failed += 1;
-        }
-        if self.stopped {
-            return;
-        }
-        let (condition, now) = match self.runner.halt {
-            Halt::Never => return,
-            Halt::Soon(condition) => (condition, false),
-            Halt::Now(condition) => (condition, true),
-        };
-        if condition.met(self.failed, self.succeeded) {
-            self.stopped = true;
-            self.halted_by = Some(result.seq);
-            if now {
-                self.runner.switch.fire(self.runner.grace);
             }
-        }
+        });
     }
 }
 
@@ -376,48 +410,46 @@ impl<I: Iterator<Item = Command>> Iterator for Results<'_, I> {
     type Item = JobResult;
 
     fn next(&mut self) -> Option<JobResult> {
-        loop {
-            if let Some(result) = self.buffer.remove(&self.next_out) {
-                self.next_out += 1;
-                return Some(result);
-            }
-            self.refill();
-            if let Some(result) = self.refused.pop() {
-                self.failed += 1;
-                return Some(result);
-            }
-            if self.in_flight.is_empty() {
-                return self.buffer.pop_first().map(|(_, result)| result);
-            }
-            let seq = self.receiver.recv().ok()?;
-            let Some(handle) = self.in_flight.remove(&seq) else {
-                continue;
-            };
-            let result = handle.result().unwrap_or_else(|error| JobResult {
+        self.refill();
+        if let Some(result) = self.refused.take() {
+            self.tally.lock().failed += 1;
+            return Some(result);
+        }
+        let Next::Finished(job) = self.window.next(None) else {
+            return None;
+        };
+        let seq = job.tag;
+        Some(job.handle.result().unwrap_or_else(|error| {
+            // The job itself never returned (crew failed to run it): count it here.
+            let result = JobResult {
                 seq,
                 attempts: 1,
                 outcome: Err(Error::io(
                     format!("job {seq} failed inside crew"),
                     io::Error::other(error.to_string()),
                 )),
-            });
-            self.account(&result);
-            if !self.runner.ordered {
-                return Some(result);
-            }
-            self.buffer.insert(seq, result);
-        }
+            };
+            Tally::count(
+                &self.tally,
+                &result,
+                self.runner.halt,
+                &self.runner.switch,
+                self.runner.grace,
+            );
+            result
+        }))
     }
 }
 
 impl<I> fmt::Debug for Results<'_, I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tally = self.tally.lock();
         f.debug_struct("Results")
             .field("started", &self.seq)
-            .field("in_flight", &self.in_flight.len())
-            .field("failed", &self.failed)
-            .field("succeeded", &self.succeeded)
-            .field("halted_by", &self.halted_by)
+            .field("in_flight", &self.window.len())
+            .field("failed", &tally.failed)
+            .field("succeeded", &tally.succeeded)
+            .field("halted_by", &tally.halted_by)
             .finish_non_exhaustive()
     }
 }
