@@ -35,10 +35,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use self::error::{Disconnected, GetError, GetTimeoutError, PutError, PutTimeoutError};
-use crate::task::codec::{self, write_frame, FrameReader, ReadError, SocketWriter};
 use crate::queue::{GetTimeoutError as LocalGetTimeout, PutTimeoutError as LocalPutTimeout};
 use crate::queue::{Queue as Items, Stopped};
 use crate::sys::socket::{peer_hung_up, wait_hung_up};
+use crate::task::codec::{self, write_frame, FrameReader, ReadError, SocketWriter};
 
 /// The owner side: the items and the listening socket. Stops accepting when the last local
 /// handle drops.
