@@ -1,100 +1,145 @@
-//! `crew bench --svg`: the same numbers as the tables, as two log-scale line charts
-//! (IO-bound and CPU-bound; requests/sec against clients, one line per server).
+//! `--svg`: a benchmark's numbers as log-scale charts, one panel per case, one line (or one
+//! point per category) per implementation.
 
 use std::path::Path;
 
 use anyhow::Context;
 use plotters::prelude::*;
 
-use super::{BenchResults, Case};
+/// A chart: panels side by side.
+#[derive(Debug, Clone, Default)]
+pub struct Chart {
+    /// The panels, left to right.
+    pub panels: Vec<Panel>,
+}
 
-/// Writes the chart to `path`.
-///
-/// # Errors
-/// If nothing was measured or the file cannot be written.
-pub fn write_svg(results: &BenchResults, path: &Path) -> anyhow::Result<()> {
-    let root = SVGBackend::new(path, (1400, 620)).into_drawing_area();
-    root.fill(&WHITE).map_err(draw_error)?;
-    let panels = root.split_evenly((1, 2));
-    for (panel, case) in panels.iter().zip([Case::Io, Case::Cpu]) {
-        draw_case(panel, results, case)?;
+/// One panel: a log-scale y axis over numeric x values, or over named categories.
+#[derive(Debug, Clone, Default)]
+pub struct Panel {
+    /// The caption, e.g. `IO-bound (n = 1): requests/sec`.
+    pub title: String,
+    /// What x is (e.g. `clients`).
+    pub x_desc: String,
+    /// When set, x values are indices into these names (one category per implementation).
+    pub categories: Option<Vec<String>>,
+    /// One series per implementation.
+    pub series: Vec<Series>,
+}
+
+/// One implementation's points.
+#[derive(Debug, Clone, Default)]
+pub struct Series {
+    /// The legend entry.
+    pub name: String,
+    /// Drawn bold (crew's own rows); peers are thin.
+    pub bold: bool,
+    /// `(x, y)` with `y > 0`; points with `y <= 0` are left out.
+    pub points: Vec<(f64, f64)>,
+}
+
+impl Chart {
+    /// Writes the chart to `path`.
+    ///
+    /// # Errors
+    /// If the file cannot be written.
+    pub fn write_svg(&self, path: &Path) -> anyhow::Result<()> {
+        let width = 700 * self.panels.len().max(1) as u32;
+        let root = SVGBackend::new(path, (width, 620)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_error)?;
+        let areas = root.split_evenly((1, self.panels.len().max(1)));
+        for (area, panel) in areas.iter().zip(&self.panels) {
+            draw_panel(area, panel)?;
+        }
+        root.present()
+            .map_err(draw_error)
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
     }
-    root.present()
-        .map_err(draw_error)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
 
 fn draw_error<E: std::fmt::Debug>(error: E) -> anyhow::Error {
     anyhow::anyhow!("drawing the chart: {error:?}")
 }
 
-fn draw_case<DB: DrawingBackend>(
+fn draw_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
-    results: &BenchResults,
-    case: Case,
+    panel: &Panel,
 ) -> anyhow::Result<()>
 where
     DB::ErrorType: 'static,
 {
-    let rows: Vec<_> = results
-        .rows
-        .iter()
-        .filter(|row| row.case == case && row.rps > 0.0)
-        .collect();
-    let max = rows.iter().map(|row| row.rps).fold(1.0, f64::max);
-    let min = rows.iter().map(|row| row.rps).fold(max, f64::min).max(0.1);
-    let max_clients = results.clients.iter().copied().max().unwrap_or(4) as f64;
-    let title = match case {
-        Case::Io => "IO-bound (n = 1): requests/sec".to_owned(),
-        Case::Cpu => format!("CPU-bound (n = {}): requests/sec", results.cpu_n),
+    let ys = || {
+        panel
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .filter(|y| *y > 0.0)
+    };
+    let xs = || {
+        panel
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.0))
+    };
+    let max = ys().fold(1.0, f64::max);
+    let min = ys().fold(max, f64::min).max(1e-3);
+    let (x_low, x_high) = match &panel.categories {
+        Some(names) => (-0.5, names.len().max(1) as f64 - 0.5),
+        None => (
+            xs().fold(f64::INFINITY, f64::min).min(1.0) - 0.2,
+            xs().fold(1.0, f64::max) + 0.2,
+        ),
     };
     let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 20))
+        .caption(&panel.title, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(70)
-        .build_cartesian_2d(
-            0.8f64..max_clients + 0.2,
-            (min / 2.0..max * 2.0).log_scale(),
-        )
+        .build_cartesian_2d(x_low..x_high, (min / 2.0..max * 2.0).log_scale())
         .map_err(draw_error)?;
+    let categories = panel.categories.clone();
+    let x_label = move |x: &f64| match &categories {
+        Some(names) => names
+            .get(x.round().max(0.0) as usize)
+            .filter(|_| (x - x.round()).abs() < 1e-6)
+            .cloned()
+            .unwrap_or_default(),
+        None => format!("{x:.0}"),
+    };
+    let x_labels = match &panel.categories {
+        Some(names) => names.len() + 1,
+        None => xs().count().clamp(2, 10),
+    };
     chart
         .configure_mesh()
-        .x_desc("clients")
-        .x_labels(results.clients.len().max(2))
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| crate::perf::group(*y))
+        .x_desc(panel.x_desc.as_str())
+        .x_labels(x_labels)
+        .x_label_formatter(&x_label)
+        .y_label_formatter(&|y| crew_lab::perf::group(*y))
         .draw()
         .map_err(draw_error)?;
-    for (index, server) in results.servers.iter().enumerate() {
-        let points: Vec<(f64, f64)> = results
-            .clients
+    for (index, series) in panel.series.iter().enumerate() {
+        let points: Vec<(f64, f64)> = series
+            .points
             .iter()
-            .filter_map(|&clients| {
-                results
-                    .get(server, case, clients)
-                    .filter(|row| row.rps > 0.0)
-                    .map(|row| (clients as f64, row.rps))
-            })
+            .copied()
+            .filter(|p| p.1 > 0.0)
             .collect();
         if points.is_empty() {
             continue;
         }
-        let color = Palette99::pick(index).to_rgba();
-        let dashed = !server.starts_with("crew-");
         let style = ShapeStyle {
-            color,
+            color: Palette99::pick(index).to_rgba(),
             filled: true,
-            stroke_width: if dashed { 1 } else { 2 },
+            stroke_width: if series.bold { 2 } else { 1 },
         };
         chart
             .draw_series(LineSeries::new(points.clone(), style))
             .map_err(draw_error)?
-            .label(server.clone())
+            .label(series.name.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
         chart
-            .draw_series(points.into_iter().map(|p| Circle::new(p, 3, style)))
+            .draw_series(points.into_iter().map(|p| Circle::new(p, 4, style)))
             .map_err(draw_error)?;
     }
     chart

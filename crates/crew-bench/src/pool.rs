@@ -1,129 +1,161 @@
 //! `crew bench pool`: tiny-task throughput of crew's executors against their peers, in one run.
 //!
-//! Two cases, each with the same trivial task (`x + 1`):
-//! * `submit`: submit N tasks, then collect every result (submit + result throughput);
-//! * `map`: map the task over N items (chunked where the implementation supports chunks).
+//! Cases, each with the same trivial task (`x + 1`) and the same work for every implementation
+//! in it (the row's `n`):
+//! * `submit`: submit `n` tasks, then collect every result (submit + result throughput);
+//! * `map`: map the task over `n` items in chunks of `chunksize` (Python's `ThreadPoolExecutor`
+//!   has no chunks, so its peer maps over the chunks itself).
 //!
 //! Peers: a raw crossbeam-channel worker pool (the floor of what a pool can cost), rayon
-//! (`spawn` + channel, and `par_iter`) and Python's `ThreadPoolExecutor`. Every row is the
-//! median of several repetitions; ratios compare rows of the same run.
+//! (`spawn` + channel, and `par_iter`) and Python's `ThreadPoolExecutor`; the process rows are
+//! in [`processes`]. Two phases, threads then processes, each interleaved by the
+//! [harness](crate::harness): the process rows churn through tens of megabytes of buffers and
+//! start processes, which the allocator and the kernel pay for in whichever measurement comes
+//! next, so mixing the phases would charge that to thread rows at random.
 
-use std::io::Write as _;
-use std::path::PathBuf;
+use std::fmt;
+use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 use anyhow::Context as _;
 use crew::{Executor, MapOptions, ThreadPool};
 use rayon::prelude::*;
+use serde::Serialize;
 
-mod processes;
+use crate::chart::{Chart, Panel, Series};
+use crate::harness::{self, Cell, Measurement, Sample};
+use crate::PeerCommand;
 
-/// Arguments of `crew bench pool`.
-#[derive(Debug, clap::Args)]
-pub(crate) struct Args {
-    /// Tasks per measurement for the Rust implementations.
-    #[arg(long, default_value_t = 200_000)]
-    tasks: u64,
-    /// Items per measurement of the `map` case.
-    #[arg(long, default_value_t = 20_000_000)]
-    items: u64,
-    /// Tasks per measurement for the Python peers (they are much slower).
-    #[arg(long, default_value_t = 50_000)]
-    python_tasks: u64,
-    /// Worker threads of every pool (default: number of CPUs).
-    #[arg(long)]
-    workers: Option<usize>,
-    /// Items per task in the `map` case.
-    #[arg(long, default_value_t = 4096)]
-    chunksize: usize,
-    /// Repetitions of each measurement; the median is reported.
-    #[arg(long, default_value_t = 5)]
-    repeat: usize,
-    /// Measure only these implementations (comma-separated `impl` names).
-    #[arg(long, value_delimiter = ',')]
-    only: Vec<String>,
-    /// Items per measurement of the `map` case for process pools (Python's are slow).
-    #[arg(long, default_value_t = 2_000_000)]
-    process_items: u64,
-    /// Write the rows as a JSON array to this file.
-    #[arg(long)]
-    json: Option<PathBuf>,
+pub mod processes;
+
+/// What to run.
+#[derive(Clone)]
+pub struct PoolConfig {
+    /// Tasks of the thread `submit` case, for every implementation.
+    pub tasks: u64,
+    /// Items of the thread `map` case, for every implementation.
+    pub items: u64,
+    /// Tasks of the process `submit` cases, for every implementation.
+    pub process_tasks: u64,
+    /// Items of the process `map` case, for every implementation.
+    pub process_items: u64,
+    /// Worker threads or processes of every pool.
+    pub workers: usize,
+    /// Items per task in the `map` cases.
+    pub chunksize: usize,
+    /// Rounds; the median is reported.
+    pub rounds: usize,
+    /// Only these implementations (empty: all).
+    pub only: Vec<String>,
+    /// Starts procspawn's peer in a process of its own.
+    pub peer_command: PeerCommand,
 }
 
-/// One measured row.
-#[derive(Debug, Clone, serde::Serialize)]
-pub(crate) struct Row {
-    pub(crate) case: &'static str,
+impl fmt::Debug for PoolConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolConfig")
+            .field("tasks", &self.tasks)
+            .field("items", &self.items)
+            .field("process_tasks", &self.process_tasks)
+            .field("process_items", &self.process_items)
+            .field("workers", &self.workers)
+            .field("chunksize", &self.chunksize)
+            .field("rounds", &self.rounds)
+            .field("only", &self.only)
+            .finish()
+    }
+}
+
+impl PoolConfig {
+    /// The defaults: a full run, or with `quick` one of well under a minute.
+    pub fn new(quick: bool, peer_command: PeerCommand) -> Self {
+        let (tasks, items, process_tasks, process_items, rounds) = if quick {
+            (50_000, 2_000_000, 10_000, 500_000, 3)
+        } else {
+            (200_000, 20_000_000, 50_000, 2_000_000, 5)
+        };
+        Self {
+            tasks,
+            items,
+            process_tasks,
+            process_items,
+            workers: crew_lab::cpus(),
+            chunksize: 4096,
+            rounds,
+            only: Vec::new(),
+            peer_command,
+        }
+    }
+}
+
+/// What one measurement is: a case, an implementation and its work.
+#[derive(Debug, Clone, Serialize)]
+pub struct Key {
+    /// `submit`, `map`, `submit-256`, `cpu-gcd`, `cpu-is_prime`, `startup`.
+    pub case: &'static str,
+    /// `crew-threads`, `crossbeam`, `rayon`, `python-threads`, `crew-processes`, ...
     #[serde(rename = "impl")]
-    pub(crate) implementation: &'static str,
-    pub(crate) tasks_per_sec: f64,
+    pub implementation: &'static str,
+    /// Tasks or items of the case (the same for every implementation in it).
+    pub n: u64,
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} ({})", self.case, self.implementation, self.n)
+    }
+}
+
+/// One round: tasks (or items) per second.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Rate {
+    /// Tasks (items, for `map`) per second.
+    pub tasks_per_sec: f64,
+}
+
+impl Sample for Rate {
+    fn figure(&self) -> f64 {
+        self.tasks_per_sec
+    }
+}
+
+/// A measurement of this benchmark.
+pub(crate) type PoolMeasurement<'a> = Measurement<'a, Key, Rate>;
+
+/// The measured cells of one run.
+pub type PoolCells = Vec<Cell<Key, Rate>>;
+
+pub(crate) fn measure<'a>(
+    case: &'static str,
+    implementation: &'static str,
+    n: u64,
+    mut run: impl FnMut() -> anyhow::Result<f64> + 'a,
+) -> PoolMeasurement<'a> {
+    Measurement::new(
+        Key {
+            case,
+            implementation,
+            n,
+        },
+        move || {
+            Ok(Rate {
+                tasks_per_sec: run()?,
+            })
+        },
+    )
 }
 
 /// The task. `black_box` keeps the optimiser from folding a whole `map` into a formula.
-fn inc(x: u64) -> u64 {
+pub(crate) fn inc(x: u64) -> u64 {
     std::hint::black_box(x) + 1
 }
 
-fn expected_sum(n: u64) -> u64 {
+pub(crate) fn expected_sum(n: u64) -> u64 {
     n * (n + 1) / 2
 }
 
-/// A named measurement: one call returns tasks per second.
-type Measurement<'a> = (
-    &'static str,
-    &'static str,
-    Box<dyn FnMut() -> anyhow::Result<f64> + 'a>,
-);
-
-/// Runs every measurement once per round, `repeat` rounds, in a rotating order, so that
-/// background noise on this shared machine hits all implementations alike; returns the median rows and the
-/// implementations that could not run (with the reason).
-fn run_interleaved(
-    measurements: &mut [Measurement<'_>],
-    repeat: usize,
-) -> (Vec<Row>, Vec<(String, String)>) {
-    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); measurements.len()];
-    let mut failures: Vec<Option<String>> = vec![None; measurements.len()];
-    for round in 0..repeat.max(1) {
-        eprintln!("round {}/{}", round + 1, repeat.max(1));
-        // Each round starts one measurement later, so no implementation always runs right
-        // after the same neighbour (a process pool's burst, a Python start-up).
-        let count = measurements.len();
-        for step in 0..count {
-            let index = (round + step) % count;
-            if failures[index].is_some() {
-                continue;
-            }
-            let (case, implementation, run) = &mut measurements[index];
-            match run() {
-                Ok(value) => {
-                    eprintln!("  {case:<7} {implementation:<16} {value:>14.0} tasks/s");
-                    samples[index].push(value);
-                }
-                Err(error) => failures[index] = Some(format!("{error:#}")),
-            }
-        }
-    }
-    let mut rows = Vec::new();
-    let mut unavailable = Vec::new();
-    for (index, (case, implementation, _)) in measurements.iter().enumerate() {
-        if let Some(reason) = &failures[index] {
-            unavailable.push((format!("{case} {implementation}"), reason.clone()));
-            continue;
-        }
-        let values = &mut samples[index];
-        values.sort_by(f64::total_cmp);
-        rows.push(Row {
-            case,
-            implementation,
-            tasks_per_sec: values[values.len() / 2],
-        });
-    }
-    (rows, unavailable)
-}
-
-fn rate(n: u64, start: Instant) -> f64 {
+pub(crate) fn rate(n: u64, start: Instant) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
@@ -250,39 +282,75 @@ fn rayon_map(pool: &rayon::ThreadPool, n: u64) -> anyhow::Result<f64> {
     Ok(rate(n, start))
 }
 
-/// Runs a Python peer script; `None` (with the reason) when Python cannot run it.
-pub(crate) fn python_peer(script: &str, args: &[String]) -> Result<f64, String> {
-    let dir = std::env::temp_dir().join(format!("crew-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let path = dir.join("peer.py");
-    std::fs::write(&path, script).map_err(|e| e.to_string())?;
-    let output = Command::new("python3")
-        .arg(&path)
-        .args(args)
+/// Runs a peer process that prints one number (tasks/sec) on standard output.
+///
+/// # Errors
+/// Why it could not run: not installed, failed (with the end of its standard error), or said
+/// something else.
+pub(crate) fn peer_rate(mut command: Command) -> anyhow::Result<f64> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let output = command
         .output()
-        .map_err(|e| format!("python3 not runnable: {e}"))?;
+        .with_context(|| format!("{program} is not runnable"))?;
     if !output.status.success() {
-        return Err(format!(
-            "python3 failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail: Vec<&str> = stderr.trim().lines().rev().take(3).collect();
+        anyhow::bail!(
+            "{program} failed ({}): {}",
+            output.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+        );
     }
-    String::from_utf8_lossy(&output.stdout)
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
         .trim()
         .parse()
-        .map_err(|e| format!("unexpected output from the Python peer: {e}"))
+        .with_context(|| format!("{program} printed {:?}, not a rate", stdout.trim()))
 }
 
-const PYTHON_THREADS: &str = include_str!("peers/pool_threads.py");
+/// The command that runs a Python peer script (written to a temporary file) with `args`.
+pub(crate) fn python_command(script: &str, name: &str, args: &[String]) -> anyhow::Result<Command> {
+    let dir = std::env::temp_dir().join(format!("crew-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(name);
+    std::fs::write(&path, script).with_context(|| format!("writing {}", path.display()))?;
+    let mut command = Command::new("python3");
+    command.arg(path).args(args);
+    Ok(command)
+}
 
-pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
-    let workers = args
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let repeat = args.repeat;
+const PYTHON_THREADS: &str = include_str!("../peers/pool/pool_threads.py");
+
+/// `crew bench pool`: runs both phases, prints the table and the targets, writes the JSON rows
+/// and the chart when asked.
+///
+/// # Errors
+/// Bad settings, a pool that cannot start, or a file that cannot be written.
+pub fn main(
+    config: &PoolConfig,
+    json: Option<&Path>,
+    svg: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(config.workers > 0, "--workers must be at least 1");
+    anyhow::ensure!(config.chunksize > 0, "--chunksize must be at least 1");
+    anyhow::ensure!(
+        config.tasks > 0
+            && config.items > 0
+            && config.process_tasks > 0
+            && config.process_items > 0,
+        "--tasks, --items, --process-tasks and --process-items must be at least 1"
+    );
+    let PoolConfig {
+        tasks,
+        items,
+        workers,
+        chunksize,
+        ..
+    } = *config;
     eprintln!(
-        "crew bench pool: {workers} workers, submit {} tasks / map {} items (chunks of {}), median of {repeat}",
-        args.tasks, args.items, args.chunksize
+        "crew bench pool: {workers} workers; threads: submit {tasks} tasks, map {items} items; \
+         processes: submit {} tasks, map {} items; chunks of {chunksize}; median of {}",
+        config.process_tasks, config.process_items, config.rounds
     );
     let crew = ThreadPool::new(workers);
     let raw = RawPool::new(workers);
@@ -295,129 +363,184 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
     let _ = process_pool
         .map(processes::inc_task, 0..(workers as u64 * 4))
         .count();
-    let procspawn_pool = procspawn::Pool::new(workers)
-        .map_err(|error| anyhow::anyhow!("cannot start procspawn's pool: {error}"))?;
-    let (tasks, items, chunksize) = (args.tasks, args.items, args.chunksize);
-    let python = |case: &str| {
-        let peer_args = [
+    let python = |case: &'static str, n: u64| {
+        let args = [
             case.to_owned(),
-            args.python_tasks.to_string(),
+            n.to_string(),
             workers.to_string(),
             chunksize.to_string(),
         ];
-        move || python_peer(PYTHON_THREADS, &peer_args).map_err(anyhow::Error::msg)
+        move || peer_rate(python_command(PYTHON_THREADS, "pool_threads.py", &args)?)
     };
-    // Two phases, threads then processes, each interleaved within itself: the process rows
-    // churn through tens of megabytes of buffers and start processes, which the allocator and
-    // the kernel pay for in whichever measurement comes next, so mixing the phases would charge
-    // that to thread rows at random.
-    let mut thread_measurements: Vec<Measurement<'_>> = vec![
-        (
-            "submit",
-            "crew-threads",
-            Box::new(|| crew_submit(&crew, tasks)),
-        ),
-        (
-            "map",
-            "crew-threads",
-            Box::new(|| crew_map(&crew, items, chunksize)),
-        ),
-        (
-            "submit",
-            "crossbeam",
-            Box::new(|| crossbeam_submit(&raw, tasks)),
-        ),
-        (
-            "map",
-            "crossbeam",
-            Box::new(|| crossbeam_map(&raw, items, chunksize)),
-        ),
-        ("submit", "rayon", Box::new(|| rayon_submit(&rayon, tasks))),
-        ("map", "rayon", Box::new(|| rayon_map(&rayon, items))),
-        ("submit", "python-threads", Box::new(python("submit"))),
-        ("map", "python-threads", Box::new(python("map"))),
+    let thread_measurements = vec![
+        measure("submit", "crew-threads", tasks, || {
+            crew_submit(&crew, tasks)
+        }),
+        measure("map", "crew-threads", items, || {
+            crew_map(&crew, items, chunksize)
+        }),
+        measure("submit", "crossbeam", tasks, || {
+            crossbeam_submit(&raw, tasks)
+        }),
+        measure("map", "crossbeam", items, || {
+            crossbeam_map(&raw, items, chunksize)
+        }),
+        measure("submit", "rayon", tasks, || rayon_submit(&rayon, tasks)),
+        measure("map", "rayon", items, || rayon_map(&rayon, items)),
+        measure("submit", "python-threads", tasks, python("submit", tasks)),
+        measure("map", "python-threads", items, python("map", items)),
     ];
-    let mut process_measurements = processes::measurements(
-        &process_pool,
-        &procspawn_pool,
-        processes::Settings {
-            workers,
-            tasks,
-            items: args.process_items,
-            peer_tasks: args.python_tasks,
-            chunksize,
-        },
-    );
-    let mut rows = Vec::new();
-    let mut unavailable = Vec::new();
-    for measurements in [&mut thread_measurements, &mut process_measurements] {
-        if !args.only.is_empty() {
-            measurements
-                .retain(|(_, implementation, _)| args.only.iter().any(|o| o == implementation));
+    let process_measurements = processes::measurements(&process_pool, config);
+    let mut cells = PoolCells::new();
+    for mut measurements in [thread_measurements, process_measurements] {
+        if !config.only.is_empty() {
+            measurements.retain(|m| config.only.iter().any(|o| o == m.key().implementation));
         }
-        let (phase_rows, phase_unavailable) = run_interleaved(measurements, repeat);
-        rows.extend(phase_rows);
-        unavailable.extend(phase_unavailable);
+        cells.extend(harness::run(measurements, config.rounds));
     }
-    print_table(&rows);
-    for (implementation, reason) in &unavailable {
-        println!("{implementation}: not available ({reason})");
+    print!("{}", render_table(&cells));
+    print!("{}", render_targets(&cells, workers));
+    if let Some(path) = json {
+        harness::write_json(path, &harness::json_rows(&cells))?;
+        println!("rows written to {}", path.display());
     }
-    if let Some(path) = &args.json {
-        let mut file = std::fs::File::create(path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        serde_json::to_writer_pretty(&mut file, &rows)?;
-        writeln!(file)?;
-        eprintln!("wrote {}", path.display());
+    if let Some(path) = svg {
+        chart(&cells).write_svg(path)?;
+        println!("chart written to {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn find(rows: &[Row], case: &str, implementation: &str) -> Option<f64> {
-    rows.iter()
-        .find(|row| row.case == case && row.implementation == implementation)
-        .map(|row| row.tasks_per_sec)
+/// The median rate of one row, if measured.
+pub(crate) fn find(cells: &[Cell<Key, Rate>], case: &str, implementation: &str) -> Option<f64> {
+    cells
+        .iter()
+        .find(|cell| cell.key.case == case && cell.key.implementation == implementation)
+        .and_then(|cell| cell.median())
+        .map(|rate| rate.tasks_per_sec)
 }
 
-fn print_table(rows: &[Row]) {
-    println!();
-    println!(
-        "{:<7} {:<16} {:>14} {:>12} {:>12}",
-        "case", "impl", "tasks/s", "vs python", "vs crossbeam"
+/// Every row: its work, its median, and its ratios to Python's and to crossbeam's row of the
+/// same case; rows that could not run say why.
+pub fn render_table(cells: &[Cell<Key, Rate>]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n{:<12} {:<16} {:>10} {:>14} {:>10} {:>12}",
+        "case", "impl", "n", "tasks/s", "vs python", "vs crossbeam"
     );
-    for row in rows {
+    for cell in cells {
+        let Key {
+            case,
+            implementation,
+            n,
+        } = cell.key;
+        let Some(rate) = cell.median() else {
+            let _ = writeln!(
+                out,
+                "{case:<12} {implementation:<16} {n:>10} {}",
+                cell.outcome
+            );
+            continue;
+        };
         let ratio = |peer| {
-            find(rows, row.case, peer).map_or_else(
+            let python = matches!(implementation, "crew-processes" | "procspawn");
+            let peer = if peer == "python" {
+                if python {
+                    "python-processes"
+                } else {
+                    "python-threads"
+                }
+            } else {
+                peer
+            };
+            find(cells, case, peer).map_or_else(
                 || "-".to_owned(),
-                |base| format!("{:.2}x", row.tasks_per_sec / base),
+                |base| format!("{:.2}x", rate.tasks_per_sec / base),
             )
         };
-        println!(
-            "{:<7} {:<16} {:>14.0} {:>12} {:>12}",
-            row.case,
-            row.implementation,
-            row.tasks_per_sec,
-            ratio("python-threads"),
+        let _ = writeln!(
+            out,
+            "{case:<12} {implementation:<16} {n:>10} {:>14.0} {:>10} {:>12}",
+            rate.tasks_per_sec,
+            ratio("python"),
             ratio("crossbeam")
         );
     }
-    println!();
-    if let (Some(crew), Some(python), Some(raw)) = (
-        find(rows, "submit", "crew-threads"),
-        find(rows, "submit", "python-threads"),
-        find(rows, "submit", "crossbeam"),
-    ) {
-        println!(
-            "targets: submit+result {:.1}x Python ThreadPoolExecutor (>= 10x), {:.2}x slower than raw crossbeam (<= 2x)",
-            crew / python,
-            raw / crew
-        );
+    out
+}
+
+/// The targets of the thread rows, then the process rows', with verdicts.
+pub fn render_targets(cells: &[Cell<Key, Rate>], workers: usize) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let crew = find(cells, "submit", "crew-threads");
+    let vs_python = crew
+        .zip(find(cells, "submit", "python-threads"))
+        .map(|(a, b)| a / b);
+    let vs_raw = crew
+        .zip(find(cells, "submit", "crossbeam"))
+        .map(|(a, b)| b / a);
+    let x = |r: Option<f64>, digits: usize| r.map_or("-".to_owned(), |r| format!("{r:.digits$}x"));
+    let _ = writeln!(
+        out,
+        "\ntargets: thread submit+result {} Python ThreadPoolExecutor (>= 10x): {}",
+        x(vs_python, 1),
+        harness::Verdict::of(vs_python, |r| r >= 10.0)
+    );
+    let _ = writeln!(
+        out,
+        "         thread submit+result {} slower than raw crossbeam (<= 2x): {}",
+        x(vs_raw, 2),
+        harness::Verdict::of(vs_raw, |r| r <= 2.0)
+    );
+    let map = find(cells, "map", "crew-threads").map(|r| r / 1e6);
+    let _ = writeln!(
+        out,
+        "         thread map with chunks {} M items/s (>= 20 M): {}",
+        map.map_or("-".to_owned(), |m| format!("{m:.1}")),
+        harness::Verdict::of(map, |m| m >= 20.0)
+    );
+    out.push_str(&processes::render_targets(cells, workers));
+    out
+}
+
+/// The `--svg` chart: one panel per case, tasks/s (log scale) per implementation.
+pub fn chart(cells: &[Cell<Key, Rate>]) -> Chart {
+    let mut cases: Vec<&'static str> = Vec::new();
+    for cell in cells {
+        if !cases.contains(&cell.key.case) {
+            cases.push(cell.key.case);
+        }
     }
-    if let Some(map) = find(rows, "map", "crew-threads") {
-        println!(
-            "targets: map with chunks {:.1} M items/s (>= 20 M)",
-            map / 1e6
-        );
-    }
-    processes::print_summary(rows);
+    let panels = cases
+        .into_iter()
+        .map(|case| {
+            let rows: Vec<&Cell<Key, Rate>> =
+                cells.iter().filter(|cell| cell.key.case == case).collect();
+            Panel {
+                title: format!("{case}: tasks/s (n = {})", rows[0].key.n),
+                x_desc: String::new(),
+                categories: Some(
+                    rows.iter()
+                        .map(|c| c.key.implementation.to_owned())
+                        .collect(),
+                ),
+                series: rows
+                    .iter()
+                    .enumerate()
+                    .map(|(index, cell)| Series {
+                        name: cell.key.implementation.to_owned(),
+                        bold: cell.key.implementation.starts_with("crew-"),
+                        points: cell
+                            .median()
+                            .map(|rate| vec![(index as f64, rate.tasks_per_sec)])
+                            .unwrap_or_default(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Chart { panels }
 }

@@ -6,12 +6,14 @@
 //! * `true-2000`: 2,000 trivial jobs (`true`): jobs per second, i.e. the per-job overhead.
 //! * `sleep-10`: the seed's ten `sleep 0.1` at once: total seconds (ideal: 0.1).
 //!
-//! Medians are reported with crew's ratio to each peer, in wall-clock time and in CPU time (user
-//! and system time of the runner and every job it started, from `getrusage(RUSAGE_CHILDREN)`), which
-//! stays meaningful on a machine shared with other work. A peer that is not installed is shown
-//! as "not installed" (GNU parallel comes from `apt-get install parallel`).
+//! Medians (interleaved rounds in rotating order, by the [harness](crate::harness)) are
+//! reported with crew's ratio to each peer, in wall-clock time and in CPU time (user and system
+//! time of the runner and every job it started, from `getrusage(RUSAGE_CHILDREN)`), which stays
+//! meaningful on a machine shared with other work. A peer that is not installed is shown as
+//! "not available (not installed ...)" (GNU parallel comes from `apt-get install parallel`).
 
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -19,24 +21,20 @@ use anyhow::Context;
 use crew::subprocess::{Command, Input, Redirect};
 use serde::Serialize;
 
-/// Arguments of `crew bench run`.
-#[derive(Debug, clap::Args)]
-pub(crate) struct Args {
+use crate::chart::{Chart, Panel, Series};
+use crate::harness::{self, Cell, Measurement, Sample};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
     /// Trivial jobs in the throughput case.
-    #[arg(long, default_value_t = 2000)]
-    count: usize,
-    /// Concurrency of the throughput case for every implementation [default: the number of CPUs].
-    #[arg(short = 'j', long)]
-    jobs: Option<usize>,
-    /// Repetitions of each case per implementation; the median is reported.
-    #[arg(long, default_value_t = 5)]
-    reps: usize,
-    /// Also write the results as JSON rows to this file.
-    #[arg(long, value_name = "FILE")]
-    json: Option<PathBuf>,
-    /// The crew binary to measure [default: this one]; build it with --release.
-    #[arg(long, value_name = "PATH")]
-    crew: Option<PathBuf>,
+    pub count: usize,
+    /// Concurrency of the throughput case for every implementation.
+    pub jobs: usize,
+    /// Rounds; the median is reported.
+    pub rounds: usize,
+    /// The crew binary to measure.
+    pub crew: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,14 +67,23 @@ impl Impl {
         }
     }
 
-    /// Whether it can be run here (GNU parallel is optional).
-    fn installed(self, crew: &PathBuf) -> bool {
-        let probe = match self {
-            Impl::Crew => Command::new(crew).arg("--version"),
-            Impl::Xargs => Command::new("xargs").arg("--version"),
-            Impl::Parallel => Command::new("parallel").args(["--will-cite", "--version"]),
+    /// Whether it can be run here, or why not (GNU parallel is optional).
+    fn installed(self, crew: &PathBuf) -> Result<(), String> {
+        let (probe, install) = match self {
+            Impl::Crew => (Command::new(crew).arg("--version"), "build crew"),
+            Impl::Xargs => (
+                Command::new("xargs").arg("--version"),
+                "apt-get install findutils",
+            ),
+            Impl::Parallel => (
+                Command::new("parallel").args(["--will-cite", "--version"]),
+                "apt-get install parallel",
+            ),
         };
-        matches!(probe.output(), Ok(done) if done.success())
+        match probe.output() {
+            Ok(done) if done.success() => Ok(()),
+            _ => Err(format!("not installed: {install}")),
+        }
     }
 }
 
@@ -88,38 +95,67 @@ struct Case {
     jobs: usize,
 }
 
-#[derive(Debug, Serialize)]
-struct Row {
-    case: &'static str,
+/// What one measurement is: a case and an implementation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Key {
+    /// `true-2000` or `sleep-10`.
+    pub case: &'static str,
+    /// `crew-run`, `xargs`, `gnu-parallel`.
     #[serde(rename = "impl")]
-    implementation: &'static str,
-    jobs_per_sec: Option<f64>,
-    seconds: Option<f64>,
-    cpu_seconds: Option<f64>,
-    reps: usize,
-    note: Option<String>,
+    pub implementation: &'static str,
+    /// Jobs in the case.
+    pub count: usize,
+    /// Jobs at a time.
+    pub jobs: usize,
 }
 
-pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(args.reps > 0, "--reps must be at least 1");
-    anyhow::ensure!(args.count > 0, "--count must be at least 1");
-    let crew = match args.crew {
-        Some(path) => path,
-        None => std::env::current_exe().context("cannot locate the crew binary")?,
-    };
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.case, self.implementation)
+    }
+}
+
+/// One round of one case.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Round {
+    /// Wall-clock seconds (the figure the median is taken of).
+    pub seconds: f64,
+    /// Jobs per second.
+    pub jobs_per_sec: f64,
+    /// CPU seconds of the runner and its jobs.
+    pub cpu_seconds: f64,
+}
+
+impl Sample for Round {
+    fn figure(&self) -> f64 {
+        self.seconds
+    }
+}
+
+/// `crew bench run`: measures every case, prints the table, writes the JSON rows and the chart
+/// when asked.
+///
+/// # Errors
+/// Bad settings, or a file that cannot be written. An implementation that fails is shown as
+/// not available.
+pub fn main(
+    config: &RunConfig,
+    json: Option<&Path>,
+    svg: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(config.rounds > 0, "--reps must be at least 1");
+    anyhow::ensure!(config.count > 0, "--count must be at least 1");
+    anyhow::ensure!(config.jobs > 0, "--jobs must be at least 1");
     if cfg!(debug_assertions) {
         eprintln!("note: this is a debug build; measure with `cargo run --release -p crew-cli -- bench run`");
     }
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let cases = [
         Case {
             name: "true-2000",
             program: "true",
             arg: "x",
-            count: args.count,
-            jobs,
+            count: config.count,
+            jobs: config.jobs,
         },
         Case {
             name: "sleep-10",
@@ -129,24 +165,29 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
             jobs: 10,
         },
     ];
-    let installed: Vec<(Impl, bool)> = Impl::ALL.iter().map(|&i| (i, i.installed(&crew))).collect();
     println!(
-        "crew bench run: {} reps per case, medians; throughput case with -j {jobs}",
-        args.reps
+        "crew bench run: {} rounds, medians; throughput case with -j {}",
+        config.rounds, config.jobs
     );
-    let mut rows = Vec::new();
+    let mut measurements = Vec::new();
     for case in &cases {
-        let input = format!("{}\n", case.arg).repeat(case.count);
-        let mut times: Vec<(Impl, Vec<Duration>, Vec<Duration>)> = installed
-            .iter()
-            .filter(|(_, ok)| *ok)
-            .map(|(i, _)| (*i, Vec::new(), Vec::new()))
-            .collect();
-        // Interleave the implementations so drift on the machine hits all of them alike.
-        for _ in 0..args.reps {
-            for (implementation, samples, cpu_samples) in &mut times {
+        for implementation in Impl::ALL {
+            let key = Key {
+                case: case.name,
+                implementation: implementation.name(),
+                count: case.count,
+                jobs: case.jobs,
+            };
+            if let Err(reason) = implementation.installed(&config.crew) {
+                measurements.push(Measurement::unavailable(key, reason));
+                continue;
+            }
+            let input = format!("{}\n", case.arg).repeat(case.count);
+            let crew = &config.crew;
+            let (count, jobs, program) = (case.count, case.jobs, case.program);
+            measurements.push(Measurement::new(key, move || {
                 let command = implementation
-                    .command(&crew, case.jobs, case.program)
+                    .command(crew, jobs, program)
                     .stdin(Input::bytes(input.clone()))
                     .stdout(Redirect::Null);
                 let cpu_before = children_cpu();
@@ -154,60 +195,34 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
                 let done = command
                     .output()
                     .with_context(|| format!("cannot run {}", implementation.name()))?;
-                let elapsed = start.elapsed();
-                cpu_samples.push(children_cpu().saturating_sub(cpu_before));
+                let seconds = start.elapsed().as_secs_f64();
+                let cpu_seconds = children_cpu().saturating_sub(cpu_before).as_secs_f64();
                 anyhow::ensure!(
                     done.success(),
-                    "{} failed on {}: {} {}",
+                    "{} failed: {} {}",
                     implementation.name(),
-                    case.name,
                     done.status,
                     done.stderr_str()
                 );
-                samples.push(elapsed);
-            }
-        }
-        for (implementation, ok) in &installed {
-            let samples = times.iter_mut().find(|(i, _, _)| i == implementation);
-            let row = match samples {
-                Some((_, samples, cpu_samples)) if *ok => {
-                    let median = median_of(samples);
-                    Row {
-                        case: case.name,
-                        implementation: implementation.name(),
-                        jobs_per_sec: Some(case.count as f64 / median),
-                        seconds: Some(median),
-                        cpu_seconds: Some(median_of(cpu_samples)),
-                        reps: args.reps,
-                        note: None,
-                    }
-                }
-                _ => Row {
-                    case: case.name,
-                    implementation: implementation.name(),
-                    jobs_per_sec: None,
-                    seconds: None,
-                    cpu_seconds: None,
-                    reps: 0,
-                    note: Some("not installed".to_owned()),
-                },
-            };
-            rows.push(row);
+                Ok(Round {
+                    seconds,
+                    jobs_per_sec: count as f64 / seconds,
+                    cpu_seconds,
+                })
+            }));
         }
     }
-    print_table(&rows);
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&rows)?;
-        std::fs::write(path, text + "\n")
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        println!("wrote {}", path.display());
+    let cells = harness::run(measurements, config.rounds);
+    print!("{}", render_table(&cells));
+    if let Some(path) = json {
+        harness::write_json(path, &harness::json_rows(&cells))?;
+        println!("rows written to {}", path.display());
+    }
+    if let Some(path) = svg {
+        chart(&cells).write_svg(path)?;
+        println!("chart written to {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn median_of(samples: &mut [Duration]) -> f64 {
-    samples.sort();
-    samples[samples.len() / 2].as_secs_f64()
 }
 
 /// User + system CPU time of all waited-for descendants of this process so far.
@@ -227,43 +242,79 @@ fn children_cpu() -> Duration {
     time(usage.ru_utime) + time(usage.ru_stime)
 }
 
-fn print_table(rows: &[Row]) {
-    println!(
+/// The table: seconds, jobs/sec and CPU per job, and crew's speed-up against each peer.
+pub fn render_table(cells: &[Cell<Key, Round>]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "\n{:<10} {:<13} {:>9} {:>10} {:>9} {:>11}  crew-run speed-up vs this (wall, CPU)",
         "case", "impl", "seconds", "jobs/sec", "cpu s", "cpu ms/job"
     );
-    for row in rows {
-        let crew = rows
-            .iter()
-            .find(|r| r.case == row.case && r.implementation == Impl::Crew.name());
-        let (Some(seconds), Some(cpu)) = (row.seconds, row.cpu_seconds) else {
-            println!(
-                "{:<10} {:<13} {:>9} {:>10} {:>9} {:>11}  {}",
-                row.case,
-                row.implementation,
-                "-",
-                "-",
-                "-",
-                "-",
-                row.note.as_deref().unwrap_or("")
-            );
+    for cell in cells {
+        let Key {
+            case,
+            implementation,
+            count,
+            ..
+        } = cell.key;
+        let Some(round) = cell.median() else {
+            let _ = writeln!(out, "{case:<10} {implementation:<13} {}", cell.outcome);
             continue;
         };
-        let ratio = match crew.and_then(|c| c.seconds.zip(c.cpu_seconds)) {
-            Some((crew_wall, crew_cpu)) if row.implementation != Impl::Crew.name() => {
-                format!("{:.2}x, {:.2}x", seconds / crew_wall, cpu / crew_cpu)
-            }
+        let crew = cells
+            .iter()
+            .find(|c| c.key.case == case && c.key.implementation == Impl::Crew.name())
+            .and_then(Cell::median);
+        let ratio = match crew {
+            Some(crew) if implementation != Impl::Crew.name() => format!(
+                "{:.2}x, {:.2}x",
+                round.seconds / crew.seconds,
+                round.cpu_seconds / crew.cpu_seconds
+            ),
             _ => String::new(),
         };
-        let jobs = row.jobs_per_sec.unwrap_or(0.0) * seconds;
-        println!(
-            "{:<10} {:<13} {:>9.3} {:>10.0} {:>9.3} {:>11.3}  {ratio}",
-            row.case,
-            row.implementation,
-            seconds,
-            row.jobs_per_sec.unwrap_or(0.0),
-            cpu,
-            cpu * 1000.0 / jobs.max(1.0),
+        let _ = writeln!(
+            out,
+            "{case:<10} {implementation:<13} {:>9.3} {:>10.0} {:>9.3} {:>11.3}  {ratio}",
+            round.seconds,
+            round.jobs_per_sec,
+            round.cpu_seconds,
+            round.cpu_seconds * 1000.0 / count.max(1) as f64,
         );
     }
+    out
+}
+
+/// The `--svg` chart: jobs/sec per implementation, one panel per case.
+pub fn chart(cells: &[Cell<Key, Round>]) -> Chart {
+    let panels = ["true-2000", "sleep-10"]
+        .into_iter()
+        .map(|case| {
+            let rows: Vec<&Cell<Key, Round>> =
+                cells.iter().filter(|cell| cell.key.case == case).collect();
+            Panel {
+                title: format!("{case}: jobs/sec"),
+                x_desc: String::new(),
+                categories: Some(
+                    rows.iter()
+                        .map(|c| c.key.implementation.to_owned())
+                        .collect(),
+                ),
+                series: rows
+                    .iter()
+                    .enumerate()
+                    .map(|(index, cell)| Series {
+                        name: cell.key.implementation.to_owned(),
+                        bold: cell.key.implementation == Impl::Crew.name(),
+                        points: cell
+                            .median()
+                            .map(|round| vec![(index as f64, round.jobs_per_sec)])
+                            .unwrap_or_default(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Chart { panels }
 }

@@ -1,11 +1,10 @@
-//! The fib-service lab: the same TCP service under every concurrency model, a load generator and
-//! the benchmark driver behind `crew serve`, `crew perf` and `crew bench`.
+//! The fib-service lab: the same TCP service under every concurrency model and a load generator,
+//! behind `crew serve` and `crew perf` (the benchmark `crew bench` lives in `crew-bench`).
 //!
 //! Seed 003 serves `fib(n)` over TCP as one_server, thread_server, multiprocess_server,
 //! many_server and async_server and counts requests/sec with its perf2 client. Here each model is
-//! a small module over crew's own pools ([`Model`]), [`perf`] is the load generator (closed or
-//! open loop, HDR latency, every reply verified) and [`bench`](mod@bench) runs every model and its Python,
-//! Go and loopback-limit peers through the same client in one run.
+//! a small module over crew's own pools ([`Model`]) and [`perf`] is the load generator (closed or
+//! open loop, HDR latency, every reply verified).
 //!
 //! ```no_run
 //! use crew_lab::{perf, Model, ServeConfig, Server};
@@ -17,7 +16,6 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
-pub mod bench;
 pub mod fib;
 mod models;
 pub mod perf;

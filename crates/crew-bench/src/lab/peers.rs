@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::Model;
+use crew_lab::Model;
 
 /// Builds a `crew serve` command for a model (`crew serve --model M --addr 127.0.0.1:0 ...`).
 pub type CrewCommand = std::sync::Arc<dyn Fn(Model) -> Command + Send + Sync>;

@@ -1,19 +1,37 @@
 //! The process rows of `crew bench pool`: crew's `ProcessPool` against Python's
 //! `ProcessPoolExecutor` and `multiprocessing.Pool` and against procspawn's pool (the Rust
-//! peer), plus CPU-bound speedup of two workers over serial and worker start-up time.
+//! peer), plus the CPU-bound speedup of a pool with one worker per CPU over serial, and worker
+//! start-up time.
 //!
-//! Rows: `case` = `submit` | `map` for `impl` = `crew-processes`, `python-processes`,
-//! `python-mp-pool`, `procspawn`; `case` = `cpu-gcd` | `cpu-is_prime` for `impl` = `serial` and
-//! `crew-processes` (tasks/s, so the ratio is the speedup); `case` = `startup` (worker starts
-//! per second: a new pool's first result for crew, spawn + join for procspawn).
+//! Rows (every implementation in a case does the same work, the row's `n`):
+//! * `submit` (`crew-processes`, `python-processes`, `python-mp-pool`): submit `n` tasks, then
+//!   collect every result;
+//! * `submit-256` (`crew-processes`, `procspawn`): the same with at most 256 tasks in flight
+//!   (each procspawn call holds descriptors until joined, so it cannot have `n` open at once);
+//! * `map` (all four): `n` items in chunks;
+//! * `cpu-gcd`, `cpu-is_prime` (`serial`, `crew-processes`): tasks/s, so the ratio is the
+//!   speedup of the pool (one worker per CPU) over serial;
+//! * `startup` (`crew-processes`, `procspawn`): worker starts per second (a new one-worker
+//!   pool's first result for crew, spawn + call + join for procspawn).
+//!
+//! procspawn runs in a process of its own (`crew bench peer procspawn ...`, see
+//! [`crate::peer`]), started afresh for each round like the Python peers, its pool warmed up
+//! before the clock starts.
 
 use std::time::Instant;
 
 use crew::{Executor, MapOptions, ProcessPool};
 
-use super::{expected_sum, inc, python_peer, rate, Measurement, Row};
+use super::{
+    expected_sum, find, inc, measure, peer_rate, python_command, rate, Key, PoolConfig,
+    PoolMeasurement, Rate,
+};
+use crate::harness::{Cell, Verdict};
 
-const PYTHON_PROCESSES: &str = include_str!("../peers/pool_processes.py");
+const PYTHON_PROCESSES: &str = include_str!("../../peers/pool/pool_processes.py");
+
+/// At most this many tasks in flight in the `submit-256` case.
+const WINDOW: u64 = 256;
 
 /// The seed's deliberately slow gcd (seed 002): count down from the smaller number.
 #[crew::task]
@@ -71,94 +89,95 @@ fn prime_inputs() -> Vec<u64> {
     primes.iter().copied().cycle().take(12).collect()
 }
 
-/// Settings of the process rows.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Settings {
-    pub(crate) workers: usize,
-    pub(crate) tasks: u64,
-    pub(crate) items: u64,
-    pub(crate) peer_tasks: u64,
-    pub(crate) chunksize: usize,
-}
-
-/// The process measurements; `pool` is a warm crew process pool of `settings.workers`.
+/// The process measurements; `pool` is a warm crew process pool of `config.workers`.
 pub(crate) fn measurements<'a>(
     pool: &'a ProcessPool,
-    procspawn_pool: &'a procspawn::Pool,
-    settings: Settings,
-) -> Vec<Measurement<'a>> {
-    let Settings {
+    config: &PoolConfig,
+) -> Vec<PoolMeasurement<'a>> {
+    let PoolConfig {
         workers,
-        tasks,
-        items,
-        peer_tasks,
+        process_tasks: tasks,
+        process_items: items,
         chunksize,
-    } = settings;
-    let python = move |kind: &'static str, case: &'static str| {
+        ..
+    } = *config;
+    let python = move |kind: &'static str, case: &'static str, n: u64| {
         let args = [
             kind.to_owned(),
             case.to_owned(),
-            if case == "submit" { peer_tasks } else { items }.to_string(),
+            n.to_string(),
             workers.to_string(),
             chunksize.to_string(),
         ];
-        move || python_peer(PYTHON_PROCESSES, &args).map_err(anyhow::Error::msg)
+        move || {
+            peer_rate(python_command(
+                PYTHON_PROCESSES,
+                "pool_processes.py",
+                &args,
+            )?)
+        }
     };
+    let peer_command = config.peer_command.clone();
+    let procspawn = move |case: &'static str, n: u64| {
+        let peer_command = peer_command.clone();
+        move || {
+            let (n, workers, chunksize) =
+                (n.to_string(), workers.to_string(), chunksize.to_string());
+            peer_rate(peer_command(&["procspawn", case, &n, &workers, &chunksize]))
+        }
+    };
+    let gcd_n = gcd_inputs().len() as u64;
+    let prime_n = prime_inputs().len() as u64;
     vec![
-        (
-            "submit",
-            "crew-processes",
-            Box::new(move || crew_submit(pool, tasks)),
-        ),
-        (
-            "map",
-            "crew-processes",
-            Box::new(move || crew_map(pool, items, chunksize)),
-        ),
-        (
+        measure("submit", "crew-processes", tasks, move || {
+            crew_submit(pool, tasks)
+        }),
+        measure(
             "submit",
             "python-processes",
-            Box::new(python("executor", "submit")),
+            tasks,
+            python("executor", "submit", tasks),
         ),
-        (
+        measure(
+            "submit",
+            "python-mp-pool",
+            tasks,
+            python("mp", "submit", tasks),
+        ),
+        measure("submit-256", "crew-processes", tasks, move || {
+            crew_submit_windowed(pool, tasks)
+        }),
+        measure(
+            "submit-256",
+            "procspawn",
+            tasks,
+            procspawn("submit-256", tasks),
+        ),
+        measure("map", "crew-processes", items, move || {
+            crew_map(pool, items, chunksize)
+        }),
+        measure(
             "map",
             "python-processes",
-            Box::new(python("executor", "map")),
+            items,
+            python("executor", "map", items),
         ),
-        ("submit", "python-mp-pool", Box::new(python("mp", "submit"))),
-        ("map", "python-mp-pool", Box::new(python("mp", "map"))),
-        (
-            "submit",
-            "procspawn",
-            Box::new(move || procspawn_submit(procspawn_pool, peer_tasks)),
-        ),
-        (
-            "map",
-            "procspawn",
-            Box::new(move || procspawn_map(procspawn_pool, items, chunksize)),
-        ),
-        (
-            "cpu-gcd",
-            "serial",
-            Box::new(|| serial(slow_gcd, gcd_inputs())),
-        ),
-        (
-            "cpu-gcd",
-            "crew-processes",
-            Box::new(move || parallel(pool, slow_gcd, gcd_inputs())),
-        ),
-        (
-            "cpu-is_prime",
-            "serial",
-            Box::new(|| serial(is_prime, prime_inputs())),
-        ),
-        (
-            "cpu-is_prime",
-            "crew-processes",
-            Box::new(move || parallel(pool, is_prime, prime_inputs())),
-        ),
-        ("startup", "crew-processes", Box::new(crew_startup)),
-        ("startup", "procspawn", Box::new(procspawn_startup)),
+        measure("map", "python-mp-pool", items, python("mp", "map", items)),
+        measure("map", "procspawn", items, procspawn("map", items)),
+        measure("cpu-gcd", "serial", gcd_n, || {
+            serial(slow_gcd, gcd_inputs())
+        }),
+        measure("cpu-gcd", "crew-processes", gcd_n, move || {
+            parallel(pool, slow_gcd, gcd_inputs())
+        }),
+        measure("cpu-is_prime", "serial", prime_n, || {
+            serial(is_prime, prime_inputs())
+        }),
+        measure("cpu-is_prime", "crew-processes", prime_n, move || {
+            parallel(pool, is_prime, prime_inputs())
+        }),
+        measure("startup", "crew-processes", STARTS, crew_startup),
+        measure("startup", "procspawn", STARTS, procspawn("startup", STARTS)),
     ]
 }
 
@@ -186,14 +205,59 @@ fn crew_map(pool: &ProcessPool, n: u64, chunksize: usize) -> anyhow::Result<f64>
     Ok(rate(n, start))
 }
 
-/// Each procspawn call holds a few descriptors until joined, so calls go in windows of 256.
-const PROCSPAWN_WINDOW: u64 = 256;
+/// `submit` with at most [`WINDOW`] tasks in flight: submit a window, collect it, go on.
+fn crew_submit_windowed(pool: &ProcessPool, n: u64) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let mut sum = 0;
+    for low in (0..n).step_by(WINDOW as usize) {
+        let high = (low + WINDOW).min(n);
+        let handles = (low..high)
+            .map(|i| pool.submit(inc_task, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        for handle in handles {
+            sum += handle.result()?;
+        }
+    }
+    anyhow::ensure!(
+        sum == expected_sum(n),
+        "crew-processes submit-256: wrong sum"
+    );
+    Ok(rate(n, start))
+}
+
+/// The procspawn peer, in its own process (`crew bench peer procspawn CASE N WORKERS
+/// CHUNKSIZE`): `procspawn::init()` has run; returns tasks/s of one round.
+pub(crate) fn procspawn_peer(args: &[&str]) -> anyhow::Result<f64> {
+    let [case, n, workers, chunksize] = args else {
+        anyhow::bail!("procspawn peer: expected CASE N WORKERS CHUNKSIZE, got {args:?}");
+    };
+    let n: u64 = n.parse()?;
+    let workers: usize = workers.parse()?;
+    let chunksize: usize = chunksize.parse()?;
+    if *case == "startup" {
+        return procspawn_startup(n);
+    }
+    let pool = procspawn::Pool::new(workers)
+        .map_err(|error| anyhow::anyhow!("cannot start procspawn's pool: {error}"))?;
+    // Start and warm up every worker before measuring, as crew's pool is.
+    let warm: Vec<_> = (0..workers as u64 * 4)
+        .map(|i| pool.spawn(i, inc_task))
+        .collect();
+    for handle in warm {
+        handle.join()?;
+    }
+    match *case {
+        "submit-256" => procspawn_submit(&pool, n),
+        "map" => procspawn_map(&pool, n, chunksize),
+        other => anyhow::bail!("procspawn peer: unknown case {other:?}"),
+    }
+}
 
 fn procspawn_submit(pool: &procspawn::Pool, n: u64) -> anyhow::Result<f64> {
     let start = Instant::now();
     let mut sum = 0;
-    for low in (0..n).step_by(PROCSPAWN_WINDOW as usize) {
-        let high = (low + PROCSPAWN_WINDOW).min(n);
+    for low in (0..n).step_by(WINDOW as usize) {
+        let high = (low + WINDOW).min(n);
         let handles: Vec<_> = (low..high).map(|i| pool.spawn(i, inc_task)).collect();
         for handle in handles {
             sum += handle.join()?;
@@ -203,12 +267,14 @@ fn procspawn_submit(pool: &procspawn::Pool, n: u64) -> anyhow::Result<f64> {
     Ok(rate(n, start))
 }
 
+/// `map` in chunks; the chunks go in windows of [`WINDOW`] for procspawn's descriptors (2,000,000
+/// items are 489 chunks of 4096: two windows).
 fn procspawn_map(pool: &procspawn::Pool, n: u64, chunksize: usize) -> anyhow::Result<f64> {
     let start = Instant::now();
     let chunk = chunksize as u64;
     let mut sum = 0;
     let lows: Vec<u64> = (0..n).step_by(chunksize).collect();
-    for window in lows.chunks(PROCSPAWN_WINDOW as usize) {
+    for window in lows.chunks(WINDOW as usize) {
         let handles: Vec<_> = window
             .iter()
             .map(|&low| pool.spawn((low..(low + chunk).min(n)).collect(), inc_chunk))
@@ -243,20 +309,21 @@ fn parallel<A: crew::Message, R: crew::Message>(
     Ok(rate(n, start))
 }
 
-/// Worker starts per second: a new one-worker pool until its first result, 20 times.
+/// Worker starts per round of the `startup` case.
+const STARTS: u64 = 20;
+
+/// Worker starts per second: a new one-worker pool until its first result, [`STARTS`] times.
 fn crew_startup() -> anyhow::Result<f64> {
-    let rounds = 20;
     let start = Instant::now();
-    for i in 0..rounds {
+    for i in 0..STARTS {
         let pool = ProcessPool::new(1);
         anyhow::ensure!(pool.submit(inc_task, i)?.result()? == i + 1, "wrong result");
     }
-    Ok(rate(rounds, start))
+    Ok(rate(STARTS, start))
 }
 
-/// procspawn's equivalent: spawn a process for one call and join it, 20 times.
-fn procspawn_startup() -> anyhow::Result<f64> {
-    let rounds = 20;
+/// procspawn's equivalent: spawn a process for one call and join it, `rounds` times.
+fn procspawn_startup(rounds: u64) -> anyhow::Result<f64> {
     let start = Instant::now();
     for i in 0..rounds {
         anyhow::ensure!(
@@ -267,42 +334,58 @@ fn procspawn_startup() -> anyhow::Result<f64> {
     Ok(rate(rounds, start))
 }
 
-fn find(rows: &[Row], case: &str, implementation: &str) -> Option<f64> {
-    rows.iter()
-        .find(|row| row.case == case && row.implementation == implementation)
-        .map(|row| row.tasks_per_sec)
-}
-
 /// The process targets, with the numbers of this run.
-pub(crate) fn print_summary(rows: &[Row]) {
-    let ratio = |case, a, b| Some(find(rows, case, a)? / find(rows, case, b)?);
-    if let Some(r) = ratio("submit", "crew-processes", "python-processes") {
-        println!("targets: process submit+result {r:.1}x Python ProcessPoolExecutor (>= 10x)");
-    }
-    if let Some(r) = ratio("submit", "crew-processes", "procspawn") {
-        println!("         process submit+result {r:.1}x procspawn's pool");
-    }
-    if let Some(r) = ratio("map", "crew-processes", "python-mp-pool") {
-        println!("targets: process map with chunks {r:.1}x multiprocessing.Pool.map (>= 1x)");
-    }
-    if let Some(r) = ratio("map", "crew-processes", "procspawn") {
-        println!("         process map with chunks {r:.1}x procspawn's pool");
-    }
+pub(crate) fn render_targets(cells: &[Cell<Key, Rate>], workers: usize) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let ratio = |case, a, b| Some(find(cells, case, a)? / find(cells, case, b)?);
+    let x = |r: Option<f64>, digits: usize| r.map_or("-".to_owned(), |r| format!("{r:.digits$}x"));
+    let r = ratio("submit", "crew-processes", "python-processes");
+    let _ = writeln!(
+        out,
+        "targets: process submit+result {} Python ProcessPoolExecutor (>= 10x): {}",
+        x(r, 1),
+        Verdict::of(r, |r| r >= 10.0)
+    );
+    let _ = writeln!(
+        out,
+        "         process submit+result, 256 in flight, {} procspawn's pool",
+        x(ratio("submit-256", "crew-processes", "procspawn"), 1)
+    );
+    let r = ratio("map", "crew-processes", "python-mp-pool");
+    let _ = writeln!(
+        out,
+        "         process map with chunks {} multiprocessing.Pool.map (>= 1x): {}",
+        x(r, 1),
+        Verdict::of(r, |r| r >= 1.0)
+    );
+    let _ = writeln!(
+        out,
+        "         process map with chunks {} procspawn's pool",
+        x(ratio("map", "crew-processes", "procspawn"), 1)
+    );
     for case in ["cpu-gcd", "cpu-is_prime"] {
-        if let Some(r) = ratio(case, "crew-processes", "serial") {
-            println!("targets: {case} speedup of the process pool over serial {r:.2}x (>= 1.8x)");
-        }
-    }
-    if let Some(starts) = find(rows, "startup", "crew-processes") {
-        println!(
-            "targets: worker start-up (new pool to first result) {:.2} ms (<= 5 ms)",
-            1e3 / starts
+        let r = ratio(case, "crew-processes", "serial");
+        let _ = writeln!(
+            out,
+            "         {case}: speedup of a pool of {workers} workers (one per CPU) over serial {} (>= 1.8x): {}",
+            x(r, 2),
+            Verdict::of(r, |r| r >= 1.8)
         );
     }
-    if let Some(starts) = find(rows, "startup", "procspawn") {
-        println!(
+    let starts = find(cells, "startup", "crew-processes").map(|s| 1e3 / s);
+    let _ = writeln!(
+        out,
+        "         worker start-up (new pool to first result) {} ms (<= 5 ms): {}",
+        starts.map_or("-".to_owned(), |ms| format!("{ms:.2}")),
+        Verdict::of(starts, |ms| ms <= 5.0)
+    );
+    if let Some(starts) = find(cells, "startup", "procspawn") {
+        let _ = writeln!(
+            out,
             "         procspawn spawn + call + join {:.2} ms",
             1e3 / starts
         );
     }
+    out
 }
