@@ -1,5 +1,5 @@
-//! `--svg`: a benchmark's numbers as log-scale charts, one panel per case, one line (or one
-//! point per category) per implementation.
+//! `--svg`: a benchmark's numbers as log-scale charts, one panel per case (three a row), one
+//! line (or one point per category) per implementation.
 
 use std::path::Path;
 
@@ -43,10 +43,14 @@ impl Chart {
     /// # Errors
     /// If the file cannot be written.
     pub fn write_svg(&self, path: &Path) -> anyhow::Result<()> {
-        let width = 700 * self.panels.len().max(1) as u32;
-        let root = SVGBackend::new(path, (width, 620)).into_drawing_area();
+        // At most three panels a row.
+        let count = self.panels.len().max(1);
+        let columns = count.min(3);
+        let rows = count.div_ceil(columns);
+        let size = (700 * columns as u32, 620 * rows as u32);
+        let root = SVGBackend::new(path, size).into_drawing_area();
         root.fill(&WHITE).map_err(draw_error)?;
-        let areas = root.split_evenly((1, self.panels.len().max(1)));
+        let areas = root.split_evenly((rows, columns));
         for (area, panel) in areas.iter().zip(&self.panels) {
             draw_panel(area, panel)?;
         }

@@ -15,7 +15,7 @@
 //! ```
 //! use crew_bench::harness::{self, Measurement, Sample};
 //!
-//! #[derive(Clone, serde::Serialize)]
+//! #[derive(Clone)]
 //! struct Rate { per_sec: f64 }
 //! impl Sample for Rate { fn figure(&self) -> f64 { self.per_sec } }
 //!

@@ -70,11 +70,11 @@ pub const PYTHON: [&str; 4] = [
     "async_server",
 ];
 
-/// Where the peer sources live: `$CREW_LAB_PEERS`, or `crates/crew-lab/peers` of this checkout.
+/// Where the peer sources live: `$CREW_LAB_PEERS`, or `crates/crew-bench/peers/lab` of this checkout.
 pub fn peers_dir() -> PathBuf {
     std::env::var_os("CREW_LAB_PEERS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("peers"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/lab"))
 }
 
 /// A running server process; dropping it stops it (SIGTERM, then SIGKILL).
