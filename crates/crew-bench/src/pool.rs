@@ -9,7 +9,7 @@
 //! Peers: a raw crossbeam-channel worker pool (the floor of what a pool can cost), rayon
 //! (`spawn` + channel, and `par_iter`) and Python's `ThreadPoolExecutor`; the process rows are
 //! in [`processes`]. Two phases, threads then processes, each interleaved by the
-//! [harness](crate::harness): the process rows churn through tens of megabytes of buffers and
+//! [harness](mod@crate::harness): the process rows churn through tens of megabytes of buffers and
 //! start processes, which the allocator and the kernel pay for in whichever measurement comes
 //! next, so mixing the phases would charge that to thread rows at random.
 

@@ -6,7 +6,7 @@
 //! * `true-2000`: 2,000 trivial jobs (`true`): jobs per second, i.e. the per-job overhead.
 //! * `sleep-10`: the seed's ten `sleep 0.1` at once: total seconds (ideal: 0.1).
 //!
-//! Medians (interleaved rounds in rotating order, by the [harness](crate::harness)) are
+//! Medians (interleaved rounds in rotating order, by the [harness](mod@crate::harness)) are
 //! reported with crew's ratio to each peer, in wall-clock time and in CPU time (user and system
 //! time of the runner and every job it started, from `getrusage(RUSAGE_CHILDREN)`), which stays
 //! meaningful on a machine shared with other work. A peer that is not installed is shown as

@@ -28,9 +28,14 @@ fn results_without_peers() -> BenchResults {
         reason: "not available (not installed)".to_owned(),
     };
     BenchResults {
-        servers: ["crew-threads", "python-thread_server", "go", "loopback-limit"]
-            .map(str::to_owned)
-            .to_vec(),
+        servers: [
+            "crew-threads",
+            "python-thread_server",
+            "go",
+            "loopback-limit",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
         rows,
         unavailable: vec![
             missing("python-thread_server"),

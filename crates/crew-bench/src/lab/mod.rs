@@ -266,7 +266,7 @@ impl BenchResults {
     }
 }
 
-/// Runs the benchmark through the [harness](crate::harness), showing a progress bar on a
+/// Runs the benchmark through the [harness](mod@crate::harness), showing a progress bar on a
 /// terminal.
 ///
 /// Every server is started first (an idle server costs nothing); then every cell (server ×
