@@ -89,9 +89,16 @@ impl PoolConfig {
     }
 }
 
-/// What one measurement is: a case, an implementation and its work.
+/// The phase of the thread rows.
+pub const THREADS: &str = "threads";
+/// The phase of the process rows.
+pub const PROCESSES: &str = "processes";
+
+/// What one measurement is: a phase, a case, an implementation and its work.
 #[derive(Debug, Clone, Serialize)]
 pub struct Key {
+    /// [`THREADS`] or [`PROCESSES`]: rows are compared within their phase only.
+    pub phase: &'static str,
     /// `submit`, `map`, `submit-256`, `cpu-gcd`, `cpu-is_prime`, `startup`.
     pub case: &'static str,
     /// `crew-threads`, `crossbeam`, `rayon`, `python-threads`, `crew-processes`, ...
@@ -103,7 +110,11 @@ pub struct Key {
 
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} ({})", self.case, self.implementation, self.n)
+        write!(
+            f,
+            "{} {} {} ({})",
+            self.phase, self.case, self.implementation, self.n
+        )
     }
 }
 
@@ -127,6 +138,7 @@ pub(crate) type PoolMeasurement<'a> = Measurement<'a, Key, Rate>;
 pub type PoolCells = Vec<Cell<Key, Rate>>;
 
 pub(crate) fn measure<'a>(
+    phase: &'static str,
     case: &'static str,
     implementation: &'static str,
     n: u64,
@@ -134,6 +146,7 @@ pub(crate) fn measure<'a>(
 ) -> PoolMeasurement<'a> {
     Measurement::new(
         Key {
+            phase,
             case,
             implementation,
             n,
@@ -373,22 +386,36 @@ pub fn main(
         move || peer_rate(python_command(PYTHON_THREADS, "pool_threads.py", &args)?)
     };
     let thread_measurements = vec![
-        measure("submit", "crew-threads", tasks, || {
+        measure(THREADS, "submit", "crew-threads", tasks, || {
             crew_submit(&crew, tasks)
         }),
-        measure("map", "crew-threads", items, || {
+        measure(THREADS, "map", "crew-threads", items, || {
             crew_map(&crew, items, chunksize)
         }),
-        measure("submit", "crossbeam", tasks, || {
+        measure(THREADS, "submit", "crossbeam", tasks, || {
             crossbeam_submit(&raw, tasks)
         }),
-        measure("map", "crossbeam", items, || {
+        measure(THREADS, "map", "crossbeam", items, || {
             crossbeam_map(&raw, items, chunksize)
         }),
-        measure("submit", "rayon", tasks, || rayon_submit(&rayon, tasks)),
-        measure("map", "rayon", items, || rayon_map(&rayon, items)),
-        measure("submit", "python-threads", tasks, python("submit", tasks)),
-        measure("map", "python-threads", items, python("map", items)),
+        measure(THREADS, "submit", "rayon", tasks, || {
+            rayon_submit(&rayon, tasks)
+        }),
+        measure(THREADS, "map", "rayon", items, || rayon_map(&rayon, items)),
+        measure(
+            THREADS,
+            "submit",
+            "python-threads",
+            tasks,
+            python("submit", tasks),
+        ),
+        measure(
+            THREADS,
+            "map",
+            "python-threads",
+            items,
+            python("map", items),
+        ),
     ];
     let process_measurements = processes::measurements(&process_pool, config);
     let mut cells = PoolCells::new();
@@ -412,10 +439,19 @@ pub fn main(
 }
 
 /// The median rate of one row, if measured.
-pub(crate) fn find(cells: &[Cell<Key, Rate>], case: &str, implementation: &str) -> Option<f64> {
+pub(crate) fn find(
+    cells: &[Cell<Key, Rate>],
+    phase: &str,
+    case: &str,
+    implementation: &str,
+) -> Option<f64> {
     cells
         .iter()
-        .find(|cell| cell.key.case == case && cell.key.implementation == implementation)
+        .find(|cell| {
+            cell.key.phase == phase
+                && cell.key.case == case
+                && cell.key.implementation == implementation
+        })
         .and_then(|cell| cell.median())
         .map(|rate| rate.tasks_per_sec)
 }
@@ -432,6 +468,7 @@ pub fn render_table(cells: &[Cell<Key, Rate>]) -> String {
     );
     for cell in cells {
         let Key {
+            phase,
             case,
             implementation,
             n,
@@ -444,27 +481,23 @@ pub fn render_table(cells: &[Cell<Key, Rate>]) -> String {
             );
             continue;
         };
-        let ratio = |peer| {
-            let python = matches!(implementation, "crew-processes" | "procspawn");
-            let peer = if peer == "python" {
-                if python {
-                    "python-processes"
-                } else {
-                    "python-threads"
-                }
-            } else {
-                peer
-            };
-            find(cells, case, peer).map_or_else(
+        // Ratios within the phase: Python's pool of the same kind, and (threads) crossbeam.
+        let ratio = |peer: &str| {
+            find(cells, phase, case, peer).map_or_else(
                 || "-".to_owned(),
                 |base| format!("{:.2}x", rate.tasks_per_sec / base),
             )
+        };
+        let python = if phase == THREADS {
+            "python-threads"
+        } else {
+            "python-processes"
         };
         let _ = writeln!(
             out,
             "{case:<12} {implementation:<16} {n:>10} {:>14.0} {:>10} {:>12}",
             rate.tasks_per_sec,
-            ratio("python"),
+            ratio(python),
             ratio("crossbeam")
         );
     }
@@ -475,12 +508,12 @@ pub fn render_table(cells: &[Cell<Key, Rate>]) -> String {
 pub fn render_targets(cells: &[Cell<Key, Rate>], workers: usize) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
-    let crew = find(cells, "submit", "crew-threads");
+    let crew = find(cells, THREADS, "submit", "crew-threads");
     let vs_python = crew
-        .zip(find(cells, "submit", "python-threads"))
+        .zip(find(cells, THREADS, "submit", "python-threads"))
         .map(|(a, b)| a / b);
     let vs_raw = crew
-        .zip(find(cells, "submit", "crossbeam"))
+        .zip(find(cells, THREADS, "submit", "crossbeam"))
         .map(|(a, b)| b / a);
     let x = |r: Option<f64>, digits: usize| r.map_or("-".to_owned(), |r| format!("{r:.digits$}x"));
     let _ = writeln!(
@@ -495,7 +528,7 @@ pub fn render_targets(cells: &[Cell<Key, Rate>], workers: usize) -> String {
         x(vs_raw, 2),
         harness::Verdict::of(vs_raw, |r| r <= 2.0)
     );
-    let map = find(cells, "map", "crew-threads").map(|r| r / 1e6);
+    let map = find(cells, THREADS, "map", "crew-threads").map(|r| r / 1e6);
     let _ = writeln!(
         out,
         "         thread map with chunks {} M items/s (>= 20 M): {}",
@@ -508,19 +541,21 @@ pub fn render_targets(cells: &[Cell<Key, Rate>], workers: usize) -> String {
 
 /// The `--svg` chart: one panel per case, tasks/s (log scale) per implementation.
 pub fn chart(cells: &[Cell<Key, Rate>]) -> Chart {
-    let mut cases: Vec<&'static str> = Vec::new();
+    let mut cases: Vec<(&'static str, &'static str)> = Vec::new();
     for cell in cells {
-        if !cases.contains(&cell.key.case) {
-            cases.push(cell.key.case);
+        if !cases.contains(&(cell.key.phase, cell.key.case)) {
+            cases.push((cell.key.phase, cell.key.case));
         }
     }
     let panels = cases
         .into_iter()
-        .map(|case| {
-            let rows: Vec<&Cell<Key, Rate>> =
-                cells.iter().filter(|cell| cell.key.case == case).collect();
+        .map(|(phase, case)| {
+            let rows: Vec<&Cell<Key, Rate>> = cells
+                .iter()
+                .filter(|cell| cell.key.phase == phase && cell.key.case == case)
+                .collect();
             Panel {
-                title: format!("{case}: tasks/s (n = {})", rows[0].key.n),
+                title: format!("{phase} {case}: tasks/s (n = {})", rows[0].key.n),
                 x_desc: String::new(),
                 categories: Some(
                     rows.iter()

@@ -24,7 +24,7 @@ use crew::{Executor, MapOptions, ProcessPool};
 
 use super::{
     expected_sum, find, inc, measure, peer_rate, python_command, rate, Key, PoolConfig,
-    PoolMeasurement, Rate,
+    PoolMeasurement, Rate, PROCESSES,
 };
 use crate::harness::{Cell, Verdict};
 
@@ -129,55 +129,85 @@ pub(crate) fn measurements<'a>(
     let gcd_n = gcd_inputs().len() as u64;
     let prime_n = prime_inputs().len() as u64;
     vec![
-        measure("submit", "crew-processes", tasks, move || {
+        measure(PROCESSES, "submit", "crew-processes", tasks, move || {
             crew_submit(pool, tasks)
         }),
         measure(
+            PROCESSES,
             "submit",
             "python-processes",
             tasks,
             python("executor", "submit", tasks),
         ),
         measure(
+            PROCESSES,
             "submit",
             "python-mp-pool",
             tasks,
             python("mp", "submit", tasks),
         ),
-        measure("submit-256", "crew-processes", tasks, move || {
-            crew_submit_windowed(pool, tasks)
-        }),
         measure(
+            PROCESSES,
+            "submit-256",
+            "crew-processes",
+            tasks,
+            move || crew_submit_windowed(pool, tasks),
+        ),
+        measure(
+            PROCESSES,
             "submit-256",
             "procspawn",
             tasks,
             procspawn("submit-256", tasks),
         ),
-        measure("map", "crew-processes", items, move || {
+        measure(PROCESSES, "map", "crew-processes", items, move || {
             crew_map(pool, items, chunksize)
         }),
         measure(
+            PROCESSES,
             "map",
             "python-processes",
             items,
             python("executor", "map", items),
         ),
-        measure("map", "python-mp-pool", items, python("mp", "map", items)),
-        measure("map", "procspawn", items, procspawn("map", items)),
-        measure("cpu-gcd", "serial", gcd_n, || {
+        measure(
+            PROCESSES,
+            "map",
+            "python-mp-pool",
+            items,
+            python("mp", "map", items),
+        ),
+        measure(
+            PROCESSES,
+            "map",
+            "procspawn",
+            items,
+            procspawn("map", items),
+        ),
+        measure(PROCESSES, "cpu-gcd", "serial", gcd_n, || {
             serial(slow_gcd, gcd_inputs())
         }),
-        measure("cpu-gcd", "crew-processes", gcd_n, move || {
+        measure(PROCESSES, "cpu-gcd", "crew-processes", gcd_n, move || {
             parallel(pool, slow_gcd, gcd_inputs())
         }),
-        measure("cpu-is_prime", "serial", prime_n, || {
+        measure(PROCESSES, "cpu-is_prime", "serial", prime_n, || {
             serial(is_prime, prime_inputs())
         }),
-        measure("cpu-is_prime", "crew-processes", prime_n, move || {
-            parallel(pool, is_prime, prime_inputs())
-        }),
-        measure("startup", "crew-processes", STARTS, crew_startup),
-        measure("startup", "procspawn", STARTS, procspawn("startup", STARTS)),
+        measure(
+            PROCESSES,
+            "cpu-is_prime",
+            "crew-processes",
+            prime_n,
+            move || parallel(pool, is_prime, prime_inputs()),
+        ),
+        measure(PROCESSES, "startup", "crew-processes", STARTS, crew_startup),
+        measure(
+            PROCESSES,
+            "startup",
+            "procspawn",
+            STARTS,
+            procspawn("startup", STARTS),
+        ),
     ]
 }
 
@@ -338,7 +368,8 @@ fn procspawn_startup(rounds: u64) -> anyhow::Result<f64> {
 pub(crate) fn render_targets(cells: &[Cell<Key, Rate>], workers: usize) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
-    let ratio = |case, a, b| Some(find(cells, case, a)? / find(cells, case, b)?);
+    let ratio =
+        |case, a, b| Some(find(cells, PROCESSES, case, a)? / find(cells, PROCESSES, case, b)?);
     let x = |r: Option<f64>, digits: usize| r.map_or("-".to_owned(), |r| format!("{r:.digits$}x"));
     let r = ratio("submit", "crew-processes", "python-processes");
     let _ = writeln!(
@@ -373,14 +404,14 @@ pub(crate) fn render_targets(cells: &[Cell<Key, Rate>], workers: usize) -> Strin
             Verdict::of(r, |r| r >= 1.8)
         );
     }
-    let starts = find(cells, "startup", "crew-processes").map(|s| 1e3 / s);
+    let starts = find(cells, PROCESSES, "startup", "crew-processes").map(|s| 1e3 / s);
     let _ = writeln!(
         out,
         "         worker start-up (new pool to first result) {} ms (<= 5 ms): {}",
         starts.map_or("-".to_owned(), |ms| format!("{ms:.2}")),
         Verdict::of(starts, |ms| ms <= 5.0)
     );
-    if let Some(starts) = find(cells, "startup", "procspawn") {
+    if let Some(starts) = find(cells, PROCESSES, "startup", "procspawn") {
         let _ = writeln!(
             out,
             "         procspawn spawn + call + join {:.2} ms",
