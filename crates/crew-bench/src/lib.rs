@@ -29,3 +29,17 @@ pub mod run;
 /// Builds the command that runs [`peer::main`] with the given arguments in a new process of
 /// the hosting binary (for `crew`: `crew bench peer ARGS...`).
 pub type PeerCommand = std::sync::Arc<dyn Fn(&[&str]) -> std::process::Command + Send + Sync>;
+
+/// The global allocator of every binary that links the benchmarks (the `crew` binary): the
+/// in-process rows of `crew bench pool` (crew's thread pool, crossbeam, rayon) share it.
+///
+/// Measured on the 2-core machine under load (`crew bench pool --quick --only
+/// crew-threads,crossbeam,rayon --repeat 5`, three runs of each build alternated): with glibc's
+/// malloc, crew's thread `submit` fell to 0.45x of its mimalloc figure (1.9M against 4.1M
+/// tasks/s: every task's handle is allocated by the submitter and freed by a worker, which
+/// glibc's per-thread arenas handle badly), while crossbeam, rayon and the `map` rows did not
+/// move beyond the noise (0.8x to 1.6x either way), nor did the servers of `crew bench`
+/// (`crew serve` children, same binary). So mimalloc stays: it is the allocator crew's users
+/// are advised to pick for submit-heavy work, and the README shows the glibc figure too.
+#[global_allocator]
+pub static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

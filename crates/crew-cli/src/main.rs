@@ -7,11 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// The benchmarks compare implementations inside this one process, so they all share this
-/// allocator; mimalloc keeps allocation out of the way of what is measured (glibc's arenas
-/// contend when one thread allocates and another frees, as every pool does).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// The allocator is mimalloc, declared by `crew-bench` (`crew_bench::ALLOCATOR` gives the
+// measurement behind that choice): linking the benchmarks brings it.
 
 mod bench;
 mod duration;

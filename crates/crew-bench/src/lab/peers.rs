@@ -26,7 +26,7 @@ pub enum Peer {
     Python(&'static str),
     /// The Go peer.
     Go,
-    /// The do-nothing Rust server.
+    /// The loopback limit: the std-only server of [`super::loopback`], replies precomputed.
     LoopbackLimit,
 }
 
