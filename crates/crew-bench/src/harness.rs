@@ -4,9 +4,11 @@
 //! A benchmark describes what it measures as a list of [`Measurement`]s, each a key (what is
 //! measured: case, implementation, parameters; any `Serialize` type) and a closure that measures
 //! once and returns a sample. [`run`] calls every measurement once per round, for several rounds,
-//! starting each round one measurement later than the last, so background noise on a shared
-//! machine, and the after-effects of a heavy neighbour (a process pool's burst, a Python
-//! start-up), spread over every implementation instead of always hitting the same one. Each
+//! starting each round one measurement later than the last and going backwards every other
+//! round, so background noise on a shared machine, and the after-effects of a heavy neighbour (a
+//! process pool's burst, a Python start-up), spread over every implementation instead of always
+//! hitting the same one. Measurements listed together stay together (the lab's servers of one
+//! cell run back to back). Each
 //! measurement's figure is its median sample (the upper median for an even count).
 //!
 //! A measurement that fails once is not run again: its [`Cell`] says `not available (reason)`,
@@ -134,7 +136,7 @@ impl<K, S> Cell<K, S> {
 }
 
 /// Measures every measurement once per round for `rounds` rounds (at least one), in rotating
-/// order, and returns one cell per measurement, in the order given.
+/// order (forwards, then backwards), and returns one cell per measurement, in the order given.
 ///
 /// On a terminal a progress bar names the measurement running; elsewhere nothing is printed.
 pub fn run<K: fmt::Display, S: Sample>(
@@ -151,7 +153,13 @@ pub fn run<K: fmt::Display, S: Sample>(
         .collect();
     for round in 0..rounds {
         for step in 0..count {
-            let index = (round + step) % count;
+            // Rotating alone keeps every measurement behind the same neighbour; going backwards
+            // every other round gives each one its other neighbour too.
+            let index = if round % 2 == 0 {
+                (round + step) % count
+            } else {
+                (round % count + count - step) % count
+            };
             let (key, measure, samples) = &mut state[index];
             if let Ok(run) = measure {
                 if let Some(bar) = &bar {
@@ -307,7 +315,7 @@ mod tests {
     }
 
     #[test]
-    fn rounds_rotate_and_medians_are_middle_samples() {
+    fn rounds_rotate_and_turn_and_medians_are_middle_samples() {
         let order = RefCell::new(Vec::new());
         let make = |name: &'static str, values: Vec<f64>| {
             let order = &order;
@@ -329,7 +337,7 @@ mod tests {
         );
         assert_eq!(
             *order.borrow(),
-            ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+            ["a", "b", "c", "b", "a", "c", "c", "a", "b"]
         );
         let medians: Vec<f64> = cells.iter().map(|c| c.median().unwrap().value).collect();
         assert_eq!(medians, [3.0, 4.0, 7.0]);

@@ -167,8 +167,10 @@ pub fn render_ratios(results: &BenchResults) -> String {
         }
         let verdict = if !unmeasured.is_empty() {
             Verdict::NotMeasured
+        } else if missed.is_empty() {
+            Verdict::Met
         } else {
-            mark(Some(missed.len() as f64), |missed| missed == 0.0)
+            Verdict::Missed
         };
         let mut detail = Vec::new();
         if !missed.is_empty() {
