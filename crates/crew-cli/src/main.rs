@@ -1,19 +1,17 @@
 //! `crew`: the command-line face of the crew library.
 //!
-//! The binary is thin: argument parsing and wiring. The work lives in the `crew` library and in
-//! `crew-lab` (the fib-service lab).
+//! The binary is thin: argument parsing and wiring. The work lives in the `crew` library, in
+//! `crew-lab` (the fib-service lab) and in `crew-bench` (the benchmarks and their peers).
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// The benchmarks compare implementations inside this one process, so they all share this
-/// allocator; mimalloc keeps allocation out of the way of what is measured (glibc's arenas
-/// contend when one thread allocates and another frees, as every pool does).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// The allocator is mimalloc, declared by `crew-bench` (`crew_bench::ALLOCATOR` gives the
+// measurement behind that choice): linking the benchmarks brings it.
 
 mod bench;
+mod duration;
 mod perf;
 mod run;
 mod serve;
@@ -39,10 +37,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    // Worker hooks first: when this executable is started as a crew worker or a procspawn
-    // child (by `crew bench pool`), serve and exit here.
+    // The worker hook first: when this executable is started as a crew worker, it serves
+    // tasks here and exits. (Benchmark peers that need a hook of their own, such as procspawn's,
+    // set it up in `crew bench peer`, the only place they run.)
     crew::init();
-    procspawn::init();
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Serve(args) => serve::main(args),

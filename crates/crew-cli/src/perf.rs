@@ -4,6 +4,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::duration::parse_duration;
+
 use anyhow::Context;
 use crew_lab::perf::{self, PerfConfig};
 use crew_lab::protocol::Framing;
@@ -20,7 +22,7 @@ pub(crate) struct Args {
     /// The n of every request (1: IO-bound; 25: CPU-bound).
     #[arg(long, default_value_t = 1)]
     n: u32,
-    /// How long to measure: `10`, `10s`, `500ms`, `2m`.
+    /// How long to measure, e.g. 10s, 1.5, 500ms, 2m, 1h.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     duration: Duration,
     /// Load before measuring, not counted.
@@ -36,28 +38,6 @@ pub(crate) struct Args {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
-}
-
-/// Parses `10`, `1.5s`, `500ms` or `2m`.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
-        (ms, 0.001)
-    } else if let Some(s) = text.strip_suffix('s') {
-        (s, 1.0)
-    } else if let Some(m) = text.strip_suffix('m') {
-        (m, 60.0)
-    } else {
-        (text, 1.0)
-    };
-    match number.trim().parse::<f64>() {
-        Ok(value) if value.is_finite() && value >= 0.0 => {
-            Ok(Duration::from_secs_f64(value * scale))
-        }
-        _ => Err(format!(
-            "`{text}` is not a duration: use e.g. 10, 10s, 500ms or 2m"
-        )),
-    }
 }
 
 pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {

@@ -23,11 +23,10 @@ use anyhow::Context;
 use crew::subprocess::{Command, ExitStatus, Halt, HaltWhen, JobResult, Runner};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-mod duration;
 mod joblog;
 mod template;
 
-use duration::parse_duration;
+use crate::duration::parse_duration;
 use joblog::JobLog;
 use template::Template;
 

@@ -30,9 +30,9 @@ pub(crate) struct Args {
     /// Largest n served (at most 93, the largest whose fib fits u64 exactly).
     #[arg(long, default_value_t = crew_lab::fib::DEFAULT_MAX_N)]
     max_n: u32,
-    /// Close connections idle this many seconds (0: never).
-    #[arg(long, default_value_t = 60.0)]
-    idle_timeout: f64,
+    /// Close connections idle this long, e.g. 60s, 2m (0: never).
+    #[arg(long, default_value = "60s", value_parser = crate::duration::parse_duration)]
+    idle_timeout: Duration,
     /// Refuse clients beyond this many open connections with an `error:` line.
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
@@ -62,11 +62,7 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
     if args.child {
         crew_lab::die_with_parent().context("setting the parent-death signal")?;
     }
-    if !(args.idle_timeout.is_finite() && args.idle_timeout >= 0.0) {
-        anyhow::bail!("--idle-timeout must be a number of seconds >= 0");
-    }
-    let idle_timeout =
-        (args.idle_timeout > 0.0).then(|| Duration::from_secs_f64(args.idle_timeout));
+    let idle_timeout = (!args.idle_timeout.is_zero()).then_some(args.idle_timeout);
     let mut config = ServeConfig {
         framing: args.framing,
         max_n: args.max_n,
@@ -90,7 +86,9 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
             command
                 .arg("--max-connections")
                 .arg(max_connections.to_string());
-            command.arg("--idle-timeout").arg(idle.to_string());
+            command
+                .arg("--idle-timeout")
+                .arg(format!("{}s", idle.as_secs_f64()));
             command
         }));
     }

@@ -8,18 +8,17 @@ fn bench_prints_tables_and_writes_json_and_svg() {
     let dir = tempdir();
     let json = dir.join("rows.json");
     let svg = dir.join("chart.svg");
-    // A PATH with python3 but no `go`: the Go peer must be shown as not available.
+    // A PATH with python3 (the real executable, not a shim that needs more of PATH) but no
+    // `go`: the Go peer must be shown as not available.
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
-    if let Ok(found) = Command::new("sh")
-        .args(["-c", "command -v python3"])
+    let found = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
         .output()
-    {
-        let python = String::from_utf8_lossy(&found.stdout).trim().to_owned();
-        if !python.is_empty() {
-            let _ = std::os::unix::fs::symlink(python, bin.join("python3"));
-        }
-    }
+        .expect("python3 runs (scripts/test installs it)");
+    let python = String::from_utf8_lossy(&found.stdout).trim().to_owned();
+    let _ = std::fs::remove_file(bin.join("python3"));
+    std::os::unix::fs::symlink(python, bin.join("python3")).unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_crew"))
         .args([
             "bench",
@@ -55,9 +54,18 @@ fn bench_prints_tables_and_writes_json_and_svg() {
             .any(|line| line.starts_with("go") && line.contains("not available")),
         "{stdout}"
     );
-    // Python is either measured or shown as not available, never dropped.
-    assert!(stdout.contains("python-thread_server"), "{stdout}");
+    // Python must be measured (scripts/test installs python3); Go is not, and says so.
+    assert!(
+        stdout
+            .lines()
+            .any(|line| line.starts_with("python-thread_server") && !line.contains("not available")),
+        "{stdout}"
+    );
     assert!(stdout.contains("best crew model"), "{stdout}");
+    assert!(
+        stdout.contains("crew vs go: go not measured (apt-get install golang-go)"),
+        "{stdout}"
+    );
 
     let rows: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let rows = rows.as_array().unwrap();
@@ -73,7 +81,21 @@ fn bench_prints_tables_and_writes_json_and_svg() {
         .find(|row| row["server"] == "crew-process-pool" && row["case"] == "cpu")
         .expect("a crew-process-pool cpu row");
     assert!(process_pool_cpu["rps"].as_f64().unwrap() > 0.0);
-    assert!(rows.iter().any(|row| row["server"] == "loopback-limit"));
+    assert!(rows
+        .iter()
+        .any(|row| row["server"] == "loopback-limit"
+            && row["rps"].as_f64().is_some_and(|rps| rps > 0.0)));
+    let go = rows
+        .iter()
+        .find(|row| row["server"] == "go")
+        .expect("a go row");
+    assert_eq!(go["rps"], serde_json::Value::Null);
+    assert!(
+        go["note"]
+            .as_str()
+            .is_some_and(|note| note.starts_with("not available (go is not installed")),
+        "{go}"
+    );
     let chart = std::fs::read_to_string(&svg).unwrap();
     assert!(
         chart.starts_with("<svg"),
@@ -82,6 +104,30 @@ fn bench_prints_tables_and_writes_json_and_svg() {
     );
     assert!(chart.contains("crew-threads"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bench_durations_use_the_same_grammar_as_run() {
+    // `1h` parses (the run then stops at the next check, before measuring anything).
+    let output = Command::new(env!("CARGO_BIN_EXE_crew"))
+        .args(["bench", "--duration", "1h", "--clients", "0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert_eq!(
+        stderr.trim(),
+        "crew: error: --clients needs counts of at least 1, e.g. 1,2,4"
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_crew"))
+        .args(["bench", "--duration", "1x"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("invalid duration \"1x\": use a number and a unit"),
+        "{stderr}"
+    );
 }
 
 fn tempdir() -> std::path::PathBuf {

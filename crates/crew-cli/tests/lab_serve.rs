@@ -178,3 +178,28 @@ fn talk_framing_from_the_command_line() {
     let read = stream.read(&mut buffer).unwrap();
     assert_eq!(&buffer[..read], b"6765\n");
 }
+
+#[test]
+fn idle_timeout_takes_the_duration_grammar() {
+    // Also through the reuseport parent, which hands the timeout to its children.
+    for model in ["threads", "reuseport"] {
+        let served = serve(&["--model", model, "--idle-timeout", "300ms"]);
+        let mut client = connect(served.addr);
+        assert_eq!(ask(&mut client, 10), "55\n");
+        let started = std::time::Instant::now();
+        let mut rest = String::new();
+        client.read_to_string(&mut rest).unwrap();
+        assert_eq!(rest, "error: idle for 0.3s, closing\n", "{model}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{model}");
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_crew"))
+        .args(["serve", "--idle-timeout", "1x"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("invalid duration \"1x\": use a number and a unit"),
+        "{stderr}"
+    );
+}

@@ -222,7 +222,9 @@ fn without_a_command_each_argument_is_a_shell_command() {
 }
 
 #[test]
-fn bench_run_reports_every_implementation() {
+fn bench_run_measures_every_implementation() {
+    // GNU parallel must be installed (scripts/test installs it): a peer that cannot run fails
+    // this test rather than passing unseen.
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("rows.json");
     let out = Command::new(CREW)
@@ -240,12 +242,53 @@ fn bench_run_reports_every_implementation() {
                 .iter()
                 .find(|r| r["case"] == case && r["impl"] == name)
                 .unwrap_or_else(|| panic!("no row for {case} {name}"));
-            // Measured, or explicitly not installed.
-            assert!(row["seconds"].as_f64().is_some() || row["note"] == "not installed");
+            assert!(row["seconds"].as_f64().is_some_and(|s| s > 0.0), "{row}");
+            assert_eq!(row["note"], serde_json::Value::Null, "{row}");
+            assert_eq!(row["rounds"], 1, "{row}");
         }
     }
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("crew-run"));
+}
+
+#[test]
+fn bench_run_shows_a_missing_peer_as_not_available() {
+    // A PATH with what the jobs and xargs need, but no GNU parallel.
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for tool in ["true", "sleep", "xargs"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .unwrap();
+        let path = String::from_utf8_lossy(&found.stdout).trim().to_owned();
+        std::os::unix::fs::symlink(&path, bin.join(tool)).unwrap();
+    }
+    let json = dir.path().join("rows.json");
+    let out = Command::new(CREW)
+        .args(["bench", "run", "--count", "10", "--reps", "1", "--json"])
+        .arg(&json)
+        .env("PATH", &bin)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for row in rows.iter().filter(|r| r["impl"] == "gnu-parallel") {
+        assert_eq!(
+            row["note"],
+            "not available (not installed: apt-get install parallel)"
+        );
+        assert_eq!(row["seconds"], serde_json::Value::Null);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().any(|line| line.starts_with("true-2000")
+            && line.contains("gnu-parallel")
+            && line.contains("not available (not installed: apt-get install parallel)")),
+        "{text}"
+    );
 }
 
 #[test]

@@ -1,13 +1,12 @@
-//! The fib-service lab: the same TCP service under every concurrency model, a load generator and
-//! the benchmark driver behind `crew serve`, `crew perf` and `crew bench`.
+//! The fib-service lab: the same TCP service under every concurrency model and a load generator,
+//! behind `crew serve` and `crew perf` (the benchmark `crew bench` lives in `crew-bench`).
 //!
 //! Seed 003 serves `fib(n)` over TCP as one_server, thread_server, multiprocess_server,
 //! many_server and async_server and counts requests/sec with its perf2 client. Here each model is
 //! a small module over crew's own pools with one row in the model table ([`Model`],
 //! [`ModelInfo`]); [`session`] is the protocol of one connection, for the blocking and the async
 //! servers alike; [`perf`] is the load generator (closed or open loop, HDR latency, every reply
-//! verified) and [`bench`](mod@bench) runs every model and its Python, Go and loopback-limit
-//! peers through the same client in one run.
+//! verified). The benchmark driver that runs every model against its peers is the crew-bench crate.
 //!
 //! ```no_run
 //! use crew_lab::{perf, Model, ServeConfig, Server};
@@ -19,7 +18,6 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
-pub mod bench;
 mod config;
 pub mod fib;
 mod listen;

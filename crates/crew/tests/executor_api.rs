@@ -140,14 +140,21 @@ fn errors_explain_themselves() {
         }
         .to_string(),
     ];
-    assert!(messages[0].contains("cancelled"), "{}", messages[0]);
+    assert_eq!(
+        messages[0],
+        "task was cancelled (by cancel() or a shutdown that cancels pending work); resubmit it if \
+         it is still wanted"
+    );
     assert!(
         messages[1].starts_with("timed out waiting for the task (it goes on running)"),
         "{}",
         messages[1]
     );
-    assert!(messages[2].contains("shut down"), "{}", messages[2]);
-    assert!(messages[3].contains("full"), "{}", messages[3]);
+    assert_eq!(messages[2], "executor shut down before the task finished");
+    assert_eq!(
+        messages[3],
+        "task queue is full; retry later or use the blocking submit"
+    );
     assert_eq!(
         messages[4],
         "worker pid 7 died (killed by SIGKILL) while running the task; the pool replaced it, \

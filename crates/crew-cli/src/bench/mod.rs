@@ -1,13 +1,15 @@
-//! `crew bench`: benchmarks that put crew and its peers in the same run.
+//! `crew bench`: the clap definitions of crew's benchmarks; the work is in `crew-bench`.
 //!
 //! `crew bench` alone runs the fib-service lab (crew's main job); `crew bench pool` and
 //! `crew bench run` measure the executors and the command runner.
 
-use std::process::ExitCode;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::time::Duration;
 
-mod lab;
-mod pool;
-mod run;
+use anyhow::Context;
+use crew_bench::PeerCommand;
 
 /// Arguments of `crew bench`.
 #[derive(Debug, clap::Args)]
@@ -15,21 +17,165 @@ pub(crate) struct Args {
     #[command(subcommand)]
     which: Option<Which>,
     #[command(flatten)]
-    lab: lab::LabArgs,
+    lab: LabArgs,
 }
 
 #[derive(Debug, clap::Subcommand)]
 enum Which {
-    /// Tiny-task throughput of crew's pools against crossbeam, rayon and Python.
-    Pool(pool::Args),
+    /// Tiny-task throughput of crew's pools against crossbeam, rayon, procspawn and Python.
+    Pool(PoolArgs),
     /// `crew run` against `xargs -P` and GNU parallel: jobs/sec and the seed's sleep case.
-    Run(run::Args),
+    Run(RunArgs),
+    /// A peer a benchmark runs in a process of its own (procspawn, the loopback limit).
+    #[command(hide = true)]
+    Peer {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+/// Arguments of `crew bench` when no subcommand is given: the fib-service lab.
+#[derive(Debug, clap::Args)]
+struct LabArgs {
+    /// Short measurements: the whole run in under two minutes.
+    #[arg(long)]
+    quick: bool,
+    /// n of the CPU-bound case.
+    #[arg(long, default_value_t = 25)]
+    n: u32,
+    /// Time per measurement, e.g. 500ms, 1s (default 0.5s × 7 rounds, median reported; --quick 0.15s × 5).
+    #[arg(long, value_parser = crate::duration::parse_duration)]
+    duration: Option<Duration>,
+    /// Client counts to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+    clients: Vec<usize>,
+    /// Only these servers (names as in the table), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Write the rows as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write a chart (SVG) to FILE.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+}
+
+/// Arguments of `crew bench pool`.
+#[derive(Debug, clap::Args)]
+struct PoolArgs {
+    /// Smaller cases and 3 rounds: well under a minute.
+    #[arg(long)]
+    quick: bool,
+    /// Tasks of the thread `submit` case [default: 200000; --quick 50000].
+    #[arg(long)]
+    tasks: Option<u64>,
+    /// Items of the thread `map` case [default: 20000000; --quick 2000000].
+    #[arg(long)]
+    items: Option<u64>,
+    /// Tasks of the process `submit` cases [default: 50000; --quick 10000].
+    #[arg(long)]
+    process_tasks: Option<u64>,
+    /// Items of the process `map` case [default: 2000000; --quick 500000].
+    #[arg(long)]
+    process_items: Option<u64>,
+    /// Worker threads or processes of every pool [default: number of CPUs].
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Items per task in the `map` cases.
+    #[arg(long, default_value_t = 4096)]
+    chunksize: usize,
+    /// Rounds of each measurement; the median is reported [default: 5; --quick 3].
+    #[arg(long)]
+    repeat: Option<usize>,
+    /// Measure only these implementations (comma-separated `impl` names).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Write the rows as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write a chart (SVG) to FILE.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+}
+
+/// Arguments of `crew bench run`.
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Trivial jobs in the throughput case.
+    #[arg(long, default_value_t = 2000)]
+    count: usize,
+    /// Concurrency of the throughput case for every implementation [default: the number of CPUs].
+    #[arg(short = 'j', long)]
+    jobs: Option<usize>,
+    /// Rounds of each case per implementation; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Write the rows as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write a chart (SVG) to FILE.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+    /// The crew binary to measure [default: this one]; build it with --release.
+    #[arg(long, value_name = "PATH")]
+    crew: Option<PathBuf>,
 }
 
 pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
+    let exe = std::env::current_exe().context("finding the crew binary")?;
+    let peer_command: PeerCommand = {
+        let exe = exe.clone();
+        Arc::new(move |args: &[&str]| {
+            let mut command = Command::new(&exe);
+            command.args(["bench", "peer"]).args(args);
+            command
+        })
+    };
     match args.which {
-        Some(Which::Pool(args)) => pool::main(args),
-        Some(Which::Run(args)) => run::main(args),
-        None => lab::main(args.lab),
+        Some(Which::Peer { args }) => crew_bench::peer::main(&args),
+        Some(Which::Pool(args)) => {
+            let mut config = crew_bench::pool::PoolConfig::new(args.quick, peer_command);
+            config.tasks = args.tasks.unwrap_or(config.tasks);
+            config.items = args.items.unwrap_or(config.items);
+            config.process_tasks = args.process_tasks.unwrap_or(config.process_tasks);
+            config.process_items = args.process_items.unwrap_or(config.process_items);
+            config.workers = args.workers.unwrap_or(config.workers);
+            config.chunksize = args.chunksize;
+            config.rounds = args.repeat.unwrap_or(config.rounds);
+            config.only = args.only;
+            crew_bench::pool::main(&config, args.json.as_deref(), args.svg.as_deref())
+        }
+        Some(Which::Run(args)) => {
+            let config = crew_bench::run::RunConfig {
+                count: args.count,
+                jobs: args.jobs.unwrap_or_else(crew_lab::cpus),
+                rounds: args.reps,
+                crew: args.crew.unwrap_or(exe),
+            };
+            crew_bench::run::main(&config, args.json.as_deref(), args.svg.as_deref())
+        }
+        None => {
+            let args = args.lab;
+            let build_dir = exe
+                .parent()
+                .map_or_else(std::env::temp_dir, |dir| dir.join("crew-lab-peers"));
+            let crew_command = Arc::new(move |model: crew_lab::Model| {
+                let mut command = Command::new(&exe);
+                command.args(["serve", "--child", "--addr", "127.0.0.1:0", "--model"]);
+                command.arg(model.name());
+                command
+            });
+            let config = crew_bench::lab::BenchConfig {
+                quick: args.quick,
+                n: args.n,
+                duration: args.duration,
+                clients: args.clients,
+                only: args.only,
+                crew_command,
+                peer_command,
+                build_dir,
+            };
+            crew_bench::lab::main(&config, args.json.as_deref(), args.svg.as_deref())
+        }
     }
 }

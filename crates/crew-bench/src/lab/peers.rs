@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::Model;
+use crew_lab::Model;
 
 /// Builds a `crew serve` command for a model (`crew serve --model M --addr 127.0.0.1:0 ...`).
 pub type CrewCommand = std::sync::Arc<dyn Fn(Model) -> Command + Send + Sync>;
@@ -26,7 +26,7 @@ pub enum Peer {
     Python(&'static str),
     /// The Go peer.
     Go,
-    /// The do-nothing Rust server.
+    /// The loopback limit: the std-only server of [`super::loopback`], replies precomputed.
     LoopbackLimit,
 }
 
@@ -65,11 +65,11 @@ pub const PYTHON: [&str; 4] = [
     "async_server",
 ];
 
-/// Where the peer sources live: `$CREW_LAB_PEERS`, or `crates/crew-lab/peers` of this checkout.
+/// Where the peer sources live: `$CREW_LAB_PEERS`, or `crates/crew-bench/peers/lab` of this checkout.
 pub fn peers_dir() -> PathBuf {
     std::env::var_os("CREW_LAB_PEERS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("peers"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/lab"))
 }
 
 /// A running server process; dropping it stops it (SIGTERM, then SIGKILL).

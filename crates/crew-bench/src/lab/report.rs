@@ -3,8 +3,9 @@
 use std::fmt::Write;
 
 use super::{BenchResults, Case, Peer};
-use crate::perf::group;
-use crate::Model;
+use crate::harness::Verdict;
+use crew_lab::perf::group;
+use crew_lab::Model;
 
 /// Seed-003-style tables: for each case, requests/sec per server and client count, then p99.
 pub fn render_tables(results: &BenchResults) -> String {
@@ -79,12 +80,9 @@ fn rps(results: &BenchResults, server: &str, case: Case, clients: usize) -> Opti
         .map(|row| row.rps)
 }
 
-fn mark(ok: bool) -> &'static str {
-    if ok {
-        "met"
-    } else {
-        "MISSED"
-    }
+/// `met` or `MISSED` for a measured ratio; a ratio that could not be computed is `not measured`.
+fn mark(ratio: Option<f64>, reached: impl FnOnce(f64) -> bool) -> Verdict {
+    Verdict::of(ratio, reached)
 }
 
 /// Whether a model's design lets it beat a parallel server in this cell.
@@ -116,7 +114,7 @@ pub fn render_ratios(results: &BenchResults) -> String {
                 out,
                 "  io, 1 client: best crew model {name} = {:.0}% of loopback-limit (target >= 90%): {}",
                 ratio * 100.0,
-                mark(ratio >= 0.9)
+                mark(Some(ratio), |r| r >= 0.9)
             );
         }
         _ => {
@@ -139,6 +137,7 @@ pub fn render_ratios(results: &BenchResults) -> String {
             "  crew / go (target >= 1.0 where the design allows; * = design does not allow):"
         );
         let mut missed = Vec::new();
+        let mut unmeasured = Vec::new();
         for model in &crew {
             let name = Peer::Crew(*model).name();
             let mut line = format!("    {name:<24}");
@@ -151,23 +150,35 @@ pub fn render_ratios(results: &BenchResults) -> String {
                     let allowed = design_allows(*model, case, c);
                     let text = ratio.map_or("-".to_owned(), |r| format!("{r:.2}"));
                     let _ = write!(line, " {text:>5}{}", if allowed { " " } else { "*" });
-                    if allowed && ratio.is_some_and(|r| r < 1.0) {
-                        missed.push(format!("{name} {} {c}c", case.name()));
+                    match ratio {
+                        Some(r) if allowed && r < 1.0 => {
+                            missed.push(format!("{name} {} {c}c", case.name()));
+                        }
+                        None if allowed => unmeasured.push(format!("{name} {} {c}c", case.name())),
+                        _ => {}
                     }
                 }
             }
             let _ = writeln!(out, "{line}");
         }
-        let _ = writeln!(
-            out,
-            "    {} ({})",
-            mark(missed.is_empty()),
-            if missed.is_empty() {
-                "every allowed cell >= go".to_owned()
-            } else {
-                format!("below go: {}", missed.join(", "))
-            }
-        );
+        let verdict = if !unmeasured.is_empty() {
+            Verdict::NotMeasured
+        } else if missed.is_empty() {
+            Verdict::Met
+        } else {
+            Verdict::Missed
+        };
+        let mut detail = Vec::new();
+        if !missed.is_empty() {
+            detail.push(format!("below go: {}", missed.join(", ")));
+        }
+        if !unmeasured.is_empty() {
+            detail.push(format!("no figure: {}", unmeasured.join(", ")));
+        }
+        if detail.is_empty() {
+            detail.push("every allowed cell >= go".to_owned());
+        }
+        let _ = writeln!(out, "    {verdict} ({})", detail.join("; "));
     }
 
     // 3. CPU-bound scaling from 1 to 2 clients.
@@ -178,19 +189,17 @@ pub fn render_ratios(results: &BenchResults) -> String {
         );
         for model in &crew {
             let name = Peer::Crew(*model).name();
-            let Some(ratio) = rps(results, &name, Case::Cpu, 2)
+            let ratio = rps(results, &name, Case::Cpu, 2)
                 .zip(rps(results, &name, Case::Cpu, 1))
-                .map(|(two, one)| two / one)
-            else {
-                continue;
-            };
+                .map(|(two, one)| two / one);
             let flat = !model.info().design.parallel_compute;
             let verdict = if flat {
-                format!("flat as the seed's ({})", mark(ratio < 1.3))
+                format!("flat as the seed's ({})", mark(ratio, |r| r < 1.3))
             } else {
-                mark(ratio >= 1.8).to_owned()
+                mark(ratio, |r| r >= 1.8).to_string()
             };
-            let _ = writeln!(out, "    {name:<24} {ratio:.2}x  {verdict}");
+            let ratio = ratio.map_or("-".to_owned(), |r| format!("{r:.2}x"));
+            let _ = writeln!(out, "    {name:<24} {ratio:>5}  {verdict}");
         }
     }
 
@@ -207,28 +216,22 @@ pub fn render_ratios(results: &BenchResults) -> String {
                 .zip(rps(results, &python, case, c))
                 .map(|(a, b)| a / b)
         };
-        let Some(io) = ratio(Case::Io, 1) else {
-            continue;
-        };
+        let io = ratio(Case::Io, 1).map_or("-".to_owned(), |r| format!("{r:.1}x"));
         let cpu: Vec<(usize, Option<f64>)> =
             clients.iter().map(|&c| (c, ratio(Case::Cpu, c))).collect();
-        if cpu.iter().all(|(_, r)| r.is_none()) {
-            continue;
-        }
         let cells: Vec<String> = cpu
             .iter()
             .map(|(c, r)| format!("{c}c {}", r.map_or("-".to_owned(), |r| format!("{r:.0}x"))))
             .collect();
-        let met = cpu.iter().all(|(_, r)| r.map_or(true, |r| r >= 50.0));
+        let verdict = Verdict::all(cpu.iter().map(|(_, r)| mark(*r, |r| r >= 50.0)));
         let _ = writeln!(
             out,
-            "    {name:<24} vs {python:<28} io 1c {io:>4.1}x  cpu {}  {}",
+            "    {name:<24} vs {python:<28} io 1c {io:>5}  cpu {}  {verdict}",
             cells.join(" "),
-            mark(met)
         );
     }
     if let Some(load) = results.load_average {
-        let cpus = crate::cpus() as f64;
+        let cpus = crew_lab::cpus() as f64;
         if load > cpus * 0.5 {
             let _ = writeln!(
                 out,

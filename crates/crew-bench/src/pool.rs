@@ -1,0 +1,581 @@
+//! `crew bench pool`: tiny-task throughput of crew's executors against their peers, in one run.
+//!
+//! Cases, each with the same trivial task (`x + 1`) and the same work for every implementation
+//! in it (the row's `n`):
+//! * `submit`: submit `n` tasks, then collect every result (submit + result throughput);
+//! * `map`: map the task over `n` items in chunks of `chunksize` (Python's `ThreadPoolExecutor`
+//!   has no chunks, so its peer maps over the chunks itself).
+//!
+//! Peers: a raw crossbeam-channel worker pool (the floor of what a pool can cost), rayon
+//! (`spawn` + channel, and `par_iter`) and Python's `ThreadPoolExecutor`; the process rows are
+//! in [`processes`]. Two phases, threads then processes, each interleaved by the
+//! [harness](mod@crate::harness): the process rows churn through tens of megabytes of buffers and
+//! start processes, which the allocator and the kernel pay for in whichever measurement comes
+//! next, so mixing the phases would charge that to thread rows at random.
+
+use std::fmt;
+use std::path::Path;
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use crew::{Executor, MapOptions, ThreadPool};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::chart::{Chart, Panel, Series};
+use crate::harness::{self, Cell, Measurement, Sample};
+use crate::PeerCommand;
+
+pub mod processes;
+
+/// What to run.
+#[derive(Clone)]
+pub struct PoolConfig {
+    /// Tasks of the thread `submit` case, for every implementation.
+    pub tasks: u64,
+    /// Items of the thread `map` case, for every implementation.
+    pub items: u64,
+    /// Tasks of the process `submit` cases, for every implementation.
+    pub process_tasks: u64,
+    /// Items of the process `map` case, for every implementation.
+    pub process_items: u64,
+    /// Worker threads or processes of every pool.
+    pub workers: usize,
+    /// Items per task in the `map` cases.
+    pub chunksize: usize,
+    /// Rounds; the median is reported.
+    pub rounds: usize,
+    /// Only these implementations (empty: all).
+    pub only: Vec<String>,
+    /// Starts procspawn's peer in a process of its own.
+    pub peer_command: PeerCommand,
+}
+
+impl fmt::Debug for PoolConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolConfig")
+            .field("tasks", &self.tasks)
+            .field("items", &self.items)
+            .field("process_tasks", &self.process_tasks)
+            .field("process_items", &self.process_items)
+            .field("workers", &self.workers)
+            .field("chunksize", &self.chunksize)
+            .field("rounds", &self.rounds)
+            .field("only", &self.only)
+            .finish()
+    }
+}
+
+impl PoolConfig {
+    /// The defaults: a full run, or with `quick` one of well under a minute.
+    pub fn new(quick: bool, peer_command: PeerCommand) -> Self {
+        let (tasks, items, process_tasks, process_items, rounds) = if quick {
+            (50_000, 2_000_000, 10_000, 500_000, 3)
+        } else {
+            (200_000, 20_000_000, 50_000, 2_000_000, 5)
+        };
+        Self {
+            tasks,
+            items,
+            process_tasks,
+            process_items,
+            workers: crew_lab::cpus(),
+            chunksize: 4096,
+            rounds,
+            only: Vec::new(),
+            peer_command,
+        }
+    }
+}
+
+/// The phase of the thread rows.
+pub const THREADS: &str = "threads";
+/// The phase of the process rows.
+pub const PROCESSES: &str = "processes";
+
+/// What one measurement is: a phase, a case, an implementation and its work.
+#[derive(Debug, Clone, Serialize)]
+pub struct Key {
+    /// [`THREADS`] or [`PROCESSES`]: rows are compared within their phase only.
+    pub phase: &'static str,
+    /// `submit`, `map`, `submit-256`, `cpu-gcd`, `cpu-is_prime`, `startup`.
+    pub case: &'static str,
+    /// `crew-threads`, `crossbeam`, `rayon`, `python-threads`, `crew-processes`, ...
+    #[serde(rename = "impl")]
+    pub implementation: &'static str,
+    /// Tasks or items of the case (the same for every implementation in it).
+    pub n: u64,
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} {} ({})",
+            self.phase, self.case, self.implementation, self.n
+        )
+    }
+}
+
+/// One round: tasks (or items) per second.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Rate {
+    /// Tasks (items, for `map`) per second.
+    pub tasks_per_sec: f64,
+}
+
+impl Sample for Rate {
+    fn figure(&self) -> f64 {
+        self.tasks_per_sec
+    }
+}
+
+/// A measurement of this benchmark.
+pub(crate) type PoolMeasurement<'a> = Measurement<'a, Key, Rate>;
+
+/// The measured cells of one run.
+pub type PoolCells = Vec<Cell<Key, Rate>>;
+
+pub(crate) fn measure<'a>(
+    phase: &'static str,
+    case: &'static str,
+    implementation: &'static str,
+    n: u64,
+    mut run: impl FnMut() -> anyhow::Result<f64> + 'a,
+) -> PoolMeasurement<'a> {
+    Measurement::new(
+        Key {
+            phase,
+            case,
+            implementation,
+            n,
+        },
+        move || {
+            Ok(Rate {
+                tasks_per_sec: run()?,
+            })
+        },
+    )
+}
+
+/// The task. `black_box` keeps the optimiser from folding a whole `map` into a formula.
+pub(crate) fn inc(x: u64) -> u64 {
+    std::hint::black_box(x) + 1
+}
+
+pub(crate) fn expected_sum(n: u64) -> u64 {
+    n * (n + 1) / 2
+}
+
+pub(crate) fn rate(n: u64, start: Instant) -> f64 {
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn crew_submit(pool: &ThreadPool, n: u64) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let mut handles = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        handles.push(pool.submit(inc, i)?);
+    }
+    let mut sum = 0;
+    for handle in handles {
+        sum += handle.result()?;
+    }
+    anyhow::ensure!(sum == expected_sum(n), "crew-threads: wrong sum");
+    Ok(rate(n, start))
+}
+
+fn crew_map(pool: &ThreadPool, n: u64, chunksize: usize) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let mut sum = 0;
+    for value in pool.map_with(inc, 0..n, MapOptions::new().chunksize(chunksize)) {
+        sum += value?;
+    }
+    anyhow::ensure!(sum == expected_sum(n), "crew-threads map: wrong sum");
+    Ok(rate(n, start))
+}
+
+/// The simplest worker pool one can build on crossbeam-channel: boxed jobs in, nothing else.
+struct RawPool {
+    jobs: Option<crossbeam_channel::Sender<Box<dyn FnOnce() + Send>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl RawPool {
+    fn new(workers: usize) -> Self {
+        let (jobs, receiver) = crossbeam_channel::unbounded::<Box<dyn FnOnce() + Send>>();
+        let threads = (0..workers)
+            .map(|_| {
+                let receiver = receiver.clone();
+                std::thread::spawn(move || {
+                    for job in receiver {
+                        job();
+                    }
+                })
+            })
+            .collect();
+        Self {
+            jobs: Some(jobs),
+            threads,
+        }
+    }
+
+    fn execute(&self, job: impl FnOnce() + Send + 'static) {
+        self.jobs
+            .as_ref()
+            .expect("pool is running")
+            .send(Box::new(job))
+            .expect("workers are alive");
+    }
+}
+
+impl Drop for RawPool {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn crossbeam_submit(pool: &RawPool, n: u64) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let (sender, receiver) = crossbeam_channel::unbounded();
+    for i in 0..n {
+        let sender = sender.clone();
+        pool.execute(move || {
+            let _ = sender.send(inc(i));
+        });
+    }
+    drop(sender);
+    let sum: u64 = receiver.iter().sum();
+    anyhow::ensure!(sum == expected_sum(n), "crossbeam: wrong sum");
+    Ok(rate(n, start))
+}
+
+fn crossbeam_map(pool: &RawPool, n: u64, chunksize: usize) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let (sender, receiver) = crossbeam_channel::unbounded();
+    let chunk = chunksize as u64;
+    let mut low = 0;
+    while low < n {
+        let high = (low + chunk).min(n);
+        let sender = sender.clone();
+        pool.execute(move || {
+            let _ = sender.send((low..high).map(inc).collect::<Vec<_>>());
+        });
+        low = high;
+    }
+    drop(sender);
+    let sum: u64 = receiver.iter().flatten().sum();
+    anyhow::ensure!(sum == expected_sum(n), "crossbeam map: wrong sum");
+    Ok(rate(n, start))
+}
+
+fn rayon_submit(pool: &rayon::ThreadPool, n: u64) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let (sender, receiver) = crossbeam_channel::unbounded();
+    for i in 0..n {
+        let sender = sender.clone();
+        pool.spawn(move || {
+            let _ = sender.send(inc(i));
+        });
+    }
+    drop(sender);
+    let sum: u64 = receiver.iter().sum();
+    anyhow::ensure!(sum == expected_sum(n), "rayon: wrong sum");
+    Ok(rate(n, start))
+}
+
+fn rayon_map(pool: &rayon::ThreadPool, n: u64) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let sum: u64 = pool.install(|| (0..n).into_par_iter().map(inc).sum());
+    anyhow::ensure!(sum == expected_sum(n), "rayon par_iter: wrong sum");
+    Ok(rate(n, start))
+}
+
+/// Runs a peer process that prints one number (tasks/sec) on standard output.
+///
+/// # Errors
+/// Why it could not run: not installed, failed (with the end of its standard error), or said
+/// something else.
+pub(crate) fn peer_rate(mut command: Command) -> anyhow::Result<f64> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let output = command
+        .output()
+        .with_context(|| format!("{program} is not runnable"))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail: Vec<&str> = stderr.trim().lines().rev().take(3).collect();
+        anyhow::bail!(
+            "{program} failed ({}): {}",
+            output.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .trim()
+        .parse()
+        .with_context(|| format!("{program} printed {:?}, not a rate", stdout.trim()))
+}
+
+/// The command that runs a Python peer script (written to a temporary file) with `args`.
+pub(crate) fn python_command(script: &str, name: &str, args: &[String]) -> anyhow::Result<Command> {
+    let dir = std::env::temp_dir().join(format!("crew-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(name);
+    std::fs::write(&path, script).with_context(|| format!("writing {}", path.display()))?;
+    let mut command = Command::new("python3");
+    command.arg(path).args(args);
+    Ok(command)
+}
+
+const PYTHON_THREADS: &str = include_str!("../peers/pool/pool_threads.py");
+
+/// `crew bench pool`: runs both phases, prints the table and the targets, writes the JSON rows
+/// and the chart when asked.
+///
+/// # Errors
+/// Bad settings, a pool that cannot start, or a file that cannot be written.
+pub fn main(
+    config: &PoolConfig,
+    json: Option<&Path>,
+    svg: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(config.workers > 0, "--workers must be at least 1");
+    anyhow::ensure!(config.chunksize > 0, "--chunksize must be at least 1");
+    anyhow::ensure!(
+        config.tasks > 0
+            && config.items > 0
+            && config.process_tasks > 0
+            && config.process_items > 0,
+        "--tasks, --items, --process-tasks and --process-items must be at least 1"
+    );
+    let PoolConfig {
+        tasks,
+        items,
+        workers,
+        chunksize,
+        ..
+    } = *config;
+    eprintln!(
+        "crew bench pool: {workers} workers; threads: submit {tasks} tasks, map {items} items; \
+         processes: submit {} tasks, map {} items; chunks of {chunksize}; median of {}",
+        config.process_tasks, config.process_items, config.rounds
+    );
+    let crew = ThreadPool::new(workers);
+    let raw = RawPool::new(workers);
+    let rayon = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .build()
+        .context("cannot start the rayon pool")?;
+    let process_pool = crew::ProcessPool::new(workers);
+    // Start and warm up every worker before measuring.
+    let _ = process_pool
+        .map(processes::inc_task, 0..(workers as u64 * 4))
+        .count();
+    let python = |case: &'static str, n: u64| {
+        let args = [
+            case.to_owned(),
+            n.to_string(),
+            workers.to_string(),
+            chunksize.to_string(),
+        ];
+        move || peer_rate(python_command(PYTHON_THREADS, "pool_threads.py", &args)?)
+    };
+    let thread_measurements = vec![
+        measure(THREADS, "submit", "crew-threads", tasks, || {
+            crew_submit(&crew, tasks)
+        }),
+        measure(THREADS, "map", "crew-threads", items, || {
+            crew_map(&crew, items, chunksize)
+        }),
+        measure(THREADS, "submit", "crossbeam", tasks, || {
+            crossbeam_submit(&raw, tasks)
+        }),
+        measure(THREADS, "map", "crossbeam", items, || {
+            crossbeam_map(&raw, items, chunksize)
+        }),
+        measure(THREADS, "submit", "rayon", tasks, || {
+            rayon_submit(&rayon, tasks)
+        }),
+        measure(THREADS, "map", "rayon", items, || rayon_map(&rayon, items)),
+        measure(
+            THREADS,
+            "submit",
+            "python-threads",
+            tasks,
+            python("submit", tasks),
+        ),
+        measure(
+            THREADS,
+            "map",
+            "python-threads",
+            items,
+            python("map", items),
+        ),
+    ];
+    let process_measurements = processes::measurements(&process_pool, config);
+    let mut cells = PoolCells::new();
+    for mut measurements in [thread_measurements, process_measurements] {
+        if !config.only.is_empty() {
+            measurements.retain(|m| config.only.iter().any(|o| o == m.key().implementation));
+        }
+        cells.extend(harness::run(measurements, config.rounds));
+    }
+    print!("{}", render_table(&cells));
+    print!("{}", render_targets(&cells, workers));
+    if let Some(path) = json {
+        harness::write_json(path, &harness::json_rows(&cells))?;
+        println!("rows written to {}", path.display());
+    }
+    if let Some(path) = svg {
+        chart(&cells).write_svg(path)?;
+        println!("chart written to {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The median rate of one row, if measured.
+pub(crate) fn find(
+    cells: &[Cell<Key, Rate>],
+    phase: &str,
+    case: &str,
+    implementation: &str,
+) -> Option<f64> {
+    cells
+        .iter()
+        .find(|cell| {
+            cell.key.phase == phase
+                && cell.key.case == case
+                && cell.key.implementation == implementation
+        })
+        .and_then(|cell| cell.median())
+        .map(|rate| rate.tasks_per_sec)
+}
+
+/// Every row: its work, its median, and its ratios to Python's and to crossbeam's row of the
+/// same case; rows that could not run say why.
+pub fn render_table(cells: &[Cell<Key, Rate>]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n{:<12} {:<16} {:>10} {:>14} {:>10} {:>12}",
+        "case", "impl", "n", "tasks/s", "vs python", "vs crossbeam"
+    );
+    for cell in cells {
+        let Key {
+            phase,
+            case,
+            implementation,
+            n,
+        } = cell.key;
+        let Some(rate) = cell.median() else {
+            let _ = writeln!(
+                out,
+                "{case:<12} {implementation:<16} {n:>10} {}",
+                cell.outcome
+            );
+            continue;
+        };
+        // Ratios within the phase: Python's pool of the same kind, and (threads) crossbeam.
+        let ratio = |peer: &str| {
+            find(cells, phase, case, peer).map_or_else(
+                || "-".to_owned(),
+                |base| format!("{:.2}x", rate.tasks_per_sec / base),
+            )
+        };
+        let python = if phase == THREADS {
+            "python-threads"
+        } else {
+            "python-processes"
+        };
+        let _ = writeln!(
+            out,
+            "{case:<12} {implementation:<16} {n:>10} {:>14.0} {:>10} {:>12}",
+            rate.tasks_per_sec,
+            ratio(python),
+            ratio("crossbeam")
+        );
+    }
+    out
+}
+
+/// The targets of the thread rows, then the process rows', with verdicts.
+pub fn render_targets(cells: &[Cell<Key, Rate>], workers: usize) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let crew = find(cells, THREADS, "submit", "crew-threads");
+    let vs_python = crew
+        .zip(find(cells, THREADS, "submit", "python-threads"))
+        .map(|(a, b)| a / b);
+    let vs_raw = crew
+        .zip(find(cells, THREADS, "submit", "crossbeam"))
+        .map(|(a, b)| b / a);
+    let x = |r: Option<f64>, digits: usize| r.map_or("-".to_owned(), |r| format!("{r:.digits$}x"));
+    let _ = writeln!(
+        out,
+        "\ntargets: thread submit+result {} Python ThreadPoolExecutor (>= 10x): {}",
+        x(vs_python, 1),
+        harness::Verdict::of(vs_python, |r| r >= 10.0)
+    );
+    let _ = writeln!(
+        out,
+        "         thread submit+result {} slower than raw crossbeam (<= 2x): {}",
+        x(vs_raw, 2),
+        harness::Verdict::of(vs_raw, |r| r <= 2.0)
+    );
+    let map = find(cells, THREADS, "map", "crew-threads").map(|r| r / 1e6);
+    let _ = writeln!(
+        out,
+        "         thread map with chunks {} M items/s (>= 20 M): {}",
+        map.map_or("-".to_owned(), |m| format!("{m:.1}")),
+        harness::Verdict::of(map, |m| m >= 20.0)
+    );
+    out.push_str(&processes::render_targets(cells, workers));
+    out
+}
+
+/// The `--svg` chart: one panel per case, tasks/s (log scale) per implementation.
+pub fn chart(cells: &[Cell<Key, Rate>]) -> Chart {
+    let mut cases: Vec<(&'static str, &'static str)> = Vec::new();
+    for cell in cells {
+        if !cases.contains(&(cell.key.phase, cell.key.case)) {
+            cases.push((cell.key.phase, cell.key.case));
+        }
+    }
+    let panels = cases
+        .into_iter()
+        .map(|(phase, case)| {
+            let rows: Vec<&Cell<Key, Rate>> = cells
+                .iter()
+                .filter(|cell| cell.key.phase == phase && cell.key.case == case)
+                .collect();
+            Panel {
+                title: format!("{phase} {case}: tasks/s (n = {})", rows[0].key.n),
+                x_desc: String::new(),
+                categories: Some(
+                    rows.iter()
+                        .map(|c| c.key.implementation.to_owned())
+                        .collect(),
+                ),
+                series: rows
+                    .iter()
+                    .enumerate()
+                    .map(|(index, cell)| Series {
+                        name: cell.key.implementation.to_owned(),
+                        bold: cell.key.implementation.starts_with("crew-"),
+                        points: cell
+                            .median()
+                            .map(|rate| vec![(index as f64, rate.tasks_per_sec)])
+                            .unwrap_or_default(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Chart { panels }
+}

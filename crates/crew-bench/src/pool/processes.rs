@@ -1,0 +1,422 @@
+//! The process rows of `crew bench pool`: crew's `ProcessPool` against Python's
+//! `ProcessPoolExecutor` and `multiprocessing.Pool` and against procspawn's pool (the Rust
+//! peer), plus the CPU-bound speedup of a pool with one worker per CPU over serial, and worker
+//! start-up time.
+//!
+//! Rows (every implementation in a case does the same work, the row's `n`):
+//! * `submit` (`crew-processes`, `python-processes`, `python-mp-pool`): submit `n` tasks, then
+//!   collect every result;
+//! * `submit-256` (`crew-processes`, `procspawn`): the same with at most 256 tasks in flight
+//!   (each procspawn call holds descriptors until joined, so it cannot have `n` open at once);
+//! * `map` (all four): `n` items in chunks;
+//! * `cpu-gcd`, `cpu-is_prime` (`serial`, `crew-processes`): tasks/s, so the ratio is the
+//!   speedup of the pool (one worker per CPU) over serial;
+//! * `startup` (`crew-processes`, `procspawn`): worker starts per second (a new one-worker
+//!   pool's first result for crew, spawn + call + join for procspawn).
+//!
+//! procspawn runs in a process of its own (`crew bench peer procspawn ...`, see
+//! [`crate::peer`]), started afresh for each round like the Python peers, its pool warmed up
+//! before the clock starts.
+
+use std::time::Instant;
+
+use crew::{Executor, MapOptions, ProcessPool};
+
+use super::{
+    expected_sum, find, inc, measure, peer_rate, python_command, rate, Key, PoolConfig,
+    PoolMeasurement, Rate, PROCESSES,
+};
+use crate::harness::{Cell, Verdict};
+
+const PYTHON_PROCESSES: &str = include_str!("../../peers/pool/pool_processes.py");
+
+/// At most this many tasks in flight in the `submit-256` case.
+const WINDOW: u64 = 256;
+
+/// The seed's deliberately slow gcd (seed 002): count down from the smaller number.
+#[crew::task]
+fn slow_gcd((a, b): (u64, u64)) -> u64 {
+    let low = a.min(b);
+    (1..=low)
+        .rev()
+        .find(|i| a % i == 0 && b % i == 0)
+        .unwrap_or(1)
+}
+
+/// Seed 001's is_prime.
+#[crew::task]
+fn is_prime(n: u64) -> bool {
+    if n % 2 == 0 {
+        return false;
+    }
+    let sqrt_n = (n as f64).sqrt().floor() as u64;
+    (3..=sqrt_n).step_by(2).all(|i| n % i != 0)
+}
+
+/// `inc` as a process task (`#[crew::task]` functions are never inlined, so the thread rows keep
+/// their own plain `inc`).
+#[crew::task]
+pub(crate) fn inc_task(x: u64) -> u64 {
+    inc(x)
+}
+
+#[crew::task]
+fn inc_chunk(items: Vec<u64>) -> Vec<u64> {
+    items.into_iter().map(inc).collect()
+}
+
+/// Seed 002's four pairs, four times over (16 tasks: an even load for two workers).
+fn gcd_inputs() -> Vec<(u64, u64)> {
+    let numbers = [
+        (1963309, 2265973),
+        (2030677, 3814172),
+        (1551645, 2229620),
+        (2039045, 2020802),
+    ];
+    numbers.iter().copied().cycle().take(16).collect()
+}
+
+/// Seed 001's PRIMES, twice over (10 of the 12 are 5-million-step primes).
+fn prime_inputs() -> Vec<u64> {
+    let primes = [
+        112272535095293,
+        112582705942171,
+        112272535095293,
+        115280095190773,
+        115797848077099,
+        1099726899285419,
+    ];
+    primes.iter().copied().cycle().take(12).collect()
+}
+
+/// The process measurements; `pool` is a warm crew process pool of `config.workers`.
+pub(crate) fn measurements<'a>(
+    pool: &'a ProcessPool,
+    config: &PoolConfig,
+) -> Vec<PoolMeasurement<'a>> {
+    let PoolConfig {
+        workers,
+        process_tasks: tasks,
+        process_items: items,
+        chunksize,
+        ..
+    } = *config;
+    let python = move |kind: &'static str, case: &'static str, n: u64| {
+        let args = [
+            kind.to_owned(),
+            case.to_owned(),
+            n.to_string(),
+            workers.to_string(),
+            chunksize.to_string(),
+        ];
+        move || {
+            peer_rate(python_command(
+                PYTHON_PROCESSES,
+                "pool_processes.py",
+                &args,
+            )?)
+        }
+    };
+    let peer_command = config.peer_command.clone();
+    let procspawn = move |case: &'static str, n: u64| {
+        let peer_command = peer_command.clone();
+        move || {
+            let (n, workers, chunksize) =
+                (n.to_string(), workers.to_string(), chunksize.to_string());
+            peer_rate(peer_command(&["procspawn", case, &n, &workers, &chunksize]))
+        }
+    };
+    let gcd_n = gcd_inputs().len() as u64;
+    let prime_n = prime_inputs().len() as u64;
+    vec![
+        measure(PROCESSES, "submit", "crew-processes", tasks, move || {
+            crew_submit(pool, tasks)
+        }),
+        measure(
+            PROCESSES,
+            "submit",
+            "python-processes",
+            tasks,
+            python("executor", "submit", tasks),
+        ),
+        measure(
+            PROCESSES,
+            "submit",
+            "python-mp-pool",
+            tasks,
+            python("mp", "submit", tasks),
+        ),
+        measure(
+            PROCESSES,
+            "submit-256",
+            "crew-processes",
+            tasks,
+            move || crew_submit_windowed(pool, tasks),
+        ),
+        measure(
+            PROCESSES,
+            "submit-256",
+            "procspawn",
+            tasks,
+            procspawn("submit-256", tasks),
+        ),
+        measure(PROCESSES, "map", "crew-processes", items, move || {
+            crew_map(pool, items, chunksize)
+        }),
+        measure(
+            PROCESSES,
+            "map",
+            "python-processes",
+            items,
+            python("executor", "map", items),
+        ),
+        measure(
+            PROCESSES,
+            "map",
+            "python-mp-pool",
+            items,
+            python("mp", "map", items),
+        ),
+        measure(
+            PROCESSES,
+            "map",
+            "procspawn",
+            items,
+            procspawn("map", items),
+        ),
+        measure(PROCESSES, "cpu-gcd", "serial", gcd_n, || {
+            serial(slow_gcd, gcd_inputs())
+        }),
+        measure(PROCESSES, "cpu-gcd", "crew-processes", gcd_n, move || {
+            parallel(pool, slow_gcd, gcd_inputs())
+        }),
+        measure(PROCESSES, "cpu-is_prime", "serial", prime_n, || {
+            serial(is_prime, prime_inputs())
+        }),
+        measure(
+            PROCESSES,
+            "cpu-is_prime",
+            "crew-processes",
+            prime_n,
+            move || parallel(pool, is_prime, prime_inputs()),
+        ),
+        measure(PROCESSES, "startup", "crew-processes", STARTS, crew_startup),
+        measure(
+            PROCESSES,
+            "startup",
+            "procspawn",
+            STARTS,
+            procspawn("startup", STARTS),
+        ),
+    ]
+}
+
+fn crew_submit(pool: &ProcessPool, n: u64) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let mut handles = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        handles.push(pool.submit(inc_task, i)?);
+    }
+    let mut sum = 0;
+    for handle in handles {
+        sum += handle.result()?;
+    }
+    anyhow::ensure!(sum == expected_sum(n), "crew-processes: wrong sum");
+    Ok(rate(n, start))
+}
+
+fn crew_map(pool: &ProcessPool, n: u64, chunksize: usize) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let mut sum = 0;
+    for value in pool.map_with(inc_task, 0..n, MapOptions::new().chunksize(chunksize)) {
+        sum += value?;
+    }
+    anyhow::ensure!(sum == expected_sum(n), "crew-processes map: wrong sum");
+    Ok(rate(n, start))
+}
+
+/// `submit` with at most [`WINDOW`] tasks in flight: submit a window, collect it, go on.
+fn crew_submit_windowed(pool: &ProcessPool, n: u64) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let mut sum = 0;
+    for low in (0..n).step_by(WINDOW as usize) {
+        let high = (low + WINDOW).min(n);
+        let handles = (low..high)
+            .map(|i| pool.submit(inc_task, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        for handle in handles {
+            sum += handle.result()?;
+        }
+    }
+    anyhow::ensure!(
+        sum == expected_sum(n),
+        "crew-processes submit-256: wrong sum"
+    );
+    Ok(rate(n, start))
+}
+
+/// The procspawn peer, in its own process (`crew bench peer procspawn CASE N WORKERS
+/// CHUNKSIZE`): `procspawn::init()` has run; returns tasks/s of one round.
+pub(crate) fn procspawn_peer(args: &[&str]) -> anyhow::Result<f64> {
+    let [case, n, workers, chunksize] = args else {
+        anyhow::bail!("procspawn peer: expected CASE N WORKERS CHUNKSIZE, got {args:?}");
+    };
+    let n: u64 = n.parse()?;
+    let workers: usize = workers.parse()?;
+    let chunksize: usize = chunksize.parse()?;
+    if *case == "startup" {
+        return procspawn_startup(n);
+    }
+    let pool = procspawn::Pool::new(workers)
+        .map_err(|error| anyhow::anyhow!("cannot start procspawn's pool: {error}"))?;
+    // Start and warm up every worker before measuring, as crew's pool is.
+    let warm: Vec<_> = (0..workers as u64 * 4)
+        .map(|i| pool.spawn(i, inc_task))
+        .collect();
+    for handle in warm {
+        handle.join()?;
+    }
+    match *case {
+        "submit-256" => procspawn_submit(&pool, n),
+        "map" => procspawn_map(&pool, n, chunksize),
+        other => anyhow::bail!("procspawn peer: unknown case {other:?}"),
+    }
+}
+
+fn procspawn_submit(pool: &procspawn::Pool, n: u64) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let mut sum = 0;
+    for low in (0..n).step_by(WINDOW as usize) {
+        let high = (low + WINDOW).min(n);
+        let handles: Vec<_> = (low..high).map(|i| pool.spawn(i, inc_task)).collect();
+        for handle in handles {
+            sum += handle.join()?;
+        }
+    }
+    anyhow::ensure!(sum == expected_sum(n), "procspawn: wrong sum");
+    Ok(rate(n, start))
+}
+
+/// `map` in chunks; the chunks go in windows of [`WINDOW`] for procspawn's descriptors (2,000,000
+/// items are 489 chunks of 4096: two windows).
+fn procspawn_map(pool: &procspawn::Pool, n: u64, chunksize: usize) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let chunk = chunksize as u64;
+    let mut sum = 0;
+    let lows: Vec<u64> = (0..n).step_by(chunksize).collect();
+    for window in lows.chunks(WINDOW as usize) {
+        let handles: Vec<_> = window
+            .iter()
+            .map(|&low| pool.spawn((low..(low + chunk).min(n)).collect(), inc_chunk))
+            .collect();
+        for handle in handles {
+            sum += handle.join()?.into_iter().sum::<u64>();
+        }
+    }
+    anyhow::ensure!(sum == expected_sum(n), "procspawn map: wrong sum");
+    Ok(rate(n, start))
+}
+
+fn serial<A: Clone, R>(f: fn(A) -> R, inputs: Vec<A>) -> anyhow::Result<f64> {
+    let n = inputs.len() as u64;
+    let start = Instant::now();
+    for input in inputs {
+        std::hint::black_box(f(input));
+    }
+    Ok(rate(n, start))
+}
+
+fn parallel<A: crew::Message, R: crew::Message>(
+    pool: &ProcessPool,
+    f: impl crew::task::TaskFn<A, R>,
+    inputs: Vec<A>,
+) -> anyhow::Result<f64> {
+    let n = inputs.len() as u64;
+    let start = Instant::now();
+    for result in pool.map(f, inputs) {
+        std::hint::black_box(result?);
+    }
+    Ok(rate(n, start))
+}
+
+/// Worker starts per round of the `startup` case.
+const STARTS: u64 = 20;
+
+/// Worker starts per second: a new one-worker pool until its first result, [`STARTS`] times.
+fn crew_startup() -> anyhow::Result<f64> {
+    let start = Instant::now();
+    for i in 0..STARTS {
+        let pool = ProcessPool::new(1);
+        anyhow::ensure!(pool.submit(inc_task, i)?.result()? == i + 1, "wrong result");
+    }
+    Ok(rate(STARTS, start))
+}
+
+/// procspawn's equivalent: spawn a process for one call and join it, `rounds` times.
+fn procspawn_startup(rounds: u64) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    for i in 0..rounds {
+        anyhow::ensure!(
+            procspawn::spawn(i, inc_task).join()? == i + 1,
+            "wrong result"
+        );
+    }
+    Ok(rate(rounds, start))
+}
+
+/// The process targets, with the numbers of this run.
+pub(crate) fn render_targets(cells: &[Cell<Key, Rate>], workers: usize) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let ratio =
+        |case, a, b| Some(find(cells, PROCESSES, case, a)? / find(cells, PROCESSES, case, b)?);
+    let x = |r: Option<f64>, digits: usize| r.map_or("-".to_owned(), |r| format!("{r:.digits$}x"));
+    let r = ratio("submit", "crew-processes", "python-processes");
+    let _ = writeln!(
+        out,
+        "targets: process submit+result {} Python ProcessPoolExecutor (>= 10x): {}",
+        x(r, 1),
+        Verdict::of(r, |r| r >= 10.0)
+    );
+    let _ = writeln!(
+        out,
+        "         process submit+result, 256 in flight, {} procspawn's pool",
+        x(ratio("submit-256", "crew-processes", "procspawn"), 1)
+    );
+    let r = ratio("map", "crew-processes", "python-mp-pool");
+    let _ = writeln!(
+        out,
+        "         process map with chunks {} multiprocessing.Pool.map (>= 1x): {}",
+        x(r, 1),
+        Verdict::of(r, |r| r >= 1.0)
+    );
+    let _ = writeln!(
+        out,
+        "         process map with chunks {} procspawn's pool",
+        x(ratio("map", "crew-processes", "procspawn"), 1)
+    );
+    for case in ["cpu-gcd", "cpu-is_prime"] {
+        let r = ratio(case, "crew-processes", "serial");
+        let _ = writeln!(
+            out,
+            "         {case}: speedup of a pool of {workers} workers (one per CPU) over serial {} (>= 1.8x): {}",
+            x(r, 2),
+            Verdict::of(r, |r| r >= 1.8)
+        );
+    }
+    let starts = find(cells, PROCESSES, "startup", "crew-processes").map(|s| 1e3 / s);
+    let _ = writeln!(
+        out,
+        "         worker start-up (new pool to first result) {} ms (<= 5 ms): {}",
+        starts.map_or("-".to_owned(), |ms| format!("{ms:.2}")),
+        Verdict::of(starts, |ms| ms <= 5.0)
+    );
+    if let Some(starts) = find(cells, PROCESSES, "startup", "procspawn") {
+        let _ = writeln!(
+            out,
+            "         procspawn spawn + call + join {:.2} ms",
+            1e3 / starts
+        );
+    }
+    out
+}

@@ -1,0 +1,320 @@
+//! `crew bench run`: `crew run` against `xargs -P` and GNU parallel, in the same run.
+//!
+//! Two cases, each run by every implementation as an external command fed the same arguments on
+//! standard input, with the same concurrency, repetitions interleaved:
+//!
+//! * `true-2000`: 2,000 trivial jobs (`true`): jobs per second, i.e. the per-job overhead.
+//! * `sleep-10`: the seed's ten `sleep 0.1` at once: total seconds (ideal: 0.1).
+//!
+//! Medians (interleaved rounds in rotating order, by the [harness](mod@crate::harness)) are
+//! reported with crew's ratio to each peer, in wall-clock time and in CPU time (user and system
+//! time of the runner and every job it started, from `getrusage(RUSAGE_CHILDREN)`), which stays
+//! meaningful on a machine shared with other work. A peer that is not installed is shown as
+//! "not available (not installed ...)" (GNU parallel comes from `apt-get install parallel`).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use crew::subprocess::{Command, Input, Redirect};
+use serde::Serialize;
+
+use crate::chart::{Chart, Panel, Series};
+use crate::harness::{self, Cell, Measurement, Sample};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Trivial jobs in the throughput case.
+    pub count: usize,
+    /// Concurrency of the throughput case for every implementation.
+    pub jobs: usize,
+    /// Rounds; the median is reported.
+    pub rounds: usize,
+    /// The crew binary to measure.
+    pub crew: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Impl {
+    Crew,
+    Xargs,
+    Parallel,
+}
+
+impl Impl {
+    const ALL: [Impl; 3] = [Impl::Crew, Impl::Xargs, Impl::Parallel];
+
+    fn name(self) -> &'static str {
+        match self {
+            Impl::Crew => "crew-run",
+            Impl::Xargs => "xargs",
+            Impl::Parallel => "gnu-parallel",
+        }
+    }
+
+    /// The command that runs `program` once per input line, `jobs` at a time.
+    fn command(self, crew: &PathBuf, jobs: usize, program: &str) -> Command {
+        let jobs = jobs.to_string();
+        match self {
+            Impl::Crew => {
+                Command::new(crew).args(["run", "--no-progress", "-j", &jobs, "--", program])
+            }
+            Impl::Xargs => Command::new("xargs").args(["-P", &jobs, "-n", "1", program]),
+            Impl::Parallel => Command::new("parallel").args(["--will-cite", "-j", &jobs, program]),
+        }
+    }
+
+    /// Whether it can be run here, or why not (GNU parallel is optional).
+    fn installed(self, crew: &PathBuf) -> Result<(), String> {
+        let (probe, install) = match self {
+            Impl::Crew => (Command::new(crew).arg("--version"), "build crew"),
+            Impl::Xargs => (
+                Command::new("xargs").arg("--version"),
+                "apt-get install findutils",
+            ),
+            Impl::Parallel => (
+                Command::new("parallel").args(["--will-cite", "--version"]),
+                "apt-get install parallel",
+            ),
+        };
+        match probe.output() {
+            Ok(done) if done.success() => Ok(()),
+            _ => Err(format!("not installed: {install}")),
+        }
+    }
+}
+
+struct Case {
+    name: &'static str,
+    program: &'static str,
+    arg: &'static str,
+    count: usize,
+    jobs: usize,
+}
+
+/// What one measurement is: a case and an implementation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Key {
+    /// `true-2000` or `sleep-10`.
+    pub case: &'static str,
+    /// `crew-run`, `xargs`, `gnu-parallel`.
+    #[serde(rename = "impl")]
+    pub implementation: &'static str,
+    /// Jobs in the case.
+    pub count: usize,
+    /// Jobs at a time.
+    pub jobs: usize,
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.case, self.implementation)
+    }
+}
+
+/// One round of one case.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Round {
+    /// Wall-clock seconds (the figure the median is taken of).
+    pub seconds: f64,
+    /// Jobs per second.
+    pub jobs_per_sec: f64,
+    /// CPU seconds of the runner and its jobs.
+    pub cpu_seconds: f64,
+}
+
+impl Sample for Round {
+    fn figure(&self) -> f64 {
+        self.seconds
+    }
+}
+
+/// `crew bench run`: measures every case, prints the table, writes the JSON rows and the chart
+/// when asked.
+///
+/// # Errors
+/// Bad settings, or a file that cannot be written. An implementation that fails is shown as
+/// not available.
+pub fn main(
+    config: &RunConfig,
+    json: Option<&Path>,
+    svg: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(config.rounds > 0, "--reps must be at least 1");
+    anyhow::ensure!(config.count > 0, "--count must be at least 1");
+    anyhow::ensure!(config.jobs > 0, "--jobs must be at least 1");
+    if cfg!(debug_assertions) {
+        eprintln!("note: this is a debug build; measure with `cargo run --release -p crew-cli -- bench run`");
+    }
+    let cases = [
+        Case {
+            name: "true-2000",
+            program: "true",
+            arg: "x",
+            count: config.count,
+            jobs: config.jobs,
+        },
+        Case {
+            name: "sleep-10",
+            program: "sleep",
+            arg: "0.1",
+            count: 10,
+            jobs: 10,
+        },
+    ];
+    println!(
+        "crew bench run: {} rounds, medians; throughput case with -j {}",
+        config.rounds, config.jobs
+    );
+    let mut measurements = Vec::new();
+    for case in &cases {
+        for implementation in Impl::ALL {
+            let key = Key {
+                case: case.name,
+                implementation: implementation.name(),
+                count: case.count,
+                jobs: case.jobs,
+            };
+            if let Err(reason) = implementation.installed(&config.crew) {
+                measurements.push(Measurement::unavailable(key, reason));
+                continue;
+            }
+            let input = format!("{}\n", case.arg).repeat(case.count);
+            let crew = &config.crew;
+            let (count, jobs, program) = (case.count, case.jobs, case.program);
+            measurements.push(Measurement::new(key, move || {
+                let command = implementation
+                    .command(crew, jobs, program)
+                    .stdin(Input::bytes(input.clone()))
+                    .stdout(Redirect::Null);
+                let cpu_before = children_cpu();
+                let start = Instant::now();
+                let done = command
+                    .output()
+                    .with_context(|| format!("cannot run {}", implementation.name()))?;
+                let seconds = start.elapsed().as_secs_f64();
+                let cpu_seconds = children_cpu().saturating_sub(cpu_before).as_secs_f64();
+                anyhow::ensure!(
+                    done.success(),
+                    "{} failed: {} {}",
+                    implementation.name(),
+                    done.status,
+                    done.stderr_str()
+                );
+                Ok(Round {
+                    seconds,
+                    jobs_per_sec: count as f64 / seconds,
+                    cpu_seconds,
+                })
+            }));
+        }
+    }
+    let cells = harness::run(measurements, config.rounds);
+    print!("{}", render_table(&cells));
+    if let Some(path) = json {
+        harness::write_json(path, &harness::json_rows(&cells))?;
+        println!("rows written to {}", path.display());
+    }
+    if let Some(path) = svg {
+        chart(&cells).write_svg(path)?;
+        println!("chart written to {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// User + system CPU time of all waited-for descendants of this process so far.
+fn children_cpu() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `usage` is valid for writes of a `rusage`, which is all getrusage writes.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    // SAFETY: zero is a valid `rusage` (plain integers), and getrusage filled it in.
+    let usage = unsafe { usage.assume_init() };
+    let time = |tv: libc::timeval| {
+        Duration::from_secs(tv.tv_sec.max(0) as u64)
+            + Duration::from_micros(tv.tv_usec.max(0) as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// The table: seconds, jobs/sec and CPU per job, and crew's speed-up against each peer.
+pub fn render_table(cells: &[Cell<Key, Round>]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n{:<10} {:<13} {:>9} {:>10} {:>9} {:>11}  crew-run speed-up vs this (wall, CPU)",
+        "case", "impl", "seconds", "jobs/sec", "cpu s", "cpu ms/job"
+    );
+    for cell in cells {
+        let Key {
+            case,
+            implementation,
+            count,
+            ..
+        } = cell.key;
+        let Some(round) = cell.median() else {
+            let _ = writeln!(out, "{case:<10} {implementation:<13} {}", cell.outcome);
+            continue;
+        };
+        let crew = cells
+            .iter()
+            .find(|c| c.key.case == case && c.key.implementation == Impl::Crew.name())
+            .and_then(Cell::median);
+        let ratio = match crew {
+            Some(crew) if implementation != Impl::Crew.name() => format!(
+                "{:.2}x, {:.2}x",
+                round.seconds / crew.seconds,
+                round.cpu_seconds / crew.cpu_seconds
+            ),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "{case:<10} {implementation:<13} {:>9.3} {:>10.0} {:>9.3} {:>11.3}  {ratio}",
+            round.seconds,
+            round.jobs_per_sec,
+            round.cpu_seconds,
+            round.cpu_seconds * 1000.0 / count.max(1) as f64,
+        );
+    }
+    out
+}
+
+/// The `--svg` chart: jobs/sec per implementation, one panel per case.
+pub fn chart(cells: &[Cell<Key, Round>]) -> Chart {
+    let panels = ["true-2000", "sleep-10"]
+        .into_iter()
+        .map(|case| {
+            let rows: Vec<&Cell<Key, Round>> =
+                cells.iter().filter(|cell| cell.key.case == case).collect();
+            Panel {
+                title: format!("{case}: jobs/sec"),
+                x_desc: String::new(),
+                categories: Some(
+                    rows.iter()
+                        .map(|c| c.key.implementation.to_owned())
+                        .collect(),
+                ),
+                series: rows
+                    .iter()
+                    .enumerate()
+                    .map(|(index, cell)| Series {
+                        name: cell.key.implementation.to_owned(),
+                        bold: cell.key.implementation == Impl::Crew.name(),
+                        points: cell
+                            .median()
+                            .map(|round| vec![(index as f64, round.jobs_per_sec)])
+                            .unwrap_or_default(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Chart { panels }
+}
