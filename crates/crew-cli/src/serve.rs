@@ -50,11 +50,10 @@ pub(crate) struct Args {
     child: bool,
 }
 
-/// Every model's name as a possible value (the loopback limit, a yardstick, hidden from help).
+/// Every model's name as a possible value.
 fn model_parser() -> impl clap::builder::TypedValueParser<Value = Model> {
     use clap::builder::TypedValueParser;
-    let names = Model::ALL
-        .map(|model| clap::builder::PossibleValue::new(model.name()).hide(model.info().yardstick));
+    let names = Model::ALL.map(|model| clap::builder::PossibleValue::new(model.name()));
     clap::builder::PossibleValuesParser::new(names).try_map(|name| name.parse::<Model>())
 }
 

@@ -30,8 +30,7 @@ pub fn fib(n: u32) -> u64 {
     }
 }
 
-/// `fib(n)` in linear time, for checking replies and for the loopback-limit server that does no
-/// work. `None` above [`MAX_N`].
+/// `fib(n)` in linear time, for checking replies and for servers that precompute them. `None` above [`MAX_N`].
 ///
 /// ```
 /// assert_eq!(crew_lab::fib::fib_fast(93), Some(12_200_160_415_121_876_738));

@@ -66,11 +66,6 @@ fn gil_serves_two_clients() {
 }
 
 #[test]
-fn loopback_limit_serves_two_clients() {
-    serves_two_clients_at_once(Model::LoopbackLimit);
-}
-
-#[test]
 fn single_makes_the_second_client_wait() {
     let server = start(Model::Single, ServeConfig::default());
     let mut first = Client::connect(server.addr());

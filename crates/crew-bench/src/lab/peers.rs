@@ -33,7 +33,7 @@ pub enum Peer {
 impl Peer {
     /// Every server, in table order.
     pub fn all() -> Vec<Peer> {
-        let mut all: Vec<Peer> = Model::CREW.into_iter().map(Peer::Crew).collect();
+        let mut all: Vec<Peer> = Model::ALL.into_iter().map(Peer::Crew).collect();
         all.extend(PYTHON.iter().map(|name| Peer::Python(name)));
         all.push(Peer::Go);
         all.push(Peer::LoopbackLimit);

@@ -93,7 +93,7 @@ fn design_allows(model: Model, case: Case, clients: usize) -> bool {
 /// The ratios behind the lab's targets.
 pub fn render_ratios(results: &BenchResults) -> String {
     let mut out = String::new();
-    let crew: Vec<Model> = Model::CREW
+    let crew: Vec<Model> = Model::ALL
         .into_iter()
         .filter(|model| results.servers.contains(&Peer::Crew(*model).name()))
         .collect();

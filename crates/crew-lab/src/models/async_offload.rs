@@ -12,7 +12,6 @@ pub(super) const MODEL: Spec = Spec {
         python_peer: "async_server",
         design: Design::PARALLEL,
         children: None,
-        yardstick: false,
     },
     bind: |addr, config| bind_with(addr, config, true),
 };

@@ -20,7 +20,6 @@ pub(super) const MODEL: Spec = Spec {
             parallel_compute: false,
         },
         children: None,
-        yardstick: false,
     },
     bind: |addr, config| bind_with(addr, config, |_| Ok(compute())),
 };

@@ -17,8 +17,6 @@ use spec::{ModelInfo, Spec};
 
 mod aio;
 mod conn;
-// The work of the loopback limit; its row is in `loopback_limit`.
-mod loopback;
 pub(crate) mod spec;
 
 /// Declares the model modules, the [`Model`] enum and its lookup in their `MODEL` rows.
@@ -36,7 +34,7 @@ macro_rules! table {
         }
 
         impl Model {
-            /// Every model, in table order, the loopback limit included.
+            /// Every model, in table order (the order the benchmark shows them).
             pub const ALL: [Model; [$(stringify!($variant)),*].len()] = [$(Model::$variant),*];
 
             pub(crate) const fn spec(self) -> &'static Spec {
@@ -67,38 +65,9 @@ table! {
     Shards => shards,
     /// Threads whose `fib` holds one global lock, reproducing CPython's GIL.
     Gil => gil,
-    /// No work at all (replies from a table): the loopback limit for the load generator.
-    LoopbackLimit => loopback_limit,
 }
 
-/// How many models are not yardsticks.
-const CREW_LEN: usize = {
-    let mut count = 0;
-    let mut i = 0;
-    while i < Model::ALL.len() {
-        if !Model::ALL[i].spec().info.yardstick {
-            count += 1;
-        }
-        i += 1;
-    }
-    count
-};
-
 impl Model {
-    /// Every crew model, in the order the benchmark shows them (without the loopback limit).
-    pub const CREW: [Model; CREW_LEN] = {
-        let mut crew = [Model::ALL[0]; CREW_LEN];
-        let (mut i, mut next) = (0, 0);
-        while i < Model::ALL.len() {
-            if !Model::ALL[i].spec().info.yardstick {
-                crew[next] = Model::ALL[i];
-                next += 1;
-            }
-            i += 1;
-        }
-        crew
-    };
-
     /// The model's row: name, seed counterpart, Python peer and what its design allows.
     pub fn info(self) -> &'static ModelInfo {
         &self.spec().info
@@ -124,7 +93,7 @@ impl FromStr for Model {
             .into_iter()
             .find(|model| model.name() == s)
             .ok_or_else(|| {
-                let names: Vec<_> = Model::CREW.iter().map(|m| m.name()).collect();
+                let names: Vec<_> = Model::ALL.iter().map(|m| m.name()).collect();
                 format!("unknown model `{s}`: use one of {}", names.join(", "))
             })
     }
@@ -142,19 +111,7 @@ mod tests {
             assert_eq!(same.count(), 1, "{model}");
         }
         let error = "fibers".parse::<Model>().unwrap_err();
-        assert!(
-            error.contains("async-offload") && !error.contains("loopback"),
-            "{error}"
-        );
-    }
-
-    #[test]
-    fn crew_is_every_model_but_the_yardstick_in_table_order() {
-        let crew: Vec<Model> = Model::ALL
-            .into_iter()
-            .filter(|m| *m != Model::LoopbackLimit)
-            .collect();
-        assert_eq!(Model::CREW.to_vec(), crew);
+        assert!(error.contains("async-offload"), "{error}");
     }
 
     #[test]

@@ -19,7 +19,6 @@ pub(super) const MODEL: Spec = Spec {
         python_peer: "thread_server",
         design: Design::PARALLEL,
         children: None,
-        yardstick: false,
     },
     bind,
 };

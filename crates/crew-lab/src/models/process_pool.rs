@@ -19,7 +19,6 @@ pub(super) const MODEL: Spec = Spec {
         python_peer: "multiprocess_server",
         design: Design::PARALLEL,
         children: None,
-        yardstick: false,
     },
     bind: |addr, config| bind_with(addr, config, compute),
 };

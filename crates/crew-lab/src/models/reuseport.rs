@@ -26,7 +26,6 @@ pub(super) const MODEL: Spec = Spec {
         python_peer: "multiprocess_server",
         design: Design::PARALLEL,
         children: Some("threads"),
-        yardstick: false,
     },
     bind,
 };

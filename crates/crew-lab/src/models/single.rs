@@ -21,7 +21,6 @@ pub(super) const MODEL: Spec = Spec {
             parallel_compute: false,
         },
         children: None,
-        yardstick: false,
     },
     bind,
 };

@@ -36,9 +36,6 @@ pub struct ModelInfo {
     /// For a model that serves through child processes (`reuseport`): the model the children
     /// run. Such a model needs [`ServeConfig::child_command`].
     pub children: Option<&'static str>,
-    /// A yardstick rather than a concurrency model (the loopback limit): left out of
-    /// `Model::CREW`.
-    pub yardstick: bool,
 }
 
 /// What a model's design allows, so the benchmark holds it to a target only where it can meet

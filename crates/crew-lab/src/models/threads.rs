@@ -1,5 +1,5 @@
 //! `threads`: a thread per connection (seed 003's thread_server), started with
-//! [`crew::thread::spawn`]. `gil`, `process-pool` and `loopback-limit` run on it too and differ
+//! [`crew::thread::spawn`]. `gil` and `process-pool` run on it too and differ
 //! only in how they compute ([`bind_with`]).
 
 use std::net::{SocketAddr, TcpListener};
@@ -19,7 +19,6 @@ pub(super) const MODEL: Spec = Spec {
         python_peer: "thread_server",
         design: Design::PARALLEL,
         children: None,
-        yardstick: false,
     },
     bind: |addr, config| bind_with(addr, config, |_| Ok(Arc::new(|n| Ok(fib(n))))),
 };
