@@ -231,3 +231,16 @@ pub fn build_go(out_dir: &Path) -> anyhow::Result<PathBuf> {
     }
     Ok(binary)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_models_python_peer_exists() {
+        for model in Model::ALL {
+            let script = peers_dir().join(format!("{}.py", model.info().python_peer));
+            assert!(script.exists(), "{model}: {} is missing", script.display());
+        }
+    }
+}

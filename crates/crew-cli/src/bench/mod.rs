@@ -11,6 +11,17 @@ use std::time::Duration;
 use anyhow::Context;
 use crew_bench::PeerCommand;
 
+/// Where every benchmark writes its rows and chart, besides the table on standard output.
+#[derive(Debug, clap::Args)]
+struct Output {
+    /// Write the rows as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write a chart (SVG) to FILE.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+}
+
 /// Arguments of `crew bench`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -52,12 +63,8 @@ struct LabArgs {
     /// Only these servers (names as in the table), comma-separated.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Write the rows as JSON to FILE.
-    #[arg(long, value_name = "FILE")]
-    json: Option<PathBuf>,
-    /// Write a chart (SVG) to FILE.
-    #[arg(long, value_name = "FILE")]
-    svg: Option<PathBuf>,
+    #[command(flatten)]
+    output: Output,
 }
 
 /// Arguments of `crew bench pool`.
@@ -90,12 +97,8 @@ struct PoolArgs {
     /// Measure only these implementations (comma-separated `impl` names).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Write the rows as JSON to FILE.
-    #[arg(long, value_name = "FILE")]
-    json: Option<PathBuf>,
-    /// Write a chart (SVG) to FILE.
-    #[arg(long, value_name = "FILE")]
-    svg: Option<PathBuf>,
+    #[command(flatten)]
+    output: Output,
 }
 
 /// Arguments of `crew bench run`.
@@ -110,12 +113,8 @@ struct RunArgs {
     /// Rounds of each case per implementation; the median is reported.
     #[arg(long, default_value_t = 5)]
     reps: usize,
-    /// Write the rows as JSON to FILE.
-    #[arg(long, value_name = "FILE")]
-    json: Option<PathBuf>,
-    /// Write a chart (SVG) to FILE.
-    #[arg(long, value_name = "FILE")]
-    svg: Option<PathBuf>,
+    #[command(flatten)]
+    output: Output,
     /// The crew binary to measure [default: this one]; build it with --release.
     #[arg(long, value_name = "PATH")]
     crew: Option<PathBuf>,
@@ -143,7 +142,11 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
             config.chunksize = args.chunksize;
             config.rounds = args.repeat.unwrap_or(config.rounds);
             config.only = args.only;
-            crew_bench::pool::main(&config, args.json.as_deref(), args.svg.as_deref())
+            crew_bench::pool::main(
+                &config,
+                args.output.json.as_deref(),
+                args.output.svg.as_deref(),
+            )
         }
         Some(Which::Run(args)) => {
             let config = crew_bench::run::RunConfig {
@@ -152,7 +155,11 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
                 rounds: args.reps,
                 crew: args.crew.unwrap_or(exe),
             };
-            crew_bench::run::main(&config, args.json.as_deref(), args.svg.as_deref())
+            crew_bench::run::main(
+                &config,
+                args.output.json.as_deref(),
+                args.output.svg.as_deref(),
+            )
         }
         None => {
             let args = args.lab;
@@ -175,7 +182,11 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
                 peer_command,
                 build_dir,
             };
-            crew_bench::lab::main(&config, args.json.as_deref(), args.svg.as_deref())
+            crew_bench::lab::main(
+                &config,
+                args.output.json.as_deref(),
+                args.output.svg.as_deref(),
+            )
         }
     }
 }

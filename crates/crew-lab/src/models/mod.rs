@@ -115,15 +115,6 @@ mod tests {
     }
 
     #[test]
-    fn python_peers_exist() {
-        let peers = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("peers");
-        for model in Model::ALL {
-            let script = peers.join(format!("{}.py", model.info().python_peer));
-            assert!(script.exists(), "{model}: {} is missing", script.display());
-        }
-    }
-
-    #[test]
     fn only_single_and_gil_are_flat_on_cpu() {
         let flat: Vec<Model> = Model::ALL
             .into_iter()
