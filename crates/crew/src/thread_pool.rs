@@ -268,7 +268,9 @@ fn worker_loop(inner: &Lifecycle<Queued>, initializer: Option<Initializer>) {
             inner.set_broken(message);
         }
     }
-    while let Ok(job) = inner.receiver().recv() {
+    // A clone of its own: the shared one sits beside state that submitters write.
+    let receiver = inner.receiver().clone();
+    while let Ok(job) = receiver.recv() {
         match inner.broken() {
             None => job.run(),
             Some(message) => job.fail(TaskError::InitializerFailed {
