@@ -40,6 +40,17 @@ const MAX_FAILED_STATUS: usize = 101;
 {//} directory, {/.} basename without extension, {#} job number. Without any, the argument is \
 appended. Without a command, each argument is a shell command. Arguments come after ':::' or, \
 without it, one per line on standard input.\n\n\
+Quoting: an argument is never shell code. In a shell script (one word with shell syntax, \
+--shell, or the script after a shell's -c such as sh -c 'gzip {}') each replacement string \
+reads the value from the job's environment (CREW_ARG for {}, CREW_ARG_NOEXT {.}, \
+CREW_ARG_BASENAME {/}, CREW_ARG_DIRNAME {//}, CREW_ARG_BASENAME_NOEXT {/.}, CREW_SEQ {#}), \
+written for where it stands: {} bare, \"{}\" and '{}' all give the argument byte for byte, \
+one word, with $(...), backticks, $VAR, quotes, ';' and newlines left as text; inside $(( )) \
+only a whole number is accepted (the job fails otherwise). Otherwise (direct \
+mode) crew starts no shell: each word is one argument of the program, values verbatim. A \
+program that runs its arguments as code itself (ssh, eval, python -c, a nested sh -c inside a \
+script) gets the text as is: pass the value as a separate argument instead, as in \
+sh -c 'echo \"$1\"' sh {}.\n\n\
 Exit status: the number of failed jobs (at most 101); with --halt on failure, the exit code of \
 the job that triggered it; 130 when interrupted."
 )]
@@ -168,7 +179,8 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
             .enumerate()
             .map(move |(index, arg)| {
                 let seq = index + 1;
-                let mut command: Command = template.command(&arg, seq).grace(grace);
+                let (command, shown) = template.command(&arg, seq);
+                let mut command: Command = command.grace(grace);
                 if let Some(timeout) = timeout {
                     command = command.timeout(timeout);
                 }
@@ -176,7 +188,7 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
                     seq,
                     Job {
                         arg,
-                        command: command.to_string(),
+                        command: shown,
                     },
                 );
                 command

@@ -3,15 +3,32 @@
 //! `{}` the argument, `{.}` without its extension, `{/}` its basename, `{//}` its directory,
 //! `{/.}` its basename without extension, `{#}` the job number. A template without any
 //! replacement string gets the argument appended, as `xargs -n 1` does.
+//!
+//! # Values never become shell code
+//!
+//! In a shell script (shell mode, or the script word of `sh -c` in direct mode) a value is never
+//! pasted into the script text. The job's environment carries it (`CREW_ARG` for `{}`, see
+//! [`Value::var`]) and the replacement string becomes an expansion of that variable, written for
+//! the quoting context the template puts it in: `"${CREW_ARG}"` bare, `${CREW_ARG}` inside double
+//! quotes, `'"${CREW_ARG}"'` inside single quotes (closing and reopening them). The shell expands
+//! a parameter once and never parses the result, so `$(...)`, backticks, `$VAR`, quotes, `;` and
+//! newlines in a value stay text. The context comes from a small lexer ([`Lexer`]); should it ever
+//! misjudge one, the value still only arrives through an expansion (at worst split into words or
+//! wrapped in literal quotes), never as code. The one place a shell evaluates an expanded value
+//! is arithmetic: inside `$(( ))` a value must be a whole number or the job is not run
+//! ([`with_values`]). Bash's own arithmetic (`(( ))`, `let`, `[[ -eq ]]`) is the user's, as it
+//! is for `"$1"`.
 
 use crew::subprocess::{quote, Command};
 
 /// How the command is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
-    /// Each word is one argument of the program; no shell, no quoting needed.
+    /// Each word is one argument of the program, values verbatim; no shell of crew's. The script
+    /// word of a shell's `-c` option (`sh -c 'echo {}'`) is shell code, and is expanded as in
+    /// [`Mode::Shell`].
     Direct,
-    /// The words joined by spaces are a `/bin/sh -c` script; arguments are inserted quoted.
+    /// The words joined by spaces are a `/bin/sh -c` script; values arrive through variables.
     Shell,
     /// No command was given: each argument is itself a shell command (as in GNU parallel).
     Argument,
@@ -23,9 +40,64 @@ pub(crate) struct Template {
     words: Vec<String>,
     mode: Mode,
     has_placeholder: bool,
+    /// In direct mode, the index of the word that is a shell's `-c` script.
+    script_word: Option<usize>,
 }
 
-const PLACEHOLDERS: [&str; 6] = ["{//}", "{/.}", "{/}", "{.}", "{#}", "{}"];
+/// One value a replacement string stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Value {
+    Arg,
+    NoExtension,
+    Basename,
+    Dirname,
+    BasenameNoExtension,
+    Seq,
+}
+
+const PLACEHOLDERS: [(&str, Value); 6] = [
+    ("{//}", Value::Dirname),
+    ("{/.}", Value::BasenameNoExtension),
+    ("{/}", Value::Basename),
+    ("{.}", Value::NoExtension),
+    ("{#}", Value::Seq),
+    ("{}", Value::Arg),
+];
+
+impl Value {
+    /// The environment variable that carries this value into a shell script.
+    fn var(self) -> &'static str {
+        match self {
+            Value::Arg => "CREW_ARG",
+            Value::NoExtension => "CREW_ARG_NOEXT",
+            Value::Basename => "CREW_ARG_BASENAME",
+            Value::Dirname => "CREW_ARG_DIRNAME",
+            Value::BasenameNoExtension => "CREW_ARG_BASENAME_NOEXT",
+            Value::Seq => "CREW_SEQ",
+        }
+    }
+
+    fn placeholder(self) -> &'static str {
+        PLACEHOLDERS
+            .iter()
+            .find(|(_, value)| *value == self)
+            .map_or("{}", |(placeholder, _)| placeholder)
+    }
+
+    fn of(self, arg: &str, seq: usize) -> String {
+        match self {
+            Value::Arg => arg.to_owned(),
+            Value::NoExtension => without_extension(arg).to_owned(),
+            Value::Basename => basename(arg).to_owned(),
+            Value::Dirname => dirname(arg).to_owned(),
+            Value::BasenameNoExtension => without_extension(basename(arg)).to_owned(),
+            Value::Seq => seq.to_string(),
+        }
+    }
+}
+
+/// Programs whose `-c` option takes a script.
+const SHELLS: [&str; 8] = ["sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "yash"];
 
 impl Template {
     /// `words` is the command after `--`; `force_shell` is `--shell`. A single word with
@@ -45,11 +117,16 @@ impl Template {
         };
         let has_placeholder = words
             .iter()
-            .any(|w| PLACEHOLDERS.iter().any(|p| w.contains(p)));
+            .any(|w| PLACEHOLDERS.iter().any(|(p, _)| w.contains(p)));
+        let script_word = match mode {
+            Mode::Direct => shell_script_word(&words),
+            _ => None,
+        };
         Self {
             words,
             mode,
             has_placeholder,
+            script_word,
         }
     }
 
@@ -58,56 +135,106 @@ impl Template {
         self.mode
     }
 
-    /// The command for argument `arg`, job number `seq`.
-    pub(crate) fn command(&self, arg: &str, seq: usize) -> Command {
+    /// The command for argument `arg`, job number `seq`, and how to show it to a person (the
+    /// joblog, messages): the values quoted in place, as a shell would read them.
+    pub(crate) fn command(&self, arg: &str, seq: usize) -> (Command, String) {
         match self.mode {
             Mode::Direct => {
-                let mut words = self.words.iter().map(|w| expand(w, arg, seq, false));
-                let program = words.next().unwrap_or_default();
-                let mut command = Command::new(program).args(words);
-                if !self.has_placeholder {
-                    command = command.arg(arg);
+                let mut used = Vec::new();
+                let mut words = Vec::with_capacity(self.words.len() + 1);
+                let mut shown = Vec::with_capacity(self.words.len() + 1);
+                for (index, word) in self.words.iter().enumerate() {
+                    if Some(index) == self.script_word {
+                        words.push(expand_script(word, &mut used));
+                        shown.push(quote(&show_script(word, arg, seq)));
+                    } else {
+                        let value = expand(word, arg, seq);
+                        shown.push(quote(&value));
+                        words.push(value);
+                    }
                 }
-                command
+                if !self.has_placeholder {
+                    words.push(arg.to_owned());
+                    shown.push(quote(arg));
+                }
+                let command = Command::new(&words[0]).args(&words[1..]);
+                (with_values(command, &used, arg, seq), shown.join(" "))
             }
             Mode::Shell => {
-                let mut script: Vec<String> = self
-                    .words
-                    .iter()
-                    .map(|w| expand(w, arg, seq, true))
-                    .collect();
+                let mut script = self.words.join(" ");
                 if !self.has_placeholder {
-                    script.push(quote(arg));
+                    script.push_str(" {}");
                 }
-                Command::shell(script.join(" "))
+                let mut used = Vec::new();
+                let command = Command::shell(expand_script(&script, &mut used));
+                (
+                    with_values(command, &used, arg, seq),
+                    show_script(&script, arg, seq),
+                )
             }
-            Mode::Argument => Command::shell(arg),
+            Mode::Argument => (Command::shell(arg), arg.to_owned()),
         }
     }
 }
 
-/// `word` with every replacement string replaced; values are shell-quoted when `quoted`.
-pub(crate) fn expand(word: &str, arg: &str, seq: usize, quoted: bool) -> String {
+/// In `sh -c SCRIPT ...` (options allowed before `-c`), the index of SCRIPT.
+fn shell_script_word(words: &[String]) -> Option<usize> {
+    let program = words.first()?;
+    if !SHELLS.contains(&basename(program)) {
+        return None;
+    }
+    let mut index = 1;
+    while let Some(word) = words.get(index) {
+        let is_option = (word.starts_with('-') || word.starts_with('+')) && word.len() > 1;
+        if !is_option || word == "--" {
+            return None;
+        }
+        if word.starts_with('-') && !word.starts_with("--") && word.contains('c') {
+            return (index + 1 < words.len()).then_some(index + 1);
+        }
+        // `-o NAME` takes the next word.
+        index += if word == "-o" || word == "+o" { 2 } else { 1 };
+    }
+    None
+}
+
+/// `command` with the environment variables the script's expansions read.
+///
+/// Inside `$(( ))` a shell evaluates the value as an expression, and bash runs `$(...)` in
+/// `a[$(...)]` there whatever the quoting, so a value used there must be a whole number; any
+/// other value makes the job fail with a message instead of running.
+fn with_values(mut command: Command, used: &[(Value, Quoting)], arg: &str, seq: usize) -> Command {
+    for &(value, quoting) in used {
+        let text = value.of(arg, seq);
+        if quoting == Quoting::Arithmetic && !is_integer(&text) {
+            let message = format!(
+                "{} stands inside $(( )), where the shell evaluates it as code, and {text:?} \
+                 is not a whole number; the job was not run",
+                value.placeholder()
+            );
+            return Command::shell(r#"printf 'crew run: %s\n' "$CREW_ERROR" >&2; exit 2"#)
+                .env("CREW_ERROR", message);
+        }
+        command = command.env(value.var(), text);
+    }
+    command
+}
+
+fn is_integer(text: &str) -> bool {
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A word of direct mode: every replacement string replaced by its value, verbatim.
+pub(crate) fn expand(word: &str, arg: &str, seq: usize) -> String {
     let mut out = String::with_capacity(word.len() + arg.len());
     let mut rest = word;
     'scan: while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
         rest = &rest[open..];
-        for placeholder in PLACEHOLDERS {
+        for (placeholder, value) in PLACEHOLDERS {
             if let Some(after) = rest.strip_prefix(placeholder) {
-                let value = match placeholder {
-                    "{}" => arg.to_owned(),
-                    "{.}" => without_extension(arg).to_owned(),
-                    "{/}" => basename(arg).to_owned(),
-                    "{//}" => dirname(arg).to_owned(),
-                    "{/.}" => without_extension(basename(arg)).to_owned(),
-                    _ => seq.to_string(),
-                };
-                if quoted {
-                    out.push_str(&quote(&value));
-                } else {
-                    out.push_str(&value);
-                }
+                out.push_str(&value.of(arg, seq));
                 rest = after;
                 continue 'scan;
             }
@@ -117,6 +244,177 @@ pub(crate) fn expand(word: &str, arg: &str, seq: usize, quoted: bool) -> String 
     }
     out.push_str(rest);
     out
+}
+
+/// The quoting context at a point of a shell script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quoting {
+    Bare,
+    Single,
+    Double,
+    /// Inside `$(( ))`, where the shell evaluates the expanded text as an expression.
+    Arithmetic,
+}
+
+/// What ends a nested command: the script's end, `)` of `$(`, `))` of `$((`, or a backtick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closer {
+    End,
+    Paren,
+    Arithmetic,
+    Backtick,
+}
+
+#[derive(Debug)]
+struct Frame {
+    quoting: Quoting,
+    closer: Closer,
+    /// Open `(` of subshells and arithmetic inside this frame.
+    parens: usize,
+}
+
+/// The POSIX shell's quoting rules, enough to know the context of every replacement string:
+/// single and double quotes, backslashes, comments, and `$(...)` and backticks, which start a
+/// fresh context even inside double quotes.
+#[derive(Debug)]
+struct Lexer {
+    stack: Vec<Frame>,
+}
+
+impl Lexer {
+    fn new() -> Self {
+        Self {
+            stack: vec![Frame {
+                quoting: Quoting::Bare,
+                closer: Closer::End,
+                parens: 0,
+            }],
+        }
+    }
+
+    fn top(&mut self) -> &mut Frame {
+        self.stack
+            .last_mut()
+            .expect("the outermost frame is never popped")
+    }
+
+    fn push(&mut self, closer: Closer) {
+        self.stack.push(Frame {
+            quoting: Quoting::Bare,
+            closer,
+            parens: 0,
+        });
+    }
+
+    fn pop(&mut self) {
+        if self.stack.len() > 1 {
+            self.stack.pop();
+        }
+    }
+
+    /// Walks `script`, calling `on_value` at every replacement string with its context and
+    /// copying everything else; returns the result.
+    fn rewrite(
+        mut self,
+        script: &str,
+        mut on_value: impl FnMut(Quoting, Value) -> String,
+    ) -> String {
+        let mut out = String::with_capacity(script.len() + 32);
+        let mut rest = script;
+        let mut word_start = true;
+        let mut comment = false;
+        'scan: while let Some(c) = rest.chars().next() {
+            if c == '{' {
+                for (placeholder, value) in PLACEHOLDERS {
+                    if let Some(after) = rest.strip_prefix(placeholder) {
+                        let frame = self.top();
+                        let quoting = match (frame.closer, frame.quoting) {
+                            (Closer::Arithmetic, Quoting::Bare | Quoting::Double) => {
+                                Quoting::Arithmetic
+                            }
+                            (_, quoting) => quoting,
+                        };
+                        out.push_str(&on_value(quoting, value));
+                        rest = after;
+                        word_start = false;
+                        continue 'scan;
+                    }
+                }
+            }
+            let mut taken = c.len_utf8();
+            if comment {
+                comment = c != '\n';
+                word_start = !comment;
+                out.push(c);
+                rest = &rest[taken..];
+                continue;
+            }
+            let frame = self.top();
+            match (frame.quoting, c) {
+                (Quoting::Single, '\'') => frame.quoting = Quoting::Bare,
+                (Quoting::Single, _) => {}
+                (_, '\\') => taken += rest[1..].chars().next().map_or(0, char::len_utf8),
+                (Quoting::Bare, '\'') => frame.quoting = Quoting::Single,
+                (Quoting::Bare, '"') => frame.quoting = Quoting::Double,
+                (Quoting::Double, '"') => frame.quoting = Quoting::Bare,
+                (_, '$') if rest[1..].starts_with("((") => {
+                    taken += 2;
+                    self.push(Closer::Arithmetic);
+                }
+                (_, '$') if rest[1..].starts_with('(') => {
+                    taken += 1;
+                    self.push(Closer::Paren);
+                }
+                (_, '`') if frame.closer == Closer::Backtick => self.pop(),
+                (_, '`') => self.push(Closer::Backtick),
+                (Quoting::Bare, '(') => frame.parens += 1,
+                (Quoting::Bare, ')') if frame.parens > 0 => frame.parens -= 1,
+                (Quoting::Bare, ')') if frame.closer == Closer::Paren => self.pop(),
+                (Quoting::Bare, ')') if frame.closer == Closer::Arithmetic => {
+                    taken += usize::from(rest[1..].starts_with(')'));
+                    self.pop();
+                }
+                // A comment runs to the end of the line and changes no context.
+                (Quoting::Bare, '#') if word_start => comment = true,
+                _ => {}
+            }
+            word_start = c.is_whitespace() || ";&|(".contains(c);
+            out.push_str(&rest[..taken]);
+            rest = &rest[taken..];
+        }
+        out
+    }
+}
+/// `script` with every replacement string an expansion of its variable, written for its
+/// quoting context; the values used are added to `used`.
+fn expand_script(script: &str, used: &mut Vec<(Value, Quoting)>) -> String {
+    Lexer::new().rewrite(script, |quoting, value| {
+        if !used.contains(&(value, quoting)) {
+            used.push((value, quoting));
+        }
+        let var = value.var();
+        match quoting {
+            Quoting::Bare => format!("\"${{{var}}}\""),
+            Quoting::Double => format!("${{{var}}}"),
+            Quoting::Single => format!("'\"${{{var}}}\"'"),
+            Quoting::Arithmetic => format!("${{{var}}}"),
+        }
+    })
+}
+
+/// `script` as a person reads it: every value quoted in place for its context.
+fn show_script(script: &str, arg: &str, seq: usize) -> String {
+    Lexer::new().rewrite(script, |quoting, value| {
+        let value = value.of(arg, seq);
+        let quoted = quote(&value);
+        match quoting {
+            _ if quoted == value => value,
+            Quoting::Arithmetic => quoted,
+            Quoting::Bare => quoted,
+            Quoting::Double => format!("\"{quoted}\""),
+            Quoting::Single => format!("'{quoted}'"),
+        }
+    })
 }
 
 fn basename(path: &str) -> &str {
@@ -151,56 +449,142 @@ mod tests {
     #[test]
     fn replacement_strings_follow_gnu_parallel() {
         let arg = "dir/sub/file.tar.gz";
-        assert_eq!(expand("{}", arg, 7, false), "dir/sub/file.tar.gz");
-        assert_eq!(expand("{.}", arg, 7, false), "dir/sub/file.tar");
-        assert_eq!(expand("{/}", arg, 7, false), "file.tar.gz");
-        assert_eq!(expand("{//}", arg, 7, false), "dir/sub");
-        assert_eq!(expand("{/.}", arg, 7, false), "file.tar");
-        assert_eq!(expand("{#}", arg, 7, false), "7");
-        assert_eq!(
-            expand("pre-{/.}-{#}.out", arg, 12, false),
-            "pre-file.tar-12.out"
-        );
+        assert_eq!(expand("{}", arg, 7), "dir/sub/file.tar.gz");
+        assert_eq!(expand("{.}", arg, 7), "dir/sub/file.tar");
+        assert_eq!(expand("{/}", arg, 7), "file.tar.gz");
+        assert_eq!(expand("{//}", arg, 7), "dir/sub");
+        assert_eq!(expand("{/.}", arg, 7), "file.tar");
+        assert_eq!(expand("{#}", arg, 7), "7");
+        assert_eq!(expand("pre-{/.}-{#}.out", arg, 12), "pre-file.tar-12.out");
     }
 
     #[test]
     fn edge_cases_of_paths() {
-        assert_eq!(expand("{//}", "file", 1, false), ".");
-        assert_eq!(expand("{//}", "/file", 1, false), "/");
-        assert_eq!(expand("{.}", ".bashrc", 1, false), ".bashrc");
-        assert_eq!(expand("{.}", "a.b/c", 1, false), "a.b/c");
-        assert_eq!(expand("{/}", "dir/", 1, false), "dir");
-        assert_eq!(expand("{/.}", "x/.hidden", 1, false), ".hidden");
+        assert_eq!(expand("{//}", "file", 1), ".");
+        assert_eq!(expand("{//}", "/file", 1), "/");
+        assert_eq!(expand("{.}", ".bashrc", 1), ".bashrc");
+        assert_eq!(expand("{.}", "a.b/c", 1), "a.b/c");
+        assert_eq!(expand("{/}", "dir/", 1), "dir");
+        assert_eq!(expand("{/.}", "x/.hidden", 1), ".hidden");
     }
 
     #[test]
     fn braces_that_are_not_placeholders_stay() {
-        assert_eq!(expand("{a}{}{", "x", 1, false), "{a}x{");
-        assert_eq!(expand("${HOME}", "x", 1, false), "${HOME}");
+        assert_eq!(expand("{a}{}{", "x", 1), "{a}x{");
+        assert_eq!(expand("${HOME}", "x", 1), "${HOME}");
+        let mut used = Vec::new();
+        assert_eq!(expand_script("${HOME}{a}", &mut used), "${HOME}{a}");
+        assert!(used.is_empty());
     }
 
     #[test]
-    fn shell_mode_quotes_values() {
+    fn scripts_read_values_from_variables_written_for_their_context() {
+        let mut used = Vec::new();
         assert_eq!(
-            expand("echo {}", "it's a b", 1, true),
-            r"echo 'it'\''s a b'"
+            expand_script(r#"echo {} "{/}" '{.}' {#}"#, &mut used),
+            r#"echo "${CREW_ARG}" "${CREW_ARG_BASENAME}" ''"${CREW_ARG_NOEXT}"'' "${CREW_SEQ}""#
         );
+        assert_eq!(
+            used,
+            [
+                (Value::Arg, Quoting::Bare),
+                (Value::Basename, Quoting::Double),
+                (Value::NoExtension, Quoting::Single),
+                (Value::Seq, Quoting::Bare)
+            ]
+        );
+    }
+
+    #[test]
+    fn command_substitution_and_backticks_start_a_fresh_context() {
+        let mut used = Vec::new();
+        assert_eq!(
+            expand_script(
+                r#"echo "$(basename "{}")" "`echo {}`" $((1)) {}"#,
+                &mut used
+            ),
+            r#"echo "$(basename "${CREW_ARG}")" "`echo "${CREW_ARG}"`" $((1)) "${CREW_ARG}""#
+        );
+        // Escaped quotes open nothing; a comment's quote changes no context.
+        assert_eq!(
+            expand_script("echo \\\" {} # it's\necho '{}'", &mut used),
+            "echo \\\" \"${CREW_ARG}\" # it's\necho ''\"${CREW_ARG}\"''"
+        );
+        assert_eq!(
+            expand_script("# it's\n# one's\necho '{}'", &mut used),
+            "# it's\n# one's\necho ''\"${CREW_ARG}\"''"
+        );
+        assert_eq!(
+            expand_script(r#"echo "a\"{}" 'x\'{}"#, &mut used),
+            r#"echo "a\"${CREW_ARG}" 'x\'"${CREW_ARG}""#
+        );
+    }
+
+    #[test]
+    fn arithmetic_is_a_context_of_its_own() {
+        let mut used = Vec::new();
+        assert_eq!(
+            expand_script(r#"echo $(( {} * (2 + 1) )) "$(({}))" {}"#, &mut used),
+            r#"echo $(( ${CREW_ARG} * (2 + 1) )) "$((${CREW_ARG}))" "${CREW_ARG}""#
+        );
+        assert_eq!(
+            used,
+            [
+                (Value::Arg, Quoting::Arithmetic),
+                (Value::Arg, Quoting::Bare)
+            ]
+        );
+        assert!(is_integer("-12") && is_integer("7") && !is_integer("") && !is_integer("1e3"));
+    }
+
+    #[test]
+    fn shown_commands_quote_values_in_place() {
+        let arg = "it's \"$x\" `y`";
+        let shown = show_script(r#"printf '%s|' {} "{}" '{}' {#}"#, arg, 3);
+        assert_eq!(
+            shown,
+            r#"printf '%s|' 'it'\''s "$x" `y`' ""'it'\''s "$x" `y`'"" '''it'\''s "$x" `y`''' 3"#
+        );
+        // A person pasting it into a shell gets what the job got.
+        let done = Command::shell(shown).checked_output().unwrap();
+        assert_eq!(done.stdout_str(), format!("{arg}|{arg}|{arg}|3|"));
+        assert_eq!(show_script(r#"echo "{}""#, "plain", 1), r#"echo "plain""#);
     }
 
     #[test]
     fn argument_is_appended_without_placeholder() {
         let template = Template::new(vec!["echo".into(), "-n".into()], false);
         assert_eq!(template.mode(), Mode::Direct);
-        assert_eq!(template.command("a b", 1).to_string(), "echo -n 'a b'");
+        assert_eq!(template.command("a b", 1).1, "echo -n 'a b'");
         let template = Template::new(vec!["echo {} | wc -c".into()], false);
         assert_eq!(template.mode(), Mode::Shell);
-        assert_eq!(template.command("x y", 1).to_string(), "echo 'x y' | wc -c");
+        assert_eq!(template.command("x y", 1).1, "echo 'x y' | wc -c");
+        let template = Template::new(vec!["echo".into()], true);
+        let done = template.command("$(echo no)", 1).0.output().unwrap();
+        assert_eq!(done.stdout_str(), "$(echo no)\n");
     }
 
     #[test]
     fn direct_mode_passes_values_verbatim() {
         let template = Template::new(vec!["printf".into(), "%s".into(), "<{}>".into()], false);
-        let done = template.command("$HOME 'q'", 1).checked_output().unwrap();
+        let done = template.command("$HOME 'q'", 1).0.checked_output().unwrap();
         assert_eq!(done.stdout_str(), "<$HOME 'q'>");
+    }
+
+    #[test]
+    fn a_shells_dash_c_script_is_found() {
+        let words = |list: &[&str]| list.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        assert_eq!(shell_script_word(&words(&["sh", "-c", "x"])), Some(2));
+        assert_eq!(
+            shell_script_word(&words(&["/bin/bash", "-ec", "x"])),
+            Some(2)
+        );
+        assert_eq!(
+            shell_script_word(&words(&["bash", "-o", "pipefail", "-c", "x"])),
+            Some(4)
+        );
+        assert_eq!(shell_script_word(&words(&["sh", "script.sh", "-c"])), None);
+        assert_eq!(shell_script_word(&words(&["sh", "-c"])), None);
+        assert_eq!(shell_script_word(&words(&["python3", "-c", "x"])), None);
     }
 }
