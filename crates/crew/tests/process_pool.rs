@@ -412,6 +412,177 @@ fn sleep_square(x: u64) -> u64 {
     x * x
 }
 
+#[crew::task]
+fn short(x: u64) -> u64 {
+    std::thread::sleep(Duration::from_micros(100));
+    x + 1
+}
+
+/// Kills the pool's live workers every ~5 ms, and every other worker that is starting (a child
+/// of this process, which only this pool has, that is not yet among `worker_pids`): a worker
+/// killed before its handshake is just replaced, and a task that never reached a worker goes
+/// to the next one.
+fn workers_killed_while_starting_fail_no_unsent_task() {
+    let pool = Arc::new(ProcessPool::new(2));
+    let stop = Arc::new(AtomicBool::new(false));
+    let kills = Arc::new(AtomicUsize::new(0));
+    let killer = {
+        let (pool, stop, kills) = (pool.clone(), stop.clone(), kills.clone());
+        std::thread::spawn(move || {
+            let mut seen = HashSet::new();
+            let mut round = 0u32;
+            while !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+                round += 1;
+                let live = pool.worker_pids();
+                let mut victims = if round % 5 == 0 {
+                    live.clone()
+                } else {
+                    Vec::new()
+                };
+                for (pid, zombie) in children() {
+                    if !zombie && !live.contains(&pid) && seen.insert(pid) && seen.len() % 2 == 0 {
+                        victims.push(pid);
+                    }
+                }
+                for victim in victims {
+                    if kill_process(pid_of(victim), Signal::KILL).is_ok() {
+                        kills.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }
+        })
+    };
+    let handles: Vec<_> = (0..2000u64)
+        .map(|i| pool.submit(short, i).unwrap())
+        .collect();
+    let mut died = 0;
+    for (i, handle) in handles.into_iter().enumerate() {
+        match handle.result() {
+            Ok(value) => assert_eq!(value, i as u64 + 1),
+            Err(TaskError::WorkerDied { .. }) => died += 1,
+            Err(other) => panic!("task {i}: unexpected {other}"),
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    killer.join().unwrap();
+    let kills = kills.load(Ordering::SeqCst);
+    assert!(kills > 0, "the killer never killed");
+    assert!(died <= kills, "{died} tasks failed but only {kills} kills");
+    println!(
+        "    {kills} kills, {died} tasks lost, {} completed",
+        2000 - died
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    let results: Vec<u64> = pool.map(square, 0..50).map(Result::unwrap).collect();
+    assert_eq!(results, (0..50).map(|x| x * x).collect::<Vec<_>>());
+    drop(pool);
+    assert_no_children();
+}
+
+/// A worker program that exits without a handshake (it never calls `crew::init()`) gets the
+/// hint at once; one that a signal kills at every start is tried a bounded number of times and
+/// named for what it is, without the hint.
+fn start_failures_are_told_apart() {
+    let never_serves = ProcessPool::builder()
+        .max_workers(1)
+        .worker_program("/bin/true")
+        .build()
+        .unwrap();
+    match never_serves.submit(square, 2).unwrap().result() {
+        Err(TaskError::Transport { message }) => {
+            assert!(message.contains("crew::init()"), "{message}");
+            assert!(message.contains("exit code 0"), "{message}");
+        }
+        other => panic!("expected Transport, got {other:?}"),
+    }
+    drop(never_serves);
+    let script = std::env::temp_dir().join(format!("crew-killed-at-start-{}", std::process::id()));
+    std::fs::write(&script, "#!/bin/sh\nkill -KILL $$\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let always_killed = ProcessPool::builder()
+        .max_workers(1)
+        .worker_program(&script)
+        .build()
+        .unwrap();
+    match always_killed.submit(square, 2).unwrap().result() {
+        Err(TaskError::Transport { message }) => {
+            assert!(message.contains("in a row were killed"), "{message}");
+            assert!(message.contains("SIGKILL"), "{message}");
+            assert!(!message.contains("crew::init()"), "{message}");
+        }
+        other => panic!("expected Transport, got {other:?}"),
+    }
+    drop(always_killed);
+    std::fs::remove_file(&script).unwrap();
+    assert_no_children();
+}
+
+/// The queue bound of the process pool: `try_submit` reports `Full`, `submit` waits.
+fn queue_bound_reports_full() {
+    let pool = Arc::new(
+        ProcessPool::builder()
+            .max_workers(1)
+            .queue_bound(1)
+            .build()
+            .unwrap(),
+    );
+    // Warm the worker, then occupy it and fill the one queue place.
+    assert_eq!(pool.submit(square, 3).unwrap().result().unwrap(), 9);
+    let running = pool.submit(sleep_ms, 400).unwrap();
+    eventually("the first task left the queue", || pool.queued() == 0);
+    let queued = pool.submit(sleep_ms, 1).unwrap();
+    assert_eq!(pool.queued(), 1);
+    assert_eq!(pool.try_submit(square, 2).unwrap_err(), SubmitError::Full);
+    // A blocking submit waits for the place, then runs.
+    let submitted = Arc::new(AtomicBool::new(false));
+    let blocked = {
+        let (pool, submitted) = (pool.clone(), submitted.clone());
+        std::thread::spawn(move || {
+            let handle = pool.submit(square, 5).unwrap();
+            submitted.store(true, Ordering::SeqCst);
+            handle.result().unwrap()
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        !submitted.load(Ordering::SeqCst),
+        "submit returned while the queue was full"
+    );
+    assert_eq!(running.result().unwrap(), 400);
+    assert_eq!(queued.result().unwrap(), 1);
+    assert_eq!(blocked.join().unwrap(), 25);
+    assert_eq!(pool.try_submit(square, 2).unwrap().result().unwrap(), 4);
+}
+
+#[crew::task]
+fn hanging_init(_: ()) {
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// An initializer that never returns breaks the pool once its timeout passes.
+fn initializer_timeout_breaks_the_pool() {
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .initializer(hanging_init, ())
+        .initializer_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let error = pool.submit(square, 2).unwrap().result().unwrap_err();
+    assert!(
+        matches!(&error, TaskError::InitializerFailed { message } if message.contains("300ms") && message.contains("initializer_timeout")),
+        "{error:?}"
+    );
+    match pool.submit(square, 2) {
+        Err(SubmitError::Broken { message }) => assert!(message.contains("300ms"), "{message}"),
+        other => panic!("expected Broken, got {other:?}"),
+    }
+    drop(pool);
+    assert_no_children();
+}
+
 fn idle_worker_killed_is_replaced_quietly() {
     let pool = ProcessPool::new(1);
     for _ in 0..3 {
@@ -774,6 +945,19 @@ fn main() {
         (
             "random_kills_lose_nothing_else",
             random_kills_lose_nothing_else,
+        ),
+        (
+            "workers_killed_while_starting_fail_no_unsent_task",
+            workers_killed_while_starting_fail_no_unsent_task,
+        ),
+        (
+            "start_failures_are_told_apart",
+            start_failures_are_told_apart,
+        ),
+        ("queue_bound_reports_full", queue_bound_reports_full),
+        (
+            "initializer_timeout_breaks_the_pool",
+            initializer_timeout_breaks_the_pool,
         ),
         (
             "idle_worker_killed_is_replaced_quietly",

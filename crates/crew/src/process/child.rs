@@ -30,6 +30,26 @@ pub(crate) struct ChildOptions {
     pub(crate) death_signal: bool,
 }
 
+/// Why a worker did not start.
+#[derive(Debug)]
+pub(crate) struct StartError {
+    /// What happened, and what to do about it.
+    pub(crate) message: String,
+    /// A signal killed it before its handshake (from outside: a killer, the OOM killer, or a
+    /// crash at start-up): another start may succeed. Otherwise it cannot start or refused, and
+    /// starting it again would do the same.
+    pub(crate) killed: bool,
+}
+
+impl StartError {
+    fn fatal(message: String) -> Self {
+        Self {
+            message,
+            killed: false,
+        }
+    }
+}
+
 /// A live worker process and its socket.
 #[derive(Debug)]
 pub(crate) struct Child {
@@ -43,18 +63,20 @@ impl Child {
     /// Starts a worker and completes the handshake.
     ///
     /// # Errors
-    /// A message saying why the worker could not be started or refused.
-    pub(crate) fn start(options: &ChildOptions) -> Result<Child, String> {
+    /// Why the worker could not be started or refused, and whether a signal killed it.
+    pub(crate) fn start(options: &ChildOptions) -> Result<Child, StartError> {
         if is_unserved_worker() {
-            return Err(format!(
+            return Err(StartError::fatal(format!(
                 "this process is a crew worker whose main() did not call crew::init() first \
                  ({WORKER_ENV} is set); call crew::init() at the top of main"
-            ));
+            )));
         }
-        let (parent_end, child_end) = socket::socketpair()
-            .map_err(|error| format!("cannot create the worker's socket: {error}"))?;
-        let child = spawn_process(&child_end, options)
-            .map_err(|error| format!("cannot start a worker process: {error}"))?;
+        let (parent_end, child_end) = socket::socketpair().map_err(|error| {
+            StartError::fatal(format!("cannot create the worker's socket: {error}"))
+        })?;
+        let child = spawn_process(&child_end, options).map_err(|error| {
+            StartError::fatal(format!("cannot start a worker process: {error}"))
+        })?;
         drop(child_end);
         // The supervisor reaps; `std::process::Child` is dropped without waiting.
         let process = Arc::new(Supervised::of(&child));
@@ -64,7 +86,9 @@ impl Child {
         let writer = stream
             .try_clone()
             .map(|s| BufWriter::with_capacity(64 * 1024, codec::SocketWriter(s)))
-            .map_err(|error| format!("cannot clone the worker's socket: {error}"))?;
+            .map_err(|error| {
+                StartError::fatal(format!("cannot clone the worker's socket: {error}"))
+            })?;
         let mut worker = Child {
             process,
             writer,
@@ -78,23 +102,37 @@ impl Child {
             }) => {
                 if let Err(message) = verify_hello(protocol) {
                     worker.kill_and_reap();
-                    return Err(message);
+                    return Err(StartError::fatal(message));
                 }
                 Ok(worker)
             }
             Ok(_) => {
                 worker.kill_and_reap();
-                Err("the worker did not start with a Hello frame".to_owned())
+                Err(StartError::fatal(
+                    "the worker did not start with a Hello frame".to_owned(),
+                ))
             }
             Err(error) => {
+                // Reaped after the kill: a worker that had closed its socket keeps the status
+                // it ended with (a signal that reaches an exiting process changes nothing).
                 let exit = worker.kill_and_reap();
+                let signalled = exit.and_then(ExitStatus::signal).is_some();
+                if signalled && !matches!(error, ReadError::Timeout) {
+                    let exit = exit.map_or_else(String::new, |exit| exit.to_string());
+                    return Err(StartError {
+                        message: format!("worker {pid} was {exit} before its handshake"),
+                        killed: true,
+                    });
+                }
+                // It exited on its own (or never answered): it ran this program's main()
+                // without serving as a worker.
                 let exit = exit.map_or_else(|| "exit unknown".to_owned(), |exit| exit.to_string());
-                Err(format!(
+                Err(StartError::fatal(format!(
                     "worker {} failed before its handshake ({}; {exit}): does this program's \
                      main() call crew::init() first thing?",
                     pid,
                     describe(&error)
-                ))
+                )))
             }
         }
     }

@@ -8,6 +8,12 @@
 //! calls and long ones still spread over every worker. A worker that dies fails the one call it was running;
 //! the calls pipelined behind it are sent to its replacement.
 //!
+//! **Starting workers.** A worker killed by a signal before it is ready (before its handshake,
+//! or in the initializer) is started again, a few times with a growing pause, and no task is
+//! failed for it: a task is only ever failed by the death of the worker it was sent to. A
+//! worker that exits on its own before its handshake ran this program's `main()` without
+//! serving (`crew::init()` missing): that is not retried, and the error says so.
+//!
 //! **Deadlines and cancellation.** A call with a deadline is sent alone and the slot reads its
 //! reply with that deadline; when it passes, the worker is killed and replaced and the task
 //! fails with `DeadlineExceeded` naming the worker. A task is revocable: its completer's cancel
@@ -29,8 +35,9 @@ use parking_lot::Mutex;
 
 use crate::error::{SubmitError, TaskError, WorkerId};
 use crate::executor::{Executor, Message};
+use crate::exit::ExitStatus;
 use crate::lifecycle::Lifecycle;
-use crate::process::child::{Child, ChildOptions};
+use crate::process::child::{Child, ChildOptions, StartError};
 use crate::sys::supervise::Supervised;
 use crate::task::codec::{self, ReadError};
 use crate::task::protocol::{Outcome, ToParent, ToWorker};
@@ -38,6 +45,16 @@ use crate::task::{outcome_error, pair_with, Completer, TaskFn, TaskHandle, TaskI
 
 /// Calls pipelined to one worker at most (only while the queue has a backlog).
 const PIPELINE: usize = 32;
+
+/// Starts of a worker, in a row, that a signal may cut short before the slot gives up.
+const START_ATTEMPTS: u32 = 10;
+/// The pause after the first such start; it doubles after each, up to [`MAX_START_BACKOFF`].
+const START_BACKOFF: Duration = Duration::from_millis(1);
+const MAX_START_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How long the initializer may run in a new worker unless
+/// [`ProcessPoolBuilder::initializer_timeout`] says otherwise.
+const DEFAULT_INITIALIZER_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The typed end of a job: decodes the result into the task's handle.
 pub(crate) trait Reply: Send {
@@ -178,13 +195,16 @@ pub struct ProcessPoolBuilder {
     max_tasks_per_child: Option<usize>,
     initializer: Option<(&'static TaskInfo, Vec<u8>)>,
     initializer_error: Option<String>,
+    initializer_timeout: Option<Duration>,
+    queue_bound: Option<usize>,
     task_options: TaskOptions,
     memory_limit: Option<u64>,
     worker_program: Option<PathBuf>,
 }
 
 impl ProcessPoolBuilder {
-    /// Defaults: one worker per CPU, workers live forever, no initializer, no timeout, no limit.
+    /// Defaults: one worker per CPU, workers live forever, no initializer, no task timeout, no
+    /// memory limit, an unbounded queue.
     pub fn new() -> Self {
         Self::default()
     }
@@ -217,7 +237,8 @@ impl ProcessPoolBuilder {
 
     /// Runs `init(arg)` once in every worker before its first task (Python's `initializer` and
     /// `initargs`). `init` must be a `#[crew::task]`. If it panics the pool is broken: tasks fail
-    /// with [`TaskError::InitializerFailed`] and `submit` returns [`SubmitError::Broken`].
+    /// with [`TaskError::InitializerFailed`] and `submit` returns [`SubmitError::Broken`]. So
+    /// it is if it runs longer than the [`initializer_timeout`](Self::initializer_timeout).
     pub fn initializer<A: Message, F: TaskFn<A, ()>>(mut self, init: F, arg: A) -> Self {
         match TaskInfo::of(&init).and_then(|task| {
             codec::encode(&arg)
@@ -227,6 +248,40 @@ impl ProcessPoolBuilder {
             Ok(initializer) => self.initializer = Some(initializer),
             Err(error) => self.initializer_error = Some(error.to_string()),
         }
+        self
+    }
+
+    /// How long the initializer may run in each new worker (default 5 minutes, generous for
+    /// loading large data). One that runs longer (hangs on a lock or a
+    /// connection) has its worker killed and breaks the pool: tasks fail with
+    /// [`TaskError::InitializerFailed`] and `submit` returns [`SubmitError::Broken`], both
+    /// naming the timeout, instead of every task waiting forever.
+    ///
+    /// # Panics
+    /// If `timeout` is zero.
+    #[track_caller]
+    pub fn initializer_timeout(mut self, timeout: Duration) -> Self {
+        assert!(
+            !timeout.is_zero(),
+            "ProcessPoolBuilder::initializer_timeout must be more than zero"
+        );
+        self.initializer_timeout = Some(timeout);
+        self
+    }
+
+    /// Bounds the queue of waiting tasks (those not yet sent to a worker): `submit` then
+    /// blocks while it is full and `try_submit` reports [`SubmitError::Full`] (backpressure),
+    /// as [`ThreadPoolBuilder::queue_bound`](crate::ThreadPoolBuilder::queue_bound).
+    ///
+    /// # Panics
+    /// If `bound` is 0.
+    #[track_caller]
+    pub fn queue_bound(mut self, bound: usize) -> Self {
+        assert!(
+            bound > 0,
+            "ProcessPoolBuilder::queue_bound must be at least 1"
+        );
+        self.queue_bound = Some(bound);
         self
     }
 
@@ -269,7 +324,7 @@ impl ProcessPoolBuilder {
             .max_workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let inner = Arc::new(Inner {
-            lifecycle: Lifecycle::new(workers, None),
+            lifecycle: Lifecycle::new(workers, self.queue_bound),
             pids: Mutex::new(vec![None; workers]),
             config: Config {
                 child: ChildOptions {
@@ -279,6 +334,9 @@ impl ProcessPoolBuilder {
                 },
                 max_tasks_per_child: self.max_tasks_per_child,
                 initializer: self.initializer,
+                initializer_timeout: self
+                    .initializer_timeout
+                    .unwrap_or(DEFAULT_INITIALIZER_TIMEOUT),
                 task_options: self.task_options,
             },
         });
@@ -299,6 +357,7 @@ struct Config {
     child: ChildOptions,
     max_tasks_per_child: Option<usize>,
     initializer: Option<(&'static TaskInfo, Vec<u8>)>,
+    initializer_timeout: Duration,
     task_options: TaskOptions,
 }
 
@@ -306,6 +365,14 @@ struct Inner {
     lifecycle: Lifecycle<Job>,
     pids: Mutex<Vec<Option<u32>>>,
     config: Config,
+}
+
+/// Why one start of a worker failed.
+enum Start {
+    /// A signal killed it before it was ready: try again.
+    Killed(TaskError),
+    /// Trying again would fail the same way.
+    Failed(TaskError),
 }
 
 struct InFlight {
@@ -565,50 +632,105 @@ impl Slot {
         }
     }
 
-    /// Starts a worker and runs the initializer in it.
+    /// Starts a worker and runs the initializer in it, again while a signal kills it before
+    /// it is ready (up to [`START_ATTEMPTS`] in a row, pausing longer each time).
     fn start_worker(&mut self) -> Result<(), TaskError> {
-        let mut worker = Child::start(&self.inner.config.child)
-            .map_err(|message| TaskError::Transport { message })?;
-        if let Some((task, payload)) = &self.inner.config.initializer {
-            let header = ToWorker::Init {
-                name: task.name().to_owned(),
-                signature: task.signature(),
-            };
-            let result = worker
-                .send(&header, payload)
-                .and_then(|()| worker.flush())
-                .map_err(|error| ReadError::Broken(error.to_string()))
-                .and_then(|()| worker.read(None));
-            match result {
-                Ok(frame) => match frame.header {
-                    ToParent::InitDone {
-                        outcome: Outcome::Ok,
-                    } => {}
-                    ToParent::InitDone { outcome } => {
-                        let message = outcome_error(task, outcome).to_string();
-                        self.inner.lifecycle.set_broken(message.clone());
-                        worker.retire();
-                        return Err(TaskError::InitializerFailed { message });
-                    }
-                    other => {
-                        worker.kill_and_reap();
-                        return Err(TaskError::Transport {
-                            message: format!("worker answered the initializer with {other:?}"),
-                        });
-                    }
-                },
-                Err(error) => {
-                    let failure = worker.failure(&error);
-                    let message = format!("the worker died in the initializer: {failure}");
-                    self.inner.lifecycle.set_broken(message.clone());
-                    return Err(TaskError::InitializerFailed { message });
+        let mut backoff = START_BACKOFF;
+        let mut attempt = 1;
+        let worker = loop {
+            match self.start_once() {
+                Ok(worker) => break worker,
+                Err(Start::Killed(_)) if attempt < START_ATTEMPTS => {
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_START_BACKOFF);
+                    attempt += 1;
                 }
+                Err(Start::Killed(error)) => {
+                    let what = format!(
+                        "{START_ATTEMPTS} workers in a row were killed by a signal before they \
+                         were ready (is something, such as the OOM killer or a memory_limit too \
+                         small to start, killing them?); the last: {error}"
+                    );
+                    return Err(match error {
+                        TaskError::InitializerFailed { .. } => {
+                            self.inner.lifecycle.set_broken(what.clone());
+                            TaskError::InitializerFailed { message: what }
+                        }
+                        _ => TaskError::Transport { message: what },
+                    });
+                }
+                Err(Start::Failed(error)) => return Err(error),
             }
-        }
+        };
         self.inner.pids.lock()[self.index] = Some(worker.pid());
         self.worker = Some(worker);
         self.sent = 0;
         Ok(())
+    }
+
+    /// One start of a worker, with its initializer.
+    fn start_once(&mut self) -> Result<Child, Start> {
+        let mut worker =
+            Child::start(&self.inner.config.child).map_err(|StartError { message, killed }| {
+                let error = TaskError::Transport { message };
+                if killed {
+                    Start::Killed(error)
+                } else {
+                    Start::Failed(error)
+                }
+            })?;
+        let Some((task, payload)) = &self.inner.config.initializer else {
+            return Ok(worker);
+        };
+        let timeout = self.inner.config.initializer_timeout;
+        let header = ToWorker::Init {
+            name: task.name().to_owned(),
+            signature: task.signature(),
+        };
+        let result = worker
+            .send(&header, payload)
+            .and_then(|()| worker.flush())
+            .map_err(|error| ReadError::Broken(error.to_string()))
+            .and_then(|()| worker.read(Some(Instant::now() + timeout)));
+        let message = match result {
+            Ok(frame) => match frame.header {
+                ToParent::InitDone {
+                    outcome: Outcome::Ok,
+                } => return Ok(worker),
+                ToParent::InitDone { outcome } => {
+                    worker.retire();
+                    outcome_error(task, outcome).to_string()
+                }
+                other => {
+                    worker.kill_and_reap();
+                    return Err(Start::Failed(TaskError::Transport {
+                        message: format!("worker answered the initializer with {other:?}"),
+                    }));
+                }
+            },
+            Err(ReadError::Timeout) => {
+                worker.kill_and_reap();
+                format!(
+                    "the initializer {} did not finish within {timeout:?} \
+                     (ProcessPoolBuilder::initializer_timeout); its worker was killed",
+                    task.name()
+                )
+            }
+            Err(error) => {
+                let failure = worker.failure(&error);
+                let message = format!("the worker died in the initializer: {failure}");
+                if let TaskError::WorkerDied {
+                    exit: Some(ExitStatus::Signal(_)),
+                    ..
+                } = failure
+                {
+                    return Err(Start::Killed(TaskError::InitializerFailed { message }));
+                }
+                message
+            }
+        };
+        self.inner.lifecycle.set_broken(message.clone());
+        Err(Start::Failed(TaskError::InitializerFailed { message }))
     }
 
     fn retire(&mut self) {
@@ -680,13 +802,14 @@ impl ProcessPool {
         arg: &(impl serde::Serialize + ?Sized),
         chunk: bool,
         options: TaskOptions,
+        non_blocking: bool,
     ) -> Result<TaskHandle<T>, SubmitError> {
         self.inner.lifecycle.check()?;
         let task = TaskInfo::of(f)?;
         let payload = codec::encode(arg).map_err(|message| SubmitError::Unsupported { message })?;
         let options = options.or(self.inner.config.task_options);
         let (job, handle) = Job::new::<T>(task, chunk, payload, &options);
-        self.inner.lifecycle.submit(job, false)?;
+        self.inner.lifecycle.submit(job, non_blocking)?;
         Ok(handle)
     }
 
@@ -716,7 +839,7 @@ impl Executor for ProcessPool {
         arg: A,
         options: TaskOptions,
     ) -> Result<TaskHandle<R>, SubmitError> {
-        self.enqueue(&f, &arg, false, options)
+        self.enqueue(&f, &arg, false, options, false)
     }
 
     fn try_submit<A: Message, R: Message, F: TaskFn<A, R>>(
@@ -724,7 +847,7 @@ impl Executor for ProcessPool {
         f: F,
         arg: A,
     ) -> Result<TaskHandle<R>, SubmitError> {
-        self.enqueue(&f, &arg, false, TaskOptions::new())
+        self.enqueue(&f, &arg, false, TaskOptions::new(), true)
     }
 
     fn submit_chunk<A: Message, R: Message, F: TaskFn<A, R>>(
@@ -733,7 +856,7 @@ impl Executor for ProcessPool {
         args: Vec<A>,
         options: TaskOptions,
     ) -> Result<TaskHandle<Vec<R>>, SubmitError> {
-        self.enqueue(&f, &args, true, options)
+        self.enqueue(&f, &args, true, options, false)
     }
 
     fn shutdown(&self, wait: bool, cancel_pending: bool) {

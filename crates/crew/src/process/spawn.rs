@@ -47,7 +47,8 @@ pub fn spawn<A: Message, R: Message, F: TaskFn<A, R>>(f: F, arg: A) -> io::Resul
         .map_err(|message| io::Error::new(io::ErrorKind::InvalidInput, message))?;
     // No PR_SET_PDEATHSIG: it is tied to the calling thread, which may be short-lived. The
     // child's watchdog exits it when this process (its socket peer) goes away.
-    let mut child = Child::start(&ChildOptions::default()).map_err(io::Error::other)?;
+    let mut child =
+        Child::start(&ChildOptions::default()).map_err(|error| io::Error::other(error.message))?;
     let header = ToWorker::Call {
         id: 0,
         name: task.name().to_owned(),
