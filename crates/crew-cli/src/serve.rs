@@ -71,7 +71,12 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
         offload_threshold: args.offload_threshold,
         reuse_port: args.reuse_port,
         child_command: None,
+        shared_limit: None,
     };
+    if args.child {
+        // A reuseport child: admit only with a slot of the limit its siblings share.
+        config.shared_limit = crew_lab::SharedLimit::inherited()?.map(Arc::new);
+    }
     if let Some(child_model) = args.model.info().children {
         let exe = std::env::current_exe().context("finding the crew binary to start children")?;
         let (framing, max_n) = (args.framing, args.max_n);

@@ -144,6 +144,50 @@ fn process_pool_survives_a_killed_worker() {
     assert!(status.success(), "{status}");
 }
 
+#[test]
+fn reuseport_admits_exactly_max_connections_across_its_children() {
+    let served = serve(&[
+        "--model",
+        "reuseport",
+        "--workers",
+        "4",
+        "--max-connections",
+        "2",
+    ]);
+    let mut first = connect(served.addr);
+    let mut second = connect(served.addr);
+    assert_eq!(ask(&mut first, 3), "2\n");
+    assert_eq!(ask(&mut second, 4), "3\n");
+    // Whichever child the kernel picks, connection 3 gets the busy line at once (each child
+    // alone would still have room for it).
+    for attempt in 0..8 {
+        let mut extra = connect(served.addr);
+        extra
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut rest = String::new();
+        extra.read_to_string(&mut rest).unwrap();
+        assert!(
+            rest.starts_with("error: server busy: 2 connections"),
+            "attempt {attempt}: {rest:?}"
+        );
+    }
+    drop(first);
+    // The slot comes back once the first client's connection is closed.
+    let mut served_again = false;
+    for _ in 0..200 {
+        let mut next = connect(served.addr);
+        if ask(&mut next, 6) == "8\n" {
+            served_again = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(served_again, "no slot after a client left");
+    assert_eq!(ask(&mut second, 5), "5\n");
+}
+
 /// The child processes of `pid`, from every one of its threads.
 fn children_of(pid: u32) -> Vec<u32> {
     let mut children = Vec::new();

@@ -2,7 +2,8 @@
 //! many_server, without one port per process). The parent holds the port (bound, not
 //! listening) so port 0 works, starts the children with the configured command (the `crew`
 //! binary re-executing itself as a `threads` server with `--reuse-port`), waits until each says
-//! `listening on ...`, and on shutdown forwards SIGTERM and waits for them.
+//! `listening on ...`, and on shutdown forwards SIGTERM and waits for them. The children share
+//! one connection limit ([`SharedLimit`]), so together they admit `--max-connections` clients.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use nix::unistd::Pid;
 
 use super::spec::{Bound, Design, ModelInfo, Spec};
 use crate::config::ServeConfig;
+use crate::limit::SharedLimit;
 use crate::listen::reserve_port;
 use crate::shutdown::Shutdown;
 
@@ -36,14 +38,19 @@ fn bind(addr: SocketAddr, config: Arc<ServeConfig>) -> anyhow::Result<Bound> {
         bail!("the reuseport model needs a command to start its child processes");
     }
     let (reserved, addr) = reserve_port(addr)?;
-    let children = start_children(addr, &config)?;
+    let limit = SharedLimit::new(config.max_connections)?;
+    let children = start_children(addr, &config, &limit)?;
     Ok(Bound::new(addr, move |shutdown| {
         run(children, Some(reserved), shutdown)
     }))
 }
 
 /// Starts the children; returns once every one of them is listening.
-fn start_children(addr: SocketAddr, config: &ServeConfig) -> anyhow::Result<Children> {
+fn start_children(
+    addr: SocketAddr,
+    config: &ServeConfig,
+    limit: &SharedLimit,
+) -> anyhow::Result<Children> {
     let command = config
         .child_command
         .as_ref()
@@ -52,6 +59,7 @@ fn start_children(addr: SocketAddr, config: &ServeConfig) -> anyhow::Result<Chil
     for _ in 0..config.workers_or_cpus() {
         let mut cmd = command(addr);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        limit.pass_to(&mut cmd);
         let mut child = cmd
             .spawn()
             .with_context(|| format!("cannot start a reuseport child: {cmd:?}"))?;

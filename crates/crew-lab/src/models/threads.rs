@@ -44,7 +44,7 @@ fn run(
     compute: Compute,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
-    let connections = Connections::new(config.max_connections, shutdown);
+    let connections = Connections::new(config, shutdown);
     let result = accept_loop(listener, &connections, shutdown, |stream, admitted| {
         let config = config.clone();
         let compute = compute.clone();
