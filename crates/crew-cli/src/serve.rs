@@ -15,7 +15,8 @@ use crew_lab::{Model, ServeConfig, Server, Shutdown};
 #[command(
     after_help = "Protocol: send a decimal n and a newline, get fib(n) and a newline \
 (try `nc 127.0.0.1 25000`). Bad input gets a line starting with `error:`. \
-SIGINT/SIGTERM: stop accepting, finish in-flight requests, exit 0."
+SIGINT/SIGTERM: stop accepting, finish in-flight requests, exit 0; still busy after --grace: \
+exit 1 without finishing; a second signal: exit 130 at once."
 )]
 pub(crate) struct Args {
     /// The concurrency model.
@@ -33,6 +34,10 @@ pub(crate) struct Args {
     /// Close connections idle this long, e.g. 60s, 2m (0: never).
     #[arg(long, default_value = "60s", value_parser = crate::duration::parse_duration)]
     idle_timeout: Duration,
+    /// After SIGINT/SIGTERM, how long in-flight requests may take before the server exits
+    /// without them, e.g. 5s, 500ms.
+    #[arg(long, default_value = "5s", value_parser = crate::duration::parse_duration)]
+    grace: Duration,
     /// Refuse clients beyond this many open connections with an `error:` line.
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
@@ -71,11 +76,16 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
         offload_threshold: args.offload_threshold,
         reuse_port: args.reuse_port,
         child_command: None,
+        shared_limit: None,
     };
+    if args.child {
+        // A reuseport child: admit only with a slot of the limit its siblings share.
+        config.shared_limit = crew_lab::SharedLimit::inherited()?.map(Arc::new);
+    }
     if let Some(child_model) = args.model.info().children {
         let exe = std::env::current_exe().context("finding the crew binary to start children")?;
         let (framing, max_n) = (args.framing, args.max_n);
-        let (max_connections, idle) = (args.max_connections, args.idle_timeout);
+        let (max_connections, idle, grace) = (args.max_connections, args.idle_timeout, args.grace);
         config.child_command = Some(Arc::new(move |addr: SocketAddr| {
             let mut command = Command::new(&exe);
             command.args(["serve", "--model", child_model, "--reuse-port", "--child"]);
@@ -89,11 +99,14 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
                 .arg("--idle-timeout")
                 .arg(format!("{}s", idle.as_secs_f64()));
             command
+                .arg("--grace")
+                .arg(format!("{}s", grace.as_secs_f64()));
+            command
         }));
     }
     let shutdown = Shutdown::new();
     shutdown
-        .trigger_on_signals()
+        .trigger_on_signals(args.grace)
         .context("installing the SIGINT/SIGTERM handlers")?;
     let server = Server::bind(args.model, args.addr, config)?;
     let addr = server.local_addr();
@@ -107,6 +120,8 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
     writeln!(stdout, "listening on {addr}")?;
     stdout.flush()?;
     drop(stdout);
-    server.run(&shutdown)?;
+    let result = server.run(&shutdown);
+    shutdown.finish();
+    result?;
     Ok(ExitCode::SUCCESS)
 }

@@ -3,7 +3,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 struct Served {
     child: Child,
@@ -40,11 +40,102 @@ fn serve(args: &[&str]) -> Served {
 }
 
 fn sigterm(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+}
+
+/// Waits up to `limit` for `child` to exit; its status, or `None` if it is still running.
+fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// Whether a process with this pid exists (a zombie nobody reaped counts).
+fn exists(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Makes this test process the reaper of orphaned descendants, which it never reaps: a worker
+/// the server left to be reaped by someone else stays visible to [`exists`].
+fn adopt_orphans() {
+    nix::sys::prctl::set_child_subreaper(true).unwrap();
+}
+
+/// Starts `fib(90)` (hours of work) on a new connection; returns the connection.
+fn start_a_long_request(addr: SocketAddr) -> BufReader<TcpStream> {
+    let mut client = connect(addr);
+    assert_eq!(ask(&mut client, 10), "55\n");
+    client.get_mut().write_all(b"90\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    client
+}
+
+#[test]
+fn a_long_request_is_given_up_after_the_grace_period() {
+    adopt_orphans();
+    for model in ["threads", "async", "reuseport", "process-pool"] {
+        let mut served = serve(&["--model", model, "--max-n", "90", "--grace", "1s"]);
+        let _client = start_a_long_request(served.addr);
+        let workers = children_of(served.child.id());
+        sigterm(&served.child);
+        let started = Instant::now();
+        let status = wait_for_exit(&mut served.child, Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("{model}: still running 10 s after SIGTERM with --grace 1s"));
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(900),
+            "{model}: waited only {took:?}"
+        );
+        assert!(took < Duration::from_secs(4), "{model}: took {took:?}");
+        assert_eq!(status.code(), Some(1), "{model}: {status}");
+        let left: Vec<u32> = workers.into_iter().filter(|&pid| exists(pid)).collect();
+        assert!(left.is_empty(), "{model}: children left behind: {left:?}");
+    }
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    adopt_orphans();
+    for model in ["threads", "reuseport", "process-pool"] {
+        let mut served = serve(&["--model", model, "--max-n", "90", "--grace", "60s"]);
+        let _client = start_a_long_request(served.addr);
+        let workers = children_of(served.child.id());
+        sigterm(&served.child);
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            served.child.try_wait().unwrap().is_none(),
+            "{model}: in grace"
+        );
+        sigterm(&served.child);
+        let status = wait_for_exit(&mut served.child, Duration::from_secs(3))
+            .unwrap_or_else(|| panic!("{model}: still running 3 s after a second SIGTERM"));
+        assert_eq!(status.code(), Some(130), "{model}: {status}");
+        let left: Vec<u32> = workers.into_iter().filter(|&pid| exists(pid)).collect();
+        assert!(left.is_empty(), "{model}: workers left behind: {left:?}");
+    }
+}
+
+#[test]
+fn process_pool_workers_are_reaped_before_a_graceful_exit() {
+    adopt_orphans();
+    for _ in 0..3 {
+        let mut served = serve(&["--model", "process-pool", "--workers", "2"]);
+        let mut client = connect(served.addr);
+        assert_eq!(ask(&mut client, 20), "6765\n");
+        let workers = children_of(served.child.id());
+        assert_eq!(workers.len(), 2, "{workers:?}");
+        sigterm(&served.child);
+        let status = served.child.wait().unwrap();
+        assert!(status.success(), "{status}");
+        let left: Vec<u32> = workers.into_iter().filter(|&pid| exists(pid)).collect();
+        assert!(left.is_empty(), "workers alive after exit 0: {left:?}");
+    }
 }
 
 fn connect(addr: SocketAddr) -> BufReader<TcpStream> {
@@ -142,6 +233,50 @@ fn process_pool_survives_a_killed_worker() {
     sigterm(&served.child);
     let status = served.child.wait().unwrap();
     assert!(status.success(), "{status}");
+}
+
+#[test]
+fn reuseport_admits_exactly_max_connections_across_its_children() {
+    let served = serve(&[
+        "--model",
+        "reuseport",
+        "--workers",
+        "4",
+        "--max-connections",
+        "2",
+    ]);
+    let mut first = connect(served.addr);
+    let mut second = connect(served.addr);
+    assert_eq!(ask(&mut first, 3), "2\n");
+    assert_eq!(ask(&mut second, 4), "3\n");
+    // Whichever child the kernel picks, connection 3 gets the busy line at once (each child
+    // alone would still have room for it).
+    for attempt in 0..8 {
+        let mut extra = connect(served.addr);
+        extra
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut rest = String::new();
+        extra.read_to_string(&mut rest).unwrap();
+        assert!(
+            rest.starts_with("error: server busy: 2 connections"),
+            "attempt {attempt}: {rest:?}"
+        );
+    }
+    drop(first);
+    // The slot comes back once the first client's connection is closed.
+    let mut served_again = false;
+    for _ in 0..200 {
+        let mut next = connect(served.addr);
+        if ask(&mut next, 6) == "8\n" {
+            served_again = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(served_again, "no slot after a client left");
+    assert_eq!(ask(&mut second, 5), "5\n");
 }
 
 /// The child processes of `pid`, from every one of its threads.

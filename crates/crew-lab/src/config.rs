@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::fib::DEFAULT_MAX_N;
+use crate::limit::SharedLimit;
 use crate::protocol::Framing;
 
 /// Builds the command that starts one child process of a model that has children (see
@@ -25,6 +26,10 @@ pub struct ServeConfig {
     pub idle_timeout: Option<Duration>,
     /// Refuse clients beyond this many open connections with an `error:` line.
     pub max_connections: usize,
+    /// A limit shared with other processes (a `reuseport` child's, from
+    /// [`SharedLimit::inherited`]): a connection is admitted only with a slot of it too.
+    /// Honoured by the blocking models, which `reuseport`'s children run.
+    pub shared_limit: Option<Arc<SharedLimit>>,
     /// Threads, processes or shards (0: one per CPU; the `pool` model uses 16 by default).
     pub workers: usize,
     /// `async-offload`: `n` at or above this goes to the crew pool.
@@ -42,6 +47,7 @@ impl Default for ServeConfig {
             max_n: DEFAULT_MAX_N,
             idle_timeout: Some(Duration::from_secs(60)),
             max_connections: 1024,
+            shared_limit: None,
             workers: 0,
             offload_threshold: 15,
             reuse_port: false,
@@ -57,6 +63,7 @@ impl fmt::Debug for ServeConfig {
             .field("max_n", &self.max_n)
             .field("idle_timeout", &self.idle_timeout)
             .field("max_connections", &self.max_connections)
+            .field("shared_limit", &self.shared_limit)
             .field("workers", &self.workers)
             .field("offload_threshold", &self.offload_threshold)
             .field("reuse_port", &self.reuse_port)

@@ -20,6 +20,7 @@
 
 mod config;
 pub mod fib;
+pub mod limit;
 mod listen;
 mod models;
 pub mod perf;
@@ -29,6 +30,7 @@ pub mod session;
 mod shutdown;
 
 pub use config::{cpus, ChildCommand, ServeConfig};
+pub use limit::SharedLimit;
 pub use listen::bind_listener;
 pub use models::spec::{Design, ModelInfo};
 pub use models::Model;

@@ -19,7 +19,7 @@ use crate::shutdown::Shutdown;
 /// let server = Server::bind(Model::Threads, "127.0.0.1:0".parse()?, ServeConfig::default())?;
 /// println!("listening on {}", server.local_addr());
 /// let shutdown = Shutdown::new();
-/// shutdown.trigger_on_signals()?;
+/// shutdown.trigger_on_signals(std::time::Duration::from_secs(5))?;
 /// server.run(&shutdown)?;
 /// # Ok::<(), anyhow::Error>(())
 /// ```

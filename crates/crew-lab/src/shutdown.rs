@@ -4,6 +4,10 @@
 //! closes idle connections and exits 0. Blocking models are woken by hooks: the listening socket
 //! and every open connection are shut down for reading, so `accept` and idle `read`s return at
 //! once while replies can still be written. Async models await [`Shutdown::wait`].
+//!
+//! The wait is bounded: when the grace period passes, or on a second signal, the process exits
+//! at once, after the *force* hooks ([`Shutdown::on_force`]) have stopped what must not outlive
+//! it (the `process-pool` model's workers, the `reuseport` model's children), killed and reaped.
 
 use std::fmt;
 use std::io;
@@ -11,6 +15,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crew::sync::Event;
+use parking_lot::Mutex;
+
+/// Held by the thread that forces the shutdown, from the force hooks to the process's exit:
+/// [`Shutdown::finish`] waits on it, so a server that returns because the hooks stopped its
+/// work does not exit 0 before them.
+static FORCED_EXIT: Mutex<()> = Mutex::new(());
 
 /// A cloneable shutdown token: a shared [`crew::sync::Event`] (which fires once, wakes threads
 /// and async waiters and runs hooks), under the names the models use.
@@ -24,6 +34,7 @@ use crew::sync::Event;
 #[derive(Clone, Default)]
 pub struct Shutdown {
     event: Arc<Event>,
+    forced: Arc<Event>,
 }
 
 impl fmt::Debug for Shutdown {
@@ -55,6 +66,26 @@ impl Shutdown {
         self.event.on_set(hook);
     }
 
+    /// Runs `hook` when the process is about to exit without waiting for in-flight work (the
+    /// grace period is over, or a second signal came): kill and reap child processes there.
+    pub fn on_force(&self, hook: impl FnOnce() + Send + 'static) {
+        self.forced.on_set(hook);
+    }
+
+    /// Runs the [`on_force`](Self::on_force) hooks (once; also triggers the shutdown).
+    pub fn force(&self) {
+        self.trigger();
+        self.forced.set();
+    }
+
+    /// Call when the server has returned, before the process exits: if a forced exit is under
+    /// way, blocks until it ends the process (with its own status, after its hooks).
+    pub fn finish(&self) {
+        if self.forced.is_set() {
+            let _exiting = FORCED_EXIT.lock();
+        }
+    }
+
     /// Blocks until triggered or `timeout` passes; returns whether it was triggered.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.event.wait_timeout(timeout)
@@ -65,12 +96,13 @@ impl Shutdown {
         self.event.wait_async().await;
     }
 
-    /// Triggers this token on the first SIGINT or SIGTERM; a second signal exits at once with
-    /// status 130. The handlers are installed before this returns.
+    /// Triggers this token on the first SIGINT or SIGTERM. If the process is still running
+    /// `grace` later, it [forces](Self::force) the shutdown and exits with status 1; a second
+    /// signal does so at once, with status 130. The handlers are installed before this returns.
     ///
     /// # Errors
     /// If the signal handlers or their thread cannot be set up.
-    pub fn trigger_on_signals(&self) -> io::Result<()> {
+    pub fn trigger_on_signals(&self, grace: Duration) -> io::Result<()> {
         use tokio::signal::unix::{signal, SignalKind};
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -92,12 +124,27 @@ impl Shutdown {
                         _ = int.recv() => {}
                     }
                     shutdown.trigger();
-                    tokio::select! {
-                        _ = term.recv() => {}
-                        _ = int.recv() => {}
-                    }
-                    eprintln!("crew: second signal, exiting without waiting");
-                    std::process::exit(130);
+                    let status = tokio::select! {
+                        _ = term.recv() => {
+                            eprintln!("crew: second signal, exiting without waiting");
+                            130
+                        }
+                        _ = int.recv() => {
+                            eprintln!("crew: second signal, exiting without waiting");
+                            130
+                        }
+                        () = tokio::time::sleep(grace) => {
+                            eprintln!(
+                                "crew: still busy {}s after the signal (the grace period), \
+                                 exiting without finishing",
+                                grace.as_secs_f64()
+                            );
+                            1
+                        }
+                    };
+                    let _exiting = FORCED_EXIT.lock();
+                    shutdown.force();
+                    std::process::exit(status);
                 });
             })?;
         Ok(())

@@ -242,6 +242,47 @@ fn connection_limit_async() {
     connection_limit(Model::Async);
 }
 
+/// A client that reconnects as soon as it sees its old connection closed is never refused: the
+/// server frees the slot before it closes the socket.
+fn reconnecting_at_the_limit_is_never_refused(model: Model) {
+    let config = ServeConfig {
+        max_connections: 1,
+        ..ServeConfig::default()
+    };
+    let server = start(model, config);
+    for round in 0..500 {
+        let mut client = Client::connect(server.addr());
+        let reply = client.ask("5");
+        assert_eq!(reply, "5\n", "{model}, round {round}");
+        client
+            .reader
+            .get_ref()
+            .shutdown(std::net::Shutdown::Write)
+            .unwrap();
+        assert_eq!(client.rest(), "", "{model}, round {round}");
+    }
+}
+
+#[test]
+fn reconnecting_at_the_limit_async() {
+    reconnecting_at_the_limit_is_never_refused(Model::Async);
+}
+
+#[test]
+fn reconnecting_at_the_limit_async_offload() {
+    reconnecting_at_the_limit_is_never_refused(Model::AsyncOffload);
+}
+
+#[test]
+fn reconnecting_at_the_limit_shards() {
+    reconnecting_at_the_limit_is_never_refused(Model::Shards);
+}
+
+#[test]
+fn reconnecting_at_the_limit_threads() {
+    reconnecting_at_the_limit_is_never_refused(Model::Threads);
+}
+
 #[test]
 fn idle_connections_time_out() {
     for model in [Model::Threads, Model::AsyncOffload] {

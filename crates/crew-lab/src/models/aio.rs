@@ -114,8 +114,14 @@ pub(crate) async fn accept_loop(
             .map(|b| ShardGuard(b.counts.clone(), b.index));
         let (config, compute, shutdown) = (config.clone(), compute.clone(), shutdown.clone());
         tasks.spawn(async move {
-            serve_connection(stream, &config, &compute, &shutdown).await;
+            let mut stream = stream;
+            let linger = serve_connection(&mut stream, &config, &compute, &shutdown).await;
+            // The slot is free before the client can see the close, so a client that
+            // reconnects as soon as it sees it is never refused for its own old connection.
             drop((guard, shard_guard));
+            if linger {
+                linger_close(&mut stream).await;
+            }
         });
     }
     drop(listener);
@@ -141,13 +147,15 @@ impl Drop for OpenGuard {
 }
 
 /// The async driver of the protocol's [`Session`]: the twin of [`super::conn::serve_connection`],
-/// with each read raced against the idle timeout and the shutdown.
+/// with each read raced against the idle timeout and the shutdown. Leaves the stream open for
+/// the caller, who releases the connection's slot before closing it; returns whether to
+/// [`linger_close`] (after a final `error:` line).
 async fn serve_connection(
-    mut stream: TcpStream,
+    stream: &mut TcpStream,
     config: &ServeConfig,
     compute: &Compute,
     shutdown: &Shutdown,
-) {
+) -> bool {
     let _ = stream.set_nodelay(true);
     let mut session = Session::new(config.framing, config.max_n);
     let mut buffer = [0u8; 4096];
@@ -174,7 +182,7 @@ async fn serve_connection(
                     // non-blocking read: tokio's readiness may not know yet about data that
                     // arrived just now.)
                     None => {
-                        let socket = socket2::SockRef::from(&stream);
+                        let socket = socket2::SockRef::from(&*stream);
                         if let Ok(read @ 1..) = std::io::Read::read(&mut &*socket, &mut buffer) {
                             session.received(&buffer[..read]);
                         }
@@ -185,16 +193,11 @@ async fn serve_connection(
             Action::Compute(n) => session.computed(compute_fib(compute, n).await),
             Action::Write(bytes) => {
                 if stream.write_all(bytes).await.is_err() {
-                    return;
+                    return false;
                 }
                 session.written();
             }
-            Action::Close { linger } => {
-                if linger {
-                    linger_close(&mut stream).await;
-                }
-                return;
-            }
+            Action::Close { linger } => return linger,
         }
     }
 }

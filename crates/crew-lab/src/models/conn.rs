@@ -10,6 +10,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 
 use crate::config::ServeConfig;
+use crate::limit::SharedLimit;
 use crate::protocol;
 use crate::session::{Action, Session};
 use crate::shutdown::Shutdown;
@@ -25,15 +26,18 @@ pub(crate) struct Connections {
     open: Mutex<(u64, HashMap<u64, TcpStream>)>,
     closed: Condvar,
     limit: usize,
+    shared: Option<Arc<SharedLimit>>,
     shutdown: Shutdown,
 }
 
 impl Connections {
-    pub(crate) fn new(limit: usize, shutdown: &Shutdown) -> Arc<Self> {
+    /// The limit is `config.max_connections`, and its shared limit if it has one.
+    pub(crate) fn new(config: &ServeConfig, shutdown: &Shutdown) -> Arc<Self> {
         let connections = Arc::new(Self {
             open: Mutex::new((0, HashMap::new())),
             closed: Condvar::new(),
-            limit,
+            limit: config.max_connections,
+            shared: config.shared_limit.clone(),
             shutdown: shutdown.clone(),
         });
         let weak = Arc::downgrade(&connections);
@@ -51,7 +55,12 @@ impl Connections {
     pub(crate) fn admit(self: &Arc<Self>, stream: &TcpStream) -> Option<Admitted> {
         let clone = stream.try_clone().ok()?;
         let mut open = self.open.lock();
-        if open.1.len() >= self.limit {
+        let shared_full = || {
+            self.shared
+                .as_ref()
+                .is_some_and(|shared| !shared.try_acquire())
+        };
+        if open.1.len() >= self.limit || shared_full() {
             drop(open);
             refuse(stream, self.limit);
             return None;
@@ -86,6 +95,11 @@ pub(crate) struct Admitted {
 
 impl Drop for Admitted {
     fn drop(&mut self) {
+        // The slot is given back before the last descriptor of the socket (the registry's
+        // clone) closes, so a client that sees the close can connect again at once.
+        if let Some(shared) = &self.connections.shared {
+            shared.release();
+        }
         let mut open = self.connections.open.lock();
         open.1.remove(&self.id);
         if open.1.is_empty() {

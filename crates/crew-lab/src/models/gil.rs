@@ -21,7 +21,7 @@ pub(super) const MODEL: Spec = Spec {
         },
         children: None,
     },
-    bind: |addr, config| bind_with(addr, config, |_| Ok(compute())),
+    bind: |addr, config| bind_with(addr, config, |_, _| Ok(compute())),
 };
 
 fn compute() -> Compute {

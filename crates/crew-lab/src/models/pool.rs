@@ -46,7 +46,7 @@ fn run(
         .max_workers(workers)
         .thread_name_prefix("crew-lab-pool")
         .build()?;
-    let connections = Connections::new(config.max_connections, shutdown);
+    let connections = Connections::new(config, shutdown);
     let result = accept_loop(listener, &connections, shutdown, |stream, admitted| {
         let config = config.clone();
         let submitted = pool.spawn(move || {

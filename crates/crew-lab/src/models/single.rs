@@ -34,7 +34,7 @@ fn bind(addr: SocketAddr, config: Arc<ServeConfig>) -> anyhow::Result<Bound> {
 }
 
 fn run(listener: &TcpListener, config: &ServeConfig, shutdown: &Shutdown) -> anyhow::Result<()> {
-    let connections = Connections::new(config.max_connections, shutdown);
+    let connections = Connections::new(config, shutdown);
     accept_loop(listener, &connections, shutdown, |stream, _admitted| {
         serve_connection(stream, config, &|n| Ok(fib(n)));
     })?;

@@ -20,20 +20,21 @@ pub(super) const MODEL: Spec = Spec {
         design: Design::PARALLEL,
         children: None,
     },
-    bind: |addr, config| bind_with(addr, config, |_| Ok(Arc::new(|n| Ok(fib(n))))),
+    bind: |addr, config| bind_with(addr, config, |_, _| Ok(Arc::new(|n| Ok(fib(n))))),
 };
 
 /// Binds one listener (with `SO_REUSEPORT` if configured) for a thread per connection, each
-/// computing with what `compute` makes when the server starts running.
+/// computing with what `compute` makes when the server starts running (it may register
+/// [`Shutdown::on_force`] hooks). What `compute` holds is dropped before the server returns.
 pub(super) fn bind_with(
     addr: SocketAddr,
     config: Arc<ServeConfig>,
-    compute: fn(&ServeConfig) -> anyhow::Result<Compute>,
+    compute: fn(&ServeConfig, &Shutdown) -> anyhow::Result<Compute>,
 ) -> anyhow::Result<Bound> {
     let listener = bind_listener(addr, config.reuse_port)?;
     let addr = listener.local_addr()?;
     Ok(Bound::new(addr, move |shutdown| {
-        let compute = compute(&config)?;
+        let compute = compute(&config, shutdown)?;
         run(&listener, &config, compute, shutdown)
     }))
 }
@@ -44,12 +45,15 @@ fn run(
     compute: Compute,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
-    let connections = Connections::new(config.max_connections, shutdown);
+    let connections = Connections::new(config, shutdown);
     let result = accept_loop(listener, &connections, shutdown, |stream, admitted| {
         let config = config.clone();
         let compute = compute.clone();
         let spawned = crew::thread::spawn("crew-lab-conn", move || {
             serve_connection(stream, &config, &*compute);
+            // Before the connection counts as closed: the server's last reference to what
+            // computes (a process pool, reaped when dropped) is then the one `run` drops.
+            drop(compute);
             drop(admitted);
         });
         if let Err(error) = spawned {
