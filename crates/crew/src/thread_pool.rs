@@ -38,51 +38,63 @@ struct Closure<F>(UnsafeCell<Option<F>>);
 // before the take. So it is accessed by one thread at a time and needs only `F: Send`.
 unsafe impl<F: Send> Sync for Closure<F> {}
 
-impl<F, R> Job for Shared<R, Closure<F>>
-where
-    F: FnOnce() -> R + Send,
-    R: Send,
-{
-    fn run(&self) {
-        if self.start() {
-            // SAFETY: `start()` returned true, which happens once per task, so this thread has
-            // exclusive access to the closure (see `Closure`'s `Sync` impl).
-            let f = unsafe { (*self.payload().0.get()).take() }
-                .expect("a task's closure is taken only by the worker that started it");
-            self.complete(run_catching(f));
-        }
-    }
-
-    fn fail(&self, error: TaskError) {
-        self.complete(Err(error));
-    }
-
-    fn abandon(&self) {
-        Shared::abandon(self);
-    }
-}
-
 /// The closure of a task with a deadline, and the deadline.
 struct Timed<F> {
     closure: Closure<F>,
     deadline: Instant,
 }
 
-impl<F, R> Job for Shared<R, Timed<F>>
+/// What a task's cell holds for the worker: its closure and, for [`Timed`], its deadline.
+trait Payload: Send + Sync {
+    type F;
+    fn closure(&self) -> &Closure<Self::F>;
+    fn deadline(&self) -> Option<Instant>;
+}
+
+impl<F: Send> Payload for Closure<F> {
+    type F = F;
+
+    fn closure(&self) -> &Closure<F> {
+        self
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+}
+
+impl<F: Send> Payload for Timed<F> {
+    type F = F;
+
+    fn closure(&self) -> &Closure<F> {
+        &self.closure
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        Some(self.deadline)
+    }
+}
+
+impl<R, P> Job for Shared<R, P>
 where
-    F: FnOnce() -> R + Send,
+    P: Payload<F: FnOnce() -> R + Send>,
     R: Send,
 {
     fn run(&self) {
         if !self.start() {
             return; // cancelled, or settled at its deadline by the timer
         }
-        if Instant::now() >= self.payload().deadline {
+        if self
+            .payload()
+            .deadline()
+            .is_some_and(|deadline| Instant::now() >= deadline)
+        {
             self.expire();
             return;
         }
-        // SAFETY: as for `Closure` above: `start()` returned true, once per task.
-        let f = unsafe { (*self.payload().closure.0.get()).take() }
+        // SAFETY: `start()` returned true, which happens once per task, so this thread has
+        // exclusive access to the closure (see `Closure`'s `Sync` impl).
+        let f = unsafe { (*self.payload().closure().0.get()).take() }
             .expect("a task's closure is taken only by the worker that started it");
         self.complete(run_catching(f));
     }
