@@ -38,6 +38,8 @@ mod thread_pool;
 
 pub mod pipeline;
 pub mod process;
+#[cfg(feature = "progress")]
+pub mod progress;
 pub mod queue;
 pub mod subprocess;
 pub mod sync;

@@ -1,0 +1,283 @@
+//! Progress bars for long work: tqdm's `process_map` for [`Map`](crate::Map), a bar you tick
+//! yourself in an [`as_completed`](crate::as_completed) loop, and a live per-stage view of a
+//! [`pipeline`](crate::pipeline). Behind the `progress` cargo feature (on by default; drawn by
+//! [indicatif](https://docs.rs/indicatif)).
+//!
+//! ```
+//! use crew::progress::Progress;
+//! use crew::{Executor, ThreadPool};
+//!
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! let pool = ThreadPool::new(2);
+//! // `process_map(square, range(1000))`: a bar on standard error while the results come in.
+//! let squares: Vec<u64> = pool
+//!     .map(square, 0..1000)
+//!     .progress(Progress::bar("squares"))
+//!     .map(Result::unwrap)
+//!     .collect();
+//! assert_eq!(squares.len(), 1000);
+//! ```
+//!
+//! # What is drawn, and where
+//!
+//! [`Progress::bar`] draws on standard error, at most 20 times a second, and only when standard
+//! error is a terminal: piped into a file or a CI log it writes nothing at all, so programs can
+//! leave their bars on. A bar shows its label, items done out of the total when the input's size
+//! is known (`[======>   ] 450/1000`), the elapsed time and the time left (ETA), the rate, and
+//! how many items failed. Without a known total it shows the count and the rate.
+//! [`Progress::hidden`] counts the same way and draws nothing (for tests, or to read
+//! [`position`](Progress::position) yourself).
+//!
+//! A [`Map`](crate::Map) counts an item when it yields it (its result or its error), so the bar
+//! says how many results the consumer has, as tqdm around `executor.map` does; it sets the total
+//! from the input's exact size hint (a `Vec`, a range, `0..n` mapped), and stops the bar when the
+//! iterator ends or is dropped early, leaving it where it stopped.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Where a [`Progress`] draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// Standard error when it is a terminal; nothing otherwise.
+    Stderr,
+    /// Nowhere.
+    Hidden,
+}
+
+impl Target {
+    fn draw_target(self) -> ProgressDrawTarget {
+        match self {
+            // Hidden (draws nothing) when standard error is not a terminal: indicatif checks
+            // `isatty` before every draw.
+            Self::Stderr => ProgressDrawTarget::stderr(),
+            Self::Hidden => ProgressDrawTarget::hidden(),
+        }
+    }
+}
+
+/// A progress bar: a count of items done, an optional total, a label, and a count of failures.
+///
+/// Clones share one bar: hand one to a [`Map`](crate::Map) or a pipeline and keep one to read
+/// it, or tick it from several threads. See the [module documentation](self).
+///
+/// ```
+/// use crew::progress::Progress;
+/// use crew::{as_completed, ThreadPool};
+///
+/// let pool = ThreadPool::new(2);
+/// let handles: Vec<_> = (0..8).map(|i| pool.spawn(move || i * 2).unwrap()).collect();
+/// let progress = Progress::bar("jobs").with_total(handles.len() as u64);
+/// for handle in as_completed(handles, None) {
+///     match handle.unwrap().result() {
+///         Ok(_) => progress.inc(1),
+///         Err(_) => progress.inc_failed(1),
+///     }
+/// }
+/// progress.finish();
+/// assert_eq!(progress.position(), 8);
+/// ```
+#[derive(Clone)]
+pub struct Progress {
+    bar: ProgressBar,
+    target: Target,
+    failed: Arc<AtomicU64>,
+}
+
+impl Progress {
+    /// A bar labelled `label` on standard error, drawn only when standard error is a terminal.
+    /// Its total is unknown until [`set_total`](Self::set_total) (a `Map` sets it for you when
+    /// the input's size is known).
+    pub fn bar(label: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(label, Target::Stderr)
+    }
+
+    /// A bar that counts like [`bar`](Self::bar) and never draws.
+    pub fn hidden(label: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(label, Target::Hidden)
+    }
+
+    fn new(label: impl Into<Cow<'static, str>>, target: Target) -> Self {
+        let bar = ProgressBar::with_draw_target(None, target.draw_target())
+            .with_style(style(None))
+            .with_prefix(label);
+        Self {
+            bar,
+            target,
+            failed: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// This bar with its total set, e.g. the number of handles in an `as_completed` loop.
+    pub fn with_total(self, total: u64) -> Self {
+        self.set_total(total);
+        self
+    }
+
+    /// Sets how many items there are: the bar then shows a percentage and an ETA.
+    pub fn set_total(&self, total: u64) {
+        self.bar.set_style(style(Some(total)));
+        self.bar.set_length(total);
+    }
+
+    /// The total, if known.
+    pub fn total(&self) -> Option<u64> {
+        self.bar.length()
+    }
+
+    /// Counts `n` more items done.
+    pub fn inc(&self, n: u64) {
+        self.bar.inc(n);
+    }
+
+    /// Counts `n` more items done that failed: they move the bar like [`inc`](Self::inc) and
+    /// are shown as "`k` failed".
+    pub fn inc_failed(&self, n: u64) {
+        let failed = self.failed.fetch_add(n, Ordering::Relaxed) + n;
+        self.bar.set_message(format!("{failed} failed"));
+        self.bar.inc(n);
+    }
+
+    /// Items done so far, failed ones included.
+    pub fn position(&self) -> u64 {
+        self.bar.position()
+    }
+
+    /// Items counted by [`inc_failed`](Self::inc_failed).
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Items per second so far.
+    pub fn per_sec(&self) -> f64 {
+        self.bar.per_sec()
+    }
+
+    /// The label.
+    pub fn label(&self) -> String {
+        self.bar.prefix()
+    }
+
+    /// The text after the counts (e.g. "3 failed", or a pipeline stage's queue).
+    pub fn message(&self) -> String {
+        self.bar.message()
+    }
+
+    /// Stops the bar where it is (never jumps to 100%) and draws it one last time. Idempotent;
+    /// a `Map` calls it when it ends or is dropped.
+    pub fn finish(&self) {
+        if !self.bar.is_finished() {
+            self.bar.abandon();
+        }
+    }
+
+    /// Whether [`finish`](Self::finish) was called.
+    pub fn is_finished(&self) -> bool {
+        self.bar.is_finished()
+    }
+
+    /// Sets the text after the counts.
+    pub(crate) fn set_message(&self, message: String) {
+        self.bar.set_message(message);
+    }
+
+    /// Sets the count (a pipeline stage's bar mirrors its counters).
+    pub(crate) fn set_position(&self, position: u64) {
+        self.bar.set_position(position);
+    }
+
+    /// A view of several bars drawn together where this one draws, this one first.
+    pub(crate) fn multi(&self) -> MultiProgress {
+        let multi = MultiProgress::with_draw_target(self.target.draw_target());
+        multi.add(self.bar.clone());
+        multi
+    }
+
+    /// A new bar below the bars of `multi`, drawn where this one draws.
+    pub(crate) fn child(&self, multi: &MultiProgress, label: impl Into<Cow<'static, str>>) -> Self {
+        let child = Self::new(label, self.target);
+        let bar = multi.add(child.bar);
+        Self { bar, ..child }
+    }
+}
+
+/// tqdm's layout: `label  45%|█████▌      | 450/1000 [00:04<00:05, 98.2/s] 3 failed`.
+fn style(total: Option<u64>) -> ProgressStyle {
+    let template = match total {
+        Some(_) => {
+            "{prefix} {percent:>3}%|{bar:30}| {human_pos}/{human_len} \
+             [{elapsed_precise}<{eta_precise}, {per_sec}] {msg}"
+        }
+        None => "{prefix} {human_pos} [{elapsed_precise}, {per_sec}] {msg}",
+    };
+    ProgressStyle::with_template(template)
+        .expect("the progress templates are valid")
+        .progress_chars("█▉▊▋▌▍▎▏ ")
+}
+
+impl fmt::Debug for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Progress")
+            .field("label", &self.label())
+            .field("position", &self.position())
+            .field("total", &self.total())
+            .field("failed", &self.failed())
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+/// A [`Progress`] attached to an iterator: finished when the iterator is dropped, whether it ran
+/// to the end or not.
+pub(crate) struct Attached(pub(crate) Progress);
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}
+
+impl fmt::Debug for Attached {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_failures_and_total() {
+        let progress = Progress::hidden("work");
+        assert_eq!(progress.total(), None);
+        let reader = progress.clone().with_total(5);
+        progress.inc(2);
+        progress.inc_failed(1);
+        assert_eq!(reader.position(), 3);
+        assert_eq!(reader.failed(), 1);
+        assert_eq!(reader.total(), Some(5));
+        assert_eq!(reader.message(), "1 failed");
+        assert_eq!(reader.label(), "work");
+        assert!(!reader.is_finished());
+        progress.finish();
+        progress.finish();
+        // Finishing leaves the count where it was.
+        assert!(reader.is_finished());
+        assert_eq!(reader.position(), 3);
+    }
+
+    #[test]
+    fn attached_finishes_on_drop() {
+        let progress = Progress::hidden("work");
+        drop(Attached(progress.clone()));
+        assert!(progress.is_finished());
+    }
+}
