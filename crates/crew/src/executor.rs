@@ -567,12 +567,16 @@ impl<T> Iterator for AsCompleted<T> {
             }
             Next::Empty => {
                 #[cfg(feature = "progress")]
-                progress.map(crate::progress::Progress::finish);
+                if let Some(progress) = progress {
+                    progress.finish();
+                }
                 None
             }
             Next::TimedOut => {
                 #[cfg(feature = "progress")]
-                progress.map(crate::progress::Progress::finish);
+                if let Some(progress) = progress {
+                    progress.finish();
+                }
                 self.timed_out = true;
                 Some(Err(TaskError::TimedOut))
             }

@@ -41,7 +41,10 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// Where a [`Progress`] draws.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +92,8 @@ pub struct Progress {
     bar: ProgressBar,
     target: Target,
     failed: Arc<AtomicU64>,
+    /// The width the label is padded to (0: as long as it is).
+    label_width: Arc<AtomicUsize>,
 }
 
 impl Progress {
@@ -106,12 +111,13 @@ impl Progress {
 
     fn new(label: impl Into<Cow<'static, str>>, target: Target) -> Self {
         let bar = ProgressBar::with_draw_target(None, target.draw_target())
-            .with_style(style(None))
+            .with_style(style(None, 0))
             .with_prefix(label);
         Self {
             bar,
             target,
             failed: Arc::new(AtomicU64::new(0)),
+            label_width: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -123,7 +129,8 @@ impl Progress {
 
     /// Sets how many items there are: the bar then shows a percentage and an ETA.
     pub fn set_total(&self, total: u64) {
-        self.bar.set_style(style(Some(total)));
+        let width = self.label_width.load(Ordering::Relaxed);
+        self.bar.set_style(style(Some(total), width));
         self.bar.set_length(total);
     }
 
@@ -143,6 +150,14 @@ impl Progress {
         let failed = self.failed.fetch_add(n, Ordering::Relaxed) + n;
         self.bar.set_message(format!("{failed} failed"));
         self.bar.inc(n);
+    }
+
+    /// Sets both counts at once (a pipeline's view copies them from its counters).
+    pub(crate) fn set_counts(&self, done: u64, failed: u64) {
+        if self.failed.swap(failed, Ordering::Relaxed) != failed {
+            self.bar.set_message(format!("{failed} failed"));
+        }
+        self.bar.set_position(done);
     }
 
     /// Items done so far, failed ones included.
@@ -188,6 +203,12 @@ impl Progress {
         self.bar.set_message(message);
     }
 
+    /// Pads the label to `width` characters, so that bars drawn together line up.
+    pub(crate) fn set_label_width(&self, width: usize) {
+        self.label_width.store(width, Ordering::Relaxed);
+        self.bar.set_style(style(self.total(), width));
+    }
+
     /// Sets the count (a pipeline stage's bar mirrors its counters).
     pub(crate) fn set_position(&self, position: u64) {
         self.bar.set_position(position);
@@ -208,18 +229,52 @@ impl Progress {
     }
 }
 
-/// tqdm's layout: `label  45%|█████▌      | 450/1000 [00:04<00:05, 98.2/s] 3 failed`.
-fn style(total: Option<u64>) -> ProgressStyle {
+/// tqdm's layout: `label  45%|█████▌      | 450/1000 [00:04<00:05, 98.2/s] 3 failed`, the
+/// label padded to `label_width` so that the bars of a pipeline's view line up.
+fn style(total: Option<u64>, label_width: usize) -> ProgressStyle {
     let template = match total {
-        Some(_) => {
-            "{prefix} {percent:>3}%|{bar:30}| {human_pos}/{human_len} \
-             [{elapsed_precise}<{eta_precise}, {per_sec}] {msg}"
-        }
-        None => "{prefix} {human_pos} [{elapsed_precise}, {per_sec}] {msg}",
+        Some(_) => format!(
+            "{{prefix:<{label_width}}} {{percent:>3}}%|{{bar:20}}| {{human_pos}}/{{human_len}} \
+             [{{clock}}<{{eta_clock}}, {{rate}}] {{msg}}"
+        ),
+        None => format!("{{prefix:<{label_width}}} {{human_pos}} [{{clock}}, {{rate}}] {{msg}}"),
     };
-    ProgressStyle::with_template(template)
+    ProgressStyle::with_template(&template)
         .expect("the progress templates are valid")
         .progress_chars("█▉▊▋▌▍▎▏ ")
+        .with_key("clock", |state: &ProgressState, w: &mut dyn fmt::Write| {
+            let _ = w.write_str(&clock(state.elapsed()));
+        })
+        .with_key(
+            "eta_clock",
+            |state: &ProgressState, w: &mut dyn fmt::Write| {
+                let _ = w.write_str(&clock(state.eta()));
+            },
+        )
+        .with_key("rate", |state: &ProgressState, w: &mut dyn fmt::Write| {
+            let _ = w.write_str(&rate(state.per_sec()));
+        })
+}
+
+/// `mm:ss`, or `h:mm:ss` from an hour on (tqdm's clock).
+fn clock(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    if hours > 0 {
+        format!("{hours}:{minutes:02}:{seconds:02}")
+    } else {
+        format!("{minutes:02}:{seconds:02}")
+    }
+}
+
+/// Items per second with a precision that suits the size: `0.25/s`, `9.8/s`, `1234/s`.
+fn rate(per_sec: f64) -> String {
+    match per_sec {
+        r if !r.is_finite() => "?/s".to_owned(),
+        r if r < 1.0 => format!("{r:.2}/s"),
+        r if r < 100.0 => format!("{r:.1}/s"),
+        r => format!("{r:.0}/s"),
+    }
 }
 
 impl fmt::Debug for Progress {
@@ -272,6 +327,16 @@ mod tests {
         // Finishing leaves the count where it was.
         assert!(reader.is_finished());
         assert_eq!(reader.position(), 3);
+    }
+
+    #[test]
+    fn clock_and_rate_read_like_tqdm() {
+        assert_eq!(clock(Duration::from_secs(65)), "01:05");
+        assert_eq!(clock(Duration::from_secs(3 * 3600 + 7)), "3:00:07");
+        assert_eq!(rate(0.25), "0.25/s");
+        assert_eq!(rate(9.84), "9.8/s");
+        assert_eq!(rate(1234.4), "1234/s");
+        assert_eq!(rate(f64::INFINITY), "?/s");
     }
 
     #[test]

@@ -1,14 +1,15 @@
 //! The live view of [`Pipeline::progress`](super::Pipeline::progress): the caller's bar over
 //! one line per stage, in one indicatif `MultiProgress`.
 //!
-//! Stage workers only bump their atomic counters (as they do without a view); a refresher thread
-//! copies the counters into the stage lines ten times a second, so a stage that is stuck, whose
-//! counters do not move, still shows its queue filling up. The caller's bar is ticked by the
-//! consumer as it takes each result. [`LiveView::finish`] stops the refresher, draws the final
-//! counts and finishes every line.
+//! Stage workers only bump their atomic counters (as they do without a view), and so does the
+//! consumer for each result it takes; a refresher thread copies all the counters into the lines
+//! ten times a second, in one pass from the last stage to the first, so the lines agree with
+//! each other, and a stage that is stuck, whose counters do not move, still shows its queue
+//! filling up. [`LiveView::finish`] stops the refresher, draws the final counts and finishes
+//! every line.
 
 use std::io;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,7 +30,8 @@ struct StageLine {
 }
 
 impl StageLine {
-    fn refresh(&self, capacity: usize, elapsed: Duration) {
+    /// What the line should show now: its count and its message.
+    fn read(&self, capacity: usize, elapsed: Duration) -> (u64, String) {
         let counters = &self.counters;
         let busy = Duration::from_nanos(counters.busy_nanos.load(Ordering::Relaxed));
         let available = elapsed.as_secs_f64() * counters.workers as f64;
@@ -50,31 +52,46 @@ impl StageLine {
         if errors > 0 {
             message.push_str(&format!(" · {errors} failed"));
         }
-        self.line.set_message(message);
-        self.line
-            .set_position(counters.passed.load(Ordering::Relaxed));
+        (counters.passed.load(Ordering::Relaxed), message)
     }
 }
 
 /// What the refresher thread and the run share.
 struct Lines {
+    overall: Progress,
+    /// Results the consumer took, and how many of them were errors.
+    yielded: AtomicU64,
+    yielded_failed: AtomicU64,
     stages: Vec<StageLine>,
     capacity: usize,
     started: Instant,
 }
 
 impl Lines {
+    /// Copies every counter into its line. Items move downstream, so the counters are read
+    /// from the consumer up, and the lines set from the first stage down, the consumer's last:
+    /// every frame drawn in between shows no line ahead of the line above it.
     fn refresh(&self) {
         let elapsed = self.started.elapsed();
-        for stage in &self.stages {
-            stage.refresh(self.capacity, elapsed);
+        let failed = self.yielded_failed.load(Ordering::Relaxed);
+        let done = self.yielded.load(Ordering::Relaxed);
+        let mut counts: Vec<(u64, String)> = self
+            .stages
+            .iter()
+            .rev()
+            .map(|stage| stage.read(self.capacity, elapsed))
+            .collect();
+        counts.reverse();
+        for (stage, (passed, message)) in self.stages.iter().zip(counts) {
+            stage.line.set_message(message);
+            stage.line.set_position(passed);
         }
+        self.overall.set_counts(done, failed);
     }
 }
 
 /// A running pipeline's live view.
 pub(super) struct LiveView {
-    overall: Progress,
     lines: Arc<Lines>,
     stop: Arc<Event>,
     refresher: Option<TaskHandle<()>>,
@@ -97,12 +114,19 @@ impl LiveView {
             overall.set_total(total);
         }
         let multi = overall.multi();
-        let width = stages.iter().map(|s| s.name.chars().count()).max();
+        // Stage lines indented under the caller's line, every bar starting in one column.
+        let width = stages
+            .iter()
+            .map(|s| s.name.chars().count() + 2)
+            .chain([overall.label().chars().count()])
+            .max()
+            .unwrap_or(0);
+        overall.set_label_width(width);
         let stages = stages
             .iter()
             .map(|counters| {
-                let label = format!("  {:<width$}", counters.name, width = width.unwrap_or(0));
-                let line = overall.child(&multi, label);
+                let line = overall.child(&multi, format!("  {}", counters.name));
+                line.set_label_width(width);
                 if let Some(total) = input_len {
                     line.set_total(total);
                 }
@@ -113,6 +137,9 @@ impl LiveView {
             })
             .collect();
         let lines = Arc::new(Lines {
+            overall,
+            yielded: AtomicU64::new(0),
+            yielded_failed: AtomicU64::new(0),
             stages,
             capacity,
             started: Instant::now(),
@@ -128,7 +155,6 @@ impl LiveView {
             })?
         };
         Ok(Self {
-            overall,
             lines,
             stop,
             refresher: Some(refresher),
@@ -136,13 +162,12 @@ impl LiveView {
         })
     }
 
-    /// Counts a result the consumer took.
+    /// Counts a result the consumer took (drawn at the next refresh, with the stages).
     pub(super) fn yielded(&self, ok: bool) {
-        if ok {
-            self.overall.inc(1);
-        } else {
-            self.overall.inc_failed(1);
+        if !ok {
+            self.lines.yielded_failed.fetch_add(1, Ordering::Relaxed);
         }
+        self.lines.yielded.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The stage lines, in stage order.
@@ -161,7 +186,7 @@ impl LiveView {
         for stage in &self.lines.stages {
             stage.line.finish();
         }
-        self.overall.finish();
+        self.lines.overall.finish();
     }
 }
 

@@ -554,13 +554,16 @@ struct StageCounters {
     errors: AtomicU64,
     busy_nanos: AtomicU64,
     input_peak: Box<dyn Fn() -> usize + Send + Sync>,
-    /// The number of items waiting in the input queue now.
+    /// The number of items waiting in the input queue now (the live view shows it).
+    #[cfg(feature = "progress")]
     input_len: Box<dyn Fn() -> usize + Send + Sync>,
 }
 
 impl StageCounters {
     fn new<T: Send + 'static>(name: &str, workers: usize, input: &Queue<T>) -> Self {
-        let (input, peek) = (input.clone(), input.clone());
+        #[cfg(feature = "progress")]
+        let peek = input.clone();
+        let input = input.clone();
         Self {
             name: name.to_owned(),
             workers,
@@ -570,6 +573,7 @@ impl StageCounters {
             errors: AtomicU64::new(0),
             busy_nanos: AtomicU64::new(0),
             input_peak: Box::new(move || input.peak_len()),
+            #[cfg(feature = "progress")]
             input_len: Box::new(move || peek.len()),
         }
     }
