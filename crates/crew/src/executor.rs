@@ -318,8 +318,8 @@ where
     /// Shows a progress bar of this map's results: tqdm's `process_map`
     /// (`tqdm.contrib.concurrent`), on any executor. The bar counts each item as it is yielded
     /// (failed items shown as failed), takes its total from the input's exact size hint when
-    /// there is one and no total was set, and is finished when the iterator ends or is
-    /// dropped. See [`crew::progress`](crate::progress) for what is drawn and when (never when
+    /// there is one, no total was set and the map has not started (attach it before the first
+    /// `next`), and is finished when the iterator ends or is dropped. See [`crew::progress`](crate::progress) for what is drawn and when (never when
     /// standard error is not a terminal).
     ///
     /// ```
