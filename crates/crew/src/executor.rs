@@ -439,7 +439,11 @@ where
             if let Some(error) = self.refused.take() {
                 return Some(Err(error));
             }
-            match self.window.next(None) {
+            #[cfg(feature = "progress")]
+            let next = next_drawing(&mut self.window, None, self.progress.as_ref());
+            #[cfg(not(feature = "progress"))]
+            let next = self.window.next(None);
+            match next {
                 Next::Finished(chunk) => match chunk.handle.result() {
                     Ok(values) => self.ready = values.into_iter(),
                     // One error per item keeps results and inputs in step.
@@ -461,6 +465,24 @@ impl<E, A, R, F, I> fmt::Debug for Map<'_, E, A, R, F, I> {
             .field("in_flight", &self.window.len())
             .finish_non_exhaustive()
     }
+}
+
+/// `window.next(deadline)`; when that would wait and a bar is attached, the bar is first
+/// handed its exact count, so it never sits a step behind while nothing arrives (it takes the
+/// counts in steps while items come in fast: see [`Progress`](crate::progress::Progress)).
+#[cfg(feature = "progress")]
+fn next_drawing<K, T>(
+    window: &mut Window<K, T>,
+    deadline: Option<Instant>,
+    progress: Option<&crate::progress::Attached>,
+) -> Next<K, T> {
+    if let Some(crate::progress::Attached(progress)) = progress {
+        match window.next(Some(Instant::now())) {
+            Next::TimedOut => progress.draw_exact(),
+            ready => return ready,
+        }
+    }
+    window.next(deadline)
 }
 
 /// The handles of `handles` as they complete (Python's `as_completed`).
@@ -551,11 +573,15 @@ impl<T> Iterator for AsCompleted<T> {
             return None;
         }
         #[cfg(feature = "progress")]
+        let next = next_drawing(&mut self.window, self.deadline, self.progress.as_ref());
+        #[cfg(not(feature = "progress"))]
+        let next = self.window.next(self.deadline);
+        #[cfg(feature = "progress")]
         let progress = self
             .progress
             .as_ref()
             .map(|crate::progress::Attached(progress)| progress);
-        match self.window.next(self.deadline) {
+        match next {
             Next::Finished(finished) => {
                 #[cfg(feature = "progress")]
                 match progress {
