@@ -23,7 +23,7 @@ use crew::{Executor, MapOptions, ThreadPool};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::chart::{Chart, Panel, Series};
+use crate::chart::{Chart, Panel, Role, Series};
 use crate::harness::{self, Cell, Measurement, Sample};
 use crate::PeerCommand;
 
@@ -567,7 +567,7 @@ pub fn chart(cells: &[Cell<Key, Rate>]) -> Chart {
                     .enumerate()
                     .map(|(index, cell)| Series {
                         name: cell.key.implementation.to_owned(),
-                        bold: cell.key.implementation.starts_with("crew-"),
+                        role: Role::crew_if(cell.key.implementation.starts_with("crew-")),
                         points: cell
                             .median()
                             .map(|rate| vec![(index as f64, rate.tasks_per_sec)])

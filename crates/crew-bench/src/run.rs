@@ -21,7 +21,7 @@ use anyhow::Context;
 use crew::subprocess::{Command, Input, Redirect};
 use serde::Serialize;
 
-use crate::chart::{Chart, Panel, Series};
+use crate::chart::{Chart, Panel, Role, Series};
 use crate::harness::{self, Cell, Measurement, Sample};
 
 /// What to run.
@@ -306,7 +306,7 @@ pub fn chart(cells: &[Cell<Key, Round>]) -> Chart {
                     .enumerate()
                     .map(|(index, cell)| Series {
                         name: cell.key.implementation.to_owned(),
-                        bold: cell.key.implementation == Impl::Crew.name(),
+                        role: Role::crew_if(cell.key.implementation == Impl::Crew.name()),
                         points: cell
                             .median()
                             .map(|round| vec![(index as f64, round.jobs_per_sec)])

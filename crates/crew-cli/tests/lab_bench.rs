@@ -103,6 +103,12 @@ fn bench_prints_tables_and_writes_json_and_svg() {
         &chart[..chart.len().min(200)]
     );
     assert!(chart.contains("crew-threads"));
+    // The loopback limit is drawn as a labelled reference line, crew and peers apart.
+    assert!(
+        chart.contains("loopback limit"),
+        "the reference line's label"
+    );
+    assert!(chart.contains("crew (solid)") && chart.contains("peers (dashed)"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

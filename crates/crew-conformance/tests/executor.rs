@@ -148,3 +148,23 @@ fn thread_per_task_shuts_down() {
     shutdown_cancels_pending(&ThreadPerTask::new(1));
     shutdown_cancels_pending(&ThreadPool::new(1));
 }
+
+/// A progress bar on `map` works on any executor: it counts what `Map` yields.
+fn map_with_progress<E: Executor>(executor: &E) {
+    let progress = crew::progress::Progress::hidden("squares");
+    let results: Vec<_> = executor
+        .map_with(fails_on_three, 0..20, MapOptions::new().chunksize(4))
+        .progress(progress.clone())
+        .collect();
+    // Items 0..4 share the chunk that panics on 3.
+    assert_eq!(results.iter().filter(|r| r.is_err()).count(), 4);
+    assert_eq!(progress.total(), Some(20));
+    assert_eq!((progress.position(), progress.failed()), (20, 4));
+    assert!(progress.is_finished());
+}
+
+#[test]
+fn thread_per_task_map_shows_progress() {
+    map_with_progress(&ThreadPerTask::new(2));
+    map_with_progress(&ThreadPool::new(2));
+}

@@ -275,6 +275,9 @@ pub struct Map<'a, E, A, R, F, I> {
     /// The error of a failed chunk and how many of its items have yet to report it.
     failed: Option<(TaskError, usize)>,
     refused: Option<TaskError>,
+    /// The bar of [`progress`](Self::progress), finished when the iterator is dropped.
+    #[cfg(feature = "progress")]
+    progress: Option<crate::progress::Attached>,
 }
 
 impl<'a, E, A, R, F, I> Map<'a, E, A, R, F, I>
@@ -307,7 +310,48 @@ where
             ready: Vec::new().into_iter(),
             failed: None,
             refused: None,
+            #[cfg(feature = "progress")]
+            progress: None,
         }
+    }
+
+    /// Shows a progress bar of this map's results: tqdm's `process_map`
+    /// (`tqdm.contrib.concurrent`), on any executor. The bar counts each item as it is yielded
+    /// (failed items shown as failed), takes its total from the input's exact size hint when
+    /// there is one, no total was set and the map has not started (attach it before the first
+    /// `next`), and is finished when the iterator ends or is dropped. See [`crew::progress`](crate::progress) for what is drawn and when (never when
+    /// standard error is not a terminal).
+    ///
+    /// ```
+    /// use crew::progress::Progress;
+    /// use crew::{Executor, MapOptions, ThreadPool};
+    ///
+    /// fn double(x: u32) -> u32 {
+    ///     x * 2
+    /// }
+    ///
+    /// let pool = ThreadPool::new(2);
+    /// let progress = Progress::hidden("doubling");
+    /// let mut doubled = pool
+    ///     .map_with(double, vec![1, 2, 3, 4], MapOptions::new().chunksize(2))
+    ///     .progress(progress.clone());
+    /// assert_eq!(doubled.next().unwrap().unwrap(), 2);
+    /// assert_eq!((progress.position(), progress.total()), (1, Some(4)));
+    /// drop(doubled); // early: the bar stops at 1
+    /// assert!(progress.is_finished());
+    /// ```
+    #[cfg(feature = "progress")]
+    pub fn progress(mut self, progress: crate::progress::Progress) -> Self {
+        let untouched = self.window.len() == 0 && !self.input_done;
+        if progress.total().is_none() && untouched {
+            if let (low, Some(high)) = self.items.size_hint() {
+                if low == high {
+                    progress.set_total(low as u64);
+                }
+            }
+        }
+        self.progress = Some(crate::progress::Attached(progress));
+        self
     }
 
     /// Submits chunks until the window is full or the input ends.
@@ -358,6 +402,29 @@ where
     type Item = Result<R, TaskError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        let item = self.next_result();
+        #[cfg(feature = "progress")]
+        if let Some(crate::progress::Attached(progress)) = &self.progress {
+            match &item {
+                Some(Ok(_)) => progress.inc(1),
+                Some(Err(_)) => progress.inc_failed(1),
+                None => progress.finish(),
+            }
+        }
+        item
+    }
+}
+
+impl<E, A, R, F, I> Map<'_, E, A, R, F, I>
+where
+    E: Executor,
+    A: Message,
+    R: Message,
+    F: TaskFn<A, R>,
+    I: Iterator<Item = A>,
+{
+    /// The next result, without the bar's bookkeeping.
+    fn next_result(&mut self) -> Option<Result<R, TaskError>> {
         loop {
             if let Some(value) = self.ready.next() {
                 return Some(Ok(value));
@@ -372,7 +439,11 @@ where
             if let Some(error) = self.refused.take() {
                 return Some(Err(error));
             }
-            match self.window.next(None) {
+            #[cfg(feature = "progress")]
+            let next = next_drawing(&mut self.window, None, self.progress.as_ref());
+            #[cfg(not(feature = "progress"))]
+            let next = self.window.next(None);
+            match next {
                 Next::Finished(chunk) => match chunk.handle.result() {
                     Ok(values) => self.ready = values.into_iter(),
                     // One error per item keeps results and inputs in step.
@@ -394,6 +465,24 @@ impl<E, A, R, F, I> fmt::Debug for Map<'_, E, A, R, F, I> {
             .field("in_flight", &self.window.len())
             .finish_non_exhaustive()
     }
+}
+
+/// `window.next(deadline)`; when that would wait and a bar is attached, the bar is first
+/// handed its exact count, so it never sits a step behind while nothing arrives (it takes the
+/// counts in steps while items come in fast: see [`Progress`](crate::progress::Progress)).
+#[cfg(feature = "progress")]
+fn next_drawing<K, T>(
+    window: &mut Window<K, T>,
+    deadline: Option<Instant>,
+    progress: Option<&crate::progress::Attached>,
+) -> Next<K, T> {
+    if let Some(crate::progress::Attached(progress)) = progress {
+        match window.next(Some(Instant::now())) {
+            Next::TimedOut => progress.draw_exact(),
+            ready => return ready,
+        }
+    }
+    window.next(deadline)
 }
 
 /// The handles of `handles` as they complete (Python's `as_completed`).
@@ -427,6 +516,8 @@ where
         window,
         deadline,
         timed_out: false,
+        #[cfg(feature = "progress")]
+        progress: None,
     }
 }
 
@@ -435,9 +526,35 @@ pub struct AsCompleted<T> {
     window: Window<(), T>,
     deadline: Option<Instant>,
     timed_out: bool,
+    #[cfg(feature = "progress")]
+    progress: Option<crate::progress::Attached>,
 }
 
 impl<T> AsCompleted<T> {
+    /// Shows a progress bar of the handles yielded so far, out of all the handles not yet
+    /// yielded when it is attached (unless a total was set); a task that failed (other than by
+    /// cancellation) counts as failed. The bar is finished when the iterator ends, times out or
+    /// is dropped. See [`crew::progress`](crate::progress).
+    ///
+    /// ```
+    /// use crew::progress::Progress;
+    /// use crew::{as_completed, ThreadPool};
+    ///
+    /// let pool = ThreadPool::new(2);
+    /// let handles: Vec<_> = (0..4).map(|i| pool.spawn(move || i).unwrap()).collect();
+    /// let progress = Progress::hidden("tasks");
+    /// let done = as_completed(handles, None).progress(progress.clone()).count();
+    /// assert_eq!((done, progress.position(), progress.total()), (4, 4, Some(4)));
+    /// ```
+    #[cfg(feature = "progress")]
+    pub fn progress(mut self, progress: crate::progress::Progress) -> Self {
+        if progress.total().is_none() {
+            progress.set_total(self.window.len() as u64);
+        }
+        self.progress = Some(crate::progress::Attached(progress));
+        self
+    }
+
     /// The handles that have not been yielded, e.g. after a timeout, in input order.
     pub fn into_pending(self) -> Vec<TaskHandle<T>> {
         self.window
@@ -455,10 +572,37 @@ impl<T> Iterator for AsCompleted<T> {
         if self.timed_out {
             return None;
         }
-        match self.window.next(self.deadline) {
-            Next::Finished(finished) => Some(Ok(finished.handle)),
-            Next::Empty => None,
+        #[cfg(feature = "progress")]
+        let next = next_drawing(&mut self.window, self.deadline, self.progress.as_ref());
+        #[cfg(not(feature = "progress"))]
+        let next = self.window.next(self.deadline);
+        #[cfg(feature = "progress")]
+        let progress = self
+            .progress
+            .as_ref()
+            .map(|crate::progress::Attached(progress)| progress);
+        match next {
+            Next::Finished(finished) => {
+                #[cfg(feature = "progress")]
+                match progress {
+                    Some(progress) if finished.failed => progress.inc_failed(1),
+                    Some(progress) => progress.inc(1),
+                    None => {}
+                }
+                Some(Ok(finished.handle))
+            }
+            Next::Empty => {
+                #[cfg(feature = "progress")]
+                if let Some(progress) = progress {
+                    progress.finish();
+                }
+                None
+            }
             Next::TimedOut => {
+                #[cfg(feature = "progress")]
+                if let Some(progress) = progress {
+                    progress.finish();
+                }
                 self.timed_out = true;
                 Some(Err(TaskError::TimedOut))
             }

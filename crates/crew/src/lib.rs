@@ -22,6 +22,11 @@
 //!     .unwrap();
 //! assert_eq!(results, [1, 1]);
 //! ```
+//!
+//! Cargo features, both on by default: `async` (queues' `send`/`recv` futures) and `progress`
+//! (`crew::progress`: tqdm-style bars on `Map`, `as_completed` and pipelines, drawn by
+//! indicatif only when standard error is a terminal). `default-features = false` leaves both
+//! out, and indicatif with them.
 
 // `#[crew::task]` expands to paths starting with `::crew`, which crew's own tests use too.
 #[cfg(test)]
@@ -38,6 +43,8 @@ mod thread_pool;
 
 pub mod pipeline;
 pub mod process;
+#[cfg(feature = "progress")]
+pub mod progress;
 pub mod queue;
 pub mod subprocess;
 pub mod sync;

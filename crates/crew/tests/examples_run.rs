@@ -60,6 +60,12 @@ fn build_examples() {
 
 /// The stdout of example `name`, which must succeed.
 fn run(name: &str) -> String {
+    run_with_stderr(name).0
+}
+
+/// The stdout and stderr of example `name`, which must succeed. Both are pipes, never a
+/// terminal.
+fn run_with_stderr(name: &str) -> (String, String) {
     build_examples();
     let path = profile_dir()
         .join("examples")
@@ -74,7 +80,7 @@ fn run(name: &str) -> String {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    stdout
+    (stdout, String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
 fn lines(stdout: &str) -> Vec<&str> {
@@ -275,4 +281,41 @@ fn process_subclass_style() {
         .any(|l| l.starts_with("Run child process test (")));
     assert_eq!(lines.iter().filter(|l| l.contains("fetching")).count(), 6);
     assert_eq!(lines.last(), Some(&"fetched 6 urls"));
+}
+
+/// Trial division, as the example's `is_prime`, written again to check its count.
+fn is_prime(n: u64) -> bool {
+    n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0)
+}
+
+#[test]
+fn process_map_progress() {
+    let (out, err) = run_with_stderr("process_map_progress");
+    let first = 1_000_000_000_000u64;
+    let primes = (first..first + 1_000).filter(|&n| is_prime(n)).count();
+    assert_eq!(
+        lines(&out),
+        [
+            format!("{first}..{}: {primes} primes", first + 1_000).as_str(),
+            "12 jobs done, 0 failed",
+        ]
+    );
+    // Standard error is a pipe here: the bars draw nothing at all.
+    assert_eq!(err, "");
+}
+
+#[test]
+fn pipeline_live_view() {
+    let (out, err) = run_with_stderr("pipeline_live_view");
+    // Images 7, 57, 107, ... (n % 50 == 7) are corrupt: 6 of 300.
+    assert_eq!(
+        lines(&out),
+        [
+            "294 images uploaded, 6 failed",
+            "download: in 300, out 300, failed 0",
+            "resize: in 300, out 300, failed 6",
+            "upload: in 300, out 300, failed 0",
+        ]
+    );
+    assert_eq!(err, "");
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crew_lab::perf::{self, PerfConfig};
 use serde::Serialize;
 
-use crate::chart::{Chart, Panel, Series};
+use crate::chart::{Chart, Panel, Role, Series};
 use crate::harness::{self, Measurement, Outcome, Sample};
 use crate::PeerCommand;
 
@@ -249,7 +249,11 @@ impl BenchResults {
                     .iter()
                     .map(|server| Series {
                         name: server.clone(),
-                        bold: server.starts_with("crew-"),
+                        role: match server.as_str() {
+                            name if name.starts_with("crew-") => Role::Crew,
+                            name if name == Peer::LoopbackLimit.name() => Role::Reference,
+                            _ => Role::Peer,
+                        },
                         points: self
                             .clients
                             .iter()

@@ -52,6 +52,8 @@
 //! * Dropping a [`PipelineRun`] early stops the run the same way and joins its threads.
 
 mod error;
+#[cfg(feature = "progress")]
+mod live;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -148,6 +150,10 @@ pub struct Pipeline<T> {
     max_in_flight: Option<usize>,
     stages: usize,
     workers: usize,
+    /// The input's exact size, when its size hint gives one: the live view's total.
+    input_len: Option<u64>,
+    #[cfg(feature = "progress")]
+    progress: Option<crate::progress::Progress>,
 }
 
 impl<T: Send + 'static> Pipeline<T> {
@@ -159,6 +165,10 @@ impl<T: Send + 'static> Pipeline<T> {
         I::IntoIter: Send + 'static,
     {
         let items = items.into_iter();
+        let input_len = match items.size_hint() {
+            (low, Some(high)) if low == high => Some(low as u64),
+            _ => None,
+        };
         let start: Start<T> = Box::new(move |builder: &mut Builder| {
             let queue = builder.control.queue::<T>();
             let (control, first) = (builder.control.clone(), queue.clone());
@@ -177,6 +187,9 @@ impl<T: Send + 'static> Pipeline<T> {
             max_in_flight: None,
             stages: 0,
             workers: 0,
+            input_len,
+            #[cfg(feature = "progress")]
+            progress: None,
         }
     }
 
@@ -238,6 +251,9 @@ impl<T: Send + 'static> Pipeline<T> {
             max_in_flight: self.max_in_flight,
             stages: self.stages + 1,
             workers: self.workers + workers,
+            input_len: self.input_len,
+            #[cfg(feature = "progress")]
+            progress: self.progress,
         }
     }
 
@@ -291,6 +307,34 @@ impl<T: Send + 'static> Pipeline<T> {
         self
     }
 
+    /// Shows a live view of the run while it goes: `progress` counts the results yielded
+    /// (out of the input's size when its size hint is exact), and below it one line per stage
+    /// shows the items it passed on, its rate and ETA, the items it took in, its input queue's
+    /// depth, and how busy its workers are, so the stage holding the others back stands out.
+    /// Drawn with indicatif (one `MultiProgress`) where `progress` draws: nothing when standard
+    /// error is not a terminal. The lines are refreshed ten times a second and finished when
+    /// the run ends or is dropped. See [`crew::progress`](crate::progress).
+    ///
+    /// ```
+    /// use crew::pipeline::Pipeline;
+    /// use crew::progress::Progress;
+    ///
+    /// let progress = Progress::hidden("images");
+    /// let run = Pipeline::from_iter(0..100)
+    ///     .map("resize", 2, |n: u32| n * 2)
+    ///     .map("upload", 2, |n: u32| n + 1)
+    ///     .progress(progress.clone())
+    ///     .run()
+    ///     .unwrap();
+    /// assert_eq!(run.count(), 100);
+    /// assert_eq!((progress.position(), progress.total()), (100, Some(100)));
+    /// ```
+    #[cfg(feature = "progress")]
+    pub fn progress(mut self, progress: crate::progress::Progress) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
     /// Starts the source and the stage workers and returns the iterator of results.
     ///
     /// # Errors
@@ -313,7 +357,34 @@ impl<T: Send + 'static> Pipeline<T> {
             threads: Vec::new(),
             stats: Vec::new(),
         };
-        match (self.start)(&mut builder) {
+        let started = (self.start)(&mut builder);
+        #[cfg(feature = "progress")]
+        let started = started.and_then(|output| {
+            let view = match self.progress {
+                Some(progress) => Some(live::LiveView::start(
+                    progress,
+                    self.input_len,
+                    self.capacity,
+                    &builder.stats,
+                )?),
+                None => None,
+            };
+            Ok((output, view))
+        });
+        match started {
+            #[cfg(feature = "progress")]
+            Ok((output, view)) => Ok(PipelineRun {
+                output,
+                control,
+                threads: builder.threads,
+                stats: builder.stats,
+                ordered: self.ordered,
+                next_seq: 0,
+                reorder: BTreeMap::new(),
+                finished: false,
+                view,
+            }),
+            #[cfg(not(feature = "progress"))]
             Ok(output) => Ok(PipelineRun {
                 output,
                 control,
@@ -403,6 +474,7 @@ impl<T, U> Worker<T, U> {
             if self.control.stop.load(Ordering::Acquire) {
                 continue; // stopping: discard what is still queued
             }
+            self.counters.taken.fetch_add(1, Ordering::Relaxed);
             let value = match value {
                 Err(earlier) => Err(earlier), // collected in an earlier stage: pass it on
                 Ok(item) => self.apply(f, seq, item),
@@ -425,6 +497,7 @@ impl<T, U> Worker<T, U> {
             } else if self.output.put(Envelope { seq, value }).is_err() {
                 break;
             }
+            self.counters.passed.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -473,22 +546,35 @@ impl<T, U> Drop for Worker<T, U> {
 struct StageCounters {
     name: String,
     workers: usize,
+    /// Items taken from the input queue (failed items of earlier stages included).
+    taken: AtomicU64,
+    /// Items put on the output queue (failed items included with `collect_errors`).
+    passed: AtomicU64,
     items: AtomicU64,
     errors: AtomicU64,
     busy_nanos: AtomicU64,
     input_peak: Box<dyn Fn() -> usize + Send + Sync>,
+    /// The number of items waiting in the input queue now (the live view shows it).
+    #[cfg(feature = "progress")]
+    input_len: Box<dyn Fn() -> usize + Send + Sync>,
 }
 
 impl StageCounters {
     fn new<T: Send + 'static>(name: &str, workers: usize, input: &Queue<T>) -> Self {
+        #[cfg(feature = "progress")]
+        let peek = input.clone();
         let input = input.clone();
         Self {
             name: name.to_owned(),
             workers,
+            taken: AtomicU64::new(0),
+            passed: AtomicU64::new(0),
             items: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             busy_nanos: AtomicU64::new(0),
             input_peak: Box::new(move || input.peak_len()),
+            #[cfg(feature = "progress")]
+            input_len: Box::new(move || peek.len()),
         }
     }
 
@@ -496,6 +582,8 @@ impl StageCounters {
         StageStats {
             name: self.name.clone(),
             workers: self.workers,
+            input: self.taken.load(Ordering::Relaxed),
+            output: self.passed.load(Ordering::Relaxed),
             items: self.items.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             busy: Duration::from_nanos(self.busy_nanos.load(Ordering::Relaxed)),
@@ -512,6 +600,12 @@ pub struct StageStats {
     pub name: String,
     /// Its number of worker threads.
     pub workers: usize,
+    /// Items it took from its input queue, including failed items of earlier stages passed
+    /// through with [`collect_errors`](Pipeline::collect_errors).
+    pub input: u64,
+    /// Items it handed on to the next stage (or the consumer), failed ones included with
+    /// `collect_errors`.
+    pub output: u64,
     /// Items its function was applied to (including those that failed).
     pub items: u64,
     /// Items its function failed on (returned `Err` or panicked).
@@ -540,6 +634,9 @@ pub struct PipelineRun<T> {
     next_seq: u64,
     reorder: BTreeMap<u64, Result<T, PipelineError>>,
     finished: bool,
+    /// The live view of [`Pipeline::progress`].
+    #[cfg(feature = "progress")]
+    view: Option<live::LiveView>,
 }
 
 impl<T> PipelineRun<T> {
@@ -560,10 +657,26 @@ impl<T> PipelineRun<T> {
             thread.wait();
         }
         self.reorder.clear();
+        #[cfg(feature = "progress")]
+        if let Some(view) = &mut self.view {
+            view.finish();
+        }
+    }
+
+    /// Counts the error that stopped the run, yielded next, on the live view.
+    fn stopped_by_error(&self) {
+        #[cfg(feature = "progress")]
+        if let Some(view) = &self.view {
+            view.yielded(false);
+        }
     }
 
     fn yielded(&mut self, value: Result<T, PipelineError>) -> Option<Result<T, PipelineError>> {
         self.control.in_flight.release();
+        #[cfg(feature = "progress")]
+        if let Some(view) = &self.view {
+            view.yielded(value.is_ok());
+        }
         Some(value)
     }
 }
@@ -577,6 +690,7 @@ impl<T> Iterator for PipelineRun<T> {
         }
         loop {
             if let Some(error) = self.control.take_error() {
+                self.stopped_by_error();
                 self.finish();
                 return Some(Err(error));
             }
@@ -593,6 +707,9 @@ impl<T> Iterator for PipelineRun<T> {
                 Ok(Envelope { value, .. }) => return self.yielded(value),
                 Err(_) => {
                     let error = self.control.take_error();
+                    if error.is_some() {
+                        self.stopped_by_error();
+                    }
                     self.finish();
                     return error.map(Err);
                 }
