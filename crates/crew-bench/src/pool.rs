@@ -118,16 +118,48 @@ impl fmt::Display for Key {
     }
 }
 
-/// One round: tasks (or items) per second.
+/// One round: tasks (or items) per second, and for the `latency` case the round trips' spread.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Rate {
-    /// Tasks (items, for `map`) per second.
+    /// Tasks (items, for `map`; round trips one after another, for `latency`) per second.
     pub tasks_per_sec: f64,
+    /// Percentiles of the round trips (the `latency` case only).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Latency>,
+}
+
+/// Percentiles of one round's round trips, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Latency {
+    /// The median round trip.
+    pub p50_us: f64,
+    /// The 99th percentile.
+    pub p99_us: f64,
+}
+
+impl Latency {
+    /// The percentiles of `samples` (microseconds, in any order); `None` if there are none.
+    pub fn of(mut samples: Vec<f64>) -> Option<Self> {
+        if samples.is_empty() {
+            return None;
+        }
+        samples.sort_by(f64::total_cmp);
+        let at = |per_cent: usize| samples[(samples.len() * per_cent / 100).min(samples.len() - 1)];
+        Some(Self {
+            p50_us: at(50),
+            p99_us: at(99),
+        })
+    }
 }
 
 impl Sample for Rate {
+    /// Higher is better: tasks/s, or for a `latency` row the inverse of its p50 (so the row's
+    /// median is the round with the median p50).
     fn figure(&self) -> f64 {
-        self.tasks_per_sec
+        match self.latency {
+            Some(latency) => 1.0 / latency.p50_us,
+            None => self.tasks_per_sec,
+        }
     }
 }
 
@@ -144,6 +176,22 @@ pub(crate) fn measure<'a>(
     n: u64,
     mut run: impl FnMut() -> anyhow::Result<f64> + 'a,
 ) -> PoolMeasurement<'a> {
+    measure_sample(phase, case, implementation, n, move || {
+        Ok(Rate {
+            tasks_per_sec: run()?,
+            latency: None,
+        })
+    })
+}
+
+/// [`measure`] for a closure that returns the whole sample (the `latency` rows).
+pub(crate) fn measure_sample<'a>(
+    phase: &'static str,
+    case: &'static str,
+    implementation: &'static str,
+    n: u64,
+    run: impl FnMut() -> anyhow::Result<Rate> + 'a,
+) -> PoolMeasurement<'a> {
     Measurement::new(
         Key {
             phase,
@@ -151,11 +199,7 @@ pub(crate) fn measure<'a>(
             implementation,
             n,
         },
-        move || {
-            Ok(Rate {
-                tasks_per_sec: run()?,
-            })
-        },
+        run,
     )
 }
 
@@ -300,7 +344,36 @@ fn rayon_map(pool: &rayon::ThreadPool, n: u64) -> anyhow::Result<f64> {
 /// # Errors
 /// Why it could not run: not installed, failed (with the end of its standard error), or said
 /// something else.
-pub(crate) fn peer_rate(mut command: Command) -> anyhow::Result<f64> {
+pub(crate) fn peer_rate(command: Command) -> anyhow::Result<f64> {
+    let (program, stdout) = peer_output(command)?;
+    stdout
+        .parse()
+        .with_context(|| format!("{program} printed {stdout:?}, not a rate"))
+}
+
+/// Runs a peer process of the `latency` case, which prints three numbers on standard output:
+/// round trips per second, then the p50 and the p99 of a round trip in microseconds.
+///
+/// # Errors
+/// As [`peer_rate`].
+pub(crate) fn peer_latency(command: Command) -> anyhow::Result<Rate> {
+    let (program, stdout) = peer_output(command)?;
+    let numbers: Vec<f64> = stdout
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("{program} printed {stdout:?}, not numbers"))?;
+    let [tasks_per_sec, p50_us, p99_us] = numbers[..] else {
+        anyhow::bail!("{program} printed {stdout:?}, not a rate, a p50 and a p99");
+    };
+    Ok(Rate {
+        tasks_per_sec,
+        latency: Some(Latency { p50_us, p99_us }),
+    })
+}
+
+/// Runs a peer and returns its name and what it printed (trimmed).
+fn peer_output(mut command: Command) -> anyhow::Result<(String, String)> {
     let program = command.get_program().to_string_lossy().into_owned();
     let output = command
         .output()
@@ -314,11 +387,8 @@ pub(crate) fn peer_rate(mut command: Command) -> anyhow::Result<f64> {
             tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
         );
     }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    stdout
-        .trim()
-        .parse()
-        .with_context(|| format!("{program} printed {:?}, not a rate", stdout.trim()))
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    Ok((program, stdout))
 }
 
 /// The command that runs a Python peer script (written to a temporary file) with `args`.
@@ -493,9 +563,15 @@ pub fn render_table(cells: &[Cell<Key, Rate>]) -> String {
         } else {
             "python-processes"
         };
+        let latency = rate.latency.map_or_else(String::new, |latency| {
+            format!(
+                "  p50 {:.1} us, p99 {:.1} us",
+                latency.p50_us, latency.p99_us
+            )
+        });
         let _ = writeln!(
             out,
-            "{case:<12} {implementation:<16} {n:>10} {:>14.0} {:>10} {:>12}",
+            "{case:<12} {implementation:<16} {n:>10} {:>14.0} {:>10} {:>12}{latency}",
             rate.tasks_per_sec,
             ratio(python),
             ratio("crossbeam")
