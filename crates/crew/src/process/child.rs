@@ -55,7 +55,8 @@ impl StartError {
 pub(crate) struct Child {
     process: Arc<Supervised>,
     writer: BufWriter<codec::SocketWriter>,
-    stream: UnixStream,
+    /// Shared with a submitter that sends a call straight to the idle worker (see the pool).
+    stream: Arc<UnixStream>,
     reader: FrameReader,
 }
 
@@ -92,7 +93,7 @@ impl Child {
         let mut worker = Child {
             process,
             writer,
-            stream,
+            stream: Arc::new(stream),
             reader: FrameReader::new(),
         };
         match worker.read(Some(Instant::now() + HANDSHAKE_TIMEOUT)) {
@@ -146,6 +147,11 @@ impl Child {
         self.process.clone()
     }
 
+    /// The worker's socket, for sending to it while this side is idle (nothing buffered).
+    pub(crate) fn stream(&self) -> Arc<UnixStream> {
+        self.stream.clone()
+    }
+
     /// Queues a frame in the write buffer.
     pub(crate) fn send(&mut self, header: &ToWorker, payload: &[u8]) -> io::Result<()> {
         write_frame(&mut self.writer, header, payload)
@@ -158,12 +164,12 @@ impl Child {
 
     /// Reads the next frame from the worker.
     pub(crate) fn read(&mut self, deadline: Option<Instant>) -> Result<Frame<ToParent>, ReadError> {
-        self.reader.read(&mut self.stream, deadline)
+        self.reader.read(&mut &*self.stream, deadline)
     }
 
     /// Whether the worker has closed its end (it died or exited).
     pub(crate) fn hung_up(&self) -> bool {
-        codec::peer_hung_up(&self.stream)
+        codec::peer_hung_up(&*self.stream)
     }
 
     /// Whether a whole reply is buffered.
