@@ -8,6 +8,21 @@
 //! calls and long ones still spread over every worker. A worker that dies fails the one call it was running;
 //! the calls pipelined behind it are sent to its replacement.
 //!
+//! **Idle workers.** A slot with nothing in flight *parks*: it leaves its worker's socket in its
+//! [`Link`] and waits in `poll` on that socket and on a doorbell (an `eventfd`), not on the
+//! queue. A submitter that finds a parked slot (and an empty queue, so no job is passed over)
+//! claims it (`Link::parked`, swapped to `false`: one claimer per park), writes the call to
+//! the worker itself and leaves the job in the link; the slot wakes when the reply arrives,
+//! takes the job and reads the reply as usual. So a task submitted to an idle pool costs three
+//! handoffs (submitter → worker → slot → caller) instead of four, and no spinning on the
+//! queue. Everything else goes through the queue and wakes a parked slot by its doorbell: calls
+//! with a deadline (the slot must read their reply with it), payloads over 64 KiB, and any
+//! call while the queue is not empty. A missed wake cannot happen: a slot counts itself
+//! parked, then (after a `SeqCst` fence) looks at the queue; a submitter queues, then (after a
+//! fence) looks at the count. A write to a worker that died while idle fails (`EPIPE`): the
+//! job is left unsent in the link and goes to the replacement. The slot also wakes when its
+//! idle worker hangs up, and replaces it then. Shutdown rings every doorbell.
+//!
 //! **Starting workers.** A worker killed by a signal before it is ready (before its handshake,
 //! or in the initializer) is started again, a few times with a growing pause, and no task is
 //! failed for it: a task is only ever failed by the death of the worker it was sent to. A
