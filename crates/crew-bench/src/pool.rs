@@ -6,6 +6,12 @@
 //! * `map`: map the task over `n` items in chunks of `chunksize` (Python's `ThreadPoolExecutor`
 //!   has no chunks, so its peer maps over the chunks itself).
 //!
+//! Thread rows are short (tens of milliseconds), so every thread implementation is run once
+//! untimed before the rounds (threads spun up, the allocator's pages mapped), and each `submit`
+//! sample is the median of [`SUBMIT_REPEATS`] runs back to back. The header names the global
+//! allocator of the binary (mimalloc for `crew`): crew's handles are allocated by the
+//! submitter and freed after `result`, so the allocator shows in the `submit` rows.
+//!
 //! Peers: a raw crossbeam-channel worker pool (the floor of what a pool can cost), rayon
 //! (`spawn` + channel, and `par_iter`) and Python's `ThreadPoolExecutor`; the process rows are
 //! in [`processes`]. Two phases, threads then processes, each interleaved by the
@@ -214,6 +220,18 @@ pub(crate) fn expected_sum(n: u64) -> u64 {
 
 pub(crate) fn rate(n: u64, start: Instant) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Runs of the thread `submit` case per sample; the sample is their median rate.
+pub const SUBMIT_REPEATS: usize = 3;
+
+/// The median rate of [`SUBMIT_REPEATS`] runs of `run`.
+fn median_of_repeats(mut run: impl FnMut() -> anyhow::Result<f64>) -> anyhow::Result<f64> {
+    let mut rates = (0..SUBMIT_REPEATS)
+        .map(|_| run())
+        .collect::<anyhow::Result<Vec<f64>>>()?;
+    rates.sort_by(f64::total_cmp);
+    Ok(rates[rates.len() / 2])
 }
 
 fn crew_submit(pool: &ThreadPool, n: u64) -> anyhow::Result<f64> {
@@ -432,8 +450,12 @@ pub fn main(
     } = *config;
     eprintln!(
         "crew bench pool: {workers} workers; threads: submit {tasks} tasks, map {items} items; \
-         processes: submit {} tasks, map {} items; chunks of {chunksize}; median of {}",
-        config.process_tasks, config.process_items, config.rounds
+         processes: submit {} tasks, map {} items; chunks of {chunksize}; median of {}; \
+         allocator {}",
+        config.process_tasks,
+        config.process_items,
+        config.rounds,
+        allocator()
     );
     let crew = ThreadPool::new(workers);
     let raw = RawPool::new(workers);
@@ -455,21 +477,37 @@ pub fn main(
         ];
         move || peer_rate(python_command(PYTHON_THREADS, "pool_threads.py", &args)?)
     };
+    let wanted = |implementation: &str| {
+        config.only.is_empty() || config.only.iter().any(|o| o == implementation)
+    };
+    // The warm-up round (see the module note); a failure shows in the measured rounds.
+    if wanted("crew-threads") {
+        let _ = crew_submit(&crew, tasks);
+        let _ = crew_map(&crew, items, chunksize);
+    }
+    if wanted("crossbeam") {
+        let _ = crossbeam_submit(&raw, tasks);
+        let _ = crossbeam_map(&raw, items, chunksize);
+    }
+    if wanted("rayon") {
+        let _ = rayon_submit(&rayon, tasks);
+        let _ = rayon_map(&rayon, items);
+    }
     let thread_measurements = vec![
         measure(THREADS, "submit", "crew-threads", tasks, || {
-            crew_submit(&crew, tasks)
+            median_of_repeats(|| crew_submit(&crew, tasks))
         }),
         measure(THREADS, "map", "crew-threads", items, || {
             crew_map(&crew, items, chunksize)
         }),
         measure(THREADS, "submit", "crossbeam", tasks, || {
-            crossbeam_submit(&raw, tasks)
+            median_of_repeats(|| crossbeam_submit(&raw, tasks))
         }),
         measure(THREADS, "map", "crossbeam", items, || {
             crossbeam_map(&raw, items, chunksize)
         }),
         measure(THREADS, "submit", "rayon", tasks, || {
-            rayon_submit(&rayon, tasks)
+            median_of_repeats(|| rayon_submit(&rayon, tasks))
         }),
         measure(THREADS, "map", "rayon", items, || rayon_map(&rayon, items)),
         measure(
@@ -495,6 +533,7 @@ pub fn main(
         }
         cells.extend(harness::run(measurements, config.rounds));
     }
+    println!("\nallocator: {}", allocator());
     print!("{}", render_table(&cells));
     print!("{}", render_targets(&cells, workers));
     if let Some(path) = json {
@@ -506,6 +545,11 @@ pub fn main(
         println!("chart written to {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The global allocator of this binary, by its type (`mimalloc::MiMalloc` for `crew`).
+pub fn allocator() -> &'static str {
+    std::any::type_name_of_val(&crate::ALLOCATOR)
 }
 
 /// The median rate of one row, if measured.
