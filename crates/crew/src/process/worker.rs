@@ -76,7 +76,6 @@ fn serve() -> i32 {
     let fd = unsafe { OwnedFd::from_raw_fd(WORKER_FD) };
     let _ = rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC);
     let stream = UnixStream::from(fd);
-    start_watchdog(&stream);
     let Ok(mut reader_stream) = stream.try_clone() else {
         return 3;
     };
@@ -88,6 +87,9 @@ fn serve() -> i32 {
     if write_frame(&mut writer, &hello, &[]).is_err() || writer.flush().is_err() {
         return 3;
     }
+    // Started after the Hello, so that the parent goes on while the thread starts; a parent
+    // gone before then is seen by the watchdog as soon as it runs.
+    start_watchdog(&stream);
     let mut reader = FrameReader::new();
     loop {
         let frame = match reader.read::<_, ToWorker>(&mut reader_stream, None) {
