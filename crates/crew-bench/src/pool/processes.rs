@@ -38,7 +38,7 @@ const PYTHON_PROCESSES: &str = include_str!("../../peers/pool/pool_processes.py"
 const WINDOW: u64 = 256;
 
 /// Round trips before the clock starts in the `latency` case (every implementation).
-const LATENCY_WARM_UP: u64 = 200;
+pub const LATENCY_WARM_UP: u64 = 200;
 
 /// The seed's deliberately slow gcd (seed 002): count down from the smaller number.
 #[crew::task]
