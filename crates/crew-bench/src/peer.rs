@@ -2,7 +2,8 @@
 //!
 //! * `loopback-limit --addr ADDR`: the [loopback-limit server](crate::lab::loopback);
 //! * `procspawn KIND N WORKERS CHUNKSIZE`: procspawn's pool for `crew bench pool`
-//!   (see [`crate::pool::processes`]); prints tasks/sec.
+//!   (see [`crate::pool::processes`]); prints tasks/sec (the `latency` case: also the p50 and
+//!   p99 of a round trip in microseconds).
 //!
 //! procspawn starts its workers by re-executing the current binary with the same arguments and
 //! finds them in `procspawn::init()`; calling it here, first thing in this subcommand, keeps
@@ -25,8 +26,8 @@ pub fn main(args: &[String]) -> anyhow::Result<ExitCode> {
         ["procspawn", rest @ ..] => {
             // A procspawn worker serves here and exits; the parent goes on.
             procspawn::init();
-            let rate = crate::pool::processes::procspawn_peer(rest)?;
-            println!("{rate}");
+            let line = crate::pool::processes::procspawn_peer(rest)?;
+            println!("{line}");
             Ok(ExitCode::SUCCESS)
         }
         ["loopback-limit", "--addr", addr] => {

@@ -6,6 +6,12 @@
 //! * `map`: map the task over `n` items in chunks of `chunksize` (Python's `ThreadPoolExecutor`
 //!   has no chunks, so its peer maps over the chunks itself).
 //!
+//! Thread rows are short (tens of milliseconds), so every thread implementation is run once
+//! untimed before the rounds (threads spun up, the allocator's pages mapped), and each `submit`
+//! sample is the median of [`SUBMIT_REPEATS`] runs back to back. The header names the global
+//! allocator of the binary (mimalloc for `crew`): crew's handles are allocated by the
+//! submitter and freed after `result`, so the allocator shows in the `submit` rows.
+//!
 //! Peers: a raw crossbeam-channel worker pool (the floor of what a pool can cost), rayon
 //! (`spawn` + channel, and `par_iter`) and Python's `ThreadPoolExecutor`; the process rows are
 //! in [`processes`]. Two phases, threads then processes, each interleaved by the
@@ -118,16 +124,48 @@ impl fmt::Display for Key {
     }
 }
 
-/// One round: tasks (or items) per second.
+/// One round: tasks (or items) per second, and for the `latency` case the round trips' spread.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Rate {
-    /// Tasks (items, for `map`) per second.
+    /// Tasks (items, for `map`; round trips one after another, for `latency`) per second.
     pub tasks_per_sec: f64,
+    /// Percentiles of the round trips (the `latency` case only).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Latency>,
+}
+
+/// Percentiles of one round's round trips, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Latency {
+    /// The median round trip.
+    pub p50_us: f64,
+    /// The 99th percentile.
+    pub p99_us: f64,
+}
+
+impl Latency {
+    /// The percentiles of `samples` (microseconds, in any order); `None` if there are none.
+    pub fn of(mut samples: Vec<f64>) -> Option<Self> {
+        if samples.is_empty() {
+            return None;
+        }
+        samples.sort_by(f64::total_cmp);
+        let at = |per_cent: usize| samples[(samples.len() * per_cent / 100).min(samples.len() - 1)];
+        Some(Self {
+            p50_us: at(50),
+            p99_us: at(99),
+        })
+    }
 }
 
 impl Sample for Rate {
+    /// Higher is better: tasks/s, or for a `latency` row the inverse of its p50 (so the row's
+    /// median is the round with the median p50).
     fn figure(&self) -> f64 {
-        self.tasks_per_sec
+        match self.latency {
+            Some(latency) => 1.0 / latency.p50_us,
+            None => self.tasks_per_sec,
+        }
     }
 }
 
@@ -144,6 +182,22 @@ pub(crate) fn measure<'a>(
     n: u64,
     mut run: impl FnMut() -> anyhow::Result<f64> + 'a,
 ) -> PoolMeasurement<'a> {
+    measure_sample(phase, case, implementation, n, move || {
+        Ok(Rate {
+            tasks_per_sec: run()?,
+            latency: None,
+        })
+    })
+}
+
+/// [`measure`] for a closure that returns the whole sample (the `latency` rows).
+pub(crate) fn measure_sample<'a>(
+    phase: &'static str,
+    case: &'static str,
+    implementation: &'static str,
+    n: u64,
+    run: impl FnMut() -> anyhow::Result<Rate> + 'a,
+) -> PoolMeasurement<'a> {
     Measurement::new(
         Key {
             phase,
@@ -151,11 +205,7 @@ pub(crate) fn measure<'a>(
             implementation,
             n,
         },
-        move || {
-            Ok(Rate {
-                tasks_per_sec: run()?,
-            })
-        },
+        run,
     )
 }
 
@@ -170,6 +220,18 @@ pub(crate) fn expected_sum(n: u64) -> u64 {
 
 pub(crate) fn rate(n: u64, start: Instant) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Runs of the thread `submit` case per sample; the sample is their median rate.
+pub const SUBMIT_REPEATS: usize = 3;
+
+/// The median rate of [`SUBMIT_REPEATS`] runs of `run`.
+fn median_of_repeats(mut run: impl FnMut() -> anyhow::Result<f64>) -> anyhow::Result<f64> {
+    let mut rates = (0..SUBMIT_REPEATS)
+        .map(|_| run())
+        .collect::<anyhow::Result<Vec<f64>>>()?;
+    rates.sort_by(f64::total_cmp);
+    Ok(rates[rates.len() / 2])
 }
 
 fn crew_submit(pool: &ThreadPool, n: u64) -> anyhow::Result<f64> {
@@ -300,7 +362,36 @@ fn rayon_map(pool: &rayon::ThreadPool, n: u64) -> anyhow::Result<f64> {
 /// # Errors
 /// Why it could not run: not installed, failed (with the end of its standard error), or said
 /// something else.
-pub(crate) fn peer_rate(mut command: Command) -> anyhow::Result<f64> {
+pub(crate) fn peer_rate(command: Command) -> anyhow::Result<f64> {
+    let (program, stdout) = peer_output(command)?;
+    stdout
+        .parse()
+        .with_context(|| format!("{program} printed {stdout:?}, not a rate"))
+}
+
+/// Runs a peer process of the `latency` case, which prints three numbers on standard output:
+/// round trips per second, then the p50 and the p99 of a round trip in microseconds.
+///
+/// # Errors
+/// As [`peer_rate`].
+pub(crate) fn peer_latency(command: Command) -> anyhow::Result<Rate> {
+    let (program, stdout) = peer_output(command)?;
+    let numbers: Vec<f64> = stdout
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("{program} printed {stdout:?}, not numbers"))?;
+    let [tasks_per_sec, p50_us, p99_us] = numbers[..] else {
+        anyhow::bail!("{program} printed {stdout:?}, not a rate, a p50 and a p99");
+    };
+    Ok(Rate {
+        tasks_per_sec,
+        latency: Some(Latency { p50_us, p99_us }),
+    })
+}
+
+/// Runs a peer and returns its name and what it printed (trimmed).
+fn peer_output(mut command: Command) -> anyhow::Result<(String, String)> {
     let program = command.get_program().to_string_lossy().into_owned();
     let output = command
         .output()
@@ -314,11 +405,8 @@ pub(crate) fn peer_rate(mut command: Command) -> anyhow::Result<f64> {
             tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
         );
     }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    stdout
-        .trim()
-        .parse()
-        .with_context(|| format!("{program} printed {:?}, not a rate", stdout.trim()))
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    Ok((program, stdout))
 }
 
 /// The command that runs a Python peer script (written to a temporary file) with `args`.
@@ -362,8 +450,12 @@ pub fn main(
     } = *config;
     eprintln!(
         "crew bench pool: {workers} workers; threads: submit {tasks} tasks, map {items} items; \
-         processes: submit {} tasks, map {} items; chunks of {chunksize}; median of {}",
-        config.process_tasks, config.process_items, config.rounds
+         processes: submit {} tasks, map {} items; chunks of {chunksize}; median of {}; \
+         allocator {}",
+        config.process_tasks,
+        config.process_items,
+        config.rounds,
+        allocator()
     );
     let crew = ThreadPool::new(workers);
     let raw = RawPool::new(workers);
@@ -385,21 +477,37 @@ pub fn main(
         ];
         move || peer_rate(python_command(PYTHON_THREADS, "pool_threads.py", &args)?)
     };
+    let wanted = |implementation: &str| {
+        config.only.is_empty() || config.only.iter().any(|o| o == implementation)
+    };
+    // The warm-up round (see the module note); a failure shows in the measured rounds.
+    if wanted("crew-threads") {
+        let _ = crew_submit(&crew, tasks);
+        let _ = crew_map(&crew, items, chunksize);
+    }
+    if wanted("crossbeam") {
+        let _ = crossbeam_submit(&raw, tasks);
+        let _ = crossbeam_map(&raw, items, chunksize);
+    }
+    if wanted("rayon") {
+        let _ = rayon_submit(&rayon, tasks);
+        let _ = rayon_map(&rayon, items);
+    }
     let thread_measurements = vec![
         measure(THREADS, "submit", "crew-threads", tasks, || {
-            crew_submit(&crew, tasks)
+            median_of_repeats(|| crew_submit(&crew, tasks))
         }),
         measure(THREADS, "map", "crew-threads", items, || {
             crew_map(&crew, items, chunksize)
         }),
         measure(THREADS, "submit", "crossbeam", tasks, || {
-            crossbeam_submit(&raw, tasks)
+            median_of_repeats(|| crossbeam_submit(&raw, tasks))
         }),
         measure(THREADS, "map", "crossbeam", items, || {
             crossbeam_map(&raw, items, chunksize)
         }),
         measure(THREADS, "submit", "rayon", tasks, || {
-            rayon_submit(&rayon, tasks)
+            median_of_repeats(|| rayon_submit(&rayon, tasks))
         }),
         measure(THREADS, "map", "rayon", items, || rayon_map(&rayon, items)),
         measure(
@@ -425,6 +533,7 @@ pub fn main(
         }
         cells.extend(harness::run(measurements, config.rounds));
     }
+    println!("\nallocator: {}", allocator());
     print!("{}", render_table(&cells));
     print!("{}", render_targets(&cells, workers));
     if let Some(path) = json {
@@ -436,6 +545,11 @@ pub fn main(
         println!("chart written to {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The global allocator of this binary, by its type (`mimalloc::MiMalloc` for `crew`).
+pub fn allocator() -> &'static str {
+    std::any::type_name_of_val(&crate::ALLOCATOR)
 }
 
 /// The median rate of one row, if measured.
@@ -493,9 +607,15 @@ pub fn render_table(cells: &[Cell<Key, Rate>]) -> String {
         } else {
             "python-processes"
         };
+        let latency = rate.latency.map_or_else(String::new, |latency| {
+            format!(
+                "  p50 {:.1} us, p99 {:.1} us",
+                latency.p50_us, latency.p99_us
+            )
+        });
         let _ = writeln!(
             out,
-            "{case:<12} {implementation:<16} {n:>10} {:>14.0} {:>10} {:>12}",
+            "{case:<12} {implementation:<16} {n:>10} {:>14.0} {:>10} {:>12}{latency}",
             rate.tasks_per_sec,
             ratio(python),
             ratio("crossbeam")

@@ -1,6 +1,6 @@
 //! `crew bench pool` end to end with tiny cases: every implementation measured (procspawn in
 //! its own `crew bench peer` process, the Python peers with python3), the same work for every
-//! row of a case, JSON rows; and the `crew` binary's start-up does nothing for procspawn.
+//! row of a case, JSON rows (the latency rows with their p50 and p99); and the `crew` binary's start-up does nothing for procspawn.
 
 use std::process::Command;
 
@@ -73,6 +73,17 @@ fn every_implementation_is_measured_on_the_same_work() {
     ] {
         assert_eq!(n_of("map", name), 50_000, "{name}");
     }
+    for name in ["crew-processes", "procspawn", "python-processes"] {
+        assert_eq!(n_of("latency", name), 120, "{name}");
+        let row = rows
+            .iter()
+            .find(|row| row["case"] == "latency" && row["impl"] == name)
+            .unwrap();
+        let p50 = row["p50_us"].as_f64().unwrap_or_else(|| panic!("{row}"));
+        let p99 = row["p99_us"].as_f64().unwrap_or_else(|| panic!("{row}"));
+        assert!(0.0 < p50 && p50 <= p99, "{row}");
+    }
+    assert!(stdout.contains("process round trip"), "{stdout}");
     assert!(
         stdout.contains("workers (one per CPU) over serial"),
         "{stdout}"

@@ -123,15 +123,22 @@ impl<J> Lifecycle<J> {
         self.sender.read().is_none()
     }
 
-    /// Stops accepting jobs; see [`Executor::shutdown`](crate::Executor::shutdown). Called from
-    /// one of the pool's own threads, `wait` joins every thread but that one.
-    pub(crate) fn shutdown(&self, wait: bool, cancel_pending: bool) {
+    /// Stops accepting jobs (and with `cancel_pending` discards the queued ones), without
+    /// waiting: the first half of [`shutdown`](Self::shutdown), for a pool whose threads must
+    /// be woken some other way before they are joined.
+    pub(crate) fn close(&self, cancel_pending: bool) {
         drop(self.sender.write().take());
         if cancel_pending {
             while let Ok(job) = self.receiver.try_recv() {
                 drop(job); // settles its task as cancelled
             }
         }
+    }
+
+    /// Stops accepting jobs; see [`Executor::shutdown`](crate::Executor::shutdown). Called from
+    /// one of the pool's own threads, `wait` joins every thread but that one.
+    pub(crate) fn shutdown(&self, wait: bool, cancel_pending: bool) {
+        self.close(cancel_pending);
         if wait {
             let current = std::thread::current().id();
             let threads = std::mem::take(&mut *self.threads.lock());

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crew::process::Bytes;
 use crew::task::TaskOptions;
@@ -192,6 +192,54 @@ fn submit_map_and_friends() {
     let awaited = futures::executor::block_on(pool.submit(square, 12).unwrap()).unwrap();
     assert_eq!(awaited, 144);
     assert!(pool.worker_pids().len() <= 2);
+    drop(pool);
+    assert_no_children();
+}
+
+/// A worker killed while idle (its slot parked on its socket, where a submitter may hand it the
+/// next call directly) is replaced at once, without any task, and the next tasks succeed;
+/// submitters racing each other for idle workers lose nothing.
+fn idle_workers_are_replaced_and_handed_calls() {
+    let pool = Arc::new(ProcessPool::new(2));
+    assert_eq!(pool.submit(square, 3).unwrap().result().unwrap(), 9);
+    let wait_for_pids = |count: usize| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let pids = pool.worker_pids();
+            if pids.len() == count || Instant::now() > deadline {
+                return pids;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    let before = wait_for_pids(2);
+    assert_eq!(before.len(), 2, "{before:?}");
+    kill_process(pid_of(before[0]), Signal::KILL).unwrap();
+    // Replaced without a task being submitted.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let pids = pool.worker_pids();
+        if pids.len() == 2 && !pids.contains(&before[0]) {
+            break pids;
+        }
+        assert!(Instant::now() < deadline, "not replaced: {pids:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(after.contains(&before[1]), "{before:?} -> {after:?}");
+    let submitters: Vec<_> = (0..4u64)
+        .map(|t| {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                for i in 0..200 {
+                    let x = t * 1000 + i;
+                    assert_eq!(pool.submit(square, x).unwrap().result().unwrap(), x * x);
+                }
+            })
+        })
+        .collect();
+    for submitter in submitters {
+        submitter.join().unwrap();
+    }
     drop(pool);
     assert_no_children();
 }
@@ -936,6 +984,10 @@ fn main() {
             unregistered_function_is_unsupported,
         ),
         ("panic_keeps_the_worker", panic_keeps_the_worker),
+        (
+            "idle_workers_are_replaced_and_handed_calls",
+            idle_workers_are_replaced_and_handed_calls,
+        ),
         (
             "dying_workers_fail_only_their_task",
             dying_workers_fail_only_their_task,

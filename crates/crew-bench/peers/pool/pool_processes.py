@@ -3,6 +3,8 @@
 Usage: python3 pool_processes.py KIND CASE N WORKERS CHUNKSIZE  -> prints tasks/sec
 KIND is `executor` (concurrent.futures.ProcessPoolExecutor) or `mp` (multiprocessing.Pool);
 CASE is `submit` (submit N tasks, then every result) or `map` (map over N items in chunks).
+CASE `latency` (executor only; the last argument is then the warm-up count): N tasks one at a
+time, each submitted when the last result is back -> prints tasks/sec, p50 and p99 in µs.
 """
 import multiprocessing
 import sys
@@ -14,8 +16,32 @@ def inc(x):
     return x + 1
 
 
+def percentile(sorted_samples, per_cent):
+    return sorted_samples[min(len(sorted_samples) * per_cent // 100, len(sorted_samples) - 1)]
+
+
+def latency(n, workers, warm_up):
+    with ProcessPoolExecutor(max_workers=workers) as ex:
+        list(ex.map(inc, range(workers * 4)))  # start every worker
+        for i in range(warm_up):
+            assert ex.submit(inc, i).result() == i + 1
+        micros = []
+        start = time.perf_counter()
+        for i in range(n):
+            sent = time.perf_counter()
+            result = ex.submit(inc, i).result()
+            micros.append((time.perf_counter() - sent) * 1e6)
+            assert result == i + 1
+        elapsed = time.perf_counter() - start
+    micros.sort()
+    print(n / elapsed, percentile(micros, 50), percentile(micros, 99))
+
+
 def main():
     kind, case = sys.argv[1], sys.argv[2]
+    if case == "latency":
+        latency(int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+        return
     n, workers, chunksize = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     if kind == "executor":
         with ProcessPoolExecutor(max_workers=workers) as ex:

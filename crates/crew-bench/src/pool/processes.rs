@@ -11,6 +11,10 @@
 //! * `map` (all four): `n` items in chunks;
 //! * `cpu-gcd`, `cpu-is_prime` (`serial`, `crew-processes`): tasks/s, so the ratio is the
 //!   speedup of the pool (one worker per CPU) over serial;
+//! * `latency` (`crew-processes`, `procspawn`, `python-processes`): one task at a time, each
+//!   submitted when the last result is back, on a warm pool; the row has the p50 and p99 of
+//!   a round trip (submit to result) besides round trips per second. `n` is a fifth of the
+//!   `submit` case's tasks, after a warm-up of [`LATENCY_WARM_UP`] round trips;
 //! * `startup` (`crew-processes`, `procspawn`): worker starts per second (a new one-worker
 //!   pool's first result for crew, spawn + call + join for procspawn).
 //!
@@ -23,8 +27,8 @@ use std::time::Instant;
 use crew::{Executor, MapOptions, ProcessPool};
 
 use super::{
-    expected_sum, find, inc, measure, peer_rate, python_command, rate, Key, PoolConfig,
-    PoolMeasurement, Rate, PROCESSES,
+    expected_sum, find, inc, measure, measure_sample, peer_latency, peer_rate, python_command,
+    rate, Key, Latency, PoolConfig, PoolMeasurement, Rate, PROCESSES,
 };
 use crate::harness::{Cell, Verdict};
 
@@ -32,6 +36,9 @@ const PYTHON_PROCESSES: &str = include_str!("../../peers/pool/pool_processes.py"
 
 /// At most this many tasks in flight in the `submit-256` case.
 const WINDOW: u64 = 256;
+
+/// Round trips before the clock starts in the `latency` case (every implementation).
+pub const LATENCY_WARM_UP: u64 = 200;
 
 /// The seed's deliberately slow gcd (seed 002): count down from the smaller number.
 #[crew::task]
@@ -126,6 +133,38 @@ pub(crate) fn measurements<'a>(
             peer_rate(peer_command(&["procspawn", case, &n, &workers, &chunksize]))
         }
     };
+    let python_latency = move |n: u64| {
+        let args = [
+            "executor".to_owned(),
+            "latency".to_owned(),
+            n.to_string(),
+            workers.to_string(),
+            LATENCY_WARM_UP.to_string(),
+        ];
+        move || {
+            peer_latency(python_command(
+                PYTHON_PROCESSES,
+                "pool_processes.py",
+                &args,
+            )?)
+        }
+    };
+    let peer_command = config.peer_command.clone();
+    let procspawn_latency = move |n: u64| {
+        let peer_command = peer_command.clone();
+        move || {
+            let (n, workers) = (n.to_string(), workers.to_string());
+            let warm_up = LATENCY_WARM_UP.to_string();
+            peer_latency(peer_command(&[
+                "procspawn",
+                "latency",
+                &n,
+                &workers,
+                &warm_up,
+            ]))
+        }
+    };
+    let round_trips = (tasks / 5).max(1);
     let gcd_n = gcd_inputs().len() as u64;
     let prime_n = prime_inputs().len() as u64;
     vec![
@@ -183,6 +222,27 @@ pub(crate) fn measurements<'a>(
             "procspawn",
             items,
             procspawn("map", items),
+        ),
+        measure_sample(
+            PROCESSES,
+            "latency",
+            "crew-processes",
+            round_trips,
+            move || crew_latency(pool, round_trips),
+        ),
+        measure_sample(
+            PROCESSES,
+            "latency",
+            "procspawn",
+            round_trips,
+            procspawn_latency(round_trips),
+        ),
+        measure_sample(
+            PROCESSES,
+            "latency",
+            "python-processes",
+            round_trips,
+            python_latency(round_trips),
         ),
         measure(PROCESSES, "cpu-gcd", "serial", gcd_n, || {
             serial(slow_gcd, gcd_inputs())
@@ -255,9 +315,40 @@ fn crew_submit_windowed(pool: &ProcessPool, n: u64) -> anyhow::Result<f64> {
     Ok(rate(n, start))
 }
 
+/// One task at a time on a warm pool, [`LATENCY_WARM_UP`] round trips first: round trips per
+/// second and their p50 and p99.
+fn crew_latency(pool: &ProcessPool, n: u64) -> anyhow::Result<Rate> {
+    round_trips(n, |i| Ok(pool.submit(inc_task, i)?.result()?))
+}
+
+/// Times `n` calls of `round_trip(i)` (which must return `i + 1`), one after another, after
+/// [`LATENCY_WARM_UP`] untimed ones.
+fn round_trips(
+    n: u64,
+    mut round_trip: impl FnMut(u64) -> anyhow::Result<u64>,
+) -> anyhow::Result<Rate> {
+    for i in 0..LATENCY_WARM_UP {
+        anyhow::ensure!(round_trip(i)? == i + 1, "wrong result");
+    }
+    let mut micros = Vec::with_capacity(n as usize);
+    let start = Instant::now();
+    for i in 0..n {
+        let sent = Instant::now();
+        let result = round_trip(i)?;
+        micros.push(sent.elapsed().as_secs_f64() * 1e6);
+        anyhow::ensure!(result == i + 1, "wrong result");
+    }
+    Ok(Rate {
+        tasks_per_sec: rate(n, start),
+        latency: Latency::of(micros),
+    })
+}
+
 /// The procspawn peer, in its own process (`crew bench peer procspawn CASE N WORKERS
-/// CHUNKSIZE`): `procspawn::init()` has run; returns tasks/s of one round.
-pub(crate) fn procspawn_peer(args: &[&str]) -> anyhow::Result<f64> {
+/// CHUNKSIZE`): `procspawn::init()` has run; returns what the peer prints for one round:
+/// tasks/s, and for the `latency` case (whose last argument is the warm-up instead of the
+/// chunk size, which it has no use for) the p50 and p99 in microseconds after it.
+pub(crate) fn procspawn_peer(args: &[&str]) -> anyhow::Result<String> {
     let [case, n, workers, chunksize] = args else {
         anyhow::bail!("procspawn peer: expected CASE N WORKERS CHUNKSIZE, got {args:?}");
     };
@@ -265,7 +356,7 @@ pub(crate) fn procspawn_peer(args: &[&str]) -> anyhow::Result<f64> {
     let workers: usize = workers.parse()?;
     let chunksize: usize = chunksize.parse()?;
     if *case == "startup" {
-        return procspawn_startup(n);
+        return procspawn_startup(n).map(|rate| rate.to_string());
     }
     let pool = procspawn::Pool::new(workers)
         .map_err(|error| anyhow::anyhow!("cannot start procspawn's pool: {error}"))?;
@@ -276,11 +367,20 @@ pub(crate) fn procspawn_peer(args: &[&str]) -> anyhow::Result<f64> {
     for handle in warm {
         handle.join()?;
     }
-    match *case {
+    let rate = match *case {
         "submit-256" => procspawn_submit(&pool, n),
         "map" => procspawn_map(&pool, n, chunksize),
+        "latency" => {
+            let sample = round_trips(n, |i| Ok(pool.spawn(i, inc_task).join()?))?;
+            let latency = sample.latency.expect("n > 0 round trips");
+            return Ok(format!(
+                "{} {} {}",
+                sample.tasks_per_sec, latency.p50_us, latency.p99_us
+            ));
+        }
         other => anyhow::bail!("procspawn peer: unknown case {other:?}"),
-    }
+    }?;
+    Ok(rate.to_string())
 }
 
 fn procspawn_submit(pool: &procspawn::Pool, n: u64) -> anyhow::Result<f64> {
@@ -404,6 +504,25 @@ pub(crate) fn render_targets(cells: &[Cell<Key, Rate>], workers: usize) -> Strin
             Verdict::of(r, |r| r >= 1.8)
         );
     }
+    let p50 = |implementation| {
+        cells
+            .iter()
+            .find(|c| c.key.case == "latency" && c.key.implementation == implementation)
+            .and_then(|c| c.median())
+            .and_then(|rate| rate.latency)
+            .map(|latency| latency.p50_us)
+    };
+    let us = |p: Option<f64>| p.map_or("-".to_owned(), |p| format!("{p:.1} us"));
+    let crew_p50 = p50("crew-processes");
+    let _ = writeln!(
+        out,
+        "         process round trip, one task at a time, p50 {} (<= 10 us): {}; procspawn {}, \
+         Python ProcessPoolExecutor {}",
+        us(crew_p50),
+        Verdict::of(crew_p50, |p| p <= 10.0),
+        us(p50("procspawn")),
+        us(p50("python-processes"))
+    );
     let starts = find(cells, PROCESSES, "startup", "crew-processes").map(|s| 1e3 / s);
     let _ = writeln!(
         out,

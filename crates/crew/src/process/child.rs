@@ -1,9 +1,12 @@
 //! The parent's side of one worker process: start it, handshake, talk, kill, reap.
 
+use std::ffi::CString;
 use std::io::{self, BufWriter, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +17,8 @@ use crate::process::worker::is_unserved_worker;
 use crate::sys::socket;
 use crate::sys::supervise::{Setup, Supervised};
 use crate::task::codec::{self, write_frame, Frame, FrameReader, ReadError};
-use crate::task::protocol::{ToParent, ToWorker, PROTOCOL, WORKER_ENV, WORKER_FD};
+use crate::task::protocol::{ToParent, ToWorker, PARENT_ENV, PROTOCOL, WORKER_ENV, WORKER_FD};
+use rustix::process::Pid;
 
 /// How long a new worker may take to say hello.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -55,7 +59,8 @@ impl StartError {
 pub(crate) struct Child {
     process: Arc<Supervised>,
     writer: BufWriter<codec::SocketWriter>,
-    stream: UnixStream,
+    /// Shared with a submitter that sends a call straight to the idle worker (see the pool).
+    stream: Arc<UnixStream>,
     reader: FrameReader,
 }
 
@@ -74,14 +79,12 @@ impl Child {
         let (parent_end, child_end) = socket::socketpair().map_err(|error| {
             StartError::fatal(format!("cannot create the worker's socket: {error}"))
         })?;
-        let child = spawn_process(&child_end, options).map_err(|error| {
+        let process = spawn_process(&child_end, options).map_err(|error| {
             StartError::fatal(format!("cannot start a worker process: {error}"))
         })?;
         drop(child_end);
-        // The supervisor reaps; `std::process::Child` is dropped without waiting.
-        let process = Arc::new(Supervised::of(&child));
+        let process = Arc::new(process);
         let pid = process.pid();
-        drop(child);
         let stream = UnixStream::from(parent_end);
         let writer = stream
             .try_clone()
@@ -92,7 +95,7 @@ impl Child {
         let mut worker = Child {
             process,
             writer,
-            stream,
+            stream: Arc::new(stream),
             reader: FrameReader::new(),
         };
         match worker.read(Some(Instant::now() + HANDSHAKE_TIMEOUT)) {
@@ -146,6 +149,11 @@ impl Child {
         self.process.clone()
     }
 
+    /// The worker's socket, for sending to it while this side is idle (nothing buffered).
+    pub(crate) fn stream(&self) -> Arc<UnixStream> {
+        self.stream.clone()
+    }
+
     /// Queues a frame in the write buffer.
     pub(crate) fn send(&mut self, header: &ToWorker, payload: &[u8]) -> io::Result<()> {
         write_frame(&mut self.writer, header, payload)
@@ -158,12 +166,12 @@ impl Child {
 
     /// Reads the next frame from the worker.
     pub(crate) fn read(&mut self, deadline: Option<Instant>) -> Result<Frame<ToParent>, ReadError> {
-        self.reader.read(&mut self.stream, deadline)
+        self.reader.read(&mut &*self.stream, deadline)
     }
 
     /// Whether the worker has closed its end (it died or exited).
     pub(crate) fn hung_up(&self) -> bool {
-        codec::peer_hung_up(&self.stream)
+        codec::peer_hung_up(&*self.stream)
     }
 
     /// Whether a whole reply is buffered.
@@ -245,7 +253,169 @@ fn describe(error: &ReadError) -> String {
     }
 }
 
-fn spawn_process(child_end: &OwnedFd, options: &ChildOptions) -> io::Result<std::process::Child> {
+/// Starts the worker process; its supervisor reaps it.
+///
+/// Without a memory limit this is `posix_spawn` (glibc's is a `vfork`: the parent's page
+/// tables are not copied, so a start costs the same in a process of 10 MB or 10 GB), with the
+/// socket placed at [`WORKER_FD`] and every descriptor above it closed by the spawn's file
+/// actions, standard input from `/dev/null`, the signal mask emptied and `SIGPIPE` back to its
+/// default (as `std::process::Command` does). The death signal, which `posix_spawn` cannot
+/// set, the worker asks for itself first thing in [`crate::init`] ([`PARENT_ENV`]). A memory
+/// limit needs `setrlimit` between `fork` and `exec`: that start goes through
+/// `std::process::Command` and [`Setup`].
+fn spawn_process(child_end: &OwnedFd, options: &ChildOptions) -> io::Result<Supervised> {
+    if options.memory_limit.is_none() {
+        let pid = posix_spawn_worker(child_end, options)?;
+        return Ok(Supervised::of_pid(pid));
+    }
+    let child = command_spawn(child_end, options)?;
+    // The supervisor reaps; `std::process::Child` is dropped without waiting.
+    Ok(Supervised::of(&child))
+}
+
+/// The program to start and its `argv[0]`.
+fn program(options: &ChildOptions) -> (PathBuf, PathBuf) {
+    match &options.program {
+        Some(program) => (program.clone(), program.clone()),
+        None => {
+            let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+            (PathBuf::from("/proc/self/exe"), exe)
+        }
+    }
+}
+
+fn c_string(bytes: impl Into<Vec<u8>>) -> io::Result<CString> {
+    CString::new(bytes).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a worker's program path or environment contains a NUL byte",
+        )
+    })
+}
+
+/// `posix_spawn` of a worker; see [`spawn_process`].
+fn posix_spawn_worker(child_end: &OwnedFd, options: &ChildOptions) -> io::Result<Pid> {
+    let (program, arg0) = program(options);
+    let program = c_string(program.into_os_string().into_vec())?;
+    let arg0 = c_string(arg0.into_os_string().into_vec())?;
+    let mut environment = Vec::new();
+    for (key, value) in std::env::vars_os() {
+        if key == WORKER_ENV || key == PARENT_ENV {
+            continue;
+        }
+        let mut entry = key.into_vec();
+        entry.push(b'=');
+        entry.extend(value.into_vec());
+        environment.push(c_string(entry)?);
+    }
+    environment.push(c_string(format!("{WORKER_ENV}={WORKER_FD}"))?);
+    if options.death_signal {
+        environment.push(c_string(format!("{PARENT_ENV}={}", std::process::id()))?);
+    }
+    let argv = [arg0.as_ptr().cast_mut(), std::ptr::null_mut()];
+    let envp: Vec<*mut libc::c_char> = environment
+        .iter()
+        .map(|entry| entry.as_ptr().cast_mut())
+        .chain(std::iter::once(std::ptr::null_mut()))
+        .collect();
+    let mut actions = SpawnActions::new()?;
+    let mut attributes = SpawnAttributes::new()?;
+    // SAFETY: `actions` and `attributes` were initialised by their constructors and are
+    // destroyed only by their `Drop`; the strings, `argv` and `envp` (NUL-terminated arrays of
+    // NUL-terminated strings) outlive the call; `child_end` is open for its whole duration.
+    unsafe {
+        check(libc::posix_spawn_file_actions_addopen(
+            &mut actions.0,
+            0,
+            c"/dev/null".as_ptr(),
+            libc::O_RDONLY,
+            0,
+        ))?;
+        // Also clears close-on-exec when the socket already is descriptor 3.
+        check(libc::posix_spawn_file_actions_adddup2(
+            &mut actions.0,
+            child_end.as_raw_fd(),
+            WORKER_FD,
+        ))?;
+        check(libc::posix_spawn_file_actions_addclosefrom_np(
+            &mut actions.0,
+            WORKER_FD + 1,
+        ))?;
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut mask);
+        check(libc::posix_spawnattr_setsigmask(&mut attributes.0, &mask))?;
+        let mut defaults: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut defaults);
+        libc::sigaddset(&mut defaults, libc::SIGPIPE);
+        check(libc::posix_spawnattr_setsigdefault(
+            &mut attributes.0,
+            &defaults,
+        ))?;
+        check(libc::posix_spawnattr_setflags(
+            &mut attributes.0,
+            (libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF) as libc::c_short,
+        ))?;
+        let mut pid: libc::pid_t = 0;
+        check(libc::posix_spawn(
+            &mut pid,
+            program.as_ptr(),
+            &actions.0,
+            &attributes.0,
+            argv.as_ptr(),
+            envp.as_ptr(),
+        ))?;
+        Pid::from_raw(pid).ok_or_else(|| io::Error::other("posix_spawn returned no pid"))
+    }
+}
+
+/// A `posix_spawn` result code as an `io::Result`.
+fn check(code: libc::c_int) -> io::Result<()> {
+    match code {
+        0 => Ok(()),
+        errno => Err(io::Error::from_raw_os_error(errno)),
+    }
+}
+
+struct SpawnActions(libc::posix_spawn_file_actions_t);
+
+impl SpawnActions {
+    fn new() -> io::Result<Self> {
+        // SAFETY: an all-zero value is a valid argument for init, which overwrites it.
+        let mut actions = Self(unsafe { std::mem::zeroed() });
+        // SAFETY: initialising a value we own; destroyed once, in Drop, only if this succeeded.
+        check(unsafe { libc::posix_spawn_file_actions_init(&mut actions.0) })?;
+        Ok(actions)
+    }
+}
+
+impl Drop for SpawnActions {
+    fn drop(&mut self) {
+        // SAFETY: initialised in `new` and destroyed only here.
+        unsafe { libc::posix_spawn_file_actions_destroy(&mut self.0) };
+    }
+}
+
+struct SpawnAttributes(libc::posix_spawnattr_t);
+
+impl SpawnAttributes {
+    fn new() -> io::Result<Self> {
+        // SAFETY: as for `SpawnActions::new`.
+        let mut attributes = Self(unsafe { std::mem::zeroed() });
+        // SAFETY: as for `SpawnActions::new`.
+        check(unsafe { libc::posix_spawnattr_init(&mut attributes.0) })?;
+        Ok(attributes)
+    }
+}
+
+impl Drop for SpawnAttributes {
+    fn drop(&mut self) {
+        // SAFETY: initialised in `new` and destroyed only here.
+        unsafe { libc::posix_spawnattr_destroy(&mut self.0) };
+    }
+}
+
+/// A start through `std::process::Command` and [`Setup`] (for a memory limit).
+fn command_spawn(child_end: &OwnedFd, options: &ChildOptions) -> io::Result<std::process::Child> {
     let mut command = match &options.program {
         Some(program) => Command::new(program),
         None => {

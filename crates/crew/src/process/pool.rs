@@ -8,6 +8,21 @@
 //! calls and long ones still spread over every worker. A worker that dies fails the one call it was running;
 //! the calls pipelined behind it are sent to its replacement.
 //!
+//! **Idle workers.** A slot with nothing in flight *parks*: it leaves its worker's socket in its
+//! [`Link`] and waits in `poll` on that socket and on a doorbell (an `eventfd`), not on the
+//! queue. A submitter that finds a parked slot (and an empty queue, so no job is passed over)
+//! claims it (`Link::parked`, swapped to `false`: one claimer per park), writes the call to
+//! the worker itself and leaves the job in the link; the slot wakes when the reply arrives,
+//! takes the job and reads the reply as usual. So a task submitted to an idle pool costs three
+//! handoffs (submitter → worker → slot → caller) instead of four, and no spinning on the
+//! queue. Everything else goes through the queue and wakes a parked slot by its doorbell: calls
+//! with a deadline (the slot must read their reply with it), payloads over 64 KiB, and any
+//! call while the queue is not empty. A missed wake cannot happen: a slot counts itself
+//! parked, then (after a `SeqCst` fence) looks at the queue; a submitter queues, then (after a
+//! fence) looks at the count. A write to a worker that died while idle fails (`EPIPE`): the
+//! job is left unsent in the link and goes to the replacement. The slot also wakes when its
+//! idle worker hangs up, and replaces it then. Shutdown rings every doorbell.
+//!
 //! **Starting workers.** A worker killed by a signal before it is ready (before its handshake,
 //! or in the initializer) is started again, a few times with a growing pause, and no task is
 //! failed for it: a task is only ever failed by the death of the worker it was sent to. A
@@ -26,7 +41,10 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,8 +56,9 @@ use crate::executor::{Executor, Message};
 use crate::exit::ExitStatus;
 use crate::lifecycle::Lifecycle;
 use crate::process::child::{Child, ChildOptions, StartError};
+use crate::sys::socket::{self, Doorbell};
 use crate::sys::supervise::Supervised;
-use crate::task::codec::{self, ReadError};
+use crate::task::codec::{self, write_frame, ReadError};
 use crate::task::protocol::{Outcome, ToParent, ToWorker};
 use crate::task::{outcome_error, pair_with, Completer, TaskFn, TaskHandle, TaskInfo, TaskOptions};
 
@@ -165,6 +184,59 @@ impl Job {
         };
         (job, handle)
     }
+}
+
+/// Payloads up to this size may be handed straight to an idle worker (larger ones go through
+/// the queue, so that a submitter never holds a slot while writing megabytes).
+const HAND_LIMIT: usize = 64 * 1024;
+
+/// A slot as submitters see it: how to hand a call straight to its idle worker, and how to
+/// wake its thread (see "Idle workers" in the module note).
+#[derive(Debug)]
+struct Link {
+    /// The slot's thread is parked; a submitter claims the slot by swapping this to `false`.
+    parked: AtomicBool,
+    state: Mutex<LinkState>,
+    /// Rung to wake the slot's thread while it is parked.
+    doorbell: Doorbell,
+}
+
+#[derive(Debug, Default)]
+struct LinkState {
+    /// While the slot is parked with a live worker and nothing in flight: the worker.
+    idle: Option<IdleWorker>,
+    /// A call a submitter handed over while the slot was parked, for the slot to take when it
+    /// wakes.
+    handed: Option<Handed>,
+}
+
+#[derive(Debug)]
+struct IdleWorker {
+    stream: Arc<UnixStream>,
+    process: Arc<Supervised>,
+}
+
+struct Handed {
+    /// The call's id if it was written to the worker; `None` if the worker was found dead
+    /// (the write failed), so the call is still to be sent.
+    id: Option<u64>,
+    job: Job,
+}
+
+impl fmt::Debug for Handed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handed").field("id", &self.id).finish()
+    }
+}
+
+/// Why a parked slot's thread woke (see [`Slot::park`]).
+enum Parked {
+    /// A job from the queue, not yet started.
+    Job(Job),
+    /// Something else: look again (a handed call may now be in flight or waiting to be sent).
+    Woken,
+    /// The pool is shut down and its queue drained.
+    ShutDown,
 }
 
 /// Configures a [`ProcessPool`].
@@ -323,9 +395,21 @@ impl ProcessPoolBuilder {
         let workers = self
             .max_workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let links = (0..workers)
+            .map(|_| {
+                Ok(Link {
+                    parked: AtomicBool::new(false),
+                    state: Mutex::new(LinkState::default()),
+                    doorbell: Doorbell::new()?,
+                })
+            })
+            .collect::<io::Result<_>>()?;
         let inner = Arc::new(Inner {
             lifecycle: Lifecycle::new(workers, self.queue_bound),
             pids: Mutex::new(vec![None; workers]),
+            links,
+            parked: AtomicUsize::new(0),
+            next_id: AtomicU64::new(0),
             config: Config {
                 child: ChildOptions {
                     memory_limit: self.memory_limit,
@@ -364,7 +448,91 @@ struct Config {
 struct Inner {
     lifecycle: Lifecycle<Job>,
     pids: Mutex<Vec<Option<u32>>>,
+    /// One per slot, by index.
+    links: Vec<Link>,
+    /// How many slots are parked: submitters look at the links only when some are.
+    parked: AtomicUsize,
+    /// Ids of calls, unique in the pool (slots and submitters both send calls).
+    next_id: AtomicU64,
     config: Config,
+}
+
+impl Inner {
+    /// Hands `job` straight to an idle worker: claims a parked slot, writes the call to its
+    /// worker and leaves the job for the slot's thread, which wakes when the reply arrives.
+    /// Gives the job back when no slot is parked, the queue is not empty (the job must not pass
+    /// queued ones) or the call must go through a slot (it has a deadline, or a big payload);
+    /// with the index of a slot it claimed but could not hand to (its worker is not running),
+    /// to be woken once the job is queued.
+    fn hand(&self, job: Job) -> Result<(), (Job, Option<usize>)> {
+        if job.deadline.is_some()
+            || job.payload.len() > HAND_LIMIT
+            || self.parked.load(Ordering::SeqCst) == 0
+            || !self.lifecycle.receiver().is_empty()
+        {
+            return Err((job, None));
+        }
+        let Some(index) = self
+            .links
+            .iter()
+            .position(|link| link.parked.swap(false, Ordering::SeqCst))
+        else {
+            return Err((job, None));
+        };
+        let link = &self.links[index];
+        let mut state = link.state.lock();
+        let Some(idle) = state.idle.take() else {
+            return Err((job, Some(index)));
+        };
+        if !job.reply.start() {
+            // Cancelled already (nobody has its handle yet, so this does not happen).
+            state.idle = Some(idle);
+            drop(state);
+            link.parked.store(true, Ordering::SeqCst);
+            return Ok(());
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let header = ToWorker::Call {
+            id,
+            name: job.task.name().to_owned(),
+            signature: job.task.signature(),
+            chunk: job.chunk,
+        };
+        let mut frame = Vec::with_capacity(64 + job.payload.len());
+        let sent = write_frame(&mut frame, &header, &job.payload).is_ok()
+            && socket::send_all(&*idle.stream, &frame).is_ok();
+        if sent {
+            job.revoke.running_on(idle.process);
+        }
+        // A failed write means the worker died while idle: the slot sees it hang up, replaces
+        // it and sends the call to the replacement.
+        state.handed = Some(Handed {
+            id: sent.then_some(id),
+            job,
+        });
+        Ok(())
+    }
+
+    /// Wakes one parked slot after a job was queued (when one is parked).
+    fn wake_parked(&self, claimed: Option<usize>) {
+        if let Some(index) = claimed {
+            self.links[index].doorbell.ring();
+            return;
+        }
+        // Pairs with the fence in `Slot::park`: either that slot's look at the queue finds the
+        // job, or this load sees it parked.
+        fence(Ordering::SeqCst);
+        if self.parked.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        if let Some(link) = self
+            .links
+            .iter()
+            .find(|link| link.parked.swap(false, Ordering::SeqCst))
+        {
+            link.doorbell.ring();
+        }
+    }
 }
 
 /// Why one start of a worker failed.
@@ -391,7 +559,6 @@ struct Slot {
     /// Started jobs waiting to be (re)sent: pipelined behind a call whose worker died, or held
     /// back because they need the worker alone (a timeout).
     retry: VecDeque<Job>,
-    next_id: u64,
     /// A cancel hook killed the current worker (see [`Slot::lose_worker`]).
     cancel_killed: bool,
 }
@@ -405,7 +572,6 @@ impl Slot {
             sent: 0,
             in_flight: VecDeque::new(),
             retry: VecDeque::new(),
-            next_id: 0,
             cancel_killed: false,
         }
     }
@@ -455,9 +621,10 @@ impl Slot {
             } else {
                 let receiver = self.inner.lifecycle.receiver();
                 let job = if self.in_flight.is_empty() {
-                    match receiver.recv() {
-                        Ok(job) => job,
-                        Err(_) => return false,
+                    match self.park() {
+                        Parked::Job(job) => job,
+                        Parked::Woken => continue,
+                        Parked::ShutDown => return false,
                     }
                 } else if receiver.len()
                     > self.inner.lifecycle.workers() * (self.in_flight.len() + 1)
@@ -510,8 +677,7 @@ impl Slot {
                 }
             }
             let worker = self.worker.as_mut().expect("started above");
-            let id = self.next_id;
-            self.next_id += 1;
+            let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
             let header = ToWorker::Call {
                 id,
                 name: job.task.name().to_owned(),
@@ -534,6 +700,77 @@ impl Slot {
             let _ = worker.flush();
         }
         true
+    }
+
+    /// Waits, with nothing in flight, for a job: one queued (rung by its submitter), one handed
+    /// straight to the idle worker (the worker's reply wakes this thread), the worker's death,
+    /// or shutdown. See "Idle workers" in the module note.
+    fn park(&mut self) -> Parked {
+        let inner = self.inner.clone();
+        let link = &inner.links[self.index];
+        let receiver = inner.lifecycle.receiver();
+        if let Some(worker) = &self.worker {
+            link.state.lock().idle = Some(IdleWorker {
+                stream: worker.stream(),
+                process: worker.process(),
+            });
+        }
+        link.parked.store(true, Ordering::SeqCst);
+        inner.parked.fetch_add(1, Ordering::SeqCst);
+        // Pairs with the fence in `Inner::wake_parked`.
+        fence(Ordering::SeqCst);
+        let queued = receiver.try_recv();
+        let (mut rung, mut worker_stirred) = (false, false);
+        if matches!(queued, Err(TryRecvError::Empty)) {
+            let stream = self.worker.as_ref().map(Child::stream);
+            match socket::wait_readable_either(
+                link.doorbell.as_fd(),
+                stream.as_ref().map(|stream| stream.as_fd()),
+            ) {
+                Ok(ready) => (rung, worker_stirred) = ready,
+                // Cannot wait (out of resources?): look again rather than spin on an error.
+                Err(_) => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+        inner.parked.fetch_sub(1, Ordering::SeqCst);
+        link.parked.store(false, Ordering::SeqCst);
+        let handed = {
+            let mut state = link.state.lock();
+            state.idle = None;
+            state.handed.take()
+        };
+        if rung {
+            // (A ring that comes later only makes the next park return at once.)
+            link.doorbell.reset();
+        }
+        match handed {
+            Some(Handed { id: Some(id), job }) => {
+                self.sent += 1;
+                self.in_flight.push_back(InFlight { id, job });
+            }
+            Some(Handed { id: None, job }) => self.retry.push_back(job),
+            None if worker_stirred => {
+                // Nothing was sent to it, yet it spoke or hung up: it died while idle (killed
+                // from outside). Replace it; no task of ours was with it.
+                if let Some(mut dead) = self.worker.take() {
+                    dead.kill_and_reap();
+                    inner.pids.lock()[self.index] = None;
+                }
+                if !inner.lifecycle.is_shut_down() {
+                    let _ = self.start_worker();
+                }
+            }
+            None => {}
+        }
+        match queued {
+            Ok(job) => Parked::Job(job),
+            Err(TryRecvError::Disconnected)
+                if self.in_flight.is_empty() && self.retry.is_empty() =>
+            {
+                Parked::ShutDown
+            }
+            Err(_) => Parked::Woken,
+        }
     }
 
     /// Reads replies: at least one (waiting for it), then every one already buffered.
@@ -809,8 +1046,14 @@ impl ProcessPool {
         let payload = codec::encode(arg).map_err(|message| SubmitError::Unsupported { message })?;
         let options = options.or(self.inner.config.task_options);
         let (job, handle) = Job::new::<T>(task, chunk, payload, &options);
-        self.inner.lifecycle.submit(job, non_blocking)?;
-        Ok(handle)
+        let (job, claimed) = match self.inner.hand(job) {
+            Ok(()) => return Ok(handle),
+            Err(not_handed) => not_handed,
+        };
+        let queued = self.inner.lifecycle.submit(job, non_blocking);
+        // Even when the job was refused: a slot claimed above must not stay asleep unclaimable.
+        self.inner.wake_parked(claimed);
+        queued.map(|()| handle)
     }
 
     /// The number of tasks queued and not yet sent to a worker.
@@ -828,6 +1071,12 @@ impl ProcessPool {
     /// threads (a done-callback runs there): that slot retires its worker once the callback
     /// returns and the queue is drained.
     pub fn shutdown(&self, wait: bool, cancel_pending: bool) {
+        self.inner.lifecycle.close(cancel_pending);
+        // Parked slots wait on their doorbells, not on the queue: wake every one to see that
+        // the queue is closed.
+        for link in &self.inner.links {
+            link.doorbell.ring();
+        }
         self.inner.lifecycle.shutdown(wait, cancel_pending);
     }
 }

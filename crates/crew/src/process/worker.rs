@@ -6,7 +6,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use crate::task::codec::{write_frame, FrameReader, ReadError};
-use crate::task::protocol::{ToParent, ToWorker, PROTOCOL, WORKER_ENV, WORKER_FD};
+use crate::task::protocol::{ToParent, ToWorker, PARENT_ENV, PROTOCOL, WORKER_ENV, WORKER_FD};
 use crate::task::run_call;
 
 /// The worker hook: call it first thing in `main` of every program that uses processes.
@@ -39,6 +39,12 @@ pub fn init() {
     };
     // Only this process is a worker: nested pools and subprocesses start clean.
     std::env::remove_var(WORKER_ENV);
+    if let Some(parent) = std::env::var_os(PARENT_ENV) {
+        std::env::remove_var(PARENT_ENV);
+        if !die_with_parent(&parent) {
+            std::process::exit(0);
+        }
+    }
     let code = match value.to_str().and_then(|v| v.parse::<i32>().ok()) {
         Some(fd) if fd == WORKER_FD => serve(),
         _ => {
@@ -47,6 +53,15 @@ pub fn init() {
         }
     };
     std::process::exit(code);
+}
+
+/// Asks for `SIGKILL` when the thread that started this worker dies; `false` if the parent
+/// (whose pid is `parent`) is gone already, or the request failed: then nobody waits for us.
+fn die_with_parent(parent: &std::ffi::OsStr) -> bool {
+    let parent = parent.to_str().and_then(|pid| pid.parse::<i32>().ok());
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL)).is_ok()
+        && parent.is_some()
+        && rustix::process::getppid().map(|pid| pid.as_raw_nonzero().get()) == parent
 }
 
 /// Whether this process was started as a worker but `init()` has not run (so the program's
@@ -61,7 +76,6 @@ fn serve() -> i32 {
     let fd = unsafe { OwnedFd::from_raw_fd(WORKER_FD) };
     let _ = rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC);
     let stream = UnixStream::from(fd);
-    start_watchdog(&stream);
     let Ok(mut reader_stream) = stream.try_clone() else {
         return 3;
     };
@@ -73,6 +87,9 @@ fn serve() -> i32 {
     if write_frame(&mut writer, &hello, &[]).is_err() || writer.flush().is_err() {
         return 3;
     }
+    // Started after the Hello, so that the parent goes on while the thread starts; a parent
+    // gone before then is seen by the watchdog as soon as it runs.
+    start_watchdog(&stream);
     let mut reader = FrameReader::new();
     loop {
         let frame = match reader.read::<_, ToWorker>(&mut reader_stream, None) {

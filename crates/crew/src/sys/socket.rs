@@ -2,7 +2,7 @@
 //! for data or for the peer to hang up with `poll` (no sleeping loops).
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Instant;
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
@@ -79,4 +79,69 @@ pub(crate) fn peer_hung_up(fd: impl AsFd) -> bool {
         tv_nsec: 0,
     };
     matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
+}
+
+/// Sends all of `buf` with [`send`] (a stream socket may take a large buffer in parts).
+pub(crate) fn send_all(fd: impl AsFd, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match send(fd.as_fd(), buf)? {
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            n => buf = &buf[n..],
+        }
+    }
+    Ok(())
+}
+
+/// Blocks until `first` or `second` (when given) is readable, closed or in error; returns
+/// which of the two are.
+pub(crate) fn wait_readable_either(
+    first: BorrowedFd<'_>,
+    second: Option<BorrowedFd<'_>>,
+) -> io::Result<(bool, bool)> {
+    loop {
+        let mut fds = [
+            PollFd::from_borrowed_fd(first, PollFlags::IN),
+            PollFd::from_borrowed_fd(second.unwrap_or(first), PollFlags::IN),
+        ];
+        let count = if second.is_some() { 2 } else { 1 };
+        match poll(&mut fds[..count], None) {
+            Ok(0) | Err(Errno::INTR) => continue,
+            Ok(_) => {
+                let ready = |fd: &PollFd<'_>| !fd.revents().is_empty();
+                return Ok((ready(&fds[0]), count == 2 && ready(&fds[1])));
+            }
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+}
+
+/// A counter that one thread waits on with [`wait_readable_either`] and others bump to wake
+/// it (an `eventfd`, non-blocking and close-on-exec).
+#[derive(Debug)]
+pub(crate) struct Doorbell(OwnedFd);
+
+impl Doorbell {
+    pub(crate) fn new() -> io::Result<Self> {
+        use rustix::event::{eventfd, EventfdFlags};
+        Ok(Self(eventfd(
+            0,
+            EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK,
+        )?))
+    }
+
+    /// Wakes the waiter (now, or at its next wait if it is not waiting).
+    pub(crate) fn ring(&self) {
+        // Only fails when the counter is about to overflow, i.e. it is rung already.
+        let _ = rustix::io::write(&self.0, &1u64.to_ne_bytes());
+    }
+
+    /// Resets the counter after a wake.
+    pub(crate) fn reset(&self) {
+        let mut count = [0u8; 8];
+        let _ = rustix::io::read(&self.0, &mut count);
+    }
+
+    pub(crate) fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
 }

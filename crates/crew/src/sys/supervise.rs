@@ -136,7 +136,11 @@ impl Supervised {
     /// Takes over reaping `child`: from now on nobody else may wait for it (neither
     /// `std::process::Child::wait` nor another supervisor).
     pub(crate) fn of(child: &std::process::Child) -> Self {
-        let pid = Pid::from_child(child);
+        Self::of_pid(Pid::from_child(child))
+    }
+
+    /// Takes over reaping the child `pid`, which this process started and nobody waits for.
+    pub(crate) fn of_pid(pid: Pid) -> Self {
         Self {
             pid,
             // Safe against reuse: the child cannot be reaped before this supervisor does it.

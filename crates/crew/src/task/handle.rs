@@ -77,7 +77,9 @@ impl Stage {
 
 struct State<T> {
     cancelled: bool,
-    result: Option<Result<T, TaskError>>,
+    /// The error boxed: a `TaskError` is 48 bytes, which every cell would carry (and every
+    /// live handle keep in memory) for the rare task that fails.
+    result: Option<Result<T, Box<TaskError>>>,
     /// Boxed and made only when someone attaches: most tasks have neither a callback nor an
     /// async waiter, and every byte of the cell is paid per task.
     waiters: Option<Box<Waiters<T>>>,
@@ -369,7 +371,7 @@ impl<T, P: ?Sized> Shared<T, P> {
         loop {
             let callbacks = state.take_callbacks();
             if callbacks.is_empty() {
-                state.result = Some(result);
+                state.result = Some(result.map_err(Box::new));
                 self.stage.store(Stage::Done as u8, Ordering::Release);
                 let waker = state.take_waker();
                 // Settled some other way than a cancel: the backend's hook is not wanted.
@@ -633,10 +635,14 @@ impl<T> TaskHandle<T> {
         }
         // Only this handle takes the result out, and it is busy here, so lending it is safe;
         // it goes back before the lock is taken again.
-        let result = state.result.take().expect("a done task holds its result");
+        let result = state
+            .result
+            .take()
+            .expect("a done task holds its result")
+            .map_err(|error| *error);
         drop(state);
         run_callback(Box::new(callback), &result);
-        self.shared.state.lock().result = Some(result);
+        self.shared.state.lock().result = Some(result.map_err(Box::new));
     }
 
     fn take(state: &mut MutexGuard<'_, State<T>>) -> Result<T, TaskError> {
@@ -644,6 +650,7 @@ impl<T> TaskHandle<T> {
             .result
             .take()
             .expect("the result of a task is taken only once, by its handle")
+            .map_err(|error| *error)
     }
 }
 

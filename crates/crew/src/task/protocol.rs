@@ -10,11 +10,14 @@
 //! `CREW_WORKER=3`. Its `main` calls [`crew::init()`](crate::init) first thing, which sees the
 //! variable, serves the protocol below and exits; in the parent `init()` returns at once.
 //!
-//! **Start.** The child is started with `fork`+`exec` (never a bare `fork` of the threaded
-//! parent). Between the two, in the child only and with async-signal-safe calls: the IPC socket
-//! is moved to descriptor 3, every other descriptor above 2 is closed (nothing leaks in, seed
-//! 001's pitfall), the optional memory limit is applied (`RLIMIT_AS`), and pool workers ask for
-//! `SIGKILL` when the parent thread that started them dies (`PR_SET_PDEATHSIG`). A worker also
+//! **Start.** The child is started with `posix_spawn` (glibc's `vfork`+`exec`, never a bare
+//! `fork` of the threaded parent, and no copy of its page tables): its file actions move the
+//! IPC socket to descriptor 3 and close every other descriptor above 2 (nothing leaks in, seed
+//! 001's pitfall). Pool workers ask for `SIGKILL` when the parent thread that started them
+//! dies (`PR_SET_PDEATHSIG`) first thing in `init()`, told so by `CREW_WORKER_PARENT`, and
+//! exit if that parent is already gone. With a memory limit (`RLIMIT_AS`), which only the
+//! child can set before `exec`, the start is `fork`+`exec` with all of the above done between
+//! the two, in the child only and with async-signal-safe calls. A worker also
 //! runs a watchdog thread that exits the process as soon as its socket's peer hangs up, so a
 //! worker never outlives its parent even in the middle of a long task.
 //!
@@ -45,7 +48,10 @@
 //!   Failed               Retiring: socket closed → worker reads EOF, exits 0 → reaped
 //! ```
 //!
-//! The worker answers calls strictly in order, one at a time. A pool may pipeline several
+//! The worker answers calls strictly in order, one at a time. Calls reach a worker from its
+//! slot's thread or, while the slot is idle, straight from the submitting thread (the pool's
+//! "Idle workers" note); either way one writer at a time, one frame per call, and the slot's
+//! thread reads every reply. A pool may pipeline several
 //! calls to one worker when its queue has a backlog (they wait in the socket buffer, never
 //! started); a call with a timeout is always sent alone, so its clock is the worker's.
 //!
@@ -66,6 +72,11 @@ pub const PROTOCOL: u32 = 2;
 
 /// The environment variable that makes a process a worker; its value is the IPC descriptor.
 pub(crate) const WORKER_ENV: &str = "CREW_WORKER";
+
+/// Set (to the parent's pid) when the worker must ask for `SIGKILL` at its parent thread's
+/// death itself, first thing in `init()`: a worker started by `posix_spawn` cannot have it set
+/// between `fork` and `exec`.
+pub(crate) const PARENT_ENV: &str = "CREW_WORKER_PARENT";
 
 /// The descriptor number of the IPC socket in a worker.
 pub(crate) const WORKER_FD: i32 = 3;
