@@ -3,11 +3,12 @@
 //! A job with values `a` and `x y` (from two input sources) writes
 //!
 //! ```text
-//! DIR/1/a/2/x y/seq       the job number ({#}), with a newline
+//! DIR/1/a/2/x y/seq       the job number ({#}), no newline (as GNU parallel writes it)
 //! DIR/1/a/2/x y/stdout    its standard output, byte for byte
 //! DIR/1/a/2/x y/stderr    its standard error
 //! DIR/1/a/2/x y/exit      how it ended: the exit code; `signal N` (killed by signal N);
-//!                         `timeout` (killed at --timeout); `error: ...` (it could not start)
+//!                         `timeout` (killed at --timeout); `error: ...` (it could not start);
+//!                         no newline
 //! ```
 //!
 //! as GNU parallel does (it writes `seq`, `stdout` and `stderr`; `exit` is crew's). Each value is
@@ -57,7 +58,7 @@ pub(crate) fn write(
 ) -> io::Result<()> {
     let dir = job_dir(root, values);
     fs::create_dir_all(&dir)?;
-    fs::write(dir.join("seq"), format!("{seq}\n"))?;
+    fs::write(dir.join("seq"), seq.to_string())?;
     let (stdout, stderr, exit): (&[u8], &[u8], String) = match &result.outcome {
         Ok(done) => {
             let exit = match (done.timed_out, done.status) {
@@ -71,7 +72,7 @@ pub(crate) fn write(
     };
     fs::write(dir.join("stdout"), stdout)?;
     fs::write(dir.join("stderr"), stderr)?;
-    fs::write(dir.join("exit"), format!("{exit}\n"))
+    fs::write(dir.join("exit"), exit)
 }
 
 #[cfg(test)]
