@@ -324,7 +324,9 @@ pub fn main(
                     done.stderr_str()
                 );
                 if let Some(expected) = expected {
-                    check_output(&done.stdout_str(), expected)?;
+                    // xargs has no --keep-order: its lines are compared in sorted order.
+                    let ordered = implementation != Impl::Xargs;
+                    check_output(&done.stdout_str(), expected, ordered)?;
                 }
                 Ok(Round {
                     seconds,
@@ -348,25 +350,48 @@ pub fn main(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Fails with the first line where `output` differs from `expected`.
-fn check_output(output: &str, expected: &str) -> anyhow::Result<()> {
+/// Fails with the first line where `output` differs from `expected` (both sorted first unless
+/// `ordered`).
+fn check_output(output: &str, expected: &str, ordered: bool) -> anyhow::Result<()> {
     if output == expected {
         return Ok(());
     }
-    let mut got = output.lines();
-    for (index, want) in expected.lines().enumerate() {
+    let sorted = |text: &str| {
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        if !ordered {
+            lines.sort();
+        }
+        lines
+    };
+    let (output, expected) = (sorted(output), sorted(expected));
+    let mut got = output.iter().map(String::as_str);
+    for (index, want) in expected.iter().enumerate() {
         let line = got.next();
         anyhow::ensure!(
-            line == Some(want),
+            line == Some(want.as_str()),
             "output differs at line {}: expected {want:?}, got {line:?}",
             index + 1
         );
     }
-    anyhow::bail!(
-        "output has extra lines after {}: {:?}",
-        expected.lines().count(),
-        got.next()
-    )
+    match got.next() {
+        None => Ok(()),
+        Some(extra) => anyhow::bail!("output has extra lines after {}: {extra:?}", expected.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_output;
+
+    #[test]
+    fn outputs_are_compared_line_by_line_sorted_when_unordered() {
+        assert!(check_output("a\nb\n", "a\nb\n", true).is_ok());
+        assert!(check_output("b\na\n", "a\nb\n", false).is_ok());
+        let error = check_output("b\na\n", "a\nb\n", true).unwrap_err();
+        assert!(error.to_string().contains("line 1"), "{error}");
+        assert!(check_output("a\nb\nc\n", "a\nb\n", false).is_err());
+        assert!(check_output("a\n", "a\nb\n", false).is_err());
+    }
 }
 
 /// User + system CPU time of all waited-for descendants of this process so far.
