@@ -275,7 +275,10 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
     }
 
     let halt = args.halt.resolve(total);
+    // Slots are numbered here as jobs are taken from the input, which is exact only when the
+    // runner takes a job just as another one's result is yielded.
     let runner = Runner::new(limit)
+        .read_ahead(!template.uses_slot())
         .keep_order(args.keep_order)
         .retries(args.retries)
         .halt(halt)

@@ -262,6 +262,13 @@ impl Template {
         })
     }
 
+    /// Whether the command uses the job slot (`{%}`).
+    pub(crate) fn uses_slot(&self) -> bool {
+        self.words
+            .iter()
+            .any(|word| placeholders_in(word).contains(&Value::Slot))
+    }
+
     #[cfg(test)]
     pub(crate) fn mode(&self) -> Mode {
         self.mode
