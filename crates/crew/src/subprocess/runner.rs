@@ -271,6 +271,7 @@ impl Runner {
         seq: usize,
         command: Command,
         tally: &Arc<Mutex<Tally>>,
+        ahead: bool,
     ) -> Result<TaskHandle<Option<JobResult>>, SubmitError> {
         let command = command.kill_switch(&self.switch);
         let retries = self.retries;
@@ -279,8 +280,9 @@ impl Runner {
         let switch = self.switch.clone();
         let tally = tally.clone();
         let job = move || {
-            // Queued ahead (see the design note): start nothing once the run has stopped.
-            if tally.lock().stopped || switch.is_fired() {
+            // Queued ahead (see the design note): start nothing once the run has stopped. A job
+            // within the first `limit` was as good as started when it was submitted.
+            if ahead && (tally.lock().stopped || switch.is_fired()) {
                 return None;
             }
             let mut attempts = 0;
@@ -412,6 +414,8 @@ impl<I: Iterator<Item = Command>> Results<'_, I> {
             tally,
             refused,
         } = self;
+        // Jobs submitted while `limit` are already held wait in the pool's queue: ahead.
+        let mut held = window.len();
         window.refill(|| {
             if *input_done || tally.lock().stopped || runner.switch.is_fired() {
                 return None;
@@ -421,7 +425,9 @@ impl<I: Iterator<Item = Command>> Results<'_, I> {
                 return None;
             };
             *seq += 1;
-            match runner.launch(*seq, command, tally) {
+            let ahead = held >= runner.limit;
+            held += 1;
+            match runner.launch(*seq, command, tally, ahead) {
                 Ok(handle) => Some((*seq, handle)),
                 Err(error) => {
                     // The pool lives as long as the runner, so this does not happen; report it.
