@@ -379,20 +379,6 @@ fn check_output(output: &str, expected: &str, ordered: bool) -> anyhow::Result<(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::check_output;
-
-    #[test]
-    fn outputs_are_compared_line_by_line_sorted_when_unordered() {
-        assert!(check_output("a\nb\n", "a\nb\n", true).is_ok());
-        assert!(check_output("b\na\n", "a\nb\n", false).is_ok());
-        let error = check_output("b\na\n", "a\nb\n", true).unwrap_err();
-        assert!(error.to_string().contains("line 1"), "{error}");
-        assert!(check_output("a\nb\nc\n", "a\nb\n", false).is_err());
-        assert!(check_output("a\n", "a\nb\n", false).is_err());
-    }
-}
 
 /// User + system CPU time of all waited-for descendants of this process so far.
 fn children_cpu() -> Duration {
@@ -486,4 +472,19 @@ pub fn chart(cells: &[Cell<Key, Round>]) -> Chart {
         })
         .collect();
     Chart { panels }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_output;
+
+    #[test]
+    fn outputs_are_compared_line_by_line_sorted_when_unordered() {
+        assert!(check_output("a\nb\n", "a\nb\n", true).is_ok());
+        assert!(check_output("b\na\n", "a\nb\n", false).is_ok());
+        let error = check_output("b\na\n", "a\nb\n", true).unwrap_err();
+        assert!(error.to_string().contains("line 1"), "{error}");
+        assert!(check_output("a\nb\nc\n", "a\nb\n", false).is_err());
+        assert!(check_output("a\n", "a\nb\n", false).is_err());
+    }
 }

@@ -3,7 +3,11 @@
 //! ```text
 //! crew run -j 4 --timeout 10s --keep-order --tag -- gzip -9 {} ::: *.log
 //! find . -name '*.png' | crew run -j 8 -- convert {} {.}.jpg
+//! crew run --joblog log --resume-failed -- ./fetch {1} {2} ::: a b :::: ports.txt
 //! ```
+//!
+//! Input sources are in `input`, the template in `template`, `--halt` in `halt`, the
+//! joblog (and `--resume`) in `joblog`, `--results` in `results`.
 //!
 //! The work is done by [`crew::subprocess::Runner`]; this module parses arguments, expands the
 //! template, prints each job's output whole, writes the joblog and maps the outcome to an exit

@@ -1,8 +1,10 @@
 //! The command template of `crew run`: GNU parallel's replacement strings.
 //!
 //! `{}` the argument, `{.}` without its extension, `{/}` its basename, `{//}` its directory,
-//! `{/.}` its basename without extension, `{#}` the job number. A template without any
-//! replacement string gets the argument appended, as `xargs -n 1` does.
+//! `{/.}` its basename without extension, `{#}` the job number, `{%}` the job slot; with several
+//! input sources `{1}` `{2}` ... (and `{1.}` `{1/}` `{1//}` `{1/.}`) take one source's value and
+//! `{}` all of them (one word per source where it stands bare). A template without any
+//! replacement string gets the arguments appended, as `xargs -n 1` does.
 //!
 //! # Values never become shell code
 //!
