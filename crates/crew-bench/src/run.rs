@@ -379,7 +379,6 @@ fn check_output(output: &str, expected: &str, ordered: bool) -> anyhow::Result<(
     }
 }
 
-
 /// User + system CPU time of all waited-for descendants of this process so far.
 fn children_cpu() -> Duration {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
