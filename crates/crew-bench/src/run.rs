@@ -1,10 +1,20 @@
 //! `crew bench run`: `crew run` against `xargs -P` and GNU parallel, in the same run.
 //!
-//! Two cases, each run by every implementation as an external command fed the same arguments on
-//! standard input, with the same concurrency, repetitions interleaved:
+//! Four cases, each run by every implementation that can as an external command, with the same
+//! concurrency, repetitions interleaved:
 //!
-//! * `true-2000`: 2,000 trivial jobs (`true`): jobs per second, i.e. the per-job overhead.
+//! * `true-2000`: 2,000 trivial jobs (`true`), arguments on standard input: jobs per second,
+//!   i.e. the per-job overhead.
 //! * `sleep-10`: the seed's ten `sleep 0.1` at once: total seconds (ideal: 0.1).
+//! * `product`: GNU parallel's input sources: `echo {1} {2} ::: (20 values) ::: (25 values)`, the
+//!   cartesian product (500 jobs, a quarter of `--count`), with `-k`. xargs has no input
+//!   sources (not available).
+//! * `argfile`: `echo {} :::: FILE` (500 lines, a quarter of `--count`), with `-k`; xargs reads
+//!   it with `-a FILE`.
+//!
+//! In the last two every implementation's output is checked against the expected text (the
+//! product in GNU parallel's order, the last source varying fastest): one that differs is shown
+//! as not available, with the first line that differs.
 //!
 //! Medians (interleaved rounds in rotating order, by the [harness](mod@crate::harness)) are
 //! reported with crew's ratio to each peer, in wall-clock time and in CPU time (user and system
@@ -55,15 +65,64 @@ impl Impl {
         }
     }
 
-    /// The command that runs `program` once per input line, `jobs` at a time.
-    fn command(self, crew: &PathBuf, jobs: usize, program: &str) -> Command {
+    /// The command that runs `case` with `jobs` at a time, or why this implementation cannot.
+    fn command(self, crew: &PathBuf, jobs: usize, case: &Case) -> Result<Command, String> {
         let jobs = jobs.to_string();
-        match self {
-            Impl::Crew => {
-                Command::new(crew).args(["run", "--no-progress", "-j", &jobs, "--", program])
+        let command = match (&case.kind, self) {
+            (Kind::Stdin { program, arg }, _) => {
+                let input = format!("{arg}\n").repeat(case.count);
+                let command = match self {
+                    Impl::Crew => Command::new(crew).args([
+                        "run",
+                        "--no-progress",
+                        "-j",
+                        &jobs,
+                        "--",
+                        program,
+                    ]),
+                    Impl::Xargs => Command::new("xargs").args(["-P", &jobs, "-n", "1", program]),
+                    Impl::Parallel => {
+                        Command::new("parallel").args(["--will-cite", "-j", &jobs, program])
+                    }
+                };
+                return Ok(command.stdin(Input::bytes(input)));
             }
-            Impl::Xargs => Command::new("xargs").args(["-P", &jobs, "-n", "1", program]),
-            Impl::Parallel => Command::new("parallel").args(["--will-cite", "-j", &jobs, program]),
+            (Kind::Product { .. }, Impl::Xargs) => {
+                return Err("xargs has no input sources to combine".to_owned())
+            }
+            (Kind::Product { first, second }, _) => {
+                let mut args = vec!["-k".to_owned(), "-j".to_owned(), jobs];
+                args.extend(["echo", "{1}", "{2}", ":::"].map(str::to_owned));
+                args.extend(first.iter().cloned());
+                args.push(":::".to_owned());
+                args.extend(second.iter().cloned());
+                self.parallel_like(crew, args)
+            }
+            (Kind::ArgFile { path }, Impl::Xargs) => Command::new("xargs")
+                .args(["-P", &jobs, "-n", "1", "-a"])
+                .arg(path)
+                .arg("echo"),
+            (Kind::ArgFile { path }, _) => {
+                let args = vec![
+                    "-k".to_owned(),
+                    "-j".to_owned(),
+                    jobs,
+                    "echo".to_owned(),
+                    "{}".to_owned(),
+                    "::::".to_owned(),
+                    path.display().to_string(),
+                ];
+                self.parallel_like(crew, args)
+            }
+        };
+        Ok(command)
+    }
+
+    /// `crew run ARGS` or `parallel ARGS` (the same syntax).
+    fn parallel_like(self, crew: &PathBuf, args: Vec<String>) -> Command {
+        match self {
+            Impl::Crew => Command::new(crew).args(["run", "--no-progress"]).args(args),
+            _ => Command::new("parallel").arg("--will-cite").args(args),
         }
     }
 
@@ -87,18 +146,35 @@ impl Impl {
     }
 }
 
+/// What a case runs.
+enum Kind {
+    /// `program` once per line of standard input, each line `arg`.
+    Stdin {
+        program: &'static str,
+        arg: &'static str,
+    },
+    /// `echo {1} {2} ::: first ::: second`.
+    Product {
+        first: Vec<String>,
+        second: Vec<String>,
+    },
+    /// `echo {} :::: path`.
+    ArgFile { path: PathBuf },
+}
+
 struct Case {
     name: &'static str,
-    program: &'static str,
-    arg: &'static str,
+    kind: Kind,
     count: usize,
     jobs: usize,
+    /// The exact standard output every implementation must print, when checked.
+    expected: Option<String>,
 }
 
 /// What one measurement is: a case and an implementation.
 #[derive(Debug, Clone, Serialize)]
 pub struct Key {
-    /// `true-2000` or `sleep-10`.
+    /// `true-2000`, `sleep-10`, `product` or `argfile`.
     pub case: &'static str,
     /// `crew-run`, `xargs`, `gnu-parallel`.
     #[serde(rename = "impl")]
@@ -149,20 +225,56 @@ pub fn main(
     if cfg!(debug_assertions) {
         eprintln!("note: this is a debug build; measure with `cargo run --release -p crew-cli -- bench run`");
     }
+    // The parity cases have a quarter of --count's jobs (500 by default): GNU parallel takes
+    // about 15 ms a job here.
+    let parity_jobs = (config.count / 4).max(4);
+    let width = if parity_jobs >= 100 { 25 } else { 2 };
+    let first: Vec<String> = (1..=parity_jobs / width).map(|i| format!("a{i}")).collect();
+    let second: Vec<String> = (1..=width).map(|i| format!("b{i}")).collect();
+    let product_expected: String = first
+        .iter()
+        .flat_map(|a| second.iter().map(move |b| format!("{a} {b}\n")))
+        .collect();
+    let lines: Vec<String> = (1..=parity_jobs).map(|i| format!("line-{i}")).collect();
+    let argfile = std::env::temp_dir().join(format!("crew-bench-run-{}.args", std::process::id()));
+    std::fs::write(&argfile, lines.join("\n") + "\n")
+        .with_context(|| format!("cannot write {}", argfile.display()))?;
     let cases = [
         Case {
             name: "true-2000",
-            program: "true",
-            arg: "x",
+            kind: Kind::Stdin {
+                program: "true",
+                arg: "x",
+            },
             count: config.count,
             jobs: config.jobs,
+            expected: None,
         },
         Case {
             name: "sleep-10",
-            program: "sleep",
-            arg: "0.1",
+            kind: Kind::Stdin {
+                program: "sleep",
+                arg: "0.1",
+            },
             count: 10,
             jobs: 10,
+            expected: None,
+        },
+        Case {
+            name: "product",
+            count: first.len() * second.len(),
+            kind: Kind::Product { first, second },
+            jobs: config.jobs,
+            expected: Some(product_expected),
+        },
+        Case {
+            name: "argfile",
+            count: lines.len(),
+            kind: Kind::ArgFile {
+                path: argfile.clone(),
+            },
+            jobs: config.jobs,
+            expected: Some(lines.iter().map(|line| format!("{line}\n")).collect()),
         },
     ];
     println!(
@@ -182,14 +294,21 @@ pub fn main(
                 measurements.push(Measurement::unavailable(key, reason));
                 continue;
             }
-            let input = format!("{}\n", case.arg).repeat(case.count);
-            let crew = &config.crew;
-            let (count, jobs, program) = (case.count, case.jobs, case.program);
+            let command = match implementation.command(&config.crew, case.jobs, case) {
+                Ok(command) => command,
+                Err(reason) => {
+                    measurements.push(Measurement::unavailable(key, reason));
+                    continue;
+                }
+            };
+            let count = case.count;
+            let expected = case.expected.as_deref();
             measurements.push(Measurement::new(key, move || {
-                let command = implementation
-                    .command(crew, jobs, program)
-                    .stdin(Input::bytes(input.clone()))
-                    .stdout(Redirect::Null);
+                let command = if expected.is_some() {
+                    command.clone()
+                } else {
+                    command.clone().stdout(Redirect::Null)
+                };
                 let cpu_before = children_cpu();
                 let start = Instant::now();
                 let done = command
@@ -204,6 +323,11 @@ pub fn main(
                     done.status,
                     done.stderr_str()
                 );
+                if let Some(expected) = expected {
+                    // xargs has no --keep-order: its lines are compared in sorted order.
+                    let ordered = implementation != Impl::Xargs;
+                    check_output(&done.stdout_str(), expected, ordered)?;
+                }
                 Ok(Round {
                     seconds,
                     jobs_per_sec: count as f64 / seconds,
@@ -213,6 +337,7 @@ pub fn main(
         }
     }
     let cells = harness::run(measurements, config.rounds);
+    let _ = std::fs::remove_file(&argfile);
     print!("{}", render_table(&cells));
     if let Some(path) = json {
         harness::write_json(path, &harness::json_rows(&cells))?;
@@ -223,6 +348,35 @@ pub fn main(
         println!("chart written to {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Fails with the first line where `output` differs from `expected` (both sorted first unless
+/// `ordered`).
+fn check_output(output: &str, expected: &str, ordered: bool) -> anyhow::Result<()> {
+    if output == expected {
+        return Ok(());
+    }
+    let sorted = |text: &str| {
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        if !ordered {
+            lines.sort();
+        }
+        lines
+    };
+    let (output, expected) = (sorted(output), sorted(expected));
+    let mut got = output.iter().map(String::as_str);
+    for (index, want) in expected.iter().enumerate() {
+        let line = got.next();
+        anyhow::ensure!(
+            line == Some(want.as_str()),
+            "output differs at line {}: expected {want:?}, got {line:?}",
+            index + 1
+        );
+    }
+    match got.next() {
+        None => Ok(()),
+        Some(extra) => anyhow::bail!("output has extra lines after {}: {extra:?}", expected.len()),
+    }
 }
 
 /// User + system CPU time of all waited-for descendants of this process so far.
@@ -288,7 +442,7 @@ pub fn render_table(cells: &[Cell<Key, Round>]) -> String {
 
 /// The `--svg` chart: jobs/sec per implementation, one panel per case.
 pub fn chart(cells: &[Cell<Key, Round>]) -> Chart {
-    let panels = ["true-2000", "sleep-10"]
+    let panels = ["true-2000", "sleep-10", "product", "argfile"]
         .into_iter()
         .map(|case| {
             let rows: Vec<&Cell<Key, Round>> =
@@ -317,4 +471,19 @@ pub fn chart(cells: &[Cell<Key, Round>]) -> Chart {
         })
         .collect();
     Chart { panels }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_output;
+
+    #[test]
+    fn outputs_are_compared_line_by_line_sorted_when_unordered() {
+        assert!(check_output("a\nb\n", "a\nb\n", true).is_ok());
+        assert!(check_output("b\na\n", "a\nb\n", false).is_ok());
+        let error = check_output("b\na\n", "a\nb\n", true).unwrap_err();
+        assert!(error.to_string().contains("line 1"), "{error}");
+        assert!(check_output("a\nb\nc\n", "a\nb\n", false).is_err());
+        assert!(check_output("a\n", "a\nb\n", false).is_err());
+    }
 }

@@ -3,15 +3,19 @@
 //! ```text
 //! crew run -j 4 --timeout 10s --keep-order --tag -- gzip -9 {} ::: *.log
 //! find . -name '*.png' | crew run -j 8 -- convert {} {.}.jpg
+//! crew run --joblog log --resume-failed -- ./fetch {1} {2} ::: a b :::: ports.txt
 //! ```
+//!
+//! Input sources are in `input`, the template in `template`, `--halt` in `halt`, the
+//! joblog (and `--resume`) in `joblog`, `--results` in `results`.
 //!
 //! The work is done by [`crew::subprocess::Runner`]; this module parses arguments, expands the
 //! template, prints each job's output whole, writes the joblog and maps the outcome to an exit
 //! status (the number of failed jobs, at most 101, as GNU parallel does).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
@@ -23,12 +27,17 @@ use anyhow::Context;
 use crew::subprocess::{Command, ExitStatus, Halt, HaltWhen, JobResult, Runner};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+mod halt;
+mod input;
 mod joblog;
+mod results;
 mod template;
 
 use crate::duration::parse_duration;
+use halt::HaltSpec;
+use input::{Jobs, Origin};
 use joblog::JobLog;
-use template::Template;
+use template::{Inputs, Template};
 
 /// The highest exit status for failed jobs (GNU parallel's cap); 101 means "101 or more".
 const MAX_FAILED_STATUS: usize = 101;
@@ -36,21 +45,38 @@ const MAX_FAILED_STATUS: usize = 101;
 /// Arguments of `crew run`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Replacement strings: {} the argument, {.} without extension, {/} basename, \
-{//} directory, {/.} basename without extension, {#} job number. Without any, the argument is \
-appended. Without a command, each argument is a shell command. Arguments come after ':::' or, \
-without it, one per line on standard input.\n\n\
+    after_help = "Input sources: each ':::' group and each '::::' file (one argument a line; '-' \
+is standard input) is one input source; without any, arguments are the lines of standard input. \
+Several sources make the cartesian product, the last varying fastest (GNU parallel's order): \
+'crew run echo {1}-{2} ::: a b ::: 1 2' runs a-1 a-2 b-1 b-2. ':::+' and '::::+' link a source \
+to the one before it (they advance together, as long as the shorter): \
+'::: a b :::+ 1 2' runs a 1, b 2. -0 splits standard input and '::::' files at NUL bytes.\n\n\
+Replacement strings: {} the argument (all of them, separated by spaces, with several sources), \
+{.} without extension, {/} basename, {//} directory, {/.} basename without extension, {#} job \
+number, {%} job slot (1 to -j); {1} {2} ... the argument of that input source, also as {1.} \
+{1/} {1//} {1/.}. Without any, the arguments are appended. Without a command, each argument \
+is a shell command.\n\n\
 Quoting: an argument is never shell code. In a shell script (one word with shell syntax, \
 --shell, or the script after a shell's -c such as sh -c 'gzip {}') each replacement string \
 reads the value from the job's environment (CREW_ARG for {}, CREW_ARG_NOEXT {.}, \
-CREW_ARG_BASENAME {/}, CREW_ARG_DIRNAME {//}, CREW_ARG_BASENAME_NOEXT {/.}, CREW_SEQ {#}), \
+CREW_ARG_BASENAME {/}, CREW_ARG_DIRNAME {//}, CREW_ARG_BASENAME_NOEXT {/.}, CREW_ARG_2 {2}, \
+CREW_ARG_2_NOEXT {2.} ..., CREW_SEQ {#}, CREW_SLOT {%}), \
 written for where it stands: {} bare, \"{}\" and '{}' all give the argument byte for byte, \
-one word, with $(...), backticks, $VAR, quotes, ';' and newlines left as text; inside $(( )) \
+one word, with $(...), backticks, $VAR, quotes, ';' and newlines left as text (a bare {} with \
+several sources is one word per source); inside $(( )) \
 only a whole number is accepted (the job fails otherwise). Otherwise (direct \
 mode) crew starts no shell: each word is one argument of the program, values verbatim. A \
 program that runs its arguments as code itself (ssh, eval, python -c, a nested sh -c inside a \
 script) gets the text as is: pass the value as a separate argument instead, as in \
 sh -c 'echo \"$1\"' sh {}.\n\n\
+--dry-run prints each command as --joblog shows it (values quoted in place, ready to paste into \
+a shell, where it does what the job would do) and runs nothing. --resume skips the jobs the \
+--joblog already lists, --resume-failed the ones it lists as succeeded; both match jobs by \
+number ({#}, the position in the input), so give the same input, and both add to the log. \
+--results DIR writes DIR/1/ARG1/2/ARG2.../{seq,stdout,stderr,exit} for every job \
+('/' in an argument is written \\_, '\\' as \\\\). --eta shows the progress bar with the \
+estimated time left on standard error, and only when it is a terminal; it reads all the input \
+before the first job, as percentages in --halt do.\n\n\
 Exit status: the number of failed jobs (at most 101); with --halt on failure, the exit code of \
 the job that triggered it; 130 when interrupted."
 )]
@@ -70,22 +96,42 @@ pub(crate) struct Args {
     /// Run a failing job up to this many more times.
     #[arg(long, default_value_t = 0)]
     retries: u32,
-    /// Stop early: now,fail=N | soon,fail=N | now,success=N | soon,done=N | never.
-    #[arg(long, default_value = "never")]
-    halt: Halt,
+    /// Stop early: never | now|soon,fail|success|done=N or =P% (P% of all jobs, rounded up),
+    /// e.g. now,fail=1  soon,fail=10%. `now` kills running jobs, `soon` lets them finish.
+    #[arg(long, default_value = "never", value_name = "WHEN")]
+    halt: HaltSpec,
     /// Write GNU parallel's tab-separated job log to this file.
     #[arg(long, value_name = "FILE")]
     joblog: Option<PathBuf>,
+    /// Skip the jobs the --joblog lists (a finished run's log), and add to it.
+    #[arg(long)]
+    resume: bool,
+    /// Skip the jobs the --joblog lists as succeeded; run the failed and the missing ones.
+    #[arg(long)]
+    resume_failed: bool,
+    /// Write each job's stdout, stderr, seq and exit status into files under DIR.
+    #[arg(long, value_name = "DIR")]
+    results: Option<PathBuf>,
+    /// Print the commands that would run, one a line, and run nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Arguments on standard input and in `::::` files end with a NUL byte, not a newline.
+    #[arg(short = '0', long = "null")]
+    null: bool,
     /// Prefix every output line with the job's argument and a tab.
     #[arg(long)]
     tag: bool,
     /// Run the command with /bin/sh -c (automatic when it is one word with shell syntax).
     #[arg(long)]
     shell: bool,
+    /// Show the estimated time left (on a terminal only; reads all input first).
+    #[arg(long)]
+    eta: bool,
     /// Never show the progress bar (it is shown only when standard error is a terminal).
     #[arg(long)]
     no_progress: bool,
-    /// The command template, then optionally `:::` and the arguments.
+    /// The command template, then its input sources: `:::` ARGS, `:::+` ARGS, `::::` FILES,
+    /// `::::+` FILES.
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
@@ -95,41 +141,151 @@ pub(crate) struct Args {
 }
 
 /// What `main` needs to know about each started job.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Job {
-    arg: String,
+    /// The job's number in input order (`{#}`, the joblog's Seq).
+    seq: usize,
+    slot: usize,
+    values: Vec<String>,
     command: String,
 }
 
-pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
-    let mut words = args.command;
-    let inline_args = match words.iter().position(|w| w == ":::") {
-        Some(at) => {
-            let rest = words.split_off(at + 1);
-            words.pop();
-            if rest.iter().any(|w| w == ":::") {
-                anyhow::bail!("only one ':::' group is supported; put all arguments after it");
-            }
-            Some(rest)
+/// Refuses option combinations that cannot mean anything.
+fn check_combinations(args: &Args, sources: &[input::Source]) -> anyhow::Result<()> {
+    if (args.resume || args.resume_failed) && args.joblog.is_none() {
+        anyhow::bail!(
+            "--resume and --resume-failed read the jobs already done from the joblog: give \
+             --joblog FILE (the log of the run to resume)"
+        );
+    }
+    if args.resume && args.resume_failed {
+        anyhow::bail!(
+            "--resume skips every logged job, --resume-failed reruns the failed ones: choose one"
+        );
+    }
+    if args.dry_run && args.results.is_some() {
+        anyhow::bail!("--dry-run runs nothing, so --results would have nothing to write: drop one");
+    }
+    if args.dry_run && args.eta {
+        anyhow::bail!("--dry-run runs nothing, so there is no time left to estimate: drop --eta");
+    }
+    if args.eta && args.no_progress {
+        anyhow::bail!("--eta shows the progress bar and --no-progress hides it: drop one");
+    }
+    if args.null
+        && sources
+            .iter()
+            .all(|s| matches!(s.origin, Origin::Inline(_)))
+    {
+        anyhow::bail!(
+            "-0/--null splits standard input and `::::` files at NUL bytes, and this run reads \
+             neither (its arguments all follow `:::`): drop -0, or pass the input on standard \
+             input or with `::::`"
+        );
+    }
+    if let Some(dir) = &args.results {
+        if dir.exists() && !dir.is_dir() {
+            anyhow::bail!(
+                "--results {} exists and is not a directory: name a directory",
+                dir.display()
+            );
         }
-        None => None,
-    };
-    let template = Template::new(words, args.shell);
+    }
+    Ok(())
+}
 
-    let total = inline_args.as_ref().map(Vec::len);
-    let input: Box<dyn Iterator<Item = io::Result<String>>> = match inline_args {
-        Some(list) => Box::new(list.into_iter().map(Ok)),
-        None => Box::new(io::stdin().lock().lines()),
-    };
+/// The lowest free job slots (`{%}`): a job takes one when its command is built and gives it
+/// back when its result has been read, so jobs that run at once never share one.
+#[derive(Debug, Default)]
+struct Slots {
+    free: BTreeSet<usize>,
+    next: usize,
+}
 
-    let jobs = args.jobs.map_or_else(
+impl Slots {
+    fn take(&mut self) -> usize {
+        self.free.pop_first().unwrap_or_else(|| {
+            self.next += 1;
+            self.next
+        })
+    }
+
+    fn give_back(&mut self, slot: usize) {
+        if slot > 0 {
+            self.free.insert(slot);
+        }
+    }
+}
+
+pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
+    let (words, sources) =
+        input::split_command(args.command.clone()).map_err(anyhow::Error::msg)?;
+    check_combinations(&args, &sources)?;
+    let template = Template::new(words, args.shell, sources.len()).map_err(anyhow::Error::msg)?;
+    let separator = if args.null { 0 } else { b'\n' };
+    let whole = args.eta || args.halt.is_percent();
+    let mut jobs = Jobs::new(&sources, separator, whole)?;
+    if whole && jobs.total.is_none() {
+        let all = jobs.collect_all()?;
+        jobs = Jobs {
+            total: Some(all.len()),
+            iter: Box::new(all.into_iter().map(Ok)),
+        };
+    }
+    let Jobs { iter: input, total } = jobs;
+
+    let skip: HashSet<usize> = match (&args.joblog, args.resume || args.resume_failed) {
+        (Some(path), true) => joblog::finished(path, args.resume_failed)?,
+        _ => HashSet::new(),
+    };
+    let limit = args.jobs.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         usize::from,
     );
-    let runner = Runner::new(jobs)
+    let input_error: Rc<RefCell<Option<anyhow::Error>>> = Rc::default();
+    let pending = {
+        let input_error = input_error.clone();
+        input
+            .map_while(move |job| match job {
+                Ok(values) => Some(values),
+                Err(error) => {
+                    *input_error.borrow_mut() = Some(error);
+                    None
+                }
+            })
+            .enumerate()
+            .map(|(index, values)| (index + 1, values))
+            .filter(move |(seq, _)| !skip.contains(seq))
+    };
+
+    if args.dry_run {
+        let mut out = io::stdout().lock();
+        for (seq, values) in pending {
+            let slot = (seq - 1) % limit + 1;
+            let (_, shown) = template.command(&Inputs {
+                values: &values,
+                seq,
+                slot,
+            });
+            // A closed stdout (`| head`) ends the listing quietly.
+            if writeln!(out, "{shown}").is_err() {
+                break;
+            }
+        }
+        if let Some(error) = input_error.borrow_mut().take() {
+            return Err(error);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let halt = args.halt.resolve(total);
+    // Slots are numbered here as jobs are taken from the input, which is exact only when the
+    // runner takes a job just as another one's result is yielded.
+    let runner = Runner::new(limit)
+        .read_ahead(!template.uses_slot())
         .keep_order(args.keep_order)
         .retries(args.retries)
-        .halt(args.halt)
+        .halt(halt)
         .grace(args.grace);
 
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -150,65 +306,74 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
     }
 
     let mut joblog = match &args.joblog {
-        Some(path) => Some(
-            JobLog::create(path)
-                .with_context(|| format!("cannot create the joblog {}", path.display()))?,
-        ),
+        Some(path) => {
+            let log = if args.resume || args.resume_failed {
+                JobLog::append(path)
+            } else {
+                JobLog::create(path)
+            };
+            Some(log.with_context(|| format!("cannot write the joblog {}", path.display()))?)
+        }
         None => None,
     };
+    if let Some(dir) = &args.results {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the --results directory {}", dir.display()))?;
+    }
 
-    let progress = progress_bar(total, args.no_progress);
+    let to_run = total.map(|total| total.saturating_sub(skip_count(&args, total)));
+    let progress = progress_bar(to_run, args.no_progress, args.eta);
 
-    // The commands are built lazily as the runner asks for them; remember each job's argument
-    // and command line for output tagging and the joblog.
+    // The commands are built lazily as the runner asks for them; remember each job (keyed by the
+    // runner's own count, which skipped jobs do not advance) for output, the joblog and results.
     let jobs_seen: Rc<RefCell<HashMap<usize, Job>>> = Rc::default();
-    let input_error: Rc<RefCell<Option<io::Error>>> = Rc::default();
+    let slots: Rc<RefCell<Slots>> = Rc::default();
     let commands = {
         let jobs_seen = jobs_seen.clone();
-        let input_error = input_error.clone();
+        let slots = slots.clone();
         let timeout = args.timeout;
         let grace = args.grace;
-        input
-            .map_while(move |line| match line {
-                Ok(line) => Some(line),
-                Err(error) => {
-                    *input_error.borrow_mut() = Some(error);
-                    None
-                }
-            })
-            .enumerate()
-            .map(move |(index, arg)| {
-                let seq = index + 1;
-                let (command, shown) = template.command(&arg, seq);
-                let mut command: Command = command.grace(grace);
-                if let Some(timeout) = timeout {
-                    command = command.timeout(timeout);
-                }
-                jobs_seen.borrow_mut().insert(
+        let mut launched = 0usize;
+        pending.map(move |(seq, values)| {
+            launched += 1;
+            let slot = slots.borrow_mut().take();
+            let (command, shown) = template.command(&Inputs {
+                values: &values,
+                seq,
+                slot,
+            });
+            let mut command: Command = command.grace(grace);
+            if let Some(timeout) = timeout {
+                command = command.timeout(timeout);
+            }
+            jobs_seen.borrow_mut().insert(
+                launched,
+                Job {
                     seq,
-                    Job {
-                        arg,
-                        command: shown,
-                    },
-                );
-                command
-            })
+                    slot,
+                    values,
+                    command: shown,
+                },
+            );
+            command
+        })
     };
 
     let mut failed = 0usize;
     let mut halt_status = None;
     let mut results = runner.run(commands);
     while let Some(result) = results.next() {
-        let job = jobs_seen.borrow_mut().remove(&result.seq).unwrap_or(Job {
-            arg: String::new(),
-            command: String::new(),
-        });
+        let job = jobs_seen
+            .borrow_mut()
+            .remove(&result.seq)
+            .unwrap_or_default();
+        slots.borrow_mut().give_back(job.slot);
         if !result.success() {
             failed += 1;
         }
         if results.halted_by() == Some(result.seq)
             && matches!(
-                args.halt,
+                halt,
                 Halt::Now(HaltWhen::Fail(_)) | Halt::Soon(HaltWhen::Fail(_))
             )
         {
@@ -222,15 +387,24 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
         }
         progress.suspend(|| print_job(&result, &job, args.tag));
         if let Some(log) = &mut joblog {
-            log.record(&result, &job.command)
+            log.record(job.seq, &result, &job.command)
                 .context("cannot write the joblog")?;
+        }
+        if let Some(dir) = &args.results {
+            results::write(dir, &job.values, job.seq, &result).with_context(|| {
+                format!(
+                    "cannot write the results of job {} under {}",
+                    job.seq,
+                    dir.display()
+                )
+            })?;
         }
         progress.inc(1);
         progress.set_message(format!("{failed} failed"));
     }
     progress.finish_and_clear();
     if let Some(error) = input_error.borrow_mut().take() {
-        return Err(error).context("cannot read arguments from standard input");
+        return Err(error);
     }
     if interrupted.load(Ordering::SeqCst) {
         eprintln!("crew run: interrupted; running jobs were stopped");
@@ -243,15 +417,33 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(status))
 }
 
-fn progress_bar(total: Option<usize>, disabled: bool) -> ProgressBar {
+/// How many of the first `total` jobs `--resume` / `--resume-failed` skip (for the progress
+/// bar's length).
+fn skip_count(args: &Args, total: usize) -> usize {
+    match (&args.joblog, args.resume || args.resume_failed) {
+        (Some(path), true) => joblog::finished(path, args.resume_failed)
+            .map(|done| done.iter().filter(|&&seq| seq >= 1 && seq <= total).count())
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn progress_bar(total: Option<usize>, disabled: bool, eta: bool) -> ProgressBar {
     if disabled || !io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     let bar = match total {
-        Some(total) => ProgressBar::new(total as u64).with_style(
-            ProgressStyle::with_template("{elapsed_precise} {wide_bar} {pos}/{len} jobs, {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        ),
+        Some(total) => {
+            let template = if eta {
+                "{elapsed_precise} {wide_bar} {pos}/{len} jobs, {msg}, ETA {eta}"
+            } else {
+                "{elapsed_precise} {wide_bar} {pos}/{len} jobs, {msg}"
+            };
+            ProgressBar::new(total as u64).with_style(
+                ProgressStyle::with_template(template)
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            )
+        }
         None => ProgressBar::new_spinner().with_style(
             ProgressStyle::with_template("{spinner} {elapsed_precise} {pos} jobs, {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
@@ -264,7 +456,7 @@ fn progress_bar(total: Option<usize>, disabled: bool) -> ProgressBar {
 
 /// Prints one job's standard output and error, each whole, tagged if asked.
 fn print_job(result: &JobResult, job: &Job, tag: bool) {
-    let prefix = tag.then(|| format!("{}\t", job.arg));
+    let prefix = tag.then(|| format!("{}\t", job.values.join(" ")));
     match &result.outcome {
         Ok(done) => {
             write_whole(&mut io::stdout().lock(), &done.stdout, prefix.as_deref());

@@ -235,13 +235,20 @@ fn bench_run_measures_every_implementation() {
     assert!(out.status.success(), "{out:?}");
     let rows: Vec<serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    assert_eq!(rows.len(), 6);
-    for case in ["true-2000", "sleep-10"] {
+    assert_eq!(rows.len(), 12);
+    for case in ["true-2000", "sleep-10", "product", "argfile"] {
         for name in ["crew-run", "xargs", "gnu-parallel"] {
             let row = rows
                 .iter()
                 .find(|r| r["case"] == case && r["impl"] == name)
                 .unwrap_or_else(|| panic!("no row for {case} {name}"));
+            if case == "product" && name == "xargs" {
+                assert_eq!(
+                    row["note"],
+                    "not available (xargs has no input sources to combine)"
+                );
+                continue;
+            }
             assert!(row["seconds"].as_f64().is_some_and(|s| s > 0.0), "{row}");
             assert_eq!(row["note"], serde_json::Value::Null, "{row}");
             assert_eq!(row["rounds"], 1, "{row}");

@@ -296,3 +296,34 @@ fn public_types_are_send_and_sync() {
     send::<crew::subprocess::Child>();
     send::<crew::subprocess::JobResult>();
 }
+
+#[test]
+fn jobs_read_ahead_start_nothing_after_a_halt() {
+    // With one slot, jobs 2.. wait in the pool's queue (read ahead) while job 1 runs; the halt
+    // it triggers must keep every one of them from starting.
+    let dir = tempfile::tempdir().unwrap();
+    let runner = Runner::new(1).halt(Halt::Soon(HaltWhen::Fail(1)));
+    let mut commands = vec![Command::shell("sleep 0.2; exit 1")];
+    for i in 0..4 {
+        commands.push(Command::new("touch").arg(dir.path().join(format!("ran-{i}"))));
+    }
+    let all: Vec<_> = runner.run(commands).collect();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].seq, 1);
+    let ran: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(
+        ran.is_empty(),
+        "queued jobs started after the halt: {ran:?}"
+    );
+    // Without a halt, read-ahead changes nothing: every job runs once, each seq once.
+    let runner = Runner::new(2);
+    let mut seqs: Vec<usize> = runner
+        .run((0..20).map(|_| Command::new("true")))
+        .map(|r| {
+            assert!(r.success());
+            r.seq
+        })
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=20).collect::<Vec<_>>());
+}

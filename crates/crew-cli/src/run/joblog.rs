@@ -3,9 +3,13 @@
 //! `Seq Host Starttime JobRuntime Send Receive Exitval Signal Command`, one line per job in
 //! completion order. As in GNU parallel, a job killed by a signal has Exitval 0 and its signal,
 //! a timed-out job has Exitval -1; a program that could not start logs 127 (not found) or 126.
+//!
+//! `--resume` and `--resume-failed` read it back ([`finished`]): Seq is the job's number in
+//! input order (`{#}`), so a job is the same job in the next run with the same input.
 
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -27,14 +31,80 @@ impl JobLog {
         Ok(Self { out })
     }
 
-    pub(crate) fn record(&mut self, result: &JobResult, command: &str) -> io::Result<()> {
-        self.out.write_all(line(result, command).as_bytes())?;
+    /// Opens an existing log to add to it (`--resume`), or creates it with its header.
+    pub(crate) fn append(path: &Path) -> io::Result<Self> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let empty = file.metadata()?.len() == 0;
+        let mut out = BufWriter::new(file);
+        if empty {
+            out.write_all(HEADER.as_bytes())?;
+            out.flush()?;
+        }
+        Ok(Self { out })
+    }
+
+    /// Logs job `seq` (its number in input order).
+    pub(crate) fn record(
+        &mut self,
+        seq: usize,
+        result: &JobResult,
+        command: &str,
+    ) -> io::Result<()> {
+        self.out.write_all(line(seq, result, command).as_bytes())?;
         self.out.flush()
     }
 }
 
-/// The log line of one job.
-pub(crate) fn line(result: &JobResult, command: &str) -> String {
+/// The jobs a previous run logged in `path` as done: every logged job, or with `only_succeeded`
+/// (`--resume-failed`) only those that exited 0 without a signal. A missing log means none.
+///
+/// # Errors
+/// If the log cannot be read, or a line is not a joblog line.
+pub(crate) fn finished(path: &Path, only_succeeded: bool) -> anyhow::Result<HashSet<usize>> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(HashSet::new()),
+        Err(error) => {
+            return Err(anyhow::anyhow!(
+                "cannot read the joblog {}: {error}",
+                path.display()
+            ))
+        }
+    };
+    let mut done = HashSet::new();
+    for (index, line) in BufReader::new(file).lines().enumerate() {
+        let line =
+            line.map_err(|e| anyhow::anyhow!("cannot read the joblog {}: {e}", path.display()))?;
+        if (index == 0 && line.starts_with("Seq\t")) || line.is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.splitn(9, '\t').collect();
+        let parsed = match fields.as_slice() {
+            [seq, _, _, _, _, _, exitval, signal, ..] => seq
+                .parse::<usize>()
+                .ok()
+                .zip(exitval.parse::<i64>().ok())
+                .zip(signal.parse::<i64>().ok()),
+            _ => None,
+        };
+        let Some(((seq, exitval), signal)) = parsed else {
+            anyhow::bail!(
+                "line {} of the joblog {} is not a joblog line (Seq, Host, Starttime, JobRuntime, \
+                 Send, Receive, Exitval, Signal, Command separated by tabs); pass another --joblog \
+                 or remove it to start afresh",
+                index + 1,
+                path.display()
+            );
+        };
+        if !only_succeeded || (exitval == 0 && signal == 0) {
+            done.insert(seq);
+        }
+    }
+    Ok(done)
+}
+
+/// The log line of job `seq`.
+pub(crate) fn line(seq: usize, result: &JobResult, command: &str) -> String {
     let (start, runtime, receive, exitval, signal) = match &result.outcome {
         Ok(done) => {
             let (exitval, signal) = match (done.timed_out, done.status) {
@@ -64,8 +134,5 @@ pub(crate) fn line(result: &JobResult, command: &str) -> String {
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
     let command = command.replace(['\t', '\n'], " ");
-    format!(
-        "{}\t:\t{start:.3}\t{runtime:>10.3}\t0\t{receive}\t{exitval}\t{signal}\t{command}\n",
-        result.seq
-    )
+    format!("{seq}\t:\t{start:.3}\t{runtime:>10.3}\t0\t{receive}\t{exitval}\t{signal}\t{command}\n")
 }

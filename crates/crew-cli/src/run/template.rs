@@ -1,8 +1,10 @@
 //! The command template of `crew run`: GNU parallel's replacement strings.
 //!
 //! `{}` the argument, `{.}` without its extension, `{/}` its basename, `{//}` its directory,
-//! `{/.}` its basename without extension, `{#}` the job number. A template without any
-//! replacement string gets the argument appended, as `xargs -n 1` does.
+//! `{/.}` its basename without extension, `{#}` the job number, `{%}` the job slot; with several
+//! input sources `{1}` `{2}` ... (and `{1.}` `{1/}` `{1//}` `{1/.}`) take one source's value and
+//! `{}` all of them (one word per source where it stands bare). A template without any
+//! replacement string gets the arguments appended, as `xargs -n 1` does.
 //!
 //! # Values never become shell code
 //!
@@ -42,56 +44,167 @@ pub(crate) struct Template {
     has_placeholder: bool,
     /// In direct mode, the index of the word that is a shell's `-c` script.
     script_word: Option<usize>,
+    /// The number of input sources.
+    sources: usize,
+}
+
+/// What a job's replacement strings are filled from: its input values (one per input source),
+/// its number and its slot.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Inputs<'a> {
+    /// One value per input source, in the order the sources were given.
+    pub(crate) values: &'a [String],
+    /// The job number, from 1, in input order (`{#}`).
+    pub(crate) seq: usize,
+    /// The job slot, from 1 to the number of jobs at once (`{%}`).
+    pub(crate) slot: usize,
+}
+
+/// Which part of a value a replacement string takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Whole,
+    NoExtension,
+    Basename,
+    Dirname,
+    BasenameNoExtension,
+}
+
+impl Part {
+    /// The suffix after `{` / `{N` (`.`, `/`, `//`, `/.`) and of the variable name.
+    const ALL: [(Part, &'static str, &'static str); 5] = [
+        (Part::Dirname, "//", "_DIRNAME"),
+        (Part::BasenameNoExtension, "/.", "_BASENAME_NOEXT"),
+        (Part::Basename, "/", "_BASENAME"),
+        (Part::NoExtension, ".", "_NOEXT"),
+        (Part::Whole, "", ""),
+    ];
+
+    fn apply(self, value: &str) -> &str {
+        match self {
+            Part::Whole => value,
+            Part::NoExtension => without_extension(value),
+            Part::Basename => basename(value),
+            Part::Dirname => dirname(value),
+            Part::BasenameNoExtension => without_extension(basename(value)),
+        }
+    }
+
+    fn marker(self) -> &'static str {
+        Part::ALL
+            .iter()
+            .find(|(p, ..)| *p == self)
+            .map_or("", |(_, m, _)| m)
+    }
+
+    fn var_suffix(self) -> &'static str {
+        Part::ALL
+            .iter()
+            .find(|(p, ..)| *p == self)
+            .map_or("", |(.., v)| v)
+    }
 }
 
 /// One value a replacement string stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Value {
-    Arg,
-    NoExtension,
-    Basename,
-    Dirname,
-    BasenameNoExtension,
+    /// `{}` `{.}` `{/}` `{//}` `{/.}`: every input value (joined by spaces when there are
+    /// several sources); `{N}` `{N.}` ...: input source N only (from 1).
+    Arg(Option<usize>, Part),
+    /// `{#}`: the job number.
     Seq,
+    /// `{%}`: the job slot.
+    Slot,
 }
 
-const PLACEHOLDERS: [(&str, Value); 6] = [
-    ("{//}", Value::Dirname),
-    ("{/.}", Value::BasenameNoExtension),
-    ("{/}", Value::Basename),
-    ("{.}", Value::NoExtension),
-    ("{#}", Value::Seq),
-    ("{}", Value::Arg),
-];
+/// The replacement string at the start of `text`, and its length.
+fn parse_placeholder(text: &str) -> Option<(Value, usize)> {
+    let inner = text.strip_prefix('{')?;
+    let close = inner.find('}')?;
+    let body = &inner[..close];
+    let len = close + 2;
+    match body {
+        "#" => return Some((Value::Seq, len)),
+        "%" => return Some((Value::Slot, len)),
+        _ => {}
+    }
+    let digits = body.bytes().take_while(u8::is_ascii_digit).count();
+    let position = match digits {
+        0 => None,
+        _ if body.starts_with('0') => return None,
+        _ => Some(body[..digits].parse().ok()?),
+    };
+    let marker = &body[digits..];
+    let (part, ..) = Part::ALL.iter().find(|(_, m, _)| *m == marker)?;
+    Some((Value::Arg(position, *part), len))
+}
+
+/// Every replacement string in `word`.
+fn placeholders_in(word: &str) -> Vec<Value> {
+    let mut found = Vec::new();
+    let mut rest = word;
+    while let Some(open) = rest.find('{') {
+        rest = &rest[open..];
+        match parse_placeholder(rest) {
+            Some((value, len)) => {
+                found.push(value);
+                rest = &rest[len..];
+            }
+            None => rest = &rest[1..],
+        }
+    }
+    found
+}
 
 impl Value {
     /// The environment variable that carries this value into a shell script.
-    fn var(self) -> &'static str {
+    fn var(self) -> String {
         match self {
-            Value::Arg => "CREW_ARG",
-            Value::NoExtension => "CREW_ARG_NOEXT",
-            Value::Basename => "CREW_ARG_BASENAME",
-            Value::Dirname => "CREW_ARG_DIRNAME",
-            Value::BasenameNoExtension => "CREW_ARG_BASENAME_NOEXT",
-            Value::Seq => "CREW_SEQ",
+            Value::Arg(None, part) => format!("CREW_ARG{}", part.var_suffix()),
+            Value::Arg(Some(n), part) => format!("CREW_ARG_{n}{}", part.var_suffix()),
+            Value::Seq => "CREW_SEQ".to_owned(),
+            Value::Slot => "CREW_SLOT".to_owned(),
         }
     }
 
-    fn placeholder(self) -> &'static str {
-        PLACEHOLDERS
-            .iter()
-            .find(|(_, value)| *value == self)
-            .map_or("{}", |(placeholder, _)| placeholder)
+    fn placeholder(self) -> String {
+        match self {
+            Value::Arg(None, part) => format!("{{{}}}", part.marker()),
+            Value::Arg(Some(n), part) => format!("{{{n}{}}}", part.marker()),
+            Value::Seq => "{#}".to_owned(),
+            Value::Slot => "{%}".to_owned(),
+        }
     }
 
-    fn of(self, arg: &str, seq: usize) -> String {
+    fn of(self, job: &Inputs<'_>) -> String {
         match self {
-            Value::Arg => arg.to_owned(),
-            Value::NoExtension => without_extension(arg).to_owned(),
-            Value::Basename => basename(arg).to_owned(),
-            Value::Dirname => dirname(arg).to_owned(),
-            Value::BasenameNoExtension => without_extension(basename(arg)).to_owned(),
-            Value::Seq => seq.to_string(),
+            Value::Arg(None, part) => {
+                let mut joined = String::new();
+                for (index, value) in job.values.iter().enumerate() {
+                    if index > 0 {
+                        joined.push(' ');
+                    }
+                    joined.push_str(part.apply(value));
+                }
+                joined
+            }
+            Value::Arg(Some(n), part) => job
+                .values
+                .get(n - 1)
+                .map_or_else(String::new, |value| part.apply(value).to_owned()),
+            Value::Seq => job.seq.to_string(),
+            Value::Slot => job.slot.to_string(),
+        }
+    }
+
+    /// With several input sources, a bare `{}` stands for one word per source, as in GNU
+    /// parallel: the values of each source, one by one.
+    fn split(self, sources: usize) -> Option<impl Iterator<Item = Value>> {
+        match self {
+            Value::Arg(None, part) if sources > 1 => {
+                Some((1..=sources).map(move |n| Value::Arg(Some(n), part)))
+            }
+            _ => None,
         }
     }
 }
@@ -100,10 +213,18 @@ impl Value {
 const SHELLS: [&str; 8] = ["sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "yash"];
 
 impl Template {
-    /// `words` is the command after `--`; `force_shell` is `--shell`. A single word with
-    /// spaces or shell syntax in it (`'echo {} | wc -c'`) is a shell script too. Without words,
-    /// each argument is run as a shell command.
-    pub(crate) fn new(words: Vec<String>, force_shell: bool) -> Self {
+    /// `words` is the command after `--`; `force_shell` is `--shell`; `sources` the number of
+    /// input sources (`{1}`, `{2}`, ... go up to it). A single word with spaces or shell
+    /// syntax in it (`'echo {} | wc -c'`) is a shell script too. Without words, each argument
+    /// is run as a shell command.
+    ///
+    /// # Errors
+    /// A positional replacement string beyond the number of input sources.
+    pub(crate) fn new(
+        words: Vec<String>,
+        force_shell: bool,
+        sources: usize,
+    ) -> Result<Self, String> {
         let looks_like_script = words.len() == 1
             && words[0]
                 .chars()
@@ -115,19 +236,39 @@ impl Template {
         } else {
             Mode::Direct
         };
-        let has_placeholder = words
-            .iter()
-            .any(|w| PLACEHOLDERS.iter().any(|(p, _)| w.contains(p)));
+        let mut has_placeholder = false;
+        for value in words.iter().flat_map(|word| placeholders_in(word)) {
+            has_placeholder = true;
+            if let Value::Arg(Some(n), _) = value {
+                if n == 0 || n > sources {
+                    return Err(format!(
+                        "the command uses {} but there {} {sources} input source{}: give one \
+                         `:::` group or `::::` file per position",
+                        value.placeholder(),
+                        if sources == 1 { "is" } else { "are" },
+                        if sources == 1 { "" } else { "s" },
+                    ));
+                }
+            }
+        }
         let script_word = match mode {
             Mode::Direct => shell_script_word(&words),
             _ => None,
         };
-        Self {
+        Ok(Self {
             words,
             mode,
             has_placeholder,
             script_word,
-        }
+            sources: sources.max(1),
+        })
+    }
+
+    /// Whether the command uses the job slot (`{%}`).
+    pub(crate) fn uses_slot(&self) -> bool {
+        self.words
+            .iter()
+            .any(|word| placeholders_in(word).contains(&Value::Slot))
     }
 
     #[cfg(test)]
@@ -135,30 +276,42 @@ impl Template {
         self.mode
     }
 
-    /// The command for argument `arg`, job number `seq`, and how to show it to a person (the
-    /// joblog, messages): the values quoted in place, as a shell would read them.
-    pub(crate) fn command(&self, arg: &str, seq: usize) -> (Command, String) {
+    /// The command for one job, and how to show it to a person (`--dry-run`, the joblog,
+    /// messages): the values quoted in place, as a shell would read them.
+    pub(crate) fn command(&self, job: &Inputs<'_>) -> (Command, String) {
         match self.mode {
             Mode::Direct => {
                 let mut used = Vec::new();
-                let mut words = Vec::with_capacity(self.words.len() + 1);
-                let mut shown = Vec::with_capacity(self.words.len() + 1);
+                let mut words = Vec::with_capacity(self.words.len() + self.sources);
+                let mut shown = Vec::with_capacity(self.words.len() + self.sources);
+                fn push(words: &mut Vec<String>, shown: &mut Vec<String>, word: String) {
+                    shown.push(quote(&word));
+                    words.push(word);
+                }
                 for (index, word) in self.words.iter().enumerate() {
                     if Some(index) == self.script_word {
-                        words.push(expand_script(word, &mut used));
-                        shown.push(quote(&show_script(word, arg, seq)));
-                    } else {
-                        let value = expand(word, arg, seq);
-                        shown.push(quote(&value));
-                        words.push(value);
+                        words.push(expand_script(word, self.sources, &mut used));
+                        shown.push(quote(&show_script(word, self.sources, job)));
+                        continue;
+                    }
+                    // A word that is just `{}` (or `{.}` ...) is one word per input source.
+                    let whole = parse_placeholder(word)
+                        .filter(|(_, len)| *len == word.len())
+                        .and_then(|(value, _)| value.split(self.sources));
+                    match whole {
+                        Some(values) => {
+                            values.for_each(|value| push(&mut words, &mut shown, value.of(job)))
+                        }
+                        None => push(&mut words, &mut shown, expand(word, job)),
                     }
                 }
                 if !self.has_placeholder {
-                    words.push(arg.to_owned());
-                    shown.push(quote(arg));
+                    for value in job.values {
+                        push(&mut words, &mut shown, value.clone());
+                    }
                 }
                 let command = Command::new(&words[0]).args(&words[1..]);
-                (with_values(command, &used, arg, seq), shown.join(" "))
+                (with_values(command, &used, job), shown.join(" "))
             }
             Mode::Shell => {
                 let mut script = self.words.join(" ");
@@ -166,13 +319,16 @@ impl Template {
                     script.push_str(" {}");
                 }
                 let mut used = Vec::new();
-                let command = Command::shell(expand_script(&script, &mut used));
+                let command = Command::shell(expand_script(&script, self.sources, &mut used));
                 (
-                    with_values(command, &used, arg, seq),
-                    show_script(&script, arg, seq),
+                    with_values(command, &used, job),
+                    show_script(&script, self.sources, job),
                 )
             }
-            Mode::Argument => (Command::shell(arg), arg.to_owned()),
+            Mode::Argument => {
+                let script = job.values.join(" ");
+                (Command::shell(script.clone()), script)
+            }
         }
     }
 }
@@ -203,9 +359,9 @@ fn shell_script_word(words: &[String]) -> Option<usize> {
 /// Inside `$(( ))` a shell evaluates the value as an expression, and bash runs `$(...)` in
 /// `a[$(...)]` there whatever the quoting, so a value used there must be a whole number; any
 /// other value makes the job fail with a message instead of running.
-fn with_values(mut command: Command, used: &[(Value, Quoting)], arg: &str, seq: usize) -> Command {
+fn with_values(mut command: Command, used: &[(Value, Quoting)], job: &Inputs<'_>) -> Command {
     for &(value, quoting) in used {
-        let text = value.of(arg, seq);
+        let text = value.of(job);
         if quoting == Quoting::Arithmetic && !is_integer(&text) {
             let message = format!(
                 "{} stands inside $(( )), where the shell evaluates it as code, and {text:?} \
@@ -226,21 +382,22 @@ fn is_integer(text: &str) -> bool {
 }
 
 /// A word of direct mode: every replacement string replaced by its value, verbatim.
-pub(crate) fn expand(word: &str, arg: &str, seq: usize) -> String {
-    let mut out = String::with_capacity(word.len() + arg.len());
+pub(crate) fn expand(word: &str, job: &Inputs<'_>) -> String {
+    let mut out = String::with_capacity(word.len() + 16);
     let mut rest = word;
-    'scan: while let Some(open) = rest.find('{') {
+    while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
         rest = &rest[open..];
-        for (placeholder, value) in PLACEHOLDERS {
-            if let Some(after) = rest.strip_prefix(placeholder) {
-                out.push_str(&value.of(arg, seq));
-                rest = after;
-                continue 'scan;
+        match parse_placeholder(rest) {
+            Some((value, len)) => {
+                out.push_str(&value.of(job));
+                rest = &rest[len..];
+            }
+            None => {
+                out.push('{');
+                rest = &rest[1..];
             }
         }
-        out.push('{');
-        rest = &rest[1..];
     }
     out.push_str(rest);
     out
@@ -325,20 +482,18 @@ impl Lexer {
         let mut comment = false;
         'scan: while let Some(c) = rest.chars().next() {
             if c == '{' {
-                for (placeholder, value) in PLACEHOLDERS {
-                    if let Some(after) = rest.strip_prefix(placeholder) {
-                        let frame = self.top();
-                        let quoting = match (frame.closer, frame.quoting) {
-                            (Closer::Arithmetic, Quoting::Bare | Quoting::Double) => {
-                                Quoting::Arithmetic
-                            }
-                            (_, quoting) => quoting,
-                        };
-                        out.push_str(&on_value(quoting, value));
-                        rest = after;
-                        word_start = false;
-                        continue 'scan;
-                    }
+                if let Some((value, len)) = parse_placeholder(rest) {
+                    let frame = self.top();
+                    let quoting = match (frame.closer, frame.quoting) {
+                        (Closer::Arithmetic, Quoting::Bare | Quoting::Double) => {
+                            Quoting::Arithmetic
+                        }
+                        (_, quoting) => quoting,
+                    };
+                    out.push_str(&on_value(quoting, value));
+                    rest = &rest[len..];
+                    word_start = false;
+                    continue 'scan;
                 }
             }
             let mut taken = c.len_utf8();
@@ -386,33 +541,50 @@ impl Lexer {
     }
 }
 /// `script` with every replacement string an expansion of its variable, written for its
-/// quoting context; the values used are added to `used`.
-fn expand_script(script: &str, used: &mut Vec<(Value, Quoting)>) -> String {
+/// quoting context; the values used are added to `used`. With several input `sources`, a bare
+/// `{}` becomes one word per source.
+fn expand_script(script: &str, sources: usize, used: &mut Vec<(Value, Quoting)>) -> String {
     Lexer::new().rewrite(script, |quoting, value| {
-        if !used.contains(&(value, quoting)) {
-            used.push((value, quoting));
-        }
-        let var = value.var();
-        match quoting {
-            Quoting::Bare => format!("\"${{{var}}}\""),
-            Quoting::Double => format!("${{{var}}}"),
-            Quoting::Single => format!("'\"${{{var}}}\"'"),
-            Quoting::Arithmetic => format!("${{{var}}}"),
+        let mut expand_one = |value: Value| {
+            if !used.contains(&(value, quoting)) {
+                used.push((value, quoting));
+            }
+            let var = value.var();
+            match quoting {
+                Quoting::Bare => format!("\"${{{var}}}\""),
+                Quoting::Double => format!("${{{var}}}"),
+                Quoting::Single => format!("'\"${{{var}}}\"'"),
+                Quoting::Arithmetic => format!("${{{var}}}"),
+            }
+        };
+        match value.split(sources) {
+            Some(values) if quoting == Quoting::Bare => {
+                values.map(expand_one).collect::<Vec<_>>().join(" ")
+            }
+            _ => expand_one(value),
         }
     })
 }
 
 /// `script` as a person reads it: every value quoted in place for its context.
-fn show_script(script: &str, arg: &str, seq: usize) -> String {
+fn show_script(script: &str, sources: usize, job: &Inputs<'_>) -> String {
     Lexer::new().rewrite(script, |quoting, value| {
-        let value = value.of(arg, seq);
-        let quoted = quote(&value);
-        match quoting {
-            _ if quoted == value => value,
-            Quoting::Arithmetic => quoted,
-            Quoting::Bare => quoted,
-            Quoting::Double => format!("\"{quoted}\""),
-            Quoting::Single => format!("'{quoted}'"),
+        let show_one = |value: Value| {
+            let value = value.of(job);
+            let quoted = quote(&value);
+            match quoting {
+                _ if quoted == value => value,
+                Quoting::Arithmetic => quoted,
+                Quoting::Bare => quoted,
+                Quoting::Double => format!("\"{quoted}\""),
+                Quoting::Single => format!("'{quoted}'"),
+            }
+        };
+        match value.split(sources) {
+            Some(values) if quoting == Quoting::Bare => {
+                values.map(show_one).collect::<Vec<_>>().join(" ")
+            }
+            _ => show_one(value),
         }
     })
 }
@@ -446,34 +618,70 @@ fn without_extension(path: &str) -> &str {
 mod tests {
     use super::*;
 
+    fn ex(word: &str, arg: &str, seq: usize) -> String {
+        let values = [arg.to_owned()];
+        expand(
+            word,
+            &Inputs {
+                values: &values,
+                seq,
+                slot: 1,
+            },
+        )
+    }
+
+    fn shown(script: &str, arg: &str, seq: usize) -> String {
+        let values = [arg.to_owned()];
+        show_script(
+            script,
+            1,
+            &Inputs {
+                values: &values,
+                seq,
+                slot: 1,
+            },
+        )
+    }
+
+    fn cmd(template: &Template, arg: &str, seq: usize) -> (Command, String) {
+        let values = [arg.to_owned()];
+        template.command(&Inputs {
+            values: &values,
+            seq,
+            slot: 1,
+        })
+    }
+
+    const ARG: Value = Value::Arg(None, Part::Whole);
+
     #[test]
     fn replacement_strings_follow_gnu_parallel() {
         let arg = "dir/sub/file.tar.gz";
-        assert_eq!(expand("{}", arg, 7), "dir/sub/file.tar.gz");
-        assert_eq!(expand("{.}", arg, 7), "dir/sub/file.tar");
-        assert_eq!(expand("{/}", arg, 7), "file.tar.gz");
-        assert_eq!(expand("{//}", arg, 7), "dir/sub");
-        assert_eq!(expand("{/.}", arg, 7), "file.tar");
-        assert_eq!(expand("{#}", arg, 7), "7");
-        assert_eq!(expand("pre-{/.}-{#}.out", arg, 12), "pre-file.tar-12.out");
+        assert_eq!(ex("{}", arg, 7), "dir/sub/file.tar.gz");
+        assert_eq!(ex("{.}", arg, 7), "dir/sub/file.tar");
+        assert_eq!(ex("{/}", arg, 7), "file.tar.gz");
+        assert_eq!(ex("{//}", arg, 7), "dir/sub");
+        assert_eq!(ex("{/.}", arg, 7), "file.tar");
+        assert_eq!(ex("{#}", arg, 7), "7");
+        assert_eq!(ex("pre-{/.}-{#}.out", arg, 12), "pre-file.tar-12.out");
     }
 
     #[test]
     fn edge_cases_of_paths() {
-        assert_eq!(expand("{//}", "file", 1), ".");
-        assert_eq!(expand("{//}", "/file", 1), "/");
-        assert_eq!(expand("{.}", ".bashrc", 1), ".bashrc");
-        assert_eq!(expand("{.}", "a.b/c", 1), "a.b/c");
-        assert_eq!(expand("{/}", "dir/", 1), "dir");
-        assert_eq!(expand("{/.}", "x/.hidden", 1), ".hidden");
+        assert_eq!(ex("{//}", "file", 1), ".");
+        assert_eq!(ex("{//}", "/file", 1), "/");
+        assert_eq!(ex("{.}", ".bashrc", 1), ".bashrc");
+        assert_eq!(ex("{.}", "a.b/c", 1), "a.b/c");
+        assert_eq!(ex("{/}", "dir/", 1), "dir");
+        assert_eq!(ex("{/.}", "x/.hidden", 1), ".hidden");
     }
 
     #[test]
     fn braces_that_are_not_placeholders_stay() {
-        assert_eq!(expand("{a}{}{", "x", 1), "{a}x{");
-        assert_eq!(expand("${HOME}", "x", 1), "${HOME}");
+        assert_eq!(ex("{a}{}{", "x", 1), "{a}x{");
+        assert_eq!(ex("${HOME}", "x", 1), "${HOME}");
         let mut used = Vec::new();
-        assert_eq!(expand_script("${HOME}{a}", &mut used), "${HOME}{a}");
+        assert_eq!(expand_script("${HOME}{a}", 1, &mut used), "${HOME}{a}");
         assert!(used.is_empty());
     }
 
@@ -481,15 +689,15 @@ mod tests {
     fn scripts_read_values_from_variables_written_for_their_context() {
         let mut used = Vec::new();
         assert_eq!(
-            expand_script(r#"echo {} "{/}" '{.}' {#}"#, &mut used),
+            expand_script(r#"echo {} "{/}" '{.}' {#}"#, 1, &mut used),
             r#"echo "${CREW_ARG}" "${CREW_ARG_BASENAME}" ''"${CREW_ARG_NOEXT}"'' "${CREW_SEQ}""#
         );
         assert_eq!(
             used,
             [
-                (Value::Arg, Quoting::Bare),
-                (Value::Basename, Quoting::Double),
-                (Value::NoExtension, Quoting::Single),
+                (ARG, Quoting::Bare),
+                (Value::Arg(None, Part::Basename), Quoting::Double),
+                (Value::Arg(None, Part::NoExtension), Quoting::Single),
                 (Value::Seq, Quoting::Bare)
             ]
         );
@@ -501,21 +709,22 @@ mod tests {
         assert_eq!(
             expand_script(
                 r#"echo "$(basename "{}")" "`echo {}`" $((1)) {}"#,
+                1,
                 &mut used
             ),
             r#"echo "$(basename "${CREW_ARG}")" "`echo "${CREW_ARG}"`" $((1)) "${CREW_ARG}""#
         );
         // Escaped quotes open nothing; a comment's quote changes no context.
         assert_eq!(
-            expand_script("echo \\\" {} # it's\necho '{}'", &mut used),
+            expand_script("echo \\\" {} # it's\necho '{}'", 1, &mut used),
             "echo \\\" \"${CREW_ARG}\" # it's\necho ''\"${CREW_ARG}\"''"
         );
         assert_eq!(
-            expand_script("# it's\n# one's\necho '{}'", &mut used),
+            expand_script("# it's\n# one's\necho '{}'", 1, &mut used),
             "# it's\n# one's\necho ''\"${CREW_ARG}\"''"
         );
         assert_eq!(
-            expand_script(r#"echo "a\"{}" 'x\'{}"#, &mut used),
+            expand_script(r#"echo "a\"{}" 'x\'{}"#, 1, &mut used),
             r#"echo "a\"${CREW_ARG}" 'x\'"${CREW_ARG}""#
         );
     }
@@ -524,50 +733,45 @@ mod tests {
     fn arithmetic_is_a_context_of_its_own() {
         let mut used = Vec::new();
         assert_eq!(
-            expand_script(r#"echo $(( {} * (2 + 1) )) "$(({}))" {}"#, &mut used),
+            expand_script(r#"echo $(( {} * (2 + 1) )) "$(({}))" {}"#, 1, &mut used),
             r#"echo $(( ${CREW_ARG} * (2 + 1) )) "$((${CREW_ARG}))" "${CREW_ARG}""#
         );
-        assert_eq!(
-            used,
-            [
-                (Value::Arg, Quoting::Arithmetic),
-                (Value::Arg, Quoting::Bare)
-            ]
-        );
+        assert_eq!(used, [(ARG, Quoting::Arithmetic), (ARG, Quoting::Bare)]);
         assert!(is_integer("-12") && is_integer("7") && !is_integer("") && !is_integer("1e3"));
     }
 
     #[test]
     fn shown_commands_quote_values_in_place() {
         let arg = "it's \"$x\" `y`";
-        let shown = show_script(r#"printf '%s|' {} "{}" '{}' {#}"#, arg, 3);
+        let shown_text = shown(r#"printf '%s|' {} "{}" '{}' {#}"#, arg, 3);
         assert_eq!(
-            shown,
+            shown_text,
             r#"printf '%s|' 'it'\''s "$x" `y`' ""'it'\''s "$x" `y`'"" '''it'\''s "$x" `y`''' 3"#
         );
         // A person pasting it into a shell gets what the job got.
-        let done = Command::shell(shown).checked_output().unwrap();
+        let done = Command::shell(shown_text).checked_output().unwrap();
         assert_eq!(done.stdout_str(), format!("{arg}|{arg}|{arg}|3|"));
-        assert_eq!(show_script(r#"echo "{}""#, "plain", 1), r#"echo "plain""#);
+        assert_eq!(shown(r#"echo "{}""#, "plain", 1), r#"echo "plain""#);
     }
 
     #[test]
     fn argument_is_appended_without_placeholder() {
-        let template = Template::new(vec!["echo".into(), "-n".into()], false);
+        let template = Template::new(vec!["echo".into(), "-n".into()], false, 1).unwrap();
         assert_eq!(template.mode(), Mode::Direct);
-        assert_eq!(template.command("a b", 1).1, "echo -n 'a b'");
-        let template = Template::new(vec!["echo {} | wc -c".into()], false);
+        assert_eq!(cmd(&template, "a b", 1).1, "echo -n 'a b'");
+        let template = Template::new(vec!["echo {} | wc -c".into()], false, 1).unwrap();
         assert_eq!(template.mode(), Mode::Shell);
-        assert_eq!(template.command("x y", 1).1, "echo 'x y' | wc -c");
-        let template = Template::new(vec!["echo".into()], true);
-        let done = template.command("$(echo no)", 1).0.output().unwrap();
+        assert_eq!(cmd(&template, "x y", 1).1, "echo 'x y' | wc -c");
+        let template = Template::new(vec!["echo".into()], true, 1).unwrap();
+        let done = cmd(&template, "$(echo no)", 1).0.output().unwrap();
         assert_eq!(done.stdout_str(), "$(echo no)\n");
     }
 
     #[test]
     fn direct_mode_passes_values_verbatim() {
-        let template = Template::new(vec!["printf".into(), "%s".into(), "<{}>".into()], false);
-        let done = template.command("$HOME 'q'", 1).0.checked_output().unwrap();
+        let template =
+            Template::new(vec!["printf".into(), "%s".into(), "<{}>".into()], false, 1).unwrap();
+        let done = cmd(&template, "$HOME 'q'", 1).0.checked_output().unwrap();
         assert_eq!(done.stdout_str(), "<$HOME 'q'>");
     }
 
@@ -586,5 +790,35 @@ mod tests {
         assert_eq!(shell_script_word(&words(&["sh", "script.sh", "-c"])), None);
         assert_eq!(shell_script_word(&words(&["sh", "-c"])), None);
         assert_eq!(shell_script_word(&words(&["python3", "-c", "x"])), None);
+    }
+
+    #[test]
+    fn positional_strings_slots_and_several_sources() {
+        let values = ["dir/a.txt".to_owned(), "x y".to_owned()];
+        let job = Inputs {
+            values: &values,
+            seq: 4,
+            slot: 2,
+        };
+        assert_eq!(
+            expand("{2}|{1.}|{1/}|{1//}|{1/.}|{%}|{#}|{}", &job),
+            "x y|dir/a|a.txt|dir|a|2|4|dir/a.txt x y"
+        );
+        assert_eq!(expand("{0}{01}{3x}", &job), "{0}{01}{3x}");
+        let mut used = Vec::new();
+        assert_eq!(
+            expand_script(r#"echo {} "{}" {2}"#, 2, &mut used),
+            r#"echo "${CREW_ARG_1}" "${CREW_ARG_2}" "${CREW_ARG}" "${CREW_ARG_2}""#
+        );
+        let template =
+            Template::new(vec!["printf".into(), "<%s>".into(), "{}".into()], false, 2).unwrap();
+        let (command, shown) = template.command(&job);
+        assert_eq!(shown, "printf '<%s>' dir/a.txt 'x y'");
+        assert_eq!(command.output().unwrap().stdout_str(), "<dir/a.txt><x y>");
+        let error = Template::new(vec!["echo".into(), "{3}".into()], false, 2).unwrap_err();
+        assert!(
+            error.contains("{3}") && error.contains("2 input sources"),
+            "{error}"
+        );
     }
 }

@@ -3,8 +3,18 @@
 //! Each job occupies one pool thread, which spawns the child and serves its pipes with a single
 //! poll loop ([`Child::communicate`](super::Child::communicate)); the pool's size is the
 //! concurrency limit. The iterator holds its jobs in crew's completion window (the engine under
-//! `Executor::map`), of `limit` jobs: it reads the input only to refill the window, and a job
-//! leaves the window only when its result is yielded.
+//! `Executor::map`): it reads the input only to refill the window, and a job leaves the window
+//! only when its result is yielded.
+//!
+//! # Design note: reading ahead
+//!
+//! In completion order the window holds `2 × limit` jobs (see [`Runner::read_ahead`]): `limit`
+//! running and up to `limit` queued in the pool. A pool thread whose job ends starts the next
+//! queued one at once, instead of waiting for the reading thread to wake, collect the result and
+//! submit another: on a busy machine that wake-up is most of a short job's overhead. A queued
+//! job checks the halt and the kill switch when a thread takes it, so nothing starts after a
+//! halt; such a job yields nothing. In input order the window stays at `limit`, which bounds the
+//! results held back behind a slow job.
 //!
 //! Each job counts its own outcome when it ends, in the pool thread, so a [`Halt`] takes effect
 //! as soon as its condition is met, whatever order the results are yielded in.
@@ -143,6 +153,7 @@ pub struct Runner {
     pool: ThreadPool,
     limit: usize,
     ordered: bool,
+    read_ahead: bool,
     retries: u32,
     halt: Halt,
     grace: Duration,
@@ -170,6 +181,7 @@ impl Runner {
             pool,
             limit,
             ordered: false,
+            read_ahead: true,
             retries: 0,
             halt: Halt::Never,
             grace: DEFAULT_GRACE,
@@ -184,6 +196,15 @@ impl Runner {
     /// `limit - 1`, however long the input.
     pub fn keep_order(mut self, ordered: bool) -> Self {
         self.ordered = ordered;
+        self
+    }
+
+    /// In completion order, take up to `limit` more jobs from the input than are running, queued
+    /// for the next free thread (the default, `true`; see the module's design note). `false`
+    /// takes a job only when one has been yielded, e.g. when the caller numbers job slots
+    /// itself as jobs are taken and gives a number back as each result is yielded.
+    pub fn read_ahead(mut self, read_ahead: bool) -> Self {
+        self.read_ahead = read_ahead;
         self
     }
 
@@ -216,7 +237,8 @@ impl Runner {
         self.limit
     }
 
-    /// Runs `commands` lazily: at most `limit` at a time, the input read only as slots free up.
+    /// Runs `commands` lazily: at most `limit` at a time, the input read only as the window
+    /// has room (at most `limit` jobs ahead, see [`read_ahead`](Self::read_ahead)).
     pub fn run<I>(&self, commands: I) -> Results<'_, I::IntoIter>
     where
         I: IntoIterator<Item = Command>,
@@ -231,7 +253,14 @@ impl Runner {
             commands: commands.into_iter(),
             input_done: false,
             seq: 0,
-            window: Window::new(order, self.limit),
+            window: Window::new(
+                order,
+                if self.ordered || !self.read_ahead {
+                    self.limit
+                } else {
+                    self.limit.saturating_mul(2)
+                },
+            ),
             tally: Arc::new(Mutex::new(Tally::default())),
             refused: None,
         }
@@ -242,7 +271,8 @@ impl Runner {
         seq: usize,
         command: Command,
         tally: &Arc<Mutex<Tally>>,
-    ) -> Result<TaskHandle<JobResult>, SubmitError> {
+        ahead: bool,
+    ) -> Result<TaskHandle<Option<JobResult>>, SubmitError> {
         let command = command.kill_switch(&self.switch);
         let retries = self.retries;
         let halt = self.halt;
@@ -250,6 +280,11 @@ impl Runner {
         let switch = self.switch.clone();
         let tally = tally.clone();
         let job = move || {
+            // Queued ahead (see the design note): start nothing once the run has stopped. A job
+            // within the first `limit` was as good as started when it was submitted.
+            if ahead && (tally.lock().stopped || switch.is_fired()) {
+                return None;
+            }
             let mut attempts = 0;
             loop {
                 attempts += 1;
@@ -266,7 +301,7 @@ impl Runner {
                         outcome,
                     };
                     Tally::count(&tally, &result, halt, &switch, grace);
-                    return result;
+                    return Some(result);
                 }
             }
         };
@@ -324,6 +359,7 @@ impl fmt::Debug for Runner {
         f.debug_struct("Runner")
             .field("limit", &self.limit)
             .field("ordered", &self.ordered)
+            .field("read_ahead", &self.read_ahead)
             .field("retries", &self.retries)
             .field("halt", &self.halt)
             .field("switch", &self.switch)
@@ -336,8 +372,8 @@ impl fmt::Debug for Runner {
 /// Jobs not started because of a halt or a fired kill switch yield nothing. Dropping the
 /// iterator early detaches the running jobs; they finish in the background.
 ///
-/// The next command is taken from the input whenever a slot is free, before waiting for a
-/// result; an input that blocks (a pipe with nothing to read yet) therefore also delays the
+/// The next command is taken from the input whenever the window has room (see
+/// [`Runner::read_ahead`]), before waiting for a result; an input that blocks (a pipe with nothing to read yet) therefore also delays the
 /// results of jobs already finished until it yields or ends.
 pub struct Results<'a, I> {
     runner: &'a Runner,
@@ -345,7 +381,8 @@ pub struct Results<'a, I> {
     input_done: bool,
     seq: usize,
     /// The jobs started and not yet yielded, tagged with their `seq`.
-    window: Window<usize, JobResult>,
+    /// A job that found the run stopped when a thread took it holds `None`.
+    window: Window<usize, Option<JobResult>>,
     tally: Arc<Mutex<Tally>>,
     refused: Option<JobResult>,
 }
@@ -377,6 +414,8 @@ impl<I: Iterator<Item = Command>> Results<'_, I> {
             tally,
             refused,
         } = self;
+        // Jobs submitted while `limit` are already held wait in the pool's queue: ahead.
+        let mut held = window.len();
         window.refill(|| {
             if *input_done || tally.lock().stopped || runner.switch.is_fired() {
                 return None;
@@ -386,7 +425,9 @@ impl<I: Iterator<Item = Command>> Results<'_, I> {
                 return None;
             };
             *seq += 1;
-            match runner.launch(*seq, command, tally) {
+            let ahead = held >= runner.limit;
+            held += 1;
+            match runner.launch(*seq, command, tally, ahead) {
                 Ok(handle) => Some((*seq, handle)),
                 Err(error) => {
                     // The pool lives as long as the runner, so this does not happen; report it.
@@ -410,34 +451,41 @@ impl<I: Iterator<Item = Command>> Iterator for Results<'_, I> {
     type Item = JobResult;
 
     fn next(&mut self) -> Option<JobResult> {
-        self.refill();
-        if let Some(result) = self.refused.take() {
-            self.tally.lock().failed += 1;
-            return Some(result);
-        }
-        let Next::Finished(job) = self.window.next(None) else {
-            return None;
-        };
-        let seq = job.tag;
-        Some(job.handle.result().unwrap_or_else(|error| {
-            // The job itself never returned (crew failed to run it): count it here.
-            let result = JobResult {
-                seq,
-                attempts: 1,
-                outcome: Err(Error::io(
-                    format!("job {seq} failed inside crew"),
-                    io::Error::other(error.to_string()),
-                )),
+        loop {
+            self.refill();
+            if let Some(result) = self.refused.take() {
+                self.tally.lock().failed += 1;
+                return Some(result);
+            }
+            let Next::Finished(job) = self.window.next(None) else {
+                return None;
             };
-            Tally::count(
-                &self.tally,
-                &result,
-                self.runner.halt,
-                &self.runner.switch,
-                self.runner.grace,
-            );
-            result
-        }))
+            let seq = job.tag;
+            match job.handle.result() {
+                Ok(Some(result)) => return Some(result),
+                // Queued ahead and not started: the run had stopped.
+                Ok(None) => continue,
+                Err(error) => {
+                    // The job itself never returned (crew failed to run it): count it here.
+                    let result = JobResult {
+                        seq,
+                        attempts: 1,
+                        outcome: Err(Error::io(
+                            format!("job {seq} failed inside crew"),
+                            io::Error::other(error.to_string()),
+                        )),
+                    };
+                    Tally::count(
+                        &self.tally,
+                        &result,
+                        self.runner.halt,
+                        &self.runner.switch,
+                        self.runner.grace,
+                    );
+                    return Some(result);
+                }
+            }
+        }
     }
 }
 
