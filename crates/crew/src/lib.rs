@@ -36,6 +36,8 @@ mod loom;
 mod sys;
 mod thread_pool;
 
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod pipeline;
 pub mod process;
 pub mod queue;
