@@ -190,6 +190,10 @@ pub(crate) struct WorkerArgs {
     /// The worker's name in `crew cluster status` [default: host-pid].
     #[arg(long)]
     name: Option<String>,
+    /// Tasks pulled ahead per slot, waiting in the worker (saves a round trip per task); 0 for
+    /// long tasks, so a waiting task stays in the queue for any idle worker.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    prefetch: usize,
     /// On SIGTERM, how long to wait for the tasks held before handing them back, e.g. 30s.
     #[arg(long, value_parser = crate::duration::parse_duration, default_value = "60s")]
     drain_timeout: Duration,
@@ -212,12 +216,13 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let mut worker = WorkerOptions::new(options)
         .concurrency(concurrency)
         .isolation(isolation)
+        .prefetch(args.prefetch)
         .drain_timeout(args.drain_timeout);
     if let Some(name) = args.name {
         worker = worker.name(name);
     }
     eprintln!(
-        "crew worker: serving {url} (prefix {}) with {concurrency} {} ; built-in tasks: {}",
+        "crew worker: serving {url} (prefix {}) with {concurrency} {}; built-in tasks: {}",
         args.connection.prefix,
         if args.threads { "threads" } else { "processes" },
         crew_cli::tasks::BUILT_IN.join(", ")
