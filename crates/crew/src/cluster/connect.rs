@@ -113,10 +113,15 @@ fn connect_error(options: &ClusterOptions, error: &async_nats::ConnectError) -> 
             url,
             message: format!("{text} (after {:?})", options.connect_timeout),
         },
-        _ if text.contains("tls") || text.contains("TLS") => ClusterError::Tls {
-            url,
-            message: format!("{text}; the server requires TLS: use a tls:// URL or tls_root"),
-        },
+        _ if text.to_ascii_lowercase().contains("tls") || text.contains("certificate") => {
+            ClusterError::Tls {
+                url,
+                message: format!(
+                    "{text}; the server requires TLS: trust its certificate authority with \
+                     tls_root(CA file) (and a client certificate if it verifies clients)"
+                ),
+            }
+        }
         _ => ClusterError::Connect {
             url,
             message: format!(

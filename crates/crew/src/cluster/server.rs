@@ -65,8 +65,9 @@ fn server_version(binary: &Path) -> Option<(u32, u32)> {
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&output.stdout);
-    let version = text.split('v').nth(1)?;
-    let mut parts = version.trim().split('.');
+    // The last word, without its `v`.
+    let version = text.split_whitespace().last()?.trim_start_matches('v');
+    let mut parts = version.split('.');
     let major = parts.next()?.parse().ok()?;
     let minor = parts.next()?.parse().ok()?;
     Some((major, minor))
