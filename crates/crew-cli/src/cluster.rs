@@ -37,40 +37,50 @@ impl std::str::FromStr for Secret {
 #[derive(Debug, clap::Args)]
 pub(crate) struct Connection {
     /// The NATS server, e.g. nats://10.0.0.1:4222 or tls://host:4222 [env: CREW_NATS_URL].
-    #[arg(long, value_name = "URL")]
+    #[arg(global = true, long, value_name = "URL")]
     nats: Option<String>,
     /// The deployment's subject prefix: two deployments with different prefixes share a server.
-    #[arg(long, value_name = "P", default_value = "crew")]
+    #[arg(global = true, long, value_name = "P", default_value = "crew")]
     prefix: String,
     /// Token auth (visible to `ps`: prefer --token-file or CREW_NATS_TOKEN).
-    #[arg(long, value_name = "TOKEN", conflicts_with = "token_file")]
+    #[arg(
+        global = true,
+        long,
+        value_name = "TOKEN",
+        conflicts_with = "token_file"
+    )]
     token: Option<Secret>,
     /// Token auth, read from FILE (first line).
-    #[arg(long, value_name = "FILE")]
+    #[arg(global = true, long, value_name = "FILE")]
     token_file: Option<PathBuf>,
     /// User for user/password auth [env: CREW_NATS_USER].
-    #[arg(long, value_name = "USER")]
+    #[arg(global = true, long, value_name = "USER")]
     user: Option<String>,
     /// Password for --user (visible to `ps`: prefer --password-file or CREW_NATS_PASSWORD).
-    #[arg(long, value_name = "PASSWORD", conflicts_with = "password_file")]
+    #[arg(
+        global = true,
+        long,
+        value_name = "PASSWORD",
+        conflicts_with = "password_file"
+    )]
     password: Option<Secret>,
     /// Password for --user, read from FILE (first line).
-    #[arg(long, value_name = "FILE")]
+    #[arg(global = true, long, value_name = "FILE")]
     password_file: Option<PathBuf>,
     /// NKey auth: the user seed (SU...), read from FILE [or env: CREW_NATS_NKEY_SEED].
-    #[arg(long, value_name = "FILE")]
+    #[arg(global = true, long, value_name = "FILE")]
     nkey_seed_file: Option<PathBuf>,
     /// A NATS credentials file (JWT and seed), as `nsc` writes them.
-    #[arg(long, value_name = "FILE")]
+    #[arg(global = true, long, value_name = "FILE")]
     creds: Option<PathBuf>,
     /// TLS: trust this CA certificate (PEM); implies TLS is required.
-    #[arg(long, value_name = "FILE")]
+    #[arg(global = true, long, value_name = "FILE")]
     tls_ca: Option<PathBuf>,
     /// TLS client certificate (PEM), with --tls-key.
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    #[arg(global = true, long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// TLS client key (PEM), with --tls-cert.
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    #[arg(global = true, long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
 }
 
@@ -265,7 +275,7 @@ enum ClusterCommand {
         #[command(flatten)]
         connection: Connection,
         /// Print JSON instead of a table.
-        #[arg(long)]
+        #[arg(global = true, long)]
         json: bool,
     },
 }

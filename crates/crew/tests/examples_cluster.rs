@@ -51,7 +51,7 @@ fn example(name: &str) -> PathBuf {
     if let Err(error) = built {
         panic!("building the examples failed:\n{error}");
     }
-    profile_dir.join("examples").join(name)
+    profile_dir().join("examples").join(name)
 }
 
 /// Points `CREW_NATS_SERVER` at a usable server when none is found, once.
