@@ -19,6 +19,7 @@ use crew::{Executor, MapOptions, TaskError};
 const WORKER_ENV: &str = "CREW_CLUSTER_TEST_WORKER";
 const TOKEN_ENV: &str = "CREW_CLUSTER_TEST_TOKEN";
 const ACK_WAIT_ENV: &str = "CREW_CLUSTER_TEST_ACK_WAIT_MS";
+const MAX_DELIVER_ENV: &str = "CREW_CLUSTER_TEST_MAX_DELIVER";
 
 #[crew::task]
 fn echo_attempt(n: u64) -> (u64, u32) {
@@ -52,13 +53,28 @@ fn main() {
         std::process::exit(run_worker(url));
     }
     process_common::run(&[
-        ("ten_thousand_tasks_over_two_workers_once_each", ten_thousand_tasks_over_two_workers_once_each),
+        (
+            "ten_thousand_tasks_over_two_workers_once_each",
+            ten_thousand_tasks_over_two_workers_once_each,
+        ),
         ("map_with_chunks", map_with_chunks),
-        ("wrong_credentials_fail_at_connect", wrong_credentials_fail_at_connect),
-        ("cancel_before_and_during_a_run", cancel_before_and_during_a_run),
-        ("deadline_stops_a_running_task", deadline_stops_a_running_task),
+        (
+            "wrong_credentials_fail_at_connect",
+            wrong_credentials_fail_at_connect,
+        ),
+        (
+            "cancel_before_and_during_a_run",
+            cancel_before_and_during_a_run,
+        ),
+        (
+            "deadline_stops_a_running_task",
+            deadline_stops_a_running_task,
+        ),
         ("twenty_megabytes_each_way", twenty_megabytes_each_way),
-        ("poison_task_ends_in_dead_letters", poison_task_ends_in_dead_letters),
+        (
+            "poison_task_ends_in_dead_letters",
+            poison_task_ends_in_dead_letters,
+        ),
         ("worker_killed_mid_task", worker_killed_mid_task),
         ("server_restarted_mid_run", server_restarted_mid_run),
         ("worker_drains_on_sigterm", worker_drains_on_sigterm),
@@ -71,8 +87,17 @@ fn run_worker(url: String) -> i32 {
     if let Ok(token) = std::env::var(TOKEN_ENV) {
         options = options.token(token);
     }
-    if let Some(ms) = std::env::var(ACK_WAIT_ENV).ok().and_then(|v| v.parse().ok()) {
+    if let Some(ms) = std::env::var(ACK_WAIT_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         options = options.ack_wait(Duration::from_millis(ms));
+    }
+    if let Some(n) = std::env::var(MAX_DELIVER_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        options = options.max_deliver(n);
     }
     match serve_worker(WorkerOptions::new(options).concurrency(2).prefetch(0)) {
         Ok(report) => {
@@ -92,8 +117,13 @@ fn server(config: ServerConfig) -> TestServer {
 
 /// A worker child process serving `server`.
 fn spawn_worker(server: &TestServer, ack_wait: Duration) -> Child {
+    spawn_worker_with(server, ack_wait, 5)
+}
+
+fn spawn_worker_with(server: &TestServer, ack_wait: Duration, max_deliver: u32) -> Child {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
+        .env(MAX_DELIVER_ENV, max_deliver.to_string())
         .env(WORKER_ENV, server.url())
         .env(ACK_WAIT_ENV, ack_wait.as_millis().to_string())
         .stdin(Stdio::null())
@@ -107,7 +137,10 @@ fn spawn_worker(server: &TestServer, ack_wait: Duration) -> Child {
 fn wait_for_workers(cluster: &Cluster, n: usize) {
     let started = Instant::now();
     while cluster.status().unwrap().workers.len() < n {
-        assert!(started.elapsed() < Duration::from_secs(20), "{n} workers did not report");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{n} workers did not report"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -138,7 +171,10 @@ fn map_with_chunks() {
         .map(Result::unwrap)
         .collect();
     assert_eq!(squares.len(), 50_000);
-    assert!(squares.iter().enumerate().all(|(n, &s)| s == (n as u64) * (n as u64)));
+    assert!(squares
+        .iter()
+        .enumerate()
+        .all(|(n, &s)| s == (n as u64) * (n as u64)));
     let unordered: u64 = cluster
         .imap_unordered(square, 0..100u64, 7)
         .map(Result::unwrap)
@@ -149,7 +185,11 @@ fn map_with_chunks() {
 fn expect_fast_error(options: ClusterOptions) -> ClusterError {
     let started = Instant::now();
     let error = Cluster::connect(options).expect_err("the connection must be refused");
-    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
     error
 }
 
@@ -158,7 +198,10 @@ fn wrong_credentials_fail_at_connect() {
     let server = server(ServerConfig::new().token("right-token"));
     let error = expect_fast_error(ClusterOptions::new(server.url()).token("wrong-token"));
     assert!(matches!(error, ClusterError::Auth { .. }), "{error}");
-    assert!(!error.to_string().contains("wrong-token"), "a secret in {error}");
+    assert!(
+        !error.to_string().contains("wrong-token"),
+        "a secret in {error}"
+    );
     let good = Cluster::connect(ClusterOptions::new(server.url()).token("right-token")).unwrap();
     assert_eq!(good.backend(), Backend::Nats);
     drop(good);
@@ -175,7 +218,13 @@ fn wrong_credentials_fail_at_connect() {
     let server = server_with(ServerConfig::new().tls(&cert, &key, None));
     let plain = server.url().replace("tls://", "nats://");
     let error = expect_fast_error(ClusterOptions::new(plain));
-    assert!(matches!(error, ClusterError::Tls { .. } | ClusterError::Connect { .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            ClusterError::Tls { .. } | ClusterError::Connect { .. }
+        ),
+        "{error}"
+    );
     assert!(error.to_string().to_lowercase().contains("tls"), "{error}");
     Cluster::connect(ClusterOptions::new(server.url()).tls_root(&ca)).unwrap();
 }
@@ -185,17 +234,36 @@ fn server_with(config: ServerConfig) -> TestServer {
 }
 
 /// A CA and a server certificate for 127.0.0.1 signed by it: (ca.pem, cert.pem, key.pem).
-fn certificates(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+fn certificates(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "crew test CA");
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
-    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "crew test server");
     let ca_pem = ca.pem();
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let cert = params.signed_by(&key, &issuer).unwrap();
-    let paths = (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"));
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
     std::fs::write(&paths.0, ca_pem).unwrap();
     std::fs::write(&paths.1, cert.pem()).unwrap();
     std::fs::write(&paths.2, key.serialize_pem()).unwrap();
@@ -219,25 +287,43 @@ fn cancel_before_and_during_a_run() {
     assert_eq!(next.result_timeout(Duration::from_secs(10)), Ok(144));
     assert!(started.elapsed() < Duration::from_secs(10));
     let status = cluster.status().unwrap();
-    assert_eq!(status.queue_depth, 0, "the cancelled task is gone from the queue: {status:?}");
+    assert_eq!(
+        status.queue_depth, 0,
+        "the cancelled task is gone from the queue: {status:?}"
+    );
 }
 
 fn deadline_stops_a_running_task() {
     let cluster = Cluster::local(1).unwrap();
     let started = Instant::now();
     let handle = cluster
-        .submit_with(sleepy, 30_000, TaskOptions::new().timeout(Duration::from_millis(700)))
+        .submit_with(
+            sleepy,
+            30_000,
+            TaskOptions::new().timeout(Duration::from_millis(700)),
+        )
         .unwrap();
-    assert!(matches!(handle.result(), Err(TaskError::DeadlineExceeded { .. })));
+    assert!(matches!(
+        handle.result(),
+        Err(TaskError::DeadlineExceeded { .. })
+    ));
     assert!(started.elapsed() < Duration::from_secs(5));
     // The worker is free again: its process was stopped.
-    assert_eq!(cluster.submit(square, 3).unwrap().result_timeout(Duration::from_secs(10)), Ok(9));
+    assert_eq!(
+        cluster
+            .submit(square, 3)
+            .unwrap()
+            .result_timeout(Duration::from_secs(10)),
+        Ok(9)
+    );
 }
 
 fn twenty_megabytes_each_way() {
     let cluster = Cluster::local(1).unwrap();
     let bytes: Vec<u8> = (0..20u32 << 20).map(|i| (i % 251) as u8).collect();
-    let handle = cluster.submit(bounce, crew::process::Bytes(bytes.clone())).unwrap();
+    let handle = cluster
+        .submit(bounce, crew::process::Bytes(bytes.clone()))
+        .unwrap();
     let back = handle.result_timeout(Duration::from_secs(60)).unwrap();
     assert_eq!(back.len(), bytes.len());
     assert!(back.iter().rev().eq(bytes.iter()));
@@ -250,14 +336,7 @@ fn poison_task_ends_in_dead_letters() {
         .max_deliver(3)
         .ack_wait(Duration::from_secs(2));
     let cluster = Cluster::connect(options.clone()).unwrap();
-    let worker = std::thread::spawn({
-        let options = options.clone();
-        move || {
-            let _ = options;
-        }
-    });
-    worker.join().unwrap();
-    let mut child = spawn_worker(&server, Duration::from_secs(2));
+    let mut child = spawn_worker_with(&server, Duration::from_secs(2), 3);
     let handle = cluster.submit(crash, 1).unwrap();
     let error = handle.result_timeout(Duration::from_secs(30)).unwrap_err();
     assert!(error.to_string().contains("dead-letter"), "{error}");
@@ -266,16 +345,24 @@ fn poison_task_ends_in_dead_letters() {
     assert_eq!(letters[0].deliveries, 3);
     assert!(letters[0].task.ends_with("crash"), "{letters:?}");
     assert_eq!(cluster.status().unwrap().dead_letters, 1);
-    // Requeued, it fails again (and comes back to the dead letters).
-    cluster.requeue(&letters[0].id).unwrap();
-    assert!(matches!(cluster.requeue(&letters[0].id), Err(ClusterError::NotFound { .. })));
+    // Requeued, it runs again, fails again and comes back as a new dead letter.
+    let first = letters[0].id;
+    cluster.requeue(&first).unwrap();
+    assert!(matches!(
+        cluster.requeue(&first),
+        Err(ClusterError::NotFound { .. })
+    ));
     let started = Instant::now();
     loop {
         let letters = cluster.dead_letters().unwrap();
-        if letters.len() == 1 && letters[0].id != crew::cluster::DeadLetterId(0) && letters[0].id.0 > 1 {
+        if letters.len() == 1 && letters[0].id != first {
+            assert_eq!(letters[0].deliveries, 3);
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "requeued task not dead again: {letters:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "requeued task not dead again: {letters:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     stop(&mut child);
@@ -292,12 +379,17 @@ fn stop(child: &mut Child) {
 fn worker_killed_mid_task() {
     let server = server(ServerConfig::new().token("t"));
     let ack_wait = Duration::from_millis(1_000);
-    let options = server.client_options().storage(Storage::Memory).ack_wait(ack_wait);
+    let options = server
+        .client_options()
+        .storage(Storage::Memory)
+        .ack_wait(ack_wait);
     let cluster = Cluster::connect(options).unwrap();
     let mut first = spawn_worker(&server, ack_wait);
     let mut second = spawn_worker(&server, ack_wait);
     wait_for_workers(&cluster, 2);
-    let handles: Vec<_> = (0..20).map(|_| cluster.submit(sleepy, 300).unwrap()).collect();
+    let handles: Vec<_> = (0..20)
+        .map(|_| cluster.submit(sleepy, 300).unwrap())
+        .collect();
     std::thread::sleep(Duration::from_millis(450));
     first.kill().unwrap();
     first.wait().unwrap();
@@ -312,19 +404,36 @@ fn worker_killed_mid_task() {
 fn server_restarted_mid_run() {
     let mut server = server(ServerConfig::new().token("t"));
     let ack_wait = Duration::from_millis(1_000);
-    let options = server.client_options().storage(Storage::File).ack_wait(ack_wait);
+    let options = server
+        .client_options()
+        .storage(Storage::File)
+        .ack_wait(ack_wait);
     let cluster = Cluster::connect(options).unwrap();
     let mut worker = spawn_worker(&server, ack_wait);
     wait_for_workers(&cluster, 1);
-    let handles: Vec<_> = (0..300u64).map(|n| cluster.submit_with(sleepy, n % 3, TaskOptions::new()).unwrap()).collect();
+    let handles: Vec<_> = (0..300u64)
+        .map(|n| {
+            cluster
+                .submit_with(sleepy, n % 3, TaskOptions::new())
+                .unwrap()
+        })
+        .collect();
     std::thread::sleep(Duration::from_millis(200));
     server.restart().unwrap();
-    let more: Vec<_> = (0..100u64).map(|n| cluster.submit(square, n).unwrap()).collect();
+    let more: Vec<_> = (0..100u64)
+        .map(|n| cluster.submit(square, n).unwrap())
+        .collect();
     for (n, handle) in handles.into_iter().enumerate() {
-        assert_eq!(handle.result_timeout(Duration::from_secs(60)), Ok(n as u64 % 3));
+        assert_eq!(
+            handle.result_timeout(Duration::from_secs(60)),
+            Ok(n as u64 % 3)
+        );
     }
     for (n, handle) in more.into_iter().enumerate() {
-        assert_eq!(handle.result_timeout(Duration::from_secs(60)), Ok((n * n) as u64));
+        assert_eq!(
+            handle.result_timeout(Duration::from_secs(60)),
+            Ok((n * n) as u64)
+        );
     }
     stop(&mut worker);
 }
@@ -334,14 +443,19 @@ fn worker_drains_on_sigterm() {
     let cluster = Cluster::connect(server.client_options().storage(Storage::Memory)).unwrap();
     let mut worker = spawn_worker(&server, Duration::from_secs(30));
     wait_for_workers(&cluster, 1);
-    let handles: Vec<_> = (0..2).map(|_| cluster.submit(sleepy, 1_000).unwrap()).collect();
+    let handles: Vec<_> = (0..2)
+        .map(|_| cluster.submit(sleepy, 1_000).unwrap())
+        .collect();
     std::thread::sleep(Duration::from_millis(300));
     let _ = rustix::process::kill_process(
         rustix::process::Pid::from_raw(worker.id() as i32).unwrap(),
         rustix::process::Signal::TERM,
     );
     let status = worker.wait().unwrap();
-    assert!(status.success(), "the worker exits 0 after draining: {status}");
+    assert!(
+        status.success(),
+        "the worker exits 0 after draining: {status}"
+    );
     for handle in handles {
         assert_eq!(handle.result_timeout(Duration::from_secs(5)), Ok(1_000));
     }
