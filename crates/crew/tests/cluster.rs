@@ -47,6 +47,12 @@ fn bounce(bytes: crew::process::Bytes) -> crew::process::Bytes {
     crew::process::Bytes(bytes.iter().rev().copied().collect())
 }
 
+/// The same name as a task of the `cluster_worker` example, with other types.
+#[crew::task(name = "demo::changed")]
+fn changed(n: u64) -> u64 {
+    n + 1
+}
+
 fn main() {
     crew::init();
     if let Ok(url) = std::env::var(WORKER_ENV) {
@@ -78,6 +84,10 @@ fn main() {
         ("worker_killed_mid_task", worker_killed_mid_task),
         ("server_restarted_mid_run", server_restarted_mid_run),
         ("worker_drains_on_sigterm", worker_drains_on_sigterm),
+        (
+            "unknown_and_changed_tasks_are_clear_errors",
+            unknown_and_changed_tasks_are_clear_errors,
+        ),
     ]);
 }
 
@@ -460,4 +470,56 @@ fn worker_drains_on_sigterm() {
         assert_eq!(handle.result_timeout(Duration::from_secs(5)), Ok(1_000));
     }
     assert!(cluster.status().unwrap().workers.is_empty());
+}
+
+/// The `cluster_worker` example, built next to this test (`cargo test --examples` or
+/// `cargo build --example cluster_worker --features cluster`).
+fn example_worker() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/cluster_worker");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p crew --features cluster --example cluster_worker`",
+        path.display()
+    );
+    path
+}
+
+fn unknown_and_changed_tasks_are_clear_errors() {
+    let server = server(ServerConfig::new().token("t"));
+    let cluster = Cluster::connect(server.client_options().storage(Storage::Memory)).unwrap();
+    let mut worker = Command::new(example_worker())
+        .args([server.url().as_str(), "t"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_workers(&cluster, 1);
+    let unknown = cluster
+        .submit(square, 3)
+        .unwrap()
+        .result_timeout(Duration::from_secs(20));
+    match unknown {
+        Err(TaskError::UnknownTask { task }) => assert!(task.ends_with("square"), "{task}"),
+        other => panic!("expected UnknownTask, got {other:?}"),
+    }
+    let changed = cluster
+        .submit(changed, 3)
+        .unwrap()
+        .result_timeout(Duration::from_secs(20));
+    match changed {
+        Err(TaskError::Incompatible { task, message }) => {
+            assert_eq!(task, "demo::changed");
+            assert!(
+                message.contains("u32") && message.contains("u64"),
+                "{message}"
+            );
+        }
+        other => panic!("expected Incompatible, got {other:?}"),
+    }
+    stop(&mut worker);
 }
