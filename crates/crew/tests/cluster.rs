@@ -19,6 +19,7 @@ use crew::{Executor, MapOptions, TaskError};
 const WORKER_ENV: &str = "CREW_CLUSTER_TEST_WORKER";
 const TOKEN_ENV: &str = "CREW_CLUSTER_TEST_TOKEN";
 const ACK_WAIT_ENV: &str = "CREW_CLUSTER_TEST_ACK_WAIT_MS";
+const MAX_DELIVER_ENV: &str = "CREW_CLUSTER_TEST_MAX_DELIVER";
 
 #[crew::task]
 fn echo_attempt(n: u64) -> (u64, u32) {
@@ -44,6 +45,12 @@ fn crash(_: u64) -> u64 {
 #[crew::task]
 fn bounce(bytes: crew::process::Bytes) -> crew::process::Bytes {
     crew::process::Bytes(bytes.iter().rev().copied().collect())
+}
+
+/// The same name as a task of the `cluster_worker` example, with other types.
+#[crew::task(name = "demo::changed")]
+fn changed(n: u64) -> u64 {
+    n + 1
 }
 
 fn main() {
@@ -77,6 +84,10 @@ fn main() {
         ("worker_killed_mid_task", worker_killed_mid_task),
         ("server_restarted_mid_run", server_restarted_mid_run),
         ("worker_drains_on_sigterm", worker_drains_on_sigterm),
+        (
+            "unknown_and_changed_tasks_are_clear_errors",
+            unknown_and_changed_tasks_are_clear_errors,
+        ),
     ]);
 }
 
@@ -91,6 +102,12 @@ fn run_worker(url: String) -> i32 {
         .and_then(|v| v.parse().ok())
     {
         options = options.ack_wait(Duration::from_millis(ms));
+    }
+    if let Some(n) = std::env::var(MAX_DELIVER_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        options = options.max_deliver(n);
     }
     match serve_worker(WorkerOptions::new(options).concurrency(2).prefetch(0)) {
         Ok(report) => {
@@ -110,8 +127,13 @@ fn server(config: ServerConfig) -> TestServer {
 
 /// A worker child process serving `server`.
 fn spawn_worker(server: &TestServer, ack_wait: Duration) -> Child {
+    spawn_worker_with(server, ack_wait, 5)
+}
+
+fn spawn_worker_with(server: &TestServer, ack_wait: Duration, max_deliver: u32) -> Child {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
+        .env(MAX_DELIVER_ENV, max_deliver.to_string())
         .env(WORKER_ENV, server.url())
         .env(ACK_WAIT_ENV, ack_wait.as_millis().to_string())
         .stdin(Stdio::null())
@@ -228,11 +250,22 @@ fn certificates(
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "crew test CA");
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
-    let params =
+    let mut params =
         rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
             .unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "crew test server");
     let ca_pem = ca.pem();
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let cert = params.signed_by(&key, &issuer).unwrap();
@@ -313,14 +346,7 @@ fn poison_task_ends_in_dead_letters() {
         .max_deliver(3)
         .ack_wait(Duration::from_secs(2));
     let cluster = Cluster::connect(options.clone()).unwrap();
-    let worker = std::thread::spawn({
-        let options = options.clone();
-        move || {
-            let _ = options;
-        }
-    });
-    worker.join().unwrap();
-    let mut child = spawn_worker(&server, Duration::from_secs(2));
+    let mut child = spawn_worker_with(&server, Duration::from_secs(2), 3);
     let handle = cluster.submit(crash, 1).unwrap();
     let error = handle.result_timeout(Duration::from_secs(30)).unwrap_err();
     assert!(error.to_string().contains("dead-letter"), "{error}");
@@ -329,19 +355,18 @@ fn poison_task_ends_in_dead_letters() {
     assert_eq!(letters[0].deliveries, 3);
     assert!(letters[0].task.ends_with("crash"), "{letters:?}");
     assert_eq!(cluster.status().unwrap().dead_letters, 1);
-    // Requeued, it fails again (and comes back to the dead letters).
-    cluster.requeue(&letters[0].id).unwrap();
+    // Requeued, it runs again, fails again and comes back as a new dead letter.
+    let first = letters[0].id;
+    cluster.requeue(&first).unwrap();
     assert!(matches!(
-        cluster.requeue(&letters[0].id),
+        cluster.requeue(&first),
         Err(ClusterError::NotFound { .. })
     ));
     let started = Instant::now();
     loop {
         let letters = cluster.dead_letters().unwrap();
-        if letters.len() == 1
-            && letters[0].id != crew::cluster::DeadLetterId(0)
-            && letters[0].id.0 > 1
-        {
+        if letters.len() == 1 && letters[0].id != first {
+            assert_eq!(letters[0].deliveries, 3);
             break;
         }
         assert!(
@@ -445,4 +470,56 @@ fn worker_drains_on_sigterm() {
         assert_eq!(handle.result_timeout(Duration::from_secs(5)), Ok(1_000));
     }
     assert!(cluster.status().unwrap().workers.is_empty());
+}
+
+/// The `cluster_worker` example, built next to this test (`cargo test --examples` or
+/// `cargo build --example cluster_worker --features cluster`).
+fn example_worker() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/cluster_worker");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p crew --features cluster --example cluster_worker`",
+        path.display()
+    );
+    path
+}
+
+fn unknown_and_changed_tasks_are_clear_errors() {
+    let server = server(ServerConfig::new().token("t"));
+    let cluster = Cluster::connect(server.client_options().storage(Storage::Memory)).unwrap();
+    let mut worker = Command::new(example_worker())
+        .args([server.url().as_str(), "t"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_workers(&cluster, 1);
+    let unknown = cluster
+        .submit(square, 3)
+        .unwrap()
+        .result_timeout(Duration::from_secs(20));
+    match unknown {
+        Err(TaskError::UnknownTask { task }) => assert!(task.ends_with("square"), "{task}"),
+        other => panic!("expected UnknownTask, got {other:?}"),
+    }
+    let changed = cluster
+        .submit(changed, 3)
+        .unwrap()
+        .result_timeout(Duration::from_secs(20));
+    match changed {
+        Err(TaskError::Incompatible { task, message }) => {
+            assert_eq!(task, "demo::changed");
+            assert!(
+                message.contains("u32") && message.contains("u64"),
+                "{message}"
+            );
+        }
+        other => panic!("expected Incompatible, got {other:?}"),
+    }
+    stop(&mut worker);
 }

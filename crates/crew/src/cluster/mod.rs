@@ -300,7 +300,7 @@ enum Backing {
     Nats {
         client: Arc<client::Submitter>,
         /// `Cluster::local`'s own workers and server, stopped after the client.
-        local: Option<Local>,
+        local: Option<Box<Local>>,
     },
     Pool(ProcessPool),
 }
@@ -389,7 +389,7 @@ impl Cluster {
         Ok(Cluster {
             backing: Backing::Nats {
                 client: Arc::new(client),
-                local: Some(local),
+                local: Some(Box::new(local)),
             },
         })
     }

@@ -373,13 +373,16 @@ struct Worker {
     /// Tasks running here, by (submitter, number): how to stop each.
     running: Mutex<HashMap<(String, u64), oneshot::Sender<Stop>>>,
     /// Tasks cancelled before they reached us (bounded memory).
-    cancelled: Mutex<(HashSet<(String, u64)>, VecDeque<(String, u64)>)>,
+    cancelled: Mutex<Remembered>,
     /// Reply subjects of the messages we hold, for progress acknowledgements.
     held: Mutex<HashMap<u64, async_nats::Subject>>,
     bucket: tokio::sync::OnceCell<jetstream::object_store::ObjectStore>,
 }
 
 const CANCELLED_MEMORY: usize = 100_000;
+
+/// Task keys (submitter, number), with their arrival order to forget the oldest.
+type Remembered = (HashSet<(String, u64)>, VecDeque<(String, u64)>);
 
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -662,7 +665,7 @@ async fn listen_advisories(worker: Arc<Worker>, mut advisories: async_nats::Subs
                 task.subject.as_str(),
                 &header,
                 task.payload.clone(),
-                advisory.deliveries,
+                (advisory.stream_seq, advisory.deliveries),
                 &last,
             )
             .await
@@ -831,6 +834,7 @@ impl Worker {
             self.handed_back.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        let sequence = message.info().map_or(0, |info| info.stream_sequence);
         let probe = ResultHeader {
             id: header.id,
             attempt,
@@ -845,7 +849,7 @@ impl Worker {
                 message.subject.as_str(),
                 header,
                 message.payload.clone(),
-                u64::from(attempt),
+                (sequence, u64::from(attempt)),
                 &last,
             )
             .await
@@ -867,7 +871,7 @@ impl Worker {
         subject: &str,
         header: &TaskHeader,
         payload: Bytes,
-        deliveries: u64,
+        (sequence, deliveries): (u64, u64),
         error: &str,
     ) -> Result<(), String> {
         let task_id = format!("{}.{}", header.submitter, header.id);
@@ -881,7 +885,8 @@ impl Worker {
         let publish = jetstream::message::PublishMessage::build()
             .payload(payload)
             .headers(headers)
-            .message_id(format!("dead.{task_id}"));
+            // Once per stored task (a requeued task is stored anew, under another sequence).
+            .message_id(format!("dead.{task_id}.{sequence}"));
         let subject = format!(
             "{}.dead.{}",
             self.options.cluster.prefix,
