@@ -144,9 +144,12 @@ pub(crate) type ClusterMeasurement<'a> = Measurement<'a, Key, Figures>;
 /// The measured cells of one run.
 pub type ClusterCells = Vec<Cell<Key, Figures>>;
 
-/// The Python peers: implementation name, script, module to import, PyPI package (`None`: the
-/// standard library's, run by the system `python3`).
-const PYTHON_PEERS: [(&str, &str, Option<(&str, &str)>); 3] = [
+/// A module to import and the PyPI package that provides it.
+type Package = (&'static str, &'static str);
+
+/// The Python peers: implementation name, script, package (`None`: the standard library's, run
+/// by the system `python3`).
+const PYTHON_PEERS: [(&str, &str, Option<Package>); 3] = [
     ("python-managers", "managers_peer.py", None),
     ("ray", "ray_peer.py", Some(("ray", "ray"))),
     ("dask", "dask_peer.py", Some(("distributed", "distributed"))),
@@ -158,7 +161,7 @@ fn python_measurements<'a>(
     scripts: &'a python::ScriptDir,
     implementation: &'static str,
     script: &'static str,
-    package: Option<(&'static str, &'static str)>,
+    package: Option<Package>,
 ) -> Vec<ClusterMeasurement<'a>> {
     // Started at its first measurement; a failed start is remembered, so every case says why.
     let peer: Rc<RefCell<Option<Result<python::PythonPeer, String>>>> = Rc::default();
