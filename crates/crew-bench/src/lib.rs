@@ -9,6 +9,7 @@
 //! | [`lab`] | (none) | the fib-service models against Python, Go and the loopback limit |
 //! | [`pool`] | `pool` | crew's pools against crossbeam, rayon, procspawn and Python's pools |
 //! | [`run`] | `run` | `crew run` against `xargs -P` and GNU parallel |
+//! | [`cluster`] | `cluster` | crew's NATS cluster against `multiprocessing.managers`, Ray and Dask |
 //!
 //! A new benchmark (`cluster`, `actors`) is one more module of the same shape: a key type and a
 //! [`harness::Sample`] type, a list of [`harness::Measurement`]s, a table, and one line of clap
@@ -20,6 +21,7 @@
 //! nor the binary's start-up does any work for them unless a benchmark starts one.
 
 pub mod chart;
+pub mod cluster;
 pub mod harness;
 pub mod lab;
 pub mod peer;

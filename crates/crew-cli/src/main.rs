@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 // measurement behind that choice): linking the benchmarks brings it.
 
 mod bench;
+mod cluster;
 mod duration;
 mod perf;
 mod run;
@@ -34,6 +35,10 @@ enum Command {
     Bench(bench::Args),
     /// Run many commands in parallel (like `xargs -P` or GNU parallel).
     Run(run::Args),
+    /// Serve the tasks built into crew to a cluster (NATS JetStream) until SIGTERM.
+    Worker(cluster::WorkerArgs),
+    /// Inspect a cluster: status, dead letters.
+    Cluster(cluster::ClusterArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +52,8 @@ fn main() -> ExitCode {
         Command::Perf(args) => perf::main(args),
         Command::Bench(args) => bench::main(args),
         Command::Run(args) => run::main(args),
+        Command::Worker(args) => cluster::worker(args),
+        Command::Cluster(args) => cluster::main(args),
     };
     match outcome {
         Ok(code) => code,

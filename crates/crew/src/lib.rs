@@ -41,6 +41,11 @@ mod loom;
 mod sys;
 mod thread_pool;
 
+// async-nats 0.51 needs Rust 1.89, so this feature does; the rest of crew keeps the workspace's
+// older MSRV (raising it there would turn on newer lints in every crate).
+#[cfg(feature = "cluster")]
+#[clippy::msrv = "1.89"]
+pub mod cluster;
 pub mod pipeline;
 pub mod process;
 #[cfg(feature = "progress")]

@@ -155,7 +155,7 @@ fn submit_map_and_friends() {
         .map_with(square, 0..10_000, MapOptions::new().chunksize(500))
         .map(Result::unwrap)
         .sum();
-    assert_eq!(chunked, (0..10_000u64).map(|x| x * x).sum());
+    assert_eq!(chunked, (0..10_000u64).map(|x| x * x).sum::<u64>());
     let mut unordered: Vec<u64> = pool
         .imap_unordered(square, 0..100, 7)
         .map(Result::unwrap)

@@ -37,6 +37,8 @@ enum Which {
     Pool(PoolArgs),
     /// `crew run` against `xargs -P` and GNU parallel: jobs/sec and the seed's sleep case.
     Run(RunArgs),
+    /// crew's NATS cluster against multiprocessing.managers, Ray and Dask: tasks/s and latency.
+    Cluster(ClusterArgs),
     /// A peer a benchmark runs in a process of its own (procspawn, the loopback limit).
     #[command(hide = true)]
     Peer {
@@ -101,6 +103,38 @@ struct PoolArgs {
     output: Output,
 }
 
+/// Arguments of `crew bench cluster`.
+#[derive(Debug, clap::Args)]
+struct ClusterArgs {
+    /// Smaller cases and 3 rounds.
+    #[arg(long)]
+    quick: bool,
+    /// Tasks of the `submit` case (one item each) [default: 10000; --quick 2000].
+    #[arg(long)]
+    tasks: Option<u64>,
+    /// Items of the `map` case [default: 1000000; --quick 200000].
+    #[arg(long)]
+    items: Option<u64>,
+    /// Tasks of the `latency` case, one at a time [default: 1000; --quick 200].
+    #[arg(long)]
+    latency_tasks: Option<u64>,
+    /// Items per task in the `map` case.
+    #[arg(long, default_value_t = 4096)]
+    chunksize: usize,
+    /// Rounds of each measurement; the median is reported [default: 5; --quick 3].
+    #[arg(long)]
+    repeat: Option<usize>,
+    /// Measure only these implementations (comma-separated: crew-cluster, python-managers, ray, dask).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// The virtualenv Ray and Dask are installed into [default: $CREW_BENCH_VENV or ~/.cache/crew/venv-cluster].
+    #[arg(long, value_name = "DIR")]
+    venv: Option<PathBuf>,
+    /// Write the rows as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
 /// Arguments of `crew bench run`.
 #[derive(Debug, clap::Args)]
 struct RunArgs {
@@ -147,6 +181,17 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
                 args.output.json.as_deref(),
                 args.output.svg.as_deref(),
             )
+        }
+        Some(Which::Cluster(args)) => {
+            let mut config = crew_bench::cluster::ClusterConfig::new(args.quick);
+            config.tasks = args.tasks.unwrap_or(config.tasks);
+            config.items = args.items.unwrap_or(config.items);
+            config.latency_tasks = args.latency_tasks.unwrap_or(config.latency_tasks);
+            config.chunksize = args.chunksize;
+            config.rounds = args.repeat.unwrap_or(config.rounds);
+            config.only = args.only;
+            config.venv = args.venv.unwrap_or(config.venv);
+            crew_bench::cluster::main(&config, args.json.as_deref())
         }
         Some(Which::Run(args)) => {
             let config = crew_bench::run::RunConfig {

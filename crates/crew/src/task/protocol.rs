@@ -129,7 +129,7 @@ pub enum ToParent {
 }
 
 /// How a call ended inside the worker.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Outcome {
     /// It returned; the payload holds the result.
     Ok,

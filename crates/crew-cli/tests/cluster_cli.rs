@@ -1,0 +1,229 @@
+//! `crew worker` and `crew cluster` against a real `nats-server` (a private one per test, on a
+//! free loopback port, with a random token and a temporary store): `status` sees two workers,
+//! a worker SIGTERMed while running a task finishes it and exits 0, `dlq` lists and refuses an
+//! unknown id, and a wrong token is a clear error. The server binary comes from
+//! `$CREW_NATS_SERVER` or PATH, else from `scripts/nats-server` (which installs one).
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use crew::cluster::{Cluster, ServerConfig, TestServer, NATS_SERVER_ENV};
+use crew::Executor;
+use crew_cli::tasks::{run_command, CommandJob, CommandStatus};
+
+const CREW: &str = env!("CARGO_BIN_EXE_crew");
+const TOKEN: &str = "cli-test-token-5f1c";
+
+/// Points `CREW_NATS_SERVER` at a usable server when none is found, once.
+fn ensure_nats_server() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if crew::cluster::find_nats_server().is_ok() {
+            return;
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/nats-server");
+        let output = Command::new(&script)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("running scripts/nats-server");
+        assert!(output.status.success(), "scripts/nats-server failed");
+        let path = String::from_utf8(output.stdout).unwrap();
+        std::env::set_var(NATS_SERVER_ENV, path.trim());
+    });
+}
+
+fn server() -> TestServer {
+    ensure_nats_server();
+    TestServer::start(ServerConfig::new().token(TOKEN)).expect("starting nats-server")
+}
+
+/// `crew ARGS` with the token in the environment (never in argv), bounded in time.
+fn crew(args: &[&str]) -> Output {
+    let mut child = Command::new(CREW)
+        .args(args)
+        .env("CREW_NATS_TOKEN", TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "crew {args:?} did not finish in 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A `crew worker` with one slot and no prefetch (it holds one task at a time); its token
+/// comes from a file.
+fn worker(url: &str, token_file: &Path, extra: &[&str]) -> Child {
+    Command::new(CREW)
+        .args([
+            "worker",
+            "--nats",
+            url,
+            "--concurrency",
+            "1",
+            "--prefetch",
+            "0",
+        ])
+        .arg("--token-file")
+        .arg(token_file)
+        .args(extra)
+        .env_remove("CREW_NATS_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn status_json(url: &str) -> serde_json::Value {
+    let output = crew(&["cluster", "status", "--nats", url, "--json"]);
+    assert!(output.status.success(), "{output:?}");
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Waits up to 30 s for `done`, polling.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn sigterm(child: &Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+}
+
+/// Waits up to 30 s for a child; its exit status and standard error.
+fn finish(mut child: Child) -> (std::process::ExitStatus, String) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the worker did not exit within 30 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn status_shows_two_workers_and_a_sigtermed_worker_drains_and_exits_0() {
+    let server = server();
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let first = worker(&url, &token_file, &[]);
+    let second = worker(&url, &token_file, &["--threads", "--name", "second"]);
+
+    wait_for("two workers in `crew cluster status --json`", || {
+        status_json(&url)["workers"].as_array().unwrap().len() == 2
+    });
+    let status = status_json(&url);
+    let names: Vec<&str> = status["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"second"), "{status}");
+    for worker in status["workers"].as_array().unwrap() {
+        assert_eq!(worker["slots"], 1, "{status}");
+    }
+    let table = crew(&["cluster", "status", "--nats", &url]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("workers: 2"), "{table}");
+    assert!(table.contains("queue depth: 0"), "{table}");
+
+    // One task each, long enough to be running when the workers are told to stop.
+    let cluster = Cluster::connect(server.client_options()).unwrap();
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            cluster
+                .submit(run_command, CommandJob::new(["sleep", "1.5"]))
+                .unwrap()
+        })
+        .collect();
+    wait_for("both tasks in flight", || {
+        cluster.status().unwrap().in_flight == 2
+    });
+    sigterm(&first);
+    sigterm(&second);
+    for child in [first, second] {
+        let (exit, stderr) = finish(child);
+        assert!(exit.success(), "worker exit {exit:?}: {stderr}");
+        assert!(stderr.contains("1 tasks done, 0 handed back"), "{stderr}");
+        assert!(!stderr.contains(TOKEN), "the token was printed: {stderr}");
+    }
+    // Drained: both tasks finished on the workers that held them.
+    for handle in handles {
+        let outcome = handle.result().unwrap();
+        assert_eq!(outcome.status, CommandStatus::Exited(0), "{outcome:?}");
+    }
+}
+
+#[test]
+fn dlq_lists_requeue_refuses_unknown_ids_and_a_wrong_token_is_clear() {
+    let server = server();
+    let url = server.url();
+    let list = crew(&["cluster", "dlq", "--nats", &url]);
+    assert!(list.status.success(), "{list:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&list.stdout).trim(),
+        "no dead letters"
+    );
+    let json = crew(&["cluster", "dlq", "list", "--nats", &url, "--json"]);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&json.stdout).unwrap(),
+        serde_json::json!([])
+    );
+    let requeue = crew(&["cluster", "dlq", "requeue", "42", "--nats", &url]);
+    assert!(!requeue.status.success());
+    let stderr = String::from_utf8_lossy(&requeue.stderr);
+    assert!(stderr.contains("no dead letter 42"), "{stderr}");
+    let bad_id = crew(&["cluster", "dlq", "requeue", "x1", "--nats", &url]);
+    assert!(!bad_id.status.success());
+    assert!(String::from_utf8_lossy(&bad_id.stderr).contains("not a dead-letter id"));
+
+    let wrong = Command::new(CREW)
+        .args([
+            "cluster",
+            "status",
+            "--nats",
+            &url,
+            "--token",
+            "wrong-token",
+        ])
+        .env_remove("CREW_NATS_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(stderr.contains("authentication"), "{stderr}");
+    assert!(
+        !stderr.contains("wrong-token"),
+        "the token was printed: {stderr}"
+    );
+    let no_url = Command::new(CREW)
+        .args(["cluster", "status"])
+        .env_remove("CREW_NATS_URL")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&no_url.stderr).contains("pass --nats URL"));
+}

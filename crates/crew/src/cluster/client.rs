@@ -1,0 +1,727 @@
+//! The submitting side of a [`Cluster`](super::Cluster): publishes tasks without waiting,
+//! settles handles from the results stream, revokes cancelled tasks. See the design note in
+//! the module above.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use async_nats::jetstream::{self, consumer, stream};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use parking_lot::{Condvar, Mutex};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::connect;
+use super::options::ClusterOptions;
+use super::wire::{self, ResultHeader, TaskHeader};
+use super::{ClusterError, ClusterStatus, DeadLetter, DeadLetterId, WorkerInfo};
+use crate::error::{SubmitError, TaskError};
+use crate::executor::Message;
+use crate::task::{codec, pair_with, TaskHandle, TaskInfo, TaskOptions};
+
+/// Headers of a dead letter.
+pub(crate) const DEAD_SUBJECT: &str = "Crew-Subject";
+pub(crate) const DEAD_TASK: &str = "Crew-Task";
+pub(crate) const DEAD_TASK_ID: &str = "Crew-Task-Id";
+pub(crate) const DEAD_DELIVERIES: &str = "Crew-Deliveries";
+pub(crate) const DEAD_ERROR: &str = "Crew-Error";
+
+/// Room left in a message for its header and NATS headers when deciding whether the payload
+/// goes through the object store.
+pub(crate) const HEADROOM: usize = 8 * 1024;
+
+type Settle = Box<dyn FnOnce(Result<&[u8], TaskError>) + Send>;
+
+struct Pending {
+    task: &'static TaskInfo,
+    settle: Option<Settle>,
+    /// The task's sequence in the tasks stream, once the server acknowledged it.
+    sequence: Option<u64>,
+    /// Cancelled before its acknowledgement came: delete it when it comes.
+    revoked: bool,
+}
+
+enum Command {
+    Publish(Outgoing),
+    /// The payload is too large for a message: store it first.
+    PublishLarge {
+        outgoing: Outgoing,
+        header: TaskHeader,
+        payload: Vec<u8>,
+    },
+    Revoke(u64),
+}
+
+struct Outgoing {
+    id: u64,
+    subject: String,
+    bytes: Bytes,
+    first_sent: Instant,
+}
+
+pub(crate) struct Shared {
+    options: ClusterOptions,
+    handle: tokio::runtime::Handle,
+    nats: async_nats::Client,
+    js: jetstream::Context,
+    tasks: stream::Stream,
+    results: stream::Stream,
+    submitter: String,
+    results_subject: String,
+    next: AtomicU64,
+    pending: Mutex<HashMap<u64, Pending>>,
+    drained: Condvar,
+    commands: mpsc::UnboundedSender<Command>,
+    accepting: AtomicBool,
+    max_payload: usize,
+    bucket: tokio::sync::OnceCell<jetstream::object_store::ObjectStore>,
+}
+
+/// The submitter: the shared state and the runtime that drives it.
+pub(crate) struct Submitter {
+    shared: Arc<Shared>,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+}
+
+impl Submitter {
+    pub(crate) fn connect(options: ClusterOptions) -> Result<Submitter, ClusterError> {
+        let runtime = connect::runtime("crew-cluster-io")?;
+        let handle = runtime.handle().clone();
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let shared = runtime.block_on(async {
+            let nats = connect::connect(&options).await?;
+            let js = connect::context(nats.clone(), &options);
+            let (tasks, _consumer) = connect::setup(&js, &options).await?;
+            let results = js.get_stream(options.results_stream()).await.map_err(|e| {
+                ClusterError::JetStream {
+                    message: format!("cannot open the results stream: {e}"),
+                }
+            })?;
+            let submitter = super::server::random_hex(8);
+            let results_subject = format!("{}.result.{submitter}", options.prefix);
+            // Created before the first task, so no result can be missed.
+            let reader = results
+                .create_consumer(consumer::pull::OrderedConfig {
+                    filter_subject: results_subject.clone(),
+                    deliver_policy: consumer::DeliverPolicy::New,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| ClusterError::JetStream {
+                    message: format!("cannot create the results consumer: {e}"),
+                })?
+                .messages()
+                .await
+                .map_err(|e| ClusterError::JetStream {
+                    message: format!("cannot read the results stream: {e}"),
+                })?;
+            let max_payload = nats.server_info().max_payload;
+            let shared = Arc::new(Shared {
+                options,
+                handle: tokio::runtime::Handle::current(),
+                nats,
+                js,
+                tasks,
+                results,
+                submitter,
+                results_subject,
+                next: AtomicU64::new(1),
+                pending: Mutex::new(HashMap::new()),
+                drained: Condvar::new(),
+                commands,
+                accepting: AtomicBool::new(true),
+                max_payload,
+                bucket: tokio::sync::OnceCell::new(),
+            });
+            tokio::spawn(publisher(shared.clone(), receiver));
+            tokio::spawn(read_results(Arc::downgrade(&shared), reader));
+            Ok::<_, ClusterError>(shared)
+        })?;
+        let _ = handle;
+        Ok(Submitter {
+            shared,
+            runtime: Mutex::new(Some(runtime)),
+        })
+    }
+
+    pub(crate) fn options(&self) -> &ClusterOptions {
+        &self.shared.options
+    }
+
+    /// Queues `f(arg)` (or `f` over a chunk of arguments); never waits for the server.
+    pub(crate) fn submit<F: 'static, A: Serialize + ?Sized, T: Message>(
+        &self,
+        f: &F,
+        arg: &A,
+        chunk: bool,
+        options: TaskOptions,
+    ) -> Result<TaskHandle<T>, SubmitError> {
+        let shared = &self.shared;
+        if !shared.accepting.load(Ordering::Acquire) {
+            return Err(SubmitError::Shutdown);
+        }
+        let task = TaskInfo::of(f)?;
+        let payload = codec::encode(arg).map_err(|message| SubmitError::Unsupported { message })?;
+        let id = shared.next.fetch_add(1, Ordering::Relaxed);
+        let (handle, completer) = pair_with::<T>(&options);
+        let deadline_ms = completer.deadline().map(|deadline| {
+            let left = deadline.saturating_duration_since(Instant::now());
+            wire::now_ms() + left.as_millis() as u64
+        });
+        let header = TaskHeader {
+            name: task.name().to_owned(),
+            signature: task.signature(),
+            chunk,
+            submitter: shared.submitter.clone(),
+            id,
+            deadline_ms,
+            retries: shared.options.retries,
+            backoff_ms: shared.options.retry_backoff.as_millis() as u64,
+            object: None,
+        };
+        let subject = format!(
+            "{}.task.{}",
+            shared.options.prefix,
+            wire::subject_token(task.name())
+        );
+        let large = payload.len() + HEADROOM > shared.max_payload;
+        let bytes = if large {
+            Bytes::new()
+        } else {
+            Bytes::from(
+                wire::frame(&header, &payload)
+                    .map_err(|message| SubmitError::Unsupported { message })?,
+            )
+        };
+        let weak = Arc::downgrade(shared);
+        completer.on_cancel(move || {
+            if let Some(shared) = weak.upgrade() {
+                let _ = shared.commands.send(Command::Revoke(id));
+            }
+        });
+        completer.expire_at_deadline();
+        let settle: Settle = Box::new(move |result: Result<&[u8], TaskError>| {
+            completer.complete(result.and_then(|bytes| {
+                codec::decode::<T>(bytes).map_err(|message| TaskError::Transport { message })
+            }));
+        });
+        shared.pending.lock().insert(
+            id,
+            Pending {
+                task,
+                settle: Some(settle),
+                sequence: None,
+                revoked: false,
+            },
+        );
+        let outgoing = Outgoing {
+            id,
+            subject,
+            bytes,
+            first_sent: Instant::now(),
+        };
+        let command = if large {
+            Command::PublishLarge {
+                outgoing,
+                header,
+                payload,
+            }
+        } else {
+            Command::Publish(outgoing)
+        };
+        if shared.commands.send(command).is_err() {
+            shared.fail(id, TaskError::Shutdown);
+        }
+        Ok(handle)
+    }
+
+    /// Stops accepting tasks; see [`Executor::shutdown`](crate::Executor::shutdown).
+    pub(crate) fn shutdown(&self, wait: bool, cancel_pending: bool) {
+        let shared = &self.shared;
+        shared.accepting.store(false, Ordering::Release);
+        if cancel_pending {
+            let ids: Vec<u64> = shared.pending.lock().keys().copied().collect();
+            for id in ids {
+                let _ = shared.commands.send(Command::Revoke(id));
+            }
+        }
+        // Waiting on the cluster's own I/O thread (a done-callback) would wait forever.
+        if wait && tokio::runtime::Handle::try_current().is_err() {
+            let mut pending = shared.pending.lock();
+            while !pending.is_empty() {
+                shared.drained.wait(&mut pending);
+            }
+        }
+    }
+
+    /// Flushes and stops the runtime. Tasks still pending settle as `Shutdown`/`Cancelled`.
+    pub(crate) fn close(&self) {
+        let Some(runtime) = self.runtime.lock().take() else {
+            return;
+        };
+        let nats = self.shared.nats.clone();
+        let results = self.shared.results.clone();
+        let subject = self.shared.results_subject.clone();
+        runtime.block_on(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                let _ = results.purge().filter(subject).await;
+                let _ = nats.flush().await;
+            })
+            .await;
+        });
+        let orphans: Vec<Pending> = self.shared.pending.lock().drain().map(|(_, p)| p).collect();
+        drop(orphans); // their completers settle the handles
+        runtime.shutdown_background();
+    }
+
+    fn block_on<T>(&self, future: impl std::future::Future<Output = T>) -> T {
+        self.shared.handle.block_on(future)
+    }
+
+    pub(crate) fn status(&self) -> Result<ClusterStatus, ClusterError> {
+        let shared = self.shared.clone();
+        self.block_on(async move { status(&shared.js, &shared.options).await })
+    }
+
+    pub(crate) fn dead_letters(&self) -> Result<Vec<DeadLetter>, ClusterError> {
+        let shared = self.shared.clone();
+        self.block_on(async move { dead_letters(&shared.js, &shared.options).await })
+    }
+
+    pub(crate) fn requeue(&self, id: DeadLetterId) -> Result<(), ClusterError> {
+        let shared = self.shared.clone();
+        self.block_on(async move { requeue(&shared.js, &shared.options, id).await })
+    }
+}
+
+impl Drop for Submitter {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Shared {
+    /// Removes a pending task, waking `shutdown(wait)` when none is left.
+    fn take(&self, id: u64) -> Option<Pending> {
+        let mut pending = self.pending.lock();
+        let taken = pending.remove(&id);
+        if pending.is_empty() {
+            self.drained.notify_all();
+        }
+        taken
+    }
+
+    fn fail(&self, id: u64, error: TaskError) {
+        if let Some(mut pending) = self.take(id) {
+            if let Some(settle) = pending.settle.take() {
+                settle(Err(error));
+            }
+        }
+    }
+
+    async fn bucket(&self) -> Result<&jetstream::object_store::ObjectStore, ClusterError> {
+        self.bucket
+            .get_or_try_init(|| connect::bucket(&self.js, &self.options))
+            .await
+    }
+
+    /// Settles the task of a result message.
+    async fn settle(self: &Arc<Self>, payload: &[u8]) {
+        let Ok((header, start)) = wire::unframe::<ResultHeader>(payload) else {
+            return; // not ours to judge: a result for nobody
+        };
+        let Some(mut pending) = self.take(header.id) else {
+            return; // a duplicate result of a task run twice, or a cancelled task
+        };
+        let Some(settle) = pending.settle.take() else {
+            return;
+        };
+        if !matches!(
+            header.ending,
+            wire::Ending::Ran(crate::task::protocol::Outcome::Ok)
+        ) {
+            settle(Err(header.error(Some(pending.task), pending.task.name())));
+            return;
+        }
+        match &header.object {
+            None => settle(Ok(&payload[start..])),
+            Some(key) => match self.fetch(key).await {
+                Ok(bytes) => settle(Ok(&bytes)),
+                Err(message) => settle(Err(TaskError::Transport { message })),
+            },
+        }
+    }
+
+    async fn fetch(&self, key: &str) -> Result<Vec<u8>, String> {
+        let bucket = self.bucket().await.map_err(|e| e.to_string())?;
+        let bytes = read_object(bucket, key).await?;
+        let _ = bucket.delete(key).await;
+        Ok(bytes)
+    }
+}
+
+/// Reads a whole object from the store.
+pub(crate) async fn read_object(
+    bucket: &jetstream::object_store::ObjectStore,
+    key: &str,
+) -> Result<Vec<u8>, String> {
+    use tokio::io::AsyncReadExt;
+    let mut object = bucket
+        .get(key)
+        .await
+        .map_err(|e| format!("cannot fetch the payload {key} from the object store: {e}"))?;
+    let mut bytes = Vec::with_capacity(object.info().size);
+    object
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| format!("cannot read the payload {key} from the object store: {e}"))?;
+    Ok(bytes)
+}
+
+/// Stores `bytes` in the object store under `key`.
+pub(crate) async fn write_object(
+    bucket: &jetstream::object_store::ObjectStore,
+    key: &str,
+    bytes: &[u8],
+) -> Result<(), String> {
+    let mut reader = bytes;
+    bucket.put(key, &mut reader).await.map(|_| ()).map_err(|e| {
+        format!(
+            "cannot store a payload of {} bytes in the object store: {e}",
+            bytes.len()
+        )
+    })
+}
+
+type AckFuture = BoxFuture<'static, (Outgoing, Result<u64, String>)>;
+
+/// Publishes tasks, keeping their acknowledgements in flight; re-sends what failed; revokes.
+async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>) {
+    let mut acks: FuturesUnordered<AckFuture> = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            biased;
+            Some((outgoing, result)) = acks.next(), if !acks.is_empty() => {
+                acknowledged(&shared, outgoing, result);
+            }
+            command = commands.recv() => match command {
+                None => break,
+                Some(Command::Publish(outgoing)) => {
+                    if let Some(ack) = publish(&shared, outgoing).await {
+                        acks.push(ack);
+                    }
+                }
+                Some(Command::PublishLarge { outgoing, header, payload }) => {
+                    let shared = shared.clone();
+                    tokio::spawn(async move { publish_large(shared, outgoing, header, payload).await });
+                }
+                Some(Command::Revoke(id)) => revoke(&shared, id).await,
+            }
+        }
+    }
+}
+
+async fn publish(shared: &Arc<Shared>, outgoing: Outgoing) -> Option<AckFuture> {
+    let message = jetstream::message::PublishMessage::build()
+        .payload(outgoing.bytes.clone())
+        .message_id(format!("{}.{}", shared.submitter, outgoing.id));
+    match shared
+        .js
+        .send_publish(outgoing.subject.clone(), message)
+        .await
+    {
+        Ok(ack) => Some(
+            async move {
+                let result = ack.await.map(|ack| ack.sequence).map_err(|e| e.to_string());
+                (outgoing, result)
+            }
+            .boxed(),
+        ),
+        Err(error) => {
+            acknowledged(shared, outgoing, Err(error.to_string()));
+            None
+        }
+    }
+}
+
+async fn publish_large(
+    shared: Arc<Shared>,
+    mut outgoing: Outgoing,
+    mut header: TaskHeader,
+    payload: Vec<u8>,
+) {
+    let key = format!("t.{}.{}", shared.submitter, outgoing.id);
+    let stored = match shared.bucket().await {
+        Ok(bucket) => write_object(bucket, &key, &payload).await,
+        Err(error) => Err(error.to_string()),
+    };
+    if let Err(message) = stored {
+        shared.fail(outgoing.id, TaskError::Transport { message });
+        return;
+    }
+    header.object = Some(key);
+    match wire::frame(&header, &[]) {
+        Ok(bytes) => {
+            outgoing.bytes = Bytes::from(bytes);
+            let _ = shared.commands.send(Command::Publish(outgoing));
+        }
+        Err(message) => shared.fail(outgoing.id, TaskError::Transport { message }),
+    }
+}
+
+/// A publish acknowledgement (or its failure) arrived.
+fn acknowledged(shared: &Arc<Shared>, outgoing: Outgoing, result: Result<u64, String>) {
+    match result {
+        Ok(sequence) => {
+            let mut pending = shared.pending.lock();
+            let Some(entry) = pending.get_mut(&outgoing.id) else {
+                return;
+            };
+            if entry.revoked {
+                pending.remove(&outgoing.id);
+                if pending.is_empty() {
+                    shared.drained.notify_all();
+                }
+                drop(pending);
+                delete_task(shared, sequence);
+            } else {
+                entry.sequence = Some(sequence);
+            }
+        }
+        Err(error) => {
+            let revoked = shared
+                .pending
+                .lock()
+                .get(&outgoing.id)
+                .is_none_or(|entry| entry.revoked);
+            if revoked {
+                shared.take(outgoing.id);
+                return;
+            }
+            // Re-sent with the same id, the server stores it once, within the duplicate window.
+            let window = shared
+                .options
+                .duplicate_window
+                .saturating_sub(Duration::from_secs(5));
+            if outgoing.first_sent.elapsed() > window {
+                shared.fail(
+                    outgoing.id,
+                    TaskError::Transport {
+                        message: format!(
+                            "the server did not accept the task for {:?} (last error: {error})",
+                            outgoing.first_sent.elapsed()
+                        ),
+                    },
+                );
+                return;
+            }
+            let commands = shared.commands.clone();
+            shared.handle.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let _ = commands.send(Command::Publish(outgoing));
+            });
+        }
+    }
+}
+
+/// A cancelled (or expired) task: drop it from the stream, tell a worker running it to stop.
+async fn revoke(shared: &Arc<Shared>, id: u64) {
+    let sequence = {
+        let mut pending = shared.pending.lock();
+        let Some(entry) = pending.get_mut(&id) else {
+            return;
+        };
+        let settle = entry.settle.take();
+        let sequence = entry.sequence;
+        if sequence.is_some() {
+            pending.remove(&id);
+            if pending.is_empty() {
+                shared.drained.notify_all();
+            }
+        } else {
+            entry.revoked = true;
+        }
+        drop(pending);
+        // Settled already by cancel() or the deadline; by shutdown(cancel_pending) here.
+        if let Some(settle) = settle {
+            settle(Err(TaskError::Cancelled));
+        }
+        sequence
+    };
+    if let Some(sequence) = sequence {
+        delete_task(shared, sequence);
+    }
+    if let Ok(notice) = postcard::to_stdvec(&(&shared.submitter, id)) {
+        let subject = format!("{}.cancel", shared.options.prefix);
+        let _ = shared.nats.publish(subject, Bytes::from(notice)).await;
+    }
+}
+
+fn delete_task(shared: &Arc<Shared>, sequence: u64) {
+    let tasks = shared.tasks.clone();
+    shared.handle.spawn(async move {
+        // Not found: already delivered and acknowledged, or deleted.
+        let _ = tasks.delete_message(sequence).await;
+    });
+}
+
+/// Reads this submitter's results and purges what it read, about once a second.
+async fn read_results(shared: Weak<Shared>, mut reader: consumer::pull::Ordered) {
+    let mut last = 0u64;
+    let mut purged = 0u64;
+    let mut last_purge = Instant::now();
+    while let Some(message) = reader.next().await {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let Ok(message) = message else {
+            continue; // the ordered consumer recreates itself
+        };
+        if let Ok(info) = message.info() {
+            last = last.max(info.stream_sequence);
+        }
+        shared.settle(&message.payload).await;
+        if last > purged && last_purge.elapsed() > Duration::from_secs(1) {
+            purged = last;
+            last_purge = Instant::now();
+            let results = shared.results.clone();
+            let subject = shared.results_subject.clone();
+            tokio::spawn(async move {
+                let _ = results.purge().filter(subject).sequence(last + 1).await;
+            });
+        }
+    }
+}
+
+fn js_error(what: &str, error: impl std::fmt::Display) -> ClusterError {
+    ClusterError::JetStream {
+        message: format!("{what}: {error}"),
+    }
+}
+
+pub(crate) async fn status(
+    js: &jetstream::Context,
+    options: &ClusterOptions,
+) -> Result<ClusterStatus, ClusterError> {
+    let tasks = js.get_stream(options.tasks_stream()).await.map_err(|e| {
+        js_error(
+            "cannot open the tasks stream (has any worker or submitter connected?)",
+            e,
+        )
+    })?;
+    let info = tasks
+        .consumer_info(options.consumer())
+        .await
+        .map_err(|e| js_error("cannot read the workers' consumer", e))?;
+    let mut dead = js
+        .get_stream(options.dead_stream())
+        .await
+        .map_err(|e| js_error("cannot open the dead-letter stream", e))?;
+    let dead_letters = dead
+        .info()
+        .await
+        .map_err(|e| js_error("cannot read the dead-letter stream", e))?
+        .state
+        .messages;
+    let mut workers = Vec::new();
+    if let Ok(bucket) = connect::workers_bucket(js, options).await {
+        if let Ok(mut keys) = bucket.keys().await {
+            while let Some(Ok(key)) = keys.next().await {
+                if let Ok(Some(value)) = bucket.get(&key).await {
+                    if let Ok(worker) = postcard::from_bytes::<WorkerInfo>(&value) {
+                        workers.push(worker);
+                    }
+                }
+            }
+        }
+    }
+    workers.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(ClusterStatus {
+        workers,
+        queue_depth: info.num_pending,
+        in_flight: info.num_ack_pending as u64,
+        redeliveries: info.num_redelivered as u64,
+        dead_letters,
+    })
+}
+
+fn header_text(headers: &async_nats::HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .map(|value| value.as_str().to_owned())
+        .unwrap_or_default()
+}
+
+pub(crate) async fn dead_letters(
+    js: &jetstream::Context,
+    options: &ClusterOptions,
+) -> Result<Vec<DeadLetter>, ClusterError> {
+    let mut dead = js
+        .get_stream(options.dead_stream())
+        .await
+        .map_err(|e| js_error("cannot open the dead-letter stream", e))?;
+    let state = dead
+        .info()
+        .await
+        .map_err(|e| js_error("cannot read the dead-letter stream", e))?
+        .state
+        .clone();
+    let mut letters = Vec::new();
+    if state.messages == 0 {
+        return Ok(letters);
+    }
+    for sequence in state.first_sequence..=state.last_sequence {
+        let Ok(message) = dead.get_raw_message(sequence).await else {
+            continue; // deleted (requeued)
+        };
+        let nanos = message.time.unix_timestamp_nanos().max(0) as u64;
+        letters.push(DeadLetter {
+            id: DeadLetterId(sequence),
+            task: header_text(&message.headers, DEAD_TASK),
+            task_id: header_text(&message.headers, DEAD_TASK_ID),
+            deliveries: header_text(&message.headers, DEAD_DELIVERIES)
+                .parse()
+                .unwrap_or(0),
+            error: header_text(&message.headers, DEAD_ERROR),
+            at: SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos),
+        });
+    }
+    Ok(letters)
+}
+
+pub(crate) async fn requeue(
+    js: &jetstream::Context,
+    options: &ClusterOptions,
+    id: DeadLetterId,
+) -> Result<(), ClusterError> {
+    let dead = js
+        .get_stream(options.dead_stream())
+        .await
+        .map_err(|e| js_error("cannot open the dead-letter stream", e))?;
+    let message = dead
+        .get_raw_message(id.0)
+        .await
+        .map_err(|_| ClusterError::NotFound { id })?;
+    let subject = header_text(&message.headers, DEAD_SUBJECT);
+    if subject.is_empty() {
+        return Err(ClusterError::NotFound { id });
+    }
+    let task_id = header_text(&message.headers, DEAD_TASK_ID);
+    let publish = jetstream::message::PublishMessage::build()
+        .payload(message.payload.clone())
+        .message_id(format!("{task_id}.requeue.{}", id.0));
+    js.send_publish(subject, publish)
+        .await
+        .map_err(|e| js_error("cannot requeue the task", e))?
+        .await
+        .map_err(|e| js_error("the server did not accept the requeued task", e))?;
+    dead.delete_message(id.0)
+        .await
+        .map_err(|e| js_error("requeued, but cannot remove the dead letter", e))?;
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! What crosses the server: a task message and a result message, each a small postcard header
+//! followed by the opaque encoded argument or result (`[header length: u32 LE][header][payload]`),
+//! so a payload is never re-encoded on its way through.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{TaskError, WorkerId};
+use crate::exit::ExitStatus;
+use crate::task::protocol::Outcome;
+use crate::task::{outcome_error, TaskInfo};
+
+/// The header of a task message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TaskHeader {
+    /// The task's registered name.
+    pub(crate) name: String,
+    /// The submitter's signature hash of the task.
+    pub(crate) signature: u64,
+    /// Whether the payload is a `Vec` of arguments.
+    pub(crate) chunk: bool,
+    /// The submitter: results go to `<prefix>.result.<submitter>`.
+    pub(crate) submitter: String,
+    /// The task's number at its submitter.
+    pub(crate) id: u64,
+    /// The deadline, in milliseconds since the Unix epoch.
+    pub(crate) deadline_ms: Option<u64>,
+    /// How many times a failing task is run again.
+    pub(crate) retries: u32,
+    /// The pause before the first retry, in milliseconds.
+    pub(crate) backoff_ms: u64,
+    /// The argument is in the object store under this key (too large for one message).
+    pub(crate) object: Option<String>,
+}
+
+/// How a task ended, as the worker reports it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum Ending {
+    /// The worker ran the task (or refused it as unknown or different).
+    Ran(Outcome),
+    /// The process running the task died (the last delivery).
+    Died {
+        /// `Some((true, n))` for a signal, `Some((false, n))` for an exit code.
+        exit: Option<(bool, i32)>,
+        /// How many times it was delivered.
+        deliveries: u64,
+    },
+    /// It was stopped (or never started) at its deadline.
+    DeadlineExceeded,
+    /// It was delivered `max_deliver` times without an outcome: it is in the dead-letter stream.
+    DeadLetter {
+        /// How many times it was delivered.
+        deliveries: u64,
+        /// What the last attempt said.
+        last: String,
+    },
+    /// The worker could not fetch or decode it.
+    Transport(String),
+}
+
+/// The header of a result message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ResultHeader {
+    /// The task's number at its submitter.
+    pub(crate) id: u64,
+    /// Which delivery ran it (1 = the first).
+    pub(crate) attempt: u32,
+    /// The worker's host.
+    pub(crate) host: String,
+    /// The worker's process id.
+    pub(crate) pid: u32,
+    /// How it ended.
+    pub(crate) ending: Ending,
+    /// The result is in the object store under this key.
+    pub(crate) object: Option<String>,
+}
+
+impl ResultHeader {
+    /// The submitter's error for an ending that is not `Ran(Ok)`.
+    pub(crate) fn error(&self, task: Option<&TaskInfo>, name: &str) -> TaskError {
+        let worker = WorkerId::remote(self.host.clone(), self.pid);
+        match &self.ending {
+            Ending::Ran(outcome) => match task {
+                Some(task) => outcome_error(task, outcome.clone()),
+                None => TaskError::Transport {
+                    message: format!("task `{name}` failed: {outcome:?}"),
+                },
+            },
+            Ending::Died { exit, deliveries } => {
+                let _ = deliveries;
+                TaskError::WorkerDied {
+                    worker,
+                    exit: exit.map(|(signal, n)| {
+                        if signal {
+                            ExitStatus::Signal(n)
+                        } else {
+                            ExitStatus::Code(n)
+                        }
+                    }),
+                }
+            }
+            Ending::DeadlineExceeded => TaskError::DeadlineExceeded {
+                worker: Some(worker),
+            },
+            Ending::DeadLetter { deliveries, last } => TaskError::Transport {
+                message: format!(
+                    "task `{name}` was delivered {deliveries} times without finishing (max_deliver) \
+                     and moved to the dead-letter stream (`crew cluster dlq`); the last attempt: {last}"
+                ),
+            },
+            Ending::Transport(message) => TaskError::Transport {
+                message: message.clone(),
+            },
+        }
+    }
+}
+
+/// `[header length][header][payload]`.
+pub(crate) fn frame<H: Serialize>(header: &H, payload: &[u8]) -> Result<Vec<u8>, String> {
+    let header = postcard::to_stdvec(header).map_err(|e| format!("cannot encode a header: {e}"))?;
+    let mut bytes = Vec::with_capacity(4 + header.len() + payload.len());
+    bytes.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&header);
+    bytes.extend_from_slice(payload);
+    Ok(bytes)
+}
+
+/// The header and the payload's range of a framed message.
+pub(crate) fn unframe<H: DeserializeOwned>(bytes: &[u8]) -> Result<(H, usize), String> {
+    let len = bytes
+        .get(..4)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
+        .ok_or_else(|| "a message shorter than its frame prefix".to_owned())?;
+    let header = bytes
+        .get(4..4 + len)
+        .ok_or_else(|| "a message shorter than its header".to_owned())?;
+    let header = postcard::from_bytes(header).map_err(|e| format!("malformed header: {e}"))?;
+    Ok((header, 4 + len))
+}
+
+/// A task name as one subject token: characters NATS gives a meaning (`.`, `*`, `>`,
+/// whitespace) and anything unusual become `_`. The subject is for routing and observation;
+/// the exact name travels in the header.
+pub(crate) fn subject_token(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_tokens_are_safe() {
+        let header = ResultHeader {
+            id: 7,
+            attempt: 2,
+            host: "h".into(),
+            pid: 3,
+            ending: Ending::DeadlineExceeded,
+            object: None,
+        };
+        let bytes = frame(&header, b"payload").unwrap();
+        let (back, start): (ResultHeader, usize) = unframe(&bytes).unwrap();
+        assert_eq!((back.id, back.attempt), (7, 2));
+        assert_eq!(&bytes[start..], b"payload");
+        assert!(unframe::<ResultHeader>(&bytes[..3]).is_err());
+        assert_eq!(subject_token("a::b.c *>d"), "a::b_c___d");
+    }
+}

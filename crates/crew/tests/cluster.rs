@@ -1,0 +1,525 @@
+//! crew::cluster against real nats-servers on free loopback ports (`scripts/nats-server`
+//! installs one; `CREW_NATS_SERVER` or PATH finds it). `harness = false`: `main` calls
+//! `crew::init()` (workers run tasks in worker processes) and doubles as a cluster worker
+//! process when `CREW_CLUSTER_TEST_WORKER` is set.
+
+mod process_common;
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crew::cluster::{
+    attempt, serve_worker, Backend, Cluster, ClusterError, ClusterOptions, ServerConfig, Storage,
+    TestServer, WorkerOptions,
+};
+use crew::task::TaskOptions;
+use crew::{Executor, MapOptions, TaskError};
+
+const WORKER_ENV: &str = "CREW_CLUSTER_TEST_WORKER";
+const TOKEN_ENV: &str = "CREW_CLUSTER_TEST_TOKEN";
+const ACK_WAIT_ENV: &str = "CREW_CLUSTER_TEST_ACK_WAIT_MS";
+const MAX_DELIVER_ENV: &str = "CREW_CLUSTER_TEST_MAX_DELIVER";
+
+#[crew::task]
+fn echo_attempt(n: u64) -> (u64, u32) {
+    (n, attempt())
+}
+
+#[crew::task]
+fn square(n: u64) -> u64 {
+    n * n
+}
+
+#[crew::task]
+fn sleepy(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+#[crew::task]
+fn crash(_: u64) -> u64 {
+    std::process::abort()
+}
+
+#[crew::task]
+fn bounce(bytes: crew::process::Bytes) -> crew::process::Bytes {
+    crew::process::Bytes(bytes.iter().rev().copied().collect())
+}
+
+/// The same name as a task of the `cluster_worker` example, with other types.
+#[crew::task(name = "demo::changed")]
+fn changed(n: u64) -> u64 {
+    n + 1
+}
+
+fn main() {
+    crew::init();
+    if let Ok(url) = std::env::var(WORKER_ENV) {
+        std::process::exit(run_worker(url));
+    }
+    process_common::run(&[
+        (
+            "ten_thousand_tasks_over_two_workers_once_each",
+            ten_thousand_tasks_over_two_workers_once_each,
+        ),
+        ("map_with_chunks", map_with_chunks),
+        (
+            "wrong_credentials_fail_at_connect",
+            wrong_credentials_fail_at_connect,
+        ),
+        (
+            "cancel_before_and_during_a_run",
+            cancel_before_and_during_a_run,
+        ),
+        (
+            "deadline_stops_a_running_task",
+            deadline_stops_a_running_task,
+        ),
+        ("twenty_megabytes_each_way", twenty_megabytes_each_way),
+        (
+            "poison_task_ends_in_dead_letters",
+            poison_task_ends_in_dead_letters,
+        ),
+        ("worker_killed_mid_task", worker_killed_mid_task),
+        ("server_restarted_mid_run", server_restarted_mid_run),
+        ("worker_drains_on_sigterm", worker_drains_on_sigterm),
+        (
+            "unknown_and_changed_tasks_are_clear_errors",
+            unknown_and_changed_tasks_are_clear_errors,
+        ),
+    ]);
+}
+
+/// This binary as a cluster worker: two slots, in processes.
+fn run_worker(url: String) -> i32 {
+    let mut options = ClusterOptions::new(url);
+    if let Ok(token) = std::env::var(TOKEN_ENV) {
+        options = options.token(token);
+    }
+    if let Some(ms) = std::env::var(ACK_WAIT_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        options = options.ack_wait(Duration::from_millis(ms));
+    }
+    if let Some(n) = std::env::var(MAX_DELIVER_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        options = options.max_deliver(n);
+    }
+    match serve_worker(WorkerOptions::new(options).concurrency(2).prefetch(0)) {
+        Ok(report) => {
+            println!("worker report: {report:?}");
+            0
+        }
+        Err(error) => {
+            eprintln!("worker failed: {error}");
+            1
+        }
+    }
+}
+
+fn server(config: ServerConfig) -> TestServer {
+    TestServer::start(config).expect("nats-server starts (scripts/nats-server installs one)")
+}
+
+/// A worker child process serving `server`.
+fn spawn_worker(server: &TestServer, ack_wait: Duration) -> Child {
+    spawn_worker_with(server, ack_wait, 5)
+}
+
+fn spawn_worker_with(server: &TestServer, ack_wait: Duration, max_deliver: u32) -> Child {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .env(MAX_DELIVER_ENV, max_deliver.to_string())
+        .env(WORKER_ENV, server.url())
+        .env(ACK_WAIT_ENV, ack_wait.as_millis().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    if let Some(token) = server.token() {
+        command.env(TOKEN_ENV, token);
+    }
+    command.spawn().expect("the worker process starts")
+}
+
+fn wait_for_workers(cluster: &Cluster, n: usize) {
+    let started = Instant::now();
+    while cluster.status().unwrap().workers.len() < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{n} workers did not report"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn ten_thousand_tasks_over_two_workers_once_each() {
+    let cluster = Cluster::local(2).unwrap();
+    assert_eq!(cluster.backend(), Backend::Nats);
+    let handles: Vec<_> = (0..10_000u64)
+        .map(|n| cluster.submit(echo_attempt, n).unwrap())
+        .collect();
+    let mut seen = HashSet::new();
+    for (n, handle) in handles.into_iter().enumerate() {
+        let (value, attempt) = handle.result().unwrap();
+        assert_eq!(value, n as u64);
+        assert_eq!(attempt, 1, "task {n} ran more than once");
+        assert!(seen.insert(value));
+    }
+    assert_eq!(seen.len(), 10_000);
+    let status = cluster.status().unwrap();
+    assert_eq!(status.workers.len(), 2, "{status:?}");
+    assert_eq!((status.queue_depth, status.in_flight), (0, 0), "{status:?}");
+}
+
+fn map_with_chunks() {
+    let cluster = Cluster::local(2).unwrap();
+    let squares: Vec<u64> = cluster
+        .map_with(square, 0..50_000u64, MapOptions::new().chunksize(1_000))
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(squares.len(), 50_000);
+    assert!(squares
+        .iter()
+        .enumerate()
+        .all(|(n, &s)| s == (n as u64) * (n as u64)));
+    let unordered: u64 = cluster
+        .imap_unordered(square, 0..100u64, 7)
+        .map(Result::unwrap)
+        .sum();
+    assert_eq!(unordered, 328_350);
+}
+
+fn expect_fast_error(options: ClusterOptions) -> ClusterError {
+    let started = Instant::now();
+    let error = Cluster::connect(options).expect_err("the connection must be refused");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
+    error
+}
+
+fn wrong_credentials_fail_at_connect() {
+    // Token.
+    let server = server(ServerConfig::new().token("right-token"));
+    let error = expect_fast_error(ClusterOptions::new(server.url()).token("wrong-token"));
+    assert!(matches!(error, ClusterError::Auth { .. }), "{error}");
+    assert!(
+        !error.to_string().contains("wrong-token"),
+        "a secret in {error}"
+    );
+    let good = Cluster::connect(ClusterOptions::new(server.url()).token("right-token")).unwrap();
+    assert_eq!(good.backend(), Backend::Nats);
+    drop(good);
+    // Nkey: the server knows one user key, the client signs with another.
+    let user = nkeys::KeyPair::new_user();
+    let other = nkeys::KeyPair::new_user();
+    let server = server_with(ServerConfig::new().nkey(user.public_key()));
+    let error = expect_fast_error(ClusterOptions::new(server.url()).nkey(other.seed().unwrap()));
+    assert!(matches!(error, ClusterError::Auth { .. }), "{error}");
+    Cluster::connect(ClusterOptions::new(server.url()).nkey(user.seed().unwrap())).unwrap();
+    // A plain client against a TLS-only server.
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificates(dir.path());
+    let server = server_with(ServerConfig::new().tls(&cert, &key, None));
+    let plain = server.url().replace("tls://", "nats://");
+    let error = expect_fast_error(ClusterOptions::new(plain));
+    assert!(
+        matches!(
+            error,
+            ClusterError::Tls { .. } | ClusterError::Connect { .. }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().to_lowercase().contains("tls"), "{error}");
+    Cluster::connect(ClusterOptions::new(server.url()).tls_root(&ca)).unwrap();
+}
+
+fn server_with(config: ServerConfig) -> TestServer {
+    server(config)
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it: (ca.pem, cert.pem, key.pem).
+fn certificates(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "crew test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "crew test server");
+    let ca_pem = ca.pem();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&paths.0, ca_pem).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+fn cancel_before_and_during_a_run() {
+    let cluster = Cluster::local(1).unwrap();
+    // The one worker is busy with a long task; the next waits in the queue.
+    let running = cluster.submit(sleepy, 30_000).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let queued = cluster.submit(echo_attempt, 7).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(queued.cancel());
+    assert_eq!(queued.result(), Err(TaskError::Cancelled));
+    let started = Instant::now();
+    assert!(running.cancel());
+    assert_eq!(running.result(), Err(TaskError::Cancelled));
+    // The worker's process was killed: the slot is free again well before 30 s.
+    let next = cluster.submit(square, 12).unwrap();
+    assert_eq!(next.result_timeout(Duration::from_secs(10)), Ok(144));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let status = cluster.status().unwrap();
+    assert_eq!(
+        status.queue_depth, 0,
+        "the cancelled task is gone from the queue: {status:?}"
+    );
+}
+
+fn deadline_stops_a_running_task() {
+    let cluster = Cluster::local(1).unwrap();
+    let started = Instant::now();
+    let handle = cluster
+        .submit_with(
+            sleepy,
+            30_000,
+            TaskOptions::new().timeout(Duration::from_millis(700)),
+        )
+        .unwrap();
+    assert!(matches!(
+        handle.result(),
+        Err(TaskError::DeadlineExceeded { .. })
+    ));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The worker is free again: its process was stopped.
+    assert_eq!(
+        cluster
+            .submit(square, 3)
+            .unwrap()
+            .result_timeout(Duration::from_secs(10)),
+        Ok(9)
+    );
+}
+
+fn twenty_megabytes_each_way() {
+    let cluster = Cluster::local(1).unwrap();
+    let bytes: Vec<u8> = (0..20u32 << 20).map(|i| (i % 251) as u8).collect();
+    let handle = cluster
+        .submit(bounce, crew::process::Bytes(bytes.clone()))
+        .unwrap();
+    let back = handle.result_timeout(Duration::from_secs(60)).unwrap();
+    assert_eq!(back.len(), bytes.len());
+    assert!(back.iter().rev().eq(bytes.iter()));
+}
+
+fn poison_task_ends_in_dead_letters() {
+    let server = server(ServerConfig::new());
+    let options = ClusterOptions::new(server.url())
+        .storage(Storage::Memory)
+        .max_deliver(3)
+        .ack_wait(Duration::from_secs(2));
+    let cluster = Cluster::connect(options.clone()).unwrap();
+    let mut child = spawn_worker_with(&server, Duration::from_secs(2), 3);
+    let handle = cluster.submit(crash, 1).unwrap();
+    let error = handle.result_timeout(Duration::from_secs(30)).unwrap_err();
+    assert!(error.to_string().contains("dead-letter"), "{error}");
+    let letters = cluster.dead_letters().unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].deliveries, 3);
+    assert!(letters[0].task.ends_with("crash"), "{letters:?}");
+    assert_eq!(cluster.status().unwrap().dead_letters, 1);
+    // Requeued, it runs again, fails again and comes back as a new dead letter.
+    let first = letters[0].id;
+    cluster.requeue(&first).unwrap();
+    assert!(matches!(
+        cluster.requeue(&first),
+        Err(ClusterError::NotFound { .. })
+    ));
+    let started = Instant::now();
+    loop {
+        let letters = cluster.dead_letters().unwrap();
+        if letters.len() == 1 && letters[0].id != first {
+            assert_eq!(letters[0].deliveries, 3);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "requeued task not dead again: {letters:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop(&mut child);
+}
+
+fn stop(child: &mut Child) {
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    );
+    let _ = child.wait();
+}
+
+fn worker_killed_mid_task() {
+    let server = server(ServerConfig::new().token("t"));
+    let ack_wait = Duration::from_millis(1_000);
+    let options = server
+        .client_options()
+        .storage(Storage::Memory)
+        .ack_wait(ack_wait);
+    let cluster = Cluster::connect(options).unwrap();
+    let mut first = spawn_worker(&server, ack_wait);
+    let mut second = spawn_worker(&server, ack_wait);
+    wait_for_workers(&cluster, 2);
+    let handles: Vec<_> = (0..20)
+        .map(|_| cluster.submit(sleepy, 300).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(450));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    for handle in handles {
+        assert_eq!(handle.result_timeout(Duration::from_secs(30)), Ok(300));
+    }
+    let status = cluster.status().unwrap();
+    assert_eq!((status.queue_depth, status.in_flight), (0, 0), "{status:?}");
+    stop(&mut second);
+}
+
+fn server_restarted_mid_run() {
+    let mut server = server(ServerConfig::new().token("t"));
+    let ack_wait = Duration::from_millis(1_000);
+    let options = server
+        .client_options()
+        .storage(Storage::File)
+        .ack_wait(ack_wait);
+    let cluster = Cluster::connect(options).unwrap();
+    let mut worker = spawn_worker(&server, ack_wait);
+    wait_for_workers(&cluster, 1);
+    let handles: Vec<_> = (0..300u64)
+        .map(|n| {
+            cluster
+                .submit_with(sleepy, n % 3, TaskOptions::new())
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    server.restart().unwrap();
+    let more: Vec<_> = (0..100u64)
+        .map(|n| cluster.submit(square, n).unwrap())
+        .collect();
+    for (n, handle) in handles.into_iter().enumerate() {
+        assert_eq!(
+            handle.result_timeout(Duration::from_secs(60)),
+            Ok(n as u64 % 3)
+        );
+    }
+    for (n, handle) in more.into_iter().enumerate() {
+        assert_eq!(
+            handle.result_timeout(Duration::from_secs(60)),
+            Ok((n * n) as u64)
+        );
+    }
+    stop(&mut worker);
+}
+
+fn worker_drains_on_sigterm() {
+    let server = server(ServerConfig::new().token("t"));
+    let cluster = Cluster::connect(server.client_options().storage(Storage::Memory)).unwrap();
+    let mut worker = spawn_worker(&server, Duration::from_secs(30));
+    wait_for_workers(&cluster, 1);
+    let handles: Vec<_> = (0..2)
+        .map(|_| cluster.submit(sleepy, 1_000).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_raw(worker.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    );
+    let status = worker.wait().unwrap();
+    assert!(
+        status.success(),
+        "the worker exits 0 after draining: {status}"
+    );
+    for handle in handles {
+        assert_eq!(handle.result_timeout(Duration::from_secs(5)), Ok(1_000));
+    }
+    assert!(cluster.status().unwrap().workers.is_empty());
+}
+
+/// The `cluster_worker` example, built next to this test (`cargo test --examples` or
+/// `cargo build --example cluster_worker --features cluster`).
+fn example_worker() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/cluster_worker");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p crew --features cluster --example cluster_worker`",
+        path.display()
+    );
+    path
+}
+
+fn unknown_and_changed_tasks_are_clear_errors() {
+    let server = server(ServerConfig::new().token("t"));
+    let cluster = Cluster::connect(server.client_options().storage(Storage::Memory)).unwrap();
+    let mut worker = Command::new(example_worker())
+        .args([server.url().as_str(), "t"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_workers(&cluster, 1);
+    let unknown = cluster
+        .submit(square, 3)
+        .unwrap()
+        .result_timeout(Duration::from_secs(20));
+    match unknown {
+        Err(TaskError::UnknownTask { task }) => assert!(task.ends_with("square"), "{task}"),
+        other => panic!("expected UnknownTask, got {other:?}"),
+    }
+    let changed = cluster
+        .submit(changed, 3)
+        .unwrap()
+        .result_timeout(Duration::from_secs(20));
+    match changed {
+        Err(TaskError::Incompatible { task, message }) => {
+            assert_eq!(task, "demo::changed");
+            assert!(
+                message.contains("u32") && message.contains("u64"),
+                "{message}"
+            );
+        }
+        other => panic!("expected Incompatible, got {other:?}"),
+    }
+    stop(&mut worker);
+}
