@@ -17,7 +17,9 @@ pub(crate) fn expand(
     block: &mut ItemImpl,
     name: Option<&syn::LitStr>,
     stateless: bool,
+    visibility: Option<syn::Visibility>,
 ) -> syn::Result<TokenStream> {
+    let visibility = visibility.unwrap_or(syn::Visibility::Inherited);
     if let Some((_, path, _)) = &block.trait_ {
         return Err(syn::Error::new(
             path.span(),
@@ -287,7 +289,7 @@ pub(crate) fn expand(
         #[doc = #ref_doc]
         #[derive(Clone, Debug)]
         #[allow(unreachable_pub)]
-        pub struct #ref_ident(::crew::actor::ActorRef<#self_type>);
+        #visibility struct #ref_ident(::crew::actor::ActorRef<#self_type>);
 
         impl ::core::convert::From<::crew::actor::ActorRef<#self_type>> for #ref_ident {
             fn from(inner: ::crew::actor::ActorRef<#self_type>) -> Self {
