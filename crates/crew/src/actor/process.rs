@@ -476,6 +476,8 @@ pub(crate) struct Remote<A: Actor> {
     conn: Mutex<Option<Conn>>,
     process: Mutex<Option<Arc<Supervised>>>,
     inflight: Mutex<HashMap<u64, Pending>>,
+    /// Calls whose write failed (the worker had died): sent again to the replacement.
+    unsent: Mutex<Vec<(u64, ToActor, Vec<u8>)>>,
     next_id: AtomicU64,
     pid: AtomicU32,
     restarts: AtomicU32,
@@ -534,6 +536,7 @@ impl<A: Actor> Remote<A> {
             conn: Mutex::new(None),
             process: Mutex::new(None),
             inflight: Mutex::new(HashMap::new()),
+            unsent: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
             pid: AtomicU32::new(0),
             restarts: AtomicU32::new(0),
@@ -734,8 +737,14 @@ impl<A: Actor> Remote<A> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (header, pending) = make(id);
         self.inflight.lock().insert(id, pending);
-        // A failed write means the worker died: the reader fails the call (it is in flight).
-        let _ = write_frame(&mut live.writer, &header, payload).and_then(|()| live.writer.flush());
+        // A failed write means the worker is dead and did not get the call: it goes to the
+        // replacement (see `on_death`). A call written before the death is in flight.
+        if write_frame(&mut live.writer, &header, payload)
+            .and_then(|()| live.writer.flush())
+            .is_err()
+        {
+            self.unsent.lock().push((id, header, payload.to_vec()));
+        }
         Ok(())
     }
 
@@ -850,10 +859,18 @@ impl<A: Actor> Remote<A> {
         handle
     }
 
-    /// Fails every call and stream in flight with `error`.
-    fn fail_inflight(&self, error: &TaskError) {
-        let inflight = std::mem::take(&mut *self.inflight.lock());
-        for (_, pending) in inflight {
+    /// Fails every call and stream in flight with `error`, except the `keep` ids.
+    fn fail_inflight(&self, error: &TaskError, keep: &[u64]) {
+        let failed: Vec<Pending> = {
+            let mut inflight = self.inflight.lock();
+            let ids: Vec<u64> = inflight
+                .keys()
+                .copied()
+                .filter(|id| !keep.contains(id))
+                .collect();
+            ids.iter().filter_map(|id| inflight.remove(id)).collect()
+        };
+        for pending in failed {
             match pending {
                 Pending::Call(finish) => {
                     self.permits.release();
@@ -876,7 +893,8 @@ impl<A: Actor> Remote<A> {
         if let Some(mut conn) = self.conn.lock().take() {
             conn.child.kill_and_reap();
         }
-        self.fail_inflight(&self.stopped_error().into());
+        self.unsent.lock().clear();
+        self.fail_inflight(&self.stopped_error().into(), &[]);
         self.reservation.release();
         let waiters = {
             let mut ending = self.ending.lock();
@@ -948,10 +966,15 @@ impl<A: Actor> Remote<A> {
         let pid = self.pid.load(Ordering::Acquire);
         let exit = conn.as_mut().and_then(|conn| conn.child.kill_and_reap());
         *conn = None;
-        self.fail_inflight(&TaskError::WorkerDied {
-            worker: WorkerId::local(pid),
-            exit,
-        });
+        let unsent = std::mem::take(&mut *self.unsent.lock());
+        let keep: Vec<u64> = unsent.iter().map(|(id, _, _)| *id).collect();
+        self.fail_inflight(
+            &TaskError::WorkerDied {
+                worker: WorkerId::local(pid),
+                exit,
+            },
+            &keep,
+        );
         let stopping = self.ending.lock().stopping;
         if stopping || self.restarts.load(Ordering::Acquire) >= self.options.max_restarts {
             drop(conn);
@@ -960,9 +983,13 @@ impl<A: Actor> Remote<A> {
         }
         self.restarts.fetch_add(1, Ordering::AcqRel);
         match self.start_host() {
-            Ok(started) => {
+            Ok(mut started) => {
                 self.pid.store(started.pid, Ordering::Release);
                 *self.process.lock() = Some(started.conn.child.process());
+                for (_, header, payload) in &unsent {
+                    let _ = write_frame(&mut started.conn.writer, header, payload);
+                }
+                let _ = started.conn.writer.flush();
                 *conn = Some(started.conn);
                 Some(started.reader)
             }
