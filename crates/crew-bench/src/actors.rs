@@ -161,7 +161,10 @@ fn python_with(module: &str) -> anyhow::Result<PathBuf> {
             .is_ok_and(|output| output.status.success())
     };
     if !imports(&python) {
-        eprintln!("crew bench actors: installing {module} into {}", dir.display());
+        eprintln!(
+            "crew bench actors: installing {module} into {}",
+            dir.display()
+        );
         let output = Command::new(&python)
             .args(["-m", "pip", "install", "--quiet", module])
             .output()
@@ -174,7 +177,10 @@ fn python_with(module: &str) -> anyhow::Result<PathBuf> {
                 .last()
                 .unwrap_or_default()
         );
-        anyhow::ensure!(imports(&python), "{module} does not import after pip install");
+        anyhow::ensure!(
+            imports(&python),
+            "{module} does not import after pip install"
+        );
     }
     Ok(python)
 }
@@ -316,8 +322,9 @@ pub fn render_table(cells: &[Cell<Key, Rate>]) -> String {
             );
             continue;
         };
-        let versus = find(cells, cell.key.case, "xoscar")
-            .map_or("-".to_owned(), |x| format!("{:.1}x", rate.calls_per_sec / x.calls_per_sec));
+        let versus = find(cells, cell.key.case, "xoscar").map_or("-".to_owned(), |x| {
+            format!("{:.1}x", rate.calls_per_sec / x.calls_per_sec)
+        });
         out += &format!(
             "{:<10} {:<13} {:>14.0} {:>10} {:>10}\n",
             cell.key.case,

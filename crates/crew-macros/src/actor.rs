@@ -232,7 +232,12 @@ pub(crate) fn expand(
             continue;
         }
         let (ask, tell, try_ask, variant) = if method.exclusive {
-            (quote!(ask), quote!(tell), quote!(try_ask), quote!(Exclusive))
+            (
+                quote!(ask),
+                quote!(tell),
+                quote!(try_ask),
+                quote!(Exclusive),
+            )
         } else {
             (
                 quote!(ask_shared),
@@ -279,7 +284,8 @@ pub(crate) fn expand(
         });
     }
     let count = table.len();
-    let stateless_impl = stateless.then(|| quote!(impl ::crew::actor::StatelessActor for #self_type {}));
+    let stateless_impl =
+        stateless.then(|| quote!(impl ::crew::actor::StatelessActor for #self_type {}));
     let ref_doc = format!(
         "A reference to a [`{type_ident}`] actor: its methods, as calls (made by `#[crew::actor]`)."
     );
@@ -353,7 +359,9 @@ pub(crate) fn expand(
 /// Removes a `#[stream]` attribute from the method; whether it had one.
 fn take_stream_attribute(function: &mut ImplItemFn) -> bool {
     let before = function.attrs.len();
-    function.attrs.retain(|attribute| !attribute.path().is_ident("stream"));
+    function
+        .attrs
+        .retain(|attribute| !attribute.path().is_ident("stream"));
     function.attrs.len() != before
 }
 

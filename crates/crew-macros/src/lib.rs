@@ -141,7 +141,10 @@ pub fn actor(attr: TokenStream, item: TokenStream) -> TokenStream {
         if meta.path.is_ident("name") {
             let value: syn::LitStr = meta.value()?.parse()?;
             if value.value().is_empty() {
-                return Err(syn::Error::new(value.span(), "an actor name cannot be empty"));
+                return Err(syn::Error::new(
+                    value.span(),
+                    "an actor name cannot be empty",
+                ));
             }
             name = Some(value);
             Ok(())

@@ -28,13 +28,22 @@ impl MyActor {
 
     /// `__post_create__`: runs before any call; an error here fails the creation.
     fn on_start(&mut self) -> Result<(), String> {
-        eprintln!("[actor {}] created with a={}, b={}", std::process::id(), self.a, self.b);
+        eprintln!(
+            "[actor {}] created with a={}, b={}",
+            std::process::id(),
+            self.a,
+            self.b
+        );
         Ok(())
     }
 
     /// `__pre_destroy__`: runs at a graceful stop, after the mailbox drained.
     fn on_stop(&mut self) {
-        eprintln!("[actor {}] destroyed after {} calls", std::process::id(), self.calls);
+        eprintln!(
+            "[actor {}] destroyed after {} calls",
+            std::process::id(),
+            self.calls
+        );
     }
 
     fn method_a(&mut self, arg_1: i64, arg_2: i64) -> i64 {
@@ -66,7 +75,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (b, calls) = actor_ref.method_b(1, 2).result()?;
     println!("method_b(1, 2) = {b} (calls so far: {calls})");
     let pid = actor_ref.pid().result()?;
-    println!("the actor ran in another process: {}", pid != std::process::id());
+    println!(
+        "the actor ran in another process: {}",
+        pid != std::process::id()
+    );
     created.stop().result()?;
     println!("stopped");
     Ok(())

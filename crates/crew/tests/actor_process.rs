@@ -131,7 +131,10 @@ fn sigkill_restarts_from_the_constructor() {
             Err(TaskError::WorkerDied { .. }) | Ok(_) => {}
             other => panic!("unexpected {other:?}"),
         }
-        assert!(std::time::Instant::now() < deadline, "the actor did not end");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the actor did not end"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }

@@ -161,10 +161,7 @@ fn bounded_mailbox_applies_backpressure() {
     let busy = counter.slow_incr(1, 300);
     std::thread::sleep(Duration::from_millis(30)); // the actor took it: the mailbox is empty
     let queued = [counter.incr(1), counter.incr(1)];
-    assert!(matches!(
-        counter.try_incr(1),
-        Err(ActorError::Full { .. })
-    ));
+    assert!(matches!(counter.try_incr(1), Err(ActorError::Full { .. })));
     // A tell waits for room too: nothing bypasses the bound.
     let started = Instant::now();
     counter.tell_incr(1).unwrap();
@@ -295,7 +292,9 @@ fn streaming_with_a_slow_consumer_is_flow_controlled() {
     // And as an async stream.
     let items: Vec<u64> = futures::executor::block_on(async {
         use futures::StreamExt;
-        StreamExt::map(numbers.count(5), Result::unwrap).collect().await
+        StreamExt::map(numbers.count(5), Result::unwrap)
+            .collect()
+            .await
     });
     assert_eq!(items, [0, 1, 2, 3, 4]);
     numbers.stop().result().unwrap();
@@ -334,7 +333,10 @@ fn calling_oneself_fails_at_once() {
         .result_timeout(Duration::from_secs(5))
         .unwrap();
     let message = answer.unwrap_err();
-    assert!(message.contains("called its own method `value`"), "{message}");
+    assert!(
+        message.contains("called its own method `value`"),
+        "{message}"
+    );
     narcissus.stop().result().unwrap();
 }
 

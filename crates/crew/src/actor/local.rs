@@ -133,10 +133,7 @@ where
 }
 
 /// Makes a job and, unless it is a tell, its handle.
-pub(crate) fn job<A, M, S, R>(
-    f: Call<M, S>,
-    tell: bool,
-) -> (Box<dyn Job<A>>, Option<TaskHandle<R>>)
+pub(crate) fn job<A, M, S, R>(f: Call<M, S>, tell: bool) -> (Box<dyn Job<A>>, Option<TaskHandle<R>>)
 where
     A: Send + Sync + 'static,
     M: FnOnce(&mut A) -> R + Send + 'static,
@@ -195,8 +192,8 @@ impl<A: Actor> Local<A> {
         options: &ActorOptions<A>,
         reservation: Reservation,
     ) -> Result<Arc<Self>, ActorError> {
-        let mut instances = Vec::with_capacity(options.instances);
-        for _ in 0..options.instances {
+        let mut instances = Vec::with_capacity(options.instance_count);
+        for _ in 0..options.instance_count {
             instances.push(Arc::new(Instance::new(construct::<A>(uid, args.clone())?)));
         }
         Ok(Self::serve(
@@ -393,9 +390,7 @@ impl<A: Actor> Local<A> {
                 TrySendError::Disconnected(_) => self.stopped_error(),
             })
         } else {
-            self.sender
-                .send(envelope)
-                .map_err(|_| self.stopped_error())
+            self.sender.send(envelope).map_err(|_| self.stopped_error())
         };
         self.sending.fetch_sub(1, Ordering::SeqCst);
         result

@@ -426,9 +426,8 @@ impl<'de, A: Actor> Deserialize<'de> for ActorRef<A> {
                 A::NAME
             )));
         }
-        Ok(registry::lookup_ref::<A>(&wire.address, &wire.uid).unwrap_or_else(|error| {
-            ActorRef::new(wire.address, wire.uid, Target::Missing(error))
-        }))
+        Ok(registry::lookup_ref::<A>(&wire.address, &wire.uid)
+            .unwrap_or_else(|error| ActorRef::new(wire.address, wire.uid, Target::Missing(error))))
     }
 }
 
@@ -470,7 +469,9 @@ impl<A: Actor> ActorRef<A> {
     }
 
     fn method_name(&self, index: u32) -> &'static str {
-        A::methods().get(index as usize).map_or("?", |method| method.name)
+        A::methods()
+            .get(index as usize)
+            .map_or("?", |method| method.name)
     }
 
     /// Calls the `&mut self` method number `index` of [`Actor::methods`]; `run` is the same
@@ -603,9 +604,8 @@ impl<A: Actor> ActorRef<A> {
     ) -> Result<Option<TaskHandle<R>>, ActorError> {
         match &self.inner.target {
             Target::Local(local) => {
-                let call = local::Call::<_, fn(&A) -> R>::Exclusive(move |actor: &mut A| {
-                    run(actor, args)
-                });
+                let call =
+                    local::Call::<_, fn(&A) -> R>::Exclusive(move |actor: &mut A| run(actor, args));
                 local.call(self.method_name(index), call, mode)
             }
             Target::Process(remote) => remote.call(index, &args, mode),
@@ -714,7 +714,7 @@ pub struct ActorOptions<A: Actor> {
     pub(crate) address: Option<Address>,
     pub(crate) uid: Option<String>,
     pub(crate) mailbox: usize,
-    pub(crate) instances: usize,
+    pub(crate) instance_count: usize,
     pub(crate) max_concurrency: usize,
     pub(crate) process: Option<process::ProcessOptions>,
     _actor: PhantomData<fn() -> A>,
@@ -727,7 +727,7 @@ impl<A: Actor> fmt::Debug for ActorOptions<A> {
             .field("address", &self.address)
             .field("uid", &self.uid)
             .field("mailbox", &self.mailbox)
-            .field("instances", &self.instances)
+            .field("instances", &self.instance_count)
             .field("max_concurrency", &self.max_concurrency)
             .field("process", &self.process)
             .finish()
@@ -748,7 +748,7 @@ impl<A: Actor> ActorOptions<A> {
             address: None,
             uid: None,
             mailbox: DEFAULT_MAILBOX,
-            instances: 1,
+            instance_count: 1,
             max_concurrency: 1,
             process: None,
             _actor: PhantomData,
@@ -793,7 +793,9 @@ impl<A: Actor> ActorOptions<A> {
     /// How many times a worker process that died is replaced (default 3); implies
     /// [`in_process`](Self::in_process).
     pub fn max_restarts(mut self, n: u32) -> Self {
-        self.process.get_or_insert_with(Default::default).max_restarts = n;
+        self.process
+            .get_or_insert_with(Default::default)
+            .max_restarts = n;
         self
     }
 
@@ -810,7 +812,7 @@ impl<A: Actor> ActorOptions<A> {
     /// [`ActorError::StartFailed`] when the start hook fails or the worker cannot start;
     /// [`ActorError::Invalid`] for a zero mailbox, instance or concurrency count.
     pub fn spawn(self, args: A::Args) -> Result<A::Ref, ActorError> {
-        if self.mailbox == 0 || self.instances == 0 || self.max_concurrency == 0 {
+        if self.mailbox == 0 || self.instance_count == 0 || self.max_concurrency == 0 {
             return Err(ActorError::Invalid(
                 "mailbox, instances and max_concurrency must each be at least 1".to_owned(),
             ));
@@ -848,7 +850,7 @@ impl<A: StatelessActor> ActorOptions<A> {
     /// Runs `n` copies of a stateless actor sharing one mailbox (each built from the same
     /// arguments). Only stateless actors have this option, so a stateful one cannot be copied.
     pub fn instances(mut self, n: usize) -> Self {
-        self.instances = n;
+        self.instance_count = n;
         self
     }
 }

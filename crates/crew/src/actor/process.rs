@@ -52,9 +52,7 @@ use serde::{Deserialize, Serialize};
 use crate::actor::local::{construct, Envelope, Instance, Job, Local};
 use crate::actor::registry::Reservation;
 use crate::actor::stream::{RemoteItems, WINDOW};
-use crate::actor::{
-    Actor, ActorError, ActorOptions, ActorStream, EncodedItems, MethodCall, Mode,
-};
+use crate::actor::{Actor, ActorError, ActorOptions, ActorStream, EncodedItems, MethodCall, Mode};
 use crate::error::{panic_message, TaskError, WorkerId};
 use crate::executor::Message;
 use crate::process::child::{Child, ChildOptions};
@@ -212,12 +210,24 @@ impl HostConn {
                 }
                 Ok(Some(Err(message))) => {
                     streams.remove(&id);
-                    self.send(&FromActor::End { id, outcome: Outcome::Failed(message) }, &[]);
+                    self.send(
+                        &FromActor::End {
+                            id,
+                            outcome: Outcome::Failed(message),
+                        },
+                        &[],
+                    );
                     return;
                 }
                 Ok(None) => {
                     streams.remove(&id);
-                    self.send(&FromActor::End { id, outcome: Outcome::Ok }, &[]);
+                    self.send(
+                        &FromActor::End {
+                            id,
+                            outcome: Outcome::Ok,
+                        },
+                        &[],
+                    );
                     return;
                 }
                 Err(payload) => {
@@ -274,7 +284,13 @@ fn execute<A: Actor>(
     }));
     match result {
         Ok(Ok(Done::Value(bytes))) => {
-            conn.send(&FromActor::Reply { id, outcome: Outcome::Ok }, &bytes);
+            conn.send(
+                &FromActor::Reply {
+                    id,
+                    outcome: Outcome::Ok,
+                },
+                &bytes,
+            );
         }
         Ok(Ok(Done::Items(items))) => {
             conn.streams.lock().insert(
@@ -284,11 +300,23 @@ fn execute<A: Actor>(
                     credit: WINDOW,
                 },
             );
-            conn.send(&FromActor::Reply { id, outcome: Outcome::Ok }, &[]);
+            conn.send(
+                &FromActor::Reply {
+                    id,
+                    outcome: Outcome::Ok,
+                },
+                &[],
+            );
             conn.pump(id);
         }
         Ok(Err(message)) => {
-            conn.send(&FromActor::Reply { id, outcome: Outcome::Failed(message) }, &[]);
+            conn.send(
+                &FromActor::Reply {
+                    id,
+                    outcome: Outcome::Failed(message),
+                },
+                &[],
+            );
         }
         Err(panic) => {
             let outcome = Outcome::Panicked(panic_message(&*panic));
@@ -307,12 +335,25 @@ struct EncodedJob {
 
 impl<A: Actor> Job<A> for EncodedJob {
     fn run(self: Box<Self>, instance: &Instance<A>, order: Option<MutexGuard<'_, ()>>) {
-        execute(&self.conn, instance, order, self.id, self.method, &self.payload);
+        execute(
+            &self.conn,
+            instance,
+            order,
+            self.id,
+            self.method,
+            &self.payload,
+        );
     }
 
     fn fail(self: Box<Self>, error: TaskError) {
         let outcome = Outcome::Failed(error.to_string());
-        self.conn.send(&FromActor::Reply { id: self.id, outcome }, &[]);
+        self.conn.send(
+            &FromActor::Reply {
+                id: self.id,
+                outcome,
+            },
+            &[],
+        );
     }
 }
 
@@ -524,7 +565,7 @@ impl<A: Actor> Remote<A> {
             signature: actor_signature::<A>(),
             uid: uid.to_owned(),
             args: codec::encode(&args).map_err(start_failed)?,
-            instances: options.instances,
+            instances: options.instance_count,
             max_concurrency: options.max_concurrency,
             mailbox: options.mailbox,
         };
@@ -1042,4 +1083,3 @@ fn read_replies<A: Actor>(remote: &Weak<Remote<A>>, mut stream: UnixStream) {
         }
     }
 }
-

@@ -128,7 +128,10 @@ pub fn lookup<A: Actor>(address: &Address, uid: &str) -> Result<A::Ref, ActorErr
     lookup_ref::<A>(address, uid).map(A::Ref::from)
 }
 
-pub(crate) fn lookup_ref<A: Actor>(address: &Address, uid: &str) -> Result<ActorRef<A>, ActorError> {
+pub(crate) fn lookup_ref<A: Actor>(
+    address: &Address,
+    uid: &str,
+) -> Result<ActorRef<A>, ActorError> {
     let table = table().lock();
     let not_found = || ActorError::NotFound {
         address: address.clone(),

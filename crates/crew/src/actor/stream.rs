@@ -73,9 +73,7 @@ impl<T> fmt::Debug for ActorStream<T> {
 }
 
 impl<T: DeserializeOwned + Send + 'static> ActorStream<T> {
-    pub(crate) fn from_local(
-        call: Result<Option<TaskHandle<LocalItems<T>>>, ActorError>,
-    ) -> Self {
+    pub(crate) fn from_local(call: Result<Option<TaskHandle<LocalItems<T>>>, ActorError>) -> Self {
         match call {
             Ok(Some(handle)) => Self {
                 state: State::Pending(handle),
@@ -99,9 +97,9 @@ impl<T: DeserializeOwned + Send + 'static> ActorStream<T> {
 
     fn step(&mut self, remote: Option<Result<Vec<u8>, TaskError>>) -> Option<Result<T, TaskError>> {
         match remote {
-            Some(Ok(bytes)) => Some(
-                codec::decode(&bytes).map_err(|message| TaskError::Transport { message }),
-            ),
+            Some(Ok(bytes)) => {
+                Some(codec::decode(&bytes).map_err(|message| TaskError::Transport { message }))
+            }
             Some(Err(error)) => {
                 self.state = State::Done;
                 Some(Err(error))
