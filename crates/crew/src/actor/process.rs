@@ -795,7 +795,7 @@ impl<A: Actor> Remote<A> {
         args: &Args,
         mode: Mode,
     ) -> Result<Option<TaskHandle<R>>, ActorError> {
-        let payload = codec::encode(args).map_err(|message| ActorError::Invalid(message))?;
+        let payload = codec::encode(args).map_err(ActorError::Invalid)?;
         let (handle, finish): (Option<TaskHandle<R>>, Option<Finish>) = if mode == Mode::Tell {
             (None, None)
         } else {
