@@ -256,6 +256,57 @@ fn registry_for_process_actors() {
     ));
 }
 
+fn a_waiting_caller_reads_its_own_reply() {
+    let counter = ActorOptions::<Counter>::new()
+        .in_process()
+        .spawn(0)
+        .unwrap();
+    // A blocked caller leads: the reply is read, and the handle completed, on its own thread
+    // (a done-callback runs on the completing thread).
+    let slow = counter.sleep(50);
+    let completed_on = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let record = completed_on.clone();
+    slow.add_done_callback(move |_| {
+        *record.lock().unwrap() = Some(std::thread::current().id());
+    });
+    assert_eq!(slow.result(), Ok(50));
+    assert_eq!(
+        *completed_on.lock().unwrap(),
+        Some(std::thread::current().id())
+    );
+    // A wait whose deadline passes while leading gives up in time; the reply still arrives.
+    let slower = counter.sleep(300);
+    let started = std::time::Instant::now();
+    assert!(!slower.wait_timeout(Duration::from_millis(30)));
+    assert!(started.elapsed() < Duration::from_millis(250));
+    assert_eq!(slower.result(), Ok(300));
+    // Several blocked callers at once: one leads, the others are answered by it or by the
+    // reader thread; an awaited call (nobody leads) is answered by the reader thread.
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let counter = counter.clone();
+            std::thread::spawn(move || {
+                for _ in 0..200 {
+                    counter.incr(1).result().unwrap();
+                }
+            })
+        })
+        .collect();
+    let awaited = futures::executor::block_on(async {
+        let mut last = 0;
+        for _ in 0..50 {
+            last = counter.get().await.unwrap();
+        }
+        last
+    });
+    for caller in callers {
+        caller.join().unwrap();
+    }
+    assert!(awaited <= 800);
+    assert_eq!(counter.get().result(), Ok(800));
+    counter.stop().result().unwrap();
+}
+
 fn main() {
     crew::init();
     process_common::run(&[
@@ -276,5 +327,9 @@ fn main() {
         ("streams_from_a_process", streams_from_a_process),
         ("stateless_pool_in_a_process", stateless_pool_in_a_process),
         ("registry_for_process_actors", registry_for_process_actors),
+        (
+            "a_waiting_caller_reads_its_own_reply",
+            a_waiting_caller_reads_its_own_reply,
+        ),
     ]);
 }

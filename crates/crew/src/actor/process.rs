@@ -24,6 +24,21 @@
 //! the method returned its iterator; its items then flow under a credit window (see
 //! [`stream`](super::stream)).
 //!
+//! **Reading replies: a waiting caller leads.** A reply read by a reader thread costs a third
+//! thread wake-up (worker → reader → caller). So a caller blocked on a call's handle (`result`,
+//! `wait`: the handle's driver) reads the socket itself while it waits: it takes the *read
+//! side* (the read half and its frame buffer, behind a mutex), reads and dispatches frames
+//! (completing other callers' handles on the way) until its own handle is done or its
+//! deadline passes, then dispatches whatever is complete in the buffer and hands the read side
+//! back. One caller leads at a time (`leading`); the others wait on their handles as before.
+//! The reader thread is the fallback for everything nobody blocks on (async waiters,
+//! callbacks, streams, tells, a second caller): it waits in `poll` on the socket *without* the
+//! read side, then takes it and dispatches what is there now. When a caller leads, the poll
+//! wakes with the caller's read but finds nothing left to read (or waits for the caller to
+//! hand back). Frames cannot be stranded: the leader drains the buffer before it leaves, and
+//! bytes still in the socket wake the poll. A failed read marks the read side `broken`; only
+//! the reader thread handles the death (below), then installs the new read half.
+//!
 //! **Death.** The parent's reader thread sees the actor socket end. It takes the connection
 //! (callers wanting to send now wait), kills and reaps the worker, fails every call in flight
 //! with `WorkerDied` (exit status included) and every open stream likewise, and, unless the
@@ -515,6 +530,10 @@ pub(crate) struct Remote<A: Actor> {
     host_args: HostArgs,
     permits: Semaphore,
     conn: Mutex<Option<Conn>>,
+    /// The read half: whoever holds it reads replies (the reader thread, or a caller leading).
+    read: Mutex<ReadSide>,
+    /// A caller is leading (reading the socket for its own reply).
+    leading: AtomicBool,
     process: Mutex<Option<Arc<Supervised>>>,
     inflight: Mutex<HashMap<u64, Pending>>,
     /// Calls whose write failed (the worker had died): sent again to the replacement.
@@ -525,7 +544,46 @@ pub(crate) struct Remote<A: Actor> {
     closed: AtomicBool,
     ending: Mutex<Ending>,
     reservation: Reservation,
+    /// This actor, weakly: what a call's handle leads with.
+    me: Weak<Remote<A>>,
     _actor: std::marker::PhantomData<fn() -> A>,
+}
+
+/// The read half of the connection and its frame buffer.
+struct ReadSide {
+    /// Shared with the reader thread, which polls it without holding the read side.
+    stream: Option<Arc<UnixStream>>,
+    frames: FrameReader,
+    /// A read failed: the worker died; the reader thread handles it.
+    broken: bool,
+    /// The actor ended (stopped or out of restarts): nothing more to read.
+    ended: bool,
+}
+
+impl ReadSide {
+    /// Reads and dispatches frames until `done`, `deadline` (`Some(now)`: what is there now)
+    /// or a failed read.
+    fn pump<A: Actor>(
+        &mut self,
+        remote: &Remote<A>,
+        done: &dyn Fn() -> bool,
+        deadline: Option<Instant>,
+    ) {
+        while !self.broken && !self.ended && !done() {
+            let Some(stream) = &self.stream else {
+                return;
+            };
+            match self.frames.read::<_, FromActor>(&mut &**stream, deadline) {
+                Ok(frame) => {
+                    if !remote.on_frame(frame.header, frame.payload) {
+                        self.ended = true;
+                    }
+                }
+                Err(ReadError::Timeout) => return,
+                Err(_) => self.broken = true,
+            }
+        }
+    }
 }
 
 /// A started host: the connection to write to and the stream to read from.
@@ -569,12 +627,19 @@ impl<A: Actor> Remote<A> {
             max_concurrency: options.max_concurrency,
             mailbox: options.mailbox,
         };
-        let remote = Arc::new(Remote {
+        let remote = Arc::new_cyclic(|me| Remote {
             uid: uid.to_owned(),
             options: process,
             host_args,
             permits: Semaphore::new(options.mailbox),
             conn: Mutex::new(None),
+            read: Mutex::new(ReadSide {
+                stream: None,
+                frames: FrameReader::new(),
+                broken: false,
+                ended: false,
+            }),
+            leading: AtomicBool::new(false),
             process: Mutex::new(None),
             inflight: Mutex::new(HashMap::new()),
             unsent: Mutex::new(Vec::new()),
@@ -584,6 +649,7 @@ impl<A: Actor> Remote<A> {
             closed: AtomicBool::new(false),
             ending: Mutex::new(Ending::default()),
             reservation,
+            me: me.clone(),
             _actor: std::marker::PhantomData,
         });
         let started = remote.start_host().map_err(start_failed)?;
@@ -607,12 +673,37 @@ impl<A: Actor> Remote<A> {
         self.restarts.load(Ordering::Acquire)
     }
 
-    /// Makes `started` the live connection; returns its read half.
-    fn install(&self, started: Started) -> UnixStream {
+    /// Makes `started` the live connection; returns its read half (for the reader to poll).
+    fn install(&self, started: Started) -> Arc<UnixStream> {
         self.pid.store(started.pid, Ordering::Release);
         *self.process.lock() = Some(started.conn.child.process());
         *self.conn.lock() = Some(started.conn);
-        started.reader
+        self.set_reader(started.reader)
+    }
+
+    /// Makes `stream` the read half, with an empty frame buffer.
+    fn set_reader(&self, stream: UnixStream) -> Arc<UnixStream> {
+        let stream = Arc::new(stream);
+        let mut side = self.read.lock();
+        side.stream = Some(stream.clone());
+        side.frames = FrameReader::new();
+        side.broken = false;
+        stream
+    }
+
+    /// A caller waiting for a call's reply reads the socket itself, unless another caller
+    /// already does (see the note on reading).
+    fn lead(&self, done: &dyn Fn() -> bool, deadline: Option<Instant>) {
+        if self.leading.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut side = self.read.lock();
+        side.pump(self, done, deadline);
+        // Frames read past our reply sit in the buffer, where the reader thread's poll cannot
+        // see them: dispatch whatever is complete now before handing the socket back.
+        side.pump(self, &|| false, Some(Instant::now()));
+        drop(side);
+        self.leading.store(false, Ordering::Release);
     }
 
     /// Starts a worker, hands it the actor and waits until it is ready.
@@ -808,6 +899,12 @@ impl<A: Actor> Remote<A> {
                     }));
                 }
             });
+            let remote = self.me.clone();
+            handle.set_driver(Arc::new(move |done, deadline| {
+                if let Some(remote) = remote.upgrade() {
+                    remote.lead(done, deadline);
+                }
+            }));
             (Some(handle), Some(finish))
         };
         self.send(
@@ -1058,28 +1155,30 @@ fn outcome_result(outcome: Outcome, payload: Vec<u8>) -> Result<Vec<u8>, TaskErr
     }
 }
 
-/// The reader thread: replies in, deaths handled. Holds the actor weakly, so an actor nobody
-/// references (not even the registry) lets it end.
-fn read_replies<A: Actor>(remote: &Weak<Remote<A>>, mut stream: UnixStream) {
-    let mut frames = FrameReader::new();
+/// The reader thread: replies in when no caller leads, deaths handled. Holds the actor weakly,
+/// so an actor nobody references (not even the registry) lets it end.
+fn read_replies<A: Actor>(remote: &Weak<Remote<A>>, mut polled: Arc<UnixStream>) {
     loop {
-        let frame = frames.read::<_, FromActor>(&mut stream, None);
+        // Wait for data without holding the read side, so a caller may lead meanwhile.
+        let _ = crate::sys::socket::wait_readable(&*polled, None);
         let Some(actor) = remote.upgrade() else {
             return;
         };
-        match frame {
-            Ok(frame) => {
-                if !actor.on_frame(frame.header, frame.payload) {
-                    return;
-                }
+        let mut side = actor.read.lock();
+        side.pump(&actor, &|| false, Some(Instant::now()));
+        if side.ended {
+            return;
+        }
+        if !side.broken {
+            continue;
+        }
+        drop(side);
+        match actor.on_death() {
+            Some(next) => polled = actor.set_reader(next),
+            None => {
+                actor.read.lock().ended = true;
+                return;
             }
-            Err(_) => match actor.on_death() {
-                Some(next) => {
-                    stream = next;
-                    frames = FrameReader::new();
-                }
-                None => return,
-            },
         }
     }
 }

@@ -55,6 +55,12 @@ use crate::task::TaskOptions;
 type Callback<T> = Box<dyn FnOnce(&Result<T, TaskError>) + Send>;
 type Hook = Box<dyn FnOnce() + Send>;
 
+/// Run by a blocking waiter before it sleeps, with "is the task done?" and the wait's
+/// deadline: a backend whose replies the waiting thread can read itself (a process actor's
+/// socket) lends that thread to its transport instead of having another thread read the reply
+/// and wake it. It returns when the task is done, at the deadline, or when it cannot lead.
+pub(crate) type Driver = Arc<dyn Fn(&dyn Fn() -> bool, Option<Instant>) + Send + Sync>;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 enum Stage {
@@ -87,6 +93,7 @@ struct Waiters<T> {
     callbacks: Vec<Callback<T>>,
     waker: Option<Waker>,
     on_cancel: Option<Hook>,
+    driver: Option<Driver>,
 }
 
 impl<T> State<T> {
@@ -96,6 +103,7 @@ impl<T> State<T> {
                 callbacks: Vec::new(),
                 waker: None,
                 on_cancel: None,
+                driver: None,
             })
         })
     }
@@ -401,6 +409,14 @@ impl<T, P: ?Sized> Shared<T, P> {
             std::hint::spin_loop();
         }
         let mut state = self.state.lock();
+        if self.stage() != Stage::Done {
+            let driver = state.waiters.as_ref().and_then(|w| w.driver.clone());
+            if let Some(driver) = driver {
+                drop(state);
+                driver(&|| self.stage() == Stage::Done, deadline);
+                state = self.state.lock();
+            }
+        }
         while self.stage() != Stage::Done {
             match deadline {
                 None => self.done.wait(&mut state),
@@ -637,6 +653,11 @@ impl<T> TaskHandle<T> {
         drop(state);
         run_callback(Box::new(callback), &result);
         self.shared.state.lock().result = Some(result);
+    }
+
+    /// Lends a blocking waiter of this handle to `driver` before it sleeps (see [`Driver`]).
+    pub(crate) fn set_driver(&self, driver: Driver) {
+        self.shared.state.lock().waiters().driver = Some(driver);
     }
 
     fn take(state: &mut MutexGuard<'_, State<T>>) -> Result<T, TaskError> {
