@@ -1,7 +1,7 @@
 //! Actors on threads: typed calls, hooks, bounded mailboxes, ordering, concurrency, panics,
 //! streams, the deadlock guard, the registry.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
@@ -322,6 +322,56 @@ impl Narcissus {
     fn value(&self) -> u32 {
         7
     }
+
+    /// Waits until the test filled the mailbox, stops itself, returns how long `stop` took.
+    fn retire_when_full(&mut self) -> u64 {
+        RETIRE_STARTED.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !MAILBOX_FILLED.load(Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let started = Instant::now();
+        drop(self.me.as_ref().expect("remembered").stop());
+        started.elapsed().as_millis() as u64
+    }
+}
+
+static RETIRE_STARTED: AtomicBool = AtomicBool::new(false);
+static MAILBOX_FILLED: AtomicBool = AtomicBool::new(false);
+
+#[test]
+fn an_actor_stopping_itself_with_a_full_mailbox_does_not_block() {
+    let narcissus = ActorOptions::<Narcissus>::new()
+        .mailbox(2)
+        .spawn(())
+        .unwrap();
+    narcissus.remember(narcissus.clone()).result().unwrap();
+    let retiring = narcissus.retire_when_full();
+    while !RETIRE_STARTED.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let queued = [narcissus.value(), narcissus.value()];
+    assert!(matches!(
+        narcissus.try_value(),
+        Err(ActorError::Full { .. })
+    ));
+    MAILBOX_FILLED.store(true, Ordering::SeqCst);
+    let took = retiring
+        .result_timeout(Duration::from_secs(5))
+        .expect("stop() from the actor itself returned");
+    assert!(took < 1_000, "stop() took {took} ms");
+    // The stop is graceful: the calls queued before it still run, then the actor ends.
+    for call in queued {
+        assert_eq!(call.result_timeout(Duration::from_secs(5)), Ok(7));
+    }
+    narcissus
+        .stop()
+        .result_timeout(Duration::from_secs(5))
+        .unwrap();
+    assert!(matches!(
+        narcissus.value().result(),
+        Err(TaskError::Actor(ActorError::Stopped { .. }))
+    ));
 }
 
 #[test]

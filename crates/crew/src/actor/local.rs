@@ -14,7 +14,9 @@
 //! thread wakes the others: with one thread `Stop`/`Kill` envelopes suffice, with several a
 //! *control* channel is dropped, which every idle thread watches. The last thread out fails
 //! whatever is still queued with `Stopped`, runs the stop hooks (graceful only), unregisters the
-//! actor and settles the `stop()`/`kill()` handles.
+//! actor and settles the `stop()`/`kill()` handles. An actor that stops *itself* while its
+//! mailbox is full cannot wait for room for `Stop` (only it makes room): it sets
+//! `stop_when_empty` instead, and each thread, after each call, ends once the mailbox is empty.
 //!
 //! **Closing without losing a call.** A caller counts itself in `sending` before checking
 //! `closed` and out after its send; the last thread sets `closed` first, then drains until the
@@ -177,6 +179,9 @@ pub(crate) struct Local<A: Actor> {
     alive: AtomicUsize,
     closed: AtomicBool,
     killed: AtomicBool,
+    /// The actor stopped itself while its mailbox was full (no room for `Stop`): its threads
+    /// end when the mailbox is empty.
+    stop_when_empty: AtomicBool,
     sending: AtomicUsize,
     ending: Mutex<Ending>,
     instances: Vec<Arc<Instance<A>>>,
@@ -226,6 +231,7 @@ impl<A: Actor> Local<A> {
             alive: AtomicUsize::new(threads),
             closed: AtomicBool::new(false),
             killed: AtomicBool::new(false),
+            stop_when_empty: AtomicBool::new(false),
             sending: AtomicUsize::new(0),
             ending: Mutex::new(Ending::default()),
             instances,
@@ -261,6 +267,9 @@ impl<A: Actor> Local<A> {
                 match envelope {
                     Envelope::Call(job) if !self.killed.load(Ordering::Acquire) => {
                         job.run(instance, None);
+                        if self.stopping_when_empty() {
+                            break;
+                        }
                     }
                     Envelope::Call(job) => {
                         job.fail(self.stopped_error().into());
@@ -279,6 +288,10 @@ impl<A: Actor> Local<A> {
                 match envelope {
                     Ok(Envelope::Call(job)) if !self.killed.load(Ordering::Acquire) => {
                         job.run(instance, Some(order));
+                        if self.stopping_when_empty() {
+                            self.control.lock().take();
+                            break;
+                        }
                     }
                     Ok(Envelope::Call(job)) => {
                         job.fail(self.stopped_error().into());
@@ -295,6 +308,12 @@ impl<A: Actor> Local<A> {
         if self.alive.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.finish();
         }
+    }
+
+    /// Whether a self-stop (see `stop_when_empty`) is due: only a call can ask for one, so
+    /// every thread checks after each call it ran.
+    fn stopping_when_empty(&self) -> bool {
+        self.stop_when_empty.load(Ordering::Acquire) && self.receiver.is_empty()
     }
 
     /// The last thread out: fail what is left, run the stop hooks, unregister, settle.
@@ -426,8 +445,17 @@ impl<A: Actor> Local<A> {
             }
         } else {
             self.closed.store(true, Ordering::SeqCst);
-            // Behind every call already queued; room is made by the actor's threads.
-            let _ = self.sender.send(Envelope::Stop);
+            // Behind every call already queued; room is made by the actor's threads, so the
+            // actor itself must not wait for it: its threads end once the mailbox is empty.
+            match self.sender.try_send(Envelope::Stop) {
+                Err(TrySendError::Full(_)) if self.is_current() => {
+                    self.stop_when_empty.store(true, Ordering::Release);
+                }
+                Err(TrySendError::Full(stop)) => {
+                    let _ = self.sender.send(stop);
+                }
+                Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+            }
         }
         handle
     }

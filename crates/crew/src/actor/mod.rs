@@ -633,7 +633,9 @@ impl<A: Actor> ActorRef<A> {
 
     /// Stops the actor gracefully: the calls already in its mailbox run, then the stop hook,
     /// then it ends and is unregistered. The handle settles when it has; later calls fail with
-    /// [`ActorError::Stopped`].
+    /// [`ActorError::Stopped`]. Another thread waits here for room in a full mailbox; an
+    /// actor stopping itself never does (its threads end once the mailbox is empty) and must
+    /// not wait on the handle, which settles after its current call returned.
     pub fn stop(&self) -> TaskHandle<()> {
         match &self.inner.target {
             Target::Local(local) => local.stop(false),
