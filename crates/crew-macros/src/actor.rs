@@ -231,11 +231,12 @@ pub(crate) fn expand(
             });
             continue;
         }
-        let (ask, tell, try_ask, variant) = if method.exclusive {
+        let (ask, tell, try_ask, ask_async, variant) = if method.exclusive {
             (
                 quote!(ask),
                 quote!(tell),
                 quote!(try_ask),
+                quote!(ask_async),
                 quote!(Exclusive),
             )
         } else {
@@ -243,9 +244,14 @@ pub(crate) fn expand(
                 quote!(ask_shared),
                 quote!(tell_shared),
                 quote!(try_ask_shared),
+                quote!(ask_shared_async),
                 quote!(Shared),
             )
         };
+        let async_ident = format_ident!("{}_async", ident);
+        let async_doc = format!(
+            "Calls [`{type_ident}::{ident}`] from async code: awaits room in a full mailbox (never blocking the runtime's thread), then the result.\n\n# Errors\nThe call's failure, or why the actor cannot be called."
+        );
         let tell_ident = format_ident!("tell_{}", ident);
         let try_ident = format_ident!("try_{}", ident);
         let tell_doc = format!(
@@ -265,6 +271,10 @@ pub(crate) fn expand(
             #[doc = #tell_doc]
             pub fn #tell_ident(&self, #parameters) -> ::core::result::Result<(), ::crew::actor::ActorError> {
                 self.0.#tell(#index, #tuple_pattern, #run)
+            }
+            #[doc = #async_doc]
+            pub fn #async_ident(&self, #parameters) -> impl ::core::future::Future<Output = ::core::result::Result<#result, ::crew::TaskError>> + ::core::marker::Send + 'static {
+                self.0.#ask_async(#index, #tuple_pattern, #run)
             }
             #[doc = #try_doc]
             pub fn #try_ident(&self, #parameters) -> ::core::result::Result<::crew::TaskHandle<#result>, ::crew::actor::ActorError> {

@@ -3,6 +3,7 @@
 
 mod process_common;
 
+use std::future::Future;
 use std::time::Duration;
 
 use crew::actor::{self, ActorError, ActorOptions, Address};
@@ -307,6 +308,31 @@ fn a_waiting_caller_reads_its_own_reply() {
     counter.stop().result().unwrap();
 }
 
+fn async_calls_await_a_permit() {
+    let counter = ActorOptions::<Counter>::new()
+        .in_process()
+        .mailbox(1)
+        .spawn(0)
+        .unwrap();
+    let busy = counter.sleep(300); // holds the one permit until its reply
+    let started = std::time::Instant::now();
+    let mut waiting = Box::pin(counter.incr_async(5));
+    let mut context = std::task::Context::from_waker(futures::task::noop_waker_ref());
+    assert!(waiting.as_mut().poll(&mut context).is_pending());
+    assert!(started.elapsed() < Duration::from_millis(200));
+    assert_eq!(futures::executor::block_on(waiting), Ok(5));
+    assert_eq!(busy.result(), Ok(300));
+    let values = futures::executor::block_on(futures::future::join_all(
+        (0..10).map(|_| counter.incr_async(1)),
+    ));
+    assert_eq!(values.into_iter().map(Result::unwrap).max(), Some(15));
+    counter.stop().result().unwrap();
+    assert!(matches!(
+        futures::executor::block_on(counter.get_async()),
+        Err(TaskError::Actor(ActorError::Stopped { .. }))
+    ));
+}
+
 fn main() {
     crew::init();
     process_common::run(&[
@@ -331,5 +357,6 @@ fn main() {
             "a_waiting_caller_reads_its_own_reply",
             a_waiting_caller_reads_its_own_reply,
         ),
+        ("async_calls_await_a_permit", async_calls_await_a_permit),
     ]);
 }

@@ -462,3 +462,50 @@ fn stateless_instances_share_one_mailbox() {
     assert!(threads.len() >= 2, "{threads:?}");
     tellers.stop().result().unwrap();
 }
+
+/// Polls `future` once without blocking; `true` when it is still pending.
+fn pending_after_one_poll<F: std::future::Future + Unpin>(future: &mut F) -> bool {
+    let mut context = std::task::Context::from_waker(futures::task::noop_waker_ref());
+    std::pin::Pin::new(future).poll(&mut context).is_pending()
+}
+
+#[test]
+fn async_calls_await_room_in_a_full_mailbox() {
+    let counter = ActorOptions::<Counter>::new()
+        .mailbox(1)
+        .spawn(("async-room".to_owned(), 0))
+        .unwrap();
+    let busy = counter.slow_incr(1, 200);
+    std::thread::sleep(Duration::from_millis(50)); // running: the mailbox is empty again
+    let queued = counter.incr(10); // fills the mailbox
+    assert!(matches!(counter.try_incr(1), Err(ActorError::Full { .. })));
+    // The async call does not block its thread while the mailbox is full: it is pending...
+    let started = Instant::now();
+    let mut waiting = Box::pin(counter.incr_async(100));
+    assert!(pending_after_one_poll(&mut waiting));
+    assert!(started.elapsed() < Duration::from_millis(100));
+    // ...and is queued, in order, once the actor makes room.
+    assert_eq!(futures::executor::block_on(waiting), Ok(111));
+    assert_eq!(busy.result(), Ok(1));
+    assert_eq!(queued.result(), Ok(11));
+    // Many async callers on one thread, all waiting for room in turn.
+    let values = futures::executor::block_on(futures::future::join_all(
+        (0..20).map(|_| counter.incr_async(1)),
+    ));
+    let mut values: Vec<u64> = values.into_iter().map(Result::unwrap).collect();
+    values.sort_unstable();
+    assert_eq!(values, (112..132).collect::<Vec<_>>());
+    assert_eq!(futures::executor::block_on(counter.get_async()), Ok(131));
+    // A call waiting for room when the actor is killed fails with `Stopped`.
+    let busy = counter.slow_incr(1, 200);
+    std::thread::sleep(Duration::from_millis(50));
+    let _queued = counter.incr(1);
+    let mut waiting = Box::pin(counter.incr_async(1));
+    assert!(pending_after_one_poll(&mut waiting));
+    counter.kill().result().unwrap();
+    assert!(matches!(
+        futures::executor::block_on(waiting),
+        Err(TaskError::Actor(ActorError::Stopped { .. }))
+    ));
+    drop(busy);
+}

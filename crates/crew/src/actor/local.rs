@@ -28,14 +28,19 @@ use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use crate::actor::registry::Reservation;
+use crate::actor::room::{Offer, Room};
 use crate::actor::{Actor, ActorError, ActorOptions, Mode};
 use crate::error::{panic_message, TaskError};
 use crate::task::{pair, Completer, TaskHandle};
+
+/// How long an actor's thread looks for its next call before it sleeps (see `receive`).
+pub(crate) const SPIN: Duration = Duration::from_micros(20);
 
 thread_local! {
     /// The actor (its `Local`'s address) whose thread this is, for the deadlock guard.
@@ -183,6 +188,8 @@ pub(crate) struct Local<A: Actor> {
     /// end when the mailbox is empty.
     stop_when_empty: AtomicBool,
     sending: AtomicUsize,
+    /// Async callers waiting for room.
+    pub(crate) room: Room,
     ending: Mutex<Ending>,
     instances: Vec<Arc<Instance<A>>>,
     reservation: Option<Reservation>,
@@ -233,6 +240,7 @@ impl<A: Actor> Local<A> {
             killed: AtomicBool::new(false),
             stop_when_empty: AtomicBool::new(false),
             sending: AtomicUsize::new(0),
+            room: Room::default(),
             ending: Mutex::new(Ending::default()),
             instances,
             reservation,
@@ -263,7 +271,7 @@ impl<A: Actor> Local<A> {
     fn run_thread(self: Arc<Self>, instance: &Instance<A>) {
         CURRENT.with(|current| current.set(self.id()));
         if self.threads == 1 {
-            while let Ok(envelope) = self.receiver.recv() {
+            while let Ok(envelope) = self.receive() {
                 match envelope {
                     Envelope::Call(job) if !self.killed.load(Ordering::Acquire) => {
                         job.run(instance, None);
@@ -285,6 +293,7 @@ impl<A: Actor> Local<A> {
                     recv(self.receiver) -> envelope => envelope,
                     recv(self.control_rx) -> _ => break,
                 };
+                self.room.freed();
                 match envelope {
                     Ok(Envelope::Call(job)) if !self.killed.load(Ordering::Acquire) => {
                         job.run(instance, Some(order));
@@ -307,6 +316,30 @@ impl<A: Actor> Local<A> {
         CURRENT.with(|current| current.set(0));
         if self.alive.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.finish();
+        }
+    }
+
+    /// The next envelope, for the one thread of an actor. A call often follows the one just
+    /// run within microseconds (a caller in a loop): look for it for [`SPIN`] before sleeping,
+    /// which spares the caller the wake-up of this thread.
+    fn receive(&self) -> Result<Envelope<A>, crossbeam_channel::RecvError> {
+        let until = Instant::now() + SPIN;
+        loop {
+            for _ in 0..32 {
+                match self.receiver.try_recv() {
+                    Ok(envelope) => {
+                        self.room.freed();
+                        return Ok(envelope);
+                    }
+                    Err(TryRecvError::Disconnected) => return Err(crossbeam_channel::RecvError),
+                    Err(TryRecvError::Empty) => std::hint::spin_loop(),
+                }
+            }
+            if Instant::now() >= until {
+                let envelope = self.receiver.recv();
+                self.room.freed();
+                return envelope;
+            }
         }
     }
 
@@ -343,6 +376,7 @@ impl<A: Actor> Local<A> {
                 }
             }
         }
+        self.room.close();
         if let Some(reservation) = &self.reservation {
             reservation.release();
         }
@@ -413,6 +447,55 @@ impl<A: Actor> Local<A> {
         };
         self.sending.fetch_sub(1, Ordering::SeqCst);
         result
+    }
+
+    /// Offers a call to the mailbox without blocking: `Err` hands it back when full.
+    fn offer(&self, envelope: Envelope<A>) -> Result<Result<(), ActorError>, Envelope<A>> {
+        self.sending.fetch_add(1, Ordering::SeqCst);
+        let offer = if self.closed.load(Ordering::SeqCst) {
+            Ok(Err(self.stopped_error()))
+        } else {
+            match self.sender.try_send(envelope) {
+                Ok(()) => Ok(Ok(())),
+                Err(TrySendError::Full(envelope)) => Err(envelope),
+                Err(TrySendError::Disconnected(_)) => Ok(Err(self.stopped_error())),
+            }
+        };
+        self.sending.fetch_sub(1, Ordering::SeqCst);
+        offer
+    }
+
+    /// Queues a call, waiting (asynchronously) for room in a full mailbox.
+    pub(crate) async fn call_async<R, M, S>(
+        &self,
+        method: &str,
+        f: Call<M, S>,
+    ) -> Result<TaskHandle<R>, ActorError>
+    where
+        M: FnOnce(&mut A) -> R + Send + 'static,
+        S: FnOnce(&A) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        if self.is_current() {
+            return Err(ActorError::SelfCall {
+                uid: self.uid.clone(),
+                method: method.to_owned(),
+            });
+        }
+        let (job, handle) = job(f, false);
+        let mut envelope = Some(Envelope::Call(job));
+        self.room
+            .offer(
+                || match self.offer(envelope.take().expect("offered until queued")) {
+                    Err(back) => {
+                        envelope = Some(back);
+                        Offer::Full
+                    }
+                    Ok(result) => Offer::Done(result),
+                },
+            )
+            .await?;
+        Ok(handle.expect("a call has a handle"))
     }
 
     /// Stops (gracefully) or kills the actor; the handle settles when it has ended.

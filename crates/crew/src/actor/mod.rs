@@ -5,7 +5,8 @@
 //! generates a typed, cloneable, serializable reference (`CounterRef` for `Counter`) whose
 //! methods mirror the actor's. Every call returns a [`TaskHandle`] to block on or `.await`;
 //! `tell_*` forms send without a reply, `try_*` forms never block (they report
-//! [`ActorError::Full`]).
+//! [`ActorError::Full`]), and `*_async` forms are for async code: they *await* room in a full
+//! mailbox instead of blocking the runtime's thread (`counter.incr_async(5).await`).
 //!
 //! ```
 //! use crew::actor::{self, ActorError};
@@ -57,8 +58,9 @@
 //! calls from one caller start in the order sent and a `&mut self` call waits for the `&self`
 //! calls before it). A stateless actor (`#[crew::actor(stateless)]`, no `&mut self` method,
 //! checked at compile time) may run as [`instances(n)`](ActorOptions::instances): `n` copies
-//! sharing the one mailbox. Nothing bypasses the mailbox's bound: calls and `tell`s block (or
-//! `try_*` reports `Full`) while it is full.
+//! sharing the one mailbox. Nothing bypasses the mailbox's bound: calls and `tell`s block,
+//! `*_async` calls wait without blocking (see the `room` module), and `try_*` reports `Full`
+//! while it is full.
 //!
 //! **Lifecycle.** The constructor (`fn new(..) -> Self`) takes serde arguments, so the same
 //! arguments build the actor on a thread, in a worker process, or again after a crash. The
@@ -93,9 +95,11 @@
 mod local;
 mod process;
 mod registry;
+mod room;
 mod stream;
 
 use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -495,6 +499,60 @@ impl<A: Actor> ActorRef<A> {
         ask_result(self.shared(index, args, run, Mode::Blocking))
     }
 
+    /// Like [`ask`](Self::ask) for async code: waits for room in a full mailbox without
+    /// blocking the runtime's thread, then for the result. The call is queued when the
+    /// future is first polled (so calls from one task run in the order awaited).
+    ///
+    /// # Errors
+    /// The call's failure, or why the actor cannot be called ([`TaskError::Actor`]).
+    pub fn ask_async<Args: Message, R: Message>(
+        &self,
+        index: u32,
+        args: Args,
+        run: fn(&mut A, Args) -> R,
+    ) -> impl Future<Output = Result<R, TaskError>> + Send + 'static {
+        let this = self.clone();
+        async move {
+            let handle = match &this.inner.target {
+                Target::Local(local) => {
+                    let call = local::Call::<_, fn(&A) -> R>::Exclusive(move |actor: &mut A| {
+                        run(actor, args)
+                    });
+                    local.call_async(this.method_name(index), call).await
+                }
+                Target::Process(remote) => remote.call_async(index, args).await,
+                Target::Missing(error) => Err(error.clone()),
+            };
+            handle?.await
+        }
+    }
+
+    /// Like [`ask_shared`](Self::ask_shared) for async code; see [`ask_async`](Self::ask_async).
+    ///
+    /// # Errors
+    /// The call's failure, or why the actor cannot be called ([`TaskError::Actor`]).
+    pub fn ask_shared_async<Args: Message, R: Message>(
+        &self,
+        index: u32,
+        args: Args,
+        run: fn(&A, Args) -> R,
+    ) -> impl Future<Output = Result<R, TaskError>> + Send + 'static {
+        let this = self.clone();
+        async move {
+            let handle = match &this.inner.target {
+                Target::Local(local) => {
+                    let call = local::Call::<fn(&mut A) -> R, _>::Shared(move |actor: &A| {
+                        run(actor, args)
+                    });
+                    local.call_async(this.method_name(index), call).await
+                }
+                Target::Process(remote) => remote.call_async(index, args).await,
+                Target::Missing(error) => Err(error.clone()),
+            };
+            handle?.await
+        }
+    }
+
     /// Like [`ask`](Self::ask), but never blocks: [`ActorError::Full`] when the mailbox is full.
     ///
     /// # Errors
@@ -671,6 +729,8 @@ pub(crate) enum Mode {
     Try,
     /// Block while full; nobody wants the result.
     Tell,
+    /// A process actor's permit is held already (an async call waited for it).
+    Held,
 }
 
 /// Creates an actor on its own thread with default options, at [`Address::local`] under a

@@ -20,7 +20,9 @@
 //!
 //! **Bound.** The mailbox bound is a semaphore at the caller: a permit per call queued or in
 //! flight, returned when its reply arrives, so the worker never holds more than the bound and
-//! nothing (`tell` included: it is answered too) bypasses it. A stream holds its permit until
+//! nothing (`tell` included: it is answered too) bypasses it. An async call takes its permit
+//! without blocking (`try_acquire`, else it waits in the `room`, woken when a reply returns a
+//! permit). A stream holds its permit until
 //! the method returned its iterator; its items then flow under a credit window (see
 //! [`stream`](super::stream)).
 //!
@@ -66,6 +68,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::actor::local::{construct, Envelope, Instance, Job, Local};
 use crate::actor::registry::Reservation;
+use crate::actor::room::{Offer, Room};
 use crate::actor::stream::{RemoteItems, WINDOW};
 use crate::actor::{Actor, ActorError, ActorOptions, ActorStream, EncodedItems, MethodCall, Mode};
 use crate::error::{panic_message, TaskError, WorkerId};
@@ -529,6 +532,8 @@ pub(crate) struct Remote<A: Actor> {
     options: ProcessOptions,
     host_args: HostArgs,
     permits: Semaphore,
+    /// Async callers waiting for a permit.
+    room: Room,
     conn: Mutex<Option<Conn>>,
     /// The read half: whoever holds it reads replies (the reader thread, or a caller leading).
     read: Mutex<ReadSide>,
@@ -632,6 +637,7 @@ impl<A: Actor> Remote<A> {
             options: process,
             host_args,
             permits: Semaphore::new(options.mailbox),
+            room: Room::default(),
             conn: Mutex::new(None),
             read: Mutex::new(ReadSide {
                 stream: None,
@@ -847,6 +853,9 @@ impl<A: Actor> Remote<A> {
         payload: &[u8],
     ) -> Result<(), ActorError> {
         if self.closed.load(Ordering::Acquire) {
+            if mode == Mode::Held {
+                self.release_permit();
+            }
             return Err(self.stopped_error());
         }
         match mode {
@@ -859,11 +868,12 @@ impl<A: Actor> Remote<A> {
                 }
             },
             Mode::Blocking | Mode::Tell => self.permits.acquire().forget(),
+            Mode::Held => {}
         }
         let mut conn = self.conn.lock();
         let Some(live) = conn.as_mut() else {
             drop(conn);
-            self.permits.release();
+            self.release_permit();
             return Err(self.stopped_error());
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -880,13 +890,51 @@ impl<A: Actor> Remote<A> {
         Ok(())
     }
 
+    /// Gives a call's permit back (its reply came, or it failed) and wakes an async waiter.
+    fn release_permit(&self) {
+        self.permits.release();
+        self.room.freed();
+    }
+
+    /// Calls method `index`, waiting (asynchronously) for a permit while the mailbox is full.
+    pub(crate) async fn call_async<Args: Message, R: Message>(
+        &self,
+        index: u32,
+        args: Args,
+    ) -> Result<TaskHandle<R>, ActorError> {
+        self.room
+            .offer(|| {
+                if self.closed.load(Ordering::Acquire) {
+                    return Offer::Done(Err(self.stopped_error()));
+                }
+                match self.permits.try_acquire() {
+                    Some(permit) => {
+                        permit.forget();
+                        Offer::Done(Ok(()))
+                    }
+                    None => Offer::Full,
+                }
+            })
+            .await?;
+        self.call(index, &args, Mode::Held)
+            .map(|handle| handle.expect("a call has a handle"))
+    }
+
     pub(crate) fn call<Args: Message, R: Message>(
         &self,
         index: u32,
         args: &Args,
         mode: Mode,
     ) -> Result<Option<TaskHandle<R>>, ActorError> {
-        let payload = codec::encode(args).map_err(ActorError::Invalid)?;
+        let payload = match codec::encode(args) {
+            Ok(payload) => payload,
+            Err(message) => {
+                if mode == Mode::Held {
+                    self.release_permit();
+                }
+                return Err(ActorError::Invalid(message));
+            }
+        };
         let (handle, finish): (Option<TaskHandle<R>>, Option<Finish>) = if mode == Mode::Tell {
             (None, None)
         } else {
@@ -1011,7 +1059,7 @@ impl<A: Actor> Remote<A> {
         for pending in failed {
             match pending {
                 Pending::Call(finish) => {
-                    self.permits.release();
+                    self.release_permit();
                     if let Some(finish) = finish {
                         finish(Err(error.clone()));
                     }
@@ -1028,6 +1076,7 @@ impl<A: Actor> Remote<A> {
     /// The actor ended for good: unregister, settle the stop handles.
     fn finish(&self) {
         self.closed.store(true, Ordering::Release);
+        self.room.close();
         if let Some(mut conn) = self.conn.lock().take() {
             conn.child.kill_and_reap();
         }
@@ -1051,13 +1100,13 @@ impl<A: Actor> Remote<A> {
                 let pending = self.inflight.lock().remove(&id);
                 match pending {
                     Some(Pending::Call(finish)) => {
-                        self.permits.release();
+                        self.release_permit();
                         if let Some(finish) = finish {
                             finish(outcome_result(outcome, payload));
                         }
                     }
                     Some(Pending::Stream(items)) => {
-                        self.permits.release();
+                        self.release_permit();
                         if let Err(error) = outcome_result(outcome, Vec::new()) {
                             if let Some(items) = items.upgrade() {
                                 items.push(Err(error));
