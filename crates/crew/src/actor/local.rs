@@ -28,9 +28,8 @@ use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use crate::actor::registry::Reservation;
@@ -38,9 +37,6 @@ use crate::actor::room::{Offer, Room};
 use crate::actor::{Actor, ActorError, ActorOptions, Mode};
 use crate::error::{panic_message, TaskError};
 use crate::task::{pair, Completer, TaskHandle};
-
-/// How long an actor's thread looks for its next call before it sleeps (see `receive`).
-pub(crate) const SPIN: Duration = Duration::from_micros(20);
 
 thread_local! {
     /// The actor (its `Local`'s address) whose thread this is, for the deadlock guard.
@@ -319,28 +315,11 @@ impl<A: Actor> Local<A> {
         }
     }
 
-    /// The next envelope, for the one thread of an actor. A call often follows the one just
-    /// run within microseconds (a caller in a loop): look for it for [`SPIN`] before sleeping,
-    /// which spares the caller the wake-up of this thread.
+    /// The next envelope, for the one thread of an actor (a place in the mailbox freed).
     fn receive(&self) -> Result<Envelope<A>, crossbeam_channel::RecvError> {
-        let until = Instant::now() + SPIN;
-        loop {
-            for _ in 0..32 {
-                match self.receiver.try_recv() {
-                    Ok(envelope) => {
-                        self.room.freed();
-                        return Ok(envelope);
-                    }
-                    Err(TryRecvError::Disconnected) => return Err(crossbeam_channel::RecvError),
-                    Err(TryRecvError::Empty) => std::hint::spin_loop(),
-                }
-            }
-            if Instant::now() >= until {
-                let envelope = self.receiver.recv();
-                self.room.freed();
-                return envelope;
-            }
-        }
+        let envelope = self.receiver.recv();
+        self.room.freed();
+        envelope
     }
 
     /// Whether a self-stop (see `stop_when_empty`) is due: only a call can ask for one, so
