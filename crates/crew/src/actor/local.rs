@@ -18,6 +18,10 @@
 //! mailbox is full cannot wait for room for `Stop` (only it makes room): it sets
 //! `stop_when_empty` instead, and each thread, after each call, ends once the mailbox is empty.
 //!
+//! **Async callers.** A `*_async` call offers its envelope with `try_send`; while the mailbox
+//! is full it waits in the `room` (see that module), which the thread taking an envelope
+//! wakes. The offer takes part in the closing protocol below like any send.
+//!
 //! **Closing without losing a call.** A caller counts itself in `sending` before checking
 //! `closed` and out after its send; the last thread sets `closed` first, then drains until the
 //! channel is empty *and* `sending` is zero. Both sides use `SeqCst`, so a call either sees
