@@ -28,7 +28,10 @@
 //!   during `Settling` is therefore run by the settler; one added after `Done` runs at once in the
 //!   adding thread. Each callback runs exactly once.
 //! * Waiters (blocking `result*`, `wait`) sleep on the condition variable; an async waiter leaves
-//!   its `Waker`. Both are woken only after the result is published, so a woken waiter always
+//!   its `Waker`. A backend may first lend a blocking waiter a *driver* (kept with the
+//!   callbacks): the waiter runs it before sleeping, e.g. to read its own reply off a socket
+//!   (process actors); it returns when the task is done or cannot help, and the waiter sleeps
+//!   as usual if the task is not done yet. Both are woken only after the result is published, so a woken waiter always
 //!   finds it.
 //! * Only the handle takes the result out (by value or by `poll`), and the handle is not `Clone`,
 //!   so "taken twice" cannot happen; callbacks only ever see `&Result`.
