@@ -509,3 +509,32 @@ fn async_calls_await_room_in_a_full_mailbox() {
     ));
     drop(busy);
 }
+
+#[test]
+fn async_callers_racing_for_a_one_place_mailbox_all_get_through() {
+    // Lost wake-ups would leave a caller waiting for room forever: bounded by a timeout.
+    let counter = ActorOptions::<Counter>::new()
+        .mailbox(1)
+        .spawn(("async-race".to_owned(), 0))
+        .unwrap();
+    let (done, finished) = std::sync::mpsc::channel();
+    for _ in 0..4 {
+        let counter = counter.clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            futures::executor::block_on(async {
+                for _ in 0..500 {
+                    counter.incr_async(1).await.unwrap();
+                }
+            });
+            done.send(()).unwrap();
+        });
+    }
+    for _ in 0..4 {
+        finished
+            .recv_timeout(Duration::from_secs(30))
+            .expect("every async caller got through");
+    }
+    assert_eq!(counter.get().result(), Ok(2_000));
+    counter.stop().result().unwrap();
+}
