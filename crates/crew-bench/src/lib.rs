@@ -10,6 +10,7 @@
 //! | [`pool`] | `pool` | crew's pools against crossbeam, rayon, procspawn and Python's pools |
 //! | [`run`] | `run` | `crew run` against `xargs -P` and GNU parallel |
 //! | [`cluster`] | `cluster` | crew's NATS cluster against `multiprocessing.managers`, Ray and Dask |
+//! | [`actors`] | `actors` | crew's actors on a thread and in a process against xoscar and Ray |
 //!
 //! A new benchmark (`cluster`, `actors`) is one more module of the same shape: a key type and a
 //! [`harness::Sample`] type, a list of [`harness::Measurement`]s, a table, and one line of clap
@@ -20,6 +21,7 @@
 //! that runs the benchmark hosts them behind a hidden subcommand, so neither the `crew` library
 //! nor the binary's start-up does any work for them unless a benchmark starts one.
 
+pub mod actors;
 pub mod chart;
 pub mod cluster;
 pub mod harness;

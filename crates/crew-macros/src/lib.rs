@@ -114,3 +114,63 @@ fn expand(
         };
     })
 }
+
+/// Makes an `impl` block an actor: implements `crew::actor::Actor` for the type and generates a
+/// typed reference, `<Type>Ref`, whose methods mirror the actor's.
+///
+/// In the block: `fn new(..) -> Self` is the constructor (its arguments, serde values, are the
+/// actor's `Args`: one type, or a tuple for several); `on_start(&mut self)` (returning `()` or
+/// `Result<(), E: Display>`) and `on_stop(&mut self)` are the hooks; every other method with a
+/// `&self` or `&mut self` receiver is an actor method, and gets on the reference a call
+/// returning `TaskHandle<R>`, a `tell_` form and a `try_` form. A method marked `#[stream]`
+/// returns `impl Iterator<Item = T> + Send + 'static` and gets a call returning
+/// `ActorStream<T>`. Associated functions without a receiver stay as they are.
+///
+/// `#[crew::actor(stateless)]` also implements `StatelessActor` and refuses `&mut self`
+/// methods; `#[crew::actor(vis = "pub")]` gives the reference type that visibility (default:
+/// private to the module, like a type declared without `pub`; it can be no more visible than
+/// the actor type); `#[crew::actor(name = "stable::Name")]` fixes the name worker processes find the
+/// type by (default `module_path::Type`). Generic methods, generic impls, `async` methods and
+/// by-value receivers are refused at compile time.
+#[proc_macro_attribute]
+pub fn actor(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let mut name: Option<syn::LitStr> = None;
+    let mut stateless = false;
+    let mut visibility: Option<syn::Visibility> = None;
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("name") {
+            let value: syn::LitStr = meta.value()?.parse()?;
+            if value.value().is_empty() {
+                return Err(syn::Error::new(
+                    value.span(),
+                    "an actor name cannot be empty",
+                ));
+            }
+            name = Some(value);
+            Ok(())
+        } else if meta.path.is_ident("vis") {
+            let value: syn::LitStr = meta.value()?.parse()?;
+            visibility = Some(value.parse()?);
+            Ok(())
+        } else if meta.path.is_ident("stateless") {
+            stateless = true;
+            Ok(())
+        } else {
+            Err(meta.error(
+                "#[crew::actor] takes only `stateless`, `name = \"stable::Name\"` and \
+                 `vis = \"pub\"`",
+            ))
+        }
+    });
+    parse_macro_input!(attr with parser);
+    let mut block = parse_macro_input!(item as syn::ItemImpl);
+    match actor::expand(&mut block, name.as_ref(), stateless, visibility) {
+        Ok(tokens) => tokens.into(),
+        Err(error) => {
+            let error = error.to_compile_error();
+            quote!(#block #error).into()
+        }
+    }
+}
+
+mod actor;

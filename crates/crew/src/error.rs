@@ -85,6 +85,10 @@ pub enum TaskError {
     /// The executor refused the task (it was shut down, full or broken); see the inner error.
     #[error(transparent)]
     Rejected(#[from] SubmitError),
+    /// An actor call could not be made: the actor is missing, stopped, or called itself; see
+    /// the inner error.
+    #[error(transparent)]
+    Actor(#[from] crate::actor::ActorError),
 }
 
 fn describe_exit(exit: &Option<ExitStatus>) -> String {

@@ -46,6 +46,8 @@ mod thread_pool;
 #[cfg(feature = "cluster")]
 #[clippy::msrv = "1.89"]
 pub mod cluster;
+
+pub mod actor;
 pub mod pipeline;
 pub mod process;
 #[cfg(feature = "progress")]
@@ -96,9 +98,35 @@ pub use process::{init, ProcessPool, ProcessPoolBuilder};
 /// ```
 pub use crew_macros::task;
 
+/// Makes an `impl` block an actor; see [`actor`](mod@actor).
+pub use crew_macros::actor;
+
 /// What `#[crew::task]` expands to. Not a public API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::task::{call_chunk, call_one, type_id_of, TaskEntry};
     pub use inventory;
+    pub use serde;
+
+    /// The start hook's result as the [`Actor`](crate::actor::Actor) trait wants it: `()` or
+    /// `Result<(), E: Display>`.
+    pub trait StartResult {
+        /// Converts.
+        ///
+        /// # Errors
+        /// The hook's error as text.
+        fn into_start_result(self) -> Result<(), String>;
+    }
+
+    impl StartResult for () {
+        fn into_start_result(self) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    impl<E: std::fmt::Display> StartResult for Result<(), E> {
+        fn into_start_result(self) -> Result<(), String> {
+            self.map_err(|error| error.to_string())
+        }
+    }
 }

@@ -319,3 +319,36 @@ fn pipeline_live_view() {
     );
     assert_eq!(err, "");
 }
+
+#[test]
+fn actor_hooks() {
+    let out = run("actor_hooks");
+    assert_eq!(
+        lines(&out),
+        [
+            "method_a(1, 2) = 3",
+            "method_b(1, 2) = 4 (calls so far: 2)",
+            "the actor ran in another process: true",
+            "stopped"
+        ]
+    );
+}
+
+#[test]
+fn actor_stateless_pool() {
+    let out = run("actor_stateless_pool");
+    assert_eq!(
+        lines(&out),
+        [
+            "8 primes checked by 4 instances sharing one mailbox",
+            "[true, true, true, true, false, true, false, true]",
+            "the work spread over more than one instance: true"
+        ]
+    );
+}
+
+#[test]
+fn actor_bank_account() {
+    let out = run("actor_bank_account");
+    assert_eq!(lines(&out), ["balance: 0 after 400000 changes, no lock"]);
+}

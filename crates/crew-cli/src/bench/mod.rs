@@ -39,6 +39,8 @@ enum Which {
     Run(RunArgs),
     /// crew's NATS cluster against multiprocessing.managers, Ray and Dask: tasks/s and latency.
     Cluster(ClusterArgs),
+    /// A counter actor's calls/s and latency: crew on a thread and in a process, xoscar, Ray.
+    Actors(ActorsArgs),
     /// A peer a benchmark runs in a process of its own (procspawn, the loopback limit).
     #[command(hide = true)]
     Peer {
@@ -135,6 +137,23 @@ struct ClusterArgs {
     json: Option<PathBuf>,
 }
 
+/// Arguments of `crew bench actors`.
+#[derive(Debug, clap::Args)]
+struct ActorsArgs {
+    /// Fewer calls and 3 rounds.
+    #[arg(long)]
+    quick: bool,
+    /// Rounds of each measurement; the median is reported [default: 5; --quick 3].
+    #[arg(long)]
+    repeat: Option<usize>,
+    /// Measure only these implementations (comma-separated `impl` names).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Write the rows as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
 /// Arguments of `crew bench run`.
 #[derive(Debug, clap::Args)]
 struct RunArgs {
@@ -166,6 +185,12 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
     };
     match args.which {
         Some(Which::Peer { args }) => crew_bench::peer::main(&args),
+        Some(Which::Actors(args)) => {
+            let mut config = crew_bench::actors::ActorsConfig::new(args.quick);
+            config.rounds = args.repeat.unwrap_or(config.rounds);
+            config.only = args.only;
+            crew_bench::actors::main(&config, args.json.as_deref())
+        }
         Some(Which::Pool(args)) => {
             let mut config = crew_bench::pool::PoolConfig::new(args.quick, peer_command);
             config.tasks = args.tasks.unwrap_or(config.tasks);

@@ -28,7 +28,7 @@
 //! ```
 
 mod bytes;
-mod child;
+pub(crate) mod child; // the actor placement starts its workers with it
 mod pipe;
 mod pool;
 mod queue;

@@ -28,7 +28,10 @@
 //!   during `Settling` is therefore run by the settler; one added after `Done` runs at once in the
 //!   adding thread. Each callback runs exactly once.
 //! * Waiters (blocking `result*`, `wait`) sleep on the condition variable; an async waiter leaves
-//!   its `Waker`. Both are woken only after the result is published, so a woken waiter always
+//!   its `Waker`. A backend may first lend a blocking waiter a *driver* (kept with the
+//!   callbacks): the waiter runs it before sleeping, e.g. to read its own reply off a socket
+//!   (process actors); it returns when the task is done or cannot help, and the waiter sleeps
+//!   as usual if the task is not done yet. Both are woken only after the result is published, so a woken waiter always
 //!   finds it.
 //! * Only the handle takes the result out (by value or by `poll`), and the handle is not `Clone`,
 //!   so "taken twice" cannot happen; callbacks only ever see `&Result`.
@@ -54,6 +57,12 @@ use crate::task::TaskOptions;
 
 type Callback<T> = Box<dyn FnOnce(&Result<T, TaskError>) + Send>;
 type Hook = Box<dyn FnOnce() + Send>;
+
+/// Run by a blocking waiter before it sleeps, with "is the task done?" and the wait's
+/// deadline: a backend whose replies the waiting thread can read itself (a process actor's
+/// socket) lends that thread to its transport instead of having another thread read the reply
+/// and wake it. It returns when the task is done, at the deadline, or when it cannot lead.
+pub(crate) type Driver = Arc<dyn Fn(&dyn Fn() -> bool, Option<Instant>) + Send + Sync>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -89,6 +98,7 @@ struct Waiters<T> {
     callbacks: Vec<Callback<T>>,
     waker: Option<Waker>,
     on_cancel: Option<Hook>,
+    driver: Option<Driver>,
 }
 
 impl<T> State<T> {
@@ -98,6 +108,7 @@ impl<T> State<T> {
                 callbacks: Vec::new(),
                 waker: None,
                 on_cancel: None,
+                driver: None,
             })
         })
     }
@@ -403,6 +414,14 @@ impl<T, P: ?Sized> Shared<T, P> {
             std::hint::spin_loop();
         }
         let mut state = self.state.lock();
+        if self.stage() != Stage::Done {
+            let driver = state.waiters.as_ref().and_then(|w| w.driver.clone());
+            if let Some(driver) = driver {
+                drop(state);
+                driver(&|| self.stage() == Stage::Done, deadline);
+                state = self.state.lock();
+            }
+        }
         while self.stage() != Stage::Done {
             match deadline {
                 None => self.done.wait(&mut state),
@@ -643,6 +662,11 @@ impl<T> TaskHandle<T> {
         drop(state);
         run_callback(Box::new(callback), &result);
         self.shared.state.lock().result = Some(result.map_err(Box::new));
+    }
+
+    /// Lends a blocking waiter of this handle to `driver` before it sleeps (see [`Driver`]).
+    pub(crate) fn set_driver(&self, driver: Driver) {
+        self.shared.state.lock().waiters().driver = Some(driver);
     }
 
     fn take(state: &mut MutexGuard<'_, State<T>>) -> Result<T, TaskError> {

@@ -68,8 +68,10 @@ pub use registry::{run_call, TaskEntry, TaskFn, TaskInfo};
 
 pub(crate) use handle::{expire_at, task_with, Shared};
 pub(crate) use registry::outcome_error;
+// The actor placement signs an actor's method table with the same hash as a task.
 #[cfg(test)]
 pub(crate) use registry::signature as signature_of;
+pub(crate) use registry::{signature as signature_hash, CREW_VERSION};
 
 #[doc(hidden)]
 pub use registry::{call_chunk, call_one, type_id_of};

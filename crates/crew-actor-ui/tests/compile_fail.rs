@@ -1,0 +1,10 @@
+//! The shapes `#[crew::actor]` refuses, with the errors it gives: generic methods, a generic
+//! impl block, a trait impl, a by-value receiver, `&mut self` in a stateless actor,
+//! `instances(n)` of a stateful actor, async methods. One test function for every case: each
+//! is one `rustc` run against one build of crew.
+
+#[test]
+fn refused_actor_shapes() {
+    let cases = trybuild::TestCases::new();
+    cases.compile_fail("tests/ui/*.rs");
+}

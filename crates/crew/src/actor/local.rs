@@ -1,0 +1,547 @@
+//! The thread placement: an actor's mailbox and the threads that serve it.
+//!
+//! # Design note
+//!
+//! The mailbox is a bounded crossbeam channel of [`Envelope`]s; its threads (instances ×
+//! max_concurrency) take calls from it. Each instance keeps its state in a read-write lock and
+//! an *order* mutex: a thread of the instance holds the order mutex from taking a call until it
+//! holds the state lock the call needs, so calls take the lock in mailbox order (per-caller
+//! order holds; a `&mut self` call waits for the `&self` calls before it). With one thread in
+//! all, the order mutex is skipped.
+//!
+//! **Ending.** `stop` closes the mailbox to new calls and queues `Stop` behind the calls in it;
+//! `kill` closes it and marks it killed, and the threads stop before their next call. One
+//! thread wakes the others: with one thread `Stop`/`Kill` envelopes suffice, with several a
+//! *control* channel is dropped, which every idle thread watches. The last thread out fails
+//! whatever is still queued with `Stopped`, runs the stop hooks (graceful only), unregisters the
+//! actor and settles the `stop()`/`kill()` handles. An actor that stops *itself* while its
+//! mailbox is full cannot wait for room for `Stop` (only it makes room): it sets
+//! `stop_when_empty` instead, and each thread, after each call, ends once the mailbox is empty.
+//!
+//! **Async callers.** A `*_async` call offers its envelope with `try_send`; while the mailbox
+//! is full it waits in the `room` (see that module), which the thread taking an envelope
+//! wakes. The offer takes part in the closing protocol below like any send.
+//!
+//! **Closing without losing a call.** A caller counts itself in `sending` before checking
+//! `closed` and out after its send; the last thread sets `closed` first, then drains until the
+//! channel is empty *and* `sending` is zero. Both sides use `SeqCst`, so a call either sees
+//! `closed` and is refused, or is counted and drained: none is left in a dead mailbox.
+
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use parking_lot::{Mutex, MutexGuard, RwLock};
+
+use crate::actor::registry::Reservation;
+use crate::actor::room::{Offer, Room};
+use crate::actor::{Actor, ActorError, ActorOptions, Mode};
+use crate::error::{panic_message, TaskError};
+use crate::task::{pair, Completer, TaskHandle};
+
+thread_local! {
+    /// The actor (its `Local`'s address) whose thread this is, for the deadlock guard.
+    static CURRENT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// One copy of the actor's state.
+pub(crate) struct Instance<A> {
+    state: RwLock<A>,
+    order: Mutex<()>,
+}
+
+impl<A> Instance<A> {
+    pub(crate) fn new(actor: A) -> Self {
+        Self {
+            state: RwLock::new(actor),
+            order: Mutex::new(()),
+        }
+    }
+
+    /// The state and its lock.
+    pub(crate) fn state(&self) -> &RwLock<A> {
+        &self.state
+    }
+
+    /// Runs `f` with the state exclusively (the hooks).
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(&mut A) -> R) -> R {
+        f(&mut self.state.write())
+    }
+}
+
+/// A call in the mailbox.
+pub(crate) trait Job<A>: Send {
+    /// Takes the lock the call needs, releases `order`, runs the call and settles it.
+    fn run(self: Box<Self>, instance: &Instance<A>, order: Option<MutexGuard<'_, ()>>);
+    /// Settles the call without running it.
+    fn fail(self: Box<Self>, error: TaskError);
+}
+
+pub(crate) enum Envelope<A> {
+    Call(Box<dyn Job<A>>),
+    Stop,
+    Kill,
+}
+
+/// A call of a `&mut self` method (`exclusive`) or a `&self` one, as a closure.
+pub(crate) struct LocalJob<A, F, R> {
+    f: F,
+    completer: Option<Completer<R>>,
+    _actor: PhantomData<fn(A)>,
+}
+
+/// The closure of a call: the method with its arguments.
+pub(crate) enum Call<M, S> {
+    Exclusive(M),
+    Shared(S),
+}
+
+impl<A, M, S, R> Job<A> for LocalJob<A, Call<M, S>, R>
+where
+    A: Send + Sync + 'static,
+    M: FnOnce(&mut A) -> R + Send,
+    S: FnOnce(&A) -> R + Send,
+    R: Send + 'static,
+{
+    fn run(self: Box<Self>, instance: &Instance<A>, order: Option<MutexGuard<'_, ()>>) {
+        let LocalJob { f, completer, .. } = *self;
+        if let Some(completer) = &completer {
+            if !completer.start() {
+                return; // cancelled while queued
+            }
+        }
+        let result = match f {
+            Call::Exclusive(f) => {
+                let mut state = instance.state.write();
+                drop(order);
+                catch_unwind(AssertUnwindSafe(|| f(&mut state)))
+            }
+            Call::Shared(f) => {
+                let state = instance.state.read();
+                drop(order);
+                catch_unwind(AssertUnwindSafe(|| f(&state)))
+            }
+        };
+        if let Some(completer) = completer {
+            completer.complete(result.map_err(|payload| TaskError::Panicked {
+                message: panic_message(&*payload),
+            }));
+        }
+    }
+
+    fn fail(self: Box<Self>, error: TaskError) {
+        if let Some(completer) = self.completer {
+            completer.complete(Err(error));
+        }
+    }
+}
+
+/// Makes a job and, unless it is a tell, its handle.
+pub(crate) fn job<A, M, S, R>(f: Call<M, S>, tell: bool) -> (Box<dyn Job<A>>, Option<TaskHandle<R>>)
+where
+    A: Send + Sync + 'static,
+    M: FnOnce(&mut A) -> R + Send + 'static,
+    S: FnOnce(&A) -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let (handle, completer) = if tell {
+        (None, None)
+    } else {
+        let (handle, completer) = pair();
+        (Some(handle), Some(completer))
+    };
+    (
+        Box::new(LocalJob {
+            f,
+            completer,
+            _actor: PhantomData,
+        }),
+        handle,
+    )
+}
+
+#[derive(Default)]
+struct Ending {
+    /// Set by the first stop or kill.
+    started: bool,
+    killed: bool,
+    done: bool,
+    waiters: Vec<Completer<()>>,
+}
+
+/// An actor on threads of this process.
+pub(crate) struct Local<A: Actor> {
+    uid: String,
+    sender: Sender<Envelope<A>>,
+    receiver: Receiver<Envelope<A>>,
+    /// Dropped to wake every idle thread when there are several.
+    control: Mutex<Option<Sender<()>>>,
+    control_rx: Receiver<()>,
+    threads: usize,
+    alive: AtomicUsize,
+    closed: AtomicBool,
+    killed: AtomicBool,
+    /// The actor stopped itself while its mailbox was full (no room for `Stop`): its threads
+    /// end when the mailbox is empty.
+    stop_when_empty: AtomicBool,
+    sending: AtomicUsize,
+    /// Async callers waiting for room.
+    pub(crate) room: Room,
+    ending: Mutex<Ending>,
+    instances: Vec<Arc<Instance<A>>>,
+    reservation: Option<Reservation>,
+}
+
+impl<A: Actor> Local<A> {
+    /// Builds the instances, runs their start hooks (here, in the caller's thread) and starts
+    /// the threads.
+    pub(crate) fn start(
+        uid: &str,
+        args: A::Args,
+        options: &ActorOptions<A>,
+        reservation: Reservation,
+    ) -> Result<Arc<Self>, ActorError> {
+        let mut instances = Vec::with_capacity(options.instance_count);
+        for _ in 0..options.instance_count {
+            instances.push(Arc::new(Instance::new(construct::<A>(uid, args.clone())?)));
+        }
+        Ok(Self::serve(
+            uid,
+            instances,
+            options.mailbox,
+            options.max_concurrency,
+            Some(reservation),
+        ))
+    }
+
+    /// Starts threads serving already-started instances.
+    pub(crate) fn serve(
+        uid: &str,
+        instances: Vec<Arc<Instance<A>>>,
+        mailbox: usize,
+        max_concurrency: usize,
+        reservation: Option<Reservation>,
+    ) -> Arc<Self> {
+        let (sender, receiver) = crossbeam_channel::bounded(mailbox);
+        let (control, control_rx) = crossbeam_channel::bounded(0);
+        let threads = instances.len() * max_concurrency;
+        let local = Arc::new(Local {
+            uid: uid.to_owned(),
+            sender,
+            receiver,
+            control: Mutex::new(Some(control)),
+            control_rx,
+            threads,
+            alive: AtomicUsize::new(threads),
+            closed: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
+            stop_when_empty: AtomicBool::new(false),
+            sending: AtomicUsize::new(0),
+            room: Room::default(),
+            ending: Mutex::new(Ending::default()),
+            instances,
+            reservation,
+        });
+        for (index, instance) in local.instances.iter().enumerate() {
+            for thread in 0..max_concurrency {
+                let local = local.clone();
+                let instance = instance.clone();
+                let name = format!("crew-actor-{}-{index}.{thread}", local.uid);
+                std::thread::Builder::new()
+                    .name(name)
+                    .spawn(move || local.run_thread(&instance))
+                    .expect("cannot start an actor thread");
+            }
+        }
+        local
+    }
+
+    fn id(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    /// Whether the calling thread is one of this actor's.
+    pub(crate) fn is_current(&self) -> bool {
+        CURRENT.with(Cell::get) == self.id()
+    }
+
+    fn run_thread(self: Arc<Self>, instance: &Instance<A>) {
+        CURRENT.with(|current| current.set(self.id()));
+        if self.threads == 1 {
+            while let Ok(envelope) = self.receive() {
+                match envelope {
+                    Envelope::Call(job) if !self.killed.load(Ordering::Acquire) => {
+                        job.run(instance, None);
+                        if self.stopping_when_empty() {
+                            break;
+                        }
+                    }
+                    Envelope::Call(job) => {
+                        job.fail(self.stopped_error().into());
+                        break;
+                    }
+                    Envelope::Stop | Envelope::Kill => break,
+                }
+            }
+        } else {
+            loop {
+                let order = instance.order.lock();
+                let envelope = crossbeam_channel::select! {
+                    recv(self.receiver) -> envelope => envelope,
+                    recv(self.control_rx) -> _ => break,
+                };
+                self.room.freed();
+                match envelope {
+                    Ok(Envelope::Call(job)) if !self.killed.load(Ordering::Acquire) => {
+                        job.run(instance, Some(order));
+                        if self.stopping_when_empty() {
+                            self.control.lock().take();
+                            break;
+                        }
+                    }
+                    Ok(Envelope::Call(job)) => {
+                        job.fail(self.stopped_error().into());
+                        break;
+                    }
+                    Ok(Envelope::Stop | Envelope::Kill) | Err(_) => {
+                        self.control.lock().take();
+                        break;
+                    }
+                }
+            }
+        }
+        CURRENT.with(|current| current.set(0));
+        if self.alive.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.finish();
+        }
+    }
+
+    /// The next envelope, for the one thread of an actor (a place in the mailbox freed).
+    fn receive(&self) -> Result<Envelope<A>, crossbeam_channel::RecvError> {
+        let envelope = self.receiver.recv();
+        self.room.freed();
+        envelope
+    }
+
+    /// Whether a self-stop (see `stop_when_empty`) is due: only a call can ask for one, so
+    /// every thread checks after each call it ran.
+    fn stopping_when_empty(&self) -> bool {
+        self.stop_when_empty.load(Ordering::Acquire) && self.receiver.is_empty()
+    }
+
+    /// The last thread out: fail what is left, run the stop hooks, unregister, settle.
+    fn finish(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        loop {
+            while let Ok(envelope) = self.receiver.try_recv() {
+                if let Envelope::Call(job) = envelope {
+                    job.fail(self.stopped_error().into());
+                }
+            }
+            if self.sending.load(Ordering::SeqCst) == 0 && self.receiver.is_empty() {
+                break;
+            }
+            std::thread::yield_now();
+        }
+        if !self.killed.load(Ordering::Acquire) {
+            for instance in &self.instances {
+                if let Err(payload) =
+                    catch_unwind(AssertUnwindSafe(|| instance.with_mut(A::on_stop)))
+                {
+                    eprintln!(
+                        "crew: the stop hook of actor `{}` panicked: {}",
+                        self.uid,
+                        panic_message(&*payload)
+                    );
+                }
+            }
+        }
+        self.room.close();
+        if let Some(reservation) = &self.reservation {
+            reservation.release();
+        }
+        let waiters = {
+            let mut ending = self.ending.lock();
+            ending.done = true;
+            std::mem::take(&mut ending.waiters)
+        };
+        for waiter in waiters {
+            waiter.complete(Ok(()));
+        }
+    }
+
+    fn stopped_error(&self) -> ActorError {
+        let reason = if self.killed.load(Ordering::Acquire) {
+            "it was killed"
+        } else {
+            "it was stopped"
+        };
+        ActorError::Stopped {
+            uid: self.uid.clone(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// Queues a call.
+    pub(crate) fn call<R, M, S>(
+        &self,
+        method: &str,
+        f: Call<M, S>,
+        mode: Mode,
+    ) -> Result<Option<TaskHandle<R>>, ActorError>
+    where
+        M: FnOnce(&mut A) -> R + Send + 'static,
+        S: FnOnce(&A) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let mut mode = mode;
+        if self.is_current() {
+            if mode != Mode::Tell {
+                return Err(ActorError::SelfCall {
+                    uid: self.uid.clone(),
+                    method: method.to_owned(),
+                });
+            }
+            // A tell to oneself must not wait for room only this thread can make.
+            mode = Mode::Try;
+        }
+        let (job, handle) = job(f, mode == Mode::Tell);
+        self.send(Envelope::Call(job), mode)?;
+        Ok(handle)
+    }
+
+    /// Puts a call in the mailbox (see the note on closing).
+    pub(crate) fn send(&self, envelope: Envelope<A>, mode: Mode) -> Result<(), ActorError> {
+        self.sending.fetch_add(1, Ordering::SeqCst);
+        let result = if self.closed.load(Ordering::SeqCst) {
+            Err(self.stopped_error())
+        } else if mode == Mode::Try {
+            self.sender.try_send(envelope).map_err(|error| match error {
+                TrySendError::Full(_) => ActorError::Full {
+                    uid: self.uid.clone(),
+                },
+                TrySendError::Disconnected(_) => self.stopped_error(),
+            })
+        } else {
+            self.sender.send(envelope).map_err(|_| self.stopped_error())
+        };
+        self.sending.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+
+    /// Offers a call to the mailbox without blocking: `Err` hands it back when full.
+    fn offer(&self, envelope: Envelope<A>) -> Result<Result<(), ActorError>, Envelope<A>> {
+        self.sending.fetch_add(1, Ordering::SeqCst);
+        let offer = if self.closed.load(Ordering::SeqCst) {
+            Ok(Err(self.stopped_error()))
+        } else {
+            match self.sender.try_send(envelope) {
+                Ok(()) => Ok(Ok(())),
+                Err(TrySendError::Full(envelope)) => Err(envelope),
+                Err(TrySendError::Disconnected(_)) => Ok(Err(self.stopped_error())),
+            }
+        };
+        self.sending.fetch_sub(1, Ordering::SeqCst);
+        offer
+    }
+
+    /// Queues a call, waiting (asynchronously) for room in a full mailbox.
+    pub(crate) async fn call_async<R, M, S>(
+        &self,
+        method: &str,
+        f: Call<M, S>,
+    ) -> Result<TaskHandle<R>, ActorError>
+    where
+        M: FnOnce(&mut A) -> R + Send + 'static,
+        S: FnOnce(&A) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        if self.is_current() {
+            return Err(ActorError::SelfCall {
+                uid: self.uid.clone(),
+                method: method.to_owned(),
+            });
+        }
+        let (job, handle) = job(f, false);
+        let mut envelope = Some(Envelope::Call(job));
+        self.room
+            .offer(
+                || match self.offer(envelope.take().expect("offered until queued")) {
+                    Err(back) => {
+                        envelope = Some(back);
+                        Offer::Full
+                    }
+                    Ok(result) => Offer::Done(result),
+                },
+            )
+            .await?;
+        Ok(handle.expect("a call has a handle"))
+    }
+
+    /// Stops (gracefully) or kills the actor; the handle settles when it has ended.
+    pub(crate) fn stop(&self, kill: bool) -> TaskHandle<()> {
+        let (handle, completer) = pair();
+        let first = {
+            let mut ending = self.ending.lock();
+            if ending.done {
+                drop(ending);
+                completer.complete(Ok(()));
+                return handle;
+            }
+            ending.waiters.push(completer);
+            let first = !ending.started || (kill && !ending.killed);
+            ending.started = true;
+            ending.killed |= kill;
+            first
+        };
+        if !first {
+            return handle;
+        }
+        if kill {
+            self.killed.store(true, Ordering::Release);
+            self.closed.store(true, Ordering::SeqCst);
+            if self.threads == 1 {
+                // A full mailbox means the thread will take a call and see `killed`.
+                let _ = self.sender.try_send(Envelope::Kill);
+            } else {
+                self.control.lock().take();
+            }
+        } else {
+            self.closed.store(true, Ordering::SeqCst);
+            // Behind every call already queued; room is made by the actor's threads, so the
+            // actor itself must not wait for it: its threads end once the mailbox is empty.
+            match self.sender.try_send(Envelope::Stop) {
+                Err(TrySendError::Full(_)) if self.is_current() => {
+                    self.stop_when_empty.store(true, Ordering::Release);
+                }
+                Err(TrySendError::Full(stop)) => {
+                    let _ = self.sender.send(stop);
+                }
+                Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+            }
+        }
+        handle
+    }
+}
+
+/// Builds one instance and runs its start hook.
+pub(crate) fn construct<A: Actor>(uid: &str, args: A::Args) -> Result<A, ActorError> {
+    let start = catch_unwind(AssertUnwindSafe(|| {
+        let mut actor = A::new(args);
+        actor.on_start().map(|()| actor)
+    }));
+    match start {
+        Ok(Ok(actor)) => Ok(actor),
+        Ok(Err(message)) => Err(ActorError::StartFailed {
+            uid: uid.to_owned(),
+            message,
+        }),
+        Err(payload) => Err(ActorError::StartFailed {
+            uid: uid.to_owned(),
+            message: format!("it panicked: {}", panic_message(&*payload)),
+        }),
+    }
+}

@@ -1,0 +1,925 @@
+//! Actors: stateful objects whose methods are called as messages, on their own thread or in a
+//! worker process, found again by address and uid (xoscar's and Ray's actors, typed).
+//!
+//! Mark an `impl` block with [`#[crew::actor]`](macro@crate::actor): it implements [`Actor`] and
+//! generates a typed, cloneable, serializable reference (`CounterRef` for `Counter`) whose
+//! methods mirror the actor's. Every call returns a [`TaskHandle`] to block on or `.await`;
+//! `tell_*` forms send without a reply, `try_*` forms never block (they report
+//! [`ActorError::Full`]), and `*_async` forms are for async code: they *await* room in a full
+//! mailbox instead of blocking the runtime's thread (`counter.incr_async(5).await`).
+//!
+//! ```
+//! use crew::actor::{self, ActorError};
+//!
+//! struct Counter {
+//!     value: u64,
+//! }
+//!
+//! #[crew::actor]
+//! impl Counter {
+//!     fn new(start: u64) -> Self {
+//!         Counter { value: start }
+//!     }
+//!
+//!     fn incr(&mut self, by: u64) -> u64 {
+//!         self.value += by;
+//!         self.value
+//!     }
+//!
+//!     fn get(&self) -> u64 {
+//!         self.value
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let counter = actor::spawn::<Counter>(10)?; // on its own thread
+//! assert_eq!(counter.incr(5).result()?, 15);
+//! counter.tell_incr(1)?; // fire and forget, in order with the calls above
+//! assert_eq!(counter.get().result()?, 16);
+//!
+//! // Found again by address and uid.
+//! let again = actor::lookup::<Counter>(counter.address(), counter.uid())?;
+//! assert_eq!(again.get().result()?, 16);
+//! counter.stop().result()?; // drains the mailbox, runs the stop hook
+//! assert!(matches!(
+//!     actor::lookup::<Counter>(counter.address(), counter.uid()),
+//!     Err(ActorError::NotFound { .. })
+//! ));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Design note
+//!
+//! **Semantics.** An actor has one bounded mailbox (first in, first out). `&mut self` methods
+//! run one at a time; `&self` methods run concurrently with each other when the actor has
+//! [`max_concurrency`](ActorOptions::max_concurrency) above 1 (the state sits behind a
+//! read-write lock; a thread takes its call from the mailbox and its lock *in mailbox order*, so
+//! calls from one caller start in the order sent and a `&mut self` call waits for the `&self`
+//! calls before it). A stateless actor (`#[crew::actor(stateless)]`, no `&mut self` method,
+//! checked at compile time) may run as [`instances(n)`](ActorOptions::instances): `n` copies
+//! sharing the one mailbox. Nothing bypasses the mailbox's bound: calls and `tell`s block,
+//! `*_async` calls wait without blocking (see the `room` module), and `try_*` reports `Full`
+//! while it is full.
+//!
+//! **Lifecycle.** The constructor (`fn new(..) -> Self`) takes serde arguments, so the same
+//! arguments build the actor on a thread, in a worker process, or again after a crash. The
+//! start hook (`on_start`) runs before any call; if it fails, creation fails with its error.
+//! [`stop`](ActorRef::stop) queues a stop behind the calls already in the mailbox, runs the
+//! stop hook (`on_stop`, infallible) and ends the actor; [`kill`](ActorRef::kill) ends it after
+//! the call running now, fails the queued calls with [`ActorError::Stopped`] and runs no hook.
+//! A method that panics fails its call with [`TaskError::Panicked`]; the actor lives on with
+//! its state as the method left it (as in xoscar and Ray). An actor in a worker process whose
+//! process dies (a crash, a `SIGKILL`) is built again from its constructor, up to
+//! [`max_restarts`](ActorOptions::max_restarts) times: the calls in flight fail with
+//! [`TaskError::WorkerDied`], the calls not yet sent go to the new instance.
+//!
+//! **Addressing.** Every actor is registered under an [`Address`] and a uid (given, or made
+//! up). [`lookup`] finds it; a uid taken twice at one address is [`ActorError::DuplicateUid`]
+//! at creation; a missing one is [`ActorError::NotFound`] at once. A reference serializes as
+//! `(address, uid, actor name)` and deserializes by lookup in the receiving process: a
+//! reference to an actor that process does not know fails every call with `NotFound`.
+//!
+//! **Wire.** Calls to an actor in another process travel as the frames of the task layer's
+//! [codec](crate::task::codec) (`[header][payload]`, postcard), the method named by its index
+//! and the argument tuple as payload; see the `process` placement module for the protocol.
+//! A remote placement (a cluster node) is one more transport behind [`ActorRef`]: it needs a
+//! request/reply subject per `(address, uid)`, these same frames, and a registry answering
+//! `NotFound` / `DuplicateUid` for its address.
+//!
+//! **Deadlock guard.** An actor that calls itself and waits would wait forever: such a call
+//! fails at once with [`ActorError::SelfCall`] (a `tell` to itself is allowed, but reports
+//! `Full` instead of blocking on its own full mailbox). Cycles through other actors are not
+//! detected.
+
+mod local;
+mod process;
+mod registry;
+mod room;
+mod stream;
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::TaskError;
+use crate::executor::Message;
+use crate::task::TaskHandle;
+
+pub use registry::lookup;
+pub use stream::ActorStream;
+
+#[doc(hidden)]
+pub use process::host_actor;
+
+/// The default mailbox bound: calls queued (and, for a process actor, in flight) at most.
+pub const DEFAULT_MAILBOX: usize = 1024;
+
+/// An actor: what `#[crew::actor]` implements, and what you implement by hand without it.
+///
+/// By hand: give the constructor's argument type and the method table, and call methods
+/// through [`ActorRef::ask`] and friends with the method's index in [`methods`](Actor::methods).
+///
+/// ```
+/// use crew::actor::{self, Actor, ActorRef, Method, MethodCall};
+///
+/// struct Adder {
+///     total: i64,
+/// }
+///
+/// fn add(actor: &mut Adder, by: i64) -> i64 {
+///     actor.total += by;
+///     actor.total
+/// }
+///
+/// impl Actor for Adder {
+///     type Args = i64;
+///     type Ref = ActorRef<Adder>;
+///     const NAME: &'static str = "docs::Adder";
+///     fn new(start: i64) -> Self {
+///         Adder { total: start }
+///     }
+///     fn methods() -> &'static [Method<Self>] {
+///         static METHODS: [Method<Adder>; 1] = [Method {
+///             name: "add",
+///             argument: std::any::type_name::<i64>,
+///             result: std::any::type_name::<i64>,
+///             call: MethodCall::Exclusive(|actor, input| {
+///                 let by = crew::task::codec::decode(input)?;
+///                 crew::task::codec::encode(&add(actor, by))
+///             }),
+///         }];
+///         &METHODS
+///     }
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let adder = actor::spawn::<Adder>(1)?;
+/// assert_eq!(adder.ask(0, 41, add).result()?, 42);
+/// adder.stop().result()?;
+/// # Ok(())
+/// # }
+/// ```
+pub trait Actor: Sized + Send + Sync + 'static {
+    /// The constructor's arguments (a tuple for several, `()` for none).
+    type Args: Message + Clone + Sync;
+    /// The typed reference handed out by [`spawn`]: `ActorRef<Self>` itself, or a wrapper
+    /// with a method per actor method (what `#[crew::actor]` generates).
+    type Ref: From<ActorRef<Self>>;
+    /// The stable name a worker process finds the actor type by.
+    const NAME: &'static str;
+
+    /// Builds the actor from its arguments.
+    fn new(args: Self::Args) -> Self;
+
+    /// Runs before any call; an error fails the actor's creation with
+    /// [`ActorError::StartFailed`].
+    ///
+    /// # Errors
+    /// Why the actor cannot start.
+    fn on_start(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Runs at a graceful [`stop`](ActorRef::stop), after the mailbox drained; never at a kill
+    /// or crash.
+    fn on_stop(&mut self) {}
+
+    /// The methods callable from another process, by index: what the worker dispatches on.
+    fn methods() -> &'static [Method<Self>];
+}
+
+/// A stateless actor: no `&mut self` method, so copies of it may serve one mailbox
+/// ([`ActorOptions::instances`]). `#[crew::actor(stateless)]` implements it and refuses a
+/// `&mut self` method at compile time.
+pub trait StatelessActor: Actor {}
+
+/// One method of an actor, for dispatch by index from encoded arguments.
+pub struct Method<A> {
+    /// The method's name.
+    pub name: &'static str,
+    /// `std::any::type_name` of the argument tuple.
+    pub argument: fn() -> &'static str,
+    /// `std::any::type_name` of the result (the item type of a stream).
+    pub result: fn() -> &'static str,
+    /// How to call it.
+    pub call: MethodCall<A>,
+}
+
+impl<A> fmt::Debug for Method<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Method")
+            .field("name", &self.name)
+            .field("argument", &(self.argument)())
+            .field("result", &(self.result)())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An iterator of encoded stream items.
+pub type EncodedItems = Box<dyn Iterator<Item = Result<Vec<u8>, String>> + Send>;
+
+/// How a [`Method`] is called on encoded arguments (panics propagate to the runtime, which
+/// reports them as [`TaskError::Panicked`]).
+pub enum MethodCall<A> {
+    /// A `&mut self` method returning one value.
+    Exclusive(fn(&mut A, &[u8]) -> Result<Vec<u8>, String>),
+    /// A `&self` method returning one value.
+    Shared(fn(&A, &[u8]) -> Result<Vec<u8>, String>),
+    /// A `&mut self` method returning a stream of values.
+    ExclusiveStream(fn(&mut A, &[u8]) -> Result<EncodedItems, String>),
+    /// A `&self` method returning a stream of values.
+    SharedStream(fn(&A, &[u8]) -> Result<EncodedItems, String>),
+}
+
+impl<A> fmt::Debug for MethodCall<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MethodCall::Exclusive(_) => "Exclusive",
+            MethodCall::Shared(_) => "Shared",
+            MethodCall::ExclusiveStream(_) => "ExclusiveStream",
+            MethodCall::SharedStream(_) => "SharedStream",
+        })
+    }
+}
+
+/// Where actors live: a namespace for uids. [`Address::local`] is this process's threads;
+/// [`Address::processes`] its worker-process actors; any other name is yours to choose (a
+/// remote placement will use pool and node names).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Address(String);
+
+impl Address {
+    /// An address of your own naming.
+    pub fn new(name: impl Into<String>) -> Self {
+        Address(name.into())
+    }
+
+    /// Actors on threads of this process (the default of [`spawn`]).
+    pub fn local() -> Self {
+        Address::new("local")
+    }
+
+    /// Actors in worker processes of this process (the default of [`ActorOptions::in_process`]).
+    pub fn processes() -> Self {
+        Address::new("processes")
+    }
+
+    /// The address as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for Address {
+    fn from(name: &str) -> Self {
+        Address::new(name)
+    }
+}
+
+/// Why an actor could not be created, found or called.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ActorError {
+    /// No actor has this uid at this address (never created, or stopped).
+    #[error("no actor `{uid}` at address `{address}` (never created, or stopped); create it first or check the uid")]
+    NotFound {
+        /// The address looked in.
+        address: Address,
+        /// The uid looked for.
+        uid: String,
+    },
+    /// The actor there is of another type.
+    #[error("actor `{uid}` at `{address}` is a `{found}`, not a `{wanted}`")]
+    WrongType {
+        /// The address.
+        address: Address,
+        /// The uid.
+        uid: String,
+        /// The actor's type name.
+        found: String,
+        /// The type asked for.
+        wanted: String,
+    },
+    /// An actor with this uid already exists at this address.
+    #[error("an actor `{uid}` already exists at address `{address}`; choose another uid or look the existing one up")]
+    DuplicateUid {
+        /// The address.
+        address: Address,
+        /// The uid taken twice.
+        uid: String,
+    },
+    /// The start hook failed (or the worker process could not host the actor).
+    #[error("actor `{uid}` failed to start: {message}")]
+    StartFailed {
+        /// The actor's uid.
+        uid: String,
+        /// The hook's error.
+        message: String,
+    },
+    /// The mailbox is at its bound (only from `try_*` calls, and a `tell` to oneself).
+    #[error("the mailbox of actor `{uid}` is full; retry later or use the blocking call")]
+    Full {
+        /// The actor's uid.
+        uid: String,
+    },
+    /// The actor was stopped or killed (or its process died past `max_restarts`).
+    #[error("actor `{uid}` is stopped: {reason}")]
+    Stopped {
+        /// The actor's uid.
+        uid: String,
+        /// How it ended.
+        reason: String,
+    },
+    /// The actor called itself and would have waited for itself forever.
+    #[error("actor `{uid}` called its own method `{method}` and would wait for itself forever; use tell_{method} or restructure the call")]
+    SelfCall {
+        /// The actor's uid.
+        uid: String,
+        /// The method called.
+        method: String,
+    },
+    /// Options that cannot work together, or a placement that cannot be made.
+    #[error("invalid actor options: {0}")]
+    Invalid(String),
+}
+
+/// A handle that is already settled with `error` (calls fail at once, never hang).
+pub(crate) fn failed<T: 'static>(error: TaskError) -> TaskHandle<T> {
+    let (handle, completer) = crate::task::pair();
+    completer.complete(Err(error));
+    handle
+}
+
+/// Where the actor behind a reference runs.
+pub(crate) enum Target<A: Actor> {
+    Local(Arc<local::Local<A>>),
+    Process(Arc<process::Remote<A>>),
+    Missing(ActorError),
+}
+
+/// A reference to an actor: clone it, send it to another thread, serialize it.
+///
+/// `#[crew::actor]` wraps it in a typed reference whose methods mirror the actor's; the
+/// methods here ([`stop`](Self::stop), [`kill`](Self::kill), [`uid`](Self::uid), ...) are
+/// reachable from that wrapper too.
+pub struct ActorRef<A: Actor> {
+    inner: Arc<RefInner<A>>,
+}
+
+pub(crate) struct RefInner<A: Actor> {
+    address: Address,
+    uid: String,
+    target: Target<A>,
+}
+
+impl<A: Actor> Clone for ActorRef<A> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<A: Actor> fmt::Debug for ActorRef<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActorRef")
+            .field("actor", &A::NAME)
+            .field("address", &self.inner.address)
+            .field("uid", &self.inner.uid)
+            .finish()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireRef {
+    address: Address,
+    uid: String,
+    actor: String,
+}
+
+impl<A: Actor> Serialize for ActorRef<A> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        WireRef {
+            address: self.inner.address.clone(),
+            uid: self.inner.uid.clone(),
+            actor: A::NAME.to_owned(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de, A: Actor> Deserialize<'de> for ActorRef<A> {
+    /// Looks the actor up in this process; a reference to an actor this process does not know
+    /// still deserializes, and every call on it fails with [`ActorError::NotFound`].
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = WireRef::deserialize(deserializer)?;
+        if wire.actor != A::NAME {
+            return Err(serde::de::Error::custom(format!(
+                "a reference to a `{}` actor cannot be read as a `{}` one",
+                wire.actor,
+                A::NAME
+            )));
+        }
+        Ok(registry::lookup_ref::<A>(&wire.address, &wire.uid)
+            .unwrap_or_else(|error| ActorRef::new(wire.address, wire.uid, Target::Missing(error))))
+    }
+}
+
+impl<A: Actor> ActorRef<A> {
+    pub(crate) fn new(address: Address, uid: String, target: Target<A>) -> Self {
+        Self {
+            inner: Arc::new(RefInner {
+                address,
+                uid,
+                target,
+            }),
+        }
+    }
+
+    /// The address the actor is registered at.
+    pub fn address(&self) -> &Address {
+        &self.inner.address
+    }
+
+    /// The actor's uid.
+    pub fn uid(&self) -> &str {
+        &self.inner.uid
+    }
+
+    /// The process id of the worker hosting the actor now (`None` on a thread of this process).
+    pub fn worker_pid(&self) -> Option<u32> {
+        match &self.inner.target {
+            Target::Process(remote) => remote.pid(),
+            _ => None,
+        }
+    }
+
+    /// How many times the actor's worker process was restarted after dying.
+    pub fn restarts(&self) -> u32 {
+        match &self.inner.target {
+            Target::Process(remote) => remote.restarts(),
+            _ => 0,
+        }
+    }
+
+    fn method_name(&self, index: u32) -> &'static str {
+        A::methods()
+            .get(index as usize)
+            .map_or("?", |method| method.name)
+    }
+
+    /// Calls the `&mut self` method number `index` of [`Actor::methods`]; `run` is the same
+    /// method as a function, used when the actor is on a thread here (no encoding).
+    pub fn ask<Args: Message, R: Message>(
+        &self,
+        index: u32,
+        args: Args,
+        run: fn(&mut A, Args) -> R,
+    ) -> TaskHandle<R> {
+        ask_result(self.exclusive(index, args, run, Mode::Blocking))
+    }
+
+    /// Calls the `&self` method number `index`; see [`ask`](Self::ask).
+    pub fn ask_shared<Args: Message, R: Message>(
+        &self,
+        index: u32,
+        args: Args,
+        run: fn(&A, Args) -> R,
+    ) -> TaskHandle<R> {
+        ask_result(self.shared(index, args, run, Mode::Blocking))
+    }
+
+    /// Like [`ask`](Self::ask) for async code: waits for room in a full mailbox without
+    /// blocking the runtime's thread, then for the result. The call is queued when the
+    /// future is first polled (so calls from one task run in the order awaited).
+    ///
+    /// # Errors
+    /// The call's failure, or why the actor cannot be called ([`TaskError::Actor`]).
+    pub fn ask_async<Args: Message, R: Message>(
+        &self,
+        index: u32,
+        args: Args,
+        run: fn(&mut A, Args) -> R,
+    ) -> impl Future<Output = Result<R, TaskError>> + Send + 'static {
+        let this = self.clone();
+        async move {
+            let handle = match &this.inner.target {
+                Target::Local(local) => {
+                    let call = local::Call::<_, fn(&A) -> R>::Exclusive(move |actor: &mut A| {
+                        run(actor, args)
+                    });
+                    local.call_async(this.method_name(index), call).await
+                }
+                Target::Process(remote) => remote.call_async(index, args).await,
+                Target::Missing(error) => Err(error.clone()),
+            };
+            handle?.await
+        }
+    }
+
+    /// Like [`ask_shared`](Self::ask_shared) for async code; see [`ask_async`](Self::ask_async).
+    ///
+    /// # Errors
+    /// The call's failure, or why the actor cannot be called ([`TaskError::Actor`]).
+    pub fn ask_shared_async<Args: Message, R: Message>(
+        &self,
+        index: u32,
+        args: Args,
+        run: fn(&A, Args) -> R,
+    ) -> impl Future<Output = Result<R, TaskError>> + Send + 'static {
+        let this = self.clone();
+        async move {
+            let handle = match &this.inner.target {
+                Target::Local(local) => {
+                    let call = local::Call::<fn(&mut A) -> R, _>::Shared(move |actor: &A| {
+                        run(actor, args)
+                    });
+                    local.call_async(this.method_name(index), call).await
+                }
+                Target::Process(remote) => remote.call_async(index, args).await,
+                Target::Missing(error) => Err(error.clone()),
+            };
+            handle?.await
+        }
+    }
+
+    /// Like [`ask`](Self::ask), but never blocks: [`ActorError::Full`] when the mailbox is full.
+    ///
+    /// # Errors
+    /// `Full`, or why the actor cannot be called (stopped, not found).
+    pub fn try_ask<Args: Message, R: Message>(
+        &self,
+        index: u32,
+        args: Args,
+        run: fn(&mut A, Args) -> R,
+    ) -> Result<TaskHandle<R>, ActorError> {
+        self.exclusive(index, args, run, Mode::Try)
+            .map(|handle| handle.expect("a call has a handle"))
+    }
+
+    /// Like [`ask_shared`](Self::ask_shared), but never blocks.
+    ///
+    /// # Errors
+    /// `Full`, or why the actor cannot be called (stopped, not found).
+    pub fn try_ask_shared<Args: Message, R: Message>(
+        &self,
+        index: u32,
+        args: Args,
+        run: fn(&A, Args) -> R,
+    ) -> Result<TaskHandle<R>, ActorError> {
+        self.shared(index, args, run, Mode::Try)
+            .map(|handle| handle.expect("a call has a handle"))
+    }
+
+    /// Sends a `&mut self` call without waiting for its result (blocks while the mailbox is
+    /// full). A failure of the method is dropped.
+    ///
+    /// # Errors
+    /// Why the call could not be queued (stopped, not found; `Full` for a tell to oneself).
+    pub fn tell<Args: Message, R: Message>(
+        &self,
+        index: u32,
+        args: Args,
+        run: fn(&mut A, Args) -> R,
+    ) -> Result<(), ActorError> {
+        self.exclusive(index, args, run, Mode::Tell).map(drop)
+    }
+
+    /// Sends a `&self` call without waiting for its result; see [`tell`](Self::tell).
+    ///
+    /// # Errors
+    /// Why the call could not be queued.
+    pub fn tell_shared<Args: Message, R: Message>(
+        &self,
+        index: u32,
+        args: Args,
+        run: fn(&A, Args) -> R,
+    ) -> Result<(), ActorError> {
+        self.shared(index, args, run, Mode::Tell).map(drop)
+    }
+
+    /// Calls a streaming `&mut self` method: its items arrive at the caller as an iterator and
+    /// an async stream.
+    pub fn ask_stream<Args: Message, T: Message, I>(
+        &self,
+        index: u32,
+        args: Args,
+        run: fn(&mut A, Args) -> I,
+    ) -> ActorStream<T>
+    where
+        I: Iterator<Item = T> + Send + 'static,
+    {
+        match &self.inner.target {
+            Target::Local(local) => {
+                let call = local::Call::<_, fn(&A) -> stream::LocalItems<T>>::Exclusive(
+                    move |actor: &mut A| -> stream::LocalItems<T> { Box::new(run(actor, args)) },
+                );
+                ActorStream::from_local(local.call(self.method_name(index), call, Mode::Blocking))
+            }
+            Target::Process(remote) => remote.stream(index, &args),
+            Target::Missing(error) => ActorStream::failed(error.clone().into()),
+        }
+    }
+
+    /// Calls a streaming `&self` method; see [`ask_stream`](Self::ask_stream).
+    pub fn ask_stream_shared<Args: Message, T: Message, I>(
+        &self,
+        index: u32,
+        args: Args,
+        run: fn(&A, Args) -> I,
+    ) -> ActorStream<T>
+    where
+        I: Iterator<Item = T> + Send + 'static,
+    {
+        match &self.inner.target {
+            Target::Local(local) => {
+                let call = local::Call::<fn(&mut A) -> stream::LocalItems<T>, _>::Shared(
+                    move |actor: &A| -> stream::LocalItems<T> { Box::new(run(actor, args)) },
+                );
+                ActorStream::from_local(local.call(self.method_name(index), call, Mode::Blocking))
+            }
+            Target::Process(remote) => remote.stream(index, &args),
+            Target::Missing(error) => ActorStream::failed(error.clone().into()),
+        }
+    }
+
+    fn exclusive<Args: Message, R: Message>(
+        &self,
+        index: u32,
+        args: Args,
+        run: fn(&mut A, Args) -> R,
+        mode: Mode,
+    ) -> Result<Option<TaskHandle<R>>, ActorError> {
+        match &self.inner.target {
+            Target::Local(local) => {
+                let call =
+                    local::Call::<_, fn(&A) -> R>::Exclusive(move |actor: &mut A| run(actor, args));
+                local.call(self.method_name(index), call, mode)
+            }
+            Target::Process(remote) => remote.call(index, &args, mode),
+            Target::Missing(error) => Err(error.clone()),
+        }
+    }
+
+    fn shared<Args: Message, R: Message>(
+        &self,
+        index: u32,
+        args: Args,
+        run: fn(&A, Args) -> R,
+        mode: Mode,
+    ) -> Result<Option<TaskHandle<R>>, ActorError> {
+        match &self.inner.target {
+            Target::Local(local) => {
+                let call =
+                    local::Call::<fn(&mut A) -> R, _>::Shared(move |actor: &A| run(actor, args));
+                local.call(self.method_name(index), call, mode)
+            }
+            Target::Process(remote) => remote.call(index, &args, mode),
+            Target::Missing(error) => Err(error.clone()),
+        }
+    }
+
+    /// Stops the actor gracefully: the calls already in its mailbox run, then the stop hook,
+    /// then it ends and is unregistered. The handle settles when it has; later calls fail with
+    /// [`ActorError::Stopped`]. Another thread waits here for room in a full mailbox; an
+    /// actor stopping itself never does (its threads end once the mailbox is empty) and must
+    /// not wait on the handle, which settles after its current call returned.
+    pub fn stop(&self) -> TaskHandle<()> {
+        match &self.inner.target {
+            Target::Local(local) => local.stop(false),
+            Target::Process(remote) => remote.stop(false),
+            Target::Missing(error) => failed(error.clone().into()),
+        }
+    }
+
+    /// Ends the actor now: the call running finishes (a thread cannot be interrupted; a worker
+    /// process is killed), the queued calls fail with [`ActorError::Stopped`], no hook runs.
+    pub fn kill(&self) -> TaskHandle<()> {
+        match &self.inner.target {
+            Target::Local(local) => local.stop(true),
+            Target::Process(remote) => remote.stop(true),
+            Target::Missing(error) => failed(error.clone().into()),
+        }
+    }
+}
+
+fn ask_result<R: 'static>(result: Result<Option<TaskHandle<R>>, ActorError>) -> TaskHandle<R> {
+    match result {
+        Ok(handle) => handle.expect("a call has a handle"),
+        Err(error) => failed(error.into()),
+    }
+}
+
+/// How a call waits for room in the mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Block while full; the caller wants the result.
+    Blocking,
+    /// Report `Full` at once.
+    Try,
+    /// Block while full; nobody wants the result.
+    Tell,
+    /// A process actor's permit is held already (an async call waited for it).
+    Held,
+}
+
+/// Creates an actor on its own thread with default options, at [`Address::local`] under a
+/// generated uid. See [`ActorOptions`] for the rest.
+///
+/// # Errors
+/// [`ActorError::StartFailed`] when the start hook fails.
+pub fn spawn<A: Actor>(args: A::Args) -> Result<A::Ref, ActorError> {
+    ActorOptions::<A>::new().spawn(args)
+}
+
+/// How and where to create an actor: one builder for every placement.
+///
+/// ```
+/// use crew::actor::{ActorOptions, Address};
+///
+/// struct Greeter;
+///
+/// #[crew::actor(stateless)]
+/// impl Greeter {
+///     fn new(_: ()) -> Self {
+///         Greeter
+///     }
+///
+///     fn greet(&self, name: String) -> String {
+///         format!("hello, {name}")
+///     }
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let greeters = ActorOptions::<Greeter>::new()
+///     .address(Address::new("frontend"))
+///     .uid("greeters")
+///     .instances(4) // stateless: four copies share one mailbox
+///     .mailbox(64)
+///     .spawn(())?;
+/// assert_eq!(greeters.greet("crew".into()).result()?, "hello, crew");
+/// greeters.stop().result()?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct ActorOptions<A: Actor> {
+    pub(crate) address: Option<Address>,
+    pub(crate) uid: Option<String>,
+    pub(crate) mailbox: usize,
+    pub(crate) instance_count: usize,
+    pub(crate) max_concurrency: usize,
+    pub(crate) process: Option<process::ProcessOptions>,
+    _actor: PhantomData<fn() -> A>,
+}
+
+impl<A: Actor> fmt::Debug for ActorOptions<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActorOptions")
+            .field("actor", &A::NAME)
+            .field("address", &self.address)
+            .field("uid", &self.uid)
+            .field("mailbox", &self.mailbox)
+            .field("instances", &self.instance_count)
+            .field("max_concurrency", &self.max_concurrency)
+            .field("process", &self.process)
+            .finish()
+    }
+}
+
+impl<A: Actor> Default for ActorOptions<A> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<A: Actor> ActorOptions<A> {
+    /// On its own thread, at [`Address::local`], a generated uid, a mailbox of
+    /// [`DEFAULT_MAILBOX`], one instance, one call at a time.
+    pub fn new() -> Self {
+        Self {
+            address: None,
+            uid: None,
+            mailbox: DEFAULT_MAILBOX,
+            instance_count: 1,
+            max_concurrency: 1,
+            process: None,
+            _actor: PhantomData,
+        }
+    }
+
+    /// Registers the actor at `address` (default [`Address::local`], or
+    /// [`Address::processes`] in a worker process).
+    pub fn address(mut self, address: impl Into<Address>) -> Self {
+        self.address = Some(address.into());
+        self
+    }
+
+    /// Registers the actor under `uid` (default: the actor's name and a number).
+    pub fn uid(mut self, uid: impl Into<String>) -> Self {
+        self.uid = Some(uid.into());
+        self
+    }
+
+    /// Bounds the mailbox at `calls` (at least 1): calls queued and, in a worker process, in
+    /// flight.
+    pub fn mailbox(mut self, calls: usize) -> Self {
+        self.mailbox = calls;
+        self
+    }
+
+    /// Lets up to `n` calls run at once: `&self` calls run concurrently, each `&mut self` call
+    /// alone (Ray's `max_concurrency`). Default 1.
+    pub fn max_concurrency(mut self, n: usize) -> Self {
+        self.max_concurrency = n;
+        self
+    }
+
+    /// Places the actor in a worker process of its own (this executable started again, as a
+    /// [`ProcessPool`](crate::ProcessPool) worker is; `main` must call
+    /// [`crew::init()`](crate::init) first). A crash restarts it from its constructor.
+    pub fn in_process(mut self) -> Self {
+        self.process.get_or_insert_with(Default::default);
+        self
+    }
+
+    /// How many times a worker process that died is replaced (default 3); implies
+    /// [`in_process`](Self::in_process).
+    pub fn max_restarts(mut self, n: u32) -> Self {
+        self.process
+            .get_or_insert_with(Default::default)
+            .max_restarts = n;
+        self
+    }
+
+    /// The worker program (default: this executable); implies [`in_process`](Self::in_process).
+    pub fn worker_program(mut self, program: impl Into<std::path::PathBuf>) -> Self {
+        self.process.get_or_insert_with(Default::default).program = Some(program.into());
+        self
+    }
+
+    /// Creates the actor: builds it, runs its start hook, registers it.
+    ///
+    /// # Errors
+    /// [`ActorError::DuplicateUid`] when the uid is taken at the address;
+    /// [`ActorError::StartFailed`] when the start hook fails or the worker cannot start;
+    /// [`ActorError::Invalid`] for a zero mailbox, instance or concurrency count.
+    pub fn spawn(self, args: A::Args) -> Result<A::Ref, ActorError> {
+        if self.mailbox == 0 || self.instance_count == 0 || self.max_concurrency == 0 {
+            return Err(ActorError::Invalid(
+                "mailbox, instances and max_concurrency must each be at least 1".to_owned(),
+            ));
+        }
+        let address = self.address.clone().unwrap_or_else(|| {
+            if self.process.is_some() {
+                Address::processes()
+            } else {
+                Address::local()
+            }
+        });
+        let uid = self.uid.clone().unwrap_or_else(registry::new_uid::<A>);
+        let reservation = registry::reserve::<A>(&address, &uid)?;
+        let target = match &self.process {
+            None => local::Local::start(&uid, args, &self, reservation.clone()).map(Target::Local),
+            Some(options) => {
+                process::Remote::start(&uid, args, &self, options.clone(), reservation.clone())
+                    .map(Target::Process)
+            }
+        };
+        let target = match target {
+            Ok(target) => target,
+            Err(error) => {
+                reservation.release();
+                return Err(error);
+            }
+        };
+        let actor_ref = ActorRef::new(address, uid, target);
+        reservation.fill(actor_ref.clone());
+        Ok(A::Ref::from(actor_ref))
+    }
+}
+
+impl<A: StatelessActor> ActorOptions<A> {
+    /// Runs `n` copies of a stateless actor sharing one mailbox (each built from the same
+    /// arguments). Only stateless actors have this option, so a stateful one cannot be copied.
+    pub fn instances(mut self, n: usize) -> Self {
+        self.instance_count = n;
+        self
+    }
+}
+
+/// What `#[crew::actor]` expands to. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use super::process::ActorEntry;
+    pub use super::stream::{encode_items, LocalItems};
+}

@@ -1,0 +1,1233 @@
+//! The process placement: an actor in a worker process of its own, restarted from its
+//! constructor when the process dies.
+//!
+//! # Design note: the mailbox protocol
+//!
+//! **Start.** The parent starts a worker with the process pool's machinery (`Child::start`:
+//! this executable again, `crew::init()`, the worker handshake) and sends it one ordinary task
+//! call, `crew::actor::host`, whose argument names the actor type, its method-table signature,
+//! its constructor arguments and a Linux abstract socket the parent listens on. The host task
+//! connects there (the parent accepts only the worker's pid, by `SO_PEERCRED`), builds the
+//! actor, runs its start hook and answers `Ready` or `StartFailed`; then it serves the actor on
+//! that connection until told to stop. The worker's own socket stays open and silent: the
+//! worker's watchdog ends it when the parent goes, as for any pool worker. Nothing in the
+//! process pool's protocol changed; the actor's traffic has its own socket and frames.
+//!
+//! **Frames.** The task layer's codec: a [`ToActor`] / [`FromActor`] header and an opaque
+//! payload (the argument tuple, a result, a stream item). Calls carry an id, answered by a
+//! `Reply` with the task layer's `Outcome`. The worker runs calls in order on its one thread
+//! (several threads for `instances`/`max_concurrency`, through the thread placement's mailbox).
+//!
+//! **Bound.** The mailbox bound is a semaphore at the caller: a permit per call queued or in
+//! flight, returned when its reply arrives, so the worker never holds more than the bound and
+//! nothing (`tell` included: it is answered too) bypasses it. An async call takes its permit
+//! without blocking (`try_acquire`, else it waits in the `room`, woken when a reply returns a
+//! permit). A stream holds its permit until
+//! the method returned its iterator; its items then flow under a credit window (see
+//! [`stream`](super::stream)).
+//!
+//! **Reading replies: a waiting caller leads.** A reply read by a reader thread costs a third
+//! thread wake-up (worker → reader → caller). So a caller blocked on a call's handle (`result`,
+//! `wait`: the handle's driver) reads the socket itself while it waits: it takes the *read
+//! side* (the read half and its frame buffer, behind a mutex), reads and dispatches frames
+//! (completing other callers' handles on the way) until its own handle is done or its
+//! deadline passes, then dispatches whatever is complete in the buffer and hands the read side
+//! back. One caller leads at a time (`leading`); the others wait on their handles as before.
+//! The reader thread is the fallback for everything nobody blocks on (async waiters,
+//! callbacks, streams, tells, a second caller): it waits in `poll` on the socket *without* the
+//! read side, then takes it and dispatches what is there now. When a caller leads, the poll
+//! wakes with the caller's read but finds nothing left to read (or waits for the caller to
+//! hand back). Frames cannot be stranded: the leader drains the buffer before it leaves, and
+//! bytes still in the socket wake the poll. A failed read marks the read side `broken`; only
+//! the reader thread handles the death (below), then installs the new read half.
+//!
+//! **Death.** The parent's reader thread sees the actor socket end. It takes the connection
+//! (callers wanting to send now wait), kills and reaps the worker, fails every call in flight
+//! with `WorkerDied` (exit status included) and every open stream likewise, and, unless the
+//! actor was killed or stopped or used up `max_restarts`, starts a new worker from the same
+//! constructor arguments; the callers waiting then send to it. Past `max_restarts` the actor is
+//! stopped and unregistered; calls fail with `Stopped`.
+//!
+//! **Remote placement, later.** A cluster transport needs exactly this: a way to reach the
+//! host (a NATS subject per address + uid instead of a socket), the same frames, the same
+//! permit-based bound at the caller, and a registry answering `NotFound` / `DuplicateUid` for
+//! its address.
+
+use std::collections::HashMap;
+use std::io::{BufWriter, Write};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, MutexGuard};
+use serde::{Deserialize, Serialize};
+
+use crate::actor::local::{construct, Envelope, Instance, Job, Local};
+use crate::actor::registry::Reservation;
+use crate::actor::room::{Offer, Room};
+use crate::actor::stream::{RemoteItems, WINDOW};
+use crate::actor::{Actor, ActorError, ActorOptions, ActorStream, EncodedItems, MethodCall, Mode};
+use crate::error::{panic_message, TaskError, WorkerId};
+use crate::executor::Message;
+use crate::process::child::{Child, ChildOptions};
+use crate::sync::Semaphore;
+use crate::sys::supervise::Supervised;
+use crate::task::codec::{self, write_frame, FrameReader, ReadError};
+use crate::task::protocol::{Outcome, ToParent, ToWorker};
+use crate::task::{pair, signature_hash, TaskEntry, TaskHandle, TaskInfo, CREW_VERSION};
+
+/// The task that hosts an actor in a worker.
+const HOST_TASK: &str = "crew::actor::host";
+/// How long a new worker may take to connect and start the actor.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Parent → actor host.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ToActor {
+    /// Call method `method` on the payload (the argument tuple); `Reply` with `id`.
+    Call { id: u64, method: u32 },
+    /// Call streaming method `method`; `Reply` when it returned, then `Item`s and `End`.
+    Stream { id: u64, method: u32 },
+    /// The caller consumed `items` more items of stream `id`.
+    Credit { id: u64, items: u32 },
+    /// The caller dropped stream `id`.
+    Cancel { id: u64 },
+    /// Run the queued calls, the stop hook, answer `Stopped` and end.
+    Stop,
+}
+
+/// Actor host → parent.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum FromActor {
+    /// The actor was built and started.
+    Ready { pid: u32 },
+    /// The constructor or start hook failed (or the worker's actor differs).
+    StartFailed { message: String },
+    /// Call `id` ended; with `Outcome::Ok` the payload is its result.
+    Reply { id: u64, outcome: Outcome },
+    /// One item of stream `id` (the payload).
+    Item { id: u64 },
+    /// Stream `id` ended: `Ok` after its last item, or how it failed.
+    End { id: u64, outcome: Outcome },
+    /// The stop hook ran; the host ends.
+    Stopped,
+}
+
+/// What the host task gets.
+#[derive(Debug, Serialize, Deserialize)]
+struct HostArgs {
+    socket: String,
+    actor: String,
+    signature: u64,
+    uid: String,
+    args: Vec<u8>,
+    instances: usize,
+    max_concurrency: usize,
+    mailbox: usize,
+}
+
+/// One `#[crew::actor]` type that worker processes can host. Built by the macro.
+#[derive(Debug)]
+pub struct ActorEntry {
+    /// [`Actor::NAME`].
+    pub name: &'static str,
+    /// Serves the actor on a connection: [`host_actor`] for the type.
+    pub host: fn(&[u8], UnixStream) -> Result<(), String>,
+}
+
+inventory::collect!(ActorEntry);
+
+struct HostTask;
+
+fn host_task_call(input: &[u8]) -> Result<Vec<u8>, String> {
+    let args: HostArgs = codec::decode(input)?;
+    let entry = inventory::iter::<ActorEntry>
+        .into_iter()
+        .find(|entry| entry.name == args.actor)
+        .ok_or_else(|| {
+            format!(
+                "this worker has no actor `{}`: mark its impl block #[crew::actor] in the \
+                 worker's program",
+                args.actor
+            )
+        })?;
+    let address = SocketAddr::from_abstract_name(args.socket.as_bytes())
+        .map_err(|error| format!("bad actor socket name: {error}"))?;
+    let stream = UnixStream::connect_addr(&address)
+        .map_err(|error| format!("cannot connect to the parent's actor socket: {error}"))?;
+    (entry.host)(input, stream)?;
+    codec::encode(&())
+}
+
+fn host_type_id() -> std::any::TypeId {
+    std::any::TypeId::of::<HostTask>()
+}
+
+inventory::submit! {
+    TaskEntry {
+        name: HOST_TASK,
+        type_id: host_type_id,
+        argument: std::any::type_name::<Vec<u8>>,
+        result: std::any::type_name::<()>,
+        call: host_task_call,
+        call_chunk: |_| Err("the actor host takes no chunks".to_owned()),
+    }
+}
+
+/// The signature of an actor type: its name and every method's name and types.
+fn actor_signature<A: Actor>() -> u64 {
+    let mut arguments = String::new();
+    let mut results = String::new();
+    for method in A::methods() {
+        arguments.push_str(method.name);
+        arguments.push('(');
+        arguments.push_str((method.argument)());
+        arguments.push_str(");");
+        results.push_str((method.result)());
+        results.push(';');
+    }
+    signature_hash(A::NAME, &arguments, &results, CREW_VERSION)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The worker side.
+
+/// The host's connection, shared by the threads that answer.
+struct HostConn {
+    writer: Mutex<BufWriter<UnixStream>>,
+    streams: Mutex<HashMap<u64, HostStream>>,
+}
+
+struct HostStream {
+    items: EncodedItems,
+    credit: u32,
+}
+
+impl HostConn {
+    fn send(&self, header: &FromActor, payload: &[u8]) {
+        let mut writer = self.writer.lock();
+        // A write error means the parent is gone; the reader sees it and the host ends.
+        let _ = write_frame(&mut *writer, header, payload).and_then(|()| writer.flush());
+    }
+
+    /// Sends stream `id`'s items while it has credit.
+    fn pump(&self, id: u64) {
+        let mut streams = self.streams.lock();
+        let Some(stream) = streams.get_mut(&id) else {
+            return;
+        };
+        while stream.credit > 0 {
+            match catch_unwind(AssertUnwindSafe(|| stream.items.next())) {
+                Ok(Some(Ok(item))) => {
+                    stream.credit -= 1;
+                    self.send(&FromActor::Item { id }, &item);
+                }
+                Ok(Some(Err(message))) => {
+                    streams.remove(&id);
+                    self.send(
+                        &FromActor::End {
+                            id,
+                            outcome: Outcome::Failed(message),
+                        },
+                        &[],
+                    );
+                    return;
+                }
+                Ok(None) => {
+                    streams.remove(&id);
+                    self.send(
+                        &FromActor::End {
+                            id,
+                            outcome: Outcome::Ok,
+                        },
+                        &[],
+                    );
+                    return;
+                }
+                Err(payload) => {
+                    streams.remove(&id);
+                    let outcome = Outcome::Panicked(panic_message(&*payload));
+                    self.send(&FromActor::End { id, outcome }, &[]);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Runs call `id` of method `method` on `instance` and answers it.
+fn execute<A: Actor>(
+    conn: &HostConn,
+    instance: &Instance<A>,
+    order: Option<MutexGuard<'_, ()>>,
+    id: u64,
+    method: u32,
+    payload: &[u8],
+) {
+    let Some(method) = A::methods().get(method as usize) else {
+        let outcome = Outcome::Failed(format!("{} has no method number {method}", A::NAME));
+        conn.send(&FromActor::Reply { id, outcome }, &[]);
+        return;
+    };
+    enum Done {
+        Value(Vec<u8>),
+        Items(EncodedItems),
+    }
+    let state = instance.state();
+    let result = catch_unwind(AssertUnwindSafe(|| match &method.call {
+        MethodCall::Exclusive(call) => {
+            let mut state = state.write();
+            drop(order);
+            call(&mut state, payload).map(Done::Value)
+        }
+        MethodCall::Shared(call) => {
+            let state = state.read();
+            drop(order);
+            call(&state, payload).map(Done::Value)
+        }
+        MethodCall::ExclusiveStream(call) => {
+            let mut state = state.write();
+            drop(order);
+            call(&mut state, payload).map(Done::Items)
+        }
+        MethodCall::SharedStream(call) => {
+            let state = state.read();
+            drop(order);
+            call(&state, payload).map(Done::Items)
+        }
+    }));
+    match result {
+        Ok(Ok(Done::Value(bytes))) => {
+            conn.send(
+                &FromActor::Reply {
+                    id,
+                    outcome: Outcome::Ok,
+                },
+                &bytes,
+            );
+        }
+        Ok(Ok(Done::Items(items))) => {
+            conn.streams.lock().insert(
+                id,
+                HostStream {
+                    items,
+                    credit: WINDOW,
+                },
+            );
+            conn.send(
+                &FromActor::Reply {
+                    id,
+                    outcome: Outcome::Ok,
+                },
+                &[],
+            );
+            conn.pump(id);
+        }
+        Ok(Err(message)) => {
+            conn.send(
+                &FromActor::Reply {
+                    id,
+                    outcome: Outcome::Failed(message),
+                },
+                &[],
+            );
+        }
+        Err(panic) => {
+            let outcome = Outcome::Panicked(panic_message(&*panic));
+            conn.send(&FromActor::Reply { id, outcome }, &[]);
+        }
+    }
+}
+
+/// A call queued in the worker's thread mailbox (several threads).
+struct EncodedJob {
+    conn: Arc<HostConn>,
+    id: u64,
+    method: u32,
+    payload: Vec<u8>,
+}
+
+impl<A: Actor> Job<A> for EncodedJob {
+    fn run(self: Box<Self>, instance: &Instance<A>, order: Option<MutexGuard<'_, ()>>) {
+        execute(
+            &self.conn,
+            instance,
+            order,
+            self.id,
+            self.method,
+            &self.payload,
+        );
+    }
+
+    fn fail(self: Box<Self>, error: TaskError) {
+        let outcome = Outcome::Failed(error.to_string());
+        self.conn.send(
+            &FromActor::Reply {
+                id: self.id,
+                outcome,
+            },
+            &[],
+        );
+    }
+}
+
+/// Serves actor `A` on `stream` in this worker (what the host task runs). Not a public API.
+#[doc(hidden)]
+pub fn host_actor<A: Actor>(input: &[u8], stream: UnixStream) -> Result<(), String> {
+    let args: HostArgs = codec::decode(input)?;
+    let reader_stream = stream
+        .try_clone()
+        .map_err(|error| format!("cannot clone the actor socket: {error}"))?;
+    let conn = Arc::new(HostConn {
+        writer: Mutex::new(BufWriter::with_capacity(64 * 1024, stream)),
+        streams: Mutex::new(HashMap::new()),
+    });
+    let start = if args.signature == actor_signature::<A>() {
+        codec::decode::<A::Args>(&args.args).and_then(|ctor| {
+            let mut instances = Vec::with_capacity(args.instances);
+            for _ in 0..args.instances {
+                let actor =
+                    construct::<A>(&args.uid, ctor.clone()).map_err(|error| match error {
+                        ActorError::StartFailed { message, .. } => message,
+                        other => other.to_string(),
+                    })?;
+                instances.push(Arc::new(Instance::new(actor)));
+            }
+            Ok(instances)
+        })
+    } else {
+        Err(format!(
+            "the worker's `{}` has other methods or types than this process's: run the same \
+             code on both sides",
+            A::NAME
+        ))
+    };
+    let instances = match start {
+        Ok(instances) => instances,
+        Err(message) => {
+            conn.send(&FromActor::StartFailed { message }, &[]);
+            return Ok(());
+        }
+    };
+    conn.send(
+        &FromActor::Ready {
+            pid: std::process::id(),
+        },
+        &[],
+    );
+    // One thread: run calls right here, in order. Several: the thread placement's mailbox.
+    let local = (instances.len() * args.max_concurrency > 1).then(|| {
+        Local::serve(
+            &args.uid,
+            instances.clone(),
+            args.mailbox.max(1),
+            args.max_concurrency,
+            None,
+        )
+    });
+    let mut reader = FrameReader::new();
+    let mut reader_stream = reader_stream;
+    loop {
+        let frame = match reader.read::<_, ToActor>(&mut reader_stream, None) {
+            Ok(frame) => frame,
+            // The parent is gone (or killing us): nothing more to answer.
+            Err(_) => return Ok(()),
+        };
+        match frame.header {
+            ToActor::Call { id, method } | ToActor::Stream { id, method } => match &local {
+                None => execute(&conn, &instances[0], None, id, method, &frame.payload),
+                Some(local) => {
+                    let job: Box<dyn Job<A>> = Box::new(EncodedJob {
+                        conn: conn.clone(),
+                        id,
+                        method,
+                        payload: frame.payload,
+                    });
+                    // The parent's permits keep this mailbox from filling.
+                    let _ = local.send(Envelope::Call(job), Mode::Blocking);
+                }
+            },
+            ToActor::Credit { id, items } => {
+                if let Some(stream) = conn.streams.lock().get_mut(&id) {
+                    stream.credit += items;
+                }
+                conn.pump(id);
+            }
+            ToActor::Cancel { id } => {
+                conn.streams.lock().remove(&id);
+            }
+            ToActor::Stop => {
+                match &local {
+                    None => {
+                        let stopped = catch_unwind(AssertUnwindSafe(|| {
+                            instances[0].with_mut(A::on_stop);
+                        }));
+                        if let Err(payload) = stopped {
+                            eprintln!(
+                                "crew: the stop hook of actor `{}` panicked: {}",
+                                args.uid,
+                                panic_message(&*payload)
+                            );
+                        }
+                    }
+                    Some(local) => {
+                        let _ = local.stop(false).result();
+                    }
+                }
+                conn.send(&FromActor::Stopped, &[]);
+                return Ok(());
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parent side.
+
+/// Settings of the process placement.
+#[derive(Debug, Clone)]
+pub(crate) struct ProcessOptions {
+    pub(crate) max_restarts: u32,
+    pub(crate) program: Option<PathBuf>,
+}
+
+impl Default for ProcessOptions {
+    fn default() -> Self {
+        Self {
+            max_restarts: 3,
+            program: None,
+        }
+    }
+}
+
+type Finish = Box<dyn FnOnce(Result<Vec<u8>, TaskError>) + Send>;
+
+enum Pending {
+    Call(Option<Finish>),
+    Stream(Weak<RemoteItems>),
+}
+
+/// A live connection to the host.
+struct Conn {
+    writer: BufWriter<UnixStream>,
+    /// Keeps the worker (its watchdog ends it when this closes).
+    child: Child,
+}
+
+#[derive(Default)]
+struct Ending {
+    stopping: bool,
+    killing: bool,
+    done: bool,
+    waiters: Vec<crate::task::Completer<()>>,
+}
+
+/// The parent's side of an actor in a worker process.
+pub(crate) struct Remote<A: Actor> {
+    uid: String,
+    options: ProcessOptions,
+    host_args: HostArgs,
+    permits: Semaphore,
+    /// Async callers waiting for a permit.
+    room: Room,
+    conn: Mutex<Option<Conn>>,
+    /// The read half: whoever holds it reads replies (the reader thread, or a caller leading).
+    read: Mutex<ReadSide>,
+    /// A caller is leading (reading the socket for its own reply).
+    leading: AtomicBool,
+    process: Mutex<Option<Arc<Supervised>>>,
+    inflight: Mutex<HashMap<u64, Pending>>,
+    /// Calls whose write failed (the worker had died): sent again to the replacement.
+    unsent: Mutex<Vec<(u64, ToActor, Vec<u8>)>>,
+    next_id: AtomicU64,
+    pid: AtomicU32,
+    restarts: AtomicU32,
+    closed: AtomicBool,
+    ending: Mutex<Ending>,
+    reservation: Reservation,
+    /// This actor, weakly: what a call's handle leads with.
+    me: Weak<Remote<A>>,
+    _actor: std::marker::PhantomData<fn() -> A>,
+}
+
+/// The read half of the connection and its frame buffer.
+struct ReadSide {
+    /// Shared with the reader thread, which polls it without holding the read side.
+    stream: Option<Arc<UnixStream>>,
+    frames: FrameReader,
+    /// A read failed: the worker died; the reader thread handles it.
+    broken: bool,
+    /// The actor ended (stopped or out of restarts): nothing more to read.
+    ended: bool,
+}
+
+impl ReadSide {
+    /// Reads and dispatches frames until `done`, `deadline` (`Some(now)`: what is there now)
+    /// or a failed read.
+    fn pump<A: Actor>(
+        &mut self,
+        remote: &Remote<A>,
+        done: &dyn Fn() -> bool,
+        deadline: Option<Instant>,
+    ) {
+        while !self.broken && !self.ended && !done() {
+            let Some(stream) = &self.stream else {
+                return;
+            };
+            match self.frames.read::<_, FromActor>(&mut &**stream, deadline) {
+                Ok(frame) => {
+                    if !remote.on_frame(frame.header, frame.payload) {
+                        self.ended = true;
+                    }
+                }
+                Err(ReadError::Timeout) => return,
+                Err(_) => self.broken = true,
+            }
+        }
+    }
+}
+
+/// A started host: the connection to write to and the stream to read from.
+struct Started {
+    conn: Conn,
+    reader: UnixStream,
+    pid: u32,
+}
+
+fn next_socket_name() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos());
+    format!(
+        "crew-actor-{}-{}-{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl<A: Actor> Remote<A> {
+    pub(crate) fn start(
+        uid: &str,
+        args: A::Args,
+        options: &ActorOptions<A>,
+        process: ProcessOptions,
+        reservation: Reservation,
+    ) -> Result<Arc<Self>, ActorError> {
+        let start_failed = |message: String| ActorError::StartFailed {
+            uid: uid.to_owned(),
+            message,
+        };
+        let host_args = HostArgs {
+            socket: String::new(),
+            actor: A::NAME.to_owned(),
+            signature: actor_signature::<A>(),
+            uid: uid.to_owned(),
+            args: codec::encode(&args).map_err(start_failed)?,
+            instances: options.instance_count,
+            max_concurrency: options.max_concurrency,
+            mailbox: options.mailbox,
+        };
+        let remote = Arc::new_cyclic(|me| Remote {
+            uid: uid.to_owned(),
+            options: process,
+            host_args,
+            permits: Semaphore::new(options.mailbox),
+            room: Room::default(),
+            conn: Mutex::new(None),
+            read: Mutex::new(ReadSide {
+                stream: None,
+                frames: FrameReader::new(),
+                broken: false,
+                ended: false,
+            }),
+            leading: AtomicBool::new(false),
+            process: Mutex::new(None),
+            inflight: Mutex::new(HashMap::new()),
+            unsent: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(1),
+            pid: AtomicU32::new(0),
+            restarts: AtomicU32::new(0),
+            closed: AtomicBool::new(false),
+            ending: Mutex::new(Ending::default()),
+            reservation,
+            me: me.clone(),
+            _actor: std::marker::PhantomData,
+        });
+        let started = remote.start_host().map_err(start_failed)?;
+        let reader = remote.install(started);
+        let weak = Arc::downgrade(&remote);
+        std::thread::Builder::new()
+            .name(format!("crew-actor-{uid}"))
+            .spawn(move || read_replies(&weak, reader))
+            .map_err(|error| ActorError::StartFailed {
+                uid: uid.to_owned(),
+                message: format!("cannot start its reader thread: {error}"),
+            })?;
+        Ok(remote)
+    }
+
+    pub(crate) fn pid(&self) -> Option<u32> {
+        Some(self.pid.load(Ordering::Acquire)).filter(|&pid| pid != 0)
+    }
+
+    pub(crate) fn restarts(&self) -> u32 {
+        self.restarts.load(Ordering::Acquire)
+    }
+
+    /// Makes `started` the live connection; returns its read half (for the reader to poll).
+    fn install(&self, started: Started) -> Arc<UnixStream> {
+        self.pid.store(started.pid, Ordering::Release);
+        *self.process.lock() = Some(started.conn.child.process());
+        *self.conn.lock() = Some(started.conn);
+        self.set_reader(started.reader)
+    }
+
+    /// Makes `stream` the read half, with an empty frame buffer.
+    fn set_reader(&self, stream: UnixStream) -> Arc<UnixStream> {
+        let stream = Arc::new(stream);
+        let mut side = self.read.lock();
+        side.stream = Some(stream.clone());
+        side.frames = FrameReader::new();
+        side.broken = false;
+        stream
+    }
+
+    /// A caller waiting for a call's reply reads the socket itself, unless another caller
+    /// already does (see the note on reading).
+    fn lead(&self, done: &dyn Fn() -> bool, deadline: Option<Instant>) {
+        if self.leading.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut side = self.read.lock();
+        side.pump(self, done, deadline);
+        // Frames read past our reply sit in the buffer, where the reader thread's poll cannot
+        // see them: dispatch whatever is complete now before handing the socket back.
+        side.pump(self, &|| false, Some(Instant::now()));
+        drop(side);
+        self.leading.store(false, Ordering::Release);
+    }
+
+    /// Starts a worker, hands it the actor and waits until it is ready.
+    fn start_host(&self) -> Result<Started, String> {
+        let name = next_socket_name();
+        let address = SocketAddr::from_abstract_name(name.as_bytes())
+            .map_err(|error| format!("cannot name the actor socket: {error}"))?;
+        let listener = UnixListener::bind_addr(&address)
+            .map_err(|error| format!("cannot listen on the actor socket: {error}"))?;
+        let mut child = Child::start(&ChildOptions {
+            program: self.options.program.clone(),
+            memory_limit: None,
+            death_signal: false,
+        })
+        .map_err(|error| error.message)?;
+        let task = TaskInfo::by_name(HOST_TASK).expect("crew registers its actor host");
+        let host_args = HostArgs {
+            socket: name,
+            ..self.host_args_clone()
+        };
+        let payload = codec::encode(&host_args)?;
+        let header = ToWorker::Call {
+            id: 0,
+            name: HOST_TASK.to_owned(),
+            signature: task.signature(),
+            chunk: false,
+        };
+        child
+            .send(&header, &payload)
+            .and_then(|()| child.flush())
+            .map_err(|error| format!("cannot reach the worker: {error}"))?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        let stream = loop {
+            if Instant::now() >= deadline {
+                child.kill_and_reap();
+                return Err("the worker did not connect in time".to_owned());
+            }
+            let slice = Instant::now() + Duration::from_millis(20);
+            if crate::sys::socket::wait_readable(&listener, Some(slice)).unwrap_or(false) {
+                let (stream, _) = listener
+                    .accept()
+                    .map_err(|error| format!("cannot accept the worker: {error}"))?;
+                match rustix::net::sockopt::socket_peercred(&stream) {
+                    Ok(credentials)
+                        if credentials.pid.as_raw_nonzero().get() as u32 == child.pid() =>
+                    {
+                        break stream
+                    }
+                    // Not our worker: ignore the stranger and keep waiting.
+                    _ => continue,
+                }
+            }
+            // The host task may have failed before connecting: it answered its call.
+            match child.read(Some(Instant::now() + Duration::from_millis(1))) {
+                Err(ReadError::Timeout) => {}
+                Ok(frame) => {
+                    child.kill_and_reap();
+                    return Err(match frame.header {
+                        ToParent::Done {
+                            outcome: Outcome::Failed(message),
+                            ..
+                        } => message,
+                        ToParent::Done {
+                            outcome: Outcome::UnknownTask | Outcome::Mismatch { .. },
+                            ..
+                        } => "the worker program is another crew version or program; run \
+                              the same build"
+                            .to_owned(),
+                        other => format!("unexpected {other:?} from the worker"),
+                    });
+                }
+                Err(_) => {
+                    let exit = child.kill_and_reap();
+                    return Err(format!(
+                        "the worker died before hosting the actor ({})",
+                        exit.map_or_else(|| "exit unknown".to_owned(), |exit| exit.to_string())
+                    ));
+                }
+            }
+        };
+        let pid = child.pid();
+        let mut reader = stream
+            .try_clone()
+            .map_err(|error| format!("cannot clone the actor socket: {error}"))?;
+        let mut frames = FrameReader::new();
+        match frames.read::<_, FromActor>(&mut reader, Some(deadline)) {
+            Ok(frame) => match frame.header {
+                FromActor::Ready { .. } => {}
+                FromActor::StartFailed { message } => {
+                    child.kill_and_reap();
+                    return Err(message);
+                }
+                other => {
+                    child.kill_and_reap();
+                    return Err(format!("unexpected {other:?} from the actor host"));
+                }
+            },
+            Err(error) => {
+                let exit = child.kill_and_reap();
+                return Err(format!(
+                    "the worker died while starting the actor ({error:?}, {})",
+                    exit.map_or_else(|| "exit unknown".to_owned(), |exit| exit.to_string())
+                ));
+            }
+        }
+        Ok(Started {
+            conn: Conn {
+                writer: BufWriter::with_capacity(64 * 1024, stream),
+                child,
+            },
+            reader,
+            pid,
+        })
+    }
+
+    fn host_args_clone(&self) -> HostArgs {
+        HostArgs {
+            socket: self.host_args.socket.clone(),
+            actor: self.host_args.actor.clone(),
+            signature: self.host_args.signature,
+            uid: self.host_args.uid.clone(),
+            args: self.host_args.args.clone(),
+            instances: self.host_args.instances,
+            max_concurrency: self.host_args.max_concurrency,
+            mailbox: self.host_args.mailbox,
+        }
+    }
+
+    fn stopped_error(&self) -> ActorError {
+        ActorError::Stopped {
+            uid: self.uid.clone(),
+            reason: "it was stopped, killed, or its worker died past max_restarts".to_owned(),
+        }
+    }
+
+    /// Takes a mailbox permit (the bound), then sends `header` + `payload` with `pending`.
+    fn send(
+        &self,
+        mode: Mode,
+        make: impl FnOnce(u64) -> (ToActor, Pending),
+        payload: &[u8],
+    ) -> Result<(), ActorError> {
+        if self.closed.load(Ordering::Acquire) {
+            if mode == Mode::Held {
+                self.release_permit();
+            }
+            return Err(self.stopped_error());
+        }
+        match mode {
+            Mode::Try => match self.permits.try_acquire() {
+                Some(permit) => permit.forget(),
+                None => {
+                    return Err(ActorError::Full {
+                        uid: self.uid.clone(),
+                    })
+                }
+            },
+            Mode::Blocking | Mode::Tell => self.permits.acquire().forget(),
+            Mode::Held => {}
+        }
+        let mut conn = self.conn.lock();
+        let Some(live) = conn.as_mut() else {
+            drop(conn);
+            self.release_permit();
+            return Err(self.stopped_error());
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (header, pending) = make(id);
+        self.inflight.lock().insert(id, pending);
+        // A failed write means the worker is dead and did not get the call: it goes to the
+        // replacement (see `on_death`). A call written before the death is in flight.
+        if write_frame(&mut live.writer, &header, payload)
+            .and_then(|()| live.writer.flush())
+            .is_err()
+        {
+            self.unsent.lock().push((id, header, payload.to_vec()));
+        }
+        Ok(())
+    }
+
+    /// Gives a call's permit back (its reply came, or it failed) and wakes an async waiter.
+    fn release_permit(&self) {
+        self.permits.release();
+        self.room.freed();
+    }
+
+    /// Calls method `index`, waiting (asynchronously) for a permit while the mailbox is full.
+    pub(crate) async fn call_async<Args: Message, R: Message>(
+        &self,
+        index: u32,
+        args: Args,
+    ) -> Result<TaskHandle<R>, ActorError> {
+        self.room
+            .offer(|| {
+                if self.closed.load(Ordering::Acquire) {
+                    return Offer::Done(Err(self.stopped_error()));
+                }
+                match self.permits.try_acquire() {
+                    Some(permit) => {
+                        permit.forget();
+                        Offer::Done(Ok(()))
+                    }
+                    None => Offer::Full,
+                }
+            })
+            .await?;
+        self.call(index, &args, Mode::Held)
+            .map(|handle| handle.expect("a call has a handle"))
+    }
+
+    pub(crate) fn call<Args: Message, R: Message>(
+        &self,
+        index: u32,
+        args: &Args,
+        mode: Mode,
+    ) -> Result<Option<TaskHandle<R>>, ActorError> {
+        let payload = match codec::encode(args) {
+            Ok(payload) => payload,
+            Err(message) => {
+                if mode == Mode::Held {
+                    self.release_permit();
+                }
+                return Err(ActorError::Invalid(message));
+            }
+        };
+        let (handle, finish): (Option<TaskHandle<R>>, Option<Finish>) = if mode == Mode::Tell {
+            (None, None)
+        } else {
+            let (handle, completer) = pair::<R>();
+            let finish: Finish = Box::new(move |result: Result<Vec<u8>, TaskError>| {
+                if completer.start() {
+                    completer.complete(result.and_then(|bytes| {
+                        codec::decode::<R>(&bytes)
+                            .map_err(|message| TaskError::Transport { message })
+                    }));
+                }
+            });
+            let remote = self.me.clone();
+            handle.set_driver(Arc::new(move |done, deadline| {
+                if let Some(remote) = remote.upgrade() {
+                    remote.lead(done, deadline);
+                }
+            }));
+            (Some(handle), Some(finish))
+        };
+        self.send(
+            mode,
+            |id| (ToActor::Call { id, method: index }, Pending::Call(finish)),
+            &payload,
+        )?;
+        Ok(handle)
+    }
+
+    pub(crate) fn stream<Args: Message, T: Message>(
+        self: &Arc<Self>,
+        index: u32,
+        args: &Args,
+    ) -> ActorStream<T> {
+        let payload = match codec::encode(args) {
+            Ok(payload) => payload,
+            Err(message) => return ActorStream::failed(TaskError::Transport { message }),
+        };
+        let id = Arc::new(AtomicU64::new(0));
+        let (credit_to, cancel_to) = (Arc::downgrade(self), Arc::downgrade(self));
+        let (credit_id, cancel_id) = (id.clone(), id.clone());
+        let items = Arc::new(RemoteItems::new(
+            Box::new(move |items| {
+                if let Some(remote) = credit_to.upgrade() {
+                    let id = credit_id.load(Ordering::Acquire);
+                    remote.control(&ToActor::Credit { id, items });
+                }
+            }),
+            Box::new(move || {
+                if let Some(remote) = cancel_to.upgrade() {
+                    let id = cancel_id.load(Ordering::Acquire);
+                    remote.inflight.lock().remove(&id);
+                    remote.control(&ToActor::Cancel { id });
+                }
+            }),
+        ));
+        let weak = Arc::downgrade(&items);
+        let sent = self.send(
+            Mode::Blocking,
+            |new_id| {
+                id.store(new_id, Ordering::Release);
+                (
+                    ToActor::Stream {
+                        id: new_id,
+                        method: index,
+                    },
+                    Pending::Stream(weak),
+                )
+            },
+            &payload,
+        );
+        match sent {
+            Ok(()) => ActorStream::remote(items),
+            Err(error) => {
+                items.end();
+                ActorStream::failed(error.into())
+            }
+        }
+    }
+
+    /// Sends a frame that needs no permit (credits, cancels, stop).
+    fn control(&self, header: &ToActor) {
+        if let Some(live) = self.conn.lock().as_mut() {
+            let _ = write_frame(&mut live.writer, header, &[]).and_then(|()| live.writer.flush());
+        }
+    }
+
+    pub(crate) fn stop(&self, kill: bool) -> TaskHandle<()> {
+        let (handle, completer) = pair();
+        {
+            let mut ending = self.ending.lock();
+            if ending.done {
+                drop(ending);
+                completer.complete(Ok(()));
+                return handle;
+            }
+            ending.waiters.push(completer);
+            ending.stopping = true;
+            ending.killing |= kill;
+        }
+        self.closed.store(true, Ordering::Release);
+        if kill {
+            if let Some(process) = self.process.lock().as_ref() {
+                let _ = process.signal(rustix::process::Signal::KILL);
+            }
+        } else {
+            self.control(&ToActor::Stop);
+        }
+        handle
+    }
+
+    /// Fails every call and stream in flight with `error`, except the `keep` ids.
+    fn fail_inflight(&self, error: &TaskError, keep: &[u64]) {
+        let failed: Vec<Pending> = {
+            let mut inflight = self.inflight.lock();
+            let ids: Vec<u64> = inflight
+                .keys()
+                .copied()
+                .filter(|id| !keep.contains(id))
+                .collect();
+            ids.iter().filter_map(|id| inflight.remove(id)).collect()
+        };
+        for pending in failed {
+            match pending {
+                Pending::Call(finish) => {
+                    self.release_permit();
+                    if let Some(finish) = finish {
+                        finish(Err(error.clone()));
+                    }
+                }
+                Pending::Stream(items) => {
+                    if let Some(items) = items.upgrade() {
+                        items.push(Err(error.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The actor ended for good: unregister, settle the stop handles.
+    fn finish(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.room.close();
+        if let Some(mut conn) = self.conn.lock().take() {
+            conn.child.kill_and_reap();
+        }
+        self.unsent.lock().clear();
+        self.fail_inflight(&self.stopped_error().into(), &[]);
+        self.reservation.release();
+        let waiters = {
+            let mut ending = self.ending.lock();
+            ending.done = true;
+            std::mem::take(&mut ending.waiters)
+        };
+        for waiter in waiters {
+            waiter.complete(Ok(()));
+        }
+    }
+
+    /// One frame from the host.
+    fn on_frame(&self, header: FromActor, payload: Vec<u8>) -> bool {
+        match header {
+            FromActor::Reply { id, outcome } => {
+                let pending = self.inflight.lock().remove(&id);
+                match pending {
+                    Some(Pending::Call(finish)) => {
+                        self.release_permit();
+                        if let Some(finish) = finish {
+                            finish(outcome_result(outcome, payload));
+                        }
+                    }
+                    Some(Pending::Stream(items)) => {
+                        self.release_permit();
+                        if let Err(error) = outcome_result(outcome, Vec::new()) {
+                            if let Some(items) = items.upgrade() {
+                                items.push(Err(error));
+                            }
+                        } else {
+                            // Items and the end follow; keep the stream in flight.
+                            self.inflight.lock().insert(id, Pending::Stream(items));
+                        }
+                    }
+                    None => {}
+                }
+            }
+            FromActor::Item { id } => {
+                if let Some(Pending::Stream(items)) = self.inflight.lock().get(&id) {
+                    if let Some(items) = items.upgrade() {
+                        items.push(Ok(payload));
+                    }
+                }
+            }
+            FromActor::End { id, outcome } => {
+                if let Some(Pending::Stream(items)) = self.inflight.lock().remove(&id) {
+                    if let Some(items) = items.upgrade() {
+                        match outcome_result(outcome, Vec::new()) {
+                            Ok(_) => items.end(),
+                            Err(error) => items.push(Err(error)),
+                        }
+                    }
+                }
+            }
+            FromActor::Stopped => {
+                self.finish();
+                return false;
+            }
+            FromActor::Ready { .. } | FromActor::StartFailed { .. } => {}
+        }
+        true
+    }
+
+    /// The worker died: fail what was in flight, then restart it or end the actor. Returns the
+    /// new read half when restarted.
+    fn on_death(&self) -> Option<UnixStream> {
+        // Holding the connection's lock: callers wanting to send wait for the new worker.
+        let mut conn = self.conn.lock();
+        let pid = self.pid.load(Ordering::Acquire);
+        let exit = conn.as_mut().and_then(|conn| conn.child.kill_and_reap());
+        *conn = None;
+        let unsent = std::mem::take(&mut *self.unsent.lock());
+        let keep: Vec<u64> = unsent.iter().map(|(id, _, _)| *id).collect();
+        self.fail_inflight(
+            &TaskError::WorkerDied {
+                worker: WorkerId::local(pid),
+                exit,
+            },
+            &keep,
+        );
+        let stopping = self.ending.lock().stopping;
+        if stopping || self.restarts.load(Ordering::Acquire) >= self.options.max_restarts {
+            drop(conn);
+            self.finish();
+            return None;
+        }
+        self.restarts.fetch_add(1, Ordering::AcqRel);
+        match self.start_host() {
+            Ok(mut started) => {
+                self.pid.store(started.pid, Ordering::Release);
+                *self.process.lock() = Some(started.conn.child.process());
+                for (_, header, payload) in &unsent {
+                    let _ = write_frame(&mut started.conn.writer, header, payload);
+                }
+                let _ = started.conn.writer.flush();
+                *conn = Some(started.conn);
+                Some(started.reader)
+            }
+            Err(message) => {
+                drop(conn);
+                eprintln!(
+                    "crew: actor `{}` could not be restarted: {message}",
+                    self.uid
+                );
+                self.finish();
+                None
+            }
+        }
+    }
+}
+
+fn outcome_result(outcome: Outcome, payload: Vec<u8>) -> Result<Vec<u8>, TaskError> {
+    match outcome {
+        Outcome::Ok => Ok(payload),
+        Outcome::Panicked(message) => Err(TaskError::Panicked { message }),
+        Outcome::Failed(message) => Err(TaskError::Transport { message }),
+        Outcome::UnknownTask | Outcome::Mismatch { .. } => Err(TaskError::Transport {
+            message: "the actor host refused the call".to_owned(),
+        }),
+    }
+}
+
+/// The reader thread: replies in when no caller leads, deaths handled. Holds the actor weakly,
+/// so an actor nobody references (not even the registry) lets it end.
+fn read_replies<A: Actor>(remote: &Weak<Remote<A>>, mut polled: Arc<UnixStream>) {
+    loop {
+        // Wait for data without holding the read side, so a caller may lead meanwhile.
+        let _ = crate::sys::socket::wait_readable(&*polled, None);
+        let Some(actor) = remote.upgrade() else {
+            return;
+        };
+        let mut side = actor.read.lock();
+        side.pump(&actor, &|| false, Some(Instant::now()));
+        if side.ended {
+            return;
+        }
+        if !side.broken {
+            continue;
+        }
+        drop(side);
+        match actor.on_death() {
+            Some(next) => polled = actor.set_reader(next),
+            None => {
+                actor.read.lock().ended = true;
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! [`ActorStream`]: the items of a streaming method at the caller, as an iterator and an async
+//! stream.
+//!
+//! # Design note: flow control
+//!
+//! On a thread here, the method runs in the actor (with its state) and returns an iterator;
+//! the caller then pulls the items itself, one per `next()`, so the actor buffers nothing and a
+//! slow caller slows only itself. From a worker process, items come over the socket under a
+//! credit window: the worker sends at most [`WINDOW`] items beyond what the caller consumed,
+//! and the caller grants more as it consumes, so a slow caller bounds the worker's buffer (and
+//! its own) to one window.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use parking_lot::{Condvar, Mutex};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::actor::{ActorError, EncodedItems};
+use crate::error::TaskError;
+use crate::task::{codec, TaskHandle};
+
+/// Items a worker sends ahead of the caller at most.
+pub(crate) const WINDOW: u32 = 32;
+
+/// The iterator a streaming method returns, boxed.
+pub type LocalItems<T> = Box<dyn Iterator<Item = T> + Send>;
+
+/// Encodes the items of a streaming method (what `#[crew::actor]` uses for process dispatch).
+pub fn encode_items<T, I>(items: I) -> EncodedItems
+where
+    T: Serialize,
+    I: Iterator<Item = T> + Send + 'static,
+{
+    Box::new(items.map(|item| codec::encode(&item)))
+}
+
+/// The items of one streaming call at the caller: an [`Iterator`] and a
+/// [`futures_core::Stream`] of `Result<T, TaskError>`. A failure (the method panicked, the
+/// worker died) is the last item.
+///
+/// Dropping it early stops the stream: a worker drops the method's iterator.
+#[must_use = "a stream does nothing unless its items are taken"]
+pub struct ActorStream<T> {
+    state: State<T>,
+}
+
+enum State<T> {
+    Pending(TaskHandle<LocalItems<T>>),
+    Local(LocalItems<T>),
+    Remote(Arc<RemoteItems>),
+    Failed(TaskError),
+    Done,
+}
+
+impl<T> fmt::Debug for ActorStream<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Pending(_) => "pending",
+            State::Local(_) => "local",
+            State::Remote(_) => "remote",
+            State::Failed(_) => "failed",
+            State::Done => "done",
+        };
+        f.debug_struct("ActorStream")
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl<T: DeserializeOwned + Send + 'static> ActorStream<T> {
+    pub(crate) fn from_local(call: Result<Option<TaskHandle<LocalItems<T>>>, ActorError>) -> Self {
+        match call {
+            Ok(Some(handle)) => Self {
+                state: State::Pending(handle),
+            },
+            Ok(None) => Self::failed(TaskError::Cancelled),
+            Err(error) => Self::failed(error.into()),
+        }
+    }
+
+    pub(crate) fn remote(items: Arc<RemoteItems>) -> Self {
+        Self {
+            state: State::Remote(items),
+        }
+    }
+
+    pub(crate) fn failed(error: TaskError) -> Self {
+        Self {
+            state: State::Failed(error),
+        }
+    }
+
+    fn step(&mut self, remote: Option<Result<Vec<u8>, TaskError>>) -> Option<Result<T, TaskError>> {
+        match remote {
+            Some(Ok(bytes)) => {
+                Some(codec::decode(&bytes).map_err(|message| TaskError::Transport { message }))
+            }
+            Some(Err(error)) => {
+                self.state = State::Done;
+                Some(Err(error))
+            }
+            None => {
+                self.state = State::Done;
+                None
+            }
+        }
+    }
+}
+
+impl<T: DeserializeOwned + Send + 'static> Iterator for ActorStream<T> {
+    type Item = Result<T, TaskError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match std::mem::replace(&mut self.state, State::Done) {
+                State::Pending(handle) => match handle.result() {
+                    Ok(items) => self.state = State::Local(items),
+                    Err(error) => return Some(Err(error)),
+                },
+                State::Local(mut items) => {
+                    let item = items.next();
+                    if item.is_some() {
+                        self.state = State::Local(items);
+                    }
+                    return item.map(Ok);
+                }
+                State::Remote(items) => {
+                    let next = items.next_blocking();
+                    self.state = State::Remote(items);
+                    return self.step(next);
+                }
+                State::Failed(error) => return Some(Err(error)),
+                State::Done => return None,
+            }
+        }
+    }
+}
+
+impl<T: DeserializeOwned + Send + 'static> futures_core::Stream for ActorStream<T> {
+    type Item = Result<T, TaskError>;
+
+    /// Items of an actor on a thread here are produced in this poll, by the method's iterator;
+    /// keep such iterators quick in async code (or place the actor in a process).
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let State::Pending(handle) = &mut this.state {
+            match Pin::new(handle).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(items)) => this.state = State::Local(items),
+                Poll::Ready(Err(error)) => {
+                    this.state = State::Done;
+                    return Poll::Ready(Some(Err(error)));
+                }
+            }
+        }
+        if let State::Remote(items) = &this.state {
+            let items = items.clone();
+            return match items.poll_next(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(next) => Poll::Ready(this.step(next)),
+            };
+        }
+        Poll::Ready(this.next())
+    }
+}
+
+use std::future::Future;
+
+/// What the caller's reader fills and the stream drains, for a stream from a worker process.
+pub(crate) struct RemoteItems {
+    state: Mutex<Buffer>,
+    ready: Condvar,
+    /// Grants the worker `n` more items.
+    credit: Box<dyn Fn(u32) + Send + Sync>,
+    /// Tells the worker the caller is gone.
+    cancel: Box<dyn Fn() + Send + Sync>,
+}
+
+#[derive(Default)]
+struct Buffer {
+    items: VecDeque<Result<Vec<u8>, TaskError>>,
+    ended: bool,
+    consumed: u32,
+    waker: Option<Waker>,
+}
+
+impl RemoteItems {
+    pub(crate) fn new(
+        credit: Box<dyn Fn(u32) + Send + Sync>,
+        cancel: Box<dyn Fn() + Send + Sync>,
+    ) -> Self {
+        Self {
+            state: Mutex::new(Buffer::default()),
+            ready: Condvar::new(),
+            credit,
+            cancel,
+        }
+    }
+
+    /// An item from the worker (or the failure that ends the stream).
+    pub(crate) fn push(&self, item: Result<Vec<u8>, TaskError>) {
+        let mut state = self.state.lock();
+        if item.is_err() {
+            state.ended = true;
+        }
+        state.items.push_back(item);
+        self.wake(state);
+    }
+
+    /// The worker sent the last item.
+    pub(crate) fn end(&self) {
+        let mut state = self.state.lock();
+        state.ended = true;
+        self.wake(state);
+    }
+
+    fn wake(&self, mut state: parking_lot::MutexGuard<'_, Buffer>) {
+        let waker = state.waker.take();
+        drop(state);
+        self.ready.notify_all();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    fn take(&self, state: &mut Buffer) -> Option<Option<Result<Vec<u8>, TaskError>>> {
+        if let Some(item) = state.items.pop_front() {
+            if item.is_ok() {
+                state.consumed += 1;
+                if state.consumed >= WINDOW / 2 {
+                    (self.credit)(state.consumed);
+                    state.consumed = 0;
+                }
+            }
+            return Some(Some(item));
+        }
+        state.ended.then_some(None)
+    }
+
+    fn next_blocking(&self) -> Option<Result<Vec<u8>, TaskError>> {
+        let mut state = self.state.lock();
+        loop {
+            if let Some(next) = self.take(&mut state) {
+                return next;
+            }
+            self.ready.wait(&mut state);
+        }
+    }
+
+    fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Vec<u8>, TaskError>>> {
+        let mut state = self.state.lock();
+        match self.take(&mut state) {
+            Some(next) => Poll::Ready(next),
+            None => {
+                state.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for RemoteItems {
+    fn drop(&mut self) {
+        if !self.state.get_mut().ended {
+            (self.cancel)();
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! Actors in worker processes: typed calls, isolation and restarts, stateless pools, streams,
+//! the registry. Run with `harness = false`: `main` calls `crew::init()`.
+
+mod process_common;
+
+use std::future::Future;
+use std::time::Duration;
+
+use crew::actor::{self, ActorError, ActorOptions, Address};
+use crew::TaskError;
+use rustix::process::{kill_process, Pid, Signal};
+
+struct Counter {
+    value: u64,
+}
+
+#[crew::actor]
+impl Counter {
+    fn new(start: u64) -> Self {
+        Counter { value: start }
+    }
+
+    fn on_start(&mut self) -> Result<(), String> {
+        if self.value == 666 {
+            return Err("the number of the beast".to_owned());
+        }
+        Ok(())
+    }
+
+    fn incr(&mut self, by: u64) -> u64 {
+        self.value += by;
+        self.value
+    }
+
+    fn get(&self) -> u64 {
+        self.value
+    }
+
+    fn pid(&self) -> u32 {
+        std::process::id()
+    }
+
+    fn sleep(&self, ms: u64) -> u64 {
+        std::thread::sleep(Duration::from_millis(ms));
+        ms
+    }
+
+    fn boom(&mut self) -> u64 {
+        panic!("boom in a worker")
+    }
+
+    #[stream]
+    fn count(&self, n: u64) -> impl Iterator<Item = u64> + Send + 'static {
+        0..n
+    }
+}
+
+fn typed_calls_in_a_process() {
+    let counter = ActorOptions::<Counter>::new()
+        .in_process()
+        .spawn(10)
+        .unwrap();
+    let pid = counter.pid().result().unwrap();
+    assert_ne!(pid, std::process::id());
+    assert_eq!(counter.worker_pid(), Some(pid));
+    assert_eq!(counter.incr(5).result(), Ok(15));
+    counter.tell_incr(1).unwrap();
+    assert_eq!(counter.try_incr(1).unwrap().result(), Ok(17));
+    assert_eq!(counter.get().result(), Ok(17));
+    // A panic fails the call; the actor lives on, state intact.
+    assert_eq!(
+        counter.boom().result(),
+        Err(TaskError::Panicked {
+            message: "boom in a worker".into()
+        })
+    );
+    assert_eq!(counter.get().result(), Ok(17));
+    counter.stop().result().unwrap();
+    assert!(matches!(
+        counter.get().result(),
+        Err(TaskError::Actor(ActorError::Stopped { .. }))
+    ));
+}
+
+fn start_hook_failure_fails_creation() {
+    let error = ActorOptions::<Counter>::new()
+        .in_process()
+        .uid("beast")
+        .spawn(666)
+        .unwrap_err();
+    assert_eq!(
+        error,
+        ActorError::StartFailed {
+            uid: "beast".into(),
+            message: "the number of the beast".into()
+        }
+    );
+}
+
+fn sigkill_restarts_from_the_constructor() {
+    let counter = ActorOptions::<Counter>::new()
+        .in_process()
+        .max_restarts(1)
+        .spawn(100)
+        .unwrap();
+    assert_eq!(counter.incr(1).result(), Ok(101));
+    let first_pid = counter.worker_pid().unwrap();
+    let in_flight = counter.sleep(5_000);
+    std::thread::sleep(Duration::from_millis(100));
+    kill_process(Pid::from_raw(first_pid as i32).unwrap(), Signal::KILL).unwrap();
+    match in_flight.result_timeout(Duration::from_secs(10)) {
+        Err(TaskError::WorkerDied { worker, exit }) => {
+            assert_eq!(worker.pid(), first_pid);
+            assert_eq!(exit.and_then(|exit| exit.signal()), Some(9));
+        }
+        other => panic!("expected WorkerDied, got {other:?}"),
+    }
+    // Built again from its constructor: the state is the constructor's.
+    assert_eq!(counter.incr(1).result(), Ok(101));
+    assert_eq!(counter.restarts(), 1);
+    assert_ne!(counter.worker_pid(), Some(first_pid));
+    // Past max_restarts the actor ends.
+    kill_process(
+        Pid::from_raw(counter.worker_pid().unwrap() as i32).unwrap(),
+        Signal::KILL,
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match counter.get().result() {
+            Err(TaskError::Actor(ActorError::Stopped { .. })) => break,
+            Err(TaskError::WorkerDied { .. }) | Ok(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the actor did not end"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn calls_queued_during_a_restart_go_to_the_new_instance() {
+    let counter = ActorOptions::<Counter>::new()
+        .in_process()
+        .spawn(0)
+        .unwrap();
+    let pid = counter.worker_pid().unwrap();
+    let in_flight = counter.sleep(5_000);
+    std::thread::sleep(Duration::from_millis(100));
+    kill_process(Pid::from_raw(pid as i32).unwrap(), Signal::KILL).unwrap();
+    // The death is seen (the call in flight fails), the replacement is starting: calls sent
+    // now wait for it and succeed.
+    assert!(matches!(
+        in_flight.result(),
+        Err(TaskError::WorkerDied { .. })
+    ));
+    let later: Vec<_> = (0..20).map(|_| counter.incr(1)).collect();
+    let values: Vec<u64> = later.into_iter().map(|h| h.result().unwrap()).collect();
+    assert_eq!(values, (1..=20).collect::<Vec<_>>());
+    counter.kill().result().unwrap();
+}
+
+fn bounded_mailbox_in_a_process() {
+    let counter = ActorOptions::<Counter>::new()
+        .in_process()
+        .mailbox(2)
+        .spawn(0)
+        .unwrap();
+    let busy = [counter.sleep(300), counter.sleep(1)];
+    assert!(matches!(counter.try_incr(1), Err(ActorError::Full { .. })));
+    let started = std::time::Instant::now();
+    counter.tell_incr(1).unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    for handle in busy {
+        handle.result().unwrap();
+    }
+    assert_eq!(counter.get().result(), Ok(1));
+    counter.stop().result().unwrap();
+}
+
+fn streams_from_a_process() {
+    let counter = ActorOptions::<Counter>::new()
+        .in_process()
+        .spawn(0)
+        .unwrap();
+    let items: Vec<u64> = counter.count(1_000).map(Result::unwrap).collect();
+    assert_eq!(items, (0..1_000).collect::<Vec<_>>());
+    // A dropped stream is cancelled; the actor goes on.
+    let mut stream = counter.count(1_000_000);
+    assert_eq!(stream.next(), Some(Ok(0)));
+    drop(stream);
+    assert_eq!(counter.incr(1).result(), Ok(1));
+    counter.stop().result().unwrap();
+}
+
+struct Worker;
+
+#[crew::actor(stateless)]
+impl Worker {
+    fn new(_: ()) -> Self {
+        Worker
+    }
+
+    fn slow_pid(&self, ms: u64) -> (u32, String) {
+        std::thread::sleep(Duration::from_millis(ms));
+        (
+            std::process::id(),
+            std::thread::current().name().unwrap_or_default().to_owned(),
+        )
+    }
+}
+
+fn stateless_pool_in_a_process() {
+    let workers = ActorOptions::<Worker>::new()
+        .in_process()
+        .instances(3)
+        .spawn(())
+        .unwrap();
+    let handles: Vec<_> = (0..9).map(|_| workers.slow_pid(30)).collect();
+    let results: Vec<(u32, String)> = handles.into_iter().map(|h| h.result().unwrap()).collect();
+    let pids: std::collections::HashSet<u32> = results.iter().map(|r| r.0).collect();
+    let threads: std::collections::HashSet<&String> = results.iter().map(|r| &r.1).collect();
+    assert_eq!(pids.len(), 1);
+    assert!(threads.len() >= 2, "{threads:?}");
+    workers.stop().result().unwrap();
+}
+
+fn registry_for_process_actors() {
+    let counter = ActorOptions::<Counter>::new()
+        .in_process()
+        .uid("shared-counter")
+        .spawn(1)
+        .unwrap();
+    assert_eq!(counter.address(), &Address::processes());
+    assert_eq!(
+        ActorOptions::<Counter>::new()
+            .in_process()
+            .uid("shared-counter")
+            .spawn(1)
+            .unwrap_err(),
+        ActorError::DuplicateUid {
+            address: Address::processes(),
+            uid: "shared-counter".into()
+        }
+    );
+    let found = actor::lookup::<Counter>(&Address::processes(), "shared-counter").unwrap();
+    assert_eq!(found.incr(1).result(), Ok(2));
+    assert!(matches!(
+        actor::lookup::<Counter>(&Address::processes(), "nobody"),
+        Err(ActorError::NotFound { .. })
+    ));
+    counter.stop().result().unwrap();
+    assert!(matches!(
+        actor::lookup::<Counter>(&Address::processes(), "shared-counter"),
+        Err(ActorError::NotFound { .. })
+    ));
+}
+
+fn a_waiting_caller_reads_its_own_reply() {
+    let counter = ActorOptions::<Counter>::new()
+        .in_process()
+        .spawn(0)
+        .unwrap();
+    // A blocked caller leads: the reply is read, and the handle completed, on its own thread
+    // (a done-callback runs on the completing thread).
+    let slow = counter.sleep(50);
+    let completed_on = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let record = completed_on.clone();
+    slow.add_done_callback(move |_| {
+        *record.lock().unwrap() = Some(std::thread::current().id());
+    });
+    assert_eq!(slow.result(), Ok(50));
+    assert_eq!(
+        *completed_on.lock().unwrap(),
+        Some(std::thread::current().id())
+    );
+    // A wait whose deadline passes while leading gives up in time; the reply still arrives.
+    let slower = counter.sleep(300);
+    let started = std::time::Instant::now();
+    assert!(!slower.wait_timeout(Duration::from_millis(30)));
+    assert!(started.elapsed() < Duration::from_millis(250));
+    assert_eq!(slower.result(), Ok(300));
+    // Several blocked callers at once: one leads, the others are answered by it or by the
+    // reader thread; an awaited call (nobody leads) is answered by the reader thread.
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let counter = counter.clone();
+            std::thread::spawn(move || {
+                for _ in 0..200 {
+                    counter.incr(1).result().unwrap();
+                }
+            })
+        })
+        .collect();
+    let awaited = futures::executor::block_on(async {
+        let mut last = 0;
+        for _ in 0..50 {
+            last = counter.get().await.unwrap();
+        }
+        last
+    });
+    for caller in callers {
+        caller.join().unwrap();
+    }
+    assert!(awaited <= 800);
+    assert_eq!(counter.get().result(), Ok(800));
+    counter.stop().result().unwrap();
+}
+
+fn async_calls_await_a_permit() {
+    let counter = ActorOptions::<Counter>::new()
+        .in_process()
+        .mailbox(1)
+        .spawn(0)
+        .unwrap();
+    let busy = counter.sleep(300); // holds the one permit until its reply
+    let started = std::time::Instant::now();
+    let mut waiting = Box::pin(counter.incr_async(5));
+    let mut context = std::task::Context::from_waker(futures::task::noop_waker_ref());
+    assert!(waiting.as_mut().poll(&mut context).is_pending());
+    assert!(started.elapsed() < Duration::from_millis(200));
+    assert_eq!(futures::executor::block_on(waiting), Ok(5));
+    assert_eq!(busy.result(), Ok(300));
+    let values = futures::executor::block_on(futures::future::join_all(
+        (0..10).map(|_| counter.incr_async(1)),
+    ));
+    assert_eq!(values.into_iter().map(Result::unwrap).max(), Some(15));
+    counter.stop().result().unwrap();
+    assert!(matches!(
+        futures::executor::block_on(counter.get_async()),
+        Err(TaskError::Actor(ActorError::Stopped { .. }))
+    ));
+}
+
+fn main() {
+    crew::init();
+    process_common::run(&[
+        ("typed_calls_in_a_process", typed_calls_in_a_process),
+        (
+            "start_hook_failure_fails_creation",
+            start_hook_failure_fails_creation,
+        ),
+        (
+            "sigkill_restarts_from_the_constructor",
+            sigkill_restarts_from_the_constructor,
+        ),
+        (
+            "calls_queued_during_a_restart_go_to_the_new_instance",
+            calls_queued_during_a_restart_go_to_the_new_instance,
+        ),
+        ("bounded_mailbox_in_a_process", bounded_mailbox_in_a_process),
+        ("streams_from_a_process", streams_from_a_process),
+        ("stateless_pool_in_a_process", stateless_pool_in_a_process),
+        ("registry_for_process_actors", registry_for_process_actors),
+        (
+            "a_waiting_caller_reads_its_own_reply",
+            a_waiting_caller_reads_its_own_reply,
+        ),
+        ("async_calls_await_a_permit", async_calls_await_a_permit),
+    ]);
+}

@@ -1,0 +1,540 @@
+//! Actors on threads: typed calls, hooks, bounded mailboxes, ordering, concurrency, panics,
+//! streams, the deadlock guard, the registry.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use crew::actor::{self, ActorError, ActorOptions, Address};
+use crew::TaskError;
+
+/// Everything a hooked actor saw, in order, kept outside the actor so a test can read it after
+/// the actor ended.
+static EVENTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn events_of(tag: &str) -> Vec<String> {
+    EVENTS
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|event| event.starts_with(tag))
+        .cloned()
+        .collect()
+}
+
+struct Counter {
+    tag: String,
+    value: u64,
+}
+
+#[crew::actor]
+impl Counter {
+    fn new(tag: String, start: u64) -> Self {
+        EVENTS.lock().unwrap().push(format!("{tag}: new"));
+        Counter { tag, value: start }
+    }
+
+    fn on_start(&mut self) -> Result<(), String> {
+        EVENTS.lock().unwrap().push(format!("{}: start", self.tag));
+        if self.tag.contains("refuse") {
+            return Err("refused to start".to_owned());
+        }
+        Ok(())
+    }
+
+    fn on_stop(&mut self) {
+        EVENTS
+            .lock()
+            .unwrap()
+            .push(format!("{}: stop at {}", self.tag, self.value));
+    }
+
+    fn incr(&mut self, by: u64) -> u64 {
+        self.value += by;
+        self.value
+    }
+
+    fn get(&self) -> u64 {
+        self.value
+    }
+
+    fn slow_incr(&mut self, by: u64, ms: u64) -> u64 {
+        std::thread::sleep(Duration::from_millis(ms));
+        self.value += by;
+        self.value
+    }
+
+    fn boom(&mut self, message: String) -> u64 {
+        self.value += 1;
+        panic!("{message}")
+    }
+}
+
+fn counter(tag: &str) -> CounterRef {
+    actor::spawn::<Counter>((tag.to_owned(), 0)).unwrap()
+}
+
+#[test]
+fn typed_calls_tell_and_try() {
+    let counter = counter("typed");
+    assert_eq!(counter.incr(5).result(), Ok(5));
+    counter.tell_incr(2).unwrap();
+    assert_eq!(counter.try_incr(1).unwrap().result(), Ok(8));
+    assert_eq!(counter.get().result(), Ok(8));
+    // A handle can be awaited too.
+    let value = futures::executor::block_on(counter.incr(1));
+    assert_eq!(value, Ok(9));
+    counter.stop().result().unwrap();
+}
+
+#[test]
+fn hooks_run_in_order_and_stop_drains_the_mailbox() {
+    let counter = ActorOptions::<Counter>::new()
+        .mailbox(100)
+        .spawn(("hooks".to_owned(), 0))
+        .unwrap();
+    let first = counter.slow_incr(1, 50);
+    for _ in 0..10 {
+        counter.tell_incr(1).unwrap();
+    }
+    let stopped = counter.stop();
+    stopped.result().unwrap();
+    assert_eq!(first.result(), Ok(1));
+    // The ten tells queued before stop() ran before the stop hook.
+    assert_eq!(
+        events_of("hooks"),
+        ["hooks: new", "hooks: start", "hooks: stop at 11"]
+    );
+    assert!(matches!(
+        counter.incr(1).result(),
+        Err(TaskError::Actor(ActorError::Stopped { .. }))
+    ));
+}
+
+#[test]
+fn kill_does_not_drain_and_runs_no_hook() {
+    let counter = ActorOptions::<Counter>::new()
+        .mailbox(100)
+        .spawn(("kill".to_owned(), 0))
+        .unwrap();
+    let running = counter.slow_incr(1, 100);
+    std::thread::sleep(Duration::from_millis(20));
+    let queued: Vec<_> = (0..5).map(|_| counter.incr(1)).collect();
+    counter.kill().result().unwrap();
+    // The running call finished (a thread cannot be interrupted); the queued ones failed.
+    assert_eq!(running.result(), Ok(1));
+    for handle in queued {
+        assert!(matches!(
+            handle.result(),
+            Err(TaskError::Actor(ActorError::Stopped { .. }))
+        ));
+    }
+    assert_eq!(events_of("kill"), ["kill: new", "kill: start"]);
+}
+
+#[test]
+fn failing_start_hook_fails_creation() {
+    let error = ActorOptions::<Counter>::new()
+        .uid("refuser")
+        .spawn(("refuse".to_owned(), 0))
+        .unwrap_err();
+    assert_eq!(
+        error,
+        ActorError::StartFailed {
+            uid: "refuser".to_owned(),
+            message: "refused to start".to_owned()
+        }
+    );
+    // The uid is free again.
+    assert!(matches!(
+        actor::lookup::<Counter>(&Address::local(), "refuser"),
+        Err(ActorError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn bounded_mailbox_applies_backpressure() {
+    let counter = ActorOptions::<Counter>::new()
+        .mailbox(2)
+        .spawn(("bound".to_owned(), 0))
+        .unwrap();
+    let busy = counter.slow_incr(1, 300);
+    std::thread::sleep(Duration::from_millis(30)); // the actor took it: the mailbox is empty
+    let queued = [counter.incr(1), counter.incr(1)];
+    assert!(matches!(counter.try_incr(1), Err(ActorError::Full { .. })));
+    // A tell waits for room too: nothing bypasses the bound.
+    let started = Instant::now();
+    counter.tell_incr(1).unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "tell waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(busy.result(), Ok(1));
+    for handle in queued {
+        handle.result().unwrap();
+    }
+    assert_eq!(counter.get().result(), Ok(4));
+    counter.stop().result().unwrap();
+}
+
+#[test]
+fn calls_from_one_caller_run_in_order() {
+    let counter = ActorOptions::<Counter>::new()
+        .mailbox(8)
+        .spawn(("order".to_owned(), 0))
+        .unwrap();
+    let mut callers = Vec::new();
+    for _ in 0..4 {
+        let counter = counter.clone();
+        callers.push(std::thread::spawn(move || {
+            let handles: Vec<_> = (0..500).map(|_| counter.incr(1)).collect();
+            let values: Vec<u64> = handles.into_iter().map(|h| h.result().unwrap()).collect();
+            // Each caller's calls ran in the order sent: its results increase.
+            assert!(values.windows(2).all(|pair| pair[0] < pair[1]));
+        }));
+    }
+    for caller in callers {
+        caller.join().unwrap();
+    }
+    assert_eq!(counter.get().result(), Ok(2000));
+    counter.stop().result().unwrap();
+}
+
+struct Meeting {
+    barrier: Arc<Barrier>,
+    writes: u64,
+}
+
+#[crew::actor]
+impl Meeting {
+    fn new(parties: usize) -> Self {
+        Meeting {
+            barrier: Arc::new(Barrier::new(parties)),
+            writes: 0,
+        }
+    }
+
+    /// Returns only when `parties` calls are inside at once.
+    fn meet(&self) -> bool {
+        self.barrier.wait();
+        true
+    }
+
+    fn write(&mut self) -> u64 {
+        self.writes += 1;
+        self.writes
+    }
+}
+
+#[test]
+fn shared_calls_run_concurrently() {
+    let meeting = ActorOptions::<Meeting>::new()
+        .max_concurrency(3)
+        .spawn(3)
+        .unwrap();
+    let handles: Vec<_> = (0..3).map(|_| meeting.meet()).collect();
+    for handle in handles {
+        assert_eq!(handle.result_timeout(Duration::from_secs(10)), Ok(true));
+    }
+    assert_eq!(meeting.write().result(), Ok(1));
+    meeting.stop().result().unwrap();
+}
+
+#[test]
+fn panic_fails_the_call_and_the_actor_lives_on() {
+    let counter = counter("panic");
+    assert_eq!(
+        counter.boom("kaboom".into()).result(),
+        Err(TaskError::Panicked {
+            message: "kaboom".into()
+        })
+    );
+    // The actor lives on with the state the method left (it incremented before panicking).
+    assert_eq!(counter.incr(1).result(), Ok(2));
+    counter.stop().result().unwrap();
+}
+
+struct Numbers {
+    produced: Arc<AtomicUsize>,
+}
+
+#[crew::actor]
+impl Numbers {
+    fn new(_: ()) -> Self {
+        Numbers {
+            produced: PRODUCED.clone(),
+        }
+    }
+
+    #[stream]
+    fn count(&mut self, n: u64) -> impl Iterator<Item = u64> + Send + 'static {
+        let produced = self.produced.clone();
+        (0..n).inspect(move |_| {
+            produced.fetch_add(1, Ordering::SeqCst);
+        })
+    }
+}
+
+static PRODUCED: std::sync::LazyLock<Arc<AtomicUsize>> =
+    std::sync::LazyLock::new(|| Arc::new(AtomicUsize::new(0)));
+
+#[test]
+fn streaming_with_a_slow_consumer_is_flow_controlled() {
+    let numbers = actor::spawn::<Numbers>(()).unwrap();
+    let mut stream = numbers.count(1_000);
+    assert_eq!(stream.next().unwrap(), Ok(0));
+    std::thread::sleep(Duration::from_millis(50));
+    // The slow consumer took one item: the actor produced no more than it.
+    assert_eq!(PRODUCED.load(Ordering::SeqCst), 1);
+    let rest: Vec<u64> = stream.map(Result::unwrap).collect();
+    assert_eq!(rest, (1..1_000).collect::<Vec<_>>());
+    // And as an async stream.
+    let items: Vec<u64> = futures::executor::block_on(async {
+        use futures::StreamExt;
+        StreamExt::map(numbers.count(5), Result::unwrap)
+            .collect()
+            .await
+    });
+    assert_eq!(items, [0, 1, 2, 3, 4]);
+    numbers.stop().result().unwrap();
+}
+
+struct Narcissus {
+    me: Option<NarcissusRef>,
+}
+
+#[crew::actor]
+impl Narcissus {
+    fn new(_: ()) -> Self {
+        Narcissus { me: None }
+    }
+
+    fn remember(&mut self, me: NarcissusRef) {
+        self.me = Some(me);
+    }
+
+    fn admire(&mut self) -> Result<u32, String> {
+        let me = self.me.as_ref().expect("remembered");
+        me.value().result().map_err(|error| error.to_string())
+    }
+
+    fn value(&self) -> u32 {
+        7
+    }
+
+    /// Waits until the test filled the mailbox, stops itself, returns how long `stop` took.
+    fn retire_when_full(&mut self) -> u64 {
+        RETIRE_STARTED.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !MAILBOX_FILLED.load(Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let started = Instant::now();
+        drop(self.me.as_ref().expect("remembered").stop());
+        started.elapsed().as_millis() as u64
+    }
+}
+
+static RETIRE_STARTED: AtomicBool = AtomicBool::new(false);
+static MAILBOX_FILLED: AtomicBool = AtomicBool::new(false);
+
+#[test]
+fn an_actor_stopping_itself_with_a_full_mailbox_does_not_block() {
+    let narcissus = ActorOptions::<Narcissus>::new()
+        .mailbox(2)
+        .spawn(())
+        .unwrap();
+    narcissus.remember(narcissus.clone()).result().unwrap();
+    let retiring = narcissus.retire_when_full();
+    while !RETIRE_STARTED.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let queued = [narcissus.value(), narcissus.value()];
+    assert!(matches!(
+        narcissus.try_value(),
+        Err(ActorError::Full { .. })
+    ));
+    MAILBOX_FILLED.store(true, Ordering::SeqCst);
+    let took = retiring
+        .result_timeout(Duration::from_secs(5))
+        .expect("stop() from the actor itself returned");
+    assert!(took < 1_000, "stop() took {took} ms");
+    // The stop is graceful: the calls queued before it still run, then the actor ends.
+    for call in queued {
+        assert_eq!(call.result_timeout(Duration::from_secs(5)), Ok(7));
+    }
+    narcissus
+        .stop()
+        .result_timeout(Duration::from_secs(5))
+        .unwrap();
+    assert!(matches!(
+        narcissus.value().result(),
+        Err(TaskError::Actor(ActorError::Stopped { .. }))
+    ));
+}
+
+#[test]
+fn calling_oneself_fails_at_once() {
+    let narcissus = actor::spawn::<Narcissus>(()).unwrap();
+    narcissus.remember(narcissus.clone()).result().unwrap();
+    let answer = narcissus
+        .admire()
+        .result_timeout(Duration::from_secs(5))
+        .unwrap();
+    let message = answer.unwrap_err();
+    assert!(
+        message.contains("called its own method `value`"),
+        "{message}"
+    );
+    narcissus.stop().result().unwrap();
+}
+
+#[test]
+fn registry_finds_refuses_duplicates_and_reports_missing() {
+    let address = Address::new("registry-test");
+    let counter = ActorOptions::<Counter>::new()
+        .address(address.clone())
+        .uid("c1")
+        .spawn(("registry".to_owned(), 1))
+        .unwrap();
+    let again = ActorOptions::<Counter>::new()
+        .address(address.clone())
+        .uid("c1")
+        .spawn(("registry".to_owned(), 1));
+    assert_eq!(
+        again.unwrap_err(),
+        ActorError::DuplicateUid {
+            address: address.clone(),
+            uid: "c1".into()
+        }
+    );
+    let found = actor::lookup::<Counter>(&address, "c1").unwrap();
+    assert_eq!(found.incr(1).result(), Ok(2));
+    assert!(matches!(
+        actor::lookup::<Meeting>(&address, "c1"),
+        Err(ActorError::WrongType { .. })
+    ));
+    // A reference crosses serde as address + uid and is found again.
+    let bytes = crew::task::codec::encode(&counter).unwrap();
+    let decoded: CounterRef = crew::task::codec::decode(&bytes).unwrap();
+    assert_eq!(decoded.get().result(), Ok(2));
+    counter.stop().result().unwrap();
+    // Gone: lookups and calls through a stale decoded reference fail at once.
+    assert_eq!(
+        actor::lookup::<Counter>(&address, "c1").unwrap_err(),
+        ActorError::NotFound {
+            address: address.clone(),
+            uid: "c1".into()
+        }
+    );
+    let stale: CounterRef = crew::task::codec::decode(&bytes).unwrap();
+    assert!(matches!(
+        stale.get().result_timeout(Duration::from_secs(1)),
+        Err(TaskError::Actor(ActorError::NotFound { .. }))
+    ));
+}
+
+struct Teller;
+
+#[crew::actor(stateless)]
+impl Teller {
+    fn new(_: ()) -> Self {
+        Teller
+    }
+
+    fn whoami(&self, ms: u64) -> String {
+        std::thread::sleep(Duration::from_millis(ms));
+        std::thread::current().name().unwrap_or_default().to_owned()
+    }
+}
+
+#[test]
+fn stateless_instances_share_one_mailbox() {
+    let tellers = ActorOptions::<Teller>::new()
+        .instances(3)
+        .spawn(())
+        .unwrap();
+    let handles: Vec<_> = (0..12).map(|_| tellers.whoami(20)).collect();
+    let threads: std::collections::HashSet<String> =
+        handles.into_iter().map(|h| h.result().unwrap()).collect();
+    // The load spread over the instances.
+    assert!(threads.len() >= 2, "{threads:?}");
+    tellers.stop().result().unwrap();
+}
+
+/// Polls `future` once without blocking; `true` when it is still pending.
+fn pending_after_one_poll<F: std::future::Future + Unpin>(future: &mut F) -> bool {
+    let mut context = std::task::Context::from_waker(futures::task::noop_waker_ref());
+    std::pin::Pin::new(future).poll(&mut context).is_pending()
+}
+
+#[test]
+fn async_calls_await_room_in_a_full_mailbox() {
+    let counter = ActorOptions::<Counter>::new()
+        .mailbox(1)
+        .spawn(("async-room".to_owned(), 0))
+        .unwrap();
+    let busy = counter.slow_incr(1, 200);
+    std::thread::sleep(Duration::from_millis(50)); // running: the mailbox is empty again
+    let queued = counter.incr(10); // fills the mailbox
+    assert!(matches!(counter.try_incr(1), Err(ActorError::Full { .. })));
+    // The async call does not block its thread while the mailbox is full: it is pending...
+    let started = Instant::now();
+    let mut waiting = Box::pin(counter.incr_async(100));
+    assert!(pending_after_one_poll(&mut waiting));
+    assert!(started.elapsed() < Duration::from_millis(100));
+    // ...and is queued, in order, once the actor makes room.
+    assert_eq!(futures::executor::block_on(waiting), Ok(111));
+    assert_eq!(busy.result(), Ok(1));
+    assert_eq!(queued.result(), Ok(11));
+    // Many async callers on one thread, all waiting for room in turn.
+    let values = futures::executor::block_on(futures::future::join_all(
+        (0..20).map(|_| counter.incr_async(1)),
+    ));
+    let mut values: Vec<u64> = values.into_iter().map(Result::unwrap).collect();
+    values.sort_unstable();
+    assert_eq!(values, (112..132).collect::<Vec<_>>());
+    assert_eq!(futures::executor::block_on(counter.get_async()), Ok(131));
+    // A call waiting for room when the actor is killed fails with `Stopped`.
+    let busy = counter.slow_incr(1, 200);
+    std::thread::sleep(Duration::from_millis(50));
+    let _queued = counter.incr(1);
+    let mut waiting = Box::pin(counter.incr_async(1));
+    assert!(pending_after_one_poll(&mut waiting));
+    counter.kill().result().unwrap();
+    assert!(matches!(
+        futures::executor::block_on(waiting),
+        Err(TaskError::Actor(ActorError::Stopped { .. }))
+    ));
+    drop(busy);
+}
+
+#[test]
+fn async_callers_racing_for_a_one_place_mailbox_all_get_through() {
+    // Lost wake-ups would leave a caller waiting for room forever: bounded by a timeout.
+    let counter = ActorOptions::<Counter>::new()
+        .mailbox(1)
+        .spawn(("async-race".to_owned(), 0))
+        .unwrap();
+    let (done, finished) = std::sync::mpsc::channel();
+    for _ in 0..4 {
+        let counter = counter.clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            futures::executor::block_on(async {
+                for _ in 0..500 {
+                    counter.incr_async(1).await.unwrap();
+                }
+            });
+            done.send(()).unwrap();
+        });
+    }
+    for _ in 0..4 {
+        finished
+            .recv_timeout(Duration::from_secs(30))
+            .expect("every async caller got through");
+    }
+    assert_eq!(counter.get().result(), Ok(2_000));
+    counter.stop().result().unwrap();
+}
