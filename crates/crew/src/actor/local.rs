@@ -36,6 +36,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
+use crate::actor::ending::{Ending, Request};
 use crate::actor::registry::Reservation;
 use crate::actor::room::{Offer, Room};
 use crate::actor::{Actor, ActorError, ActorOptions, Mode};
@@ -163,15 +164,6 @@ where
     )
 }
 
-#[derive(Default)]
-struct Ending {
-    /// Set by the first stop or kill.
-    started: bool,
-    killed: bool,
-    done: bool,
-    waiters: Vec<Completer<()>>,
-}
-
 /// An actor on threads of this process.
 pub(crate) struct Local<A: Actor> {
     uid: String,
@@ -190,7 +182,7 @@ pub(crate) struct Local<A: Actor> {
     sending: AtomicUsize,
     /// Async callers waiting for room.
     pub(crate) room: Room,
-    ending: Mutex<Ending>,
+    ending: Ending,
     instances: Vec<Arc<Instance<A>>>,
     reservation: Option<Reservation>,
 }
@@ -241,7 +233,7 @@ impl<A: Actor> Local<A> {
             stop_when_empty: AtomicBool::new(false),
             sending: AtomicUsize::new(0),
             room: Room::default(),
-            ending: Mutex::new(Ending::default()),
+            ending: Ending::default(),
             instances,
             reservation,
         });
@@ -363,14 +355,7 @@ impl<A: Actor> Local<A> {
         if let Some(reservation) = &self.reservation {
             reservation.release();
         }
-        let waiters = {
-            let mut ending = self.ending.lock();
-            ending.done = true;
-            std::mem::take(&mut ending.waiters)
-        };
-        for waiter in waiters {
-            waiter.complete(Ok(()));
-        }
+        self.ending.finish();
     }
 
     fn stopped_error(&self) -> ActorError {
@@ -483,21 +468,8 @@ impl<A: Actor> Local<A> {
 
     /// Stops (gracefully) or kills the actor; the handle settles when it has ended.
     pub(crate) fn stop(&self, kill: bool) -> TaskHandle<()> {
-        let (handle, completer) = pair();
-        let first = {
-            let mut ending = self.ending.lock();
-            if ending.done {
-                drop(ending);
-                completer.complete(Ok(()));
-                return handle;
-            }
-            ending.waiters.push(completer);
-            let first = !ending.started || (kill && !ending.killed);
-            ending.started = true;
-            ending.killed |= kill;
-            first
-        };
-        if !first {
+        let (handle, request) = self.ending.request(kill);
+        if request != Request::First {
             return handle;
         }
         if kill {

@@ -92,6 +92,7 @@
 //! `Full` instead of blocking on its own full mailbox). Cycles through other actors are not
 //! detected.
 
+mod ending;
 mod local;
 mod process;
 mod registry;

@@ -66,6 +66,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
+use crate::actor::ending::{Ending, Request};
 use crate::actor::local::{construct, Envelope, Instance, Job, Local};
 use crate::actor::registry::Reservation;
 use crate::actor::room::{Offer, Room};
@@ -518,14 +519,6 @@ struct Conn {
     child: Child,
 }
 
-#[derive(Default)]
-struct Ending {
-    stopping: bool,
-    killing: bool,
-    done: bool,
-    waiters: Vec<crate::task::Completer<()>>,
-}
-
 /// The parent's side of an actor in a worker process.
 pub(crate) struct Remote<A: Actor> {
     uid: String,
@@ -547,7 +540,7 @@ pub(crate) struct Remote<A: Actor> {
     pid: AtomicU32,
     restarts: AtomicU32,
     closed: AtomicBool,
-    ending: Mutex<Ending>,
+    ending: Ending,
     reservation: Reservation,
     /// This actor, weakly: what a call's handle leads with.
     me: Weak<Remote<A>>,
@@ -653,7 +646,7 @@ impl<A: Actor> Remote<A> {
             pid: AtomicU32::new(0),
             restarts: AtomicU32::new(0),
             closed: AtomicBool::new(false),
-            ending: Mutex::new(Ending::default()),
+            ending: Ending::default(),
             reservation,
             me: me.clone(),
             _actor: std::marker::PhantomData,
@@ -1022,17 +1015,9 @@ impl<A: Actor> Remote<A> {
     }
 
     pub(crate) fn stop(&self, kill: bool) -> TaskHandle<()> {
-        let (handle, completer) = pair();
-        {
-            let mut ending = self.ending.lock();
-            if ending.done {
-                drop(ending);
-                completer.complete(Ok(()));
-                return handle;
-            }
-            ending.waiters.push(completer);
-            ending.stopping = true;
-            ending.killing |= kill;
+        let (handle, request) = self.ending.request(kill);
+        if request == Request::Ended {
+            return handle;
         }
         self.closed.store(true, Ordering::Release);
         if kill {
@@ -1083,14 +1068,7 @@ impl<A: Actor> Remote<A> {
         self.unsent.lock().clear();
         self.fail_inflight(&self.stopped_error().into(), &[]);
         self.reservation.release();
-        let waiters = {
-            let mut ending = self.ending.lock();
-            ending.done = true;
-            std::mem::take(&mut ending.waiters)
-        };
-        for waiter in waiters {
-            waiter.complete(Ok(()));
-        }
+        self.ending.finish();
     }
 
     /// One frame from the host.
@@ -1162,7 +1140,7 @@ impl<A: Actor> Remote<A> {
             },
             &keep,
         );
-        let stopping = self.ending.lock().stopping;
+        let stopping = self.ending.requested();
         if stopping || self.restarts.load(Ordering::Acquire) >= self.options.max_restarts {
             drop(conn);
             self.finish();
