@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Input sources are in `input`, the template in `template`, `--halt` in `halt`, the
-//! joblog (and `--resume`) in `joblog`, `--results` in `results`.
+//! joblog (and `--resume`) in `joblog`, `--results` in `results`, `--cluster` (jobs run on
+//! a cluster's workers) in `remote`.
 //!
 //! The work is done by [`crew::subprocess::Runner`]; this module parses arguments, expands the
 //! template, prints each job's output whole, writes the joblog and maps the outcome to an exit
@@ -79,6 +80,9 @@ number ({#}, the position in the input), so give the same input, and both add to
 ('/' in an argument is written \\_, '\\' as \\\\). --eta shows the progress bar with the \
 estimated time left on standard error, and only when it is a terminal; it reads all the input \
 before the first job, as percentages in --halt do.\n\n\
+--cluster URL runs every job on the workers of a crew cluster (`crew worker --nats URL`) \
+instead of here, with the same output, --timeout, --retries, --halt and --joblog (its Host \
+column names the worker's host); {%} is refused there.\n\n\
 Exit status: the number of failed jobs (at most 101); with --halt on failure, the exit code of \
 the job that triggered it; 130 when interrupted."
 )]

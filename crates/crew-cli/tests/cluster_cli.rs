@@ -343,6 +343,48 @@ fn run_on_the_cluster_prints_logs_and_fails_as_a_local_run() {
     );
     assert!(retried.status.success(), "{retried:?}");
 
+    // --halt now,fail=1 stops at the first failure with its exit code; --timeout kills a job
+    // on its worker and the joblog says -1.
+    let halted = crew_run(
+        cluster,
+        &[
+            "-j",
+            "1",
+            "--halt",
+            "now,fail=1",
+            "exit {}",
+            ":::",
+            "4",
+            "0",
+            "0",
+        ],
+    );
+    assert_eq!(halted.status.code(), Some(4), "{halted:?}");
+    let slow_log = dir.path().join("slow-joblog");
+    let slow = crew_run(
+        cluster,
+        &[
+            "--timeout",
+            "300ms",
+            "--joblog",
+            slow_log.to_str().unwrap(),
+            "sleep {}",
+            ":::",
+            "5",
+        ],
+    );
+    assert_eq!(slow.status.code(), Some(1), "{slow:?}");
+    assert!(
+        String::from_utf8_lossy(&slow.stderr).contains("timed out"),
+        "{slow:?}"
+    );
+    let slow_log = std::fs::read_to_string(&slow_log).unwrap();
+    assert_eq!(
+        slow_log.lines().nth(1).unwrap().split('\t').nth(6),
+        Some("-1"),
+        "{slow_log}"
+    );
+
     // Options that cannot work remotely, and a wrong token, are clear errors.
     let slot = crew_run(cluster, &["echo {%}", ":::", "a"]);
     assert!(!slot.status.success());
