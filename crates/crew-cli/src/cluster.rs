@@ -112,6 +112,16 @@ pub(crate) fn redact_url(url: &str) -> String {
 }
 
 impl Connection {
+    /// Whether `--nats` was given (`crew run` takes its URL as `--cluster` instead).
+    pub(crate) fn has_url_flag(&self) -> bool {
+        self.nats.is_some()
+    }
+
+    /// Uses `url` as the server (`crew run --cluster URL`).
+    pub(crate) fn set_url(&mut self, url: String) {
+        self.nats = Some(url);
+    }
+
     /// The server URL (flag, then `CREW_NATS_URL`).
     fn url(&self) -> anyhow::Result<String> {
         self.nats.clone().or_else(|| env("CREW_NATS_URL")).context(

@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Input sources are in `input`, the template in `template`, `--halt` in `halt`, the
-//! joblog (and `--resume`) in `joblog`, `--results` in `results`.
+//! joblog (and `--resume`) in `joblog`, `--results` in `results`, `--cluster` (jobs run on
+//! a cluster's workers) in `remote`.
 //!
 //! The work is done by [`crew::subprocess::Runner`]; this module parses arguments, expands the
 //! template, prints each job's output whole, writes the joblog and maps the outcome to an exit
@@ -30,9 +31,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 mod halt;
 mod input;
 mod joblog;
+mod remote;
 mod results;
 mod template;
 
+use crate::cluster::Connection;
 use crate::duration::parse_duration;
 use halt::HaltSpec;
 use input::{Jobs, Origin};
@@ -77,6 +80,9 @@ number ({#}, the position in the input), so give the same input, and both add to
 ('/' in an argument is written \\_, '\\' as \\\\). --eta shows the progress bar with the \
 estimated time left on standard error, and only when it is a terminal; it reads all the input \
 before the first job, as percentages in --halt do.\n\n\
+--cluster URL runs every job on the workers of a crew cluster (`crew worker --nats URL`) \
+instead of here, with the same output, --timeout, --retries, --halt and --joblog (its Host \
+column names the worker's host); {%} is refused there.\n\n\
 Exit status: the number of failed jobs (at most 101); with --halt on failure, the exit code of \
 the job that triggered it; 130 when interrupted."
 )]
@@ -130,6 +136,12 @@ pub(crate) struct Args {
     /// Never show the progress bar (it is shown only when standard error is a terminal).
     #[arg(long)]
     no_progress: bool,
+    /// Run every job on this cluster's workers (`crew worker --nats URL`) instead of here,
+    /// e.g. nats://10.0.0.1:4222; authenticate with the options below (--token-file...).
+    #[arg(long, value_name = "URL", conflicts_with_all = ["nats", "dry_run"])]
+    cluster: Option<String>,
+    #[command(flatten)]
+    connection: Connection,
     /// The command template, then its input sources: `:::` ARGS, `:::+` ARGS, `::::` FILES,
     /// `::::+` FILES.
     #[arg(
@@ -183,6 +195,12 @@ fn check_combinations(args: &Args, sources: &[input::Source]) -> anyhow::Result<
              input or with `::::`"
         );
     }
+    if args.cluster.is_none() && args.connection.has_url_flag() {
+        anyhow::bail!(
+            "crew run takes the cluster's address as --cluster URL (and runs locally without \
+             it): replace --nats with --cluster"
+        );
+    }
     if let Some(dir) = &args.results {
         if dir.exists() && !dir.is_dir() {
             anyhow::bail!(
@@ -217,7 +235,7 @@ impl Slots {
     }
 }
 
-pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
     let (words, sources) =
         input::split_command(args.command.clone()).map_err(anyhow::Error::msg)?;
     check_combinations(&args, &sources)?;
@@ -278,6 +296,23 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
+    let cluster =
+        match args.cluster.clone() {
+            Some(url) => {
+                if template.uses_slot() {
+                    anyhow::bail!(
+                    "{{%}} (the job slot) numbers this machine's slots, and with --cluster the \
+                     jobs run on the workers' slots: drop {{%}} or run without --cluster"
+                );
+                }
+                args.connection.set_url(url);
+                Some(crew::cluster::Cluster::connect(args.connection.options()?).with_context(|| {
+                "cannot connect to the cluster given with --cluster (check the URL and the \
+                 credentials, e.g. --token-file)"
+            })?)
+            }
+            None => None,
+        };
     let halt = args.halt.resolve(total);
     // Slots are numbered here as jobs are taken from the input, which is exact only when the
     // runner takes a job just as another one's result is yielded.
@@ -361,8 +396,18 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
 
     let mut failed = 0usize;
     let mut halt_status = None;
-    let mut results = runner.run(commands);
-    while let Some(result) = results.next() {
+    let mut results = match &cluster {
+        Some(cluster) => Results::Remote(remote::Remote::new(
+            cluster,
+            commands,
+            limit,
+            args.keep_order,
+            args.retries,
+            halt,
+        )),
+        None => Results::Local(runner.run(commands)),
+    };
+    while let Some((result, host)) = results.next() {
         let job = jobs_seen
             .borrow_mut()
             .remove(&result.seq)
@@ -387,7 +432,7 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
         }
         progress.suspend(|| print_job(&result, &job, args.tag));
         if let Some(log) = &mut joblog {
-            log.record(job.seq, &result, &job.command)
+            log.record(job.seq, &host, &result, &job.command)
                 .context("cannot write the joblog")?;
         }
         if let Some(dir) = &args.results {
@@ -415,6 +460,31 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
         None => failed.min(MAX_FAILED_STATUS) as u8,
     };
     Ok(ExitCode::from(status))
+}
+
+/// Where the jobs run: here, with crew's [`Runner`], or on a cluster's workers.
+enum Results<'r, I: Iterator<Item = Command>> {
+    Local(crew::subprocess::Results<'r, I>),
+    Remote(remote::Remote<'r, I>),
+}
+
+impl<I: Iterator<Item = Command>> Results<'_, I> {
+    /// The next job's result and the host that ran it (`:` for this machine, as in GNU
+    /// parallel's joblog).
+    fn next(&mut self) -> Option<(JobResult, String)> {
+        match self {
+            Results::Local(results) => results.next().map(|result| (result, ":".to_owned())),
+            Results::Remote(remote) => remote.next(),
+        }
+    }
+
+    /// The job whose result met the `--halt` condition, if one did.
+    fn halted_by(&self) -> Option<usize> {
+        match self {
+            Results::Local(results) => results.halted_by(),
+            Results::Remote(remote) => remote.halted_by(),
+        }
+    }
 }
 
 /// How many of the first `total` jobs `--resume` / `--resume-failed` skip (for the progress

@@ -34,6 +34,10 @@ pub struct CommandJob {
     pub timeout_ms: Option<u64>,
     /// Its working directory on the worker (`None`: the worker's).
     pub cwd: Option<String>,
+    /// Environment variables to set for it (`crew run` passes its values this way to a shell
+    /// script, so they are never spliced into the script's text).
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
 }
 
 impl CommandJob {
@@ -48,6 +52,7 @@ impl CommandJob {
             stdin: None,
             timeout_ms: None,
             cwd: None,
+            env: Vec::new(),
         }
     }
 
@@ -60,6 +65,12 @@ impl CommandJob {
     /// Kills it after `timeout`.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout_ms = Some(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+        self
+    }
+
+    /// Sets the environment variable `key` to `value` for it.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
         self
     }
 
@@ -133,6 +144,7 @@ pub fn run_command(job: CommandJob) -> CommandOutcome {
     if let Some(dir) = job.cwd {
         command = command.current_dir(dir);
     }
+    command = command.envs(job.env);
     let done = match command.output() {
         Ok(done) => done,
         Err(error) => return not_started(error.to_string()),
@@ -182,6 +194,10 @@ mod tests {
         assert_eq!(outcome.stdout, b"in");
         // The argument reached the script as one word, never expanded.
         assert_eq!(outcome.stderr, b"$HOME;x\n");
+        let from_env = run_command(
+            CommandJob::new(["sh", "-c", "printf '%s' \"$CREW_ARG\""]).env("CREW_ARG", "$(id) ;"),
+        );
+        assert_eq!(from_env.stdout, b"$(id) ;");
         let echoed = run_command(CommandJob::new(["echo", "a b", "$(id)"]));
         assert!(echoed.success());
         assert_eq!(echoed.stdout, b"a b $(id)\n");

@@ -227,3 +227,197 @@ fn dlq_lists_requeue_refuses_unknown_ids_and_a_wrong_token_is_clear() {
         .unwrap();
     assert!(String::from_utf8_lossy(&no_url.stderr).contains("pass --nats URL"));
 }
+
+/// `cmd` with its standard output and error, bounded in time.
+fn bounded(cmd: &mut Command) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{cmd:?} did not finish in 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// `crew run ARGS`, on the cluster at `url` (token from a file) or, without one, locally.
+fn crew_run(cluster: Option<(&str, &Path)>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(CREW);
+    cmd.arg("run").env_remove("CREW_NATS_TOKEN");
+    if let Some((url, token_file)) = cluster {
+        cmd.args(["--cluster", url, "--token-file"]).arg(token_file);
+    }
+    bounded(cmd.args(args))
+}
+
+#[test]
+fn run_on_the_cluster_prints_logs_and_fails_as_a_local_run() {
+    let server = server();
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let workers = [
+        worker(&url, &token_file, &[]),
+        worker(&url, &token_file, &["--threads"]),
+    ];
+    let cluster = Some((url.as_str(), token_file.as_path()));
+
+    // The same output as locally, in order with -k, values reaching the shell as text.
+    let args = [
+        "-j",
+        "4",
+        "-k",
+        "echo {}",
+        ":::",
+        "a",
+        "b c",
+        "$(echo pwned);x",
+    ];
+    let local = crew_run(None, &args);
+    let remote = crew_run(cluster, &args);
+    assert!(local.status.success(), "{local:?}");
+    assert!(remote.status.success(), "{remote:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&remote.stdout),
+        "a\nb c\n$(echo pwned);x\n"
+    );
+    assert_eq!(remote.stdout, local.stdout);
+    // Without -k: the same lines, each job's output whole.
+    let unordered = crew_run(cluster, &["-j", "4", "echo {}", ":::", "a", "b", "c"]);
+    let mut lines: Vec<_> = String::from_utf8_lossy(&unordered.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    assert_eq!(lines, ["a", "b", "c"], "{unordered:?}");
+
+    // A failing job: exit status 1 (one failed job), its stderr, its joblog row with the
+    // worker's host; a job that fails once passes with --retries 1.
+    let joblog = dir.path().join("joblog");
+    let marker = dir.path().join("failed-once");
+    let failing = crew_run(
+        cluster,
+        &[
+            "-j",
+            "2",
+            "--joblog",
+            joblog.to_str().unwrap(),
+            "echo out-{} && echo err-{} >&2 && exit {}",
+            ":::",
+            "0",
+            "3",
+        ],
+    );
+    assert_eq!(failing.status.code(), Some(1), "{failing:?}");
+    assert!(String::from_utf8_lossy(&failing.stderr).contains("err-3"));
+    let log = std::fs::read_to_string(&joblog).unwrap();
+    let rows: Vec<Vec<&str>> = log
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{log}");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    for row in &rows {
+        assert_eq!(row[1], host.trim(), "{log}");
+        let expected = if row[0] == "2" { "3" } else { "0" };
+        assert_eq!(row[6], expected, "{log}");
+        assert_eq!(row[5], "6", "bytes received: {log}");
+    }
+    let retried = crew_run(
+        cluster,
+        &[
+            "--retries",
+            "1",
+            "test -e {} || { touch {}; exit 1; }",
+            ":::",
+            marker.to_str().unwrap(),
+        ],
+    );
+    assert!(retried.status.success(), "{retried:?}");
+
+    // --halt now,fail=1 stops at the first failure with its exit code; --timeout kills a job
+    // on its worker and the joblog says -1.
+    let halted = crew_run(
+        cluster,
+        &[
+            "-j",
+            "1",
+            "--halt",
+            "now,fail=1",
+            "exit {}",
+            ":::",
+            "4",
+            "0",
+            "0",
+        ],
+    );
+    assert_eq!(halted.status.code(), Some(4), "{halted:?}");
+    let slow_log = dir.path().join("slow-joblog");
+    let slow = crew_run(
+        cluster,
+        &[
+            "--timeout",
+            "300ms",
+            "--joblog",
+            slow_log.to_str().unwrap(),
+            "sleep {}",
+            ":::",
+            "5",
+        ],
+    );
+    assert_eq!(slow.status.code(), Some(1), "{slow:?}");
+    assert!(
+        String::from_utf8_lossy(&slow.stderr).contains("timed out"),
+        "{slow:?}"
+    );
+    let slow_log = std::fs::read_to_string(&slow_log).unwrap();
+    assert_eq!(
+        slow_log.lines().nth(1).unwrap().split('\t').nth(6),
+        Some("-1"),
+        "{slow_log}"
+    );
+
+    // Options that cannot work remotely, and a wrong token, are clear errors.
+    let slot = crew_run(cluster, &["echo {%}", ":::", "a"]);
+    assert!(!slot.status.success());
+    assert!(
+        String::from_utf8_lossy(&slot.stderr).contains("job slot"),
+        "{slot:?}"
+    );
+    let wrong = bounded(
+        Command::new(CREW)
+            .args([
+                "run",
+                "--cluster",
+                &url,
+                "--token",
+                "wrong-token",
+                "echo {}",
+                ":::",
+                "a",
+            ])
+            .env_remove("CREW_NATS_TOKEN"),
+    );
+    assert!(!wrong.status.success());
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(stderr.contains("authentication"), "{stderr}");
+    assert!(stderr.contains("--cluster"), "{stderr}");
+    assert!(
+        !stderr.contains("wrong-token"),
+        "the token was printed: {stderr}"
+    );
+
+    for child in workers {
+        sigterm(&child);
+        let (exit, stderr) = finish(child);
+        assert!(exit.success(), "worker exit {exit:?}: {stderr}");
+    }
+}

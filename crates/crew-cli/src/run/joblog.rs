@@ -47,10 +47,12 @@ impl JobLog {
     pub(crate) fn record(
         &mut self,
         seq: usize,
+        host: &str,
         result: &JobResult,
         command: &str,
     ) -> io::Result<()> {
-        self.out.write_all(line(seq, result, command).as_bytes())?;
+        self.out
+            .write_all(line(seq, host, result, command).as_bytes())?;
         self.out.flush()
     }
 }
@@ -103,8 +105,8 @@ pub(crate) fn finished(path: &Path, only_succeeded: bool) -> anyhow::Result<Hash
     Ok(done)
 }
 
-/// The log line of job `seq`.
-pub(crate) fn line(seq: usize, result: &JobResult, command: &str) -> String {
+/// The log line of job `seq`, run on `host` (`:` for this machine).
+pub(crate) fn line(seq: usize, host: &str, result: &JobResult, command: &str) -> String {
     let (start, runtime, receive, exitval, signal) = match &result.outcome {
         Ok(done) => {
             let (exitval, signal) = match (done.timed_out, done.status) {
@@ -134,5 +136,6 @@ pub(crate) fn line(seq: usize, result: &JobResult, command: &str) -> String {
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
     let command = command.replace(['\t', '\n'], " ");
-    format!("{seq}\t:\t{start:.3}\t{runtime:>10.3}\t0\t{receive}\t{exitval}\t{signal}\t{command}\n")
+    let host = host.replace(['\t', '\n'], " ");
+    format!("{seq}\t{host}\t{start:.3}\t{runtime:>10.3}\t0\t{receive}\t{exitval}\t{signal}\t{command}\n")
 }

@@ -274,6 +274,25 @@ impl Command {
     pub fn get_timeout(&self) -> Option<Duration> {
         self.timeout
     }
+
+    /// The program to run (`/bin/sh` for a [`shell`](Self::shell) command).
+    pub fn get_program(&self) -> &OsStr {
+        &self.program
+    }
+
+    /// The arguments after the program (for a shell command: `-c`, the script, `sh`, then any
+    /// [`arg`](Self::arg)s).
+    pub fn get_args(&self) -> &[OsString] {
+        &self.args
+    }
+
+    /// The environment changes, in the order given: `(key, Some(value))` sets a variable,
+    /// `(key, None)` removes it.
+    pub fn get_envs(&self) -> impl Iterator<Item = (&OsStr, Option<&OsStr>)> {
+        self.env
+            .iter()
+            .map(|(key, value)| (key.as_os_str(), value.as_deref()))
+    }
 }
 
 /// The command line as a shell would show it (arguments with spaces quoted).

@@ -30,6 +30,29 @@ pub struct Completed {
 }
 
 impl Completed {
+    /// A command that ran elsewhere (on a cluster worker, say), as if it had run here: started
+    /// at `started`, ran for `duration`, ended with `status` (and `timed_out` when its limit
+    /// killed it).
+    pub fn new(
+        command: String,
+        status: ExitStatus,
+        timed_out: Option<Duration>,
+        started: SystemTime,
+        duration: Duration,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+    ) -> Self {
+        Self {
+            command,
+            status,
+            timed_out,
+            started,
+            duration,
+            stdout,
+            stderr,
+        }
+    }
+
     /// Exit code 0 and no timeout.
     pub fn success(&self) -> bool {
         self.status.success() && self.timed_out.is_none()

@@ -123,6 +123,16 @@ pub struct JobResult {
 }
 
 impl JobResult {
+    /// The result of job `seq`, run `attempts` times, for a caller that ran the job elsewhere
+    /// (`crew run --cluster` runs it on a cluster worker) and reports it as a [`Runner`] would.
+    pub fn new(seq: usize, attempts: u32, outcome: Result<Completed, Error>) -> Self {
+        Self {
+            seq,
+            attempts,
+            outcome,
+        }
+    }
+
     /// It ran and exited with code 0 within its time limit.
     pub fn success(&self) -> bool {
         matches!(&self.outcome, Ok(done) if done.success())
