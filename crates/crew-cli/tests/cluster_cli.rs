@@ -105,21 +105,26 @@ fn sigterm(child: &Child) {
     .unwrap();
 }
 
-/// Waits up to 30 s for a child; its exit status and standard error.
-fn finish(mut child: Child) -> (std::process::ExitStatus, String) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the worker did not exit within 30 s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().unwrap();
+/// Waits up to 30 s for a worker told to drain; its exit status and standard error.
+fn finish(child: Child) -> (std::process::ExitStatus, String) {
+    let output = wait_bounded(child, "the worker told to drain");
     (
         output.status,
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// Waits up to 30 s for `child` to exit (killing it and failing the test after that); its output.
+fn wait_bounded(mut child: Child, what: &str) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} did not exit within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }
 
 #[test]
@@ -230,20 +235,12 @@ fn dlq_lists_requeue_refuses_unknown_ids_and_a_wrong_token_is_clear() {
 
 /// `cmd` with its standard output and error, bounded in time.
 fn bounded(cmd: &mut Command) -> Output {
-    let mut child = cmd
+    let child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{cmd:?} did not finish in 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
+    wait_bounded(child, &format!("{cmd:?}"))
 }
 
 /// `crew run ARGS`, on the cluster at `url` (token from a file) or, without one, locally.
