@@ -13,8 +13,11 @@
 //!
 //! as GNU parallel does (it writes `seq`, `stdout` and `stderr`; `exit` is crew's). Each value is
 //! one directory name: `\` becomes `\\` and `/` becomes `\_` (GNU parallel's escapes), an empty
-//! value is `\e`, `.` and `..` become `\.` and `\.\.`, and a name longer than 255 bytes is cut
-//! at 255 (at a character boundary). The output is printed as well, as without `--results`.
+//! value is `\e`, `.` and `..` become `\.` and `\.\.`. A name longer than 255 bytes (the file
+//! system's limit) keeps its first 237 bytes (cut at a character boundary, never inside an
+//! escape) followed by `\h` and 16 hex digits of a hash of the whole value, so two long values
+//! that share a beginning still get directories of their own. The output is printed as well, as
+//! without `--results`.
 
 use std::fs;
 use std::io;
@@ -39,14 +42,36 @@ fn escape(value: &str) -> String {
         ".." => return "\\.\\.".to_owned(),
         _ => value.replace('\\', "\\\\").replace('/', "\\_"),
     };
-    if escaped.len() <= 255 {
+    if escaped.len() <= NAME_MAX {
         return escaped;
     }
-    let mut end = 255;
+    let mut end = NAME_MAX - HASH_SUFFIX;
     while !escaped.is_char_boundary(end) {
         end -= 1;
     }
-    escaped[..end].to_owned()
+    // An odd run of backslashes before the cut would leave half an escape behind.
+    let trailing = escaped[..end]
+        .bytes()
+        .rev()
+        .take_while(|&b| b == b'\\')
+        .count();
+    if trailing % 2 == 1 {
+        end -= 1;
+    }
+    format!("{}\\h{:016x}", &escaped[..end], fnv1a(value.as_bytes()))
+}
+
+/// The longest file name Linux file systems accept, in bytes.
+const NAME_MAX: usize = 255;
+/// `\h` and 16 hex digits.
+const HASH_SUFFIX: usize = 18;
+
+/// FNV-1a, 64 bits: stable across Rust versions and runs (std's hasher promises neither), so
+/// a rerun writes the same directories.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Writes the files of one finished job.
@@ -88,6 +113,35 @@ mod tests {
         assert_eq!(dir, Path::new("out/1/a\\_b/2/x\\\\y/3/\\e/4/\\.\\."));
         let long = "é".repeat(200);
         let name = escape(&long);
-        assert!(name.len() <= 255 && name.len() >= 254);
+        assert!(name.len() <= 255 && name.len() >= 254, "{}", name.len());
+        assert!(name.starts_with(&"é".repeat(118)), "{name}");
+    }
+
+    #[test]
+    fn long_values_sharing_a_beginning_get_distinct_directories() {
+        let common = "x".repeat(300);
+        let a = escape(&format!("{common}a"));
+        let b = escape(&format!("{common}b"));
+        assert_ne!(a, b);
+        assert!(a.len() <= 255 && b.len() <= 255);
+        assert_eq!(
+            a,
+            escape(&format!("{common}a")),
+            "the same value, the same name"
+        );
+    }
+
+    #[test]
+    fn a_cut_never_splits_an_escape() {
+        // 236 bytes, then escaped backslashes: the cut at 237 would fall inside one.
+        let value = format!("{}{}", "y".repeat(236), "\\".repeat(20));
+        let name = escape(&value);
+        let before_hash = &name[..name.rfind("\\h").unwrap()];
+        let trailing = before_hash
+            .bytes()
+            .rev()
+            .take_while(|&b| b == b'\\')
+            .count();
+        assert_eq!(trailing % 2, 0, "{name}");
     }
 }
