@@ -19,6 +19,15 @@ fn bench_prints_tables_and_writes_json_and_svg() {
     let python = String::from_utf8_lossy(&found.stdout).trim().to_owned();
     let _ = std::fs::remove_file(bin.join("python3"));
     std::os::unix::fs::symlink(python, bin.join("python3")).unwrap();
+    // A Go peer built by an earlier `crew bench` (it is cached beside the binary) would be used
+    // without `go`: remove it so this run has no Go at all. No other test uses that cache.
+    let crew = std::path::Path::new(env!("CARGO_BIN_EXE_crew"));
+    let cached_go_peer = crew.parent().unwrap().join("crew-lab-peers/fib_server_go");
+    match std::fs::remove_file(&cached_go_peer) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => panic!("removing {}: {error}", cached_go_peer.display()),
+    }
     let output = Command::new(env!("CARGO_BIN_EXE_crew"))
         .args([
             "bench",
