@@ -169,6 +169,17 @@ impl Child {
         self.reader.read(&mut &*self.stream, deadline)
     }
 
+    /// Lends the frame buffer out (to a caller reading its own reply while the pool's slot is
+    /// parked); [`put_reader`](Self::put_reader) gives it back before the next read here.
+    pub(crate) fn take_reader(&mut self) -> FrameReader {
+        std::mem::take(&mut self.reader)
+    }
+
+    /// Takes back the frame buffer lent by [`take_reader`](Self::take_reader).
+    pub(crate) fn put_reader(&mut self, reader: FrameReader) {
+        self.reader = reader;
+    }
+
     /// Whether the worker has closed its end (it died or exited).
     pub(crate) fn hung_up(&self) -> bool {
         codec::peer_hung_up(&*self.stream)
