@@ -929,7 +929,9 @@ impl Slot {
                 self.in_flight.push_back(InFlight { id, job });
             }
             Some(Handed { id: None, job }) => self.retry.push_back(job),
-            None if worker_stirred => {
+            // Looked at again now: the readiness may be stale, from a reply that a leading
+            // caller has read since (see `Inner::lead`).
+            None if worker_stirred && self.worker.as_ref().is_some_and(Child::stirred) => {
                 // Nothing was sent to it, yet it spoke or hung up: it died while idle (killed
                 // from outside). Replace it; no task of ours was with it.
                 if let Some(mut dead) = self.worker.take() {

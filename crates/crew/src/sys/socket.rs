@@ -73,7 +73,12 @@ pub(crate) fn wait_hung_up(fd: impl AsFd) -> io::Result<()> {
 
 /// Whether the peer of the stream socket `fd` has hung up, without consuming any data.
 pub(crate) fn peer_hung_up(fd: impl AsFd) -> bool {
-    let mut fds = [PollFd::new(&fd, PollFlags::RDHUP)];
+    ready_now(fd, PollFlags::RDHUP)
+}
+
+/// Whether one of `flags` (or a hang-up or error) is pending on `fd` now, without waiting.
+pub(crate) fn ready_now(fd: impl AsFd, flags: PollFlags) -> bool {
+    let mut fds = [PollFd::new(&fd, flags)];
     let zero = Timespec {
         tv_sec: 0,
         tv_nsec: 0,
