@@ -273,6 +273,12 @@ impl fmt::Debug for Handed {
     }
 }
 
+/// Where [`Inner::hand`] wrote a call: the slot's index and the call's id.
+struct HandedTo {
+    index: usize,
+    id: u64,
+}
+
 /// Why a parked slot's thread woke (see [`Slot::park`]).
 enum Parked {
     /// A job from the queue, not yet started.
@@ -513,7 +519,7 @@ impl Inner {
     /// with the index of a slot it claimed but could not hand to (its worker is not running),
     /// to be woken once the job is queued. On success, the slot's index and the call's id if
     /// the call was written (its caller may then read the reply itself, see [`Inner::lead`]).
-    fn hand(&self, job: Job) -> Result<Option<(usize, u64)>, (Job, Option<usize>)> {
+    fn hand(&self, job: Job) -> Result<Option<HandedTo>, (Job, Option<usize>)> {
         if job.deadline.is_some()
             || job.payload.len() > HAND_LIMIT
             || self.parked.load(Ordering::SeqCst) == 0
@@ -558,7 +564,7 @@ impl Inner {
             id: sent.then_some(id),
             job,
         });
-        Ok(sent.then_some((index, id)))
+        Ok(sent.then_some(HandedTo { index, id }))
     }
 
     /// A caller blocked on the handle of call `id`, handed to slot `index`'s idle worker,
@@ -1229,7 +1235,7 @@ impl ProcessPool {
         let options = options.or(self.inner.config.task_options);
         let (job, handle) = Job::new::<T>(task, chunk, payload, &options);
         let (job, claimed) = match self.inner.hand(job) {
-            Ok(Some((index, id))) => {
+            Ok(Some(HandedTo { index, id })) => {
                 let inner = Arc::downgrade(&self.inner);
                 handle.set_driver(Arc::new(move |_done, deadline| {
                     if let Some(inner) = Weak::upgrade(&inner) {
