@@ -83,9 +83,10 @@
 //! **Wire.** Calls to an actor in another process travel as the frames of the task layer's
 //! [codec](crate::task::codec) (`[header][payload]`, postcard), the method named by its index
 //! and the argument tuple as payload; see the `process` placement module for the protocol.
-//! A remote placement (a cluster node) is one more transport behind [`ActorRef`]: it needs a
-//! request/reply subject per `(address, uid)`, these same frames, and a registry answering
-//! `NotFound` / `DuplicateUid` for its address.
+//! The remote placement (a cluster node, feature `cluster`: [`ActorOptions::on_cluster`],
+//! `find`) is one more transport behind [`ActorRef`]: a NATS subject per `(address, uid)`,
+//! these same frames, and the cluster's key-value registry answering `NotFound` /
+//! `DuplicateUid`; see the `remote` module's design note.
 //!
 //! **Deadlock guard.** An actor that calls itself and waits would wait forever: such a call
 //! fails at once with [`ActorError::SelfCall`] (a `tell` to itself is allowed, but reports

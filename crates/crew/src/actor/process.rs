@@ -48,10 +48,11 @@
 //! constructor arguments; the callers waiting then send to it. Past `max_restarts` the actor is
 //! stopped and unregistered; calls fail with `Stopped`.
 //!
-//! **Remote placement, later.** A cluster transport needs exactly this: a way to reach the
-//! host (a NATS subject per address + uid instead of a socket), the same frames, the same
-//! permit-based bound at the caller, and a registry answering `NotFound` / `DuplicateUid` for
-//! its address.
+//! **Remote placement.** The cluster transport (`remote.rs`) reuses exactly this: the host
+//! (`start_instances`, `serve_host`, `HostConn` over another writer), the same frames, the same
+//! permit-based bound at the caller (`reply_slot`, `settle_frame`, `fail_pending`), with a NATS
+//! subject per address + uid instead of a socket and a key-value registry answering `NotFound`
+//! / `DuplicateUid` for its addresses.
 
 use std::collections::HashMap;
 use std::io::{BufWriter, Write};
@@ -142,7 +143,7 @@ pub enum HostTransport {
     Socket(UnixStream),
     /// NATS messages in a cluster worker (the remote placement).
     #[cfg(feature = "cluster")]
-    Nats(super::remote::NatsHost),
+    Nats(Box<super::remote::NatsHost>),
 }
 
 /// One `#[crew::actor]` type that worker processes can host. Built by the macro.
@@ -436,7 +437,7 @@ pub fn host_actor<A: Actor>(input: &[u8], transport: HostTransport) -> Result<()
         }
         #[cfg(feature = "cluster")]
         HostTransport::Nats(host) => {
-            super::remote::host::<A>(&args, host);
+            super::remote::host::<A>(&args, *host);
             Ok(())
         }
     }

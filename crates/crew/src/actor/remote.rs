@@ -213,9 +213,11 @@ fn cluster_error(error: impl std::fmt::Display) -> ActorError {
 // ---------------------------------------------------------------------------------------------
 // Outboxes: frames appended, published in batches.
 
+/// One message to publish: its frames and the call ids among them (first, last).
+type Batch = (Vec<u8>, Option<(u64, u64)>);
+
 struct OutState {
-    /// Messages to publish: their frames and the call ids among them (first, last).
-    messages: Vec<(Vec<u8>, Option<(u64, u64)>)>,
+    messages: Vec<Batch>,
     closed: bool,
 }
 
@@ -357,20 +359,23 @@ impl std::fmt::Debug for NatsHost {
     }
 }
 
-/// The base of a caller's reply subject (`<inbox>.<first>.<last>` → `<inbox>`).
+/// The base of a caller's reply subject (`<inbox>.<first>.<last>` or `<inbox>.c` →
+/// `<inbox>`).
 fn inbox_of(reply: &str) -> &str {
+    if let Some(base) = reply.strip_suffix(".c") {
+        return base;
+    }
     let mut base = reply;
     for _ in 0..2 {
         if let Some(dot) = base.rfind('.') {
             base = &base[..dot];
         }
     }
-    if reply.ends_with(".c") {
-        &reply[..reply.len() - 2]
-    } else {
-        base
-    }
+    base
 }
+
+/// The host's connections, by caller inbox.
+type Conns = Mutex<HashMap<String, (Arc<HostConn>, Arc<Outbox>)>>;
 
 /// Hosts actor `A` on NATS messages (runs on the member's own thread).
 pub(crate) fn host<A: Actor>(args: &HostArgs, host: NatsHost) {
@@ -390,7 +395,7 @@ pub(crate) fn host<A: Actor>(args: &HostArgs, host: NatsHost) {
         ..
     } = host;
     let mut leave = Some(leave);
-    let conns: Mutex<HashMap<String, (Arc<HostConn>, Arc<Outbox>)>> = Mutex::default();
+    let conns: Conns = Mutex::default();
     let conn_for = |reply: &str| -> Arc<HostConn> {
         let inbox = inbox_of(reply);
         let mut conns = conns.lock();
@@ -552,7 +557,7 @@ async fn create_member(link: &Link, worker: &str, payload: &[u8]) -> Result<(), 
     std::thread::Builder::new()
         .name(format!("crew-actor-{uid}"))
         .spawn(move || {
-            if let Err(message) = host_fn(&input, HostTransport::Nats(host)) {
+            if let Err(message) = host_fn(&input, HostTransport::Nats(Box::new(host))) {
                 eprintln!("crew: actor `{uid}` could not be hosted: {message}");
             }
         })
@@ -1158,7 +1163,12 @@ pub(crate) fn spawn<A: Actor>(
                         "{}.ctl",
                         call_subject(link.options.prefix_name(), &task_address, &task_uid)
                     );
-                    let _ = link.nats.publish(subject, bytes.into()).await;
+                    // With a reply subject: a host answers a kill on the connection it names.
+                    let reply = link.nats.new_inbox();
+                    let _ = link
+                        .nats
+                        .publish_with_reply(subject, reply, bytes.into())
+                        .await;
                 }
             }
             let _ = kv.delete(&key).await;
