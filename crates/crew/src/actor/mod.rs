@@ -83,7 +83,7 @@
 //! **Wire.** Calls to an actor in another process travel as the frames of the task layer's
 //! [codec](crate::task::codec) (`[header][payload]`, postcard), the method named by its index
 //! and the argument tuple as payload; see the `process` placement module for the protocol.
-//! The remote placement (a cluster node, feature `cluster`: [`ActorOptions::on_cluster`],
+//! The remote placement (a cluster node, feature `cluster`: `ActorOptions::on_cluster`,
 //! `find`) is one more transport behind [`ActorRef`]: a NATS subject per `(address, uid)`,
 //! these same frames, and the cluster's key-value registry answering `NotFound` /
 //! `DuplicateUid`; see the `remote` module's design note.
@@ -277,7 +277,8 @@ impl Address {
     }
 
     /// Actors on any worker of a cluster (the default of
-    /// [`ActorOptions::on_cluster`]); a worker's name is the address of that worker alone.
+    /// `ActorOptions::on_cluster`, feature `cluster`); a worker's name is the address of that
+    /// worker alone.
     pub fn cluster() -> Self {
         Address::new("cluster")
     }
