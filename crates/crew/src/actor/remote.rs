@@ -49,6 +49,12 @@
 //!   keeps answering; the calls that member held stay unanswered: a documented limit.)
 //! * An actor method that panics fails its call with `Panicked`; the actor lives on (as in
 //!   the other placements). A crash of the worker process ends the actor: it is not restarted.
+//!
+//! **Limits, for now.** A worker serves the address `cluster` and its own name (no other pool
+//! names yet). The actor runs on threads of the worker process itself (not in its process
+//! pool). A pool's `stop` goes to every member on the control subject and may overtake calls a
+//! member has not read yet (they then fail with `Stopped`). A serialized reference to a remote
+//! actor deserializes through the process's own registry (`Missing`): use `find` instead.
 
 use std::collections::HashMap;
 use std::io::Write;
