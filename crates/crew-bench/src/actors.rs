@@ -264,12 +264,14 @@ pub fn main(config: &ActorsConfig, json: Option<&Path>) -> anyhow::Result<ExitCo
     match &remote {
         Ok((_, counter)) => {
             let (blocking_counter, pipelined_counter) = (counter.clone(), counter.clone());
-            measurements.push(Measurement::new(key("blocking", "crew-remote"), move || {
-                blocking(&blocking_counter, (blocking_calls / 10).max(1))
-            }));
-            measurements.push(Measurement::new(key("pipelined", "crew-remote"), move || {
-                pipelined(&pipelined_counter, (pipelined_calls / 4).max(1))
-            }));
+            measurements.push(Measurement::new(
+                key("blocking", "crew-remote"),
+                move || blocking(&blocking_counter, (blocking_calls / 10).max(1)),
+            ));
+            measurements.push(Measurement::new(
+                key("pipelined", "crew-remote"),
+                move || pipelined(&pipelined_counter, (pipelined_calls / 4).max(1)),
+            ));
         }
         Err(reason) => {
             for case in ["blocking", "pipelined"] {
