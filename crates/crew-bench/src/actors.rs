@@ -5,8 +5,10 @@
 //! calls/s and the median latency) and `pipelined` (one caller sends every call, then waits for
 //! all: calls/s). The Python peers run from a virtualenv the benchmark makes and fills from PyPI
 //! (`xoscar`, `ray`), at `$CREW_BENCH_VENV` or `~/.cache/crew-bench/actors-venv`; a peer that
-//! cannot be installed or run is `not available (reason)`. `crew-remote` waits for the cluster
-//! placement.
+//! cannot be installed or run is `not available (reason)`. `crew-remote` is the counter placed
+//! on a [`Cluster::local`] worker (a private `nats-server` on loopback, one worker): every call
+//! travels caller → server → worker → server → caller over TCP, like a remote actor's; it is
+//! `not available` without `nats-server`.
 //!
 //! JSON rows (`--json FILE`): `{"case": "blocking" | "pipelined", "impl": "crew-thread" |
 //! "crew-process" | "crew-remote" | "xoscar" | "ray", "calls_per_sec": number, "p50_us": number
@@ -19,6 +21,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use crew::actor::{ActorOptions, Address};
+use crew::cluster::{Backend, Cluster};
 use serde::Serialize;
 
 use crate::harness::{self, Cell, Measurement, Sample, Verdict};
@@ -234,6 +237,11 @@ pub fn main(config: &ActorsConfig, json: Option<&Path>) -> anyhow::Result<ExitCo
         .address(Address::new("bench"))
         .in_process()
         .spawn(0)?;
+    let remote = if wanted("crew-remote") {
+        remote_counter()
+    } else {
+        Err("not selected".to_owned())
+    };
     let key = |case, implementation| Key {
         case,
         implementation,
@@ -252,15 +260,28 @@ pub fn main(config: &ActorsConfig, json: Option<&Path>) -> anyhow::Result<ExitCo
         Measurement::new(key("pipelined", "crew-process"), || {
             pipelined(&process, pipelined_calls / 4)
         }),
-        Measurement::unavailable(
-            key("blocking", "crew-remote"),
-            "cluster placement not built yet",
-        ),
-        Measurement::unavailable(
-            key("pipelined", "crew-remote"),
-            "cluster placement not built yet",
-        ),
     ];
+    match &remote {
+        Ok((_, counter)) => {
+            let (blocking_counter, pipelined_counter) = (counter.clone(), counter.clone());
+            measurements.push(Measurement::new(
+                key("blocking", "crew-remote"),
+                move || blocking(&blocking_counter, (blocking_calls / 10).max(1)),
+            ));
+            measurements.push(Measurement::new(
+                key("pipelined", "crew-remote"),
+                move || pipelined(&pipelined_counter, (pipelined_calls / 4).max(1)),
+            ));
+        }
+        Err(reason) => {
+            for case in ["blocking", "pipelined"] {
+                measurements.push(Measurement::unavailable(
+                    key(case, "crew-remote"),
+                    reason.clone(),
+                ));
+            }
+        }
+    }
     let peer_calls = config.peer_calls;
     for (implementation, module, script, name) in [
         ("xoscar", "xoscar", XOSCAR, "xoscar_actor.py"),
@@ -292,6 +313,10 @@ pub fn main(config: &ActorsConfig, json: Option<&Path>) -> anyhow::Result<ExitCo
     let cells = harness::run(measurements, config.rounds);
     thread.stop().result()?;
     process.stop().result()?;
+    if let Ok((cluster, counter)) = remote {
+        counter.stop().result()?;
+        drop(cluster);
+    }
     print!("{}", render_table(&cells));
     print!("{}", render_targets(&cells));
     if let Some(path) = json {
@@ -299,6 +324,20 @@ pub fn main(config: &ActorsConfig, json: Option<&Path>) -> anyhow::Result<ExitCo
         println!("rows written to {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The counter on a [`Cluster::local`] worker, or why not.
+fn remote_counter() -> Result<(Cluster, CounterRef), String> {
+    let cluster = Cluster::local(1).map_err(|error| format!("Cluster::local: {error}"))?;
+    if cluster.backend() != Backend::Nats {
+        return Err("no nats-server (scripts/nats-server installs one)".to_owned());
+    }
+    let counter = ActorOptions::<Counter>::new()
+        .uid("bench-counter")
+        .on_cluster(&cluster)
+        .spawn(0)
+        .map_err(|error| format!("creating the remote actor: {error}"))?;
+    Ok((cluster, counter))
 }
 
 fn find(cells: &[Cell<Key, Rate>], case: &str, implementation: &str) -> Option<Rate> {
@@ -342,17 +381,35 @@ pub fn render_targets(cells: &[Cell<Key, Rate>]) -> String {
     let thread_pipelined = find(cells, "pipelined", "crew-thread").map(|r| r.calls_per_sec);
     let thread_p50 = find(cells, "blocking", "crew-thread").and_then(|r| r.p50_us);
     let process_blocking = find(cells, "blocking", "crew-process").map(|r| r.calls_per_sec);
+    let remote_blocking = find(cells, "blocking", "crew-remote").map(|r| r.calls_per_sec);
+    let remote_pipelined = find(cells, "pipelined", "crew-remote").map(|r| r.calls_per_sec);
+    let ratio = |peer: &str| {
+        let peer = find(cells, "blocking", peer).map(|r| r.calls_per_sec)?;
+        Some(remote_blocking? / peer)
+    };
+    let (versus_xoscar, versus_ray) = (ratio("xoscar"), ratio("ray"));
     let show = |value: Option<f64>, unit: &str| {
         value.map_or("not measured".to_owned(), |v| format!("{v:.1}{unit}"))
     };
     format!(
         "targets:\n  thread actor pipelined >= 1,000,000 calls/s: {} -> {}\n  thread actor \
-         blocking p50 <= 5 µs: {} -> {}\n  process actor blocking >= 50,000 calls/s: {} -> {}\n",
+         blocking p50 <= 5 µs: {} -> {}\n  process actor blocking >= 50,000 calls/s: {} -> {}\n  \
+         remote actor blocking >= 8,000 calls/s: {} -> {}\n  remote actor blocking >= 2.5x \
+         xoscar: {} -> {}\n  remote actor blocking >= 6x ray: {} -> {}\n  remote actor \
+         pipelined >= 100,000 calls/s: {} -> {}\n",
         show(thread_pipelined, ""),
         Verdict::of(thread_pipelined, |v| v >= 1e6),
         show(thread_p50, " µs"),
         Verdict::of(thread_p50, |v| v <= 5.0),
         show(process_blocking, ""),
         Verdict::of(process_blocking, |v| v >= 50_000.0),
+        show(remote_blocking, ""),
+        Verdict::of(remote_blocking, |v| v >= 8_000.0),
+        show(versus_xoscar, "x"),
+        Verdict::of(versus_xoscar, |v| v >= 2.5),
+        show(versus_ray, "x"),
+        Verdict::of(versus_ray, |v| v >= 6.0),
+        show(remote_pipelined, ""),
+        Verdict::of(remote_pipelined, |v| v >= 100_000.0),
     )
 }

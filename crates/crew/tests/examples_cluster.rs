@@ -1,6 +1,8 @@
 //! Runs seed 004's master/worker port (`examples/task_master.rs`, `examples/task_worker.rs`)
 //! against a real `nats-server`: across a server with a token (a worker process and a master
-//! process), alone on the embedded default (`Cluster::local`), and with a wrong token.
+//! process), alone on the embedded default (`Cluster::local`), and with a wrong token. And seed
+//! 000's remote actor (`examples/actor_remote.rs`): created on a worker process, called by
+//! address + uid from a second process.
 //!
 //! The examples are built with `cargo build --features cluster` into this test's target
 //! directory (as `examples_run.rs` does for the others). The server binary comes from
@@ -34,6 +36,7 @@ fn example(name: &str) -> PathBuf {
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .args(["build", "--quiet", "-p", "crew", "--features", "cluster"])
             .args(["--example", "task_master", "--example", "task_worker"])
+            .args(["--example", "actor_remote"])
             .arg("--target-dir")
             .arg(profile_dir.parent().expect("target directory"));
         if profile_dir.file_name().is_some_and(|n| n == "release") {
@@ -196,4 +199,34 @@ fn a_wrong_token_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("authentication"), "{stderr}");
     assert!(!stderr.contains("not-the-token"), "{stderr}");
+}
+
+#[test]
+fn remote_actor_reached_by_address_and_uid_from_a_second_process() {
+    ensure_nats_server();
+    let child = Command::new(example("actor_remote"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = finish(child, "actor_remote");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "created UniqueActorName at node-a",
+            "[client] method_a(1, 2) = 3",
+            "[client] method_b(1, 2) = 4 (calls so far: 2)",
+            "[client] the actor ran in another process: true",
+            "calls seen by the creator: 3",
+            "stopped",
+        ],
+        "{stderr}"
+    );
+    // The hooks ran on the node: created once, destroyed at the stop after three calls.
+    assert!(stderr.contains("created with a=1, b=2"), "{stderr}");
+    assert!(stderr.contains("destroyed after 3 calls"), "{stderr}");
 }

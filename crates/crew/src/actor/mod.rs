@@ -83,9 +83,10 @@
 //! **Wire.** Calls to an actor in another process travel as the frames of the task layer's
 //! [codec](crate::task::codec) (`[header][payload]`, postcard), the method named by its index
 //! and the argument tuple as payload; see the `process` placement module for the protocol.
-//! A remote placement (a cluster node) is one more transport behind [`ActorRef`]: it needs a
-//! request/reply subject per `(address, uid)`, these same frames, and a registry answering
-//! `NotFound` / `DuplicateUid` for its address.
+//! The remote placement (a cluster node, feature `cluster`: `ActorOptions::on_cluster`,
+//! `find`) is one more transport behind [`ActorRef`]: a NATS subject per `(address, uid)`,
+//! these same frames, and the cluster's key-value registry answering `NotFound` /
+//! `DuplicateUid`; see the `remote` module's design note.
 //!
 //! **Deadlock guard.** An actor that calls itself and waits would wait forever: such a call
 //! fails at once with [`ActorError::SelfCall`] (a `tell` to itself is allowed, but reports
@@ -96,6 +97,8 @@ mod ending;
 mod local;
 mod process;
 mod registry;
+#[cfg(feature = "cluster")]
+mod remote;
 mod room;
 mod stream;
 
@@ -111,10 +114,14 @@ use crate::executor::Message;
 use crate::task::TaskHandle;
 
 pub use registry::lookup;
+#[cfg(feature = "cluster")]
+pub use remote::PROBE_AFTER;
 pub use stream::ActorStream;
 
 #[doc(hidden)]
-pub use process::host_actor;
+pub use process::{host_actor, HostTransport};
+#[cfg(feature = "cluster")]
+pub(crate) use remote::serve_actors as serve_cluster_actors;
 
 /// The default mailbox bound: calls queued (and, for a process actor, in flight) at most.
 pub const DEFAULT_MAILBOX: usize = 1024;
@@ -269,6 +276,13 @@ impl Address {
         Address::new("processes")
     }
 
+    /// Actors on any worker of a cluster (the default of
+    /// `ActorOptions::on_cluster`, feature `cluster`); a worker's name is the address of that
+    /// worker alone.
+    pub fn cluster() -> Self {
+        Address::new("cluster")
+    }
+
     /// The address as text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -365,6 +379,8 @@ pub(crate) fn failed<T: 'static>(error: TaskError) -> TaskHandle<T> {
 pub(crate) enum Target<A: Actor> {
     Local(Arc<local::Local<A>>),
     Process(Arc<process::Remote<A>>),
+    #[cfg(feature = "cluster")]
+    Cluster(Arc<remote::Remote<A>>),
     Missing(ActorError),
 }
 
@@ -522,6 +538,8 @@ impl<A: Actor> ActorRef<A> {
                     local.call_async(this.method_name(index), call).await
                 }
                 Target::Process(remote) => remote.call_async(index, args).await,
+                #[cfg(feature = "cluster")]
+                Target::Cluster(remote) => remote.call_async(index, args).await,
                 Target::Missing(error) => Err(error.clone()),
             };
             handle?.await
@@ -548,6 +566,8 @@ impl<A: Actor> ActorRef<A> {
                     local.call_async(this.method_name(index), call).await
                 }
                 Target::Process(remote) => remote.call_async(index, args).await,
+                #[cfg(feature = "cluster")]
+                Target::Cluster(remote) => remote.call_async(index, args).await,
                 Target::Missing(error) => Err(error.clone()),
             };
             handle?.await
@@ -628,6 +648,8 @@ impl<A: Actor> ActorRef<A> {
                 ActorStream::from_local(local.call(self.method_name(index), call, Mode::Blocking))
             }
             Target::Process(remote) => remote.stream(index, &args),
+            #[cfg(feature = "cluster")]
+            Target::Cluster(remote) => remote.stream(index, &args),
             Target::Missing(error) => ActorStream::failed(error.clone().into()),
         }
     }
@@ -650,6 +672,8 @@ impl<A: Actor> ActorRef<A> {
                 ActorStream::from_local(local.call(self.method_name(index), call, Mode::Blocking))
             }
             Target::Process(remote) => remote.stream(index, &args),
+            #[cfg(feature = "cluster")]
+            Target::Cluster(remote) => remote.stream(index, &args),
             Target::Missing(error) => ActorStream::failed(error.clone().into()),
         }
     }
@@ -668,6 +692,8 @@ impl<A: Actor> ActorRef<A> {
                 local.call(self.method_name(index), call, mode)
             }
             Target::Process(remote) => remote.call(index, &args, mode),
+            #[cfg(feature = "cluster")]
+            Target::Cluster(remote) => remote.call(index, &args, mode),
             Target::Missing(error) => Err(error.clone()),
         }
     }
@@ -686,6 +712,8 @@ impl<A: Actor> ActorRef<A> {
                 local.call(self.method_name(index), call, mode)
             }
             Target::Process(remote) => remote.call(index, &args, mode),
+            #[cfg(feature = "cluster")]
+            Target::Cluster(remote) => remote.call(index, &args, mode),
             Target::Missing(error) => Err(error.clone()),
         }
     }
@@ -699,6 +727,8 @@ impl<A: Actor> ActorRef<A> {
         match &self.inner.target {
             Target::Local(local) => local.stop(false),
             Target::Process(remote) => remote.stop(false),
+            #[cfg(feature = "cluster")]
+            Target::Cluster(remote) => remote.stop(false),
             Target::Missing(error) => failed(error.clone().into()),
         }
     }
@@ -709,6 +739,8 @@ impl<A: Actor> ActorRef<A> {
         match &self.inner.target {
             Target::Local(local) => local.stop(true),
             Target::Process(remote) => remote.stop(true),
+            #[cfg(feature = "cluster")]
+            Target::Cluster(remote) => remote.stop(true),
             Target::Missing(error) => failed(error.clone().into()),
         }
     }
@@ -732,6 +764,24 @@ pub(crate) enum Mode {
     Tell,
     /// A process actor's permit is held already (an async call waited for it).
     Held,
+}
+
+/// Finds the actor `uid` at `address` on `cluster` (created there by any process with
+/// [`ActorOptions::on_cluster`]), as the typed reference: the same methods as every placement.
+/// Calls from this reference are bounded by a mailbox of [`DEFAULT_MAILBOX`] calls in flight.
+///
+/// # Errors
+/// [`ActorError::NotFound`] at once when there is none (never created, stopped, or its worker
+/// died); [`ActorError::WrongType`] when it is another actor type; [`ActorError::Invalid`]
+/// when the cluster has no NATS server or fails.
+#[cfg(feature = "cluster")]
+pub fn find<A: Actor>(
+    cluster: &crate::cluster::Cluster,
+    address: &Address,
+    uid: &str,
+) -> Result<A::Ref, ActorError> {
+    let link = remote::Link::of(cluster)?;
+    remote::find::<A>(&link, address, uid, DEFAULT_MAILBOX).map(A::Ref::from)
 }
 
 /// Creates an actor on its own thread with default options, at [`Address::local`] under a
@@ -780,6 +830,8 @@ pub struct ActorOptions<A: Actor> {
     pub(crate) instance_count: usize,
     pub(crate) max_concurrency: usize,
     pub(crate) process: Option<process::ProcessOptions>,
+    #[cfg(feature = "cluster")]
+    pub(crate) cluster: Option<Result<remote::Link, ActorError>>,
     _actor: PhantomData<fn() -> A>,
 }
 
@@ -814,6 +866,8 @@ impl<A: Actor> ActorOptions<A> {
             instance_count: 1,
             max_concurrency: 1,
             process: None,
+            #[cfg(feature = "cluster")]
+            cluster: None,
             _actor: PhantomData,
         }
     }
@@ -868,6 +922,42 @@ impl<A: Actor> ActorOptions<A> {
         self
     }
 
+    /// Places the actor on a worker of `cluster` (a [`serve_worker`](crate::cluster::serve_worker)
+    /// or `crew worker` whose program has the actor), registered in the cluster under the
+    /// address (default [`Address::cluster`]: any worker; a worker's name: that worker) and
+    /// the uid; [`find`] reaches it from any process. With
+    /// [`instances(n)`](Self::instances), `n` members on the workers serving the address share
+    /// the calls (a NATS queue group).
+    ///
+    /// ```no_run
+    /// # struct Counter { value: u64 }
+    /// # #[crew::actor]
+    /// # impl Counter {
+    /// #     fn new(start: u64) -> Self { Counter { value: start } }
+    /// #     fn incr(&mut self, by: u64) -> u64 { self.value += by; self.value }
+    /// # }
+    /// use crew::actor::{self, ActorOptions, Address};
+    /// use crew::cluster::Cluster;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cluster = Cluster::local(2)?;
+    /// let counter = ActorOptions::<Counter>::new()
+    ///     .uid("counter-1")
+    ///     .on_cluster(&cluster)
+    ///     .spawn(0)?;
+    /// // From any process connected to the deployment:
+    /// let same = actor::find::<Counter>(&cluster, &Address::cluster(), "counter-1")?;
+    /// assert_eq!(same.incr(5).result()?, 5);
+    /// counter.stop().result()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "cluster")]
+    pub fn on_cluster(mut self, cluster: &crate::cluster::Cluster) -> Self {
+        self.cluster = Some(remote::Link::of(cluster));
+        self
+    }
+
     /// Creates the actor: builds it, runs its start hook, registers it.
     ///
     /// # Errors
@@ -879,6 +969,16 @@ impl<A: Actor> ActorOptions<A> {
             return Err(ActorError::Invalid(
                 "mailbox, instances and max_concurrency must each be at least 1".to_owned(),
             ));
+        }
+        #[cfg(feature = "cluster")]
+        if let Some(link) = &self.cluster {
+            if self.process.is_some() {
+                return Err(ActorError::Invalid(
+                    "an actor is either on_cluster or in_process, not both".to_owned(),
+                ));
+            }
+            let link = link.clone()?;
+            return remote::spawn(&link, &self, args).map(A::Ref::from);
         }
         let address = self.address.clone().unwrap_or_else(|| {
             if self.process.is_some() {

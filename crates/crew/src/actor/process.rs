@@ -48,10 +48,11 @@
 //! constructor arguments; the callers waiting then send to it. Past `max_restarts` the actor is
 //! stopped and unregistered; calls fail with `Stopped`.
 //!
-//! **Remote placement, later.** A cluster transport needs exactly this: a way to reach the
-//! host (a NATS subject per address + uid instead of a socket), the same frames, the same
-//! permit-based bound at the caller, and a registry answering `NotFound` / `DuplicateUid` for
-//! its address.
+//! **Remote placement.** The cluster transport (`remote.rs`) reuses exactly this: the host
+//! (`start_instances`, `serve_host`, `HostConn` over another writer), the same frames, the same
+//! permit-based bound at the caller (`reply_slot`, `settle_frame`, `fail_pending`), with a NATS
+//! subject per address + uid instead of a socket and a key-value registry answering `NotFound`
+//! / `DuplicateUid` for its addresses.
 
 use std::collections::HashMap;
 use std::io::{BufWriter, Write};
@@ -99,6 +100,9 @@ pub(crate) enum ToActor {
     Cancel { id: u64 },
     /// Run the queued calls, the stop hook, answer `Stopped` and end.
     Stop,
+    /// End now: no hook, the queued calls are dropped (the remote placement's `kill`; a
+    /// process actor is killed with its process instead).
+    Kill,
 }
 
 /// Actor host → parent.
@@ -118,17 +122,28 @@ pub(crate) enum FromActor {
     Stopped,
 }
 
-/// What the host task gets.
+/// What the host task gets (and, in a cluster worker, the remote placement's host).
 #[derive(Debug, Serialize, Deserialize)]
-struct HostArgs {
-    socket: String,
-    actor: String,
-    signature: u64,
-    uid: String,
-    args: Vec<u8>,
-    instances: usize,
-    max_concurrency: usize,
-    mailbox: usize,
+pub(crate) struct HostArgs {
+    pub(crate) socket: String,
+    pub(crate) actor: String,
+    pub(crate) signature: u64,
+    pub(crate) uid: String,
+    pub(crate) args: Vec<u8>,
+    pub(crate) instances: usize,
+    pub(crate) max_concurrency: usize,
+    pub(crate) mailbox: usize,
+}
+
+/// Where an actor host gets its calls and sends its answers. Not a public API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum HostTransport {
+    /// The parent's socket (the process placement).
+    Socket(UnixStream),
+    /// NATS messages in a cluster worker (the remote placement).
+    #[cfg(feature = "cluster")]
+    Nats(Box<super::remote::NatsHost>),
 }
 
 /// One `#[crew::actor]` type that worker processes can host. Built by the macro.
@@ -136,8 +151,8 @@ struct HostArgs {
 pub struct ActorEntry {
     /// [`Actor::NAME`].
     pub name: &'static str,
-    /// Serves the actor on a connection: [`host_actor`] for the type.
-    pub host: fn(&[u8], UnixStream) -> Result<(), String>,
+    /// Serves the actor on a transport: [`host_actor`] for the type.
+    pub host: fn(&[u8], HostTransport) -> Result<(), String>,
 }
 
 inventory::collect!(ActorEntry);
@@ -160,7 +175,7 @@ fn host_task_call(input: &[u8]) -> Result<Vec<u8>, String> {
         .map_err(|error| format!("bad actor socket name: {error}"))?;
     let stream = UnixStream::connect_addr(&address)
         .map_err(|error| format!("cannot connect to the parent's actor socket: {error}"))?;
-    (entry.host)(input, stream)?;
+    (entry.host)(input, HostTransport::Socket(stream))?;
     codec::encode(&())
 }
 
@@ -180,7 +195,7 @@ inventory::submit! {
 }
 
 /// The signature of an actor type: its name and every method's name and types.
-fn actor_signature<A: Actor>() -> u64 {
+pub(crate) fn actor_signature<A: Actor>() -> u64 {
     let mut arguments = String::new();
     let mut results = String::new();
     for method in A::methods() {
@@ -197,9 +212,10 @@ fn actor_signature<A: Actor>() -> u64 {
 // ---------------------------------------------------------------------------------------------
 // The worker side.
 
-/// The host's connection, shared by the threads that answer.
-struct HostConn {
-    writer: Mutex<BufWriter<UnixStream>>,
+/// The host's connection to one caller, shared by the threads that answer: the parent's
+/// socket, or a caller's NATS inbox (each `send` flushes one frame to the writer).
+pub(crate) struct HostConn {
+    writer: Mutex<BufWriter<Box<dyn Write + Send>>>,
     streams: Mutex<HashMap<u64, HostStream>>,
 }
 
@@ -209,7 +225,19 @@ struct HostStream {
 }
 
 impl HostConn {
-    fn send(&self, header: &FromActor, payload: &[u8]) {
+    pub(crate) fn new(writer: Box<dyn Write + Send>) -> Self {
+        Self {
+            writer: Mutex::new(BufWriter::with_capacity(64 * 1024, writer)),
+            streams: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether a stream of this caller is open (its connection must stay).
+    pub(crate) fn has_streams(&self) -> bool {
+        !self.streams.lock().is_empty()
+    }
+
+    pub(crate) fn send(&self, header: &FromActor, payload: &[u8]) {
         let mut writer = self.writer.lock();
         // A write error means the parent is gone; the reader sees it and the host ends.
         let _ = write_frame(&mut *writer, header, payload).and_then(|()| writer.flush());
@@ -376,50 +404,74 @@ impl<A: Actor> Job<A> for EncodedJob {
     }
 }
 
-/// Serves actor `A` on `stream` in this worker (what the host task runs). Not a public API.
+/// Serves actor `A` on `transport` in this worker (what the host task runs). Not a public API.
 #[doc(hidden)]
-pub fn host_actor<A: Actor>(input: &[u8], stream: UnixStream) -> Result<(), String> {
+pub fn host_actor<A: Actor>(input: &[u8], transport: HostTransport) -> Result<(), String> {
     let args: HostArgs = codec::decode(input)?;
-    let reader_stream = stream
-        .try_clone()
-        .map_err(|error| format!("cannot clone the actor socket: {error}"))?;
-    let conn = Arc::new(HostConn {
-        writer: Mutex::new(BufWriter::with_capacity(64 * 1024, stream)),
-        streams: Mutex::new(HashMap::new()),
-    });
-    let start = if args.signature == actor_signature::<A>() {
-        codec::decode::<A::Args>(&args.args).and_then(|ctor| {
-            let mut instances = Vec::with_capacity(args.instances);
-            for _ in 0..args.instances {
-                let actor =
-                    construct::<A>(&args.uid, ctor.clone()).map_err(|error| match error {
-                        ActorError::StartFailed { message, .. } => message,
-                        other => other.to_string(),
-                    })?;
-                instances.push(Arc::new(Instance::new(actor)));
-            }
-            Ok(instances)
-        })
-    } else {
-        Err(format!(
+    match transport {
+        HostTransport::Socket(stream) => {
+            let mut reader_stream = stream
+                .try_clone()
+                .map_err(|error| format!("cannot clone the actor socket: {error}"))?;
+            let conn = Arc::new(HostConn::new(Box::new(stream)));
+            let instances = match start_instances::<A>(&args) {
+                Ok(instances) => instances,
+                Err(message) => {
+                    conn.send(&FromActor::StartFailed { message }, &[]);
+                    return Ok(());
+                }
+            };
+            conn.send(
+                &FromActor::Ready {
+                    pid: std::process::id(),
+                },
+                &[],
+            );
+            let mut reader = FrameReader::new();
+            serve_host(&args, instances, || {
+                // An error: the parent is gone (or killing us): nothing more to answer.
+                let frame = reader.read::<_, ToActor>(&mut reader_stream, None).ok()?;
+                Some((conn.clone(), frame.header, frame.payload))
+            });
+            Ok(())
+        }
+        #[cfg(feature = "cluster")]
+        HostTransport::Nats(host) => {
+            super::remote::host::<A>(&args, *host);
+            Ok(())
+        }
+    }
+}
+
+/// Builds the instances `args` asks for (constructor and start hook), after checking the
+/// caller's method table is this one.
+pub(crate) fn start_instances<A: Actor>(args: &HostArgs) -> Result<Vec<Arc<Instance<A>>>, String> {
+    if args.signature != actor_signature::<A>() {
+        return Err(format!(
             "the worker's `{}` has other methods or types than this process's: run the same \
              code on both sides",
             A::NAME
-        ))
-    };
-    let instances = match start {
-        Ok(instances) => instances,
-        Err(message) => {
-            conn.send(&FromActor::StartFailed { message }, &[]);
-            return Ok(());
-        }
-    };
-    conn.send(
-        &FromActor::Ready {
-            pid: std::process::id(),
-        },
-        &[],
-    );
+        ));
+    }
+    let ctor = codec::decode::<A::Args>(&args.args)?;
+    let mut instances = Vec::with_capacity(args.instances);
+    for _ in 0..args.instances {
+        let actor = construct::<A>(&args.uid, ctor.clone()).map_err(|error| match error {
+            ActorError::StartFailed { message, .. } => message,
+            other => other.to_string(),
+        })?;
+        instances.push(Arc::new(Instance::new(actor)));
+    }
+    Ok(instances)
+}
+
+/// Serves started `instances` on the frames `next` returns (each with the connection of the
+/// caller that sent it) until a `Stop` or `Kill`, or until `next` has no more.
+pub(crate) fn serve_host<A: Actor>(
+    args: &HostArgs,
+    instances: Vec<Arc<Instance<A>>>,
+    mut next: impl FnMut() -> Option<(Arc<HostConn>, ToActor, Vec<u8>)>,
+) {
     // One thread: run calls right here, in order. Several: the thread placement's mailbox.
     let local = (instances.len() * args.max_concurrency > 1).then(|| {
         Local::serve(
@@ -430,25 +482,18 @@ pub fn host_actor<A: Actor>(input: &[u8], stream: UnixStream) -> Result<(), Stri
             None,
         )
     });
-    let mut reader = FrameReader::new();
-    let mut reader_stream = reader_stream;
-    loop {
-        let frame = match reader.read::<_, ToActor>(&mut reader_stream, None) {
-            Ok(frame) => frame,
-            // The parent is gone (or killing us): nothing more to answer.
-            Err(_) => return Ok(()),
-        };
-        match frame.header {
+    while let Some((conn, header, payload)) = next() {
+        match header {
             ToActor::Call { id, method } | ToActor::Stream { id, method } => match &local {
-                None => execute(&conn, &instances[0], None, id, method, &frame.payload),
+                None => execute(&conn, &instances[0], None, id, method, &payload),
                 Some(local) => {
                     let job: Box<dyn Job<A>> = Box::new(EncodedJob {
                         conn: conn.clone(),
                         id,
                         method,
-                        payload: frame.payload,
+                        payload,
                     });
-                    // The parent's permits keep this mailbox from filling.
+                    // The callers' permits keep this mailbox from filling.
                     let _ = local.send(Envelope::Call(job), Mode::Blocking);
                 }
             },
@@ -480,7 +525,14 @@ pub fn host_actor<A: Actor>(input: &[u8], stream: UnixStream) -> Result<(), Stri
                     }
                 }
                 conn.send(&FromActor::Stopped, &[]);
-                return Ok(());
+                return;
+            }
+            ToActor::Kill => {
+                if let Some(local) = &local {
+                    drop(local.stop(true));
+                }
+                conn.send(&FromActor::Stopped, &[]);
+                return;
             }
         }
     }
@@ -505,9 +557,10 @@ impl Default for ProcessOptions {
     }
 }
 
-type Finish = Box<dyn FnOnce(Result<Vec<u8>, TaskError>) + Send>;
+pub(crate) type Finish = Box<dyn FnOnce(Result<Vec<u8>, TaskError>) + Send>;
 
-enum Pending {
+/// A call or stream waiting for the host's answer (shared with the remote placement).
+pub(crate) enum Pending {
     Call(Option<Finish>),
     Stream(Weak<RemoteItems>),
 }
@@ -928,26 +981,15 @@ impl<A: Actor> Remote<A> {
                 return Err(ActorError::Invalid(message));
             }
         };
-        let (handle, finish): (Option<TaskHandle<R>>, Option<Finish>) = if mode == Mode::Tell {
-            (None, None)
-        } else {
-            let (handle, completer) = pair::<R>();
-            let finish: Finish = Box::new(move |result: Result<Vec<u8>, TaskError>| {
-                if completer.start() {
-                    completer.complete(result.and_then(|bytes| {
-                        codec::decode::<R>(&bytes)
-                            .map_err(|message| TaskError::Transport { message })
-                    }));
-                }
-            });
+        let (handle, finish) = reply_slot::<R>(mode);
+        if let Some(handle) = &handle {
             let remote = self.me.clone();
             handle.set_driver(Arc::new(move |done, deadline| {
                 if let Some(remote) = remote.upgrade() {
                     remote.lead(done, deadline);
                 }
             }));
-            (Some(handle), Some(finish))
-        };
+        }
         self.send(
             mode,
             |id| (ToActor::Call { id, method: index }, Pending::Call(finish)),
@@ -1032,30 +1074,7 @@ impl<A: Actor> Remote<A> {
 
     /// Fails every call and stream in flight with `error`, except the `keep` ids.
     fn fail_inflight(&self, error: &TaskError, keep: &[u64]) {
-        let failed: Vec<Pending> = {
-            let mut inflight = self.inflight.lock();
-            let ids: Vec<u64> = inflight
-                .keys()
-                .copied()
-                .filter(|id| !keep.contains(id))
-                .collect();
-            ids.iter().filter_map(|id| inflight.remove(id)).collect()
-        };
-        for pending in failed {
-            match pending {
-                Pending::Call(finish) => {
-                    self.release_permit();
-                    if let Some(finish) = finish {
-                        finish(Err(error.clone()));
-                    }
-                }
-                Pending::Stream(items) => {
-                    if let Some(items) = items.upgrade() {
-                        items.push(Err(error.clone()));
-                    }
-                }
-            }
-        }
+        fail_pending(&self.inflight, error, keep, &|| self.release_permit());
     }
 
     /// The actor ended for good: unregister, settle the stop handles.
@@ -1073,53 +1092,11 @@ impl<A: Actor> Remote<A> {
 
     /// One frame from the host.
     fn on_frame(&self, header: FromActor, payload: Vec<u8>) -> bool {
-        match header {
-            FromActor::Reply { id, outcome } => {
-                let pending = self.inflight.lock().remove(&id);
-                match pending {
-                    Some(Pending::Call(finish)) => {
-                        self.release_permit();
-                        if let Some(finish) = finish {
-                            finish(outcome_result(outcome, payload));
-                        }
-                    }
-                    Some(Pending::Stream(items)) => {
-                        self.release_permit();
-                        if let Err(error) = outcome_result(outcome, Vec::new()) {
-                            if let Some(items) = items.upgrade() {
-                                items.push(Err(error));
-                            }
-                        } else {
-                            // Items and the end follow; keep the stream in flight.
-                            self.inflight.lock().insert(id, Pending::Stream(items));
-                        }
-                    }
-                    None => {}
-                }
-            }
-            FromActor::Item { id } => {
-                if let Some(Pending::Stream(items)) = self.inflight.lock().get(&id) {
-                    if let Some(items) = items.upgrade() {
-                        items.push(Ok(payload));
-                    }
-                }
-            }
-            FromActor::End { id, outcome } => {
-                if let Some(Pending::Stream(items)) = self.inflight.lock().remove(&id) {
-                    if let Some(items) = items.upgrade() {
-                        match outcome_result(outcome, Vec::new()) {
-                            Ok(_) => items.end(),
-                            Err(error) => items.push(Err(error)),
-                        }
-                    }
-                }
-            }
-            FromActor::Stopped => {
-                self.finish();
-                return false;
-            }
-            FromActor::Ready { .. } | FromActor::StartFailed { .. } => {}
+        if let FromActor::Stopped = header {
+            self.finish();
+            return false;
         }
+        settle_frame(&self.inflight, header, payload, &|| self.release_permit());
         true
     }
 
@@ -1171,7 +1148,108 @@ impl<A: Actor> Remote<A> {
     }
 }
 
-fn outcome_result(outcome: Outcome, payload: Vec<u8>) -> Result<Vec<u8>, TaskError> {
+/// A call's handle and what settles it from the host's encoded answer (none for a `tell`).
+pub(crate) fn reply_slot<R: Message>(mode: Mode) -> (Option<TaskHandle<R>>, Option<Finish>) {
+    if mode == Mode::Tell {
+        return (None, None);
+    }
+    let (handle, completer) = pair::<R>();
+    let finish: Finish = Box::new(move |result: Result<Vec<u8>, TaskError>| {
+        if completer.start() {
+            completer.complete(result.and_then(|bytes| {
+                codec::decode::<R>(&bytes).map_err(|message| TaskError::Transport { message })
+            }));
+        }
+    });
+    (Some(handle), Some(finish))
+}
+
+/// Settles what a `Reply`, `Item` or `End` frame answers; `release` gives a call's permit back.
+pub(crate) fn settle_frame(
+    inflight: &Mutex<HashMap<u64, Pending>>,
+    header: FromActor,
+    payload: Vec<u8>,
+    release: &dyn Fn(),
+) {
+    match header {
+        FromActor::Reply { id, outcome } => {
+            let pending = inflight.lock().remove(&id);
+            match pending {
+                Some(Pending::Call(finish)) => {
+                    release();
+                    if let Some(finish) = finish {
+                        finish(outcome_result(outcome, payload));
+                    }
+                }
+                Some(Pending::Stream(items)) => {
+                    release();
+                    if let Err(error) = outcome_result(outcome, Vec::new()) {
+                        if let Some(items) = items.upgrade() {
+                            items.push(Err(error));
+                        }
+                    } else {
+                        // Items and the end follow; keep the stream in flight.
+                        inflight.lock().insert(id, Pending::Stream(items));
+                    }
+                }
+                None => {}
+            }
+        }
+        FromActor::Item { id } => {
+            if let Some(Pending::Stream(items)) = inflight.lock().get(&id) {
+                if let Some(items) = items.upgrade() {
+                    items.push(Ok(payload));
+                }
+            }
+        }
+        FromActor::End { id, outcome } => {
+            if let Some(Pending::Stream(items)) = inflight.lock().remove(&id) {
+                if let Some(items) = items.upgrade() {
+                    match outcome_result(outcome, Vec::new()) {
+                        Ok(_) => items.end(),
+                        Err(error) => items.push(Err(error)),
+                    }
+                }
+            }
+        }
+        FromActor::Stopped | FromActor::Ready { .. } | FromActor::StartFailed { .. } => {}
+    }
+}
+
+/// Fails every call and stream in `inflight` with `error`, except the `keep` ids.
+pub(crate) fn fail_pending(
+    inflight: &Mutex<HashMap<u64, Pending>>,
+    error: &TaskError,
+    keep: &[u64],
+    release: &dyn Fn(),
+) {
+    let failed: Vec<Pending> = {
+        let mut inflight = inflight.lock();
+        let ids: Vec<u64> = inflight
+            .keys()
+            .copied()
+            .filter(|id| !keep.contains(id))
+            .collect();
+        ids.iter().filter_map(|id| inflight.remove(id)).collect()
+    };
+    for pending in failed {
+        match pending {
+            Pending::Call(finish) => {
+                release();
+                if let Some(finish) = finish {
+                    finish(Err(error.clone()));
+                }
+            }
+            Pending::Stream(items) => {
+                if let Some(items) = items.upgrade() {
+                    items.push(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn outcome_result(outcome: Outcome, payload: Vec<u8>) -> Result<Vec<u8>, TaskError> {
     match outcome {
         Outcome::Ok => Ok(payload),
         Outcome::Panicked(message) => Err(TaskError::Panicked { message }),

@@ -149,6 +149,21 @@ impl Submitter {
         })
     }
 
+    /// The connection, JetStream context and runtime, for the remote actor placement.
+    pub(crate) fn link(
+        &self,
+    ) -> (
+        async_nats::Client,
+        jetstream::Context,
+        tokio::runtime::Handle,
+    ) {
+        (
+            self.shared.nats.clone(),
+            self.shared.js.clone(),
+            self.shared.handle.clone(),
+        )
+    }
+
     pub(crate) fn options(&self) -> &ClusterOptions {
         &self.shared.options
     }

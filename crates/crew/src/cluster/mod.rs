@@ -450,6 +450,23 @@ impl Cluster {
         self.nats("requeue")?.requeue(*id)
     }
 
+    /// What the remote actor placement needs: the connection, JetStream, the I/O runtime.
+    pub(crate) fn actor_link(
+        &self,
+    ) -> Result<
+        (
+            async_nats::Client,
+            async_nats::jetstream::Context,
+            tokio::runtime::Handle,
+            ClusterOptions,
+        ),
+        ClusterError,
+    > {
+        let client = self.nats("remote actors")?;
+        let (nats, js, runtime) = client.link();
+        Ok((nats, js, runtime, client.options().clone()))
+    }
+
     /// The options this cluster connected with (`None` on the process-pool fallback).
     pub fn options(&self) -> Option<&ClusterOptions> {
         self.nats("options").ok().map(|client| client.options())

@@ -477,7 +477,16 @@ async fn serve(
         bucket: tokio::sync::OnceCell::new(),
         options,
     });
+    // Actors placed on this worker (`ActorOptions::on_cluster`): created and served here.
+    let actors = crate::actor::serve_cluster_actors(
+        worker.nats.clone(),
+        worker.js.clone(),
+        worker.options.cluster.clone(),
+        name.clone(),
+    )
+    .await?;
     let background = vec![
+        actors,
         tokio::spawn(listen_cancels(worker.clone(), cancels)),
         tokio::spawn(listen_advisories(worker.clone(), advisories)),
         tokio::spawn(progress(worker.clone())),

@@ -45,6 +45,34 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     }
 }
 
+/// Splits the first frame off `bytes` (frames packed in one message, as the remote actor
+/// placement sends them): its header, its payload and the rest.
+///
+/// # Errors
+/// A message when `bytes` does not start with a whole, sane frame.
+pub(crate) fn split_frame<H: DeserializeOwned>(bytes: &[u8]) -> Result<(H, &[u8], &[u8]), String> {
+    let prefix = bytes
+        .get(..PREFIX)
+        .ok_or_else(|| format!("a truncated frame ({} bytes)", bytes.len()))?;
+    let header_len = u32::from_le_bytes(prefix[..4].try_into().expect("4 bytes")) as usize;
+    let payload_len = u64::from_le_bytes(prefix[4..].try_into().expect("8 bytes"));
+    if header_len == 0 || header_len > MAX_HEADER || payload_len > MAX_PAYLOAD {
+        return Err(format!(
+            "malformed frame: header length {header_len}, payload length {payload_len}"
+        ));
+    }
+    let header_end = PREFIX + header_len;
+    let end = header_end + payload_len as usize;
+    if bytes.len() < end {
+        return Err(format!(
+            "a truncated frame ({} of {end} bytes)",
+            bytes.len()
+        ));
+    }
+    let header = decode(&bytes[PREFIX..header_end])?;
+    Ok((header, &bytes[header_end..end], &bytes[end..]))
+}
+
 /// Writes one frame. Blocks until it is written (large payloads go straight from their buffer).
 ///
 /// # Errors

@@ -1,0 +1,1296 @@
+//! The remote placement: an actor on a cluster worker, registered under an address (a pool or
+//! node name) and a uid, found from any process that reaches the NATS server.
+//!
+//! # Design note: subjects, registry, delivery, failures
+//!
+//! **Same host, same frames, other wire.** A remote actor is hosted exactly as a process actor
+//! is (`process::host_actor` → `start_instances` → `serve_host`, the same method table and
+//! the same `ToActor` / `FromActor` frames of the task layer's codec); only the transport
+//! differs: NATS messages instead of a Unix socket. The caller keeps the process placement's
+//! permit-based bound (a permit per call in flight, returned by its reply; `try_` reports
+//! `Full`, `*_async` waits in the `room`) and settles replies with the same `settle_frame`.
+//!
+//! **Subjects** (deployment prefix `P`; address and uid as subject tokens, escaped so that two
+//! names never share one):
+//! * `P.actor.<address>.<uid>`: calls, streams' credits, `Stop`; each member of the actor
+//!   subscribes in the queue group `members` (one member, or `instances(n)` of a stateless
+//!   actor spread over the workers serving the address). Core NATS request/reply, never
+//!   JetStream: an actor call is a conversation with a live object, not a stored job.
+//! * `P.actor.<address>.<uid>.ctl`: `Kill` and, for a pool, `Stop`: every member hears it.
+//! * `P.actors.create.<address>`: creation requests. Every worker answers for the address
+//!   `cluster` (a queue group: any worker) and for its own name (a node address).
+//!
+//! **Registry.** The key-value bucket `P_ACTORS`, key `<address>.<uid>`, value the actor's
+//! type, signature, member count and the creating worker. The creator claims the key with
+//! `create` (atomic on the server: it fails when the key exists), so a uid taken twice is
+//! [`ActorError::DuplicateUid`] before any constructor runs; a start that fails deletes the
+//! key. A graceful stop or a kill removes the key (and the subscriptions) *before* the host
+//! answers `Stopped`, so a lookup after `stop()` returned is `NotFound`. A worker that died
+//! leaves its keys behind: a lookup (or a creation meeting the key) probes the actor's
+//! subject, and "no responders" there marks the key stale: it is deleted and the answer is
+//! `NotFound` (the creation proceeds).
+//!
+//! **Delivery.** A caller has one inbox `_INBOX.<random>.>` per reference and one outbox per
+//! actor: frames are appended to a buffer and one task publishes the buffer as one NATS message
+//! (a batch of frames) whenever it is not empty, so pipelined calls share messages and flushes
+//! while a lone blocking call goes out at once. The reply subject of a batch is
+//! `<inbox>.<first id>.<last id>`; the host answers on `<inbox>.r`, batching its replies the
+//! same way. NATS keeps the order of one connection's messages to one subscriber, and the host
+//! runs a member's calls in order, so calls from one caller run in the order sent.
+//!
+//! **Failures.**
+//! * No actor: the server answers a batch sent where nobody listens with "no responders"
+//!   (status 503) at the batch's reply subject: the calls `first..=last` fail with
+//!   [`ActorError::NotFound`] at once, never a timeout.
+//! * The worker dies: nobody answers the calls it held. While calls are in flight and no reply
+//!   came for [`PROBE_AFTER`], the caller probes the actor's subject; "no responders" means
+//!   every member is gone: the calls in flight fail with [`TaskError::WorkerDied`] naming the
+//!   worker, later calls with `Stopped`. (A stateless pool with one member of several gone
+//!   keeps answering; the calls that member held stay unanswered: a documented limit.)
+//! * An actor method that panics fails its call with `Panicked`; the actor lives on (as in
+//!   the other placements). A crash of the worker process ends the actor: it is not restarted.
+//!
+//! **Limits, for now.** A worker serves the address `cluster` and its own name (no other pool
+//! names yet). The actor runs on threads of the worker process itself (not in its process
+//! pool). A pool's `stop` goes to every member on the control subject and may overtake calls a
+//! member has not read yet (they then fail with `Stopped`). A serialized reference to a remote
+//! actor deserializes through the process's own registry (`Missing`): use `find` instead.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, kv};
+use async_nats::{HeaderMap, StatusCode, Subject};
+use bytes::Bytes;
+use futures::StreamExt;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use crate::actor::ending::{Ending, Request};
+use crate::actor::process::{
+    actor_signature, fail_pending, reply_slot, serve_host, settle_frame, start_instances,
+    ActorEntry, FromActor, HostArgs, HostConn, HostTransport, Pending, ToActor,
+};
+use crate::actor::room::{Offer, Room};
+use crate::actor::stream::RemoteItems;
+use crate::actor::{Actor, ActorError, ActorOptions, ActorRef, ActorStream, Address, Mode, Target};
+use crate::cluster::{Cluster, ClusterError, ClusterOptions};
+use crate::error::{TaskError, WorkerId};
+use crate::executor::Message;
+use crate::sync::Semaphore;
+use crate::task::codec::{self, split_frame, write_frame};
+use crate::task::TaskHandle;
+
+/// How long calls may wait for a reply before the caller checks the actor is still there.
+pub const PROBE_AFTER: Duration = Duration::from_millis(300);
+/// How long a creation may take (the constructor and start hook included).
+const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The NATS header marking a liveness probe (answered by the host's I/O task, never queued).
+const PROBE_HEADER: &str = "Crew-Probe";
+/// The queue group of an actor's members.
+const MEMBERS: &str = "members";
+
+/// The address every cluster worker serves: "any worker" ([`Address::cluster`]).
+pub(crate) const CLUSTER_ADDRESS: &str = "cluster";
+
+/// A name as one subject token (and key-value key part): letters, digits, `-` and `_` stay,
+/// every other byte is `=XX`, so two names never share a token.
+fn token(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("={byte:02X}"));
+        }
+    }
+    if out.is_empty() {
+        out.push_str("=00");
+    }
+    out
+}
+
+fn call_subject(prefix: &str, address: &Address, uid: &str) -> String {
+    format!("{prefix}.actor.{}.{}", token(address.as_str()), token(uid))
+}
+
+fn create_subject(prefix: &str, address: &str) -> String {
+    format!("{prefix}.actors.create.{}", token(address))
+}
+
+fn registry_key(address: &Address, uid: &str) -> String {
+    format!("{}.{}", token(address.as_str()), token(uid))
+}
+
+/// The registry bucket `P_ACTORS`.
+async fn registry(
+    js: &jetstream::Context,
+    options: &ClusterOptions,
+) -> Result<kv::Store, ClusterError> {
+    let name = format!("{}_ACTORS", options.prefix_name().to_ascii_uppercase());
+    if let Ok(store) = js.get_key_value(&name).await {
+        return Ok(store);
+    }
+    js.create_key_value(kv::Config {
+        bucket: name.clone(),
+        history: 1,
+        storage: match options.storage {
+            crate::cluster::Storage::Memory => jetstream::stream::StorageType::Memory,
+            crate::cluster::Storage::File => jetstream::stream::StorageType::File,
+        },
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| ClusterError::JetStream {
+        message: format!("cannot create the key-value bucket {name}: {e}"),
+    })
+}
+
+/// A registry entry.
+#[derive(Debug, Serialize, Deserialize)]
+struct Entry {
+    actor: String,
+    signature: u64,
+    members: usize,
+}
+
+/// A creation request to a worker.
+#[derive(Debug, Serialize, Deserialize)]
+struct CreateRequest {
+    address: Address,
+    key: String,
+    host: HostArgs,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum CreateReply {
+    Ready { worker: String, pid: u32 },
+    Failed(String),
+}
+
+/// What a [`Cluster`] lends its actors: its connection and I/O runtime.
+#[derive(Clone)]
+pub(crate) struct Link {
+    nats: async_nats::Client,
+    js: jetstream::Context,
+    runtime: tokio::runtime::Handle,
+    options: ClusterOptions,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("prefix", &self.options.prefix_name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Link {
+    pub(crate) fn of(cluster: &Cluster) -> Result<Link, ActorError> {
+        let (nats, js, runtime, options) = cluster.actor_link().map_err(|error| {
+            ActorError::Invalid(format!("remote actors need a NATS cluster: {error}"))
+        })?;
+        Ok(Link {
+            nats,
+            js,
+            runtime,
+            options,
+        })
+    }
+
+    /// Runs `future` on the cluster's runtime and waits for it (from any thread).
+    fn run<T: Send + 'static>(
+        &self,
+        future: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> Result<T, ActorError> {
+        futures::executor::block_on(self.runtime.spawn(future))
+            .map_err(|error| ActorError::Invalid(format!("the cluster's runtime failed: {error}")))
+    }
+}
+
+fn cluster_error(error: impl std::fmt::Display) -> ActorError {
+    ActorError::Invalid(format!("the cluster failed: {error}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outboxes: frames appended, published in batches.
+
+/// One message to publish: its frames and the call ids among them (first, last).
+type Batch = (Vec<u8>, Option<(u64, u64)>);
+
+struct OutState {
+    messages: Vec<Batch>,
+    closed: bool,
+}
+
+/// Frames waiting for the publishing task, which sends what is there, one message per batch.
+struct Outbox {
+    state: Mutex<OutState>,
+    ready: Notify,
+    /// One call per message (a stateless pool: each call may go to another member).
+    one_call_each: bool,
+}
+
+impl Outbox {
+    /// An outbox and its publishing task: to `subject`, with the reply subject
+    /// `<inbox>.<first>.<last>` (or `<inbox>.c` without calls) when `inbox` is given.
+    fn start(
+        link: &Link,
+        subject: String,
+        inbox: Option<String>,
+        one_call_each: bool,
+    ) -> Arc<Outbox> {
+        let outbox = Arc::new(Outbox {
+            state: Mutex::new(OutState {
+                messages: Vec::new(),
+                closed: false,
+            }),
+            ready: Notify::new(),
+            one_call_each,
+        });
+        let nats = link.nats.clone();
+        let publishing = outbox.clone();
+        let subject = Subject::from(subject);
+        link.runtime.spawn(async move {
+            loop {
+                publishing.ready.notified().await;
+                loop {
+                    let (messages, closed) = {
+                        let mut state = publishing.state.lock();
+                        (std::mem::take(&mut state.messages), state.closed)
+                    };
+                    if messages.is_empty() {
+                        if closed {
+                            return;
+                        }
+                        break;
+                    }
+                    for (bytes, ids) in messages {
+                        let bytes = Bytes::from(bytes);
+                        let sent = match &inbox {
+                            Some(inbox) => {
+                                let reply = match ids {
+                                    Some((first, last)) => format!("{inbox}.{first}.{last}"),
+                                    None => format!("{inbox}.c"),
+                                };
+                                nats.publish_with_reply(subject.clone(), reply, bytes).await
+                            }
+                            None => nats.publish(subject.clone(), bytes).await,
+                        };
+                        if sent.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        outbox
+    }
+
+    /// Appends frames (`frames` returns the call id among them, if any) and wakes the
+    /// publisher.
+    fn push(&self, frames: impl FnOnce(&mut Vec<u8>) -> Option<u64>) {
+        let mut state = self.state.lock();
+        let was_empty = state.messages.is_empty();
+        let split =
+            self.one_call_each && state.messages.last().is_some_and(|(_, ids)| ids.is_some());
+        if was_empty || split {
+            state.messages.push((Vec::new(), None));
+        }
+        let (bytes, ids) = state.messages.last_mut().expect("a message to fill");
+        if let Some(id) = frames(bytes) {
+            *ids = Some(match *ids {
+                Some((first, _)) => (first, id),
+                None => (id, id),
+            });
+        }
+        drop(state);
+        if was_empty {
+            self.ready.notify_one();
+        }
+    }
+
+    fn close(&self) {
+        self.state.lock().closed = true;
+        self.ready.notify_one();
+    }
+}
+
+/// The host's writer to one caller: frames go to that caller's outbox.
+struct OutboxWriter(Arc<Outbox>);
+
+impl Write for OutboxWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.push(|buffer| {
+            buffer.extend_from_slice(bytes);
+            None
+        });
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The worker side.
+
+/// One message for a hosted actor: the frames and the caller's reply subject.
+struct Incoming {
+    reply: Option<Subject>,
+    payload: Bytes,
+}
+
+/// What the remote host gets from the worker: the actor's incoming messages and a way to
+/// report readiness and to leave. Not a public API.
+#[doc(hidden)]
+pub struct NatsHost {
+    link: Link,
+    messages: std::sync::mpsc::Receiver<Incoming>,
+    ready: tokio::sync::oneshot::Sender<Result<(), String>>,
+    /// Unsubscribes and clears the registry entry; called before `Stopped` is answered.
+    leave: tokio::sync::oneshot::Sender<tokio::sync::oneshot::Sender<()>>,
+    /// Set by a `Kill` on the control subject (the reply subject of the killer).
+    killed: Arc<Mutex<Option<Subject>>>,
+}
+
+impl std::fmt::Debug for NatsHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsHost").finish_non_exhaustive()
+    }
+}
+
+/// The base of a caller's reply subject (`<inbox>.<first>.<last>` or `<inbox>.c` →
+/// `<inbox>`).
+fn inbox_of(reply: &str) -> &str {
+    if let Some(base) = reply.strip_suffix(".c") {
+        return base;
+    }
+    let mut base = reply;
+    for _ in 0..2 {
+        if let Some(dot) = base.rfind('.') {
+            base = &base[..dot];
+        }
+    }
+    base
+}
+
+/// The host's connections, by caller inbox.
+type Conns = Mutex<HashMap<String, (Arc<HostConn>, Arc<Outbox>)>>;
+
+/// Hosts actor `A` on NATS messages (runs on the member's own thread).
+pub(crate) fn host<A: Actor>(args: &HostArgs, host: NatsHost) {
+    let instances = match start_instances::<A>(args) {
+        Ok(instances) => instances,
+        Err(message) => {
+            let _ = host.ready.send(Err(message));
+            return;
+        }
+    };
+    let _ = host.ready.send(Ok(()));
+    let NatsHost {
+        link,
+        messages,
+        leave,
+        killed,
+        ..
+    } = host;
+    let mut leave = Some(leave);
+    let conns: Conns = Mutex::default();
+    let conn_for = |reply: &str| -> Arc<HostConn> {
+        let inbox = inbox_of(reply);
+        let mut conns = conns.lock();
+        if let Some((conn, _)) = conns.get(inbox) {
+            return conn.clone();
+        }
+        if conns.len() >= 256 {
+            // Forget callers without open streams (their outboxes end once sent).
+            conns.retain(|_, (conn, outbox)| {
+                let keep = conn.has_streams();
+                if !keep {
+                    outbox.close();
+                }
+                keep
+            });
+        }
+        let outbox = Outbox::start(&link, format!("{inbox}.r"), None, false);
+        let conn = Arc::new(HostConn::new(Box::new(OutboxWriter(outbox.clone()))));
+        conns.insert(inbox.to_owned(), (conn.clone(), outbox));
+        conn
+    };
+    let mut current: Option<(Arc<HostConn>, Bytes, usize)> = None;
+    let mut leave_now = |link: &Link| {
+        if let Some(leave) = leave.take() {
+            let (done, left) = tokio::sync::oneshot::channel();
+            if leave.send(done).is_ok() {
+                let _ = link.run(async move {
+                    let _ = left.await;
+                });
+            }
+        }
+    };
+    serve_host::<A>(args, instances, || loop {
+        if let Some(reply) = killed.lock().take() {
+            leave_now(&link);
+            return Some((conn_for(&reply), ToActor::Kill, Vec::new()));
+        }
+        if let Some((conn, payload, at)) = &mut current {
+            if *at < payload.len() {
+                match split_frame::<ToActor>(&payload[*at..]) {
+                    Ok((header, body, rest)) => {
+                        *at = payload.len() - rest.len();
+                        if matches!(header, ToActor::Stop | ToActor::Kill) {
+                            leave_now(&link);
+                        }
+                        return Some((conn.clone(), header, body.to_vec()));
+                    }
+                    Err(message) => {
+                        eprintln!("crew: a malformed message for an actor: {message}");
+                    }
+                }
+            }
+            current = None;
+        }
+        let incoming = messages.recv().ok()?;
+        let Some(reply) = incoming.reply else {
+            continue;
+        };
+        current = Some((conn_for(&reply), incoming.payload, 0));
+    });
+    // The outboxes end once their last frames went out.
+    for (_, outbox) in conns.lock().values() {
+        outbox.close();
+    }
+}
+
+/// Serves actor creation on a cluster worker named `worker`: requests for the address
+/// `cluster` (any worker, a queue group) and for `worker` itself.
+pub(crate) async fn serve_actors(
+    nats: async_nats::Client,
+    js: jetstream::Context,
+    options: ClusterOptions,
+    worker: String,
+) -> Result<tokio::task::JoinHandle<()>, ClusterError> {
+    let prefix = options.prefix_name().to_owned();
+    let subscribe_error = |e: async_nats::SubscribeError| ClusterError::JetStream {
+        message: format!("cannot subscribe to actor creation: {e}"),
+    };
+    let any = nats
+        .queue_subscribe(
+            create_subject(&prefix, CLUSTER_ADDRESS),
+            format!("{prefix}-actor-hosts"),
+        )
+        .await
+        .map_err(subscribe_error)?;
+    let named = nats
+        .subscribe(create_subject(&prefix, &worker))
+        .await
+        .map_err(subscribe_error)?;
+    let link = Link {
+        nats: nats.clone(),
+        js,
+        runtime: tokio::runtime::Handle::current(),
+        options,
+    };
+    let mut requests = futures::stream::select(any, named);
+    Ok(tokio::spawn(async move {
+        while let Some(request) = requests.next().await {
+            let link = link.clone();
+            let worker = worker.clone();
+            tokio::spawn(async move {
+                let Some(reply) = request.reply.clone() else {
+                    return;
+                };
+                let answer = match create_member(&link, &worker, &request.payload).await {
+                    Ok(()) => CreateReply::Ready {
+                        worker,
+                        pid: std::process::id(),
+                    },
+                    Err(message) => CreateReply::Failed(message),
+                };
+                if let Ok(bytes) = codec::encode(&answer) {
+                    let _ = link.nats.publish(reply, bytes.into()).await;
+                }
+            });
+        }
+    }))
+}
+
+/// Starts one member of an actor here: subscribes, builds it on its own thread, serves.
+async fn create_member(link: &Link, worker: &str, payload: &[u8]) -> Result<(), String> {
+    let request: CreateRequest = codec::decode(payload)?;
+    let entry = inventory::iter::<ActorEntry>
+        .into_iter()
+        .find(|entry| entry.name == request.host.actor)
+        .ok_or_else(|| {
+            format!(
+                "worker `{worker}` has no actor `{}`: mark its impl block #[crew::actor] in the \
+                 worker's program",
+                request.host.actor
+            )
+        })?;
+    let prefix = link.options.prefix_name();
+    let subject = call_subject(prefix, &request.address, &request.host.uid);
+    let calls = link
+        .nats
+        .queue_subscribe(subject.clone(), MEMBERS.to_owned())
+        .await
+        .map_err(|e| format!("cannot subscribe to {subject}: {e}"))?;
+    let control = link
+        .nats
+        .subscribe(format!("{subject}.ctl"))
+        .await
+        .map_err(|e| format!("cannot subscribe to {subject}.ctl: {e}"))?;
+    let (sender, messages) = std::sync::mpsc::channel();
+    let (ready, started) = tokio::sync::oneshot::channel();
+    let (leave, leaving) = tokio::sync::oneshot::channel::<tokio::sync::oneshot::Sender<()>>();
+    let killed = Arc::new(Mutex::new(None));
+    let host = NatsHost {
+        link: link.clone(),
+        messages,
+        ready,
+        leave,
+        killed: killed.clone(),
+    };
+    let input = codec::encode(&request.host)?;
+    let host_fn = entry.host;
+    let uid = request.host.uid.clone();
+    std::thread::Builder::new()
+        .name(format!("crew-actor-{uid}"))
+        .spawn(move || {
+            if let Err(message) = host_fn(&input, HostTransport::Nats(Box::new(host))) {
+                eprintln!("crew: actor `{uid}` could not be hosted: {message}");
+            }
+        })
+        .map_err(|e| format!("cannot start the actor's thread: {e}"))?;
+    match started.await {
+        Ok(Ok(())) => {}
+        Ok(Err(message)) => return Err(message),
+        Err(_) => return Err("the actor's thread ended before it started".to_owned()),
+    }
+    // Forward messages to the member's thread, answer probes, listen for kills, and leave.
+    let nats = link.nats.clone();
+    let kv = registry(&link.js, &link.options).await.ok();
+    let key = request.key;
+    let whoami =
+        Bytes::from(codec::encode(&(worker.to_owned(), std::process::id())).unwrap_or_default());
+    tokio::spawn(async move {
+        let mut calls = calls;
+        let mut control = control;
+        let mut leaving = leaving;
+        let forward = |message: async_nats::Message| -> bool {
+            sender
+                .send(Incoming {
+                    reply: message.reply,
+                    payload: message.payload,
+                })
+                .is_ok()
+        };
+        let done = loop {
+            tokio::select! {
+                biased;
+                done = &mut leaving => break done.ok(),
+                message = calls.next() => {
+                    let Some(message) = message else { break None };
+                    if is_probe(&message) {
+                        if let Some(reply) = message.reply {
+                            let _ = nats.publish(reply, whoami.clone()).await;
+                        }
+                        continue;
+                    }
+                    if !forward(message) { break None; }
+                }
+                message = control.next() => {
+                    let Some(message) = message else { break None };
+                    if is_probe(&message) { continue; }
+                    let kill = matches!(
+                        split_frame::<ToActor>(&message.payload),
+                        Ok((ToActor::Kill, _, _))
+                    );
+                    if kill {
+                        if let Some(reply) = message.reply.clone() {
+                            *killed.lock() = Some(reply);
+                        }
+                    }
+                    if !forward(message) { break None; }
+                }
+            }
+        };
+        let _ = calls.unsubscribe().await;
+        let _ = control.unsubscribe().await;
+        if let Some(kv) = kv {
+            let _ = kv.delete(&key).await;
+        }
+        let _ = nats.flush().await;
+        if let Some(done) = done {
+            let _ = done.send(());
+        }
+    });
+    Ok(())
+}
+
+fn is_probe(message: &async_nats::Message) -> bool {
+    message
+        .headers
+        .as_ref()
+        .is_some_and(|headers| headers.get(PROBE_HEADER).is_some())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The caller side.
+
+/// The caller's side of a remote actor: its outbox, its inbox and the calls in flight.
+pub(crate) struct Remote<A: Actor> {
+    uid: String,
+    subject: String,
+    /// The base of this caller's reply subjects.
+    inbox: String,
+    link: Link,
+    members: usize,
+    /// The worker that created the actor (for `WorkerDied`).
+    worker: WorkerId,
+    permits: Semaphore,
+    room: Room,
+    outbox: Arc<Outbox>,
+    inflight: Mutex<HashMap<u64, Pending>>,
+    next_id: AtomicU64,
+    /// `Stopped` answers still expected before the actor is gone.
+    stopping_members: AtomicU64,
+    /// Milliseconds (since `epoch`) of the last reply, for the liveness probe.
+    last_reply: AtomicU64,
+    epoch: Instant,
+    closed: AtomicBool,
+    reason: Mutex<String>,
+    ending: Ending,
+    tasks: Vec<tokio::task::AbortHandle>,
+    _actor: std::marker::PhantomData<fn() -> A>,
+}
+
+impl<A: Actor> Drop for Remote<A> {
+    fn drop(&mut self) {
+        self.outbox.close();
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl<A: Actor> Remote<A> {
+    /// A caller for the actor at `subject`: subscribes its inbox, starts its tasks.
+    fn connect(
+        link: &Link,
+        address: &Address,
+        uid: &str,
+        members: usize,
+        worker: WorkerId,
+        mailbox: usize,
+    ) -> Result<Arc<Self>, ActorError> {
+        let subject = call_subject(link.options.prefix_name(), address, uid);
+        let inbox = link.nats.new_inbox();
+        let nats = link.nats.clone();
+        let wildcard = format!("{inbox}.>");
+        let replies = link
+            .run(async move { nats.subscribe(wildcard).await })?
+            .map_err(cluster_error)?;
+        let outbox = Outbox::start(link, subject.clone(), Some(inbox.clone()), members > 1);
+        let remote = Arc::new_cyclic(|me: &Weak<Remote<A>>| {
+            let reader = link.runtime.spawn(read_replies(me.clone(), replies));
+            let watchdog = link.runtime.spawn(watch(
+                me.clone(),
+                link.nats.clone(),
+                subject.clone(),
+                inbox.clone(),
+            ));
+            Remote {
+                uid: uid.to_owned(),
+                subject,
+                inbox,
+                link: link.clone(),
+                members,
+                worker,
+                permits: Semaphore::new(mailbox),
+                room: Room::default(),
+                outbox,
+                inflight: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
+                stopping_members: AtomicU64::new(members as u64),
+                last_reply: AtomicU64::new(0),
+                epoch: Instant::now(),
+                closed: AtomicBool::new(false),
+                reason: Mutex::new(String::new()),
+                ending: Ending::default(),
+                tasks: vec![reader.abort_handle(), watchdog.abort_handle()],
+                _actor: std::marker::PhantomData,
+            }
+        });
+        Ok(remote)
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn stopped_error(&self) -> ActorError {
+        let reason = self.reason.lock().clone();
+        ActorError::Stopped {
+            uid: self.uid.clone(),
+            reason: if reason.is_empty() {
+                "it was stopped or killed".to_owned()
+            } else {
+                reason
+            },
+        }
+    }
+
+    fn release_permit(&self) {
+        self.permits.release();
+        self.room.freed();
+    }
+
+    /// Takes a permit (the bound), then queues `header` + `payload` with `pending`.
+    fn send(
+        &self,
+        mode: Mode,
+        make: impl FnOnce(u64) -> (ToActor, Pending),
+        payload: &[u8],
+    ) -> Result<(), ActorError> {
+        if self.closed.load(Ordering::Acquire) {
+            if mode == Mode::Held {
+                self.release_permit();
+            }
+            return Err(self.stopped_error());
+        }
+        match mode {
+            Mode::Try => match self.permits.try_acquire() {
+                Some(permit) => permit.forget(),
+                None => {
+                    return Err(ActorError::Full {
+                        uid: self.uid.clone(),
+                    })
+                }
+            },
+            Mode::Blocking | Mode::Tell => self.permits.acquire().forget(),
+            Mode::Held => {}
+        }
+        if self.inflight.lock().is_empty() {
+            // The probe measures silence from the first call in flight.
+            self.last_reply.store(self.now_ms(), Ordering::Release);
+        }
+        let mut result = Ok(());
+        // Ids are taken inside the outbox's lock, so a batch holds the ids `first..=last`.
+        self.outbox.push(|buffer| {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let (header, pending) = make(id);
+            self.inflight.lock().insert(id, pending);
+            match write_frame(buffer, &header, payload) {
+                Ok(()) => Some(id),
+                Err(error) => {
+                    result = Err(error);
+                    None
+                }
+            }
+        });
+        result.map_err(|error| ActorError::Invalid(format!("cannot encode a call: {error}")))
+    }
+
+    pub(crate) fn call<Args: Message, R: Message>(
+        &self,
+        index: u32,
+        args: &Args,
+        mode: Mode,
+    ) -> Result<Option<TaskHandle<R>>, ActorError> {
+        let payload = match codec::encode(args) {
+            Ok(payload) => payload,
+            Err(message) => {
+                if mode == Mode::Held {
+                    self.release_permit();
+                }
+                return Err(ActorError::Invalid(message));
+            }
+        };
+        let (handle, finish) = reply_slot::<R>(mode);
+        self.send(
+            mode,
+            |id| (ToActor::Call { id, method: index }, Pending::Call(finish)),
+            &payload,
+        )?;
+        Ok(handle)
+    }
+
+    pub(crate) async fn call_async<Args: Message, R: Message>(
+        &self,
+        index: u32,
+        args: Args,
+    ) -> Result<TaskHandle<R>, ActorError> {
+        self.room
+            .offer(|| {
+                if self.closed.load(Ordering::Acquire) {
+                    return Offer::Done(Err(self.stopped_error()));
+                }
+                match self.permits.try_acquire() {
+                    Some(permit) => {
+                        permit.forget();
+                        Offer::Done(Ok(()))
+                    }
+                    None => Offer::Full,
+                }
+            })
+            .await?;
+        self.call(index, &args, Mode::Held)
+            .map(|handle| handle.expect("a call has a handle"))
+    }
+
+    pub(crate) fn stream<Args: Message, T: Message>(
+        self: &Arc<Self>,
+        index: u32,
+        args: &Args,
+    ) -> ActorStream<T> {
+        let payload = match codec::encode(args) {
+            Ok(payload) => payload,
+            Err(message) => return ActorStream::failed(TaskError::Transport { message }),
+        };
+        let id = Arc::new(AtomicU64::new(0));
+        let (credit_to, cancel_to) = (Arc::downgrade(self), Arc::downgrade(self));
+        let (credit_id, cancel_id) = (id.clone(), id.clone());
+        let items = Arc::new(RemoteItems::new(
+            Box::new(move |items| {
+                if let Some(remote) = credit_to.upgrade() {
+                    let id = credit_id.load(Ordering::Acquire);
+                    remote.control(&ToActor::Credit { id, items }, false);
+                }
+            }),
+            Box::new(move || {
+                if let Some(remote) = cancel_to.upgrade() {
+                    let id = cancel_id.load(Ordering::Acquire);
+                    remote.inflight.lock().remove(&id);
+                    remote.control(&ToActor::Cancel { id }, false);
+                }
+            }),
+        ));
+        let weak = Arc::downgrade(&items);
+        let sent = self.send(
+            Mode::Blocking,
+            |new_id| {
+                id.store(new_id, Ordering::Release);
+                (
+                    ToActor::Stream {
+                        id: new_id,
+                        method: index,
+                    },
+                    Pending::Stream(weak),
+                )
+            },
+            &payload,
+        );
+        match sent {
+            Ok(()) => ActorStream::remote(items),
+            Err(error) => {
+                items.end();
+                ActorStream::failed(error.into())
+            }
+        }
+    }
+
+    /// Sends a frame that needs no permit: on the call subject (in order with the calls), or
+    /// on the control subject every member hears.
+    fn control(&self, header: &ToActor, to_all: bool) {
+        if to_all {
+            if let Ok(bytes) = frame_bytes(header) {
+                let nats = self.link.nats.clone();
+                let subject = format!("{}.ctl", self.subject);
+                let reply = format!("{}.c", self.inbox);
+                self.link.runtime.spawn(async move {
+                    let _ = nats.publish_with_reply(subject, reply, bytes.into()).await;
+                    let _ = nats.flush().await;
+                });
+            }
+        } else {
+            self.outbox.push(|buffer| {
+                let _ = write_frame(buffer, header, &[]);
+                None
+            });
+        }
+    }
+
+    pub(crate) fn stop(&self, kill: bool) -> TaskHandle<()> {
+        let (handle, request) = self.ending.request(kill);
+        if request == Request::Ended {
+            return handle;
+        }
+        self.closed.store(true, Ordering::Release);
+        if kill {
+            self.control(&ToActor::Kill, true);
+        } else {
+            self.control(&ToActor::Stop, self.members > 1);
+        }
+        handle
+    }
+
+    /// The actor ended: fail what is in flight, settle the stop handles.
+    fn finish(&self, reason: Option<String>, error: Option<TaskError>) {
+        self.closed.store(true, Ordering::Release);
+        if let Some(reason) = reason {
+            let mut current = self.reason.lock();
+            if current.is_empty() {
+                *current = reason;
+            }
+        }
+        self.room.close();
+        let error = error.unwrap_or_else(|| self.stopped_error().into());
+        fail_pending(&self.inflight, &error, &[], &|| self.release_permit());
+        self.ending.finish();
+    }
+
+    /// One message at the inbox.
+    fn on_message(&self, message: async_nats::Message) {
+        let suffix = message
+            .subject
+            .as_str()
+            .strip_prefix(self.inbox.as_str())
+            .unwrap_or("")
+            .trim_start_matches('.')
+            .to_owned();
+        if message.status == Some(StatusCode::NO_RESPONDERS) {
+            if suffix == "probe" {
+                self.finish(
+                    Some(format!("its worker ({}) died", self.worker)),
+                    Some(TaskError::WorkerDied {
+                        worker: self.worker.clone(),
+                        exit: None,
+                    }),
+                );
+                return;
+            }
+            let mut ids = suffix.split('.').map(str::parse::<u64>);
+            if let (Some(Ok(first)), Some(Ok(last))) = (ids.next(), ids.next()) {
+                let error: TaskError = ActorError::NotFound {
+                    address: Address::new(self.subject.clone()),
+                    uid: self.uid.clone(),
+                }
+                .into();
+                let keep: Vec<u64> = self
+                    .inflight
+                    .lock()
+                    .keys()
+                    .copied()
+                    .filter(|id| !(first..=last).contains(id))
+                    .collect();
+                fail_pending(&self.inflight, &error, &keep, &|| self.release_permit());
+            }
+            if self.ending.requested() {
+                self.finish(None, None);
+            }
+            return;
+        }
+        if suffix != "r" {
+            return;
+        }
+        self.last_reply.store(self.now_ms(), Ordering::Release);
+        let mut rest: &[u8] = &message.payload;
+        while !rest.is_empty() {
+            match split_frame::<FromActor>(rest) {
+                Ok((header, payload, tail)) => {
+                    rest = tail;
+                    if let FromActor::Stopped = header {
+                        let left = self.stopping_members.fetch_sub(1, Ordering::AcqRel);
+                        if left <= 1 {
+                            self.finish(None, None);
+                        }
+                        continue;
+                    }
+                    settle_frame(&self.inflight, header, payload.to_vec(), &|| {
+                        self.release_permit()
+                    });
+                }
+                Err(message) => {
+                    eprintln!(
+                        "crew: a malformed reply from actor `{}`: {message}",
+                        self.uid
+                    );
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn frame_bytes(header: &ToActor) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    write_frame(&mut bytes, header, &[])?;
+    Ok(bytes)
+}
+
+async fn read_replies<A: Actor>(remote: Weak<Remote<A>>, mut replies: async_nats::Subscriber) {
+    while let Some(message) = replies.next().await {
+        let Some(remote) = remote.upgrade() else {
+            return;
+        };
+        remote.on_message(message);
+    }
+}
+
+/// Probes the actor while calls wait too long for a reply (see the design note).
+async fn watch<A: Actor>(
+    remote: Weak<Remote<A>>,
+    nats: async_nats::Client,
+    subject: String,
+    inbox: String,
+) {
+    let mut tick = tokio::time::interval(PROBE_AFTER / 3);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last_probe = 0;
+    loop {
+        tick.tick().await;
+        let Some(remote) = remote.upgrade() else {
+            return;
+        };
+        if remote.closed.load(Ordering::Acquire) && !remote.ending.requested() {
+            return;
+        }
+        if remote.inflight.lock().is_empty() {
+            continue;
+        }
+        let now = remote.now_ms();
+        let silent = now.saturating_sub(remote.last_reply.load(Ordering::Acquire));
+        if silent < PROBE_AFTER.as_millis() as u64
+            || now.saturating_sub(last_probe) < PROBE_AFTER.as_millis() as u64
+        {
+            continue;
+        }
+        last_probe = now;
+        drop(remote);
+        let mut headers = HeaderMap::new();
+        headers.insert(PROBE_HEADER, "1");
+        let _ = nats
+            .publish_with_reply_and_headers(
+                subject.clone(),
+                format!("{inbox}.probe"),
+                headers,
+                Bytes::new(),
+            )
+            .await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Creating and finding.
+
+/// Creates the actor on the cluster's workers serving `options`' address.
+pub(crate) fn spawn<A: Actor>(
+    link: &Link,
+    options: &ActorOptions<A>,
+    args: A::Args,
+) -> Result<ActorRef<A>, ActorError> {
+    let address = options.address.clone().unwrap_or_else(Address::cluster);
+    let uid = options
+        .uid
+        .clone()
+        .unwrap_or_else(super::registry::new_uid::<A>);
+    let members = options.instance_count;
+    let start_failed = |message: String| ActorError::StartFailed {
+        uid: uid.clone(),
+        message,
+    };
+    let host = HostArgs {
+        socket: String::new(),
+        actor: A::NAME.to_owned(),
+        signature: actor_signature::<A>(),
+        uid: uid.clone(),
+        args: codec::encode(&args).map_err(start_failed)?,
+        instances: 1,
+        max_concurrency: options.max_concurrency,
+        mailbox: options.mailbox,
+    };
+    let key = registry_key(&address, &uid);
+    let entry = codec::encode(&Entry {
+        actor: A::NAME.to_owned(),
+        signature: host.signature,
+        members,
+    })
+    .map_err(start_failed)?;
+    let request = codec::encode(&CreateRequest {
+        address: address.clone(),
+        key: key.clone(),
+        host,
+    })
+    .map_err(start_failed)?;
+    let task_link = link.clone();
+    let (task_address, task_uid) = (address.clone(), uid.clone());
+    let created = link.run(async move {
+        let link = task_link;
+        let kv = registry(&link.js, &link.options)
+            .await
+            .map_err(cluster_error)?;
+        claim(&link, &kv, &task_address, &task_uid, &key, entry).await?;
+        let subject = create_subject(link.options.prefix_name(), task_address.as_str());
+        let mut workers = Vec::new();
+        let mut failure = None;
+        for _ in 0..members {
+            let answer = tokio::time::timeout(
+                CREATE_TIMEOUT,
+                link.nats.request(subject.clone(), request.clone().into()),
+            )
+            .await;
+            let outcome = match answer {
+                Err(_) => Err(format!(
+                    "no worker serving `{task_address}` answered within {CREATE_TIMEOUT:?}"
+                )),
+                Ok(Err(error)) if error.kind() == async_nats::RequestErrorKind::NoResponders => {
+                    Err(format!(
+                        "no cluster worker serves the address `{task_address}`: start one \
+                         (`crew worker`, serve_worker) named so, or use Address::cluster()"
+                    ))
+                }
+                Ok(Err(error)) => Err(format!("the creation request failed: {error}")),
+                Ok(Ok(message)) => match codec::decode::<CreateReply>(&message.payload) {
+                    Ok(CreateReply::Ready { worker, pid }) => Ok(WorkerId::remote(worker, pid)),
+                    Ok(CreateReply::Failed(message)) => Err(message),
+                    Err(message) => Err(message),
+                },
+            };
+            match outcome {
+                Ok(worker) => workers.push(worker),
+                Err(message) => {
+                    failure = Some(message);
+                    break;
+                }
+            }
+        }
+        if let Some(message) = failure {
+            if !workers.is_empty() {
+                // Kill the members already started; they clear the key as they go.
+                if let Ok(bytes) = frame_bytes(&ToActor::Kill) {
+                    let subject = format!(
+                        "{}.ctl",
+                        call_subject(link.options.prefix_name(), &task_address, &task_uid)
+                    );
+                    // With a reply subject: a host answers a kill on the connection it names.
+                    let reply = link.nats.new_inbox();
+                    let _ = link
+                        .nats
+                        .publish_with_reply(subject, reply, bytes.into())
+                        .await;
+                }
+            }
+            let _ = kv.delete(&key).await;
+            return Err(ActorError::StartFailed {
+                uid: task_uid,
+                message,
+            });
+        }
+        Ok(workers.swap_remove(0))
+    })??;
+    let remote = Remote::<A>::connect(link, &address, &uid, members, created, options.mailbox)?;
+    Ok(ActorRef::new(address, uid, Target::Cluster(remote)))
+}
+
+/// Claims the registry key, deleting it first when it names an actor nobody serves.
+async fn claim(
+    link: &Link,
+    kv: &kv::Store,
+    address: &Address,
+    uid: &str,
+    key: &str,
+    entry: Vec<u8>,
+) -> Result<(), ActorError> {
+    for _ in 0..2 {
+        match kv.create(key, entry.clone().into()).await {
+            Ok(_) => return Ok(()),
+            Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
+                if alive(link, address, uid).await.is_ok() {
+                    return Err(ActorError::DuplicateUid {
+                        address: address.clone(),
+                        uid: uid.to_owned(),
+                    });
+                }
+                let _ = kv.delete(key).await;
+            }
+            Err(error) => return Err(cluster_error(error)),
+        }
+    }
+    Err(ActorError::DuplicateUid {
+        address: address.clone(),
+        uid: uid.to_owned(),
+    })
+}
+
+/// Whether anything serves the actor's subject (a probe the host's I/O task answers with
+/// its worker's name and pid): `Err(())` when nobody does.
+async fn alive(link: &Link, address: &Address, uid: &str) -> Result<Option<WorkerId>, ()> {
+    let subject = call_subject(link.options.prefix_name(), address, uid);
+    let mut headers = HeaderMap::new();
+    headers.insert(PROBE_HEADER, "1");
+    let request = async_nats::Request::new()
+        .headers(headers)
+        .timeout(Some(Duration::from_secs(5)));
+    match link.nats.send_request(subject, request).await {
+        Ok(message) => Ok(codec::decode::<(String, u32)>(&message.payload)
+            .ok()
+            .map(|(worker, pid)| WorkerId::remote(worker, pid))),
+        Err(error) if error.kind() == async_nats::RequestErrorKind::NoResponders => Err(()),
+        // A busy server or a slow answer: take it for alive rather than clear a live entry.
+        Err(_) => Ok(None),
+    }
+}
+
+/// Finds the actor `uid` at `address` on `cluster`; see [`find`](super::find).
+pub(crate) fn find<A: Actor>(
+    link: &Link,
+    address: &Address,
+    uid: &str,
+    mailbox: usize,
+) -> Result<ActorRef<A>, ActorError> {
+    let task_link = link.clone();
+    let (task_address, task_uid) = (address.clone(), uid.to_owned());
+    let entry = link.run(async move {
+        let link = task_link;
+        let kv = registry(&link.js, &link.options)
+            .await
+            .map_err(cluster_error)?;
+        let key = registry_key(&task_address, &task_uid);
+        let not_found = || ActorError::NotFound {
+            address: task_address.clone(),
+            uid: task_uid.clone(),
+        };
+        let bytes = kv
+            .get(&key)
+            .await
+            .map_err(cluster_error)?
+            .ok_or_else(not_found)?;
+        let entry: Entry = codec::decode(&bytes).map_err(ActorError::Invalid)?;
+        let Ok(worker) = alive(&link, &task_address, &task_uid).await else {
+            // Its worker died: the entry is stale.
+            let _ = kv.delete(&key).await;
+            return Err(not_found());
+        };
+        Ok((entry, worker))
+    })??;
+    let (entry, worker) = entry;
+    if entry.actor != A::NAME {
+        return Err(ActorError::WrongType {
+            address: address.clone(),
+            uid: uid.to_owned(),
+            found: entry.actor,
+            wanted: A::NAME.to_owned(),
+        });
+    }
+    if entry.signature != actor_signature::<A>() {
+        return Err(ActorError::Invalid(format!(
+            "actor `{uid}` at `{address}` is a `{}` with other methods or types than this \
+             process's: run the same code on both sides",
+            A::NAME
+        )));
+    }
+    let worker = worker.unwrap_or_else(|| WorkerId::remote(address.as_str(), 0));
+    let remote = Remote::<A>::connect(link, address, uid, entry.members, worker, mailbox)?;
+    Ok(ActorRef::new(
+        address.clone(),
+        uid.to_owned(),
+        Target::Cluster(remote),
+    ))
+}

@@ -1,0 +1,333 @@
+//! Remote actors on cluster workers, against a real `nats-server` (loopback): create, find by
+//! address + uid, typed calls of every form, duplicate uid, not found, stateless pools over a
+//! queue group, and a worker killed under a call. `harness = false`: the binary is also the
+//! worker program of the killed-worker test (`CREW_ACTOR_TEST_WORKER`).
+
+mod process_common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crew::actor::{self, ActorError, ActorOptions, Address};
+use crew::cluster::{
+    serve_worker, Cluster, ClusterOptions, Isolation, ServerConfig, Storage, TestServer,
+    WorkerOptions,
+};
+use crew::TaskError;
+
+const WORKER_ENV: &str = "CREW_ACTOR_TEST_WORKER";
+const TOKEN: &str = "actor-remote-test-token";
+
+struct Counter {
+    value: u64,
+}
+
+#[crew::actor]
+impl Counter {
+    fn new(start: u64) -> Self {
+        Counter { value: start }
+    }
+
+    fn on_start(&mut self) -> Result<(), String> {
+        if self.value == 666 {
+            return Err("the number of the beast".to_owned());
+        }
+        Ok(())
+    }
+
+    fn incr(&mut self, by: u64) -> u64 {
+        self.value += by;
+        self.value
+    }
+
+    fn get(&self) -> u64 {
+        self.value
+    }
+
+    fn sleep(&self, ms: u64) -> u64 {
+        std::thread::sleep(Duration::from_millis(ms));
+        ms
+    }
+
+    fn boom(&mut self) -> u64 {
+        panic!("boom on a cluster worker")
+    }
+
+    #[stream]
+    fn count(&self, n: u64) -> impl Iterator<Item = u64> + Send + 'static {
+        0..n
+    }
+}
+
+/// A stateless actor whose copies tell themselves apart.
+struct Member {
+    id: u64,
+}
+
+#[crew::actor(stateless)]
+impl Member {
+    fn new(_: ()) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Member {
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    fn who(&self, delay_ms: u64) -> u64 {
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        self.id
+    }
+}
+
+fn local_cluster() -> Cluster {
+    let cluster = Cluster::local(2).expect("a local cluster");
+    assert_eq!(
+        cluster.backend(),
+        crew::cluster::Backend::Nats,
+        "these tests need nats-server (CREW_NATS_SERVER)"
+    );
+    cluster
+}
+
+fn create_find_and_call_every_form() {
+    let cluster = local_cluster();
+    let counter = ActorOptions::<Counter>::new()
+        .uid("counter-1")
+        .on_cluster(&cluster)
+        .spawn(10)
+        .unwrap();
+    assert_eq!(counter.address(), &Address::cluster());
+    assert_eq!(counter.incr(5).result().unwrap(), 15);
+    counter.tell_incr(1).unwrap();
+    assert_eq!(counter.get().result().unwrap(), 16);
+    assert_eq!(counter.try_incr(4).unwrap().result().unwrap(), 20);
+    assert_eq!(
+        futures::executor::block_on(counter.incr_async(1)).unwrap(),
+        21
+    );
+    let items: Vec<u64> = counter.count(100).map(Result::unwrap).collect();
+    assert_eq!(items, (0..100).collect::<Vec<_>>());
+    assert!(matches!(
+        counter.boom().result(),
+        Err(TaskError::Panicked { .. })
+    ));
+    assert_eq!(counter.get().result().unwrap(), 21, "the actor lives on");
+
+    // Found again by address + uid: the same actor.
+    let again = actor::find::<Counter>(&cluster, &Address::cluster(), "counter-1").unwrap();
+    assert_eq!(again.incr(1).result().unwrap(), 22);
+    assert_eq!(counter.get().result().unwrap(), 22);
+
+    // Pipelined calls from one caller run in the order sent.
+    let handles: Vec<_> = (0..500).map(|_| counter.incr(1)).collect();
+    let values: Vec<u64> = handles.into_iter().map(|h| h.result().unwrap()).collect();
+    assert_eq!(values, (23..523).collect::<Vec<_>>());
+
+    counter.stop().result().unwrap();
+    assert!(matches!(
+        actor::find::<Counter>(&cluster, &Address::cluster(), "counter-1"),
+        Err(ActorError::NotFound { .. })
+    ));
+    // The other reference: the actor is gone, the call fails at once.
+    let started = Instant::now();
+    let error = again.get().result().unwrap_err();
+    assert!(
+        matches!(error, TaskError::Actor(ActorError::NotFound { .. })),
+        "{error:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+fn duplicate_uid_and_not_found() {
+    let cluster = local_cluster();
+    let first = ActorOptions::<Counter>::new()
+        .uid("twice")
+        .on_cluster(&cluster)
+        .spawn(1)
+        .unwrap();
+    let second = ActorOptions::<Counter>::new()
+        .uid("twice")
+        .on_cluster(&cluster)
+        .spawn(2);
+    assert!(
+        matches!(second, Err(ActorError::DuplicateUid { ref uid, .. }) if uid == "twice"),
+        "{second:?}"
+    );
+    assert_eq!(
+        first.get().result().unwrap(),
+        1,
+        "the first one is untouched"
+    );
+
+    let started = Instant::now();
+    assert!(matches!(
+        actor::find::<Counter>(&cluster, &Address::cluster(), "nobody"),
+        Err(ActorError::NotFound { .. })
+    ));
+    assert!(matches!(
+        actor::find::<Member>(&cluster, &Address::cluster(), "twice"),
+        Err(ActorError::WrongType { .. })
+    ));
+    assert!(started.elapsed() < Duration::from_secs(2), "not a timeout");
+
+    // A failing start hook fails the creation and frees the uid.
+    let failed = ActorOptions::<Counter>::new()
+        .uid("beast")
+        .on_cluster(&cluster)
+        .spawn(666);
+    assert!(
+        matches!(failed, Err(ActorError::StartFailed { .. })),
+        "{failed:?}"
+    );
+    let retry = ActorOptions::<Counter>::new()
+        .uid("beast")
+        .on_cluster(&cluster)
+        .spawn(7)
+        .unwrap();
+    assert_eq!(retry.get().result().unwrap(), 7);
+
+    // An address no worker serves.
+    let nowhere = ActorOptions::<Counter>::new()
+        .address("no-such-node")
+        .on_cluster(&cluster)
+        .spawn(0);
+    assert!(
+        matches!(nowhere, Err(ActorError::StartFailed { .. })),
+        "{nowhere:?}"
+    );
+
+    // Killed: queued calls fail, the uid is free again.
+    retry.kill().result().unwrap();
+    assert!(matches!(
+        retry.get().result(),
+        Err(TaskError::Actor(ActorError::Stopped { .. }))
+    ));
+    assert!(matches!(
+        actor::find::<Counter>(&cluster, &Address::cluster(), "beast"),
+        Err(ActorError::NotFound { .. })
+    ));
+    first.stop().result().unwrap();
+}
+
+fn bounded_mailbox_at_the_caller() {
+    let cluster = local_cluster();
+    let counter = ActorOptions::<Counter>::new()
+        .mailbox(2)
+        .on_cluster(&cluster)
+        .spawn(0)
+        .unwrap();
+    let slow = [counter.sleep(300), counter.sleep(300)];
+    assert!(matches!(counter.try_get(), Err(ActorError::Full { .. })));
+    for handle in slow {
+        assert_eq!(handle.result().unwrap(), 300);
+    }
+    assert_eq!(counter.try_get().unwrap().result().unwrap(), 0);
+    counter.stop().result().unwrap();
+}
+
+fn stateless_pool_over_a_queue_group() {
+    let cluster = local_cluster();
+    let pool = ActorOptions::<Member>::new()
+        .uid("members")
+        .instances(4)
+        .on_cluster(&cluster)
+        .spawn(())
+        .unwrap();
+    let handles: Vec<_> = (0..64).map(|_| pool.who(5)).collect();
+    let mut seen: Vec<u64> = handles.into_iter().map(|h| h.result().unwrap()).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    assert!(seen.len() >= 2, "calls spread over the members: {seen:?}");
+    pool.stop().result().unwrap();
+    assert!(matches!(
+        actor::find::<Member>(&cluster, &Address::cluster(), "members"),
+        Err(ActorError::NotFound { .. })
+    ));
+}
+
+fn worker_killed_fails_calls_in_flight() {
+    let server = TestServer::start(ServerConfig::new().token(TOKEN)).expect("nats-server");
+    let options = server.client_options().storage(Storage::Memory);
+    let cluster = Cluster::connect(options).unwrap();
+    let mut worker = Command::new(std::env::current_exe().unwrap())
+        .env(WORKER_ENV, server.url())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("a worker process");
+    // Create on that worker once it serves (its name is the address).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let counter = loop {
+        match ActorOptions::<Counter>::new()
+            .address("node-k")
+            .uid("doomed")
+            .on_cluster(&cluster)
+            .spawn(3)
+        {
+            Ok(counter) => break counter,
+            Err(ActorError::StartFailed { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(error) => panic!("{error}"),
+        }
+    };
+    assert_eq!(counter.incr(1).result().unwrap(), 4);
+    let in_flight = counter.sleep(20_000);
+    std::thread::sleep(Duration::from_millis(200));
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    let started = Instant::now();
+    let error = in_flight.result().unwrap_err();
+    assert!(matches!(error, TaskError::WorkerDied { .. }), "{error:?}");
+    assert!(error.to_string().contains("node-k"), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(
+        counter.get().result(),
+        Err(TaskError::Actor(ActorError::Stopped { .. }))
+    ));
+    // The registry entry is stale: found as NotFound (and cleared), and the uid is free.
+    assert!(matches!(
+        actor::find::<Counter>(&cluster, &Address::new("node-k"), "doomed"),
+        Err(ActorError::NotFound { .. })
+    ));
+}
+
+fn main() {
+    crew::init();
+    if let Ok(url) = std::env::var(WORKER_ENV) {
+        let options = ClusterOptions::new(url)
+            .token(TOKEN)
+            .storage(Storage::Memory);
+        serve_worker(
+            WorkerOptions::new(options)
+                .name("node-k")
+                .concurrency(1)
+                .isolation(Isolation::Threads),
+        )
+        .expect("the worker serves");
+        return;
+    }
+    process_common::run(&[
+        (
+            "create_find_and_call_every_form",
+            create_find_and_call_every_form,
+        ),
+        ("duplicate_uid_and_not_found", duplicate_uid_and_not_found),
+        (
+            "bounded_mailbox_at_the_caller",
+            bounded_mailbox_at_the_caller,
+        ),
+        (
+            "stateless_pool_over_a_queue_group",
+            stateless_pool_over_a_queue_group,
+        ),
+        (
+            "worker_killed_fails_calls_in_flight",
+            worker_killed_fails_calls_in_flight,
+        ),
+    ]);
+}
