@@ -111,7 +111,7 @@ use crate::executor::{Executor, Message};
 use crate::process::ProcessPool;
 use crate::task::{TaskFn, TaskHandle, TaskOptions};
 
-pub use options::{ClusterOptions, Storage};
+pub use options::{ClusterOptions, ResultPath, Storage};
 pub use server::{find_nats_server, ServerConfig, TestServer, NATS_SERVER_ENV};
 pub use worker::{attempt, serve_worker, Isolation, WorkerOptions, WorkerReport};
 
@@ -293,9 +293,11 @@ pub struct DeadLetter {
 ///
 /// Tasks are `#[crew::task]` functions; `submit`, `map` (with chunks and the bounded window),
 /// `imap_unordered`, `apply_async`, deadlines, `cancel`, `shutdown` and `.await` work as on the
-/// pools. Done-callbacks run on the cluster's I/O thread: keep them short and do not call the
-/// cluster's blocking methods ([`status`](Self::status)...) from them. Dropping the cluster is
-/// `shutdown(wait = true, cancel_pending = false)`: it waits for every submitted task.
+/// pools. Done-callbacks run on the cluster's I/O thread: keep them short; the cluster's own
+/// blocking methods ([`status`](Self::status), [`dead_letters`](Self::dead_letters)...) work
+/// there too. Dropping the cluster is `shutdown(wait = true, cancel_pending = false)`: it
+/// waits for every submitted task while a worker serves the deployment; with no worker alive
+/// (no heartbeat for 30 s, no task held) it cancels what is left instead of waiting forever.
 pub struct Cluster {
     backing: Backing,
 }
@@ -349,6 +351,28 @@ impl Cluster {
     /// # Panics
     /// If `workers` is 0.
     pub fn local(workers: usize) -> Result<Cluster, ClusterError> {
+        Self::local_with(workers, |options| options)
+    }
+
+    /// [`local`](Self::local), with the [`ClusterOptions`] its submitter and workers use
+    /// adjusted by `configure` (given the private server's URL, token and in-memory storage).
+    ///
+    /// ```no_run
+    /// use crew::cluster::{Cluster, ResultPath};
+    ///
+    /// let cluster = Cluster::local_with(2, |options| options.results(ResultPath::Stream)).unwrap();
+    /// # drop(cluster);
+    /// ```
+    ///
+    /// # Errors
+    /// As [`local`](Self::local).
+    ///
+    /// # Panics
+    /// If `workers` is 0.
+    pub fn local_with(
+        workers: usize,
+        configure: impl FnOnce(ClusterOptions) -> ClusterOptions,
+    ) -> Result<Cluster, ClusterError> {
         assert!(workers > 0, "Cluster::local needs at least one worker");
         let server = match TestServer::start(ServerConfig::new().token(server::random_hex(16))) {
             Ok(server) => server,
@@ -371,7 +395,7 @@ impl Cluster {
             }
             Err(error) => return Err(error),
         };
-        let options = server.client_options().storage(Storage::Memory);
+        let options = configure(server.client_options().storage(Storage::Memory));
         Self::local_on(server, options, workers)
     }
 
@@ -522,7 +546,7 @@ impl Executor for Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         if let Backing::Nats { client, local } = &mut self.backing {
-            client.shutdown(true, false);
+            client.shutdown_for_drop();
             client.close();
             if let Some(local) = local.take() {
                 for worker in local.workers {
