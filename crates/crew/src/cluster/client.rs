@@ -284,13 +284,18 @@ impl Submitter {
         let nats = self.shared.nats.clone();
         let results = self.shared.results.clone();
         let subject = self.shared.results_subject.clone();
-        runtime.block_on(async move {
+        let flush = async move {
             let _ = tokio::time::timeout(Duration::from_secs(2), async {
                 let _ = results.purge().filter(subject).await;
                 let _ = nats.flush().await;
             })
             .await;
-        });
+        };
+        // The last handle of a cluster can be dropped in a done-callback, on this runtime's
+        // own thread, which cannot block on it: then the flush is skipped.
+        if tokio::runtime::Handle::try_current().is_err() {
+            runtime.block_on(flush);
+        }
         let orphans: Vec<Pending> = self.shared.pending.lock().drain().map(|(_, p)| p).collect();
         drop(orphans); // their completers settle the handles
         runtime.shutdown_background();

@@ -44,20 +44,30 @@
 //! argument or result above the server's `max_payload` goes through the JetStream object store
 //! (`P_PAYLOADS`) and the message carries its key; nothing is silently dropped.
 //!
-//! **Results: a results stream, not the submitter's inbox.** A worker *stores* the result in
-//! the stream `P_RESULTS` (subject `P.result.<submitter>`) and acknowledges the task only after
-//! the server confirmed the result. The submitter reads its subject with an ordered consumer
-//! created before its first task (so no result can be missed) that resumes after a reconnect,
-//! and purges what it has read every second. A result published to a core inbox is lost when
-//! the submitter is disconnected at that moment (a server restart, a network blip) while its
-//! task is already acknowledged: that is the one way a task could silently vanish, so the
-//! results stream is what "one result per task for the submitter" costs: one more stored
-//! message per task. Chosen for that guarantee; the inbox variant was not built to compare.
-//! Measured with the stream (release build, `Cluster::local(2)`, 2 shared cores under load
-//! average 6–8): about 9,000–10,000 tasks/s one item per task, 4.7–10 M items/s with
-//! `map` chunks of 20,000, one task at a time p50 530–640 µs (`crew bench cluster` measures it
-//! properly).
-//!
+//! **Results: to the submitter's inbox, confirmed, with the results stream behind.** A
+//! worker sends the result as a core request to `P.inbox.<submitter>`, a subject the submitter
+//! subscribed to before its first task; the submitter settles the handle, *then* answers, and
+//! only on that answer does the worker acknowledge the task. A submitter that does not answer
+//! within 2 s (disconnected by a server restart or a network blip, or gone) gets the result
+//! stored in the stream `P_RESULTS` (subject `P.result.<submitter>`) instead, still before the
+//! acknowledgement; the submitter reads that subject with an ordered consumer created before
+//! its first task (so no stored result can be missed) that resumes after a reconnect, and
+//! purges what it has read every second. A result that arrives both ways (an answer lost on
+//! its way) is dropped by number. So the promise is the one a results stream alone gives (a
+//! task is acknowledged only once its result is in the submitter's hands or stored on the
+//! server; a result sent to a bare inbox and acknowledged would vanish with a disconnected
+//! submitter), while the common case costs two small messages the server only routes instead
+//! of a stored message, its publish acknowledgement and a consumer delivery.
+//! [`ResultPath::Stream`] (every result stored, the first design) remains, so that the choice
+//! stays measured: `crew bench cluster` shows it as `crew-cluster-stream` beside the default.
+//! Measured in one run (`crew bench cluster --quick`, release build, 2 shared cores under load
+//! average 11–12 from other builds, medians of 3): inbox 4,419 tasks/s one item per task, 5.2 M
+//! items/s with `map` chunks of 4,096, one task at a time p50 805 µs; stream 4,074 tasks/s,
+//! 3.2 M items/s, p50 779 µs; `multiprocessing.managers` 1,449 tasks/s and p50 472 µs in the
+//! same run. A profile of that run (`perf record` over the bench) puts 41% of the CPU in
+//! `nats-server` (mostly wake-ups and scheduling: one small message at a time), 25% in the
+//! workers' I/O threads, 11% in the submitter's, 7% in the tasks' processes: the cost is the
+//! number of messages per task, which is what the inbox path reduces.
 //! **Submitting** never waits for the server: `submit` encodes, registers the handle's
 //! completer under the task's number and hands the message to the cluster's I/O runtime (one
 //! small tokio runtime per `Cluster`), which publishes and keeps up to 20,000 publish
