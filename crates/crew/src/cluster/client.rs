@@ -634,35 +634,55 @@ fn acknowledged(shared: &Arc<Shared>, outgoing: Outgoing, result: Result<u64, St
 
 /// A cancelled (or expired) task: drop it from the stream, tell a worker running it to stop.
 async fn revoke(shared: &Arc<Shared>, id: u64) {
-    let sequence = {
+    let (settle, sequence) = {
         let mut pending = shared.pending.lock();
         let Some(entry) = pending.get_mut(&id) else {
             return;
         };
         let settle = entry.settle.take();
         let sequence = entry.sequence;
-        if sequence.is_some() {
+        if sequence.is_none() {
+            entry.revoked = true; // deleted when its acknowledgement comes
+        } else if settle.is_none() {
             pending.remove(&id);
             if pending.is_empty() {
                 shared.drained.notify_all();
             }
-        } else {
-            entry.revoked = true;
         }
-        drop(pending);
-        // Settled already by cancel() or the deadline; by shutdown(cancel_pending) here.
-        if let Some(settle) = settle {
-            settle(Err(TaskError::Cancelled));
-        }
-        sequence
+        (settle, sequence)
     };
-    if let Some(sequence) = sequence {
-        delete_task(shared, sequence);
-    }
-    if let Ok(notice) = postcard::to_stdvec(&(&shared.submitter, id)) {
-        let subject = format!("{}.cancel", shared.options.prefix);
-        let _ = shared.nats.publish(subject, Bytes::from(notice)).await;
-    }
+    let notice = postcard::to_stdvec(&(&shared.submitter, id)).ok();
+    let subject = format!("{}.cancel", shared.options.prefix);
+    let Some(settle) = settle else {
+        // Settled already by cancel() or the deadline.
+        if let Some(sequence) = sequence {
+            delete_task(shared, sequence);
+        }
+        if let Some(notice) = notice {
+            let _ = shared.nats.publish(subject, Bytes::from(notice)).await;
+        }
+        return;
+    };
+    // shutdown(cancel_pending), or a drop that gives up: the handle settles only once the
+    // server was told, so a program that exits as soon as its handles settle (`crew run`
+    // after Ctrl-C) leaves no task queued or running behind it.
+    let shared = shared.clone();
+    shared.handle.clone().spawn(async move {
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            if let Some(sequence) = sequence {
+                let _ = shared.tasks.delete_message(sequence).await;
+            }
+            if let Some(notice) = notice {
+                let _ = shared.nats.publish(subject, Bytes::from(notice)).await;
+            }
+            let _ = shared.nats.flush().await;
+        })
+        .await;
+        if sequence.is_some() {
+            shared.take(id);
+        }
+        settle(Err(TaskError::Cancelled));
+    });
 }
 
 fn delete_task(shared: &Arc<Shared>, sequence: u64) {
