@@ -60,14 +60,16 @@
 //! of a stored message, its publish acknowledgement and a consumer delivery.
 //! [`ResultPath::Stream`] (every result stored, the first design) remains, so that the choice
 //! stays measured: `crew bench cluster` shows it as `crew-cluster-stream` beside the default.
-//! Measured in one run (`crew bench cluster --quick`, release build, 2 shared cores under load
-//! average 11–12 from other builds, medians of 3): inbox 4,419 tasks/s one item per task, 5.2 M
-//! items/s with `map` chunks of 4,096, one task at a time p50 805 µs; stream 4,074 tasks/s,
-//! 3.2 M items/s, p50 779 µs; `multiprocessing.managers` 1,449 tasks/s and p50 472 µs in the
-//! same run. A profile of that run (`perf record` over the bench) puts 41% of the CPU in
+//! Measured in two runs (`crew bench cluster --quick`, release build, 2 shared cores under load
+//! average 9–12 from other builds, medians of 3), inbox / stream in the same run: one item per
+//! task 4,419 / 4,074 and 6,526 / 5,631 tasks/s; `map` chunks of 4,096: 5.2 / 3.2 and
+//! 6.3 / 3.4 M items/s; one task at a time p50 805 / 779 and 747 / 657 µs (no difference above
+//! the noise). `multiprocessing.managers` in the same runs: 1,449 and 2,110 tasks/s, p50 472
+//! and 516 µs. A profile of the first run (`perf record` over the bench) puts 41% of the CPU in
 //! `nats-server` (mostly wake-ups and scheduling: one small message at a time), 25% in the
 //! workers' I/O threads, 11% in the submitter's, 7% in the tasks' processes: the cost is the
 //! number of messages per task, which is what the inbox path reduces.
+//!
 //! **Submitting** never waits for the server: `submit` encodes, registers the handle's
 //! completer under the task's number and hands the message to the cluster's I/O runtime (one
 //! small tokio runtime per `Cluster`), which publishes and keeps up to 20,000 publish
