@@ -296,23 +296,24 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let cluster =
-        match args.cluster.clone() {
-            Some(url) => {
-                if template.uses_slot() {
-                    anyhow::bail!(
+    let cluster = match args.cluster.clone() {
+        Some(url) => {
+            if template.uses_slot() {
+                anyhow::bail!(
                     "{{%}} (the job slot) numbers this machine's slots, and with --cluster the \
                      jobs run on the workers' slots: drop {{%}} or run without --cluster"
                 );
-                }
-                args.connection.set_url(url);
-                Some(crew::cluster::Cluster::connect(args.connection.options()?).with_context(|| {
-                "cannot connect to the cluster given with --cluster (check the URL and the \
-                 credentials, e.g. --token-file)"
-            })?)
             }
-            None => None,
-        };
+            args.connection.set_url(url);
+            Some(Arc::new(
+                crew::cluster::Cluster::connect(args.connection.options()?).with_context(|| {
+                    "cannot connect to the cluster given with --cluster (check the URL and the \
+                 credentials, e.g. --token-file)"
+                })?,
+            ))
+        }
+        None => None,
+    };
     let halt = args.halt.resolve(total);
     // Slots are numbered here as jobs are taken from the input, which is exact only when the
     // runner takes a job just as another one's result is yielded.
@@ -328,9 +329,15 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
         let switch = runner.kill_switch().clone();
         let interrupted = interrupted.clone();
         let grace = args.grace;
+        let cluster = cluster.clone();
         ctrlc::set_handler(move || {
             interrupted.store(true, Ordering::SeqCst);
             switch.fire(grace);
+            // Jobs sent to a cluster: the queued ones are removed (they never run), the running
+            // ones' worker processes killed; the second below lets those notices go out.
+            if let Some(cluster) = &cluster {
+                crew::Executor::shutdown(&**cluster, false, true);
+            }
             // The main thread may be blocked reading arguments from a stdin that never ends;
             // every job is stopped now, so give it a moment to report, then leave.
             std::thread::sleep(Duration::from_secs(1));
@@ -404,6 +411,7 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
             args.keep_order,
             args.retries,
             halt,
+            args.grace,
         )),
         None => Results::Local(runner.run(commands)),
     };

@@ -32,6 +32,9 @@ pub struct CommandJob {
     pub stdin: Option<Vec<u8>>,
     /// Kill it (and its process group) after this many milliseconds.
     pub timeout_ms: Option<u64>,
+    /// At its timeout, `SIGTERM` first and `SIGKILL` this many milliseconds later (`None`:
+    /// the subprocess default).
+    pub grace_ms: Option<u64>,
     /// Its working directory on the worker (`None`: the worker's).
     pub cwd: Option<String>,
     /// Environment variables to set for it (`crew run` passes its values this way to a shell
@@ -51,6 +54,7 @@ impl CommandJob {
             argv: argv.into_iter().map(Into::into).collect(),
             stdin: None,
             timeout_ms: None,
+            grace_ms: None,
             cwd: None,
             env: Vec::new(),
         }
@@ -65,6 +69,12 @@ impl CommandJob {
     /// Kills it after `timeout`.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout_ms = Some(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+        self
+    }
+
+    /// At its timeout, sends `SIGTERM` and waits `grace` before `SIGKILL` (`crew run --grace`).
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace_ms = Some(u64::try_from(grace.as_millis()).unwrap_or(u64::MAX));
         self
     }
 
@@ -140,6 +150,9 @@ pub fn run_command(job: CommandJob) -> CommandOutcome {
     }
     if let Some(ms) = job.timeout_ms {
         command = command.timeout(Duration::from_millis(ms));
+    }
+    if let Some(ms) = job.grace_ms {
+        command = command.grace(Duration::from_millis(ms));
     }
     if let Some(dir) = job.cwd {
         command = command.current_dir(dir);

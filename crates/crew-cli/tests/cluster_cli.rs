@@ -418,3 +418,50 @@ fn run_on_the_cluster_prints_logs_and_fails_as_a_local_run() {
         assert!(exit.success(), "worker exit {exit:?}: {stderr}");
     }
 }
+
+#[test]
+fn ctrl_c_cancels_the_cluster_jobs_of_a_run() {
+    let server = server();
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let worker = worker(&url, &token_file, &[]);
+    // One job runs (the worker holds one), two wait in the queue.
+    let run = Command::new(CREW)
+        .args(["run", "--cluster", &url, "--token-file"])
+        .arg(&token_file)
+        .args(["-j", "3", "sleep {}", ":::", "25", "25", "25"])
+        .env_remove("CREW_NATS_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("one job running and two queued", || {
+        let status = status_json(&url);
+        status["in_flight"] == 1 && status["queue_depth"] == 2
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(run.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let output = wait_bounded(run, "crew run after Ctrl-C");
+    assert_eq!(output.status.code(), Some(130), "{output:?}");
+    // Well before the jobs could have finished: nothing queued, nothing running.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = status_json(&url);
+        if status["in_flight"] == 0 && status["queue_depth"] == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run's cluster jobs outlived its Ctrl-C: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    sigterm(&worker);
+    let (exit, stderr) = finish(worker);
+    assert!(exit.success(), "{stderr}");
+}

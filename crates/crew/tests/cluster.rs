@@ -20,6 +20,7 @@ const WORKER_ENV: &str = "CREW_CLUSTER_TEST_WORKER";
 const TOKEN_ENV: &str = "CREW_CLUSTER_TEST_TOKEN";
 const ACK_WAIT_ENV: &str = "CREW_CLUSTER_TEST_ACK_WAIT_MS";
 const MAX_DELIVER_ENV: &str = "CREW_CLUSTER_TEST_MAX_DELIVER";
+const SERVER_PARENT_ENV: &str = "CREW_CLUSTER_TEST_SERVER_PARENT";
 
 #[crew::task]
 fn echo_attempt(n: u64) -> (u64, u32) {
@@ -58,6 +59,9 @@ fn main() {
     if let Ok(url) = std::env::var(WORKER_ENV) {
         std::process::exit(run_worker(url));
     }
+    if std::env::var_os(SERVER_PARENT_ENV).is_some() {
+        serve_as_server_parent();
+    }
     process_common::run(&[
         (
             "ten_thousand_tasks_over_two_workers_once_each",
@@ -87,6 +91,18 @@ fn main() {
         (
             "unknown_and_changed_tasks_are_clear_errors",
             unknown_and_changed_tasks_are_clear_errors,
+        ),
+        (
+            "drop_without_workers_cancels_instead_of_hanging",
+            drop_without_workers_cancels_instead_of_hanging,
+        ),
+        (
+            "status_works_inside_a_done_callback",
+            status_works_inside_a_done_callback,
+        ),
+        (
+            "private_server_dies_with_a_killed_parent",
+            private_server_dies_with_a_killed_parent,
         ),
     ]);
 }
@@ -534,4 +550,93 @@ fn unknown_and_changed_tasks_are_clear_errors() {
         other => panic!("expected Incompatible, got {other:?}"),
     }
     stop(&mut worker);
+}
+
+fn drop_without_workers_cancels_instead_of_hanging() {
+    let server = server(ServerConfig::new());
+    let cluster = Cluster::connect(server.client_options()).unwrap();
+    let handle = cluster.submit(square, 3).unwrap();
+    let (dropped, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(cluster);
+        let _ = dropped.send(());
+    });
+    done.recv_timeout(Duration::from_secs(20))
+        .expect("dropping a cluster without workers returns");
+    assert_eq!(handle.result(), Err(TaskError::Cancelled));
+    // The task left the queue: a worker arriving later does not run it for nobody.
+    let observer = Cluster::connect(server.client_options()).unwrap();
+    assert_eq!(observer.status().unwrap().queue_depth, 0);
+}
+
+fn status_works_inside_a_done_callback() {
+    let cluster = std::sync::Arc::new(Cluster::local(1).unwrap());
+    assert_eq!(cluster.backend(), Backend::Nats);
+    let (sender, statuses) = std::sync::mpsc::channel();
+    let handle = cluster.submit(square, 4).unwrap();
+    let inner = cluster.clone();
+    handle.add_done_callback(move |result| {
+        let workers = inner.status().map(|status| status.workers.len());
+        let _ = sender.send((result.clone(), workers));
+    });
+    let (result, workers) = statuses
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the callback ran to its end (status() did not panic)");
+    assert_eq!(result, Ok(16));
+    assert_eq!(workers, Ok(1));
+}
+
+/// The child of `private_server_dies_with_a_killed_parent`: starts a private server from a
+/// thread that ends at once, prints the server's pid, and waits to be killed.
+fn serve_as_server_parent() -> ! {
+    let server = std::thread::spawn(|| server(ServerConfig::new()))
+        .join()
+        .unwrap();
+    println!("{}", server.pid().unwrap());
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie (reaped later by whoever inherited it) is dead.
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+fn private_server_dies_with_a_killed_parent() {
+    use std::io::BufRead;
+    let mut parent = Command::new(std::env::current_exe().unwrap())
+        .env(SERVER_PARENT_ENV, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(parent.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid: u32 = line
+        .trim()
+        .parse()
+        .expect("the child prints the server's pid");
+    // The thread that started it has ended: the server still runs.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(alive(pid), "the server died with its starting thread");
+    parent.kill().unwrap(); // SIGKILL: no destructor runs
+    parent.wait().unwrap();
+    let started = Instant::now();
+    while alive(pid) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "nats-server {pid} outlived its SIGKILLed parent"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context as _};
-use crew::cluster::{Backend, Cluster};
+use crew::cluster::{Backend, Cluster, ResultPath};
 use crew::{Executor, MapOptions};
 
 use super::{ClusterConfig, ClusterMeasurement, Figures, Key, CASES, WORKERS};
@@ -26,12 +26,30 @@ fn sum_of_squares(n: u64) -> u64 {
 
 /// crew's cluster, started at its first measurement (a failed start is remembered, so every
 /// case says why).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct CrewCluster {
+    /// `crew-cluster` (results to the submitter's inbox, the default) or
+    /// `crew-cluster-stream` (results through the results stream), for the choice between them.
+    implementation: &'static str,
+    results: ResultPath,
     cluster: RefCell<Option<Result<Cluster, String>>>,
 }
 
 impl CrewCluster {
+    /// The default cluster (`crew-cluster`) and its variant with results through the results
+    /// stream (`crew-cluster-stream`).
+    pub(crate) fn both() -> [CrewCluster; 2] {
+        [
+            ("crew-cluster", ResultPath::Inbox),
+            ("crew-cluster-stream", ResultPath::Stream),
+        ]
+        .map(|(implementation, results)| CrewCluster {
+            implementation,
+            results,
+            cluster: RefCell::new(None),
+        })
+    }
+
     /// The three cases on one [`Cluster::local`].
     pub(crate) fn measurements<'a>(
         &'a self,
@@ -43,13 +61,15 @@ impl CrewCluster {
                 let n = config.n(case);
                 let key = Key {
                     case,
-                    implementation: "crew-cluster",
+                    implementation: self.implementation,
                     n,
                 };
                 Measurement::new(key, move || {
                     let mut slot = self.cluster.borrow_mut();
                     let cluster = slot
-                        .get_or_insert_with(|| start().map_err(|error| format!("{error:#}")))
+                        .get_or_insert_with(|| {
+                            start(self.results).map_err(|error| format!("{error:#}"))
+                        })
                         .as_ref()
                         .map_err(|reason| anyhow::anyhow!("{reason}"))?;
                     match case {
@@ -65,11 +85,12 @@ impl CrewCluster {
 
 /// A local cluster on NATS: installs `nats-server` as the tests do when none is found, and
 /// refuses the process-pool fallback (it is not what this benchmark measures).
-fn start() -> anyhow::Result<Cluster> {
+fn start(results: ResultPath) -> anyhow::Result<Cluster> {
     if crew::cluster::find_nats_server().is_err() {
         install_nats_server()?;
     }
-    let cluster = Cluster::local(WORKERS).context("starting Cluster::local")?;
+    let cluster = Cluster::local_with(WORKERS, |options| options.results(results))
+        .context("starting Cluster::local")?;
     if cluster.backend() != Backend::Nats {
         bail!("Cluster::local fell back to a ProcessPool (no nats-server): not measured as crew-cluster");
     }

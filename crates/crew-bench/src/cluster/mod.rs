@@ -18,7 +18,10 @@
 //! that cannot be installed or started is `not available (reason)`.
 //!
 //! `--json FILE` rows: `{"case", "impl", "n", "tasks_per_sec", "p50_us", "p99_us", "rounds",
-//! "note"}` with `impl` one of `crew-cluster`, `python-managers`, `ray`, `dask`.
+//! "note"}` with `impl` one of `crew-cluster`, `python-managers`, `ray`, `dask`, and
+//! `crew-cluster-stream`: crew with every result stored in the results stream
+//! ([`ResultPath::Stream`](crew::cluster::ResultPath)) instead of sent to the submitter's
+//! inbox, measured beside the default to keep that choice honest.
 //!
 //! [`Cluster::local`]: crew::cluster::Cluster::local
 
@@ -216,8 +219,11 @@ pub fn main(config: &ClusterConfig, json: Option<&Path>) -> anyhow::Result<ExitC
         config.tasks, config.items, config.chunksize, config.latency_tasks, config.rounds
     );
     let scripts = python::ScriptDir::create()?;
-    let crew = crew_side::CrewCluster::default();
-    let mut measurements = crew.measurements(config);
+    let crews = crew_side::CrewCluster::both();
+    let mut measurements: Vec<_> = crews
+        .iter()
+        .flat_map(|crew| crew.measurements(config))
+        .collect();
     for (implementation, script, package) in PYTHON_PEERS {
         measurements.extend(python_measurements(
             config,

@@ -126,7 +126,7 @@ struct ClusterArgs {
     /// Rounds of each measurement; the median is reported [default: 5; --quick 3].
     #[arg(long)]
     repeat: Option<usize>,
-    /// Measure only these implementations (comma-separated: crew-cluster, python-managers, ray, dask).
+    /// Measure only these implementations (comma-separated: crew-cluster, crew-cluster-stream, python-managers, ray, dask).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The virtualenv Ray and Dask are installed into [default: $CREW_BENCH_VENV or ~/.cache/crew/venv-cluster].

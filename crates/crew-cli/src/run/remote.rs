@@ -13,7 +13,10 @@
 //!   times (the cluster's own redelivery is for lost workers, not for failing commands);
 //! - `--halt`: when the condition is met no job is started any more; with `now` the jobs in
 //!   flight are cancelled (a queued one never runs; a running one's worker process is killed);
-//! - `--keep-order`: finished jobs wait in a map until every earlier one is reported.
+//! - `--keep-order`: finished jobs wait in a map until every earlier one is reported;
+//! - `--timeout` with `--grace`: the worker sends `SIGTERM`, then `SIGKILL` after the grace;
+//! - Ctrl-C (in `run`): the cluster is shut down cancelling everything pending, so a queued
+//!   job never runs and a running one's worker process is killed.
 //!
 //! The joblog's Starttime is when the result arrived minus the worker's run time (the worker's
 //! clock is not compared with ours), and its Host is the worker's host name.
@@ -44,6 +47,8 @@ pub(crate) struct Remote<'c, I> {
     keep_order: bool,
     retries: u32,
     halt: Halt,
+    /// `--grace`: how long a job that reached its timeout gets between `SIGTERM` and `SIGKILL`.
+    grace: Duration,
     launched: usize,
     in_flight: HashMap<usize, InFlight>,
     done_tx: Sender<usize>,
@@ -65,6 +70,7 @@ impl<'c, I: Iterator<Item = Command>> Remote<'c, I> {
         keep_order: bool,
         retries: u32,
         halt: Halt,
+        grace: Duration,
     ) -> Self {
         let (done_tx, done_rx) = channel();
         Self {
@@ -74,6 +80,7 @@ impl<'c, I: Iterator<Item = Command>> Remote<'c, I> {
             keep_order,
             retries,
             halt,
+            grace,
             launched: 0,
             in_flight: HashMap::new(),
             done_tx,
@@ -125,7 +132,7 @@ impl<'c, I: Iterator<Item = Command>> Remote<'c, I> {
             };
             self.launched += 1;
             let shown = command.to_string();
-            self.submit(self.launched, command_job(&command), shown, 1);
+            self.submit(self.launched, command_job(&command, self.grace), shown, 1);
         }
     }
 
@@ -200,8 +207,9 @@ impl<I: Iterator<Item = Command>> Iterator for Remote<'_, I> {
     }
 }
 
-/// The job a worker runs for `command`: its program, arguments, environment and timeout.
-fn command_job(command: &Command) -> CommandJob {
+/// The job a worker runs for `command`: its program, arguments, environment, timeout and
+/// grace.
+fn command_job(command: &Command, grace: Duration) -> CommandJob {
     let text = |s: &OsStr| s.to_string_lossy().into_owned();
     let mut job = CommandJob::new(
         std::iter::once(text(command.get_program()))
@@ -213,7 +221,7 @@ fn command_job(command: &Command) -> CommandJob {
         }
     }
     if let Some(timeout) = command.get_timeout() {
-        job = job.timeout(timeout);
+        job = job.timeout(timeout).grace(grace);
     }
     job
 }

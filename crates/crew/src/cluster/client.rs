@@ -17,7 +17,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::connect;
-use super::options::ClusterOptions;
+use super::options::{ClusterOptions, ResultPath};
 use super::wire::{self, ResultHeader, TaskHeader};
 use super::{ClusterError, ClusterStatus, DeadLetter, DeadLetterId, WorkerInfo};
 use crate::error::{SubmitError, TaskError};
@@ -30,6 +30,13 @@ pub(crate) const DEAD_TASK: &str = "Crew-Task";
 pub(crate) const DEAD_TASK_ID: &str = "Crew-Task-Id";
 pub(crate) const DEAD_DELIVERIES: &str = "Crew-Deliveries";
 pub(crate) const DEAD_ERROR: &str = "Crew-Error";
+
+/// How long [`Submitter::shutdown_for_drop`] waits without any task finishing before it checks
+/// that a worker still serves.
+const DROP_PATIENCE: Duration = Duration::from_secs(1);
+
+/// A worker whose last heartbeat is older than this is taken for gone.
+const WORKER_SILENCE: Duration = Duration::from_secs(30);
 
 /// Room left in a message for its header and NATS headers when deciding whether the payload
 /// goes through the object store.
@@ -120,6 +127,14 @@ impl Submitter {
                 .map_err(|e| ClusterError::JetStream {
                     message: format!("cannot read the results stream: {e}"),
                 })?;
+            // Subscribed before the first task too: a result sent before would find nobody
+            // (and go to the results stream: never lost, only slower).
+            let inbox = nats
+                .subscribe(wire::inbox_subject(&options.prefix, &submitter))
+                .await
+                .map_err(|e| ClusterError::JetStream {
+                    message: format!("cannot subscribe to the results inbox: {e}"),
+                })?;
             let max_payload = nats.server_info().max_payload;
             let shared = Arc::new(Shared {
                 options,
@@ -140,6 +155,7 @@ impl Submitter {
             });
             tokio::spawn(publisher(shared.clone(), receiver));
             tokio::spawn(read_results(Arc::downgrade(&shared), reader));
+            tokio::spawn(read_inbox(Arc::downgrade(&shared), inbox));
             Ok::<_, ClusterError>(shared)
         })?;
         let _ = handle;
@@ -198,6 +214,7 @@ impl Submitter {
             retries: shared.options.retries,
             backoff_ms: shared.options.retry_backoff.as_millis() as u64,
             object: None,
+            inbox: shared.options.results == ResultPath::Inbox,
         };
         let subject = format!(
             "{}.task.{}",
@@ -282,20 +299,106 @@ impl Submitter {
         let nats = self.shared.nats.clone();
         let results = self.shared.results.clone();
         let subject = self.shared.results_subject.clone();
-        runtime.block_on(async move {
+        let flush = async move {
             let _ = tokio::time::timeout(Duration::from_secs(2), async {
                 let _ = results.purge().filter(subject).await;
                 let _ = nats.flush().await;
             })
             .await;
-        });
+        };
+        // The last handle of a cluster can be dropped in a done-callback, on this runtime's
+        // own thread, which cannot block on it: then the flush is skipped.
+        if tokio::runtime::Handle::try_current().is_err() {
+            runtime.block_on(flush);
+        }
         let orphans: Vec<Pending> = self.shared.pending.lock().drain().map(|(_, p)| p).collect();
         drop(orphans); // their completers settle the handles
         runtime.shutdown_background();
     }
 
-    fn block_on<T>(&self, future: impl std::future::Future<Output = T>) -> T {
-        self.shared.handle.block_on(future)
+    /// Runs `future` on the cluster's runtime and waits for it, from any thread: a plain
+    /// thread, a done-callback (which runs on the cluster's own I/O thread) or another
+    /// runtime's task.
+    fn block_on<T: Send>(&self, future: impl std::future::Future<Output = T> + Send) -> T {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let handle = &self.shared.handle;
+        match Handle::try_current() {
+            Err(_) => handle.block_on(future),
+            // On a runtime thread (ours: a done-callback): hand this thread's other tasks to
+            // another thread while it blocks, so the I/O that `future` needs goes on.
+            Ok(current) if current.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| handle.block_on(future))
+            }
+            // A single-threaded runtime cannot lend its thread: wait on a thread of our own.
+            Ok(_) => std::thread::scope(|scope| {
+                scope
+                    .spawn(|| handle.block_on(future))
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            }),
+        }
+    }
+
+    /// What dropping the cluster waits for: every pending task, as `shutdown(wait = true)`,
+    /// but only while some worker serves the deployment. When no task finished for
+    /// [`DROP_PATIENCE`] and no worker is alive (no heartbeat within [`WORKER_SILENCE`], no
+    /// task held), waiting could last forever: the pending tasks are cancelled instead (removed
+    /// from the queue, their handles settle as `Cancelled`), and that is said on stderr.
+    pub(crate) fn shutdown_for_drop(&self) {
+        let shared = &self.shared;
+        shared.accepting.store(false, Ordering::Release);
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return; // on the cluster's own I/O thread: waiting would wait forever
+        }
+        let mut unreachable_since: Option<Instant> = None;
+        let mut pending = shared.pending.lock();
+        let mut left = pending.len();
+        while !pending.is_empty() {
+            shared.drained.wait_for(&mut pending, DROP_PATIENCE);
+            if pending.is_empty() || pending.len() < left {
+                left = pending.len();
+                continue;
+            }
+            drop(pending);
+            let serving = match self.status() {
+                Ok(status) => {
+                    unreachable_since = None;
+                    status.in_flight > 0
+                        || status.workers.iter().any(|worker| {
+                            worker
+                                .last_seen
+                                .elapsed()
+                                .map_or(true, |age| age < WORKER_SILENCE)
+                        })
+                }
+                // The server is away (restarting?): give it as long as a silent worker.
+                Err(_) => {
+                    unreachable_since.get_or_insert_with(Instant::now).elapsed() < WORKER_SILENCE
+                }
+            };
+            pending = shared.pending.lock();
+            if serving {
+                continue;
+            }
+            let ids: Vec<u64> = pending.keys().copied().collect();
+            drop(pending);
+            eprintln!(
+                "crew: dropping a Cluster with {} pending task(s) and no worker serving {}: \
+                 they are cancelled",
+                ids.len(),
+                shared.options.url
+            );
+            for id in ids {
+                let _ = shared.commands.send(Command::Revoke(id));
+            }
+            // Let the revocations reach the server (each removes its task from the queue).
+            let deadline = Instant::now() + Duration::from_secs(2);
+            pending = shared.pending.lock();
+            while !pending.is_empty() && Instant::now() < deadline {
+                shared.drained.wait_until(&mut pending, deadline);
+            }
+            return;
+        }
     }
 
     pub(crate) fn status(&self) -> Result<ClusterStatus, ClusterError> {
@@ -546,35 +649,55 @@ fn acknowledged(shared: &Arc<Shared>, outgoing: Outgoing, result: Result<u64, St
 
 /// A cancelled (or expired) task: drop it from the stream, tell a worker running it to stop.
 async fn revoke(shared: &Arc<Shared>, id: u64) {
-    let sequence = {
+    let (settle, sequence) = {
         let mut pending = shared.pending.lock();
         let Some(entry) = pending.get_mut(&id) else {
             return;
         };
         let settle = entry.settle.take();
         let sequence = entry.sequence;
-        if sequence.is_some() {
+        if sequence.is_none() {
+            entry.revoked = true; // deleted when its acknowledgement comes
+        } else if settle.is_none() {
             pending.remove(&id);
             if pending.is_empty() {
                 shared.drained.notify_all();
             }
-        } else {
-            entry.revoked = true;
         }
-        drop(pending);
-        // Settled already by cancel() or the deadline; by shutdown(cancel_pending) here.
-        if let Some(settle) = settle {
-            settle(Err(TaskError::Cancelled));
-        }
-        sequence
+        (settle, sequence)
     };
-    if let Some(sequence) = sequence {
-        delete_task(shared, sequence);
-    }
-    if let Ok(notice) = postcard::to_stdvec(&(&shared.submitter, id)) {
-        let subject = format!("{}.cancel", shared.options.prefix);
-        let _ = shared.nats.publish(subject, Bytes::from(notice)).await;
-    }
+    let notice = postcard::to_stdvec(&(&shared.submitter, id)).ok();
+    let subject = format!("{}.cancel", shared.options.prefix);
+    let Some(settle) = settle else {
+        // Settled already by cancel() or the deadline.
+        if let Some(sequence) = sequence {
+            delete_task(shared, sequence);
+        }
+        if let Some(notice) = notice {
+            let _ = shared.nats.publish(subject, Bytes::from(notice)).await;
+        }
+        return;
+    };
+    // shutdown(cancel_pending), or a drop that gives up: the handle settles only once the
+    // server was told, so a program that exits as soon as its handles settle (`crew run`
+    // after Ctrl-C) leaves no task queued or running behind it.
+    let shared = shared.clone();
+    shared.handle.clone().spawn(async move {
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            if let Some(sequence) = sequence {
+                let _ = shared.tasks.delete_message(sequence).await;
+            }
+            if let Some(notice) = notice {
+                let _ = shared.nats.publish(subject, Bytes::from(notice)).await;
+            }
+            let _ = shared.nats.flush().await;
+        })
+        .await;
+        if sequence.is_some() {
+            shared.take(id);
+        }
+        settle(Err(TaskError::Cancelled));
+    });
 }
 
 fn delete_task(shared: &Arc<Shared>, sequence: u64) {
@@ -583,6 +706,20 @@ fn delete_task(shared: &Arc<Shared>, sequence: u64) {
         // Not found: already delivered and acknowledged, or deleted.
         let _ = tasks.delete_message(sequence).await;
     });
+}
+
+/// Settles the results sent to this submitter's inbox, and confirms each to its worker once
+/// settled (the worker acknowledges the task only then).
+async fn read_inbox(shared: Weak<Shared>, mut inbox: async_nats::Subscriber) {
+    while let Some(message) = inbox.next().await {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        shared.settle(&message.payload).await;
+        if let Some(reply) = message.reply {
+            let _ = shared.nats.publish(reply, Bytes::new()).await;
+        }
+    }
 }
 
 /// Reads this submitter's results and purges what it read, about once a second.

@@ -44,19 +44,31 @@
 //! argument or result above the server's `max_payload` goes through the JetStream object store
 //! (`P_PAYLOADS`) and the message carries its key; nothing is silently dropped.
 //!
-//! **Results: a results stream, not the submitter's inbox.** A worker *stores* the result in
-//! the stream `P_RESULTS` (subject `P.result.<submitter>`) and acknowledges the task only after
-//! the server confirmed the result. The submitter reads its subject with an ordered consumer
-//! created before its first task (so no result can be missed) that resumes after a reconnect,
-//! and purges what it has read every second. A result published to a core inbox is lost when
-//! the submitter is disconnected at that moment (a server restart, a network blip) while its
-//! task is already acknowledged: that is the one way a task could silently vanish, so the
-//! results stream is what "one result per task for the submitter" costs: one more stored
-//! message per task. Chosen for that guarantee; the inbox variant was not built to compare.
-//! Measured with the stream (release build, `Cluster::local(2)`, 2 shared cores under load
-//! average 6–8): about 9,000–10,000 tasks/s one item per task, 4.7–10 M items/s with
-//! `map` chunks of 20,000, one task at a time p50 530–640 µs (`crew bench cluster` measures it
-//! properly).
+//! **Results: to the submitter's inbox, confirmed, with the results stream behind.** A
+//! worker sends the result as a core request to `P.inbox.<submitter>`, a subject the submitter
+//! subscribed to before its first task; the submitter settles the handle, *then* answers, and
+//! only on that answer does the worker acknowledge the task. A submitter that does not answer
+//! within 2 s (disconnected by a server restart or a network blip, or gone) gets the result
+//! stored in the stream `P_RESULTS` (subject `P.result.<submitter>`) instead, still before the
+//! acknowledgement; the submitter reads that subject with an ordered consumer created before
+//! its first task (so no stored result can be missed) that resumes after a reconnect, and
+//! purges what it has read every second. A result that arrives both ways (an answer lost on
+//! its way) is dropped by number. So the promise is the one a results stream alone gives (a
+//! task is acknowledged only once its result is in the submitter's hands or stored on the
+//! server; a result sent to a bare inbox and acknowledged would vanish with a disconnected
+//! submitter), while the common case costs two small messages the server only routes instead
+//! of a stored message, its publish acknowledgement and a consumer delivery.
+//! [`ResultPath::Stream`] (every result stored, the first design) remains, so that the choice
+//! stays measured: `crew bench cluster` shows it as `crew-cluster-stream` beside the default.
+//! Measured in two runs (`crew bench cluster --quick`, release build, 2 shared cores under load
+//! average 9–12 from other builds, medians of 3), inbox / stream in the same run: one item per
+//! task 4,419 / 4,074 and 6,526 / 5,631 tasks/s; `map` chunks of 4,096: 5.2 / 3.2 and
+//! 6.3 / 3.4 M items/s; one task at a time p50 805 / 779 and 747 / 657 µs (no difference above
+//! the noise). `multiprocessing.managers` in the same runs: 1,449 and 2,110 tasks/s, p50 472
+//! and 516 µs. A profile of the first run (`perf record` over the bench) puts 41% of the CPU in
+//! `nats-server` (mostly wake-ups and scheduling: one small message at a time), 25% in the
+//! workers' I/O threads, 11% in the submitter's, 7% in the tasks' processes: the cost is the
+//! number of messages per task, which is what the inbox path reduces.
 //!
 //! **Submitting** never waits for the server: `submit` encodes, registers the handle's
 //! completer under the task's number and hands the message to the cluster's I/O runtime (one
@@ -111,7 +123,7 @@ use crate::executor::{Executor, Message};
 use crate::process::ProcessPool;
 use crate::task::{TaskFn, TaskHandle, TaskOptions};
 
-pub use options::{ClusterOptions, Storage};
+pub use options::{ClusterOptions, ResultPath, Storage};
 pub use server::{find_nats_server, ServerConfig, TestServer, NATS_SERVER_ENV};
 pub use worker::{attempt, serve_worker, Isolation, WorkerOptions, WorkerReport};
 
@@ -293,9 +305,11 @@ pub struct DeadLetter {
 ///
 /// Tasks are `#[crew::task]` functions; `submit`, `map` (with chunks and the bounded window),
 /// `imap_unordered`, `apply_async`, deadlines, `cancel`, `shutdown` and `.await` work as on the
-/// pools. Done-callbacks run on the cluster's I/O thread: keep them short and do not call the
-/// cluster's blocking methods ([`status`](Self::status)...) from them. Dropping the cluster is
-/// `shutdown(wait = true, cancel_pending = false)`: it waits for every submitted task.
+/// pools. Done-callbacks run on the cluster's I/O thread: keep them short; the cluster's own
+/// blocking methods ([`status`](Self::status), [`dead_letters`](Self::dead_letters)...) work
+/// there too. Dropping the cluster is `shutdown(wait = true, cancel_pending = false)`: it
+/// waits for every submitted task while a worker serves the deployment; with no worker alive
+/// (no heartbeat for 30 s, no task held) it cancels what is left instead of waiting forever.
 pub struct Cluster {
     backing: Backing,
 }
@@ -349,6 +363,28 @@ impl Cluster {
     /// # Panics
     /// If `workers` is 0.
     pub fn local(workers: usize) -> Result<Cluster, ClusterError> {
+        Self::local_with(workers, |options| options)
+    }
+
+    /// [`local`](Self::local), with the [`ClusterOptions`] its submitter and workers use
+    /// adjusted by `configure` (given the private server's URL, token and in-memory storage).
+    ///
+    /// ```no_run
+    /// use crew::cluster::{Cluster, ResultPath};
+    ///
+    /// let cluster = Cluster::local_with(2, |options| options.results(ResultPath::Stream)).unwrap();
+    /// # drop(cluster);
+    /// ```
+    ///
+    /// # Errors
+    /// As [`local`](Self::local).
+    ///
+    /// # Panics
+    /// If `workers` is 0.
+    pub fn local_with(
+        workers: usize,
+        configure: impl FnOnce(ClusterOptions) -> ClusterOptions,
+    ) -> Result<Cluster, ClusterError> {
         assert!(workers > 0, "Cluster::local needs at least one worker");
         let server = match TestServer::start(ServerConfig::new().token(server::random_hex(16))) {
             Ok(server) => server,
@@ -371,7 +407,7 @@ impl Cluster {
             }
             Err(error) => return Err(error),
         };
-        let options = server.client_options().storage(Storage::Memory);
+        let options = configure(server.client_options().storage(Storage::Memory));
         Self::local_on(server, options, workers)
     }
 
@@ -539,7 +575,7 @@ impl Executor for Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         if let Backing::Nats { client, local } = &mut self.backing {
-            client.shutdown(true, false);
+            client.shutdown_for_drop();
             client.close();
             if let Some(local) = local.take() {
                 for worker in local.workers {

@@ -29,6 +29,19 @@ pub enum Storage {
     Memory,
 }
 
+/// How a result travels back to its submitter (see the design note of [`crate::cluster`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResultPath {
+    /// Straight to the submitter's inbox, which confirms it holds the result before the
+    /// worker acknowledges the task; a submitter that does not confirm in time (disconnected)
+    /// gets it through the results stream instead (the default: one stored message less per
+    /// task, and one hop less for the result).
+    #[default]
+    Inbox,
+    /// Always stored in the results stream first, read from there by the submitter.
+    Stream,
+}
+
 /// How to reach a NATS server with JetStream and how crew sets up its streams there.
 ///
 /// ```
@@ -68,6 +81,7 @@ pub struct ClusterOptions {
     pub(crate) retries: u32,
     pub(crate) retry_backoff: Duration,
     pub(crate) slots: usize,
+    pub(crate) results: ResultPath,
 }
 
 impl ClusterOptions {
@@ -94,6 +108,7 @@ impl ClusterOptions {
             retries: 0,
             retry_backoff: Duration::from_secs(1),
             slots: 64,
+            results: ResultPath::Inbox,
         }
     }
 
@@ -207,6 +222,13 @@ impl ClusterOptions {
     /// How long the server remembers a task id to store a re-sent task once (default 2 min).
     pub fn duplicate_window(mut self, window: Duration) -> Self {
         self.duplicate_window = window;
+        self
+    }
+
+    /// How this submitter's results come back (default [`ResultPath::Inbox`]). Workers follow
+    /// what each task asks for.
+    pub fn results(mut self, path: ResultPath) -> Self {
+        self.results = path;
         self
     }
 
@@ -327,6 +349,7 @@ impl fmt::Debug for ClusterOptions {
             .field("max_deliver", &self.max_deliver)
             .field("max_ack_pending", &self.max_ack_pending)
             .field("retries", &self.retries)
+            .field("results", &self.results)
             .finish_non_exhaustive()
     }
 }

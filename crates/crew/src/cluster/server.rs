@@ -238,6 +238,64 @@ pub struct TestServer {
     dir: PathBuf,
     port: u16,
     child: Option<Child>,
+    /// The thread that started `child` and lives as long as it does: see [`Keeper`].
+    keeper: Option<Keeper>,
+}
+
+/// The thread a server was started from, kept alive until the server is stopped.
+///
+/// The server gets `PR_SET_PDEATHSIG = SIGKILL`, so a parent that is killed (even by
+/// `SIGKILL`, where no destructor runs) takes its private server with it instead of leaving
+/// it listening. The kernel ties that signal to the *thread* that forked the child, not to the
+/// process: a server started from a short-lived thread (a test, a `Cluster::local` on a scoped
+/// thread) would be killed when that thread ends. So every start happens on a thread of its
+/// own that waits, doing nothing, until [`TestServer::kill`] has reaped the server.
+struct Keeper {
+    /// Dropped (after the server is reaped) to let the thread end.
+    release: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Keeper {
+    /// Spawns `command` from a new keeper thread.
+    fn spawn(mut command: Command) -> std::io::Result<(Child, Keeper)> {
+        let (started, child) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("crew-nats-server".to_owned())
+            .spawn(move || {
+                crate::sys::supervise::Setup {
+                    death_signal: true,
+                    ..Default::default()
+                }
+                .apply(&mut command);
+                let spawned = command.spawn();
+                let ok = spawned.is_ok();
+                let _ = started.send(spawned);
+                if ok {
+                    // Returns when the sender is dropped: the server is gone by then.
+                    let _ = released.recv();
+                }
+            })?;
+        match child.recv() {
+            Ok(Ok(child)) => Ok((child, Keeper { release, thread })),
+            Ok(Err(error)) => {
+                let _ = thread.join();
+                Err(error)
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(std::io::Error::other(
+                    "the thread starting nats-server ended",
+                ))
+            }
+        }
+    }
+
+    fn release(self) {
+        drop(self.release);
+        let _ = self.thread.join();
+    }
 }
 
 impl TestServer {
@@ -255,6 +313,7 @@ impl TestServer {
             dir,
             port: 0,
             child: None,
+            keeper: None,
         };
         server.spawn(None)?;
         Ok(server)
@@ -296,6 +355,9 @@ impl TestServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+        if let Some(keeper) = self.keeper.take() {
+            keeper.release();
+        }
     }
 
     /// Kills the server if it runs and starts it again on the same port with the same store.
@@ -321,17 +383,19 @@ impl TestServer {
             .map_err(|error| failed(format!("cannot create {}: {error}", ports_dir.display())))?;
         let log_file = std::fs::File::create(&log)
             .map_err(|error| failed(format!("cannot create {}: {error}", log.display())))?;
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        command
             .arg("-c")
             .arg(&conf_path)
             .arg("--ports_file_dir")
             .arg(&ports_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
+            .stderr(log_file);
+        let (child, keeper) = Keeper::spawn(command)
             .map_err(|error| failed(format!("cannot start {}: {error}", self.binary.display())))?;
         self.child = Some(child);
+        self.keeper = Some(keeper);
         let started = Instant::now();
         loop {
             if let Some(status) = self
@@ -340,6 +404,7 @@ impl TestServer {
                 .and_then(|c| c.try_wait().ok().flatten())
             {
                 self.child = None;
+                self.kill(); // releases the keeper thread
                 return Err(failed(format!(
                     "nats-server exited at start ({status}); its log ends with: {}",
                     log_tail(&log)

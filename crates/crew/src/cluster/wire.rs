@@ -31,6 +31,14 @@ pub(crate) struct TaskHeader {
     pub(crate) backoff_ms: u64,
     /// The argument is in the object store under this key (too large for one message).
     pub(crate) object: Option<String>,
+    /// Send the result to `<prefix>.inbox.<submitter>` as a request first (the submitter's
+    /// answer confirms it holds the result); else, or without an answer, to the results stream.
+    pub(crate) inbox: bool,
+}
+
+/// The subject of a submitter's inbox for results.
+pub(crate) fn inbox_subject(prefix: &str, submitter: &str) -> String {
+    format!("{prefix}.inbox.{submitter}")
 }
 
 /// How a task ended, as the worker reports it.

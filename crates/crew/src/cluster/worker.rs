@@ -381,6 +381,10 @@ struct Worker {
 
 const CANCELLED_MEMORY: usize = 100_000;
 
+/// How long a worker waits for a submitter to confirm a result sent to its inbox before it
+/// stores the result in the results stream instead.
+const INBOX_CONFIRMATION: Duration = Duration::from_secs(2);
+
 /// Task keys (submitter, number), with their arrival order to forget the oldest.
 type Remembered = (HashSet<(String, u64)>, VecDeque<(String, u64)>);
 
@@ -1013,6 +1017,18 @@ impl Worker {
         } else {
             wire::frame(&reply, &result)?
         };
+        let bytes = Bytes::from(bytes);
+        if header.inbox {
+            let inbox = wire::inbox_subject(&self.options.cluster.prefix, &header.submitter);
+            let confirmed =
+                tokio::time::timeout(INBOX_CONFIRMATION, self.nats.request(inbox, bytes.clone()))
+                    .await;
+            if matches!(confirmed, Ok(Ok(_))) {
+                return Ok(());
+            }
+            // No submitter there (disconnected, restarting, gone) or no answer in time: the
+            // results stream keeps it (a result that arrives twice is dropped by number).
+        }
         let subject = format!(
             "{}.result.{}",
             self.options.cluster.prefix, header.submitter
@@ -1020,11 +1036,7 @@ impl Worker {
         let mut last = String::new();
         let started = Instant::now();
         while started.elapsed() < self.options.cluster.request_timeout * 3 {
-            match self
-                .js
-                .publish(subject.clone(), Bytes::from(bytes.clone()))
-                .await
-            {
+            match self.js.publish(subject.clone(), bytes.clone()).await {
                 Ok(ack) => match ack.await {
                     Ok(_) => return Ok(()),
                     Err(error) => last = error.to_string(),
