@@ -34,16 +34,12 @@
 //! deadline passes, then dispatches whatever is complete in the buffer and hands the read side
 //! back. One caller leads at a time (`leading`); the others wait on their handles as before.
 //! The reader thread is the fallback for everything nobody blocks on (async waiters,
-//! callbacks, streams, tells, a second caller): it waits in `epoll` on the socket *without*
-//! the read side, then takes it and dispatches what is there now. A leader first turns the
-//! reader's interest down to hang-ups only (`EPOLL_CTL_MOD`, no wake-up), so its reply wakes
-//! only itself (a third thread woken per call cost a fifth of the round trip on 2 cores), and
-//! back to data when it leaves. Frames cannot be stranded: the leader dispatches the complete
-//! frames in the buffer before it leaves, and bytes still in the socket when it turns the
-//! interest back to data wake the reader at once (epoll checks readiness on `MOD`). A reader
-//! woken just before a leader took over waits for the read side, then finds nothing. A failed
-//! read marks the read side `broken`; only the reader thread handles the death (below; a
-//! hang-up wakes it whoever leads), then installs and watches the new read half.
+//! callbacks, streams, tells, a second caller): it waits in `poll` on the socket *without* the
+//! read side, then takes it and dispatches what is there now. When a caller leads, the poll
+//! wakes with the caller's read but finds nothing left to read (or waits for the caller to
+//! hand back). Frames cannot be stranded: the leader drains the buffer before it leaves, and
+//! bytes still in the socket wake the poll. A failed read marks the read side `broken`; only
+//! the reader thread handles the death (below), then installs the new read half.
 //!
 //! **Death.** The parent's reader thread sees the actor socket end. It takes the connection
 //! (callers wanting to send now wait), kills and reaps the worker, fails every call in flight
@@ -59,8 +55,6 @@
 
 use std::collections::HashMap;
 use std::io::{BufWriter, Write};
-use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -70,7 +64,6 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, MutexGuard};
-use rustix::event::epoll;
 use serde::{Deserialize, Serialize};
 
 use crate::actor::ending::{Ending, Request};
@@ -539,8 +532,6 @@ pub(crate) struct Remote<A: Actor> {
     read: Mutex<ReadSide>,
     /// A caller is leading (reading the socket for its own reply).
     leading: AtomicBool,
-    /// What the reader thread waits on: the read half, for data only while nobody leads.
-    epoll: OwnedFd,
     process: Mutex<Option<Arc<Supervised>>>,
     inflight: Mutex<HashMap<u64, Pending>>,
     /// Calls whose write failed (the worker had died): sent again to the replacement.
@@ -593,32 +584,6 @@ impl ReadSide {
     }
 }
 
-impl ReadSide {
-    /// Dispatches the frames complete in the buffer, without reading the socket.
-    fn dispatch_buffered<A: Actor>(&mut self, remote: &Remote<A>) {
-        while !self.broken && !self.ended && self.frames.has_frame() {
-            let Some(stream) = &self.stream else {
-                return;
-            };
-            match self.frames.read::<_, FromActor>(&mut &**stream, None) {
-                Ok(frame) => {
-                    if !remote.on_frame(frame.header, frame.payload) {
-                        self.ended = true;
-                    }
-                }
-                Err(_) => self.broken = true,
-            }
-        }
-    }
-}
-
-/// The reader thread's tag for the read half in its epoll.
-const READER: epoll::EventData = epoll::EventData::new_u64(0);
-/// The reader thread reads what arrives (nobody leads).
-const WATCH_DATA: epoll::EventFlags = epoll::EventFlags::IN.union(epoll::EventFlags::RDHUP);
-/// A caller leads: the reader thread wakes only when the worker hangs up.
-const WATCH_HANG_UP: epoll::EventFlags = epoll::EventFlags::RDHUP;
-
 /// A started host: the connection to write to and the stream to read from.
 struct Started {
     conn: Conn,
@@ -660,8 +625,6 @@ impl<A: Actor> Remote<A> {
             max_concurrency: options.max_concurrency,
             mailbox: options.mailbox,
         };
-        let epoll_fd = epoll::create(epoll::CreateFlags::CLOEXEC)
-            .map_err(|error| start_failed(format!("cannot make the reader's epoll: {error}")))?;
         let remote = Arc::new_cyclic(|me| Remote {
             uid: uid.to_owned(),
             options: process,
@@ -676,7 +639,6 @@ impl<A: Actor> Remote<A> {
                 ended: false,
             }),
             leading: AtomicBool::new(false),
-            epoll: epoll_fd,
             process: Mutex::new(None),
             inflight: Mutex::new(HashMap::new()),
             unsent: Mutex::new(Vec::new()),
@@ -692,14 +654,9 @@ impl<A: Actor> Remote<A> {
         let started = remote.start_host().map_err(start_failed)?;
         let reader = remote.install(started);
         let weak = Arc::downgrade(&remote);
-        // The reader's own copy: it outlives the actor's last reference by a wake-up.
-        let epoll_fd = remote
-            .epoll
-            .try_clone()
-            .map_err(|error| start_failed(format!("cannot share the reader's epoll: {error}")))?;
         std::thread::Builder::new()
             .name(format!("crew-actor-{uid}"))
-            .spawn(move || read_replies(&weak, epoll_fd.as_fd(), reader))
+            .spawn(move || read_replies(&weak, reader))
             .map_err(|error| ActorError::StartFailed {
                 uid: uid.to_owned(),
                 message: format!("cannot start its reader thread: {error}"),
@@ -715,8 +672,7 @@ impl<A: Actor> Remote<A> {
         self.restarts.load(Ordering::Acquire)
     }
 
-    /// Makes `started` the live connection and its read half the one watched; returns that
-    /// read half (for the reader thread to keep).
+    /// Makes `started` the live connection; returns its read half (for the reader to poll).
     fn install(&self, started: Started) -> Arc<UnixStream> {
         self.pid.store(started.pid, Ordering::Release);
         *self.process.lock() = Some(started.conn.child.process());
@@ -724,26 +680,13 @@ impl<A: Actor> Remote<A> {
         self.set_reader(started.reader)
     }
 
-    /// Makes `stream` the read half, with an empty frame buffer, watched by the reader.
+    /// Makes `stream` the read half, with an empty frame buffer.
     fn set_reader(&self, stream: UnixStream) -> Arc<UnixStream> {
         let stream = Arc::new(stream);
         let mut side = self.read.lock();
-        if let Some(old) = side.stream.take() {
-            // A leader may still hold the old half: it must not be watched (it reads as ended).
-            let _ = epoll::delete(&self.epoll, &*old);
-        }
-        if let Err(error) = epoll::add(&self.epoll, &*stream, READER, WATCH_DATA) {
-            // Without it nothing reads replies nobody leads for: treat it as a dead worker.
-            eprintln!(
-                "crew: actor `{}`: cannot watch its socket: {error}",
-                self.uid
-            );
-            side.broken = true;
-        } else {
-            side.broken = false;
-        }
         side.stream = Some(stream.clone());
         side.frames = FrameReader::new();
+        side.broken = false;
         stream
     }
 
@@ -754,20 +697,11 @@ impl<A: Actor> Remote<A> {
             return;
         }
         let mut side = self.read.lock();
-        let stream = side.stream.clone();
-        if let Some(stream) = &stream {
-            // The reader thread now wakes for a hang-up only, not for our reply.
-            let _ = epoll::modify(&self.epoll, &**stream, READER, WATCH_HANG_UP);
-        }
         side.pump(self, done, deadline);
-        // Frames read past our reply sit in the buffer, where the reader thread's epoll cannot
+        // Frames read past our reply sit in the buffer, where the reader thread's poll cannot
         // see them: dispatch whatever is complete now before handing the socket back.
-        side.dispatch_buffered(self);
+        side.pump(self, &|| false, Some(Instant::now()));
         drop(side);
-        if let Some(stream) = &stream {
-            // Watching data again wakes the reader at once if bytes wait in the socket.
-            let _ = epoll::modify(&self.epoll, &**stream, READER, WATCH_DATA);
-        }
         self.leading.store(false, Ordering::Release);
     }
 
@@ -1267,25 +1201,10 @@ fn outcome_result(outcome: Outcome, payload: Vec<u8>) -> Result<Vec<u8>, TaskErr
 
 /// The reader thread: replies in when no caller leads, deaths handled. Holds the actor weakly,
 /// so an actor nobody references (not even the registry) lets it end.
-///
-/// It keeps the read half it watches open (`_watched`): when the actor is dropped, the
-/// registration stays until the worker (ended by its watchdog) hangs up, which wakes it.
-fn read_replies<A: Actor>(
-    remote: &Weak<Remote<A>>,
-    epoll_fd: BorrowedFd<'_>,
-    mut _watched: Arc<UnixStream>,
-) {
-    let mut events = [MaybeUninit::<epoll::Event>::uninit(); 2];
+fn read_replies<A: Actor>(remote: &Weak<Remote<A>>, mut polled: Arc<UnixStream>) {
     loop {
-        // Wait for data without holding the read side, so a caller may lead meanwhile (and
-        // then this wakes for a hang-up only: see the note on reading).
-        match epoll::wait(epoll_fd, &mut events, None) {
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(error) => {
-                eprintln!("crew: an actor's reader cannot wait for replies: {error}");
-                return;
-            }
-        }
+        // Wait for data without holding the read side, so a caller may lead meanwhile.
+        let _ = crate::sys::socket::wait_readable(&*polled, None);
         let Some(actor) = remote.upgrade() else {
             return;
         };
@@ -1299,7 +1218,7 @@ fn read_replies<A: Actor>(
         }
         drop(side);
         match actor.on_death() {
-            Some(next) => _watched = actor.set_reader(next),
+            Some(next) => polled = actor.set_reader(next),
             None => {
                 actor.read.lock().ended = true;
                 return;
