@@ -231,10 +231,11 @@ pub(crate) fn expand(
             });
             continue;
         }
-        let (ask, tell, try_ask, ask_async, variant) = if method.exclusive {
+        let (ask, tell, tell_async, try_ask, ask_async, variant) = if method.exclusive {
             (
                 quote!(ask),
                 quote!(tell),
+                quote!(tell_async),
                 quote!(try_ask),
                 quote!(ask_async),
                 quote!(Exclusive),
@@ -243,6 +244,7 @@ pub(crate) fn expand(
             (
                 quote!(ask_shared),
                 quote!(tell_shared),
+                quote!(tell_shared_async),
                 quote!(try_ask_shared),
                 quote!(ask_shared_async),
                 quote!(Shared),
@@ -253,6 +255,10 @@ pub(crate) fn expand(
             "Calls [`{type_ident}::{ident}`] from async code: awaits room in a full mailbox (never blocking the runtime's thread), then the result.\n\n# Errors\nThe call's failure, or why the actor cannot be called."
         );
         let tell_ident = format_ident!("tell_{}", ident);
+        let tell_async_ident = format_ident!("tell_{}_async", ident);
+        let tell_async_doc = format!(
+            "Sends a call of [`{type_ident}::{ident}`] from async code without waiting for its result: awaits room in a full mailbox (never blocking the runtime's thread) and returns once the call is queued.\n\n# Errors\nWhy the call could not be queued."
+        );
         let try_ident = format_ident!("try_{}", ident);
         let tell_doc = format!(
             "Sends a call of [`{type_ident}::{ident}`] without waiting for its result (blocks while the mailbox is full)."
@@ -271,6 +277,10 @@ pub(crate) fn expand(
             #[doc = #tell_doc]
             pub fn #tell_ident(&self, #parameters) -> ::core::result::Result<(), ::crew::actor::ActorError> {
                 self.0.#tell(#index, #tuple_pattern, #run)
+            }
+            #[doc = #tell_async_doc]
+            pub fn #tell_async_ident(&self, #parameters) -> impl ::core::future::Future<Output = ::core::result::Result<(), ::crew::actor::ActorError>> + ::core::marker::Send + 'static {
+                self.0.#tell_async(#index, #tuple_pattern, #run)
             }
             #[doc = #async_doc]
             pub fn #async_ident(&self, #parameters) -> impl ::core::future::Future<Output = ::core::result::Result<#result, ::crew::TaskError>> + ::core::marker::Send + 'static {

@@ -326,10 +326,27 @@ fn async_calls_await_a_permit() {
         (0..10).map(|_| counter.incr_async(1)),
     ));
     assert_eq!(values.into_iter().map(Result::unwrap).max(), Some(15));
-    counter.stop().result().unwrap();
+    // An async tell waits for the permit the same way, without blocking its thread.
+    let busy = counter.sleep(300);
+    let mut waiting = Box::pin(counter.tell_incr_async(100));
+    assert!(waiting.as_mut().poll(&mut context).is_pending());
+    assert_eq!(futures::executor::block_on(waiting), Ok(()));
+    assert_eq!(busy.result(), Ok(300));
+    assert_eq!(counter.get().result(), Ok(115));
+    // A stop with the mailbox full returns at once and still lets the queued call finish.
+    let busy = counter.sleep(300);
+    let started = std::time::Instant::now();
+    let stopped = counter.stop();
+    assert!(started.elapsed() < Duration::from_millis(200));
+    stopped.result().unwrap();
+    assert_eq!(busy.result(), Ok(300));
     assert!(matches!(
         futures::executor::block_on(counter.get_async()),
         Err(TaskError::Actor(ActorError::Stopped { .. }))
+    ));
+    assert!(matches!(
+        futures::executor::block_on(counter.tell_incr_async(1)),
+        Err(ActorError::Stopped { .. })
     ));
 }
 

@@ -105,23 +105,29 @@ fn create_find_and_call_every_form() {
         futures::executor::block_on(counter.incr_async(1)).unwrap(),
         21
     );
+    futures::executor::block_on(counter.tell_incr_async(2)).unwrap();
+    assert_eq!(
+        counter.get().result().unwrap(),
+        23,
+        "the async tell ran, in order"
+    );
     let items: Vec<u64> = counter.count(100).map(Result::unwrap).collect();
     assert_eq!(items, (0..100).collect::<Vec<_>>());
     assert!(matches!(
         counter.boom().result(),
         Err(TaskError::Panicked { .. })
     ));
-    assert_eq!(counter.get().result().unwrap(), 21, "the actor lives on");
+    assert_eq!(counter.get().result().unwrap(), 23, "the actor lives on");
 
     // Found again by address + uid: the same actor.
     let again = actor::find::<Counter>(&cluster, &Address::cluster(), "counter-1").unwrap();
-    assert_eq!(again.incr(1).result().unwrap(), 22);
-    assert_eq!(counter.get().result().unwrap(), 22);
+    assert_eq!(again.incr(1).result().unwrap(), 24);
+    assert_eq!(counter.get().result().unwrap(), 24);
 
     // Pipelined calls from one caller run in the order sent.
     let handles: Vec<_> = (0..500).map(|_| counter.incr(1)).collect();
     let values: Vec<u64> = handles.into_iter().map(|h| h.result().unwrap()).collect();
-    assert_eq!(values, (23..523).collect::<Vec<_>>());
+    assert_eq!(values, (25..525).collect::<Vec<_>>());
 
     counter.stop().result().unwrap();
     assert!(matches!(

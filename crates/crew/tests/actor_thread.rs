@@ -538,3 +538,67 @@ fn async_callers_racing_for_a_one_place_mailbox_all_get_through() {
     assert_eq!(counter.get().result(), Ok(2_000));
     counter.stop().result().unwrap();
 }
+
+#[test]
+fn async_tells_await_room_in_a_full_mailbox() {
+    let counter = ActorOptions::<Counter>::new()
+        .mailbox(1)
+        .spawn(("async-tell".to_owned(), 0))
+        .unwrap();
+    let busy = counter.slow_incr(1, 200);
+    std::thread::sleep(Duration::from_millis(50)); // running: the mailbox is empty again
+    let queued = counter.incr(10); // fills the mailbox
+                                   // The async tell does not block its thread while the mailbox is full: it is pending...
+    let mut waiting = Box::pin(counter.tell_incr_async(100));
+    assert!(pending_after_one_poll(&mut waiting));
+    // ...and is queued, behind the earlier calls, once the actor makes room.
+    assert_eq!(futures::executor::block_on(waiting), Ok(()));
+    assert_eq!(busy.result(), Ok(1));
+    assert_eq!(queued.result(), Ok(11));
+    assert_eq!(counter.get().result(), Ok(111));
+    // `&self` methods have the async tell too; a stopped actor refuses it.
+    futures::executor::block_on(counter.tell_get_async()).unwrap();
+    counter.stop().result().unwrap();
+    assert!(matches!(
+        futures::executor::block_on(counter.tell_incr_async(1)),
+        Err(ActorError::Stopped { .. })
+    ));
+}
+
+#[test]
+fn stop_from_another_thread_does_not_block_on_a_full_mailbox() {
+    let counter = ActorOptions::<Counter>::new()
+        .mailbox(1)
+        .spawn(("stop-full".to_owned(), 0))
+        .unwrap();
+    let busy = counter.slow_incr(1, 2_000);
+    std::thread::sleep(Duration::from_millis(50)); // running: the mailbox is empty again
+    let queued = counter.incr(10); // fills the mailbox
+    assert!(matches!(counter.try_incr(1), Err(ActorError::Full { .. })));
+    let (returned, stop_returned) = std::sync::mpsc::channel();
+    let stopper = counter.clone();
+    std::thread::spawn(move || {
+        let stopped = stopper.stop();
+        let _ = returned.send(stopped);
+    });
+    // The stop returns its handle while the actor is still busy with its first call...
+    let stopped = stop_returned
+        .recv_timeout(Duration::from_millis(1_000))
+        .expect("stop() returned at once on a full mailbox");
+    // ...and is graceful: the queued call still runs, then the stop hook, then the end.
+    stopped.result().unwrap();
+    assert_eq!(busy.result(), Ok(1));
+    assert_eq!(queued.result(), Ok(11));
+    assert_eq!(
+        events_of("stop-full"),
+        [
+            "stop-full: new",
+            "stop-full: start",
+            "stop-full: stop at 11"
+        ]
+    );
+    assert!(matches!(
+        counter.incr(1).result(),
+        Err(TaskError::Actor(ActorError::Stopped { .. }))
+    ));
+}

@@ -14,9 +14,15 @@
 //! thread wakes the others: with one thread `Stop`/`Kill` envelopes suffice, with several a
 //! *control* channel is dropped, which every idle thread watches. The last thread out fails
 //! whatever is still queued with `Stopped`, runs the stop hooks (graceful only), unregisters the
-//! actor and settles the `stop()`/`kill()` handles. An actor that stops *itself* while its
-//! mailbox is full cannot wait for room for `Stop` (only it makes room): it sets
-//! `stop_when_empty` instead, and each thread, after each call, ends once the mailbox is empty.
+//! actor and settles the `stop()`/`kill()` handles. `stop` never waits for room for `Stop` in a
+//! full mailbox (an actor stopping itself could not: only it makes room; another caller should
+//! not block either): it sets `stop_when_empty` instead, and each thread, after each call, ends
+//! once the mailbox is empty. So `stop` returns its handle at once, and the calls queued before
+//! it (and those of callers already blocked on the full mailbox) still run first. No thread can
+//! miss the flag by sleeping on an empty mailbox: `stop` stores it (`SeqCst`) and offers `Stop`
+//! again; an offer refused as `Full` comes after a `SeqCst` fence that did not see a receive, so
+//! a call is still queued, and the thread that takes it (a `SeqCst` compare-and-swap, later in
+//! that order) loads the flag (`SeqCst`) after running it.
 //!
 //! **Async callers.** A `*_async` call offers its envelope with `try_send`; while the mailbox
 //! is full it waits in the `room` (see that module), which the thread taking an envelope
@@ -321,7 +327,7 @@ impl<A: Actor> Local<A> {
     /// Whether a self-stop (see `stop_when_empty`) is due: only a call can ask for one, so
     /// every thread checks after each call it ran.
     fn stopping_when_empty(&self) -> bool {
-        self.stop_when_empty.load(Ordering::Acquire) && self.receiver.is_empty()
+        self.stop_when_empty.load(Ordering::SeqCst) && self.receiver.is_empty()
     }
 
     /// The last thread out: fail what is left, run the stop hooks, unregister, settle.
@@ -451,7 +457,32 @@ impl<A: Actor> Local<A> {
             });
         }
         let (job, handle) = job(f, false);
-        let mut envelope = Some(Envelope::Call(job));
+        self.offer_async(Envelope::Call(job)).await?;
+        Ok(handle.expect("a call has a handle"))
+    }
+
+    /// Queues a call whose result nobody wants, waiting (asynchronously) for room in a full
+    /// mailbox; a tell to oneself does not wait (see [`call`](Self::call)).
+    pub(crate) async fn tell_async<R, M, S>(
+        &self,
+        method: &str,
+        f: Call<M, S>,
+    ) -> Result<(), ActorError>
+    where
+        M: FnOnce(&mut A) -> R + Send + 'static,
+        S: FnOnce(&A) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        if self.is_current() {
+            return self.call::<R, M, S>(method, f, Mode::Tell).map(drop);
+        }
+        let (job, _) = job::<A, M, S, R>(f, true);
+        self.offer_async(Envelope::Call(job)).await
+    }
+
+    /// Offers `envelope` until the mailbox takes it (or refuses it for good).
+    async fn offer_async(&self, envelope: Envelope<A>) -> Result<(), ActorError> {
+        let mut envelope = Some(envelope);
         self.room
             .offer(
                 || match self.offer(envelope.take().expect("offered until queued")) {
@@ -462,8 +493,7 @@ impl<A: Actor> Local<A> {
                     Ok(result) => Offer::Done(result),
                 },
             )
-            .await?;
-        Ok(handle.expect("a call has a handle"))
+            .await
     }
 
     /// Stops (gracefully) or kills the actor; the handle settles when it has ended.
@@ -483,16 +513,15 @@ impl<A: Actor> Local<A> {
             }
         } else {
             self.closed.store(true, Ordering::SeqCst);
-            // Behind every call already queued; room is made by the actor's threads, so the
-            // actor itself must not wait for it: its threads end once the mailbox is empty.
-            match self.sender.try_send(Envelope::Stop) {
-                Err(TrySendError::Full(_)) if self.is_current() => {
-                    self.stop_when_empty.store(true, Ordering::Release);
-                }
-                Err(TrySendError::Full(stop)) => {
-                    let _ = self.sender.send(stop);
-                }
-                Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+            // Behind every call already queued. In a full mailbox nobody waits for room (only
+            // the actor's threads make it, and the caller may be one of them): the threads end
+            // once the mailbox is empty instead (see the note on ending).
+            if let Err(TrySendError::Full(stop)) = self.sender.try_send(Envelope::Stop) {
+                self.stop_when_empty.store(true, Ordering::SeqCst);
+                // The mailbox may have emptied before the flag was set (a thread checks it only
+                // after a call): offer `Stop` once more. Still full, it holds a call that some
+                // thread takes after this `Full` was seen, and checks the flag after running it.
+                let _ = self.sender.try_send(stop);
             }
         }
         handle

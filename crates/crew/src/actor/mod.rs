@@ -629,6 +629,63 @@ impl<A: Actor> ActorRef<A> {
         self.shared(index, args, run, Mode::Tell).map(drop)
     }
 
+    /// Like [`tell`](Self::tell) for async code: waits for room in a full mailbox without
+    /// blocking the runtime's thread, then returns once the call is queued (not run). A tell
+    /// an actor sends itself does not wait: [`ActorError::Full`] when its mailbox is full.
+    ///
+    /// # Errors
+    /// Why the call could not be queued (stopped, not found; `Full` for a tell to oneself).
+    pub fn tell_async<Args: Message, R: Message>(
+        &self,
+        index: u32,
+        args: Args,
+        run: fn(&mut A, Args) -> R,
+    ) -> impl Future<Output = Result<(), ActorError>> + Send + 'static {
+        let this = self.clone();
+        async move {
+            match &this.inner.target {
+                Target::Local(local) => {
+                    let call = local::Call::<_, fn(&A) -> R>::Exclusive(move |actor: &mut A| {
+                        run(actor, args)
+                    });
+                    local.tell_async(this.method_name(index), call).await
+                }
+                Target::Process(remote) => remote.tell_async(index, args).await,
+                #[cfg(feature = "cluster")]
+                Target::Cluster(remote) => remote.tell_async(index, args).await,
+                Target::Missing(error) => Err(error.clone()),
+            }
+        }
+    }
+
+    /// Like [`tell_shared`](Self::tell_shared) for async code; see
+    /// [`tell_async`](Self::tell_async).
+    ///
+    /// # Errors
+    /// Why the call could not be queued.
+    pub fn tell_shared_async<Args: Message, R: Message>(
+        &self,
+        index: u32,
+        args: Args,
+        run: fn(&A, Args) -> R,
+    ) -> impl Future<Output = Result<(), ActorError>> + Send + 'static {
+        let this = self.clone();
+        async move {
+            match &this.inner.target {
+                Target::Local(local) => {
+                    let call = local::Call::<fn(&mut A) -> R, _>::Shared(move |actor: &A| {
+                        run(actor, args)
+                    });
+                    local.tell_async(this.method_name(index), call).await
+                }
+                Target::Process(remote) => remote.tell_async(index, args).await,
+                #[cfg(feature = "cluster")]
+                Target::Cluster(remote) => remote.tell_async(index, args).await,
+                Target::Missing(error) => Err(error.clone()),
+            }
+        }
+    }
+
     /// Calls a streaming `&mut self` method: its items arrive at the caller as an iterator and
     /// an async stream.
     pub fn ask_stream<Args: Message, T: Message, I>(
@@ -720,9 +777,10 @@ impl<A: Actor> ActorRef<A> {
 
     /// Stops the actor gracefully: the calls already in its mailbox run, then the stop hook,
     /// then it ends and is unregistered. The handle settles when it has; later calls fail with
-    /// [`ActorError::Stopped`]. Another thread waits here for room in a full mailbox; an
-    /// actor stopping itself never does (its threads end once the mailbox is empty) and must
-    /// not wait on the handle, which settles after its current call returned.
+    /// [`ActorError::Stopped`]. `stop` never blocks, not even on a full mailbox: it returns
+    /// the handle at once and the stop queues behind the bound (the actor ends once the calls
+    /// in its mailbox ran). An actor stopping itself must not wait on the handle, which
+    /// settles after its current call returned.
     pub fn stop(&self) -> TaskHandle<()> {
         match &self.inner.target {
             Target::Local(local) => local.stop(false),
@@ -764,6 +822,15 @@ pub(crate) enum Mode {
     Tell,
     /// A process actor's permit is held already (an async call waited for it).
     Held,
+    /// A process actor's permit is held already (an async tell waited for it).
+    HeldTell,
+}
+
+impl Mode {
+    /// Whether the caller holds a process actor's permit already (to give back on failure).
+    pub(crate) fn holds_permit(self) -> bool {
+        matches!(self, Mode::Held | Mode::HeldTell)
+    }
 }
 
 /// Finds the actor `uid` at `address` on `cluster` (created there by any process with

@@ -899,7 +899,7 @@ impl<A: Actor> Remote<A> {
         payload: &[u8],
     ) -> Result<(), ActorError> {
         if self.closed.load(Ordering::Acquire) {
-            if mode == Mode::Held {
+            if mode.holds_permit() {
                 self.release_permit();
             }
             return Err(self.stopped_error());
@@ -914,7 +914,7 @@ impl<A: Actor> Remote<A> {
                 }
             },
             Mode::Blocking | Mode::Tell => self.permits.acquire().forget(),
-            Mode::Held => {}
+            Mode::Held | Mode::HeldTell => {}
         }
         let mut conn = self.conn.lock();
         let Some(live) = conn.as_mut() else {
@@ -948,6 +948,24 @@ impl<A: Actor> Remote<A> {
         index: u32,
         args: Args,
     ) -> Result<TaskHandle<R>, ActorError> {
+        self.permit_async().await?;
+        self.call(index, &args, Mode::Held)
+            .map(|handle| handle.expect("a call has a handle"))
+    }
+
+    /// Tells method `index`, waiting (asynchronously) for a permit while the mailbox is full.
+    pub(crate) async fn tell_async<Args: Message>(
+        &self,
+        index: u32,
+        args: Args,
+    ) -> Result<(), ActorError> {
+        self.permit_async().await?;
+        self.call::<Args, ()>(index, &args, Mode::HeldTell)
+            .map(drop)
+    }
+
+    /// Takes a mailbox permit, waiting in the `room` (never blocking) while there is none.
+    async fn permit_async(&self) -> Result<(), ActorError> {
         self.room
             .offer(|| {
                 if self.closed.load(Ordering::Acquire) {
@@ -961,9 +979,7 @@ impl<A: Actor> Remote<A> {
                     None => Offer::Full,
                 }
             })
-            .await?;
-        self.call(index, &args, Mode::Held)
-            .map(|handle| handle.expect("a call has a handle"))
+            .await
     }
 
     pub(crate) fn call<Args: Message, R: Message>(
@@ -975,7 +991,7 @@ impl<A: Actor> Remote<A> {
         let payload = match codec::encode(args) {
             Ok(payload) => payload,
             Err(message) => {
-                if mode == Mode::Held {
+                if mode.holds_permit() {
                     self.release_permit();
                 }
                 return Err(ActorError::Invalid(message));
@@ -1150,7 +1166,7 @@ impl<A: Actor> Remote<A> {
 
 /// A call's handle and what settles it from the host's encoded answer (none for a `tell`).
 pub(crate) fn reply_slot<R: Message>(mode: Mode) -> (Option<TaskHandle<R>>, Option<Finish>) {
-    if mode == Mode::Tell {
+    if matches!(mode, Mode::Tell | Mode::HeldTell) {
         return (None, None);
     }
     let (handle, completer) = pair::<R>();

@@ -760,7 +760,7 @@ impl<A: Actor> Remote<A> {
         payload: &[u8],
     ) -> Result<(), ActorError> {
         if self.closed.load(Ordering::Acquire) {
-            if mode == Mode::Held {
+            if mode.holds_permit() {
                 self.release_permit();
             }
             return Err(self.stopped_error());
@@ -775,7 +775,7 @@ impl<A: Actor> Remote<A> {
                 }
             },
             Mode::Blocking | Mode::Tell => self.permits.acquire().forget(),
-            Mode::Held => {}
+            Mode::Held | Mode::HeldTell => {}
         }
         if self.inflight.lock().is_empty() {
             // The probe measures silence from the first call in flight.
@@ -807,7 +807,7 @@ impl<A: Actor> Remote<A> {
         let payload = match codec::encode(args) {
             Ok(payload) => payload,
             Err(message) => {
-                if mode == Mode::Held {
+                if mode.holds_permit() {
                     self.release_permit();
                 }
                 return Err(ActorError::Invalid(message));
@@ -827,6 +827,23 @@ impl<A: Actor> Remote<A> {
         index: u32,
         args: Args,
     ) -> Result<TaskHandle<R>, ActorError> {
+        self.permit_async().await?;
+        self.call(index, &args, Mode::Held)
+            .map(|handle| handle.expect("a call has a handle"))
+    }
+
+    pub(crate) async fn tell_async<Args: Message>(
+        &self,
+        index: u32,
+        args: Args,
+    ) -> Result<(), ActorError> {
+        self.permit_async().await?;
+        self.call::<Args, ()>(index, &args, Mode::HeldTell)
+            .map(drop)
+    }
+
+    /// Takes a mailbox permit, waiting in the `room` (never blocking) while there is none.
+    async fn permit_async(&self) -> Result<(), ActorError> {
         self.room
             .offer(|| {
                 if self.closed.load(Ordering::Acquire) {
@@ -840,9 +857,7 @@ impl<A: Actor> Remote<A> {
                     None => Offer::Full,
                 }
             })
-            .await?;
-        self.call(index, &args, Mode::Held)
-            .map(|handle| handle.expect("a call has a handle"))
+            .await
     }
 
     pub(crate) fn stream<Args: Message, T: Message>(
