@@ -6,33 +6,18 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use crew::cluster::{Cluster, ServerConfig, TestServer, NATS_SERVER_ENV};
+use crew::cluster::{Cluster, ServerConfig, TestServer};
 use crew::Executor;
 use crew_cli::tasks::{run_command, CommandJob, CommandStatus};
 
+#[path = "../../crew/tests/support/nats_server.rs"]
+mod nats_server;
+use nats_server::ensure_nats_server;
+
 const CREW: &str = env!("CARGO_BIN_EXE_crew");
 const TOKEN: &str = "cli-test-token-5f1c";
-
-/// Points `CREW_NATS_SERVER` at a usable server when none is found, once.
-fn ensure_nats_server() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        if crew::cluster::find_nats_server().is_ok() {
-            return;
-        }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/nats-server");
-        let output = Command::new(&script)
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("running scripts/nats-server");
-        assert!(output.status.success(), "scripts/nats-server failed");
-        let path = String::from_utf8(output.stdout).unwrap();
-        std::env::set_var(NATS_SERVER_ENV, path.trim());
-    });
-}
 
 fn server() -> TestServer {
     ensure_nats_server();

@@ -15,6 +15,10 @@ use crew::cluster::{
 };
 use crew::TaskError;
 
+#[path = "support/nats_server.rs"]
+mod nats_server;
+use nats_server::ensure_nats_server;
+
 const WORKER_ENV: &str = "CREW_ACTOR_TEST_WORKER";
 const TOKEN: &str = "actor-remote-test-token";
 
@@ -317,6 +321,7 @@ fn main() {
         .expect("the worker serves");
         return;
     }
+    ensure_nats_server();
     process_common::run(&[
         (
             "create_find_and_call_every_form",

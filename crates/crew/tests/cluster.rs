@@ -16,6 +16,10 @@ use crew::cluster::{
 use crew::task::TaskOptions;
 use crew::{Executor, MapOptions, TaskError};
 
+#[path = "support/nats_server.rs"]
+mod nats_server;
+use nats_server::ensure_nats_server;
+
 const WORKER_ENV: &str = "CREW_CLUSTER_TEST_WORKER";
 const TOKEN_ENV: &str = "CREW_CLUSTER_TEST_TOKEN";
 const ACK_WAIT_ENV: &str = "CREW_CLUSTER_TEST_ACK_WAIT_MS";
@@ -62,6 +66,7 @@ fn main() {
     if std::env::var_os(SERVER_PARENT_ENV).is_some() {
         serve_as_server_parent();
     }
+    ensure_nats_server();
     process_common::run(&[
         (
             "ten_thousand_tasks_over_two_workers_once_each",

@@ -10,10 +10,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Once, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crew::cluster::{ServerConfig, TestServer, NATS_SERVER_ENV};
+use crew::cluster::{ServerConfig, TestServer};
+
+#[path = "support/nats_server.rs"]
+mod nats_server;
+use nats_server::ensure_nats_server;
 
 const TOKEN: &str = "seed004-example-token";
 
@@ -55,24 +59,6 @@ fn example(name: &str) -> PathBuf {
         panic!("building the examples failed:\n{error}");
     }
     profile_dir().join("examples").join(name)
-}
-
-/// Points `CREW_NATS_SERVER` at a usable server when none is found, once.
-fn ensure_nats_server() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        if crew::cluster::find_nats_server().is_ok() {
-            return;
-        }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/nats-server");
-        let output = Command::new(&script)
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("running scripts/nats-server");
-        assert!(output.status.success(), "scripts/nats-server failed");
-        let path = String::from_utf8(output.stdout).unwrap();
-        std::env::set_var(NATS_SERVER_ENV, path.trim());
-    });
 }
 
 /// Waits up to 60 s for `child`.
