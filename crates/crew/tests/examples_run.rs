@@ -3,9 +3,9 @@
 //! `crew::init()`).
 //!
 //! `cargo test --all-targets` compiles examples in test mode only, so this file first builds
-//! them as programs with `cargo build --examples` into the test's own target directory (cargo
-//! holds no lock while tests run; the build is quick when they are fresh), then runs
-//! `target/<profile>/examples/<name>`.
+//! them as programs with `cargo build --examples` (with this test's features) into the test's
+//! own target directory (cargo holds no lock while tests run; the build is quick when they are
+//! fresh), then runs `target/<profile>/examples/<name>`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,6 +38,11 @@ fn build_examples() {
                 "--target-dir",
             ])
             .arg(target_dir);
+        // The features this test was built with (the workspace build turns on `cluster`): the
+        // same crew build as examples_cluster's and the cluster tests' examples, not a third one.
+        if cfg!(feature = "cluster") {
+            cargo.args(["--features", "cluster"]);
+        }
         if profile_dir
             .file_name()
             .is_some_and(|name| name == "release")
