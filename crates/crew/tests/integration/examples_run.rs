@@ -3,9 +3,9 @@
 //! `crew::init()`).
 //!
 //! `cargo test --all-targets` compiles examples in test mode only, so this file first builds
-//! them as programs with `cargo build --examples` (with this test's features) into the test's
-//! own target directory (cargo holds no lock while tests run; the build is quick when they are
-//! fresh), then runs `target/<profile>/examples/<name>`.
+//! them as programs with `cargo build --examples` into the test's own target directory (cargo
+//! holds no lock while tests run; the build is quick when they are fresh), then runs
+//! `target/<profile>/examples/<name>`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,20 +29,18 @@ fn build_examples() {
         let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
         cargo
             .current_dir(env!("CARGO_MANIFEST_DIR"))
+            // `--workspace --all-features`: the dependency features of scripts/test's
+            // `cargo test --workspace --all-features`, which has built these examples already;
+            // `-p crew` would resolve other features (libc's, serde's) and build a second tree.
             .args([
                 "build",
                 "--quiet",
-                "-p",
-                "crew",
+                "--workspace",
+                "--all-features",
                 "--examples",
                 "--target-dir",
             ])
             .arg(target_dir);
-        // The features this test was built with (the workspace build turns on `cluster`): the
-        // same crew build as examples_cluster's and the cluster tests' examples, not a third one.
-        if cfg!(feature = "cluster") {
-            cargo.args(["--features", "cluster"]);
-        }
         if profile_dir
             .file_name()
             .is_some_and(|name| name == "release")
