@@ -6,7 +6,7 @@
 //! late, let the shared timer settle one that overruns), revoke a pending task through the
 //! completer's cancel hook, report panics with [`TaskError::Panicked`]. Its tests drive it
 //! through the generic `Executor` API only. The `sig_a` and `sig_b` programs are worker
-//! programs for the process-pool compatibility tests (`tests/workers.rs`).
+//! programs for the process-pool compatibility tests (`tests/integration/workers.rs`).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,6 +1,6 @@
 //! The wire protocol against a live server: bad input, pipelining, partial reads, limits.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::time::Duration;

@@ -29,11 +29,14 @@ fn build_examples() {
         let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
         cargo
             .current_dir(env!("CARGO_MANIFEST_DIR"))
+            // `--workspace --all-features`: the dependency features of scripts/test's
+            // `cargo test --workspace --all-features`, which has built these examples already;
+            // `-p crew` would resolve other features (libc's, serde's) and build a second tree.
             .args([
                 "build",
                 "--quiet",
-                "-p",
-                "crew",
+                "--workspace",
+                "--all-features",
                 "--examples",
                 "--target-dir",
             ])

@@ -1,7 +1,7 @@
 //! Every model serves two clients correctly; `single` makes the second one wait; shutdown lets
 //! an in-flight request finish.
 
-mod common;
+use crate::common;
 
 use std::io::{ErrorKind, Read};
 use std::time::Duration;

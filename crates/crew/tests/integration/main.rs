@@ -1,0 +1,15 @@
+//! This crate's integration tests as one test binary (each module was a file of its own under
+//! `tests/`): every test binary is compiled and linked against the whole dependency tree on its
+//! own, which made up much of the suite's time. One module: `cargo test --test integration NAME::`.
+
+mod examples_run;
+mod executor_api;
+mod pipeline_run;
+mod queue_async;
+mod queue_basic;
+mod queue_stress;
+mod subprocess_io;
+mod subprocess_lifecycle;
+mod subprocess_runner;
+mod sync_event;
+mod sync_semaphore;
