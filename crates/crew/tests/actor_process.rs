@@ -191,6 +191,21 @@ fn streams_from_a_process() {
     assert_eq!(stream.next(), Some(Ok(0)));
     drop(stream);
     assert_eq!(counter.incr(1).result(), Ok(1));
+    // Streams dropped while their items arrive, many times: the reader thread may hold the last
+    // reference when the consumer lets go, and its drop (a cancel) must not deadlock it.
+    for round in 0..300u64 {
+        let mut stream = counter.count(1_000_000);
+        assert_eq!(stream.next(), Some(Ok(0)));
+        if round % 2 == 0 {
+            std::thread::yield_now();
+        }
+        drop(stream);
+        assert_eq!(
+            counter.incr(1).result_timeout(Duration::from_secs(10)),
+            Ok(round + 2),
+            "round {round}: the actor answers after a dropped stream"
+        );
+    }
     counter.stop().result().unwrap();
 }
 

@@ -4,8 +4,8 @@
 //! 000's remote actor (`examples/actor_remote.rs`): created on a worker process, called by
 //! address + uid from a second process.
 //!
-//! The examples are built with `cargo build --features cluster` into this test's target
-//! directory (as `examples_run.rs` does for the others). The server binary comes from
+//! The examples are built with `cargo build --workspace --all-features --examples` into this
+//! test's target directory (as `examples_run.rs` does). The server binary comes from
 //! `$CREW_NATS_SERVER` or PATH, else from `scripts/nats-server` (which installs one).
 
 use std::path::{Path, PathBuf};
@@ -38,9 +38,15 @@ fn example(name: &str) -> PathBuf {
         let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
         cargo
             .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "--quiet", "-p", "crew", "--features", "cluster"])
-            .args(["--example", "task_master", "--example", "task_worker"])
-            .args(["--example", "actor_remote"])
+            // The same build as examples_run's and scripts/test's (`--workspace
+            // --all-features`): a second feature set would build a second dependency tree.
+            .args([
+                "build",
+                "--quiet",
+                "--workspace",
+                "--all-features",
+                "--examples",
+            ])
             .arg("--target-dir")
             .arg(profile_dir.parent().expect("target directory"));
         if profile_dir.file_name().is_some_and(|n| n == "release") {

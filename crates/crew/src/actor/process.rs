@@ -233,6 +233,7 @@ impl HostConn {
     }
 
     /// Whether a stream of this caller is open (its connection must stay).
+    #[cfg(feature = "cluster")]
     pub(crate) fn has_streams(&self) -> bool {
         !self.streams.lock().is_empty()
     }
@@ -1211,15 +1212,21 @@ pub(crate) fn settle_frame(
                 None => {}
             }
         }
+        // The lock is released before the stream is upgraded: if its consumer lets go
+        // meanwhile, this upgrade holds the last strong reference, and dropping it runs the
+        // stream's cancel, which takes the same lock.
         FromActor::Item { id } => {
-            if let Some(Pending::Stream(items)) = inflight.lock().get(&id) {
-                if let Some(items) = items.upgrade() {
-                    items.push(Ok(payload));
-                }
+            let stream = match inflight.lock().get(&id) {
+                Some(Pending::Stream(items)) => Some(items.clone()),
+                _ => None,
+            };
+            if let Some(items) = stream.and_then(|items| items.upgrade()) {
+                items.push(Ok(payload));
             }
         }
         FromActor::End { id, outcome } => {
-            if let Some(Pending::Stream(items)) = inflight.lock().remove(&id) {
+            let pending = inflight.lock().remove(&id);
+            if let Some(Pending::Stream(items)) = pending {
                 if let Some(items) = items.upgrade() {
                     match outcome_result(outcome, Vec::new()) {
                         Ok(_) => items.end(),
