@@ -70,13 +70,12 @@ use serde::{Deserialize, Serialize};
 use crate::actor::ending::{Ending, Request};
 use crate::actor::local::{construct, Envelope, Instance, Job, Local};
 use crate::actor::registry::Reservation;
-use crate::actor::room::{Offer, Room};
+use crate::actor::room::{CallerBound, Refused};
 use crate::actor::stream::{RemoteItems, WINDOW};
 use crate::actor::{Actor, ActorError, ActorOptions, ActorStream, EncodedItems, MethodCall, Mode};
 use crate::error::{panic_message, TaskError, WorkerId};
 use crate::executor::Message;
 use crate::process::child::{Child, ChildOptions};
-use crate::sync::Semaphore;
 use crate::sys::supervise::Supervised;
 use crate::task::codec::{self, write_frame, FrameReader, ReadError};
 use crate::task::protocol::{Outcome, ToParent, ToWorker};
@@ -578,9 +577,8 @@ pub(crate) struct Remote<A: Actor> {
     uid: String,
     options: ProcessOptions,
     host_args: HostArgs,
-    permits: Semaphore,
-    /// Async callers waiting for a permit.
-    room: Room,
+    /// The mailbox bound, kept here at the caller.
+    bound: CallerBound,
     conn: Mutex<Option<Conn>>,
     /// The read half: whoever holds it reads replies (the reader thread, or a caller leading).
     read: Mutex<ReadSide>,
@@ -593,7 +591,6 @@ pub(crate) struct Remote<A: Actor> {
     next_id: AtomicU64,
     pid: AtomicU32,
     restarts: AtomicU32,
-    closed: AtomicBool,
     ending: Ending,
     reservation: Reservation,
     /// This actor, weakly: what a call's handle leads with.
@@ -683,8 +680,7 @@ impl<A: Actor> Remote<A> {
             uid: uid.to_owned(),
             options: process,
             host_args,
-            permits: Semaphore::new(options.mailbox),
-            room: Room::default(),
+            bound: CallerBound::new(options.mailbox),
             conn: Mutex::new(None),
             read: Mutex::new(ReadSide {
                 stream: None,
@@ -699,7 +695,6 @@ impl<A: Actor> Remote<A> {
             next_id: AtomicU64::new(1),
             pid: AtomicU32::new(0),
             restarts: AtomicU32::new(0),
-            closed: AtomicBool::new(false),
             ending: Ending::default(),
             reservation,
             me: me.clone(),
@@ -885,6 +880,15 @@ impl<A: Actor> Remote<A> {
         }
     }
 
+    fn refused(&self, refused: Refused) -> ActorError {
+        match refused {
+            Refused::Closed => self.stopped_error(),
+            Refused::Full => ActorError::Full {
+                uid: self.uid.clone(),
+            },
+        }
+    }
+
     fn stopped_error(&self) -> ActorError {
         ActorError::Stopped {
             uid: self.uid.clone(),
@@ -899,24 +903,9 @@ impl<A: Actor> Remote<A> {
         make: impl FnOnce(u64) -> (ToActor, Pending),
         payload: &[u8],
     ) -> Result<(), ActorError> {
-        if self.closed.load(Ordering::Acquire) {
-            if mode.holds_permit() {
-                self.release_permit();
-            }
-            return Err(self.stopped_error());
-        }
-        match mode {
-            Mode::Try => match self.permits.try_acquire() {
-                Some(permit) => permit.forget(),
-                None => {
-                    return Err(ActorError::Full {
-                        uid: self.uid.clone(),
-                    })
-                }
-            },
-            Mode::Blocking | Mode::Tell => self.permits.acquire().forget(),
-            Mode::Held | Mode::HeldTell => {}
-        }
+        self.bound
+            .take(mode)
+            .map_err(|refused| self.refused(refused))?;
         let mut conn = self.conn.lock();
         let Some(live) = conn.as_mut() else {
             drop(conn);
@@ -939,8 +928,7 @@ impl<A: Actor> Remote<A> {
 
     /// Gives a call's permit back (its reply came, or it failed) and wakes an async waiter.
     fn release_permit(&self) {
-        self.permits.release();
-        self.room.freed();
+        self.bound.release();
     }
 
     /// Calls method `index`, waiting (asynchronously) for a permit while the mailbox is full.
@@ -967,20 +955,10 @@ impl<A: Actor> Remote<A> {
 
     /// Takes a mailbox permit, waiting in the `room` (never blocking) while there is none.
     async fn permit_async(&self) -> Result<(), ActorError> {
-        self.room
-            .offer(|| {
-                if self.closed.load(Ordering::Acquire) {
-                    return Offer::Done(Err(self.stopped_error()));
-                }
-                match self.permits.try_acquire() {
-                    Some(permit) => {
-                        permit.forget();
-                        Offer::Done(Ok(()))
-                    }
-                    None => Offer::Full,
-                }
-            })
+        self.bound
+            .take_async()
             .await
+            .map_err(|refused| self.refused(refused))
     }
 
     pub(crate) fn call<Args: Message, R: Message>(
@@ -1078,7 +1056,7 @@ impl<A: Actor> Remote<A> {
         if request == Request::Ended {
             return handle;
         }
-        self.closed.store(true, Ordering::Release);
+        self.bound.close();
         if kill {
             if let Some(process) = self.process.lock().as_ref() {
                 let _ = process.signal(rustix::process::Signal::KILL);
@@ -1096,8 +1074,7 @@ impl<A: Actor> Remote<A> {
 
     /// The actor ended for good: unregister, settle the stop handles.
     fn finish(&self) {
-        self.closed.store(true, Ordering::Release);
-        self.room.close();
+        self.bound.end();
         if let Some(mut conn) = self.conn.lock().take() {
             conn.child.kill_and_reap();
         }

@@ -58,7 +58,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -75,13 +75,12 @@ use crate::actor::process::{
     actor_signature, fail_pending, reply_slot, serve_host, settle_frame, start_instances,
     ActorEntry, FromActor, HostArgs, HostConn, HostTransport, Pending, ToActor,
 };
-use crate::actor::room::{Offer, Room};
+use crate::actor::room::{CallerBound, Refused};
 use crate::actor::stream::RemoteItems;
 use crate::actor::{Actor, ActorError, ActorOptions, ActorRef, ActorStream, Address, Mode, Target};
 use crate::cluster::{Cluster, ClusterError, ClusterOptions};
 use crate::error::{TaskError, WorkerId};
 use crate::executor::Message;
-use crate::sync::Semaphore;
 use crate::task::codec::{self, split_frame, write_frame};
 use crate::task::TaskHandle;
 
@@ -654,8 +653,8 @@ pub(crate) struct Remote<A: Actor> {
     members: usize,
     /// The worker that created the actor (for `WorkerDied`).
     worker: WorkerId,
-    permits: Semaphore,
-    room: Room,
+    /// The mailbox bound, kept here at the caller.
+    bound: CallerBound,
     outbox: Arc<Outbox>,
     inflight: Mutex<HashMap<u64, Pending>>,
     next_id: AtomicU64,
@@ -664,7 +663,6 @@ pub(crate) struct Remote<A: Actor> {
     /// Milliseconds (since `epoch`) of the last reply, for the liveness probe.
     last_reply: AtomicU64,
     epoch: Instant,
-    closed: AtomicBool,
     reason: Mutex<String>,
     ending: Ending,
     tasks: Vec<tokio::task::AbortHandle>,
@@ -713,15 +711,13 @@ impl<A: Actor> Remote<A> {
                 link: link.clone(),
                 members,
                 worker,
-                permits: Semaphore::new(mailbox),
-                room: Room::default(),
+                bound: CallerBound::new(mailbox),
                 outbox,
                 inflight: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
                 stopping_members: AtomicU64::new(members as u64),
                 last_reply: AtomicU64::new(0),
                 epoch: Instant::now(),
-                closed: AtomicBool::new(false),
                 reason: Mutex::new(String::new()),
                 ending: Ending::default(),
                 tasks: vec![reader.abort_handle(), watchdog.abort_handle()],
@@ -733,6 +729,15 @@ impl<A: Actor> Remote<A> {
 
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn refused(&self, refused: Refused) -> ActorError {
+        match refused {
+            Refused::Closed => self.stopped_error(),
+            Refused::Full => ActorError::Full {
+                uid: self.uid.clone(),
+            },
+        }
     }
 
     fn stopped_error(&self) -> ActorError {
@@ -748,8 +753,7 @@ impl<A: Actor> Remote<A> {
     }
 
     fn release_permit(&self) {
-        self.permits.release();
-        self.room.freed();
+        self.bound.release();
     }
 
     /// Takes a permit (the bound), then queues `header` + `payload` with `pending`.
@@ -759,24 +763,9 @@ impl<A: Actor> Remote<A> {
         make: impl FnOnce(u64) -> (ToActor, Pending),
         payload: &[u8],
     ) -> Result<(), ActorError> {
-        if self.closed.load(Ordering::Acquire) {
-            if mode.holds_permit() {
-                self.release_permit();
-            }
-            return Err(self.stopped_error());
-        }
-        match mode {
-            Mode::Try => match self.permits.try_acquire() {
-                Some(permit) => permit.forget(),
-                None => {
-                    return Err(ActorError::Full {
-                        uid: self.uid.clone(),
-                    })
-                }
-            },
-            Mode::Blocking | Mode::Tell => self.permits.acquire().forget(),
-            Mode::Held | Mode::HeldTell => {}
-        }
+        self.bound
+            .take(mode)
+            .map_err(|refused| self.refused(refused))?;
         if self.inflight.lock().is_empty() {
             // The probe measures silence from the first call in flight.
             self.last_reply.store(self.now_ms(), Ordering::Release);
@@ -844,20 +833,10 @@ impl<A: Actor> Remote<A> {
 
     /// Takes a mailbox permit, waiting in the `room` (never blocking) while there is none.
     async fn permit_async(&self) -> Result<(), ActorError> {
-        self.room
-            .offer(|| {
-                if self.closed.load(Ordering::Acquire) {
-                    return Offer::Done(Err(self.stopped_error()));
-                }
-                match self.permits.try_acquire() {
-                    Some(permit) => {
-                        permit.forget();
-                        Offer::Done(Ok(()))
-                    }
-                    None => Offer::Full,
-                }
-            })
+        self.bound
+            .take_async()
             .await
+            .map_err(|refused| self.refused(refused))
     }
 
     pub(crate) fn stream<Args: Message, T: Message>(
@@ -937,7 +916,7 @@ impl<A: Actor> Remote<A> {
         if request == Request::Ended {
             return handle;
         }
-        self.closed.store(true, Ordering::Release);
+        self.bound.close();
         if kill {
             self.control(&ToActor::Kill, true);
         } else {
@@ -948,14 +927,14 @@ impl<A: Actor> Remote<A> {
 
     /// The actor ended: fail what is in flight, settle the stop handles.
     fn finish(&self, reason: Option<String>, error: Option<TaskError>) {
-        self.closed.store(true, Ordering::Release);
+        self.bound.close();
         if let Some(reason) = reason {
             let mut current = self.reason.lock();
             if current.is_empty() {
                 *current = reason;
             }
         }
-        self.room.close();
+        self.bound.end();
         let error = error.unwrap_or_else(|| self.stopped_error().into());
         fail_pending(&self.inflight, &error, &[], &|| self.release_permit());
         self.ending.finish();
@@ -1064,7 +1043,7 @@ async fn watch<A: Actor>(
         let Some(remote) = remote.upgrade() else {
             return;
         };
-        if remote.closed.load(Ordering::Acquire) && !remote.ending.requested() {
+        if remote.bound.is_closed() && !remote.ending.requested() {
             return;
         }
         if remote.inflight.lock().is_empty() {

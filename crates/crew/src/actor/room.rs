@@ -19,20 +19,22 @@
 //!   fence and a load of `head`. If `freed`'s read misses the waiter's RMW it precedes it in
 //!   the single `SeqCst` order, so the CAS precedes the offer's fence, and the offer sees the
 //!   moved `head` (crossbeam then retries instead of reporting `Full`);
-//! * a process actor's permits (a mutex): the offer's `try_acquire` either follows the
-//!   release (and takes the permit) or precedes it, and then the waiter's RMW happens before
-//!   `freed`'s read.
+//! * the permits of an actor in another process ([`CallerBound`], a mutex): the offer's
+//!   `try_acquire` either follows the release (and takes the permit) or precedes it, and then
+//!   the waiter's RMW happens before `freed`'s read.
 //!
 //! A waiter woken but gone (its future dropped before its offer succeeded) passes the wake-up
 //! on.
 
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::Poll;
 
 use parking_lot::Mutex;
 
+use crate::actor::Mode;
 use crate::sync::waker_set::WakerSet;
+use crate::sync::Semaphore;
 
 /// The async waiters of one mailbox.
 #[derive(Debug, Default)]
@@ -144,5 +146,96 @@ impl Waiter<'_> {
 impl Drop for Waiter<'_> {
     fn drop(&mut self) {
         self.leave(true);
+    }
+}
+
+/// Why [`CallerBound::take`] refused a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The actor is closed (stopping, stopped, killed): no call goes in any more.
+    Closed,
+    /// The mailbox is full and the call would not wait (`try_`).
+    Full,
+}
+
+/// The mailbox bound of an actor in another process (a worker process or a cluster worker),
+/// kept at the caller: a permit per call queued or in flight, given back when its reply
+/// arrives (or it fails), so the actor never holds more than the bound and nothing bypasses
+/// it. Blocking calls wait for a permit; async ones wait in the [`Room`]; `try_` calls are
+/// refused with [`Refused::Full`].
+#[derive(Debug)]
+pub(crate) struct CallerBound {
+    permits: Semaphore,
+    room: Room,
+    closed: AtomicBool,
+}
+
+impl CallerBound {
+    pub(crate) fn new(bound: usize) -> Self {
+        CallerBound {
+            permits: Semaphore::new(bound),
+            room: Room::default(),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Takes the permit a call in `mode` needs (none when it holds one already). A closed
+    /// actor refuses every call, and a permit held is given back.
+    pub(crate) fn take(&self, mode: Mode) -> Result<(), Refused> {
+        if self.is_closed() {
+            if mode.holds_permit() {
+                self.release();
+            }
+            return Err(Refused::Closed);
+        }
+        match mode {
+            Mode::Try => match self.permits.try_acquire() {
+                Some(permit) => permit.forget(),
+                None => return Err(Refused::Full),
+            },
+            Mode::Blocking | Mode::Tell => self.permits.acquire().forget(),
+            Mode::Held | Mode::HeldTell => {}
+        }
+        Ok(())
+    }
+
+    /// Takes a permit for an async call, waiting in the room (never blocking) while there is
+    /// none; the call then goes in as [`Mode::Held`] or [`Mode::HeldTell`].
+    pub(crate) async fn take_async(&self) -> Result<(), Refused> {
+        self.room
+            .offer(|| {
+                if self.is_closed() {
+                    return Offer::Done(Err(Refused::Closed));
+                }
+                match self.permits.try_acquire() {
+                    Some(permit) => {
+                        permit.forget();
+                        Offer::Done(Ok(()))
+                    }
+                    None => Offer::Full,
+                }
+            })
+            .await
+    }
+
+    /// Gives a call's permit back (its reply came, or it failed) and wakes an async waiter.
+    pub(crate) fn release(&self) {
+        self.permits.release();
+        self.room.freed();
+    }
+
+    /// Refuses every call from now on; async waiters are not woken yet (see [`end`](Self::end)).
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// The actor ended for good: refuse every call and wake the async waiters (refused).
+    pub(crate) fn end(&self) {
+        self.close();
+        self.room.close();
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 }
