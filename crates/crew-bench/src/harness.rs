@@ -227,7 +227,7 @@ pub enum Verdict {
 
 impl Verdict {
     /// `Met` or `Missed` for a measured value, `NotMeasured` for none.
-    pub fn of(value: Option<f64>, reached: impl FnOnce(f64) -> bool) -> Self {
+    pub fn of<T: Copy>(value: Option<T>, reached: impl FnOnce(T) -> bool) -> Self {
         match value {
             Some(value) if reached(value) => Verdict::Met,
             Some(_) => Verdict::Missed,
@@ -366,7 +366,7 @@ mod tests {
     fn verdicts_never_meet_without_a_figure() {
         assert_eq!(Verdict::of(Some(2.0), |v| v >= 1.0), Verdict::Met);
         assert_eq!(Verdict::of(Some(0.5), |v| v >= 1.0), Verdict::Missed);
-        assert_eq!(Verdict::of(None, |_| true), Verdict::NotMeasured);
+        assert_eq!(Verdict::of(None::<f64>, |_| true), Verdict::NotMeasured);
         assert_eq!(
             Verdict::all([Verdict::Met, Verdict::Missed]),
             Verdict::Missed

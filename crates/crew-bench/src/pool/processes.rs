@@ -523,19 +523,18 @@ pub(crate) fn render_targets(cells: &[Cell<Key, Rate>], workers: usize) -> Strin
         us(p50("procspawn")),
         us(p50("python-processes"))
     );
+    // Issue 11's target: at or below procspawn's spawn + call + join, in the same run.
     let starts = find(cells, PROCESSES, "startup", "crew-processes").map(|s| 1e3 / s);
+    let procspawn_starts = find(cells, PROCESSES, "startup", "procspawn").map(|s| 1e3 / s);
+    let ms = |ms: Option<f64>| ms.map_or("-".to_owned(), |ms| format!("{ms:.2} ms"));
     let _ = writeln!(
         out,
-        "         worker start-up (new pool to first result) {} ms (<= 5 ms): {}",
-        starts.map_or("-".to_owned(), |ms| format!("{ms:.2}")),
-        Verdict::of(starts, |ms| ms <= 5.0)
+        "         worker start-up (new pool to first result) {} (<= procspawn's spawn + call + \
+         join, {}): {}",
+        ms(starts),
+        ms(procspawn_starts),
+        Verdict::of(starts.zip(procspawn_starts), |(crew, procspawn)| crew
+            <= procspawn)
     );
-    if let Some(starts) = find(cells, PROCESSES, "startup", "procspawn") {
-        let _ = writeln!(
-            out,
-            "         procspawn spawn + call + join {:.2} ms",
-            1e3 / starts
-        );
-    }
     out
 }
