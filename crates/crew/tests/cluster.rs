@@ -190,14 +190,19 @@ fn ten_thousand_tasks_over_two_workers_once_each() {
         assert!(seen.insert(value));
     }
     assert_eq!(seen.len(), 10_000);
-    // A worker acks a task after it has stored the result, and acks are sent asynchronously: the
-    // last few may still be on their way when the submitter has every result.
+    let status = wait_until_acked(&cluster);
+    assert_eq!(status.workers.len(), 2, "{status:?}");
+}
+
+/// Waits (at most 10 s) until nothing is queued or in flight, and returns that status. A worker
+/// acks a task only after the submitter confirmed its result (or it was stored), and acks go
+/// out asynchronously: the last few may still be on their way when every result is in.
+fn wait_until_acked(cluster: &Cluster) -> crew::cluster::ClusterStatus {
     let started = Instant::now();
     loop {
         let status = cluster.status().unwrap();
-        assert_eq!(status.workers.len(), 2, "{status:?}");
         if (status.queue_depth, status.in_flight) == (0, 0) {
-            break;
+            return status;
         }
         assert!(
             started.elapsed() < Duration::from_secs(10),
@@ -439,8 +444,7 @@ fn worker_killed_mid_task() {
     for handle in handles {
         assert_eq!(handle.result_timeout(Duration::from_secs(30)), Ok(300));
     }
-    let status = cluster.status().unwrap();
-    assert_eq!((status.queue_depth, status.in_flight), (0, 0), "{status:?}");
+    wait_until_acked(&cluster);
     stop(&mut second);
 }
 
