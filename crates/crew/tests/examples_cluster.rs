@@ -4,68 +4,23 @@
 //! 000's remote actor (`examples/actor_remote.rs`): created on a worker process, called by
 //! address + uid from a second process.
 //!
-//! The examples are built with `cargo build --workspace --all-features --examples` into this
-//! test's target directory (as `examples_run.rs` does). The server binary comes from
-//! `$CREW_NATS_SERVER` or PATH, else from `scripts/nats-server` (which installs one).
+//! The examples are built as programs once (`support/examples.rs`, as for `examples_run`). The
+//! server binary comes from `$CREW_NATS_SERVER` or PATH, else from `scripts/nats-server` (which
+//! installs one).
 
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crew::cluster::{ServerConfig, TestServer};
 
+#[path = "support/examples.rs"]
+mod examples;
 #[path = "support/nats_server.rs"]
 mod nats_server;
+use examples::example;
 use nats_server::ensure_nats_server;
 
 const TOKEN: &str = "seed004-example-token";
-
-/// `target/<profile>`, from this test's path `target/<profile>/deps/examples_cluster-<hash>`.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("the test runs from target/<profile>/deps")
-        .to_path_buf()
-}
-
-/// Builds both examples once per test run; the path of `name`.
-fn example(name: &str) -> PathBuf {
-    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| {
-        let profile_dir = profile_dir();
-        let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-        cargo
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            // The same build as examples_run's and scripts/test's (`--workspace
-            // --all-features`): a second feature set would build a second dependency tree.
-            .args([
-                "build",
-                "--quiet",
-                "--workspace",
-                "--all-features",
-                "--examples",
-            ])
-            .arg("--target-dir")
-            .arg(profile_dir.parent().expect("target directory"));
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cargo.arg("--release");
-        }
-        let output = cargo
-            .output()
-            .map_err(|e| format!("cannot run cargo: {e}"))?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&output.stderr).into_owned())
-        }
-    });
-    if let Err(error) = built {
-        panic!("building the examples failed:\n{error}");
-    }
-    profile_dir().join("examples").join(name)
-}
 
 /// Waits up to 60 s for `child`.
 fn finish(mut child: Child, what: &str) -> Output {

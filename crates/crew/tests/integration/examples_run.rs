@@ -2,64 +2,14 @@
 //! examples included (their worker processes re-enter the example's own `main` through
 //! `crew::init()`).
 //!
-//! `cargo test --all-targets` compiles examples in test mode only, so this file first builds
-//! them as programs with `cargo build --examples` into the test's own target directory (cargo
-//! holds no lock while tests run; the build is quick when they are fresh), then runs
+//! The examples are built as programs once (`support/examples.rs`), then run from
 //! `target/<profile>/examples/<name>`.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
-/// `target/<profile>`, from this test's path `target/<profile>/deps/examples_run-<hash>`.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("the test runs from target/<profile>/deps")
-        .to_path_buf()
-}
-
-/// Builds every example once per test run.
-fn build_examples() {
-    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| {
-        let profile_dir = profile_dir();
-        let target_dir = profile_dir.parent().expect("target directory");
-        let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-        cargo
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            // `--workspace --all-features`: the dependency features of scripts/test's
-            // `cargo test --workspace --all-features`, which has built these examples already;
-            // `-p crew` would resolve other features (libc's, serde's) and build a second tree.
-            .args([
-                "build",
-                "--quiet",
-                "--workspace",
-                "--all-features",
-                "--examples",
-                "--target-dir",
-            ])
-            .arg(target_dir);
-        if profile_dir
-            .file_name()
-            .is_some_and(|name| name == "release")
-        {
-            cargo.arg("--release");
-        }
-        let output = cargo
-            .output()
-            .map_err(|error| format!("cannot run cargo: {error}"))?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&output.stderr).into_owned())
-        }
-    });
-    if let Err(error) = built {
-        panic!("building the examples failed:\n{error}");
-    }
-}
+#[path = "../support/examples.rs"]
+mod examples;
+use examples::example;
 
 /// The stdout of example `name`, which must succeed.
 fn run(name: &str) -> String {
@@ -69,10 +19,7 @@ fn run(name: &str) -> String {
 /// The stdout and stderr of example `name`, which must succeed. Both are pipes, never a
 /// terminal.
 fn run_with_stderr(name: &str) -> (String, String) {
-    build_examples();
-    let path = profile_dir()
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let path = example(name);
     let output = Command::new(&path)
         .output()
         .unwrap_or_else(|error| panic!("cannot run {}: {error}", path.display()));
