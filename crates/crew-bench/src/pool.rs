@@ -29,7 +29,7 @@ use crew::{Executor, MapOptions, ThreadPool};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::chart::{Chart, Panel, Role, Series};
+use crate::chart::{Chart, Panel, Role};
 use crate::harness::{self, Cell, Measurement, Sample};
 use crate::PeerCommand;
 
@@ -644,27 +644,17 @@ pub fn chart(cells: &[Cell<Key, Rate>]) -> Chart {
                 .iter()
                 .filter(|cell| cell.key.phase == phase && cell.key.case == case)
                 .collect();
-            Panel {
-                title: format!("{phase} {case}: tasks/s (n = {})", rows[0].key.n),
-                x_desc: String::new(),
-                categories: Some(
-                    rows.iter()
-                        .map(|c| c.key.implementation.to_owned())
-                        .collect(),
-                ),
-                series: rows
-                    .iter()
-                    .enumerate()
-                    .map(|(index, cell)| Series {
-                        name: cell.key.implementation.to_owned(),
-                        role: Role::crew_if(cell.key.implementation.starts_with("crew-")),
-                        points: cell
-                            .median()
-                            .map(|rate| vec![(index as f64, rate.tasks_per_sec)])
-                            .unwrap_or_default(),
-                    })
-                    .collect(),
-            }
+            Panel::categories(
+                format!("{phase} {case}: tasks/s (n = {})", rows[0].key.n),
+                rows.iter().map(|cell| {
+                    let implementation = cell.key.implementation;
+                    (
+                        implementation.to_owned(),
+                        Role::crew_if(implementation.starts_with("crew-")),
+                        cell.median().map(|rate| rate.tasks_per_sec),
+                    )
+                }),
+            )
         })
         .collect();
     Chart { panels }

@@ -31,7 +31,7 @@ use anyhow::Context;
 use crew::subprocess::{Command, Input, Redirect};
 use serde::Serialize;
 
-use crate::chart::{Chart, Panel, Role, Series};
+use crate::chart::{Chart, Panel, Role};
 use crate::harness::{self, Cell, Measurement, Sample};
 
 /// What to run.
@@ -429,27 +429,17 @@ pub fn chart(cells: &[Cell<Key, Round>]) -> Chart {
         .map(|case| {
             let rows: Vec<&Cell<Key, Round>> =
                 cells.iter().filter(|cell| cell.key.case == case).collect();
-            Panel {
-                title: format!("{case}: jobs/sec"),
-                x_desc: String::new(),
-                categories: Some(
-                    rows.iter()
-                        .map(|c| c.key.implementation.to_owned())
-                        .collect(),
-                ),
-                series: rows
-                    .iter()
-                    .enumerate()
-                    .map(|(index, cell)| Series {
-                        name: cell.key.implementation.to_owned(),
-                        role: Role::crew_if(cell.key.implementation == Impl::Crew.name()),
-                        points: cell
-                            .median()
-                            .map(|round| vec![(index as f64, round.jobs_per_sec)])
-                            .unwrap_or_default(),
-                    })
-                    .collect(),
-            }
+            Panel::categories(
+                format!("{case}: jobs/sec"),
+                rows.iter().map(|cell| {
+                    let implementation = cell.key.implementation;
+                    (
+                        implementation.to_owned(),
+                        Role::crew_if(implementation == Impl::Crew.name()),
+                        cell.median().map(|round| round.jobs_per_sec),
+                    )
+                }),
+            )
         })
         .collect();
     Chart { panels }
