@@ -7,8 +7,9 @@
 //! (`xoscar`, `ray`), at `$CREW_BENCH_VENV` or `~/.cache/crew-bench/actors-venv`; a peer that
 //! cannot be installed or run is `not available (reason)`. `crew-remote` is the counter placed
 //! on a [`Cluster::local`] worker (a private `nats-server` on loopback, one worker): every call
-//! travels caller → server → worker → server → caller over TCP, like a remote actor's; it is
-//! `not available` without `nats-server`.
+//! travels caller → server → worker → server → caller over TCP, like a remote actor's. Without
+//! a `nats-server` it installs one as the tests and `crew bench cluster` do (the checkout's
+//! `scripts/nats-server`); when that fails the rows are `not available (reason)`.
 //!
 //! JSON rows (`--json FILE`): `{"case": "blocking" | "pipelined", "impl": "crew-thread" |
 //! "crew-process" | "crew-remote" | "xoscar" | "ray", "calls_per_sec": number, "p50_us": number
@@ -324,9 +325,10 @@ pub fn main(config: &ActorsConfig, json: Option<&Path>) -> anyhow::Result<ExitCo
 
 /// The counter on a [`Cluster::local`] worker, or why not.
 fn remote_counter() -> Result<(Cluster, CounterRef), String> {
+    crate::nats_server::find_or_install_nats_server()?;
     let cluster = Cluster::local(1).map_err(|error| format!("Cluster::local: {error}"))?;
     if cluster.backend() != Backend::Nats {
-        return Err("no nats-server (scripts/nats-server installs one)".to_owned());
+        return Err("Cluster::local fell back to a ProcessPool (no nats-server)".to_owned());
     }
     let counter = ActorOptions::<Counter>::new()
         .uid("bench-counter")
