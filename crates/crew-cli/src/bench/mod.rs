@@ -270,3 +270,53 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(Debug, clap::Parser)]
+    struct Bench {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn parse(argv: &[&str]) -> Which {
+        let argv = std::iter::once("bench").chain(argv.iter().copied());
+        Bench::try_parse_from(argv).unwrap().args.which.unwrap()
+    }
+
+    #[test]
+    fn rounds_and_json_flags_are_the_same_on_every_benchmark() {
+        let Which::Cluster(cluster) = parse(&["cluster", "--repeat", "2", "--only", "ray,dask"])
+        else {
+            panic!("not cluster")
+        };
+        let (mut rounds, mut only) = (5, Vec::new());
+        cluster.rounds.apply(&mut rounds, &mut only);
+        assert_eq!(
+            (rounds, only),
+            (2, vec!["ray".to_owned(), "dask".to_owned()])
+        );
+        assert_eq!(cluster.output.json, None);
+        let Which::Actors(actors) = parse(&["actors", "--json", "rows.json"]) else {
+            panic!("not actors")
+        };
+        let (mut rounds, mut only) = (3, vec!["stale".to_owned()]);
+        actors.rounds.apply(&mut rounds, &mut only);
+        assert_eq!(
+            (rounds, only),
+            (3, Vec::<String>::new()),
+            "no --repeat keeps the default"
+        );
+        assert_eq!(actors.output.json, Some(PathBuf::from("rows.json")));
+        let Which::Pool(pool) = parse(&["pool", "--json", "a.json", "--svg", "a.svg"]) else {
+            panic!("not pool")
+        };
+        assert_eq!(pool.output.rows.json, Some(PathBuf::from("a.json")));
+        assert_eq!(pool.output.svg, Some(PathBuf::from("a.svg")));
+        let error = Bench::try_parse_from(["bench", "actors", "--svg", "x.svg"]).unwrap_err();
+        assert_eq!(error.kind(), clap::error::ErrorKind::UnknownArgument);
+    }
+}
