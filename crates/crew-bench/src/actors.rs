@@ -7,8 +7,9 @@
 //! (`xoscar`, `ray`), at `$CREW_BENCH_VENV` or `~/.cache/crew-bench/actors-venv`; a peer that
 //! cannot be installed or run is `not available (reason)`. `crew-remote` is the counter placed
 //! on a [`Cluster::local`] worker (a private `nats-server` on loopback, one worker): every call
-//! travels caller → server → worker → server → caller over TCP, like a remote actor's; it is
-//! `not available` without `nats-server`.
+//! travels caller → server → worker → server → caller over TCP, like a remote actor's. Without
+//! a `nats-server` it installs one as the tests and `crew bench cluster` do (the checkout's
+//! `scripts/nats-server`); when that fails the rows are `not available (reason)`.
 //!
 //! JSON rows (`--json FILE`): `{"case": "blocking" | "pipelined", "impl": "crew-thread" |
 //! "crew-process" | "crew-remote" | "xoscar" | "ray", "calls_per_sec": number, "p50_us": number
@@ -317,20 +318,17 @@ pub fn main(config: &ActorsConfig, json: Option<&Path>) -> anyhow::Result<ExitCo
         counter.stop().result()?;
         drop(cluster);
     }
-    print!("{}", render_table(&cells));
-    print!("{}", render_targets(&cells));
-    if let Some(path) = json {
-        harness::write_json(path, &harness::json_rows(&cells))?;
-        println!("rows written to {}", path.display());
-    }
+    let text = render_table(&cells) + &render_targets(&cells);
+    harness::report(&text, &cells, json, None)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// The counter on a [`Cluster::local`] worker, or why not.
 fn remote_counter() -> Result<(Cluster, CounterRef), String> {
+    crate::nats_server::find_or_install_nats_server()?;
     let cluster = Cluster::local(1).map_err(|error| format!("Cluster::local: {error}"))?;
     if cluster.backend() != Backend::Nats {
-        return Err("no nats-server (scripts/nats-server installs one)".to_owned());
+        return Err("Cluster::local fell back to a ProcessPool (no nats-server)".to_owned());
     }
     let counter = ActorOptions::<Counter>::new()
         .uid("bench-counter")
@@ -341,39 +339,33 @@ fn remote_counter() -> Result<(Cluster, CounterRef), String> {
 }
 
 fn find(cells: &[Cell<Key, Rate>], case: &str, implementation: &str) -> Option<Rate> {
-    cells
-        .iter()
-        .find(|cell| cell.key.case == case && cell.key.implementation == implementation)
-        .and_then(|cell| cell.median().cloned())
+    harness::find(cells, |key| {
+        key.case == case && key.implementation == implementation
+    })
+    .cloned()
 }
 
 /// Every row: calls/s, median latency, and the ratio to xoscar's row of the same case.
 pub fn render_table(cells: &[Cell<Key, Rate>]) -> String {
-    let mut out = format!(
-        "{:<10} {:<13} {:>14} {:>10} {:>10}\n",
+    let header = format!(
+        "{:<10} {:<13} {:>14} {:>10} {:>10}",
         "case", "impl", "calls/s", "p50 µs", "vs xoscar"
     );
-    for cell in cells {
-        let Some(rate) = cell.median() else {
-            out += &format!(
-                "{:<10} {:<13} {}\n",
-                cell.key.case, cell.key.implementation, cell.outcome
-            );
-            continue;
-        };
-        let versus = find(cells, cell.key.case, "xoscar").map_or("-".to_owned(), |x| {
-            format!("{:.1}x", rate.calls_per_sec / x.calls_per_sec)
-        });
-        out += &format!(
-            "{:<10} {:<13} {:>14.0} {:>10} {:>10}\n",
-            cell.key.case,
-            cell.key.implementation,
-            rate.calls_per_sec,
-            rate.p50_us.map_or("-".to_owned(), |p| format!("{p:.1}")),
-            versus
-        );
-    }
-    out
+    harness::render_rows(
+        cells,
+        &header,
+        |key| format!("{:<10} {:<13}", key.case, key.implementation),
+        |key, rate| {
+            let xoscar = find(cells, key.case, "xoscar");
+            let versus = xoscar.map(|x| rate.calls_per_sec / x.calls_per_sec);
+            format!(
+                "{:>14.0} {:>10} {:>10}",
+                rate.calls_per_sec,
+                harness::show(rate.p50_us, 1, ""),
+                harness::show(versus, 1, "x")
+            )
+        },
+    )
 }
 
 /// The targets for the thread and process placements.

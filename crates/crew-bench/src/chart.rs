@@ -42,6 +42,33 @@ pub struct Panel {
     pub series: Vec<Series>,
 }
 
+impl Panel {
+    /// A dot-plot panel: one category per row, in order, named and drawn by its name and
+    /// role, with its value when it was measured (a row with none stays, without a dot).
+    pub fn categories(
+        title: String,
+        rows: impl IntoIterator<Item = (String, Role, Option<f64>)>,
+    ) -> Self {
+        let series: Vec<Series> = rows
+            .into_iter()
+            .enumerate()
+            .map(|(index, (name, role, value))| Series {
+                name,
+                role,
+                points: value
+                    .map(|value| vec![(index as f64, value)])
+                    .unwrap_or_default(),
+            })
+            .collect();
+        Panel {
+            title,
+            x_desc: String::new(),
+            categories: Some(series.iter().map(|series| series.name.clone()).collect()),
+            series,
+        }
+    }
+}
+
 /// One implementation's points.
 #[derive(Debug, Clone, Default)]
 pub struct Series {
@@ -733,26 +760,23 @@ mod tests {
     #[test]
     fn dot_plot_names_rows_and_writes_values() {
         let names = ["crew-threads", "crossbeam", "rayon", "python-threads"];
+        let panel = Panel::categories(
+            "threads submit: tasks/s".to_owned(),
+            names.iter().enumerate().map(|(index, name)| {
+                // python-threads did not run: no value, but still a row.
+                let value = (index < 3).then(|| 1_000_000.0 * (index + 1) as f64 + 0.4);
+                (
+                    name.to_string(),
+                    Role::crew_if(name.starts_with("crew-")),
+                    value,
+                )
+            }),
+        );
+        assert_eq!(panel.categories.as_deref().unwrap(), names);
+        assert_eq!(panel.series[1].points, [(1.0, 2_000_000.4)]);
+        assert!(panel.series[3].points.is_empty());
         let chart = Chart {
-            panels: vec![Panel {
-                title: "threads submit: tasks/s".to_owned(),
-                x_desc: String::new(),
-                categories: Some(names.iter().map(|n| n.to_string()).collect()),
-                series: names
-                    .iter()
-                    .enumerate()
-                    .map(|(index, name)| Series {
-                        name: name.to_string(),
-                        role: Role::crew_if(name.starts_with("crew-")),
-                        // python-threads did not run: no point, but still a row.
-                        points: if index == 3 {
-                            Vec::new()
-                        } else {
-                            vec![(index as f64, 1_000_000.0 * (index + 1) as f64 + 0.4)]
-                        },
-                    })
-                    .collect(),
-            }],
+            panels: vec![panel],
         };
         let texts = texts(&render(&chart));
         for name in names {

@@ -1,5 +1,6 @@
-//! The one way every benchmark measures: interleaved rounds in rotating order, medians, rows,
-//! "not available (reason)", verdicts and JSON.
+//! The one way every benchmark measures and reports: interleaved rounds in rotating order,
+//! medians, table rows ([`render_rows`]), "not available (reason)", verdicts, and the printed
+//! report with its `--json` rows and `--svg` chart ([`report`]).
 //!
 //! A benchmark describes what it measures as a list of [`Measurement`]s, each a key (what is
 //! measured: case, implementation, parameters; any `Serialize` type) and a closure that measures
@@ -37,6 +38,8 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use serde::Serialize;
+
+use crate::chart::Chart;
 
 /// What one measurement returns; the median is taken of [`Sample::figure`].
 pub trait Sample: Clone {
@@ -214,6 +217,65 @@ fn progress_bar(len: u64) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
+/// The median sample of the first cell whose key `matches`, if that cell was measured.
+pub fn find<K, S>(cells: &[Cell<K, S>], matches: impl Fn(&K) -> bool) -> Option<&S> {
+    cells
+        .iter()
+        .find(|cell| matches(&cell.key))
+        .and_then(Cell::median)
+}
+
+/// A benchmark's table: `header`, then one line per cell: its key's columns (`key_columns`),
+/// a space, and either its median's columns (`median_columns`, given the key and the median)
+/// or `not available (reason)`.
+pub fn render_rows<K, S>(
+    cells: &[Cell<K, S>],
+    header: &str,
+    key_columns: impl Fn(&K) -> String,
+    mut median_columns: impl FnMut(&K, &S) -> String,
+) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "{header}");
+    for cell in cells {
+        let key = key_columns(&cell.key);
+        let _ = match cell.median() {
+            Some(median) => writeln!(out, "{key} {}", median_columns(&cell.key, median)),
+            None => writeln!(out, "{key} {}", cell.outcome),
+        };
+    }
+    out
+}
+
+/// A figure for a table or a target line: `value` with `digits` decimals and `unit` after it,
+/// or `-` when it was not measured.
+pub fn show(value: Option<f64>, digits: usize, unit: &str) -> String {
+    value.map_or_else(|| "-".to_owned(), |value| format!("{value:.digits$}{unit}"))
+}
+
+/// The end of every benchmark: prints `text` (its tables and targets), then writes the cells'
+/// `--json` rows (see [`json_rows`]) and the `--svg` chart when asked, saying where.
+///
+/// # Errors
+/// If a file cannot be written.
+pub fn report<K: Serialize, S: Serialize>(
+    text: &str,
+    cells: &[Cell<K, S>],
+    json: Option<&Path>,
+    svg: Option<(&Path, Chart)>,
+) -> anyhow::Result<()> {
+    print!("{text}");
+    if let Some(path) = json {
+        write_json(path, &json_rows(cells))?;
+        println!("rows written to {}", path.display());
+    }
+    if let Some((path, chart)) = svg {
+        chart.write_svg(path)?;
+        println!("chart written to {}", path.display());
+    }
+    Ok(())
+}
+
 /// Whether a target was reached: only a measured figure can meet or miss one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -376,6 +438,61 @@ mod tests {
             Verdict::NotMeasured
         );
         assert_eq!(Verdict::NotMeasured.to_string(), "not measured");
+    }
+
+    #[test]
+    fn tables_show_medians_or_why_not_and_find_matches_keys() {
+        let cells = vec![
+            Cell {
+                key: "fast",
+                outcome: Outcome::Measured {
+                    median: Value { value: 2.5 },
+                    samples: vec![Value { value: 2.5 }],
+                },
+            },
+            Cell {
+                key: "slow",
+                outcome: Outcome::NotAvailable("python3 is not installed".to_owned()),
+            },
+        ];
+        let table = render_rows(
+            &cells,
+            "impl  value",
+            |key| format!("{key:<5}"),
+            |key, median| format!("{} ({key})", show(Some(median.value), 1, " s")),
+        );
+        assert_eq!(
+            table,
+            "impl  value\nfast  2.5 s (fast)\nslow  not available (python3 is not installed)\n"
+        );
+        assert_eq!(
+            find(&cells, |key| *key == "fast"),
+            Some(&Value { value: 2.5 })
+        );
+        assert_eq!(find(&cells, |key| *key == "slow"), None);
+        assert_eq!(find(&cells, |key| *key == "other"), None);
+        assert_eq!(show(None, 2, "x"), "-");
+        assert_eq!(show(Some(1.234), 2, "x"), "1.23x");
+    }
+
+    #[test]
+    fn report_writes_the_json_rows_and_the_chart_where_asked() {
+        let dir = std::env::temp_dir().join(format!("crew-bench-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (json, svg) = (dir.join("rows.json"), dir.join("chart.svg"));
+        let cells = vec![Cell {
+            key: Value { value: 1.0 },
+            outcome: Outcome::<Value>::NotAvailable("peer crashed".to_owned()),
+        }];
+        report("", &cells, Some(&json), Some((&svg, Chart::default()))).unwrap();
+        let rows: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(rows, json_rows(&cells));
+        assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+        let missing = dir.join("no-such-dir").join("rows.json");
+        let error = report("", &cells, Some(&missing), None).unwrap_err();
+        assert!(format!("{error:#}").contains("no-such-dir"), "{error:#}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

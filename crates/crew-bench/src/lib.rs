@@ -26,6 +26,9 @@ pub mod chart;
 pub mod cluster;
 pub mod harness;
 pub mod lab;
+// Finding or installing a nats-server, shared with the tests that start one.
+#[path = "../../crew/tests/support/nats_server.rs"]
+mod nats_server;
 pub mod peer;
 pub mod pool;
 pub mod run;

@@ -29,7 +29,7 @@ use crew::{Executor, MapOptions, ThreadPool};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::chart::{Chart, Panel, Role, Series};
+use crate::chart::{Chart, Panel, Role};
 use crate::harness::{self, Cell, Measurement, Sample};
 use crate::PeerCommand;
 
@@ -534,16 +534,8 @@ pub fn main(
         cells.extend(harness::run(measurements, config.rounds));
     }
     println!("\nallocator: {}", allocator());
-    print!("{}", render_table(&cells));
-    print!("{}", render_targets(&cells, workers));
-    if let Some(path) = json {
-        harness::write_json(path, &harness::json_rows(&cells))?;
-        println!("rows written to {}", path.display());
-    }
-    if let Some(path) = svg {
-        chart(&cells).write_svg(path)?;
-        println!("chart written to {}", path.display());
-    }
+    let text = render_table(&cells) + &render_targets(&cells, workers);
+    harness::report(&text, &cells, json, svg.map(|path| (path, chart(&cells))))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -559,69 +551,48 @@ pub(crate) fn find(
     case: &str,
     implementation: &str,
 ) -> Option<f64> {
-    cells
-        .iter()
-        .find(|cell| {
-            cell.key.phase == phase
-                && cell.key.case == case
-                && cell.key.implementation == implementation
-        })
-        .and_then(|cell| cell.median())
-        .map(|rate| rate.tasks_per_sec)
+    harness::find(cells, |key| {
+        key.phase == phase && key.case == case && key.implementation == implementation
+    })
+    .map(|rate| rate.tasks_per_sec)
 }
 
 /// Every row: its work, its median, and its ratios to Python's and to crossbeam's row of the
 /// same case; rows that could not run say why.
 pub fn render_table(cells: &[Cell<Key, Rate>]) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
+    let header = format!(
         "\n{:<12} {:<16} {:>10} {:>14} {:>10} {:>12}",
         "case", "impl", "n", "tasks/s", "vs python", "vs crossbeam"
     );
-    for cell in cells {
-        let Key {
-            phase,
-            case,
-            implementation,
-            n,
-        } = cell.key;
-        let Some(rate) = cell.median() else {
-            let _ = writeln!(
-                out,
-                "{case:<12} {implementation:<16} {n:>10} {}",
-                cell.outcome
-            );
-            continue;
-        };
-        // Ratios within the phase: Python's pool of the same kind, and (threads) crossbeam.
-        let ratio = |peer: &str| {
-            find(cells, phase, case, peer).map_or_else(
-                || "-".to_owned(),
-                |base| format!("{:.2}x", rate.tasks_per_sec / base),
-            )
-        };
-        let python = if phase == THREADS {
-            "python-threads"
-        } else {
-            "python-processes"
-        };
-        let latency = rate.latency.map_or_else(String::new, |latency| {
+    harness::render_rows(
+        cells,
+        &header,
+        |key| format!("{:<12} {:<16} {:>10}", key.case, key.implementation, key.n),
+        |key, rate| {
+            // Ratios within the phase: Python's pool of the same kind, and (threads) crossbeam.
+            let ratio = |peer: &str| {
+                let base = find(cells, key.phase, key.case, peer);
+                harness::show(base.map(|base| rate.tasks_per_sec / base), 2, "x")
+            };
+            let python = if key.phase == THREADS {
+                "python-threads"
+            } else {
+                "python-processes"
+            };
+            let latency = rate.latency.map_or_else(String::new, |latency| {
+                format!(
+                    "  p50 {:.1} us, p99 {:.1} us",
+                    latency.p50_us, latency.p99_us
+                )
+            });
             format!(
-                "  p50 {:.1} us, p99 {:.1} us",
-                latency.p50_us, latency.p99_us
+                "{:>14.0} {:>10} {:>12}{latency}",
+                rate.tasks_per_sec,
+                ratio(python),
+                ratio("crossbeam")
             )
-        });
-        let _ = writeln!(
-            out,
-            "{case:<12} {implementation:<16} {n:>10} {:>14.0} {:>10} {:>12}{latency}",
-            rate.tasks_per_sec,
-            ratio(python),
-            ratio("crossbeam")
-        );
-    }
-    out
+        },
+    )
 }
 
 /// The targets of the thread rows, then the process rows', with verdicts.
@@ -635,24 +606,23 @@ pub fn render_targets(cells: &[Cell<Key, Rate>], workers: usize) -> String {
     let vs_raw = crew
         .zip(find(cells, THREADS, "submit", "crossbeam"))
         .map(|(a, b)| b / a);
-    let x = |r: Option<f64>, digits: usize| r.map_or("-".to_owned(), |r| format!("{r:.digits$}x"));
     let _ = writeln!(
         out,
         "\ntargets: thread submit+result {} Python ThreadPoolExecutor (>= 10x): {}",
-        x(vs_python, 1),
+        harness::show(vs_python, 1, "x"),
         harness::Verdict::of(vs_python, |r| r >= 10.0)
     );
     let _ = writeln!(
         out,
         "         thread submit+result {} slower than raw crossbeam (<= 2x): {}",
-        x(vs_raw, 2),
+        harness::show(vs_raw, 2, "x"),
         harness::Verdict::of(vs_raw, |r| r <= 2.0)
     );
     let map = find(cells, THREADS, "map", "crew-threads").map(|r| r / 1e6);
     let _ = writeln!(
         out,
         "         thread map with chunks {} M items/s (>= 20 M): {}",
-        map.map_or("-".to_owned(), |m| format!("{m:.1}")),
+        harness::show(map, 1, ""),
         harness::Verdict::of(map, |m| m >= 20.0)
     );
     out.push_str(&processes::render_targets(cells, workers));
@@ -674,27 +644,17 @@ pub fn chart(cells: &[Cell<Key, Rate>]) -> Chart {
                 .iter()
                 .filter(|cell| cell.key.phase == phase && cell.key.case == case)
                 .collect();
-            Panel {
-                title: format!("{phase} {case}: tasks/s (n = {})", rows[0].key.n),
-                x_desc: String::new(),
-                categories: Some(
-                    rows.iter()
-                        .map(|c| c.key.implementation.to_owned())
-                        .collect(),
-                ),
-                series: rows
-                    .iter()
-                    .enumerate()
-                    .map(|(index, cell)| Series {
-                        name: cell.key.implementation.to_owned(),
-                        role: Role::crew_if(cell.key.implementation.starts_with("crew-")),
-                        points: cell
-                            .median()
-                            .map(|rate| vec![(index as f64, rate.tasks_per_sec)])
-                            .unwrap_or_default(),
-                    })
-                    .collect(),
-            }
+            Panel::categories(
+                format!("{phase} {case}: tasks/s (n = {})", rows[0].key.n),
+                rows.iter().map(|cell| {
+                    let implementation = cell.key.implementation;
+                    (
+                        implementation.to_owned(),
+                        Role::crew_if(implementation.starts_with("crew-")),
+                        cell.median().map(|rate| rate.tasks_per_sec),
+                    )
+                }),
+            )
         })
         .collect();
     Chart { panels }

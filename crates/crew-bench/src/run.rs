@@ -31,7 +31,7 @@ use anyhow::Context;
 use crew::subprocess::{Command, Input, Redirect};
 use serde::Serialize;
 
-use crate::chart::{Chart, Panel, Role, Series};
+use crate::chart::{Chart, Panel, Role};
 use crate::harness::{self, Cell, Measurement, Sample};
 
 /// What to run.
@@ -338,15 +338,8 @@ pub fn main(
     }
     let cells = harness::run(measurements, config.rounds);
     let _ = std::fs::remove_file(&argfile);
-    print!("{}", render_table(&cells));
-    if let Some(path) = json {
-        harness::write_json(path, &harness::json_rows(&cells))?;
-        println!("rows written to {}", path.display());
-    }
-    if let Some(path) = svg {
-        chart(&cells).write_svg(path)?;
-        println!("chart written to {}", path.display());
-    }
+    let svg = svg.map(|path| (path, chart(&cells)));
+    harness::report(&render_table(&cells), &cells, json, svg)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -398,46 +391,35 @@ fn children_cpu() -> Duration {
 
 /// The table: seconds, jobs/sec and CPU per job, and crew's speed-up against each peer.
 pub fn render_table(cells: &[Cell<Key, Round>]) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
+    let header = format!(
         "\n{:<10} {:<13} {:>9} {:>10} {:>9} {:>11}  crew-run speed-up vs this (wall, CPU)",
         "case", "impl", "seconds", "jobs/sec", "cpu s", "cpu ms/job"
     );
-    for cell in cells {
-        let Key {
-            case,
-            implementation,
-            count,
-            ..
-        } = cell.key;
-        let Some(round) = cell.median() else {
-            let _ = writeln!(out, "{case:<10} {implementation:<13} {}", cell.outcome);
-            continue;
-        };
-        let crew = cells
-            .iter()
-            .find(|c| c.key.case == case && c.key.implementation == Impl::Crew.name())
-            .and_then(Cell::median);
-        let ratio = match crew {
-            Some(crew) if implementation != Impl::Crew.name() => format!(
-                "{:.2}x, {:.2}x",
-                round.seconds / crew.seconds,
-                round.cpu_seconds / crew.cpu_seconds
-            ),
-            _ => String::new(),
-        };
-        let _ = writeln!(
-            out,
-            "{case:<10} {implementation:<13} {:>9.3} {:>10.0} {:>9.3} {:>11.3}  {ratio}",
-            round.seconds,
-            round.jobs_per_sec,
-            round.cpu_seconds,
-            round.cpu_seconds * 1000.0 / count.max(1) as f64,
-        );
-    }
-    out
+    harness::render_rows(
+        cells,
+        &header,
+        |key| format!("{:<10} {:<13}", key.case, key.implementation),
+        |key, round| {
+            let crew = harness::find(cells, |crew| {
+                crew.case == key.case && crew.implementation == Impl::Crew.name()
+            });
+            let ratio = match crew {
+                Some(crew) if key.implementation != Impl::Crew.name() => format!(
+                    "{:.2}x, {:.2}x",
+                    round.seconds / crew.seconds,
+                    round.cpu_seconds / crew.cpu_seconds
+                ),
+                _ => String::new(),
+            };
+            format!(
+                "{:>9.3} {:>10.0} {:>9.3} {:>11.3}  {ratio}",
+                round.seconds,
+                round.jobs_per_sec,
+                round.cpu_seconds,
+                round.cpu_seconds * 1000.0 / key.count.max(1) as f64,
+            )
+        },
+    )
 }
 
 /// The `--svg` chart: jobs/sec per implementation, one panel per case.
@@ -447,27 +429,17 @@ pub fn chart(cells: &[Cell<Key, Round>]) -> Chart {
         .map(|case| {
             let rows: Vec<&Cell<Key, Round>> =
                 cells.iter().filter(|cell| cell.key.case == case).collect();
-            Panel {
-                title: format!("{case}: jobs/sec"),
-                x_desc: String::new(),
-                categories: Some(
-                    rows.iter()
-                        .map(|c| c.key.implementation.to_owned())
-                        .collect(),
-                ),
-                series: rows
-                    .iter()
-                    .enumerate()
-                    .map(|(index, cell)| Series {
-                        name: cell.key.implementation.to_owned(),
-                        role: Role::crew_if(cell.key.implementation == Impl::Crew.name()),
-                        points: cell
-                            .median()
-                            .map(|round| vec![(index as f64, round.jobs_per_sec)])
-                            .unwrap_or_default(),
-                    })
-                    .collect(),
-            }
+            Panel::categories(
+                format!("{case}: jobs/sec"),
+                rows.iter().map(|cell| {
+                    let implementation = cell.key.implementation;
+                    (
+                        implementation.to_owned(),
+                        Role::crew_if(implementation == Impl::Crew.name()),
+                        cell.median().map(|round| round.jobs_per_sec),
+                    )
+                }),
+            )
         })
         .collect();
     Chart { panels }

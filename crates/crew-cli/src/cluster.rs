@@ -95,6 +95,21 @@ fn read_secret(path: &Path, what: &str) -> anyhow::Result<String> {
     Ok(secret)
 }
 
+/// A secret from argv (`given`), else the first line of its `file`, else the environment
+/// variable `var`; `what` names it in errors.
+fn secret(
+    given: Option<&Secret>,
+    file: Option<&PathBuf>,
+    what: &str,
+    var: &str,
+) -> anyhow::Result<Option<String>> {
+    match (given, file) {
+        (Some(secret), _) => Ok(Some(secret.0.clone())),
+        (None, Some(path)) => read_secret(path, what).map(Some),
+        (None, None) => Ok(env(var)),
+    }
+}
+
 /// An environment variable, if set and not empty.
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|value| !value.is_empty())
@@ -133,19 +148,13 @@ impl Connection {
     pub(crate) fn options(&self) -> anyhow::Result<ClusterOptions> {
         let url = self.url()?;
         let mut options = ClusterOptions::new(url.clone()).prefix(self.prefix.clone());
-        let token = match (&self.token, &self.token_file) {
-            (Some(token), _) => Some(token.0.clone()),
-            (None, Some(path)) => Some(read_secret(path, "token")?),
-            (None, None) => env("CREW_NATS_TOKEN"),
-        };
+        let (token, token_file) = (self.token.as_ref(), self.token_file.as_ref());
+        let token = secret(token, token_file, "token", "CREW_NATS_TOKEN")?;
         if let Some(token) = token {
             options = options.token(token);
         }
-        let password = match (&self.password, &self.password_file) {
-            (Some(password), _) => Some(password.0.clone()),
-            (None, Some(path)) => Some(read_secret(path, "password")?),
-            (None, None) => env("CREW_NATS_PASSWORD"),
-        };
+        let (password, password_file) = (self.password.as_ref(), self.password_file.as_ref());
+        let password = secret(password, password_file, "password", "CREW_NATS_PASSWORD")?;
         match (
             self.user.clone().or_else(|| env("CREW_NATS_USER")),
             password,
@@ -159,10 +168,8 @@ impl Connection {
             }
             _ => {}
         }
-        let seed = match &self.nkey_seed_file {
-            Some(path) => Some(read_secret(path, "nkey seed")?),
-            None => env("CREW_NATS_NKEY_SEED"),
-        };
+        let seed_file = self.nkey_seed_file.as_ref();
+        let seed = secret(None, seed_file, "nkey seed", "CREW_NATS_NKEY_SEED")?;
         if let Some(seed) = seed {
             if !seed.starts_with("SU") {
                 bail!("the nkey seed must be a user seed (it starts with SU); `nsc` or `nk -gen user` makes one");
@@ -410,5 +417,28 @@ mod tests {
         );
         let missing = read_secret(&dir.path().join("nope"), "token").unwrap_err();
         assert!(missing.to_string().contains("cannot read the token file"));
+    }
+
+    #[test]
+    fn secrets_come_from_argv_then_their_file_then_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("password");
+        std::fs::write(&file, "from-file\n").unwrap();
+        // A variable no other test reads, so setting it races with nothing.
+        let var = "CREW_TEST_SECRET_FROM_ENV";
+        std::env::set_var(var, "from-env");
+        let argv = Secret("from-argv".into());
+        let found = |given, file| secret(given, file, "password", var).unwrap();
+        assert_eq!(
+            found(Some(&argv), Some(&file)).as_deref(),
+            Some("from-argv")
+        );
+        assert_eq!(found(None, Some(&file)).as_deref(), Some("from-file"));
+        assert_eq!(found(None, None).as_deref(), Some("from-env"));
+        std::env::remove_var(var);
+        assert_eq!(found(None, None), None);
+        let missing = dir.path().join("nope");
+        let error = secret(None, Some(&missing), "password", var).unwrap_err();
+        assert!(error.to_string().contains("cannot read the password file"));
     }
 }

@@ -389,40 +389,7 @@ where
             }
         });
     }
-}
 
-impl<E, A, R, F, I> Iterator for Map<'_, E, A, R, F, I>
-where
-    E: Executor,
-    A: Message,
-    R: Message,
-    F: TaskFn<A, R>,
-    I: Iterator<Item = A>,
-{
-    type Item = Result<R, TaskError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let item = self.next_result();
-        #[cfg(feature = "progress")]
-        if let Some(crate::progress::Attached(progress)) = &self.progress {
-            match &item {
-                Some(Ok(_)) => progress.inc(1),
-                Some(Err(_)) => progress.inc_failed(1),
-                None => progress.finish(),
-            }
-        }
-        item
-    }
-}
-
-impl<E, A, R, F, I> Map<'_, E, A, R, F, I>
-where
-    E: Executor,
-    A: Message,
-    R: Message,
-    F: TaskFn<A, R>,
-    I: Iterator<Item = A>,
-{
     /// The next result, without the bar's bookkeeping.
     fn next_result(&mut self) -> Option<Result<R, TaskError>> {
         loop {
@@ -453,6 +420,30 @@ where
                 Next::TimedOut => unreachable!("map waits without a deadline"),
             }
         }
+    }
+}
+
+impl<E, A, R, F, I> Iterator for Map<'_, E, A, R, F, I>
+where
+    E: Executor,
+    A: Message,
+    R: Message,
+    F: TaskFn<A, R>,
+    I: Iterator<Item = A>,
+{
+    type Item = Result<R, TaskError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = self.next_result();
+        #[cfg(feature = "progress")]
+        if let Some(crate::progress::Attached(progress)) = &self.progress {
+            match &item {
+                Some(Ok(_)) => progress.inc(1),
+                Some(Err(_)) => progress.inc_failed(1),
+                None => progress.finish(),
+            }
+        }
+        item
     }
 }
 

@@ -2,6 +2,8 @@
 //! get killed, or are fed garbage. Run with `harness = false`: `main` calls `crew::init()`.
 
 mod process_common;
+#[path = "support/tasks.rs"]
+mod tasks;
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -15,6 +17,7 @@ use crew::{as_completed, wait, Executor, MapOptions, ProcessPool, ReturnWhen, Su
 use crew::{ExitStatus, TaskError, WorkerId};
 use process_common::{assert_no_children, children, eventually, is_dead};
 use rustix::process::{kill_process, Pid, Signal};
+use tasks::{fails_on_multiples_of_three, square};
 
 fn pid_of(pid: u32) -> Pid {
     Pid::from_raw(pid as i32).expect("a worker pid is positive")
@@ -26,17 +29,6 @@ fn gcd((mut a, mut b): (u64, u64)) -> u64 {
         (a, b) = (b, a % b);
     }
     a
-}
-
-#[crew::task]
-fn square(x: u64) -> u64 {
-    x * x
-}
-
-#[crew::task]
-fn fails_on_multiples_of_three(x: u64) -> u64 {
-    assert!(x % 3 != 0, "multiple of three");
-    x
 }
 
 #[crew::task]

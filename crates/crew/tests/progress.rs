@@ -3,6 +3,8 @@
 //! with `harness = false`: `main` calls `crew::init()` so that this binary serves as a worker.
 
 mod process_common;
+#[path = "support/tasks.rs"]
+mod tasks;
 
 use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -11,17 +13,7 @@ use std::time::Duration;
 
 use crew::progress::Progress;
 use crew::{as_completed, Executor, MapOptions, ProcessPool, TaskError, ThreadPool};
-
-#[crew::task]
-fn square(x: u64) -> u64 {
-    x * x
-}
-
-#[crew::task]
-fn fails_on_multiples_of_three(x: u64) -> u64 {
-    assert!(x % 3 != 0, "multiple of three");
-    x
-}
+use tasks::{fails_on_multiples_of_three, square};
 
 /// Every item counted once, in either order, with chunks; the total from the input's size.
 fn counts_every_item(pool: &impl Executor) {

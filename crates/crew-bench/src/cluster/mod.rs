@@ -237,12 +237,8 @@ pub fn main(config: &ClusterConfig, json: Option<&Path>) -> anyhow::Result<ExitC
         measurements.retain(|m| config.only.iter().any(|o| o == m.key().implementation));
     }
     let cells = harness::run(measurements, config.rounds);
-    print!("{}", render_table(&cells));
-    print!("{}", render_targets(&cells));
-    if let Some(path) = json {
-        harness::write_json(path, &harness::json_rows(&cells))?;
-        println!("rows written to {}", path.display());
-    }
+    let text = render_table(&cells) + &render_targets(&cells);
+    harness::report(&text, &cells, json, None)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -252,57 +248,43 @@ pub fn find<'c>(
     case: &str,
     implementation: &str,
 ) -> Option<&'c Figures> {
-    cells
-        .iter()
-        .find(|cell| cell.key.case == case && cell.key.implementation == implementation)
-        .and_then(|cell| cell.median())
+    harness::find(cells, |key| {
+        key.case == case && key.implementation == implementation
+    })
 }
 
 /// Every row: its work, its medians, and crew's ratio to it in the same case; rows that could
 /// not run say why.
 pub fn render_table(cells: &[Cell<Key, Figures>]) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
+    let header = format!(
         "\n{:<8} {:<16} {:>8} {:>12} {:>10} {:>10} {:>12}",
         "case", "impl", "n", "tasks/s", "p50 µs", "p99 µs", "crew is"
     );
-    let micros = |value: Option<f64>| value.map_or("-".to_owned(), |v| format!("{v:.0}"));
-    for cell in cells {
-        let Key {
-            case,
-            implementation,
-            n,
-        } = cell.key;
-        let Some(figures) = cell.median() else {
-            let _ = writeln!(
-                out,
-                "{case:<8} {implementation:<16} {n:>8} {}",
-                cell.outcome
-            );
-            continue;
-        };
-        // crew's advantage: its rate over this row's, or for latency this row's p50 over crew's.
-        let crew = find(cells, case, "crew-cluster");
-        let ratio = match crew {
-            Some(_) if implementation == "crew-cluster" => "".to_owned(),
-            Some(crew) => match (crew.p50_us, figures.p50_us) {
-                (Some(crew), Some(peer)) => format!("{:.1}x", peer / crew),
-                _ => format!("{:.1}x", crew.tasks_per_sec / figures.tasks_per_sec),
-            },
-            None => "-".to_owned(),
-        };
-        let _ = writeln!(
-            out,
-            "{case:<8} {implementation:<16} {n:>8} {:>12.0} {:>10} {:>10} {:>12}",
-            figures.tasks_per_sec,
-            micros(figures.p50_us),
-            micros(figures.p99_us),
-            ratio
-        );
-    }
-    out
+    harness::render_rows(
+        cells,
+        &header,
+        |key| format!("{:<8} {:<16} {:>8}", key.case, key.implementation, key.n),
+        |key, figures| {
+            // crew's advantage: its rate over this row's, or for latency this row's p50 over
+            // crew's.
+            let crew = find(cells, key.case, "crew-cluster");
+            let ratio = match crew {
+                Some(_) if key.implementation == "crew-cluster" => "".to_owned(),
+                Some(crew) => match (crew.p50_us, figures.p50_us) {
+                    (Some(crew), Some(peer)) => format!("{:.1}x", peer / crew),
+                    _ => format!("{:.1}x", crew.tasks_per_sec / figures.tasks_per_sec),
+                },
+                None => "-".to_owned(),
+            };
+            format!(
+                "{:>12.0} {:>10} {:>10} {:>12}",
+                figures.tasks_per_sec,
+                harness::show(figures.p50_us, 0, ""),
+                harness::show(figures.p99_us, 0, ""),
+                ratio
+            )
+        },
+    )
 }
 
 /// The targets, with verdicts.

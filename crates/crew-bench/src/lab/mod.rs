@@ -214,7 +214,9 @@ pub struct BenchResults {
     pub elapsed_s: f64,
     /// The 1-minute load average before the run started (Linux), to judge the noise.
     pub load_average: Option<f64>,
-    /// The harness's cells, for the JSON rows.
+    /// The harness's cells, for the JSON rows of `--json` (`server`, `case`, `n`, `clients`,
+    /// `rps`, `p99_us`, `clients_served`, `errors` of the median round, `rounds`, and a `note`
+    /// `not available (reason)` with no figures for a server that could not run).
     pub cells: Vec<harness::Cell<Key, Round>>,
 }
 
@@ -224,13 +226,6 @@ impl BenchResults {
         self.rows
             .iter()
             .find(|row| row.server == server && row.case == case && row.clients == clients)
-    }
-
-    /// The JSON document of `--json`: the harness's rows (`server`, `case`, `n`, `clients`,
-    /// `rps`, `p99_us`, `clients_served`, `errors` of the median round, `rounds`, and a `note`
-    /// `not available (reason)` with no figures for a server that could not run).
-    pub fn to_json(&self) -> serde_json::Value {
-        harness::json_rows(&self.cells)
     }
 
     /// The chart of `--svg`: requests/sec against clients, one panel per case.
@@ -451,16 +446,13 @@ pub fn main(
         crew_lab::cpus()
     );
     let results = run(config)?;
-    print!("{}", render_tables(&results));
-    print!("{}", render_ratios(&results));
-    println!("\nfinished in {:.0}s", results.elapsed_s);
-    if let Some(path) = json {
-        harness::write_json(path, &results.to_json())?;
-        println!("rows written to {}", path.display());
-    }
-    if let Some(path) = svg {
-        results.chart().write_svg(path)?;
-        println!("chart written to {}", path.display());
-    }
+    let text = format!(
+        "{}{}\nfinished in {:.0}s\n",
+        render_tables(&results),
+        render_ratios(&results),
+        results.elapsed_s
+    );
+    let svg = svg.map(|path| (path, results.chart()));
+    harness::report(&text, &results.cells, json, svg)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -30,7 +30,7 @@ use super::{
     expected_sum, find, inc, measure, measure_sample, peer_latency, peer_rate, python_command,
     rate, Key, Latency, PoolConfig, PoolMeasurement, Rate, PROCESSES,
 };
-use crate::harness::{Cell, Verdict};
+use crate::harness::{self, Cell, Verdict};
 
 const PYTHON_PROCESSES: &str = include_str!("../../peers/pool/pool_processes.py");
 
@@ -470,7 +470,7 @@ pub(crate) fn render_targets(cells: &[Cell<Key, Rate>], workers: usize) -> Strin
     let mut out = String::new();
     let ratio =
         |case, a, b| Some(find(cells, PROCESSES, case, a)? / find(cells, PROCESSES, case, b)?);
-    let x = |r: Option<f64>, digits: usize| r.map_or("-".to_owned(), |r| format!("{r:.digits$}x"));
+    let x = |r: Option<f64>, digits: usize| harness::show(r, digits, "x");
     let r = ratio("submit", "crew-processes", "python-processes");
     let _ = writeln!(
         out,
@@ -505,14 +505,13 @@ pub(crate) fn render_targets(cells: &[Cell<Key, Rate>], workers: usize) -> Strin
         );
     }
     let p50 = |implementation| {
-        cells
-            .iter()
-            .find(|c| c.key.case == "latency" && c.key.implementation == implementation)
-            .and_then(|c| c.median())
-            .and_then(|rate| rate.latency)
-            .map(|latency| latency.p50_us)
+        harness::find(cells, |key| {
+            key.case == "latency" && key.implementation == implementation
+        })
+        .and_then(|rate| rate.latency)
+        .map(|latency| latency.p50_us)
     };
-    let us = |p: Option<f64>| p.map_or("-".to_owned(), |p| format!("{p:.1} us"));
+    let us = |p: Option<f64>| harness::show(p, 1, " us");
     let crew_p50 = p50("crew-processes");
     let _ = writeln!(
         out,
@@ -526,7 +525,7 @@ pub(crate) fn render_targets(cells: &[Cell<Key, Rate>], workers: usize) -> Strin
     // Issue 11's target: at or below procspawn's spawn + call + join, in the same run.
     let starts = find(cells, PROCESSES, "startup", "crew-processes").map(|s| 1e3 / s);
     let procspawn_starts = find(cells, PROCESSES, "startup", "procspawn").map(|s| 1e3 / s);
-    let ms = |ms: Option<f64>| ms.map_or("-".to_owned(), |ms| format!("{ms:.2} ms"));
+    let ms = |ms: Option<f64>| harness::show(ms, 2, " ms");
     let _ = writeln!(
         out,
         "         worker start-up (new pool to first result) {} (<= procspawn's spawn + call + \

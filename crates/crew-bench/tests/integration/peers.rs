@@ -1,51 +1,16 @@
 //! The lab's peers speak the same protocol as crew. A missing `python3` or `go` fails these
 //! tests (`scripts/test` installs both): a peer the benchmark cannot run must not pass unseen.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
 use crew_bench::lab::peers::{self, PYTHON};
 
-/// A line client with timeouts.
-struct Client {
-    reader: BufReader<TcpStream>,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        Client {
-            reader: BufReader::new(stream),
-        }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.reader.get_mut().write_all(bytes).unwrap();
-    }
-
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).unwrap();
-        line
-    }
-
-    fn ask(&mut self, n: &str) -> String {
-        self.send(format!("{n}\n").as_bytes());
-        self.line()
-    }
-
-    /// Reads to the end: the connection must be closed by the server.
-    fn rest(&mut self) -> String {
-        let mut rest = String::new();
-        self.reader.read_to_string(&mut rest).unwrap();
-        rest
-    }
-}
+// The lab's own tests' line client, so crew and its peers are checked by the same client.
+#[path = "../../../crew-lab/tests/integration/common.rs"]
+mod common;
+use common::Client;
 
 /// The protocol checks every peer must pass.
 fn speaks_the_protocol(addr: SocketAddr, name: &str) {

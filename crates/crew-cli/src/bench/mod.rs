@@ -11,15 +11,41 @@ use std::time::Duration;
 use anyhow::Context;
 use crew_bench::PeerCommand;
 
-/// Where every benchmark writes its rows and chart, besides the table on standard output.
+/// Where every benchmark writes its rows, besides the table on standard output.
 #[derive(Debug, clap::Args)]
-struct Output {
+struct JsonOutput {
     /// Write the rows as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+}
+
+/// The rows as JSON and, for the benchmarks that draw one, a chart.
+#[derive(Debug, clap::Args)]
+struct Output {
+    #[command(flatten)]
+    rows: JsonOutput,
     /// Write a chart (SVG) to FILE.
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
+}
+
+/// How many rounds and which rows: the same flags for `pool`, `cluster` and `actors`.
+#[derive(Debug, clap::Args)]
+struct Rounds {
+    /// Rounds of each measurement; the median is reported [default: 5; --quick 3].
+    #[arg(long)]
+    repeat: Option<usize>,
+    /// Measure only these implementations (comma-separated `impl` names, as in the table).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+}
+
+impl Rounds {
+    /// Sets a benchmark's rounds (kept when `--repeat` is absent) and its `only` list.
+    fn apply(self, rounds: &mut usize, only: &mut Vec<String>) {
+        *rounds = self.repeat.unwrap_or(*rounds);
+        *only = self.only;
+    }
 }
 
 /// Arguments of `crew bench`.
@@ -37,7 +63,8 @@ enum Which {
     Pool(PoolArgs),
     /// `crew run` against `xargs -P` and GNU parallel: jobs/sec and the seed's sleep case.
     Run(RunArgs),
-    /// crew's NATS cluster against multiprocessing.managers, Ray and Dask: tasks/s and latency.
+    /// crew's NATS cluster (crew-cluster, crew-cluster-stream) against multiprocessing.managers
+    /// (python-managers), Ray and Dask: tasks/s and latency.
     Cluster(ClusterArgs),
     /// A counter actor's calls/s and latency: crew on a thread and in a process, xoscar, Ray.
     Actors(ActorsArgs),
@@ -95,12 +122,8 @@ struct PoolArgs {
     /// Items per task in the `map` cases.
     #[arg(long, default_value_t = 4096)]
     chunksize: usize,
-    /// Rounds of each measurement; the median is reported [default: 5; --quick 3].
-    #[arg(long)]
-    repeat: Option<usize>,
-    /// Measure only these implementations (comma-separated `impl` names).
-    #[arg(long, value_delimiter = ',')]
-    only: Vec<String>,
+    #[command(flatten)]
+    rounds: Rounds,
     #[command(flatten)]
     output: Output,
 }
@@ -123,18 +146,13 @@ struct ClusterArgs {
     /// Items per task in the `map` case.
     #[arg(long, default_value_t = 4096)]
     chunksize: usize,
-    /// Rounds of each measurement; the median is reported [default: 5; --quick 3].
-    #[arg(long)]
-    repeat: Option<usize>,
-    /// Measure only these implementations (comma-separated: crew-cluster, crew-cluster-stream, python-managers, ray, dask).
-    #[arg(long, value_delimiter = ',')]
-    only: Vec<String>,
+    #[command(flatten)]
+    rounds: Rounds,
     /// The virtualenv Ray and Dask are installed into [default: $CREW_BENCH_VENV or ~/.cache/crew/venv-cluster].
     #[arg(long, value_name = "DIR")]
     venv: Option<PathBuf>,
-    /// Write the rows as JSON to FILE.
-    #[arg(long, value_name = "FILE")]
-    json: Option<PathBuf>,
+    #[command(flatten)]
+    output: JsonOutput,
 }
 
 /// Arguments of `crew bench actors`.
@@ -143,15 +161,10 @@ struct ActorsArgs {
     /// Fewer calls and 3 rounds.
     #[arg(long)]
     quick: bool,
-    /// Rounds of each measurement; the median is reported [default: 5; --quick 3].
-    #[arg(long)]
-    repeat: Option<usize>,
-    /// Measure only these implementations (comma-separated `impl` names).
-    #[arg(long, value_delimiter = ',')]
-    only: Vec<String>,
-    /// Write the rows as JSON to FILE.
-    #[arg(long, value_name = "FILE")]
-    json: Option<PathBuf>,
+    #[command(flatten)]
+    rounds: Rounds,
+    #[command(flatten)]
+    output: JsonOutput,
 }
 
 /// Arguments of `crew bench run`.
@@ -187,9 +200,8 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
         Some(Which::Peer { args }) => crew_bench::peer::main(&args),
         Some(Which::Actors(args)) => {
             let mut config = crew_bench::actors::ActorsConfig::new(args.quick);
-            config.rounds = args.repeat.unwrap_or(config.rounds);
-            config.only = args.only;
-            crew_bench::actors::main(&config, args.json.as_deref())
+            args.rounds.apply(&mut config.rounds, &mut config.only);
+            crew_bench::actors::main(&config, args.output.json.as_deref())
         }
         Some(Which::Pool(args)) => {
             let mut config = crew_bench::pool::PoolConfig::new(args.quick, peer_command);
@@ -199,11 +211,10 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
             config.process_items = args.process_items.unwrap_or(config.process_items);
             config.workers = args.workers.unwrap_or(config.workers);
             config.chunksize = args.chunksize;
-            config.rounds = args.repeat.unwrap_or(config.rounds);
-            config.only = args.only;
+            args.rounds.apply(&mut config.rounds, &mut config.only);
             crew_bench::pool::main(
                 &config,
-                args.output.json.as_deref(),
+                args.output.rows.json.as_deref(),
                 args.output.svg.as_deref(),
             )
         }
@@ -213,10 +224,9 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
             config.items = args.items.unwrap_or(config.items);
             config.latency_tasks = args.latency_tasks.unwrap_or(config.latency_tasks);
             config.chunksize = args.chunksize;
-            config.rounds = args.repeat.unwrap_or(config.rounds);
-            config.only = args.only;
+            args.rounds.apply(&mut config.rounds, &mut config.only);
             config.venv = args.venv.unwrap_or(config.venv);
-            crew_bench::cluster::main(&config, args.json.as_deref())
+            crew_bench::cluster::main(&config, args.output.json.as_deref())
         }
         Some(Which::Run(args)) => {
             let config = crew_bench::run::RunConfig {
@@ -227,7 +237,7 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
             };
             crew_bench::run::main(
                 &config,
-                args.output.json.as_deref(),
+                args.output.rows.json.as_deref(),
                 args.output.svg.as_deref(),
             )
         }
@@ -254,9 +264,59 @@ pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
             };
             crew_bench::lab::main(
                 &config,
-                args.output.json.as_deref(),
+                args.output.rows.json.as_deref(),
                 args.output.svg.as_deref(),
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(Debug, clap::Parser)]
+    struct Bench {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn parse(argv: &[&str]) -> Which {
+        let argv = std::iter::once("bench").chain(argv.iter().copied());
+        Bench::try_parse_from(argv).unwrap().args.which.unwrap()
+    }
+
+    #[test]
+    fn rounds_and_json_flags_are_the_same_on_every_benchmark() {
+        let Which::Cluster(cluster) = parse(&["cluster", "--repeat", "2", "--only", "ray,dask"])
+        else {
+            panic!("not cluster")
+        };
+        let (mut rounds, mut only) = (5, Vec::new());
+        cluster.rounds.apply(&mut rounds, &mut only);
+        assert_eq!(
+            (rounds, only),
+            (2, vec!["ray".to_owned(), "dask".to_owned()])
+        );
+        assert_eq!(cluster.output.json, None);
+        let Which::Actors(actors) = parse(&["actors", "--json", "rows.json"]) else {
+            panic!("not actors")
+        };
+        let (mut rounds, mut only) = (3, vec!["stale".to_owned()]);
+        actors.rounds.apply(&mut rounds, &mut only);
+        assert_eq!(
+            (rounds, only),
+            (3, Vec::<String>::new()),
+            "no --repeat keeps the default"
+        );
+        assert_eq!(actors.output.json, Some(PathBuf::from("rows.json")));
+        let Which::Pool(pool) = parse(&["pool", "--json", "a.json", "--svg", "a.svg"]) else {
+            panic!("not pool")
+        };
+        assert_eq!(pool.output.rows.json, Some(PathBuf::from("a.json")));
+        assert_eq!(pool.output.svg, Some(PathBuf::from("a.svg")));
+        let error = Bench::try_parse_from(["bench", "actors", "--svg", "x.svg"]).unwrap_err();
+        assert_eq!(error.kind(), clap::error::ErrorKind::UnknownArgument);
     }
 }

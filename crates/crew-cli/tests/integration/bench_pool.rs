@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-const CREW: &str = env!("CARGO_BIN_EXE_crew");
+use crate::support::{succeeded, CREW};
 
 #[test]
 fn every_implementation_is_measured_on_the_same_work() {
@@ -32,12 +32,7 @@ fn every_implementation_is_measured_on_the_same_work() {
         .arg(&json)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = succeeded(&output);
     let rows: Vec<serde_json::Value> =
         serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     for row in &rows {

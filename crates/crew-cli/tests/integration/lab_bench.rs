@@ -3,6 +3,8 @@
 
 use std::process::Command;
 
+use crate::support::{succeeded, CREW};
+
 #[test]
 fn bench_prints_tables_and_writes_json_and_svg() {
     let dir = tempdir();
@@ -21,14 +23,14 @@ fn bench_prints_tables_and_writes_json_and_svg() {
     std::os::unix::fs::symlink(python, bin.join("python3")).unwrap();
     // A Go peer built by an earlier `crew bench` (it is cached beside the binary) would be used
     // without `go`: remove it so this run has no Go at all. No other test uses that cache.
-    let crew = std::path::Path::new(env!("CARGO_BIN_EXE_crew"));
+    let crew = std::path::Path::new(CREW);
     let cached_go_peer = crew.parent().unwrap().join("crew-lab-peers/fib_server_go");
     match std::fs::remove_file(&cached_go_peer) {
         Ok(()) => {}
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
         Err(error) => panic!("removing {}: {error}", cached_go_peer.display()),
     }
-    let output = Command::new(env!("CARGO_BIN_EXE_crew"))
+    let output = Command::new(CREW)
         .args([
             "bench",
             "--quick",
@@ -48,12 +50,7 @@ fn bench_prints_tables_and_writes_json_and_svg() {
         .env("PATH", &bin)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = succeeded(&output);
     assert!(stdout.contains("IO-bound (n = 1)"), "{stdout}");
     assert!(stdout.contains("CPU-bound (n = 15)"), "{stdout}");
     assert!(stdout.contains("crew-process-pool"), "{stdout}");
@@ -124,7 +121,7 @@ fn bench_prints_tables_and_writes_json_and_svg() {
 #[test]
 fn bench_durations_use_the_same_grammar_as_run() {
     // `1h` parses (the run then stops at the next check, before measuring anything).
-    let output = Command::new(env!("CARGO_BIN_EXE_crew"))
+    let output = Command::new(CREW)
         .args(["bench", "--duration", "1h", "--clients", "0"])
         .output()
         .unwrap();
@@ -134,7 +131,7 @@ fn bench_durations_use_the_same_grammar_as_run() {
         stderr.trim(),
         "crew: error: --clients needs counts of at least 1, e.g. 1,2,4"
     );
-    let output = Command::new(env!("CARGO_BIN_EXE_crew"))
+    let output = Command::new(CREW)
         .args(["bench", "--duration", "1x"])
         .output()
         .unwrap();

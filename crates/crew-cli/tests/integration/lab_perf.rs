@@ -4,10 +4,25 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 
-fn perf(args: &[&str]) -> serde_json::Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_crew"))
+use crate::support::CREW;
+
+/// `crew perf --json` against `addr`: `clients` connections asking for fib(`n`) for `duration`,
+/// with `extra` flags.
+fn perf(addr: &str, clients: u32, n: u32, duration: &str, extra: &[&str]) -> serde_json::Value {
+    let (clients, n) = (clients.to_string(), n.to_string());
+    let output = Command::new(CREW)
         .arg("perf")
-        .args(args)
+        .args([
+            "--addr",
+            addr,
+            "--clients",
+            &clients,
+            "--n",
+            &n,
+            "--duration",
+            duration,
+        ])
+        .args(extra)
         .arg("--json")
         .stdin(Stdio::null())
         .output()
@@ -32,16 +47,7 @@ fn closed_and_open_loop_against_a_crew_server() {
     .spawn()
     .unwrap();
     let addr = server.addr().to_string();
-    let report = perf(&[
-        "--addr",
-        &addr,
-        "--clients",
-        "3",
-        "--n",
-        "12",
-        "--duration",
-        "400ms",
-    ]);
+    let report = perf(&addr, 3, 12, "400ms", &[]);
     assert_eq!(report["errors"], 0, "{report}");
     assert_eq!(report["clients_served"], 3);
     assert_eq!(report["n"], 12);
@@ -49,18 +55,7 @@ fn closed_and_open_loop_against_a_crew_server() {
     assert!(report["rps"].as_f64().unwrap() > 0.0);
     assert!(report["latency_us"]["p99"].as_f64().unwrap() > 0.0);
 
-    let open = perf(&[
-        "--addr",
-        &addr,
-        "--clients",
-        "2",
-        "--n",
-        "5",
-        "--duration",
-        "500ms",
-        "--rate",
-        "200",
-    ]);
+    let open = perf(&addr, 2, 5, "500ms", &["--rate", "200"]);
     assert_eq!(open["errors"], 0, "{open}");
     assert_eq!(open["rate"], 200.0);
     // Open loop sends on a schedule: about rate × duration requests, never far more.
@@ -89,16 +84,7 @@ fn wrong_replies_and_error_lines_are_counted() {
             });
         }
     });
-    let report = perf(&[
-        "--addr",
-        &addr,
-        "--clients",
-        "2",
-        "--n",
-        "10",
-        "--duration",
-        "300ms",
-    ]);
+    let report = perf(&addr, 2, 10, "300ms", &[]);
     assert_eq!(report["requests"], 0, "{report}");
     assert!(report["errors"].as_u64().unwrap() > 0);
     let first = report["first_error"].as_str().unwrap();
@@ -110,7 +96,7 @@ fn no_server_is_a_failure_with_a_reason() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     drop(listener);
-    let output = Command::new(env!("CARGO_BIN_EXE_crew"))
+    let output = Command::new(CREW)
         .args(["perf", "--addr", &addr, "--duration", "200ms"])
         .output()
         .unwrap();

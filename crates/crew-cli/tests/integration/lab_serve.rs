@@ -5,6 +5,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::CREW;
+
 struct Served {
     child: Child,
     addr: SocketAddr,
@@ -18,7 +20,7 @@ impl Drop for Served {
 }
 
 fn serve(args: &[&str]) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_crew"))
+    let mut child = Command::new(CREW)
         .args(["serve", "--addr", "127.0.0.1:0"])
         .args(args)
         .stdin(Stdio::null())
@@ -292,7 +294,7 @@ fn children_of(pid: u32) -> Vec<u32> {
 
 #[test]
 fn unknown_model_says_which_exist() {
-    let output = Command::new(env!("CARGO_BIN_EXE_crew"))
+    let output = Command::new(CREW)
         .args(["serve", "--model", "fibers"])
         .output()
         .unwrap();
@@ -327,7 +329,7 @@ fn idle_timeout_takes_the_duration_grammar() {
         assert_eq!(rest, "error: idle for 0.3s, closing\n", "{model}");
         assert!(started.elapsed() < Duration::from_secs(10), "{model}");
     }
-    let output = Command::new(env!("CARGO_BIN_EXE_crew"))
+    let output = Command::new(CREW)
         .args(["serve", "--idle-timeout", "1x"])
         .output()
         .unwrap();

@@ -9,3 +9,4 @@ mod lab_serve;
 mod run_cli;
 mod run_injection;
 mod run_parity;
+mod support;

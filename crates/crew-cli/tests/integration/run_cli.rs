@@ -1,41 +1,10 @@
 //! `crew run` end to end: the real binary, real child processes, real signals.
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const CREW: &str = env!("CARGO_BIN_EXE_crew");
-
-fn crew_run(args: &[&str]) -> Output {
-    Command::new(CREW)
-        .arg("run")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn crew_run_stdin(args: &[&str], input: &str) -> Output {
-    let mut child = Command::new(CREW)
-        .arg("run")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use crate::support::{crew_run, crew_run_stdin, stdout, CREW};
 
 fn sorted_lines(text: &str) -> Vec<String> {
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
@@ -78,23 +47,19 @@ fn arguments_from_stdin_are_appended_without_placeholder() {
     );
 }
 
+/// A job that sleeps for its argument (seconds), then prints it.
+const SLEEP_THEN_ECHO: [&str; 4] = ["sh", "-c", "sleep $1; echo $1", "sh"];
+
 #[test]
 fn keep_order_prints_in_input_order() {
-    let out = crew_run(&[
-        "-j",
-        "4",
-        "--keep-order",
-        "--",
-        "sh",
-        "-c",
-        "sleep $1; echo $1",
-        "sh",
-        ":::",
-        "0.5",
-        "0",
-        "0.2",
-        "0.1",
-    ]);
+    let out = crew_run(
+        &[
+            &["-j", "4", "--keep-order", "--"][..],
+            &SLEEP_THEN_ECHO,
+            &[":::", "0.5", "0", "0.2", "0.1"],
+        ]
+        .concat(),
+    );
     assert_eq!(stdout(&out), "0.5\n0\n0.2\n0.1\n");
 }
 
@@ -102,18 +67,14 @@ fn keep_order_prints_in_input_order() {
 fn completion_order_by_default() {
     let out = crew_run(&["-j", "2", "--", "sleep", ":::", "1.5", "0"]);
     assert!(out.status.success());
-    let out = crew_run(&[
-        "-j",
-        "2",
-        "--",
-        "sh",
-        "-c",
-        "sleep $1; echo $1",
-        "sh",
-        ":::",
-        "1.5",
-        "0",
-    ]);
+    let out = crew_run(
+        &[
+            &["-j", "2", "--"][..],
+            &SLEEP_THEN_ECHO,
+            &[":::", "1.5", "0"],
+        ]
+        .concat(),
+    );
     assert_eq!(stdout(&out), "0\n1.5\n");
 }
 

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-const CREW: &str = env!("CARGO_BIN_EXE_crew");
+use crate::support::CREW;
 
 /// Arguments that would create a file in `dir` if a shell ever parsed them as code.
 fn hostile(dir: &Path) -> Vec<String> {

@@ -5,34 +5,9 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-const CREW: &str = env!("CARGO_BIN_EXE_crew");
-
-fn crew_run(args: &[&str]) -> Output {
-    crew_run_stdin(args, b"")
-}
-
-fn crew_run_stdin(args: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(CREW)
-        .arg("run")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use crate::support::{crew_run, crew_run_stdin, stderr, stdout, CREW};
 
 /// GNU parallel's output for the same arguments, `-k` added; `None` when it is not installed.
 fn gnu_parallel(args: &[&str], input: &[u8]) -> Option<String> {

@@ -1,4 +1,5 @@
-//! Helpers shared by the lab's tests: a line client with timeouts.
+//! Helpers shared by the lab's tests (and, through `#[path]`, crew-bench's peer tests): a line
+//! client with timeouts.
 
 #![allow(dead_code, unreachable_pub)]
 

@@ -149,7 +149,13 @@ impl<T> fmt::Debug for PutTimeoutError<T> {
     }
 }
 
-const CLOSED_PUT: &str = "cannot put into a closed queue; the item was handed back";
+// The messages the inter-process queue's errors share (`crate::process::queue`): one wording
+// for the same cause in both queues.
+pub(crate) const CLOSED_PUT: &str = "cannot put into a closed queue; the item was handed back";
+pub(crate) const CLOSED_GET: &str = "queue is closed and drained; no more items will come";
+pub(crate) const PUT_TIMEOUT: &str = "queue stayed full until the timeout; consumers are too \
+                                      slow or gone (the item was handed back)";
+pub(crate) const GET_TIMEOUT: &str = "queue stayed empty until the timeout";
 
 impl<T> fmt::Display for PutError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -171,16 +177,11 @@ impl<T> fmt::Display for TryPutError<T> {
 impl<T> fmt::Display for PutTimeoutError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Timeout(_) => f.write_str(
-                "queue stayed full until the timeout; consumers are too slow or gone \
-                 (the item was handed back)",
-            ),
+            Self::Timeout(_) => f.write_str(PUT_TIMEOUT),
             Self::Closed(_) => f.write_str(CLOSED_PUT),
         }
     }
 }
-
-const CLOSED_GET: &str = "queue is closed and drained; no more items will come";
 
 impl fmt::Display for GetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -200,7 +201,7 @@ impl fmt::Display for TryGetError {
 impl fmt::Display for GetTimeoutError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Timeout => f.write_str("queue stayed empty until the timeout"),
+            Self::Timeout => f.write_str(GET_TIMEOUT),
             Self::Closed => f.write_str(CLOSED_GET),
         }
     }

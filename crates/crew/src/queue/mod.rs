@@ -42,7 +42,7 @@
 //! then dropped without taking its turn passes the wake-up on, so none is lost.
 
 mod buffer;
-mod error;
+pub(crate) mod error;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};

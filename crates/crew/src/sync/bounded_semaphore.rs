@@ -63,14 +63,9 @@ impl BoundedSemaphore {
 
     /// Takes a permit, waiting at most `timeout`; `None` if none became available in time.
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphorePermit<'_>> {
-        let acquired = match std::time::Instant::now().checked_add(timeout) {
-            Some(deadline) => self.core.acquire_deadline(deadline),
-            None => {
-                self.core.acquire();
-                true
-            }
-        };
-        acquired.then(|| SemaphorePermit::new(&self.core, Some(self.bound)))
+        let core = &self.core;
+        super::wait_timeout(timeout, |d| core.acquire_deadline(d), || core.acquire())
+            .then(|| SemaphorePermit::new(&self.core, Some(self.bound)))
     }
 
     /// Gives back one permit taken with [`SemaphorePermit::forget`].

@@ -168,13 +168,7 @@ impl Event {
     /// Blocks until the flag is set or `timeout` passes; returns whether it was set (Python's
     /// `wait(timeout)` returning `True`/`False`).
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        match Instant::now().checked_add(timeout) {
-            Some(deadline) => self.wait_deadline(deadline),
-            None => {
-                self.wait();
-                true
-            }
-        }
+        super::wait_timeout(timeout, |d| self.wait_deadline(d), || self.wait())
     }
 
     /// Blocks until the flag is set or `deadline` passes; returns whether it was set.

@@ -50,5 +50,52 @@ pub use event::Event;
 pub use event::EventWait;
 pub use semaphore::{Semaphore, SemaphorePermit};
 
+/// The one way a `*_timeout` wait turns its timeout into a deadline: `until(now + timeout)`,
+/// or, when that is too far to represent as an [`Instant`](std::time::Instant), `forever()`
+/// (which waits until it succeeds), so the answer is then `true`.
+pub(crate) fn wait_timeout(
+    timeout: std::time::Duration,
+    until: impl FnOnce(std::time::Instant) -> bool,
+    forever: impl FnOnce(),
+) -> bool {
+    match std::time::Instant::now().checked_add(timeout) {
+        Some(deadline) => until(deadline),
+        None => {
+            forever();
+            true
+        }
+    }
+}
+
 #[cfg(all(test, loom))]
 mod loom_tests;
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn timeouts_become_deadlines_and_endless_ones_wait_forever() {
+        let before = Instant::now();
+        let timeout = Duration::from_secs(5);
+        let mut seen = None;
+        let reached = super::wait_timeout(
+            timeout,
+            |deadline| {
+                seen = Some(deadline);
+                false
+            },
+            || panic!("a representable deadline never waits forever"),
+        );
+        assert!(!reached, "until's answer is the answer");
+        let deadline = seen.expect("until called");
+        assert!(before + timeout <= deadline && deadline <= Instant::now() + timeout);
+        let mut waited = false;
+        let reached = super::wait_timeout(
+            Duration::MAX,
+            |_| panic!("no Instant is that far away"),
+            || waited = true,
+        );
+        assert!(reached && waited);
+    }
+}

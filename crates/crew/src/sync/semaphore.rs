@@ -115,14 +115,9 @@ impl Semaphore {
 
     /// Takes a permit, waiting at most `timeout`; `None` if none became available in time.
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphorePermit<'_>> {
-        let acquired = match Instant::now().checked_add(timeout) {
-            Some(deadline) => self.core.acquire_deadline(deadline),
-            None => {
-                self.core.acquire();
-                true
-            }
-        };
-        acquired.then(|| SemaphorePermit::new(&self.core, None))
+        let core = &self.core;
+        super::wait_timeout(timeout, |d| core.acquire_deadline(d), || core.acquire())
+            .then(|| SemaphorePermit::new(&self.core, None))
     }
 
     /// Adds one permit, waking one waiter (Python's `release()`), whether or not it was taken

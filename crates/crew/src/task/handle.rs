@@ -600,13 +600,7 @@ impl<T> TaskHandle<T> {
 
     /// Blocks until the task is done or `timeout` passes; returns whether it is done.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        match Instant::now().checked_add(timeout) {
-            Some(deadline) => self.wait_deadline(deadline),
-            None => {
-                self.wait();
-                true
-            }
-        }
+        crate::sync::wait_timeout(timeout, |d| self.wait_deadline(d), || self.wait())
     }
 
     pub(crate) fn wait_deadline(&self, deadline: Instant) -> bool {

@@ -6,6 +6,8 @@
 use std::error::Error;
 use std::fmt;
 
+use crate::queue::error::{CLOSED_GET, CLOSED_PUT, GET_TIMEOUT, PUT_TIMEOUT};
+
 /// The process that owns the queue (the one that created it) is gone, or talking to it
 /// failed: nothing more can be put or got through this handle.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,9 +152,6 @@ impl<T> fmt::Debug for PutTimeoutError<T> {
     }
 }
 
-const CLOSED_PUT: &str = "cannot put into a closed queue; the item was handed back";
-const CLOSED_GET: &str = "queue is closed and drained; no more items will come";
-
 fn encode(f: &mut fmt::Formatter<'_>, message: &str) -> fmt::Result {
     write!(
         f,
@@ -181,10 +180,7 @@ impl<T> fmt::Display for PutError<T> {
 impl<T> fmt::Display for PutTimeoutError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Timeout(_) => f.write_str(
-                "queue stayed full until the timeout; consumers are too slow or gone \
-                 (the item was handed back)",
-            ),
+            Self::Timeout(_) => f.write_str(PUT_TIMEOUT),
             Self::Closed(_) => f.write_str(CLOSED_PUT),
             Self::Encode(_, message) => encode(f, message),
             Self::Disconnected(_, error) => write!(f, "{error} (the item was handed back)"),
@@ -205,7 +201,7 @@ impl fmt::Display for GetError {
 impl fmt::Display for GetTimeoutError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Timeout => f.write_str("queue stayed empty until the timeout"),
+            Self::Timeout => f.write_str(GET_TIMEOUT),
             Self::Closed => f.write_str(CLOSED_GET),
             Self::Decode(message) => decode(f, message),
             Self::Disconnected(error) => error.fmt(f),

@@ -1,0 +1,51 @@
+//! What the modules of this binary share: running the `crew` binary and reading its output.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+/// The `crew` binary under test.
+pub(crate) const CREW: &str = env!("CARGO_BIN_EXE_crew");
+
+/// `crew run ARGS` with nothing on its standard input, its output captured.
+pub(crate) fn crew_run(args: &[&str]) -> Output {
+    crew_run_stdin(args, b"")
+}
+
+/// `crew run ARGS` with `input` on its standard input (closed after it), its output captured.
+pub(crate) fn crew_run_stdin(args: &[&str], input: impl AsRef<[u8]>) -> Output {
+    let mut child = Command::new(CREW)
+        .arg("run")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_ref())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+pub(crate) fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub(crate) fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The standard output of a run that must have succeeded; else a panic showing both outputs.
+pub(crate) fn succeeded(output: &Output) -> String {
+    let stdout = stdout(output);
+    assert!(
+        output.status.success(),
+        "{}\n{stdout}\n{}",
+        output.status,
+        stderr(output)
+    );
+    stdout
+}
