@@ -182,6 +182,11 @@ impl FrameReader {
         }
     }
 
+    /// Whether no bytes are buffered.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
     /// Whether a whole frame is already buffered (so reading it will not block).
     pub fn has_frame(&self) -> bool {
         matches!(self.frame_len(), Ok(Some(_)))
