@@ -292,6 +292,51 @@ fn a_waiting_caller_reads_its_own_reply() {
     assert_no_children();
 }
 
+/// Regression (issue 11): many callers at once on few idle workers, each blocking on its
+/// result (so each reads its own reply, see "A waiting caller leads" in the pool's note), some
+/// leaving theirs to the slot. A submitter that claimed a parked slot but was preempted before
+/// it took the slot's lock handed its call to a later park of that slot, over another
+/// caller's handed call: that call's completer was dropped (`Err(Shutdown)`) and the worker's
+/// next reply did not match. Every result must come back right, from the same workers.
+fn many_callers_on_idle_workers() {
+    const CALLERS: u64 = 3;
+    const ROUND_TRIPS: u64 = 1500;
+    let pool = ProcessPool::new(2);
+    eventually("both workers started", || pool.worker_pids().len() == 2);
+    let workers = {
+        let mut pids = pool.worker_pids();
+        pids.sort_unstable();
+        pids
+    };
+    std::thread::scope(|scope| {
+        for caller in 0..CALLERS {
+            let pool = &pool;
+            scope.spawn(move || {
+                for i in 0..ROUND_TRIPS {
+                    let x = caller * ROUND_TRIPS + i;
+                    let handle = pool.submit(square, x).unwrap();
+                    if i % 5 == caller % 5 {
+                        // Nobody blocks on this one until the slot has read its reply.
+                        let (sender, receiver) = std::sync::mpsc::channel();
+                        handle.add_done_callback(move |result| {
+                            let _ = sender.send(result.clone());
+                        });
+                        let result = receiver.recv_timeout(Duration::from_secs(30));
+                        assert_eq!(result, Ok(Ok(x * x)), "caller {caller}, call {i}");
+                    } else {
+                        assert_eq!(handle.result(), Ok(x * x), "caller {caller}, call {i}");
+                    }
+                }
+            });
+        }
+    });
+    let mut after = pool.worker_pids();
+    after.sort_unstable();
+    assert_eq!(after, workers, "no worker was taken for dead");
+    drop(pool);
+    assert_no_children();
+}
+
 /// Regression: after a failed chunk, an empty window ended the iterator although input
 /// remained (3 results of 9 here), in input and in completion order.
 fn map_goes_on_after_a_failed_chunk() {
@@ -1035,6 +1080,10 @@ fn main() {
         (
             "a_waiting_caller_reads_its_own_reply",
             a_waiting_caller_reads_its_own_reply,
+        ),
+        (
+            "many_callers_on_idle_workers",
+            many_callers_on_idle_workers,
         ),
         (
             "idle_workers_are_replaced_and_handed_calls",

@@ -209,7 +209,8 @@ const HAND_LIMIT: usize = 64 * 1024;
 /// wake its thread (see "Idle workers" in the module note).
 #[derive(Debug)]
 struct Link {
-    /// The slot's thread is parked; a submitter claims the slot by swapping this to `false`.
+    /// A hint of `LinkState::open`, read without the lock so that submitters lock only the
+    /// links that may be open. Written only under `state`'s lock, with `open`.
     parked: AtomicBool,
     state: Mutex<LinkState>,
     /// Rung to wake the slot's thread while it is parked.
@@ -217,6 +218,28 @@ struct Link {
     /// What the parked slot's thread waits on: the doorbell ([`DOORBELL`]) and, while it is
     /// watched, the idle worker's socket ([`WORKER`]). Changed only under `state`'s lock.
     poller: Poller,
+}
+
+impl Link {
+    /// Claims the parked slot: closes it (see [`LinkState::open`]) and returns its locked
+    /// state, or `None` if it is not open (not parked, or claimed already).
+    fn claim(&self) -> Option<parking_lot::MutexGuard<'_, LinkState>> {
+        if !self.parked.load(Ordering::SeqCst) {
+            return None;
+        }
+        let mut state = self.state.lock();
+        if !state.open {
+            return None;
+        }
+        self.set_open(&mut state, false);
+        Some(state)
+    }
+
+    /// Opens or closes the slot for claims, with its lock-free hint.
+    fn set_open(&self, state: &mut LinkState, open: bool) {
+        state.open = open;
+        self.parked.store(open, Ordering::SeqCst);
+    }
 }
 
 /// The token of a link's doorbell in its poller.
@@ -232,6 +255,13 @@ const HANG_UP: PollFlags = PollFlags::RDHUP;
 
 #[derive(Debug, Default)]
 struct LinkState {
+    /// The slot is parked and takes one claim: a handed call, or a wake for a queued job.
+    /// Opened by the parking slot or a leader that finished its call (both with `handed`
+    /// empty), closed by the one claim ([`Link::claim`]) or by the slot leaving its park.
+    /// Because it changes only under the lock, a claim can never land on a later park than the
+    /// one it saw (issue 11: a submitter preempted between a lock-free claim and the lock
+    /// handed its call over another one's, whose completer was dropped).
+    open: bool,
     /// While the slot is parked with a live worker and nothing in flight: the worker.
     idle: Option<IdleWorker>,
     /// A call a submitter handed over while the slot was parked, for the slot to take when it
@@ -527,22 +557,22 @@ impl Inner {
         {
             return Err((job, None));
         }
-        let Some(index) = self
+        let Some((index, mut state)) = self
             .links
             .iter()
-            .position(|link| link.parked.swap(false, Ordering::SeqCst))
+            .enumerate()
+            .find_map(|(index, link)| Some((index, link.claim()?)))
         else {
             return Err((job, None));
         };
         let link = &self.links[index];
-        let mut state = link.state.lock();
+        debug_assert!(state.handed.is_none(), "an open slot holds no handed call");
         let Some(idle) = &state.idle else {
             return Err((job, Some(index)));
         };
         if !job.reply.start() {
             // Cancelled already (nobody has its handle yet, so this does not happen).
-            drop(state);
-            link.parked.store(true, Ordering::SeqCst);
+            link.set_open(&mut state, true);
             return Ok(None);
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -639,7 +669,7 @@ impl Inner {
         let park_again =
             !job.revoke.release() && !state.wake_slot && self.config.max_tasks_per_child.is_none();
         if park_again {
-            link.parked.store(true, Ordering::SeqCst);
+            link.set_open(&mut state, true);
         }
         drop(state);
         if !park_again {
@@ -648,7 +678,7 @@ impl Inner {
             // A job queued while the slot was claimed found no parked slot to wake: as a
             // parking slot does (`Slot::park`), look at the queue after parking again.
             fence(Ordering::SeqCst);
-            if !self.lifecycle.receiver().is_empty() && link.parked.swap(false, Ordering::SeqCst) {
+            if !self.lifecycle.receiver().is_empty() && link.claim().is_some() {
                 link.doorbell.ring();
             }
         }
@@ -671,11 +701,7 @@ impl Inner {
         if self.parked.load(Ordering::SeqCst) == 0 {
             return;
         }
-        if let Some(link) = self
-            .links
-            .iter()
-            .find(|link| link.parked.swap(false, Ordering::SeqCst))
-        {
+        if let Some(link) = self.links.iter().find(|link| link.claim().is_some()) {
             link.doorbell.ring();
         }
     }
@@ -856,17 +882,20 @@ impl Slot {
         let link = &inner.links[self.index];
         let receiver = inner.lifecycle.receiver();
         let stream = self.worker.as_ref().map(Child::stream);
-        if let Some(worker) = &mut self.worker {
+        {
             let mut state = link.state.lock();
-            let stream = worker.stream();
-            state.watching = link.poller.add(&*stream, WORKER, REPLY_OR_HANG_UP).is_ok();
-            state.idle = Some(IdleWorker {
-                stream,
-                process: worker.process(),
-                reader: worker.take_reader(),
-            });
+            debug_assert!(state.handed.is_none() && !state.leading);
+            if let Some(worker) = &mut self.worker {
+                let stream = worker.stream();
+                state.watching = link.poller.add(&*stream, WORKER, REPLY_OR_HANG_UP).is_ok();
+                state.idle = Some(IdleWorker {
+                    stream,
+                    process: worker.process(),
+                    reader: worker.take_reader(),
+                });
+            }
+            link.set_open(&mut state, true);
         }
-        link.parked.store(true, Ordering::SeqCst);
         inner.parked.fetch_add(1, Ordering::SeqCst);
         // Pairs with the fence in `Inner::wake_parked`.
         fence(Ordering::SeqCst);
@@ -903,7 +932,7 @@ impl Slot {
                 continue;
             }
             inner.parked.fetch_sub(1, Ordering::SeqCst);
-            link.parked.store(false, Ordering::SeqCst);
+            link.set_open(&mut state, false);
             if let (true, Some(stream)) = (state.watching, &stream) {
                 let _ = link.poller.delete(&**stream);
             }
