@@ -72,6 +72,7 @@ use crate::exit::ExitStatus;
 use crate::lifecycle::Lifecycle;
 use crate::process::child::{Child, ChildOptions, StartError};
 use crate::sys::socket::{self, Doorbell, Poller};
+use crate::sys::spin::Spin;
 use crate::sys::supervise::Supervised;
 use crate::task::codec::{self, write_frame, Frame, FrameReader, ReadError};
 use crate::task::protocol::{Outcome, ToParent, ToWorker};
@@ -277,6 +278,9 @@ struct LinkState {
     /// Calls that callers finished on the idle worker while the slot was parked (they count
     /// towards `max_tasks_per_child`).
     led: usize,
+    /// How the callers that lead on this slot's worker spin before they block (see
+    /// `sys::spin`): lent to each leader, as the frame buffer is.
+    spin: Spin,
     /// The leader's read of the handed call's reply failed (the worker died or sent garbage):
     /// the slot handles it as its own failed read when it wakes.
     lead_failed: Option<ReadError>,
@@ -603,7 +607,7 @@ impl Inner {
     /// leads" in the module note. Returns at once if the slot's thread took the call already.
     fn lead(&self, index: usize, id: u64, deadline: Option<Instant>) {
         let link = &self.links[index];
-        let (stream, mut reader) = {
+        let (stream, mut reader, mut spin) = {
             let mut state = link.state.lock();
             let ours =
                 matches!(&state.handed, Some(Handed { id: Some(handed), .. }) if *handed == id);
@@ -619,11 +623,12 @@ impl Inner {
                 let _ = link.poller.modify(&*stream, WORKER, HANG_UP);
             }
             state.leading = true;
-            (stream, reader)
+            (stream, reader, state.spin)
         };
-        let read = reader.read::<_, ToParent>(&mut &*stream, deadline);
+        let read = reader.read_spinning::<_, ToParent>(&mut &*stream, deadline, &mut spin);
         let mut state = link.state.lock();
         state.leading = false;
+        state.spin = spin;
         if state.watching {
             let _ = link.poller.modify(&*stream, WORKER, REPLY_OR_HANG_UP);
         }

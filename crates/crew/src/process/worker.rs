@@ -5,6 +5,7 @@ use std::io::{BufWriter, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
+use crate::sys::spin::Spin;
 use crate::task::codec::{write_frame, FrameReader, ReadError};
 use crate::task::protocol::{ToParent, ToWorker, PARENT_ENV, PROTOCOL, WORKER_ENV, WORKER_FD};
 use crate::task::run_call;
@@ -91,8 +92,12 @@ fn serve() -> i32 {
     // gone before then is seen by the watchdog as soon as it runs.
     start_watchdog(&stream);
     let mut reader = FrameReader::new();
+    // The next call of a caller that submits one task at a time comes a few microseconds
+    // after the reply: poll for it briefly before sleeping (see `sys::spin`).
+    let mut spin = Spin::default();
     loop {
-        let frame = match reader.read::<_, ToWorker>(&mut reader_stream, None) {
+        let frame = match reader.read_spinning::<_, ToWorker>(&mut reader_stream, None, &mut spin)
+        {
             Ok(frame) => frame,
             Err(ReadError::Eof) => return 0,
             Err(ReadError::Broken(message) | ReadError::Malformed(message)) => {

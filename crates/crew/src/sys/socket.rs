@@ -30,6 +30,19 @@ pub(crate) fn send(fd: impl AsFd, buf: &[u8]) -> io::Result<usize> {
     }
 }
 
+/// Receives what is there without waiting (`MSG_DONTWAIT`, whatever the socket's mode):
+/// `Ok(None)` when nothing is, `Ok(Some(0))` at end of stream. For [`spin`](super::spin).
+pub(crate) fn recv_now(fd: impl AsFd, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    loop {
+        match rustix::net::recv(fd.as_fd(), &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
+            Ok((n, _)) => return Ok(Some(n)),
+            Err(Errno::INTR) => continue,
+            Err(Errno::AGAIN) => return Ok(None),
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+}
+
 /// The time left until `deadline` as a `poll` timeout (`None` waits forever).
 pub(crate) fn timeout_until(deadline: Option<Instant>) -> Option<Timespec> {
     deadline.map(|deadline| {
