@@ -2,7 +2,8 @@
 //! [`Executor`]: the same API as the [`ThreadPool`](crate::ThreadPool).
 //!
 //! Each worker process has a slot thread in the parent that takes jobs from the shared queue,
-//! writes them to its worker and reads the replies (see the [protocol note](super::protocol)).
+//! writes them to its worker and reads the replies (see the
+//! [protocol note](crate::task::protocol)).
 //! A slot sends one call at a time, and pipelines more (up to a few dozen) only while the queue
 //! holds more than every worker's share of them, so short tasks are batched into few system
 //! calls and long ones still spread over every worker. A worker that dies fails the one call it was running;
@@ -11,7 +12,8 @@
 //! **Idle workers.** A slot with nothing in flight *parks*: it leaves its worker's socket in its
 //! [`Link`] and waits in `poll` on that socket and on a doorbell (an `eventfd`), not on the
 //! queue. A submitter that finds a parked slot (and an empty queue, so no job is passed over)
-//! claims it (`Link::parked`, swapped to `false`: one claimer per park), writes the call to
+//! claims it (`Link::claim`: under the link's lock, `LinkState::open` from `true` to `false`,
+//! one claimer per park; `Link::parked` is only its lock-free hint), writes the call to
 //! the worker itself and leaves the job in the link; the slot wakes when the reply arrives,
 //! takes the job and reads the reply as usual, unless the caller reads it (below). So a task
 //! submitted to an idle pool costs two or three handoffs (submitter → worker → (slot →)
@@ -37,6 +39,26 @@
 //! watch changed, a hang-up, a doorbell) stops watching the socket, sets `wake_slot` and waits
 //! for the doorbell, which the leader rings instead of parking the slot again. A caller that
 //! does not block (callbacks, async, no wait at all) leaves the reply to the slot as before.
+//!
+//! *Who owns what, at any moment* (all under the link's lock): the worker's read side belongs
+//! to the slot's thread unless `leading` is set, and then to that one caller; the slot leaves
+//! its park only when no caller leads, and takes `handed` as it leaves, so a later `lead`
+//! finds nothing of its own and returns. `open` means "parked, `handed` empty, one claim
+//! allowed": it is set only with `handed` empty (by the parking slot, or by a leader that
+//! finished its call) and cleared by the claim itself or by the slot leaving. An earlier
+//! version claimed with a lock-free swap and took the lock afterwards: a submitter preempted
+//! in between could find the slot parked *again* (it had left and come back meanwhile),
+//! already claimed by another submitter, and overwrite that one's handed call, dropping its
+//! completer (`Err(Shutdown)`; the test `many_callers_on_idle_workers`).
+//!
+//! **Spinning instead of sleeping.** Even so a round trip wakes two threads (the worker for
+//! the call, the caller for the reply), each several microseconds of scheduler latency. A
+//! leading caller and a worker that just replied both poll their socket with non-blocking
+//! reads for a short, bounded, adaptive while before they block (`sys::spin`: at most 25 µs,
+//! and off after a few spins in a row that found nothing, so long tasks and idle workers cost
+//! no CPU): a small task submitted one at a time then makes its round trip without any thread
+//! going to sleep. The slot's own thread does not spin (it serves callers that do not block,
+//! whose reply latency matters less than the CPU). `CREW_SPIN=0` turns spinning off.
 //!
 //! **Starting workers.** A worker killed by a signal before it is ready (before its handshake,
 //! or in the initializer) is started again, a few times with a growing pause, and no task is

@@ -1,5 +1,5 @@
 //! The worker side: [`init`], the hook at the top of `main`, and the serve loop it runs in a
-//! worker process. See the [protocol note](super::protocol).
+//! worker process. See the [protocol note](crate::task::protocol).
 
 use std::io::{BufWriter, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
