@@ -1081,10 +1081,7 @@ fn main() {
             "a_waiting_caller_reads_its_own_reply",
             a_waiting_caller_reads_its_own_reply,
         ),
-        (
-            "many_callers_on_idle_workers",
-            many_callers_on_idle_workers,
-        ),
+        ("many_callers_on_idle_workers", many_callers_on_idle_workers),
         (
             "idle_workers_are_replaced_and_handed_calls",
             idle_workers_are_replaced_and_handed_calls,

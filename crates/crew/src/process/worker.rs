@@ -96,8 +96,7 @@ fn serve() -> i32 {
     // after the reply: poll for it briefly before sleeping (see `sys::spin`).
     let mut spin = Spin::default();
     loop {
-        let frame = match reader.read_spinning::<_, ToWorker>(&mut reader_stream, None, &mut spin)
-        {
+        let frame = match reader.read_spinning::<_, ToWorker>(&mut reader_stream, None, &mut spin) {
             Ok(frame) => frame,
             Err(ReadError::Eof) => return 0,
             Err(ReadError::Broken(message) | ReadError::Malformed(message)) => {
