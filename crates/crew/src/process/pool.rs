@@ -54,7 +54,7 @@
 //! **Spinning instead of sleeping.** Even so a round trip wakes two threads (the worker for
 //! the call, the caller for the reply), each several microseconds of scheduler latency. A
 //! leading caller and a worker that just replied both poll their socket with non-blocking
-//! reads for a short, bounded, adaptive while before they block (`sys::spin`: at most 25 µs,
+//! reads for a short, bounded, adaptive while before they block (`sys::spin`: at most 8 µs,
 //! and off after a few spins in a row that found nothing, so long tasks and idle workers cost
 //! no CPU): a small task submitted one at a time then makes its round trip without any thread
 //! going to sleep. The slot's own thread does not spin (it serves callers that do not block,
