@@ -14,7 +14,7 @@ use crate::task::run_call;
 ///
 /// In the program as you start it, `init()` returns at once and costs one environment lookup.
 /// When crew starts the same executable again as a worker (for a
-/// [`ProcessPool`](crate::ProcessPool) or [`spawn`](crate::process::spawn)), `init()` serves
+/// [`ProcessPool`](crate::ProcessPool) or [`spawn`](fn@crate::process::spawn)), `init()` serves
 /// tasks and then exits the process, so the rest of `main` never runs in a worker.
 ///
 /// ```no_run
