@@ -236,6 +236,99 @@ fn idle_workers_are_replaced_and_handed_calls() {
     assert_no_children();
 }
 
+/// A caller blocked on a call handed to an idle worker reads the reply itself (see "A waiting
+/// caller leads" in the pool's note): one task at a time keeps the same worker (regression: the
+/// slot, woken by a reply its caller had read since, took the worker for dead and killed it);
+/// a caller that stops waiting leaves the reply to the slot; a cancel from another thread
+/// reaches a caller that is reading; callbacks alone still get their results.
+fn a_waiting_caller_reads_its_own_reply() {
+    let pool = ProcessPool::new(1);
+    let first = pool.submit(pid, ()).unwrap().result().unwrap();
+    for i in 0..300 {
+        // Varying pauses let the reply arrive before the caller starts reading, after, and
+        // while the slot's thread wakes for it.
+        let handle = pool.submit(pid, ()).unwrap();
+        std::thread::sleep(Duration::from_micros(i % 40));
+        assert_eq!(handle.result().unwrap(), first, "round trip {i}");
+    }
+    // Stops waiting before the reply: the slot reads it; the next wait gets it.
+    let slow = pool.submit(sleep_ms, 300).unwrap();
+    assert!(!slow.wait_timeout(Duration::from_millis(30)));
+    assert_eq!(slow.result(), Ok(300));
+    assert_eq!(pool.submit(pid, ()).unwrap().result().unwrap(), first);
+    // Cancelled by another thread while this one reads.
+    let hung = pool.submit(sleep_ms, 60_000).unwrap();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            eventually("the task is running", || hung.running());
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(hung.cancel());
+        });
+        hung.wait();
+    });
+    assert_eq!(hung.result(), Err(TaskError::Cancelled));
+    eventually("the worker running it was killed", || is_dead(first));
+    let second = pool.submit(pid, ()).unwrap().result().unwrap();
+    assert_ne!(first, second, "a replacement serves the next task");
+    // Nobody waits: the done-callback gets the result from the slot.
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let handle = pool.submit(square, 12).unwrap();
+    handle.add_done_callback(move |result| sender.send(result.clone()).unwrap());
+    assert_eq!(
+        receiver.recv_timeout(Duration::from_secs(10)).unwrap(),
+        Ok(144)
+    );
+    drop(handle);
+    assert_eq!(pool.submit(pid, ()).unwrap().result().unwrap(), second);
+    drop(pool);
+    assert_no_children();
+}
+
+/// Regression (issue 11): many callers at once on few idle workers, each blocking on its
+/// result (so each reads its own reply, see "A waiting caller leads" in the pool's note), some
+/// leaving theirs to the slot. A submitter that claimed a parked slot but was preempted before
+/// it took the slot's lock handed its call to a later park of that slot, over another
+/// caller's handed call: that call's completer was dropped (`Err(Shutdown)`) and the worker's
+/// next reply did not match. Every result must come back right, from the same workers.
+fn many_callers_on_idle_workers() {
+    const CALLERS: u64 = 3;
+    const ROUND_TRIPS: u64 = 1500;
+    let pool = ProcessPool::new(2);
+    eventually("both workers started", || pool.worker_pids().len() == 2);
+    let workers = {
+        let mut pids = pool.worker_pids();
+        pids.sort_unstable();
+        pids
+    };
+    std::thread::scope(|scope| {
+        for caller in 0..CALLERS {
+            let pool = &pool;
+            scope.spawn(move || {
+                for i in 0..ROUND_TRIPS {
+                    let x = caller * ROUND_TRIPS + i;
+                    let handle = pool.submit(square, x).unwrap();
+                    if i % 5 == caller % 5 {
+                        // Nobody blocks on this one until the slot has read its reply.
+                        let (sender, receiver) = std::sync::mpsc::channel();
+                        handle.add_done_callback(move |result| {
+                            let _ = sender.send(result.clone());
+                        });
+                        let result = receiver.recv_timeout(Duration::from_secs(30));
+                        assert_eq!(result, Ok(Ok(x * x)), "caller {caller}, call {i}");
+                    } else {
+                        assert_eq!(handle.result(), Ok(x * x), "caller {caller}, call {i}");
+                    }
+                }
+            });
+        }
+    });
+    let mut after = pool.worker_pids();
+    after.sort_unstable();
+    assert_eq!(after, workers, "no worker was taken for dead");
+    drop(pool);
+    assert_no_children();
+}
+
 /// Regression: after a failed chunk, an empty window ended the iterator although input
 /// remained (3 results of 9 here), in input and in completion order.
 fn map_goes_on_after_a_failed_chunk() {
@@ -976,6 +1069,11 @@ fn main() {
             unregistered_function_is_unsupported,
         ),
         ("panic_keeps_the_worker", panic_keeps_the_worker),
+        (
+            "a_waiting_caller_reads_its_own_reply",
+            a_waiting_caller_reads_its_own_reply,
+        ),
+        ("many_callers_on_idle_workers", many_callers_on_idle_workers),
         (
             "idle_workers_are_replaced_and_handed_calls",
             idle_workers_are_replaced_and_handed_calls,

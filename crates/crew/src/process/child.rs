@@ -18,6 +18,7 @@ use crate::sys::socket;
 use crate::sys::supervise::{Setup, Supervised};
 use crate::task::codec::{self, write_frame, Frame, FrameReader, ReadError};
 use crate::task::protocol::{ToParent, ToWorker, PARENT_ENV, PROTOCOL, WORKER_ENV, WORKER_FD};
+use rustix::event::PollFlags;
 use rustix::process::Pid;
 
 /// How long a new worker may take to say hello.
@@ -169,9 +170,27 @@ impl Child {
         self.reader.read(&mut &*self.stream, deadline)
     }
 
+    /// Lends the frame buffer out (to a caller reading its own reply while the pool's slot is
+    /// parked); [`put_reader`](Self::put_reader) gives it back before the next read here.
+    pub(crate) fn take_reader(&mut self) -> FrameReader {
+        std::mem::take(&mut self.reader)
+    }
+
+    /// Takes back the frame buffer lent by [`take_reader`](Self::take_reader).
+    pub(crate) fn put_reader(&mut self, reader: FrameReader) {
+        self.reader = reader;
+    }
+
     /// Whether the worker has closed its end (it died or exited).
     pub(crate) fn hung_up(&self) -> bool {
         codec::peer_hung_up(&*self.stream)
+    }
+
+    /// Whether the worker has sent something or hung up, right now (without consuming it):
+    /// with nothing in flight, it died or is confused.
+    pub(crate) fn stirred(&self) -> bool {
+        !self.reader.is_empty()
+            || socket::ready_now(&*self.stream, PollFlags::IN | PollFlags::RDHUP)
     }
 
     /// Whether a whole reply is buffered.

@@ -1,5 +1,5 @@
 //! Processes: a [`ProcessPool`] with the thread pool's API, one-off child
-//! processes ([`spawn`]) and inter-process [`Queue`]s and [`pipe`]s (Python's `multiprocessing`
+//! processes ([`spawn`](fn@spawn)) and inter-process [`Queue`]s and [`pipe`](fn@pipe)s (Python's `multiprocessing`
 //! and `ProcessPoolExecutor`).
 //!
 //! A task is a plain function marked [`#[crew::task]`](macro@crate::task), which registers it

@@ -2,7 +2,8 @@
 //! [`Executor`]: the same API as the [`ThreadPool`](crate::ThreadPool).
 //!
 //! Each worker process has a slot thread in the parent that takes jobs from the shared queue,
-//! writes them to its worker and reads the replies (see the [protocol note](super::protocol)).
+//! writes them to its worker and reads the replies (see the
+//! [protocol note](crate::task::protocol)).
 //! A slot sends one call at a time, and pipelines more (up to a few dozen) only while the queue
 //! holds more than every worker's share of them, so short tasks are batched into few system
 //! calls and long ones still spread over every worker. A worker that dies fails the one call it was running;
@@ -11,17 +12,53 @@
 //! **Idle workers.** A slot with nothing in flight *parks*: it leaves its worker's socket in its
 //! [`Link`] and waits in `poll` on that socket and on a doorbell (an `eventfd`), not on the
 //! queue. A submitter that finds a parked slot (and an empty queue, so no job is passed over)
-//! claims it (`Link::parked`, swapped to `false`: one claimer per park), writes the call to
+//! claims it (`Link::claim`: under the link's lock, `LinkState::open` from `true` to `false`,
+//! one claimer per park; `Link::parked` is only its lock-free hint), writes the call to
 //! the worker itself and leaves the job in the link; the slot wakes when the reply arrives,
-//! takes the job and reads the reply as usual. So a task submitted to an idle pool costs three
-//! handoffs (submitter → worker → slot → caller) instead of four, and no spinning on the
-//! queue. Everything else goes through the queue and wakes a parked slot by its doorbell: calls
+//! takes the job and reads the reply as usual, unless the caller reads it (below). So a task
+//! submitted to an idle pool costs two or three handoffs (submitter → worker → (slot →)
+//! caller) instead of four, and no spinning on the queue. Everything else goes through the queue and wakes a parked slot by its doorbell: calls
 //! with a deadline (the slot must read their reply with it), payloads over 64 KiB, and any
 //! call while the queue is not empty. A missed wake cannot happen: a slot counts itself
 //! parked, then (after a `SeqCst` fence) looks at the queue; a submitter queues, then (after a
 //! fence) looks at the count. A write to a worker that died while idle fails (`EPIPE`): the
 //! job is left unsent in the link and goes to the replacement. The slot also wakes when its
 //! idle worker hangs up, and replaces it then. Shutdown rings every doorbell.
+//!
+//! **A waiting caller leads.** A handed call's handle gets a driver (the task layer's
+//! `Driver`, as process actors use): a caller that blocks on it
+//! reads the reply off the worker's socket itself, so a round trip wakes two threads (the
+//! worker, then the caller) and the slot's thread sleeps through it. The slot waits in an
+//! `epoll` set (its [`Poller`]); the leader, under the link's lock, marks itself `leading`,
+//! borrows the idle worker's frame buffer and changes the socket's watch to hang-up only, which
+//! the kernel applies to the sleeping slot without waking it. After the read it restores the
+//! watch and the buffer; on its reply it completes the call, counts it (`led`) and parks the
+//! slot again (then looks at the queue, as a parking slot does); on a timeout it just leaves;
+//! on a failed read it leaves the error (`lead_failed`) and rings, and the slot handles it as
+//! its own failed read. A slot that wakes while a caller leads (a reply that came before the
+//! watch changed, a hang-up, a doorbell) stops watching the socket, sets `wake_slot` and waits
+//! for the doorbell, which the leader rings instead of parking the slot again. A caller that
+//! does not block (callbacks, async, no wait at all) leaves the reply to the slot as before.
+//!
+//! *Who owns what, at any moment* (all under the link's lock): the worker's read side belongs
+//! to the slot's thread unless `leading` is set, and then to that one caller; the slot leaves
+//! its park only when no caller leads, and takes `handed` as it leaves, so a later `lead`
+//! finds nothing of its own and returns. `open` means "parked, `handed` empty, one claim
+//! allowed": it is set only with `handed` empty (by the parking slot, or by a leader that
+//! finished its call) and cleared by the claim itself or by the slot leaving. An earlier
+//! version claimed with a lock-free swap and took the lock afterwards: a submitter preempted
+//! in between could find the slot parked *again* (it had left and come back meanwhile),
+//! already claimed by another submitter, and overwrite that one's handed call, dropping its
+//! completer (`Err(Shutdown)`; the test `many_callers_on_idle_workers`).
+//!
+//! **Spinning instead of sleeping.** Even so a round trip wakes two threads (the worker for
+//! the call, the caller for the reply), each several microseconds of scheduler latency. A
+//! leading caller and a worker that just replied both poll their socket with non-blocking
+//! reads for a short, bounded, adaptive while before they block (`sys::spin`: at most 8 µs,
+//! and off after a few spins in a row that found nothing, so long tasks and idle workers cost
+//! no CPU): a small task submitted one at a time then makes its round trip without any thread
+//! going to sleep. The slot's own thread does not spin (it serves callers that do not block,
+//! whose reply latency matters less than the CPU). `CREW_SPIN=0` turns spinning off.
 //!
 //! **Starting workers.** A worker killed by a signal before it is ready (before its handshake,
 //! or in the initializer) is started again, a few times with a growing pause, and no task is
@@ -41,24 +78,25 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
-use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::TryRecvError;
 use parking_lot::Mutex;
+use rustix::event::PollFlags;
 
 use crate::error::{SubmitError, TaskError, WorkerId};
 use crate::executor::{Executor, Message};
 use crate::exit::ExitStatus;
 use crate::lifecycle::Lifecycle;
 use crate::process::child::{Child, ChildOptions, StartError};
-use crate::sys::socket::{self, Doorbell};
+use crate::sys::socket::{self, Doorbell, Poller};
+use crate::sys::spin::Spin;
 use crate::sys::supervise::Supervised;
-use crate::task::codec::{self, write_frame, ReadError};
+use crate::task::codec::{self, write_frame, Frame, FrameReader, ReadError};
 use crate::task::protocol::{Outcome, ToParent, ToWorker};
 use crate::task::{outcome_error, pair_with, Completer, TaskFn, TaskHandle, TaskInfo, TaskOptions};
 
@@ -194,26 +232,88 @@ const HAND_LIMIT: usize = 64 * 1024;
 /// wake its thread (see "Idle workers" in the module note).
 #[derive(Debug)]
 struct Link {
-    /// The slot's thread is parked; a submitter claims the slot by swapping this to `false`.
+    /// A hint of `LinkState::open`, read without the lock so that submitters lock only the
+    /// links that may be open. Written only under `state`'s lock, with `open`.
     parked: AtomicBool,
     state: Mutex<LinkState>,
     /// Rung to wake the slot's thread while it is parked.
     doorbell: Doorbell,
+    /// What the parked slot's thread waits on: the doorbell ([`DOORBELL`]) and, while it is
+    /// watched, the idle worker's socket ([`WORKER`]). Changed only under `state`'s lock.
+    poller: Poller,
 }
+
+impl Link {
+    /// Claims the parked slot: closes it (see [`LinkState::open`]) and returns its locked
+    /// state, or `None` if it is not open (not parked, or claimed already).
+    fn claim(&self) -> Option<parking_lot::MutexGuard<'_, LinkState>> {
+        if !self.parked.load(Ordering::SeqCst) {
+            return None;
+        }
+        let mut state = self.state.lock();
+        if !state.open {
+            return None;
+        }
+        self.set_open(&mut state, false);
+        Some(state)
+    }
+
+    /// Opens or closes the slot for claims, with its lock-free hint.
+    fn set_open(&self, state: &mut LinkState, open: bool) {
+        state.open = open;
+        self.parked.store(open, Ordering::SeqCst);
+    }
+}
+
+/// The token of a link's doorbell in its poller.
+const DOORBELL: u64 = 0;
+/// The token of the idle worker's socket in its link's poller.
+const WORKER: u64 = 1;
+/// What a parked slot watches its idle worker's socket for: a reply to a handed call, or the
+/// worker hanging up.
+const REPLY_OR_HANG_UP: PollFlags = PollFlags::IN.union(PollFlags::RDHUP);
+/// While a caller reads the reply itself: the worker hanging up only (the kernel then does
+/// not wake the slot's thread for the reply).
+const HANG_UP: PollFlags = PollFlags::RDHUP;
 
 #[derive(Debug, Default)]
 struct LinkState {
+    /// The slot is parked and takes one claim: a handed call, or a wake for a queued job.
+    /// Opened by the parking slot or a leader that finished its call (both with `handed`
+    /// empty), closed by the one claim ([`Link::claim`]) or by the slot leaving its park.
+    /// Because it changes only under the lock, a claim can never land on a later park than the
+    /// one it saw (issue 11: a submitter preempted between a lock-free claim and the lock
+    /// handed its call over another one's, whose completer was dropped).
+    open: bool,
     /// While the slot is parked with a live worker and nothing in flight: the worker.
     idle: Option<IdleWorker>,
     /// A call a submitter handed over while the slot was parked, for the slot to take when it
-    /// wakes.
+    /// wakes (or for its caller to finish, see [`Inner::lead`]).
     handed: Option<Handed>,
+    /// The idle worker's socket is in the link's poller.
+    watching: bool,
+    /// A caller is reading the handed call's reply (it has the idle worker's frame buffer).
+    leading: bool,
+    /// The slot's thread woke while a caller was leading and waits for the doorbell: the
+    /// leader rings it instead of parking the slot again.
+    wake_slot: bool,
+    /// Calls that callers finished on the idle worker while the slot was parked (they count
+    /// towards `max_tasks_per_child`).
+    led: usize,
+    /// How the callers that lead on this slot's worker spin before they block (see
+    /// `sys::spin`): lent to each leader, as the frame buffer is.
+    spin: Spin,
+    /// The leader's read of the handed call's reply failed (the worker died or sent garbage):
+    /// the slot handles it as its own failed read when it wakes.
+    lead_failed: Option<ReadError>,
 }
 
 #[derive(Debug)]
 struct IdleWorker {
     stream: Arc<UnixStream>,
     process: Arc<Supervised>,
+    /// The worker's frame buffer, lent by the slot while it is parked.
+    reader: FrameReader,
 }
 
 struct Handed {
@@ -227,6 +327,12 @@ impl fmt::Debug for Handed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handed").field("id", &self.id).finish()
     }
+}
+
+/// Where [`Inner::hand`] wrote a call: the slot's index and the call's id.
+struct HandedTo {
+    index: usize,
+    id: u64,
 }
 
 /// Why a parked slot's thread woke (see [`Slot::park`]).
@@ -397,10 +503,14 @@ impl ProcessPoolBuilder {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let links = (0..workers)
             .map(|_| {
+                let doorbell = Doorbell::new()?;
+                let poller = Poller::new()?;
+                poller.add(doorbell.as_fd(), DOORBELL, PollFlags::IN)?;
                 Ok(Link {
                     parked: AtomicBool::new(false),
                     state: Mutex::new(LinkState::default()),
-                    doorbell: Doorbell::new()?,
+                    doorbell,
+                    poller,
                 })
             })
             .collect::<io::Result<_>>()?;
@@ -463,8 +573,9 @@ impl Inner {
     /// Gives the job back when no slot is parked, the queue is not empty (the job must not pass
     /// queued ones) or the call must go through a slot (it has a deadline, or a big payload);
     /// with the index of a slot it claimed but could not hand to (its worker is not running),
-    /// to be woken once the job is queued.
-    fn hand(&self, job: Job) -> Result<(), (Job, Option<usize>)> {
+    /// to be woken once the job is queued. On success, the slot's index and the call's id if
+    /// the call was written (its caller may then read the reply itself, see [`Inner::lead`]).
+    fn hand(&self, job: Job) -> Result<Option<HandedTo>, (Job, Option<usize>)> {
         if job.deadline.is_some()
             || job.payload.len() > HAND_LIMIT
             || self.parked.load(Ordering::SeqCst) == 0
@@ -472,24 +583,23 @@ impl Inner {
         {
             return Err((job, None));
         }
-        let Some(index) = self
+        let Some((index, mut state)) = self
             .links
             .iter()
-            .position(|link| link.parked.swap(false, Ordering::SeqCst))
+            .enumerate()
+            .find_map(|(index, link)| Some((index, link.claim()?)))
         else {
             return Err((job, None));
         };
         let link = &self.links[index];
-        let mut state = link.state.lock();
-        let Some(idle) = state.idle.take() else {
+        debug_assert!(state.handed.is_none(), "an open slot holds no handed call");
+        let Some(idle) = &state.idle else {
             return Err((job, Some(index)));
         };
         if !job.reply.start() {
             // Cancelled already (nobody has its handle yet, so this does not happen).
-            state.idle = Some(idle);
-            drop(state);
-            link.parked.store(true, Ordering::SeqCst);
-            return Ok(());
+            link.set_open(&mut state, true);
+            return Ok(None);
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let header = ToWorker::Call {
@@ -502,7 +612,7 @@ impl Inner {
         let sent = write_frame(&mut frame, &header, &job.payload).is_ok()
             && socket::send_all(&*idle.stream, &frame).is_ok();
         if sent {
-            job.revoke.running_on(idle.process);
+            job.revoke.running_on(idle.process.clone());
         }
         // A failed write means the worker died while idle: the slot sees it hang up, replaces
         // it and sends the call to the replacement.
@@ -510,7 +620,100 @@ impl Inner {
             id: sent.then_some(id),
             job,
         });
-        Ok(())
+        Ok(sent.then_some(HandedTo { index, id }))
+    }
+
+    /// A caller blocked on the handle of call `id`, handed to slot `index`'s idle worker,
+    /// reads the reply itself (until `deadline`) instead of sleeping until the slot's thread
+    /// reads it and wakes it: one thread wake-up fewer per round trip. See "A waiting caller
+    /// leads" in the module note. Returns at once if the slot's thread took the call already.
+    fn lead(&self, index: usize, id: u64, deadline: Option<Instant>) {
+        let link = &self.links[index];
+        let (stream, mut reader, mut spin) = {
+            let mut state = link.state.lock();
+            let ours =
+                matches!(&state.handed, Some(Handed { id: Some(handed), .. }) if *handed == id);
+            if !ours || state.leading {
+                return;
+            }
+            let Some(idle) = state.idle.as_mut() else {
+                return;
+            };
+            let stream = idle.stream.clone();
+            let reader = std::mem::take(&mut idle.reader);
+            if state.watching {
+                let _ = link.poller.modify(&*stream, WORKER, HANG_UP);
+            }
+            state.leading = true;
+            (stream, reader, state.spin)
+        };
+        let read = reader.read_spinning::<_, ToParent>(&mut &*stream, deadline, &mut spin);
+        let mut state = link.state.lock();
+        state.leading = false;
+        state.spin = spin;
+        if state.watching {
+            let _ = link.poller.modify(&*stream, WORKER, REPLY_OR_HANG_UP);
+        }
+        state
+            .idle
+            .as_mut()
+            .expect("the slot keeps its idle worker while a caller leads")
+            .reader = reader;
+        let (outcome, payload) = match read {
+            Ok(Frame {
+                header: ToParent::Done { id: done, outcome },
+                payload,
+            }) if done == id => (outcome, payload),
+            Err(ReadError::Timeout) => {
+                // The caller stops waiting; the slot reads the reply when it comes.
+                let wake = std::mem::take(&mut state.wake_slot);
+                drop(state);
+                if wake {
+                    link.doorbell.ring();
+                }
+                return;
+            }
+            Ok(other) => {
+                state.lead_failed = Some(ReadError::Malformed(format!(
+                    "malformed frame: unexpected {:?} while waiting for a reply",
+                    other.header
+                )));
+                drop(state);
+                link.doorbell.ring();
+                return;
+            }
+            Err(error) => {
+                state.lead_failed = Some(error);
+                drop(state);
+                link.doorbell.ring();
+                return;
+            }
+        };
+        let Handed { job, .. } = state.handed.take().expect("checked before the read");
+        state.led += 1;
+        // A cancel that killed the worker after it answered: the slot replaces it. A pool that
+        // counts tasks per worker lets the slot count (and retire the worker).
+        let park_again =
+            !job.revoke.release() && !state.wake_slot && self.config.max_tasks_per_child.is_none();
+        if park_again {
+            link.set_open(&mut state, true);
+        }
+        drop(state);
+        if !park_again {
+            link.doorbell.ring();
+        } else {
+            // A job queued while the slot was claimed found no parked slot to wake: as a
+            // parking slot does (`Slot::park`), look at the queue after parking again.
+            fence(Ordering::SeqCst);
+            if !self.lifecycle.receiver().is_empty() && link.claim().is_some() {
+                link.doorbell.ring();
+            }
+        }
+        let result = match outcome {
+            Outcome::Ok => Ok(payload),
+            other => Err(outcome_error(job.task, other)),
+        };
+        job.reply.finish(result);
     }
 
     /// Wakes one parked slot after a job was queued (when one is parked).
@@ -525,11 +728,7 @@ impl Inner {
         if self.parked.load(Ordering::SeqCst) == 0 {
             return;
         }
-        if let Some(link) = self
-            .links
-            .iter()
-            .find(|link| link.parked.swap(false, Ordering::SeqCst))
-        {
+        if let Some(link) = self.links.iter().find(|link| link.claim().is_some()) {
             link.doorbell.ring();
         }
     }
@@ -709,39 +908,82 @@ impl Slot {
         let inner = self.inner.clone();
         let link = &inner.links[self.index];
         let receiver = inner.lifecycle.receiver();
-        if let Some(worker) = &self.worker {
-            link.state.lock().idle = Some(IdleWorker {
-                stream: worker.stream(),
-                process: worker.process(),
-            });
+        let stream = self.worker.as_ref().map(Child::stream);
+        {
+            let mut state = link.state.lock();
+            debug_assert!(state.handed.is_none() && !state.leading);
+            if let Some(worker) = &mut self.worker {
+                let stream = worker.stream();
+                state.watching = link.poller.add(&*stream, WORKER, REPLY_OR_HANG_UP).is_ok();
+                state.idle = Some(IdleWorker {
+                    stream,
+                    process: worker.process(),
+                    reader: worker.take_reader(),
+                });
+            }
+            link.set_open(&mut state, true);
         }
-        link.parked.store(true, Ordering::SeqCst);
         inner.parked.fetch_add(1, Ordering::SeqCst);
         // Pairs with the fence in `Inner::wake_parked`.
         fence(Ordering::SeqCst);
         let queued = receiver.try_recv();
-        let (mut rung, mut worker_stirred) = (false, false);
-        if matches!(queued, Err(TryRecvError::Empty)) {
-            let stream = self.worker.as_ref().map(Child::stream);
-            match socket::wait_readable_either(
-                link.doorbell.as_fd(),
-                stream.as_ref().map(|stream| stream.as_fd()),
-            ) {
-                Ok(ready) => (rung, worker_stirred) = ready,
-                // Cannot wait (out of resources?): look again rather than spin on an error.
-                Err(_) => std::thread::sleep(Duration::from_millis(1)),
+        let mut worker_stirred = false;
+        let mut wait = matches!(queued, Err(TryRecvError::Empty));
+        let (handed, lead_failed) = loop {
+            if wait {
+                let (mut doorbell, mut worker) = (false, false);
+                let waited = link.poller.wait(|token| match token {
+                    DOORBELL => doorbell = true,
+                    _ => worker = true,
+                });
+                if waited.is_err() {
+                    // Cannot wait (out of resources?): look again rather than spin on an error.
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                if doorbell {
+                    // (A ring that comes later only makes the next park return at once.)
+                    link.doorbell.reset();
+                }
+                worker_stirred = worker;
             }
-        }
-        inner.parked.fetch_sub(1, Ordering::SeqCst);
-        link.parked.store(false, Ordering::SeqCst);
-        let handed = {
             let mut state = link.state.lock();
-            state.idle = None;
-            state.handed.take()
+            if state.leading {
+                // A caller is reading its reply from the idle worker (`Inner::lead`): leave the
+                // worker to it and wait for the doorbell, which it rings when done.
+                state.wake_slot = true;
+                if let (true, Some(stream)) = (state.watching, &stream) {
+                    let _ = link.poller.delete(&**stream);
+                    state.watching = false;
+                }
+                wait = true;
+                continue;
+            }
+            inner.parked.fetch_sub(1, Ordering::SeqCst);
+            link.set_open(&mut state, false);
+            if let (true, Some(stream)) = (state.watching, &stream) {
+                let _ = link.poller.delete(&**stream);
+            }
+            state.watching = false;
+            state.wake_slot = false;
+            self.sent += std::mem::take(&mut state.led);
+            if let Some(idle) = state.idle.take() {
+                if let Some(worker) = &mut self.worker {
+                    worker.put_reader(idle.reader);
+                }
+            }
+            break (state.handed.take(), state.lead_failed.take());
         };
-        if rung {
-            // (A ring that comes later only makes the next park return at once.)
-            link.doorbell.reset();
+        if let Some(error) = lead_failed {
+            // The call's caller read the worker's end (or garbage) for the slot.
+            if let Some(Handed { id: Some(id), job }) = handed {
+                self.sent += 1;
+                self.in_flight.push_back(InFlight { id, job });
+                self.lose_worker_after(&error);
+            }
+            return match queued {
+                Ok(job) => Parked::Job(job),
+                Err(_) => Parked::Woken,
+            };
         }
         match handed {
             Some(Handed { id: Some(id), job }) => {
@@ -749,7 +991,9 @@ impl Slot {
                 self.in_flight.push_back(InFlight { id, job });
             }
             Some(Handed { id: None, job }) => self.retry.push_back(job),
-            None if worker_stirred => {
+            // Looked at again now: the readiness may be stale, from a reply that a leading
+            // caller has read since (see `Inner::lead`).
+            None if worker_stirred && self.worker.as_ref().is_some_and(Child::stirred) => {
                 // Nothing was sent to it, yet it spoke or hung up: it died while idle (killed
                 // from outside). Replace it; no task of ours was with it.
                 if let Some(mut dead) = self.worker.take() {
@@ -1047,7 +1291,16 @@ impl ProcessPool {
         let options = options.or(self.inner.config.task_options);
         let (job, handle) = Job::new::<T>(task, chunk, payload, &options);
         let (job, claimed) = match self.inner.hand(job) {
-            Ok(()) => return Ok(handle),
+            Ok(Some(HandedTo { index, id })) => {
+                let inner = Arc::downgrade(&self.inner);
+                handle.set_driver(Arc::new(move |_done, deadline| {
+                    if let Some(inner) = Weak::upgrade(&inner) {
+                        inner.lead(index, id, deadline);
+                    }
+                }));
+                return Ok(handle);
+            }
+            Ok(None) => return Ok(handle),
             Err(not_handed) => not_handed,
         };
         let queued = self.inner.lifecycle.submit(job, non_blocking);

@@ -1,10 +1,11 @@
 //! The worker side: [`init`], the hook at the top of `main`, and the serve loop it runs in a
-//! worker process. See the [protocol note](super::protocol).
+//! worker process. See the [protocol note](crate::task::protocol).
 
 use std::io::{BufWriter, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
+use crate::sys::spin::Spin;
 use crate::task::codec::{write_frame, FrameReader, ReadError};
 use crate::task::protocol::{ToParent, ToWorker, PARENT_ENV, PROTOCOL, WORKER_ENV, WORKER_FD};
 use crate::task::run_call;
@@ -13,7 +14,7 @@ use crate::task::run_call;
 ///
 /// In the program as you start it, `init()` returns at once and costs one environment lookup.
 /// When crew starts the same executable again as a worker (for a
-/// [`ProcessPool`](crate::ProcessPool) or [`spawn`](crate::process::spawn)), `init()` serves
+/// [`ProcessPool`](crate::ProcessPool) or [`spawn`](fn@crate::process::spawn)), `init()` serves
 /// tasks and then exits the process, so the rest of `main` never runs in a worker.
 ///
 /// ```no_run
@@ -91,8 +92,11 @@ fn serve() -> i32 {
     // gone before then is seen by the watchdog as soon as it runs.
     start_watchdog(&stream);
     let mut reader = FrameReader::new();
+    // The next call of a caller that submits one task at a time comes a few microseconds
+    // after the reply: poll for it briefly before sleeping (see `sys::spin`).
+    let mut spin = Spin::default();
     loop {
-        let frame = match reader.read::<_, ToWorker>(&mut reader_stream, None) {
+        let frame = match reader.read_spinning::<_, ToWorker>(&mut reader_stream, None, &mut spin) {
             Ok(frame) => frame,
             Err(ReadError::Eof) => return 0,
             Err(ReadError::Broken(message) | ReadError::Malformed(message)) => {

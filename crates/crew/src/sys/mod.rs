@@ -6,4 +6,5 @@
 //! [`subprocess`]: crate::subprocess
 
 pub(crate) mod socket;
+pub(crate) mod spin;
 pub(crate) mod supervise;

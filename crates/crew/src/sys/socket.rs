@@ -30,6 +30,19 @@ pub(crate) fn send(fd: impl AsFd, buf: &[u8]) -> io::Result<usize> {
     }
 }
 
+/// Receives what is there without waiting (`MSG_DONTWAIT`, whatever the socket's mode):
+/// `Ok(None)` when nothing is, `Ok(Some(0))` at end of stream. For [`spin`](super::spin).
+pub(crate) fn recv_now(fd: impl AsFd, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    loop {
+        match rustix::net::recv(fd.as_fd(), &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
+            Ok((n, _)) => return Ok(Some(n)),
+            Err(Errno::INTR) => continue,
+            Err(Errno::AGAIN) => return Ok(None),
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+}
+
 /// The time left until `deadline` as a `poll` timeout (`None` waits forever).
 pub(crate) fn timeout_until(deadline: Option<Instant>) -> Option<Timespec> {
     deadline.map(|deadline| {
@@ -73,7 +86,12 @@ pub(crate) fn wait_hung_up(fd: impl AsFd) -> io::Result<()> {
 
 /// Whether the peer of the stream socket `fd` has hung up, without consuming any data.
 pub(crate) fn peer_hung_up(fd: impl AsFd) -> bool {
-    let mut fds = [PollFd::new(&fd, PollFlags::RDHUP)];
+    ready_now(fd, PollFlags::RDHUP)
+}
+
+/// Whether one of `flags` (or a hang-up or error) is pending on `fd` now, without waiting.
+pub(crate) fn ready_now(fd: impl AsFd, flags: PollFlags) -> bool {
+    let mut fds = [PollFd::new(&fd, flags)];
     let zero = Timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -92,30 +110,7 @@ pub(crate) fn send_all(fd: impl AsFd, mut buf: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Blocks until `first` or `second` (when given) is readable, closed or in error; returns
-/// which of the two are.
-pub(crate) fn wait_readable_either(
-    first: BorrowedFd<'_>,
-    second: Option<BorrowedFd<'_>>,
-) -> io::Result<(bool, bool)> {
-    loop {
-        let mut fds = [
-            PollFd::from_borrowed_fd(first, PollFlags::IN),
-            PollFd::from_borrowed_fd(second.unwrap_or(first), PollFlags::IN),
-        ];
-        let count = if second.is_some() { 2 } else { 1 };
-        match poll(&mut fds[..count], None) {
-            Ok(0) | Err(Errno::INTR) => continue,
-            Ok(_) => {
-                let ready = |fd: &PollFd<'_>| !fd.revents().is_empty();
-                return Ok((ready(&fds[0]), count == 2 && ready(&fds[1])));
-            }
-            Err(errno) => return Err(errno.into()),
-        }
-    }
-}
-
-/// A counter that one thread waits on with [`wait_readable_either`] and others bump to wake
+/// A counter that one thread waits on (in a [`Poller`]) and others bump to wake
 /// it (an `eventfd`, non-blocking and close-on-exec).
 #[derive(Debug)]
 pub(crate) struct Doorbell(OwnedFd);
@@ -144,4 +139,72 @@ impl Doorbell {
     pub(crate) fn as_fd(&self) -> BorrowedFd<'_> {
         self.0.as_fd()
     }
+}
+
+/// An `epoll` instance watching a few descriptors, each under a caller's token. Unlike `poll`,
+/// what a descriptor is watched for can be changed while another thread waits
+/// ([`modify`](Self::modify)), without waking it: a process pool's caller that reads its own
+/// reply stops the parked slot thread from waking for it (see the process pool's note).
+#[derive(Debug)]
+pub(crate) struct Poller(OwnedFd);
+
+impl Poller {
+    pub(crate) fn new() -> io::Result<Self> {
+        Ok(Self(rustix::event::epoll::create(
+            rustix::event::epoll::CreateFlags::CLOEXEC,
+        )?))
+    }
+
+    /// Watches `fd` for `flags` (hang-up and error are always reported), reported as `token`.
+    pub(crate) fn add(&self, fd: impl AsFd, token: u64, flags: PollFlags) -> io::Result<()> {
+        use rustix::event::epoll;
+        Ok(epoll::add(
+            &self.0,
+            fd,
+            epoll::EventData::new_u64(token),
+            epoll_flags(flags),
+        )?)
+    }
+
+    /// Changes what the watched `fd` is watched for.
+    pub(crate) fn modify(&self, fd: impl AsFd, token: u64, flags: PollFlags) -> io::Result<()> {
+        use rustix::event::epoll;
+        Ok(epoll::modify(
+            &self.0,
+            fd,
+            epoll::EventData::new_u64(token),
+            epoll_flags(flags),
+        )?)
+    }
+
+    /// Stops watching `fd`.
+    pub(crate) fn delete(&self, fd: impl AsFd) -> io::Result<()> {
+        Ok(rustix::event::epoll::delete(&self.0, fd)?)
+    }
+
+    /// Blocks until a watched descriptor is ready; calls `ready` with the token of each that is.
+    pub(crate) fn wait(&self, mut ready: impl FnMut(u64)) -> io::Result<()> {
+        let mut events = Vec::with_capacity(4);
+        loop {
+            match rustix::event::epoll::wait(
+                &self.0,
+                rustix::buffer::spare_capacity(&mut events),
+                None,
+            ) {
+                Ok(_) if events.is_empty() => continue,
+                Ok(_) => break,
+                Err(Errno::INTR) => continue,
+                Err(errno) => return Err(errno.into()),
+            }
+        }
+        for event in events {
+            ready(event.data.u64());
+        }
+        Ok(())
+    }
+}
+
+/// The `epoll` flags of `poll` flags (the same bits on Linux).
+fn epoll_flags(flags: PollFlags) -> rustix::event::epoll::EventFlags {
+    rustix::event::epoll::EventFlags::from_bits_truncate(u32::from(flags.bits()))
 }

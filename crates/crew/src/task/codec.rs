@@ -12,6 +12,8 @@ use std::time::Instant;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::sys::spin::{Spin, Spun};
+
 /// The largest header accepted: headers are a few bytes; anything bigger is a corrupt stream.
 const MAX_HEADER: usize = 64 * 1024;
 /// The largest payload accepted (16 GiB): beyond it the length is taken for corruption.
@@ -182,6 +184,11 @@ impl FrameReader {
         }
     }
 
+    /// Whether no bytes are buffered.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
     /// Whether a whole frame is already buffered (so reading it will not block).
     pub fn has_frame(&self) -> bool {
         matches!(self.frame_len(), Ok(Some(_)))
@@ -238,6 +245,60 @@ impl FrameReader {
         }
     }
 
+    /// [`read`](Self::read), but before it blocks it polls the stream with non-blocking reads
+    /// for a short, bounded, adaptive while ([`Spin`]): when the frame comes soon (a small
+    /// task's reply, the next call of a busy caller), the thread never sleeps and nobody has
+    /// to wake it.
+    pub(crate) fn read_spinning<S, H>(
+        &mut self,
+        stream: &mut S,
+        deadline: Option<Instant>,
+        spin: &mut Spin,
+    ) -> Result<Frame<H>, ReadError>
+    where
+        S: Read + AsFd,
+        H: DeserializeOwned,
+    {
+        if let Some(total) = self.frame_len()? {
+            return self.take(total);
+        }
+        let mut failed = None;
+        let spun = spin.wait(|| match self.fill_now(&*stream) {
+            Ok(false) => false,
+            Ok(true) => !matches!(self.frame_len(), Ok(None)),
+            Err(error) => {
+                failed = Some(error);
+                true
+            }
+        });
+        if let Some(error) = failed {
+            return Err(error);
+        }
+        if spun == Spun::Block {
+            let blocked = Instant::now();
+            let frame = self.read(stream, deadline);
+            spin.blocked_for(blocked.elapsed());
+            return frame;
+        }
+        self.read(stream, deadline)
+    }
+
+    /// One non-blocking read: `Ok(true)` if bytes came.
+    fn fill_now<S: AsFd>(&mut self, stream: &S) -> Result<bool, ReadError> {
+        self.make_room();
+        match crate::sys::socket::recv_now(stream, &mut self.buffer[self.end..])? {
+            None => Ok(false),
+            Some(0) if self.end == self.start => Err(ReadError::Eof),
+            Some(0) => Err(ReadError::Broken(
+                "the stream ended inside a frame".to_owned(),
+            )),
+            Some(n) => {
+                self.end += n;
+                Ok(true)
+            }
+        }
+    }
+
     fn take<H: DeserializeOwned>(&mut self, total: usize) -> Result<Frame<H>, ReadError> {
         let frame = &self.buffer[self.start..self.start + total];
         let header_len = u32::from_le_bytes(frame[..4].try_into().expect("4 bytes")) as usize;
@@ -257,20 +318,7 @@ impl FrameReader {
     }
 
     fn fill<S: Read>(&mut self, stream: &mut S) -> Result<(), ReadError> {
-        // Room for at least the rest of the current frame when its length is known.
-        let needed = match self.prefix() {
-            Some((header_len, payload_len)) => PREFIX + header_len + payload_len as usize,
-            None => PREFIX,
-        };
-        if self.start > 0 && self.start + needed.max(16 * 1024) > self.buffer.len() {
-            self.buffer.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        let wanted = (self.start + needed).max(self.end + 16 * 1024);
-        if wanted > self.buffer.len() {
-            self.buffer.resize(wanted, 0);
-        }
+        self.make_room();
         let result = loop {
             match stream.read(&mut self.buffer[self.end..]) {
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
@@ -287,6 +335,24 @@ impl FrameReader {
                 Ok(())
             }
             Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Makes room after `end` for the rest of the current frame (and at least 16 KiB).
+    fn make_room(&mut self) {
+        // Room for at least the rest of the current frame when its length is known.
+        let needed = match self.prefix() {
+            Some((header_len, payload_len)) => PREFIX + header_len + payload_len as usize,
+            None => PREFIX,
+        };
+        if self.start > 0 && self.start + needed.max(16 * 1024) > self.buffer.len() {
+            self.buffer.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let wanted = (self.start + needed).max(self.end + 16 * 1024);
+        if wanted > self.buffer.len() {
+            self.buffer.resize(wanted, 0);
         }
     }
 }
