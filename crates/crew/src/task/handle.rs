@@ -27,7 +27,9 @@
 //!   then publishes the result and moves to `Done` in the same critical section. A callback added
 //!   during `Settling` is therefore run by the settler; one added after `Done` runs at once in the
 //!   adding thread. Each callback runs exactly once.
-//! * Waiters (blocking `result*`, `wait`) sleep on the condition variable; an async waiter leaves
+//! * Waiters (blocking `result*`, `wait`) sleep on the condition variable, after a bounded,
+//!   adaptive spin (`spin.rs`: cheaper than a park and a wake-up when the task ends within
+//!   microseconds); an async waiter leaves
 //!   its `Waker`. A backend may first lend a blocking waiter a *driver* (kept with the
 //!   callbacks): the waiter runs it before sleeping, e.g. to read its own reply off a socket
 //!   (process actors); it returns when the task is done or cannot help, and the waiter sleeps
