@@ -93,6 +93,7 @@
 //! `Full` instead of blocking on its own full mailbox). Cycles through other actors are not
 //! detected.
 
+mod caller;
 mod ending;
 mod local;
 mod process;
@@ -378,9 +379,8 @@ pub(crate) fn failed<T: 'static>(error: TaskError) -> TaskHandle<T> {
 /// Where the actor behind a reference runs.
 pub(crate) enum Target<A: Actor> {
     Local(Arc<local::Local<A>>),
-    Process(Arc<process::Remote<A>>),
-    #[cfg(feature = "cluster")]
-    Cluster(Arc<remote::Remote<A>>),
+    /// In a worker process or on a cluster worker: the caller side both share.
+    Remote(Arc<dyn caller::Transport>),
     Missing(ActorError),
 }
 
@@ -476,7 +476,7 @@ impl<A: Actor> ActorRef<A> {
     /// The process id of the worker hosting the actor now (`None` on a thread of this process).
     pub fn worker_pid(&self) -> Option<u32> {
         match &self.inner.target {
-            Target::Process(remote) => remote.pid(),
+            Target::Remote(remote) => remote.pid(),
             _ => None,
         }
     }
@@ -484,7 +484,7 @@ impl<A: Actor> ActorRef<A> {
     /// How many times the actor's worker process was restarted after dying.
     pub fn restarts(&self) -> u32 {
         match &self.inner.target {
-            Target::Process(remote) => remote.restarts(),
+            Target::Remote(remote) => remote.restarts(),
             _ => 0,
         }
     }
@@ -537,9 +537,7 @@ impl<A: Actor> ActorRef<A> {
                     });
                     local.call_async(this.method_name(index), call).await
                 }
-                Target::Process(remote) => remote.call_async(index, args).await,
-                #[cfg(feature = "cluster")]
-                Target::Cluster(remote) => remote.call_async(index, args).await,
+                Target::Remote(remote) => remote.call_async(index, args).await,
                 Target::Missing(error) => Err(error.clone()),
             };
             handle?.await
@@ -565,9 +563,7 @@ impl<A: Actor> ActorRef<A> {
                     });
                     local.call_async(this.method_name(index), call).await
                 }
-                Target::Process(remote) => remote.call_async(index, args).await,
-                #[cfg(feature = "cluster")]
-                Target::Cluster(remote) => remote.call_async(index, args).await,
+                Target::Remote(remote) => remote.call_async(index, args).await,
                 Target::Missing(error) => Err(error.clone()),
             };
             handle?.await
@@ -650,9 +646,7 @@ impl<A: Actor> ActorRef<A> {
                     });
                     local.tell_async(this.method_name(index), call).await
                 }
-                Target::Process(remote) => remote.tell_async(index, args).await,
-                #[cfg(feature = "cluster")]
-                Target::Cluster(remote) => remote.tell_async(index, args).await,
+                Target::Remote(remote) => remote.tell_async(index, args).await,
                 Target::Missing(error) => Err(error.clone()),
             }
         }
@@ -678,9 +672,7 @@ impl<A: Actor> ActorRef<A> {
                     });
                     local.tell_async(this.method_name(index), call).await
                 }
-                Target::Process(remote) => remote.tell_async(index, args).await,
-                #[cfg(feature = "cluster")]
-                Target::Cluster(remote) => remote.tell_async(index, args).await,
+                Target::Remote(remote) => remote.tell_async(index, args).await,
                 Target::Missing(error) => Err(error.clone()),
             }
         }
@@ -704,9 +696,7 @@ impl<A: Actor> ActorRef<A> {
                 );
                 ActorStream::from_local(local.call(self.method_name(index), call, Mode::Blocking))
             }
-            Target::Process(remote) => remote.stream(index, &args),
-            #[cfg(feature = "cluster")]
-            Target::Cluster(remote) => remote.stream(index, &args),
+            Target::Remote(remote) => remote.stream(index, &args),
             Target::Missing(error) => ActorStream::failed(error.clone().into()),
         }
     }
@@ -728,9 +718,7 @@ impl<A: Actor> ActorRef<A> {
                 );
                 ActorStream::from_local(local.call(self.method_name(index), call, Mode::Blocking))
             }
-            Target::Process(remote) => remote.stream(index, &args),
-            #[cfg(feature = "cluster")]
-            Target::Cluster(remote) => remote.stream(index, &args),
+            Target::Remote(remote) => remote.stream(index, &args),
             Target::Missing(error) => ActorStream::failed(error.clone().into()),
         }
     }
@@ -748,9 +736,7 @@ impl<A: Actor> ActorRef<A> {
                     local::Call::<_, fn(&A) -> R>::Exclusive(move |actor: &mut A| run(actor, args));
                 local.call(self.method_name(index), call, mode)
             }
-            Target::Process(remote) => remote.call(index, &args, mode),
-            #[cfg(feature = "cluster")]
-            Target::Cluster(remote) => remote.call(index, &args, mode),
+            Target::Remote(remote) => remote.call(index, &args, mode),
             Target::Missing(error) => Err(error.clone()),
         }
     }
@@ -768,9 +754,7 @@ impl<A: Actor> ActorRef<A> {
                     local::Call::<fn(&mut A) -> R, _>::Shared(move |actor: &A| run(actor, args));
                 local.call(self.method_name(index), call, mode)
             }
-            Target::Process(remote) => remote.call(index, &args, mode),
-            #[cfg(feature = "cluster")]
-            Target::Cluster(remote) => remote.call(index, &args, mode),
+            Target::Remote(remote) => remote.call(index, &args, mode),
             Target::Missing(error) => Err(error.clone()),
         }
     }
@@ -784,9 +768,7 @@ impl<A: Actor> ActorRef<A> {
     pub fn stop(&self) -> TaskHandle<()> {
         match &self.inner.target {
             Target::Local(local) => local.stop(false),
-            Target::Process(remote) => remote.stop(false),
-            #[cfg(feature = "cluster")]
-            Target::Cluster(remote) => remote.stop(false),
+            Target::Remote(remote) => remote.stop(false),
             Target::Missing(error) => failed(error.clone().into()),
         }
     }
@@ -796,9 +778,7 @@ impl<A: Actor> ActorRef<A> {
     pub fn kill(&self) -> TaskHandle<()> {
         match &self.inner.target {
             Target::Local(local) => local.stop(true),
-            Target::Process(remote) => remote.stop(true),
-            #[cfg(feature = "cluster")]
-            Target::Cluster(remote) => remote.stop(true),
+            Target::Remote(remote) => remote.stop(true),
             Target::Missing(error) => failed(error.clone().into()),
         }
     }
@@ -1060,7 +1040,7 @@ impl<A: Actor> ActorOptions<A> {
             None => local::Local::start(&uid, args, &self, reservation.clone()).map(Target::Local),
             Some(options) => {
                 process::Remote::start(&uid, args, &self, options.clone(), reservation.clone())
-                    .map(Target::Process)
+                    .map(|remote| Target::Remote(remote))
             }
         };
         let target = match target {

@@ -50,7 +50,7 @@
 //!
 //! **Remote placement.** The cluster transport (`remote.rs`) reuses exactly this: the host
 //! (`start_instances`, `serve_host`, `HostConn` over another writer), the same frames, the same
-//! permit-based bound at the caller (`reply_slot`, `settle_frame`, `fail_pending`), with a NATS
+//! permit-based bound at the caller (`caller.rs`: `reply_slot`, `settle_frame`, `fail_pending`), with a NATS
 //! subject per address + uid instead of a socket and a key-value registry answering `NotFound`
 //! / `DuplicateUid` for its addresses.
 
@@ -67,19 +67,19 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
+use crate::actor::caller::{fail_pending, settle_frame, Inflight, Pending, Transport};
 use crate::actor::ending::{Ending, Request};
 use crate::actor::local::{construct, Envelope, Instance, Job, Local};
 use crate::actor::registry::Reservation;
-use crate::actor::room::{CallerBound, Refused};
-use crate::actor::stream::{RemoteItems, WINDOW};
-use crate::actor::{Actor, ActorError, ActorOptions, ActorStream, EncodedItems, MethodCall, Mode};
+use crate::actor::room::CallerBound;
+use crate::actor::stream::WINDOW;
+use crate::actor::{Actor, ActorError, ActorOptions, EncodedItems, MethodCall, Mode};
 use crate::error::{panic_message, TaskError, WorkerId};
-use crate::executor::Message;
 use crate::process::child::{Child, ChildOptions};
 use crate::sys::supervise::Supervised;
 use crate::task::codec::{self, write_frame, FrameReader, ReadError};
 use crate::task::protocol::{Outcome, ToParent, ToWorker};
-use crate::task::{pair, signature_hash, TaskEntry, TaskHandle, TaskInfo, CREW_VERSION};
+use crate::task::{signature_hash, Driver, TaskEntry, TaskHandle, TaskInfo, CREW_VERSION};
 
 /// The task that hosts an actor in a worker.
 const HOST_TASK: &str = "crew::actor::host";
@@ -557,14 +557,6 @@ impl Default for ProcessOptions {
     }
 }
 
-pub(crate) type Finish = Box<dyn FnOnce(Result<Vec<u8>, TaskError>) + Send>;
-
-/// A call or stream waiting for the host's answer (shared with the remote placement).
-pub(crate) enum Pending {
-    Call(Option<Finish>),
-    Stream(Weak<RemoteItems>),
-}
-
 /// A live connection to the host.
 struct Conn {
     writer: BufWriter<UnixStream>,
@@ -585,7 +577,7 @@ pub(crate) struct Remote<A: Actor> {
     /// A caller is leading (reading the socket for its own reply).
     leading: AtomicBool,
     process: Mutex<Option<Arc<Supervised>>>,
-    inflight: Mutex<HashMap<u64, Pending>>,
+    inflight: Inflight,
     /// Calls whose write failed (the worker had died): sent again to the replacement.
     unsent: Mutex<Vec<(u64, ToActor, Vec<u8>)>>,
     next_id: AtomicU64,
@@ -711,14 +703,6 @@ impl<A: Actor> Remote<A> {
                 message: format!("cannot start its reader thread: {error}"),
             })?;
         Ok(remote)
-    }
-
-    pub(crate) fn pid(&self) -> Option<u32> {
-        Some(self.pid.load(Ordering::Acquire)).filter(|&pid| pid != 0)
-    }
-
-    pub(crate) fn restarts(&self) -> u32 {
-        self.restarts.load(Ordering::Acquire)
     }
 
     /// Makes `started` the live connection; returns its read half (for the reader to poll).
@@ -880,167 +864,10 @@ impl<A: Actor> Remote<A> {
         }
     }
 
-    fn refused(&self, refused: Refused) -> ActorError {
-        match refused {
-            Refused::Closed => self.stopped_error(),
-            Refused::Full => ActorError::Full {
-                uid: self.uid.clone(),
-            },
-        }
-    }
-
     fn stopped_error(&self) -> ActorError {
         ActorError::Stopped {
             uid: self.uid.clone(),
             reason: "it was stopped, killed, or its worker died past max_restarts".to_owned(),
-        }
-    }
-
-    /// Takes a mailbox permit (the bound), then sends `header` + `payload` with `pending`.
-    fn send(
-        &self,
-        mode: Mode,
-        make: impl FnOnce(u64) -> (ToActor, Pending),
-        payload: &[u8],
-    ) -> Result<(), ActorError> {
-        self.bound
-            .take(mode)
-            .map_err(|refused| self.refused(refused))?;
-        let mut conn = self.conn.lock();
-        let Some(live) = conn.as_mut() else {
-            drop(conn);
-            self.release_permit();
-            return Err(self.stopped_error());
-        };
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (header, pending) = make(id);
-        self.inflight.lock().insert(id, pending);
-        // A failed write means the worker is dead and did not get the call: it goes to the
-        // replacement (see `on_death`). A call written before the death is in flight.
-        if write_frame(&mut live.writer, &header, payload)
-            .and_then(|()| live.writer.flush())
-            .is_err()
-        {
-            self.unsent.lock().push((id, header, payload.to_vec()));
-        }
-        Ok(())
-    }
-
-    /// Gives a call's permit back (its reply came, or it failed) and wakes an async waiter.
-    fn release_permit(&self) {
-        self.bound.release();
-    }
-
-    /// Calls method `index`, waiting (asynchronously) for a permit while the mailbox is full.
-    pub(crate) async fn call_async<Args: Message, R: Message>(
-        &self,
-        index: u32,
-        args: Args,
-    ) -> Result<TaskHandle<R>, ActorError> {
-        self.permit_async().await?;
-        self.call(index, &args, Mode::Held)
-            .map(|handle| handle.expect("a call has a handle"))
-    }
-
-    /// Tells method `index`, waiting (asynchronously) for a permit while the mailbox is full.
-    pub(crate) async fn tell_async<Args: Message>(
-        &self,
-        index: u32,
-        args: Args,
-    ) -> Result<(), ActorError> {
-        self.permit_async().await?;
-        self.call::<Args, ()>(index, &args, Mode::HeldTell)
-            .map(drop)
-    }
-
-    /// Takes a mailbox permit, waiting in the `room` (never blocking) while there is none.
-    async fn permit_async(&self) -> Result<(), ActorError> {
-        self.bound
-            .take_async()
-            .await
-            .map_err(|refused| self.refused(refused))
-    }
-
-    pub(crate) fn call<Args: Message, R: Message>(
-        &self,
-        index: u32,
-        args: &Args,
-        mode: Mode,
-    ) -> Result<Option<TaskHandle<R>>, ActorError> {
-        let payload = match codec::encode(args) {
-            Ok(payload) => payload,
-            Err(message) => {
-                if mode.holds_permit() {
-                    self.release_permit();
-                }
-                return Err(ActorError::Invalid(message));
-            }
-        };
-        let (handle, finish) = reply_slot::<R>(mode);
-        if let Some(handle) = &handle {
-            let remote = self.me.clone();
-            handle.set_driver(Arc::new(move |done, deadline| {
-                if let Some(remote) = remote.upgrade() {
-                    remote.lead(done, deadline);
-                }
-            }));
-        }
-        self.send(
-            mode,
-            |id| (ToActor::Call { id, method: index }, Pending::Call(finish)),
-            &payload,
-        )?;
-        Ok(handle)
-    }
-
-    pub(crate) fn stream<Args: Message, T: Message>(
-        self: &Arc<Self>,
-        index: u32,
-        args: &Args,
-    ) -> ActorStream<T> {
-        let payload = match codec::encode(args) {
-            Ok(payload) => payload,
-            Err(message) => return ActorStream::failed(TaskError::Transport { message }),
-        };
-        let id = Arc::new(AtomicU64::new(0));
-        let (credit_to, cancel_to) = (Arc::downgrade(self), Arc::downgrade(self));
-        let (credit_id, cancel_id) = (id.clone(), id.clone());
-        let items = Arc::new(RemoteItems::new(
-            Box::new(move |items| {
-                if let Some(remote) = credit_to.upgrade() {
-                    let id = credit_id.load(Ordering::Acquire);
-                    remote.control(&ToActor::Credit { id, items });
-                }
-            }),
-            Box::new(move || {
-                if let Some(remote) = cancel_to.upgrade() {
-                    let id = cancel_id.load(Ordering::Acquire);
-                    remote.inflight.lock().remove(&id);
-                    remote.control(&ToActor::Cancel { id });
-                }
-            }),
-        ));
-        let weak = Arc::downgrade(&items);
-        let sent = self.send(
-            Mode::Blocking,
-            |new_id| {
-                id.store(new_id, Ordering::Release);
-                (
-                    ToActor::Stream {
-                        id: new_id,
-                        method: index,
-                    },
-                    Pending::Stream(weak),
-                )
-            },
-            &payload,
-        );
-        match sent {
-            Ok(()) => ActorStream::remote(items),
-            Err(error) => {
-                items.end();
-                ActorStream::failed(error.into())
-            }
         }
     }
 
@@ -1051,20 +878,9 @@ impl<A: Actor> Remote<A> {
         }
     }
 
-    pub(crate) fn stop(&self, kill: bool) -> TaskHandle<()> {
-        let (handle, request) = self.ending.request(kill);
-        if request == Request::Ended {
-            return handle;
-        }
-        self.bound.close();
-        if kill {
-            if let Some(process) = self.process.lock().as_ref() {
-                let _ = process.signal(rustix::process::Signal::KILL);
-            }
-        } else {
-            self.control(&ToActor::Stop);
-        }
-        handle
+    /// Gives a call's permit back (its reply came, or it failed) and wakes an async waiter.
+    fn release_permit(&self) {
+        self.bound.release();
     }
 
     /// Fails every call and stream in flight with `error`, except the `keep` ids.
@@ -1142,121 +958,86 @@ impl<A: Actor> Remote<A> {
     }
 }
 
-/// A call's handle and what settles it from the host's encoded answer (none for a `tell`).
-pub(crate) fn reply_slot<R: Message>(mode: Mode) -> (Option<TaskHandle<R>>, Option<Finish>) {
-    if matches!(mode, Mode::Tell | Mode::HeldTell) {
-        return (None, None);
+/// The caller side is [`caller`](super::caller)'s; a process actor adds its socket, a
+/// blocked caller's lead on it, and its worker's pid and restarts.
+impl<A: Actor> Transport for Remote<A> {
+    fn uid(&self) -> &str {
+        &self.uid
     }
-    let (handle, completer) = pair::<R>();
-    let finish: Finish = Box::new(move |result: Result<Vec<u8>, TaskError>| {
-        if completer.start() {
-            completer.complete(result.and_then(|bytes| {
-                codec::decode::<R>(&bytes).map_err(|message| TaskError::Transport { message })
-            }));
-        }
-    });
-    (Some(handle), Some(finish))
-}
 
-/// Settles what a `Reply`, `Item` or `End` frame answers; `release` gives a call's permit back.
-pub(crate) fn settle_frame(
-    inflight: &Mutex<HashMap<u64, Pending>>,
-    header: FromActor,
-    payload: Vec<u8>,
-    release: &dyn Fn(),
-) {
-    match header {
-        FromActor::Reply { id, outcome } => {
-            let pending = inflight.lock().remove(&id);
-            match pending {
-                Some(Pending::Call(finish)) => {
-                    release();
-                    if let Some(finish) = finish {
-                        finish(outcome_result(outcome, payload));
-                    }
-                }
-                Some(Pending::Stream(items)) => {
-                    release();
-                    if let Err(error) = outcome_result(outcome, Vec::new()) {
-                        if let Some(items) = items.upgrade() {
-                            items.push(Err(error));
-                        }
-                    } else {
-                        // Items and the end follow; keep the stream in flight.
-                        inflight.lock().insert(id, Pending::Stream(items));
-                    }
-                }
-                None => {}
-            }
-        }
-        // The lock is released before the stream is upgraded: if its consumer lets go
-        // meanwhile, this upgrade holds the last strong reference, and dropping it runs the
-        // stream's cancel, which takes the same lock.
-        FromActor::Item { id } => {
-            let stream = match inflight.lock().get(&id) {
-                Some(Pending::Stream(items)) => Some(items.clone()),
-                _ => None,
-            };
-            if let Some(items) = stream.and_then(|items| items.upgrade()) {
-                items.push(Ok(payload));
-            }
-        }
-        FromActor::End { id, outcome } => {
-            let pending = inflight.lock().remove(&id);
-            if let Some(Pending::Stream(items)) = pending {
-                if let Some(items) = items.upgrade() {
-                    match outcome_result(outcome, Vec::new()) {
-                        Ok(_) => items.end(),
-                        Err(error) => items.push(Err(error)),
-                    }
-                }
-            }
-        }
-        FromActor::Stopped | FromActor::Ready { .. } | FromActor::StartFailed { .. } => {}
+    fn bound(&self) -> &CallerBound {
+        &self.bound
     }
-}
 
-/// Fails every call and stream in `inflight` with `error`, except the `keep` ids.
-pub(crate) fn fail_pending(
-    inflight: &Mutex<HashMap<u64, Pending>>,
-    error: &TaskError,
-    keep: &[u64],
-    release: &dyn Fn(),
-) {
-    let failed: Vec<Pending> = {
-        let mut inflight = inflight.lock();
-        let ids: Vec<u64> = inflight
-            .keys()
-            .copied()
-            .filter(|id| !keep.contains(id))
-            .collect();
-        ids.iter().filter_map(|id| inflight.remove(id)).collect()
-    };
-    for pending in failed {
-        match pending {
-            Pending::Call(finish) => {
-                release();
-                if let Some(finish) = finish {
-                    finish(Err(error.clone()));
-                }
-            }
-            Pending::Stream(items) => {
-                if let Some(items) = items.upgrade() {
-                    items.push(Err(error.clone()));
-                }
-            }
-        }
+    fn inflight(&self) -> &Inflight {
+        &self.inflight
     }
-}
 
-pub(crate) fn outcome_result(outcome: Outcome, payload: Vec<u8>) -> Result<Vec<u8>, TaskError> {
-    match outcome {
-        Outcome::Ok => Ok(payload),
-        Outcome::Panicked(message) => Err(TaskError::Panicked { message }),
-        Outcome::Failed(message) => Err(TaskError::Transport { message }),
-        Outcome::UnknownTask | Outcome::Mismatch { .. } => Err(TaskError::Transport {
-            message: "the actor host refused the call".to_owned(),
-        }),
+    /// Sends `header` + `payload` with `pending` (the permit is taken).
+    fn send(
+        &self,
+        make: &mut dyn FnMut(u64) -> (ToActor, Pending),
+        payload: &[u8],
+    ) -> Result<(), ActorError> {
+        let mut conn = self.conn.lock();
+        let Some(live) = conn.as_mut() else {
+            drop(conn);
+            self.release_permit();
+            return Err(self.stopped_error());
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (header, pending) = make(id);
+        self.inflight.lock().insert(id, pending);
+        // A failed write means the worker is dead and did not get the call: it goes to the
+        // replacement (see `on_death`). A call written before the death is in flight.
+        if write_frame(&mut live.writer, &header, payload)
+            .and_then(|()| live.writer.flush())
+            .is_err()
+        {
+            self.unsent.lock().push((id, header, payload.to_vec()));
+        }
+        Ok(())
+    }
+
+    fn send_control(&self, header: &ToActor) {
+        self.control(header);
+    }
+
+    fn stopped_error(&self) -> ActorError {
+        Remote::stopped_error(self)
+    }
+
+    fn driver(&self) -> Option<Driver> {
+        let remote = self.me.clone();
+        Some(Arc::new(move |done, deadline| {
+            if let Some(remote) = remote.upgrade() {
+                remote.lead(done, deadline);
+            }
+        }))
+    }
+
+    fn stop(&self, kill: bool) -> TaskHandle<()> {
+        let (handle, request) = self.ending.request(kill);
+        if request == Request::Ended {
+            return handle;
+        }
+        self.bound.close();
+        if kill {
+            if let Some(process) = self.process.lock().as_ref() {
+                let _ = process.signal(rustix::process::Signal::KILL);
+            }
+        } else {
+            self.control(&ToActor::Stop);
+        }
+        handle
+    }
+
+    fn pid(&self) -> Option<u32> {
+        Some(self.pid.load(Ordering::Acquire)).filter(|&pid| pid != 0)
+    }
+
+    fn restarts(&self) -> u32 {
+        self.restarts.load(Ordering::Acquire)
     }
 }
 

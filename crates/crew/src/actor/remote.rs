@@ -70,17 +70,16 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use crate::actor::caller::{fail_pending, settle_frame, Inflight, Pending, Transport};
 use crate::actor::ending::{Ending, Request};
 use crate::actor::process::{
-    actor_signature, fail_pending, reply_slot, serve_host, settle_frame, start_instances,
-    ActorEntry, FromActor, HostArgs, HostConn, HostTransport, Pending, ToActor,
+    actor_signature, serve_host, start_instances, ActorEntry, FromActor, HostArgs, HostConn,
+    HostTransport, ToActor,
 };
-use crate::actor::room::{CallerBound, Refused};
-use crate::actor::stream::RemoteItems;
-use crate::actor::{Actor, ActorError, ActorOptions, ActorRef, ActorStream, Address, Mode, Target};
+use crate::actor::room::CallerBound;
+use crate::actor::{Actor, ActorError, ActorOptions, ActorRef, Address, Target};
 use crate::cluster::{Cluster, ClusterError, ClusterOptions};
 use crate::error::{TaskError, WorkerId};
-use crate::executor::Message;
 use crate::task::codec::{self, split_frame, write_frame};
 use crate::task::TaskHandle;
 
@@ -656,7 +655,7 @@ pub(crate) struct Remote<A: Actor> {
     /// The mailbox bound, kept here at the caller.
     bound: CallerBound,
     outbox: Arc<Outbox>,
-    inflight: Mutex<HashMap<u64, Pending>>,
+    inflight: Inflight,
     next_id: AtomicU64,
     /// `Stopped` answers still expected before the actor is gone.
     stopping_members: AtomicU64,
@@ -731,15 +730,6 @@ impl<A: Actor> Remote<A> {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    fn refused(&self, refused: Refused) -> ActorError {
-        match refused {
-            Refused::Closed => self.stopped_error(),
-            Refused::Full => ActorError::Full {
-                uid: self.uid.clone(),
-            },
-        }
-    }
-
     fn stopped_error(&self) -> ActorError {
         let reason = self.reason.lock().clone();
         ActorError::Stopped {
@@ -754,140 +744,6 @@ impl<A: Actor> Remote<A> {
 
     fn release_permit(&self) {
         self.bound.release();
-    }
-
-    /// Takes a permit (the bound), then queues `header` + `payload` with `pending`.
-    fn send(
-        &self,
-        mode: Mode,
-        make: impl FnOnce(u64) -> (ToActor, Pending),
-        payload: &[u8],
-    ) -> Result<(), ActorError> {
-        self.bound
-            .take(mode)
-            .map_err(|refused| self.refused(refused))?;
-        if self.inflight.lock().is_empty() {
-            // The probe measures silence from the first call in flight.
-            self.last_reply.store(self.now_ms(), Ordering::Release);
-        }
-        let mut result = Ok(());
-        // Ids are taken inside the outbox's lock, so a batch holds the ids `first..=last`.
-        self.outbox.push(|buffer| {
-            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            let (header, pending) = make(id);
-            self.inflight.lock().insert(id, pending);
-            match write_frame(buffer, &header, payload) {
-                Ok(()) => Some(id),
-                Err(error) => {
-                    result = Err(error);
-                    None
-                }
-            }
-        });
-        result.map_err(|error| ActorError::Invalid(format!("cannot encode a call: {error}")))
-    }
-
-    pub(crate) fn call<Args: Message, R: Message>(
-        &self,
-        index: u32,
-        args: &Args,
-        mode: Mode,
-    ) -> Result<Option<TaskHandle<R>>, ActorError> {
-        let payload = match codec::encode(args) {
-            Ok(payload) => payload,
-            Err(message) => {
-                if mode.holds_permit() {
-                    self.release_permit();
-                }
-                return Err(ActorError::Invalid(message));
-            }
-        };
-        let (handle, finish) = reply_slot::<R>(mode);
-        self.send(
-            mode,
-            |id| (ToActor::Call { id, method: index }, Pending::Call(finish)),
-            &payload,
-        )?;
-        Ok(handle)
-    }
-
-    pub(crate) async fn call_async<Args: Message, R: Message>(
-        &self,
-        index: u32,
-        args: Args,
-    ) -> Result<TaskHandle<R>, ActorError> {
-        self.permit_async().await?;
-        self.call(index, &args, Mode::Held)
-            .map(|handle| handle.expect("a call has a handle"))
-    }
-
-    pub(crate) async fn tell_async<Args: Message>(
-        &self,
-        index: u32,
-        args: Args,
-    ) -> Result<(), ActorError> {
-        self.permit_async().await?;
-        self.call::<Args, ()>(index, &args, Mode::HeldTell)
-            .map(drop)
-    }
-
-    /// Takes a mailbox permit, waiting in the `room` (never blocking) while there is none.
-    async fn permit_async(&self) -> Result<(), ActorError> {
-        self.bound
-            .take_async()
-            .await
-            .map_err(|refused| self.refused(refused))
-    }
-
-    pub(crate) fn stream<Args: Message, T: Message>(
-        self: &Arc<Self>,
-        index: u32,
-        args: &Args,
-    ) -> ActorStream<T> {
-        let payload = match codec::encode(args) {
-            Ok(payload) => payload,
-            Err(message) => return ActorStream::failed(TaskError::Transport { message }),
-        };
-        let id = Arc::new(AtomicU64::new(0));
-        let (credit_to, cancel_to) = (Arc::downgrade(self), Arc::downgrade(self));
-        let (credit_id, cancel_id) = (id.clone(), id.clone());
-        let items = Arc::new(RemoteItems::new(
-            Box::new(move |items| {
-                if let Some(remote) = credit_to.upgrade() {
-                    let id = credit_id.load(Ordering::Acquire);
-                    remote.control(&ToActor::Credit { id, items }, false);
-                }
-            }),
-            Box::new(move || {
-                if let Some(remote) = cancel_to.upgrade() {
-                    let id = cancel_id.load(Ordering::Acquire);
-                    remote.inflight.lock().remove(&id);
-                    remote.control(&ToActor::Cancel { id }, false);
-                }
-            }),
-        ));
-        let weak = Arc::downgrade(&items);
-        let sent = self.send(
-            Mode::Blocking,
-            |new_id| {
-                id.store(new_id, Ordering::Release);
-                (
-                    ToActor::Stream {
-                        id: new_id,
-                        method: index,
-                    },
-                    Pending::Stream(weak),
-                )
-            },
-            &payload,
-        );
-        match sent {
-            Ok(()) => ActorStream::remote(items),
-            Err(error) => {
-                items.end();
-                ActorStream::failed(error.into())
-            }
-        }
     }
 
     /// Sends a frame that needs no permit: on the call subject (in order with the calls), or
@@ -909,20 +765,6 @@ impl<A: Actor> Remote<A> {
                 None
             });
         }
-    }
-
-    pub(crate) fn stop(&self, kill: bool) -> TaskHandle<()> {
-        let (handle, request) = self.ending.request(kill);
-        if request == Request::Ended {
-            return handle;
-        }
-        self.bound.close();
-        if kill {
-            self.control(&ToActor::Kill, true);
-        } else {
-            self.control(&ToActor::Stop, self.members > 1);
-        }
-        handle
     }
 
     /// The actor ended: fail what is in flight, settle the stop handles.
@@ -1010,6 +852,71 @@ impl<A: Actor> Remote<A> {
                 }
             }
         }
+    }
+}
+
+/// The caller side is [`caller`](super::caller)'s; a remote actor adds its outbox, its
+/// control subject and its probe.
+impl<A: Actor> Transport for Remote<A> {
+    fn uid(&self) -> &str {
+        &self.uid
+    }
+
+    fn bound(&self) -> &CallerBound {
+        &self.bound
+    }
+
+    fn inflight(&self) -> &Inflight {
+        &self.inflight
+    }
+
+    /// Queues `header` + `payload` with `pending` (the permit is taken).
+    fn send(
+        &self,
+        make: &mut dyn FnMut(u64) -> (ToActor, Pending),
+        payload: &[u8],
+    ) -> Result<(), ActorError> {
+        if self.inflight.lock().is_empty() {
+            // The probe measures silence from the first call in flight.
+            self.last_reply.store(self.now_ms(), Ordering::Release);
+        }
+        let mut result = Ok(());
+        // Ids are taken inside the outbox's lock, so a batch holds the ids `first..=last`.
+        self.outbox.push(|buffer| {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let (header, pending) = make(id);
+            self.inflight.lock().insert(id, pending);
+            match write_frame(buffer, &header, payload) {
+                Ok(()) => Some(id),
+                Err(error) => {
+                    result = Err(error);
+                    None
+                }
+            }
+        });
+        result.map_err(|error| ActorError::Invalid(format!("cannot encode a call: {error}")))
+    }
+
+    fn send_control(&self, header: &ToActor) {
+        self.control(header, false);
+    }
+
+    fn stopped_error(&self) -> ActorError {
+        Remote::stopped_error(self)
+    }
+
+    fn stop(&self, kill: bool) -> TaskHandle<()> {
+        let (handle, request) = self.ending.request(kill);
+        if request == Request::Ended {
+            return handle;
+        }
+        self.bound.close();
+        if kill {
+            self.control(&ToActor::Kill, true);
+        } else {
+            self.control(&ToActor::Stop, self.members > 1);
+        }
+        handle
     }
 }
 
@@ -1180,7 +1087,7 @@ pub(crate) fn spawn<A: Actor>(
         Ok(workers.swap_remove(0))
     })??;
     let remote = Remote::<A>::connect(link, &address, &uid, members, created, options.mailbox)?;
-    Ok(ActorRef::new(address, uid, Target::Cluster(remote)))
+    Ok(ActorRef::new(address, uid, Target::Remote(remote)))
 }
 
 /// Claims the registry key, deleting it first when it names an actor nobody serves.
@@ -1285,6 +1192,6 @@ pub(crate) fn find<A: Actor>(
     Ok(ActorRef::new(
         address.clone(),
         uid.to_owned(),
-        Target::Cluster(remote),
+        Target::Remote(remote),
     ))
 }

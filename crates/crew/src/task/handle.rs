@@ -27,7 +27,9 @@
 //!   then publishes the result and moves to `Done` in the same critical section. A callback added
 //!   during `Settling` is therefore run by the settler; one added after `Done` runs at once in the
 //!   adding thread. Each callback runs exactly once.
-//! * Waiters (blocking `result*`, `wait`) sleep on the condition variable; an async waiter leaves
+//! * Waiters (blocking `result*`, `wait`) sleep on the condition variable, after a bounded,
+//!   adaptive spin (`spin.rs`: cheaper than a park and a wake-up when the task ends within
+//!   microseconds); an async waiter leaves
 //!   its `Waker`. A backend may first lend a blocking waiter a *driver* (kept with the
 //!   callbacks): the waiter runs it before sleeping, e.g. to read its own reply off a socket
 //!   (process actors); it returns when the task is done or cannot help, and the waiter sleeps
@@ -403,25 +405,36 @@ impl<T, P: ?Sized> Shared<T, P> {
         }
     }
 
-    /// Waits for `Done` under the lock, after a short spin: tiny tasks often finish within
-    /// microseconds, and a spin is far cheaper than parking and being woken.
+    /// Waits for `Done` under the lock. Without a driver the waiter first spins a little
+    /// (bounded and adaptive, see [`spin`]): tiny tasks often finish within microseconds, and
+    /// a spin is far cheaper than parking and being woken. With one it leads at once: the
+    /// driver is what brings the result in.
     fn lock_done(&self, deadline: Option<Instant>) -> MutexGuard<'_, State<T>> {
-        #[cfg(not(loom))]
-        for _ in 0..SPIN_LIMIT {
-            if self.stage() == Stage::Done {
-                break;
-            }
-            std::hint::spin_loop();
-        }
         let mut state = self.state.lock();
-        if self.stage() != Stage::Done {
-            let driver = state.waiters.as_ref().and_then(|w| w.driver.clone());
-            if let Some(driver) = driver {
-                drop(state);
-                driver(&|| self.stage() == Stage::Done, deadline);
-                state = self.state.lock();
-            }
+        if self.stage() == Stage::Done {
+            return state;
         }
+        let driver = state.waiters.as_ref().and_then(|w| w.driver.clone());
+        drop(state);
+        #[cfg(not(loom))]
+        let mut missed = None;
+        match driver {
+            Some(driver) => driver(&|| self.stage() == Stage::Done, deadline),
+            #[cfg(not(loom))]
+            None => {
+                missed = WAIT_SPIN
+                    .with(|spin| {
+                        let mut budget = spin.get();
+                        let spun = budget.spin_until(|| self.stage() == Stage::Done);
+                        spin.set(budget);
+                        spun
+                    })
+                    .err();
+            }
+            #[cfg(loom)]
+            None => {}
+        }
+        state = self.state.lock();
         while self.stage() != Stage::Done {
             match deadline {
                 None => self.done.wait(&mut state),
@@ -432,12 +445,23 @@ impl<T, P: ?Sized> Shared<T, P> {
                 }
             }
         }
+        #[cfg(not(loom))]
+        if let Some(missed) = missed {
+            WAIT_SPIN.with(|spin| {
+                let mut budget = spin.get();
+                budget.woken(missed);
+                spin.set(budget);
+            });
+        }
         state
     }
 }
 
 #[cfg(not(loom))]
-const SPIN_LIMIT: u32 = 32;
+thread_local! {
+    /// This thread's spin budget for its blocking waits (see [`spin`]).
+    static WAIT_SPIN: std::cell::Cell<Spin> = std::cell::Cell::new(Spin::default());
+}
 
 /// A panicking callback must not take the completing worker down: report it and go on, as
 /// Python logs and ignores exceptions raised by done-callbacks.
@@ -706,6 +730,10 @@ impl<T> fmt::Debug for Completer<T> {
             .finish_non_exhaustive()
     }
 }
+
+pub(crate) mod spin;
+#[cfg(not(loom))]
+use spin::Spin;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
