@@ -47,7 +47,7 @@ use crate::actor::registry::Reservation;
 use crate::actor::room::{Offer, Room};
 use crate::actor::{Actor, ActorError, ActorOptions, Mode};
 use crate::error::{panic_message, TaskError};
-use crate::task::Spin;
+use crate::sys::spin::Spin;
 use crate::task::{pair, Completer, TaskHandle};
 
 thread_local! {

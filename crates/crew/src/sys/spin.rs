@@ -1,144 +1,165 @@
-//! A short, bounded, adaptive busy wait before a thread blocks on a socket.
+//! A short, bounded, adaptive spin before a thread blocks: on a socket (a process worker
+//! waiting for its next call, a caller reading its reply), on a [`TaskHandle`] (a blocked
+//! caller), on an empty mailbox (a thread actor). One mechanism for every such wait.
 //!
-//! **Why.** A round trip over a socket pair between two processes that both sleep costs two
-//! thread wake-ups (the worker's for the call, the caller's for the reply), each several
-//! microseconds of scheduler latency, more than the work of a small task. A thread that expects
-//! its data within a few microseconds polls for it with non-blocking reads for a little while
-//! first, and blocks only when it does not come: when both ends do so, a small task's round trip
-//! wakes nobody.
+//! # Design note
 //!
-//! **Bounded.** A spin lasts at most [`Spin::BUDGET`] (a few tens of microseconds, short against the
-//! wake-up it saves when it wins and against a scheduler tick when it loses), and adapts: after
-//! [`Spin::GIVE_UP`] spins in a row that found nothing (the other side is slow: long tasks, an
-//! idle pool, a loaded machine), it stops spinning, and tries again once every
-//! [`Spin::PROBE_EVERY`] waits, or as soon as a blocking wait turns out to have been short
-//! (the data came within the budget after all). So a thread waiting on long work burns at most
-//! one budget per [`Spin::PROBE_EVERY`] waits.
+//! **Why.** A thread that blocks and is woken pays two system calls and a trip through the
+//! scheduler (on a VM, an inter-processor interrupt): several microseconds, which is most of a
+//! small task's or a small actor method's round trip. When the other side answers within
+//! microseconds (a small task's reply, the next call of a busy caller), looking for it a
+//! little while first means nobody sleeps and nobody has to be woken.
+//!
+//! **Bounded and adaptive.** A spin lasts at most the thread's *budget*, between [`MIN_SPIN`]
+//! and the process's maximum (`CREW_SPIN`, below). A spin that caught its condition keeps its
+//! budget (or raises it to twice what it needed); one that ran out blocks, and when the thread
+//! is woken, a wait that turned out short (within the maximum, counting the wake-up) doubles
+//! the budget (a longer spin would have caught it), a longer one halves it. So a busy
+//! ping-pong converges on spinning and an idle or slow partner (long tasks, an idle pool or
+//! actor) on [`MIN_SPIN`]: after a burst the waste is a geometric series of halving budgets.
+//! Each waiting side keeps its own `Spin` (one per socket and side, an actor thread its own,
+//! blocked callers one per thread), so nothing here is shared or synchronized.
 //!
 //! **Oversubscribed machines.** Where more threads want to run than there are cores, a
-//! spinning thread takes the CPU from the very thread it waits for, and a thread that spins
-//! instead of sleeping loses the scheduler's wake-up preference: both ends spinning can then
-//! be several times slower than both sleeping. A spin that sees a long gap between two of its
-//! looks ([`Spin::PREEMPTED`]: it lost its CPU) counts as a miss even when it found its data,
-//! so spinning turns itself off there.
+//! spinning thread takes the CPU from the very thread it waits for (and, not sleeping, loses
+//! the scheduler's wake-up preference): measured here, a pure 20 µs spin made round trips 2–3×
+//! slower than blocking at once on a loaded 2-core machine. So only the first rounds are pure
+//! (spin-loop hints between looks); later rounds yield the CPU between looks, and a spin that
+//! saw a long gap between two of its looks (it lost its CPU: [`PREEMPTED`]) counts as a miss
+//! even when it found its condition, halving the budget.
 //!
-//! **Knob.** `CREW_SPIN=N` in the environment (microseconds, read once per process; workers
-//! inherit it) sets the budget; `CREW_SPIN=0` turns spinning off: every wait blocks at once,
-//! as before spinning existed.
+//! **Knob.** `CREW_SPIN=N` in the environment (microseconds, read once per process; process
+//! workers inherit it) sets the maximum budget; `CREW_SPIN=0` turns spinning off: every wait
+//! blocks at once, as before spinning existed.
 //!
-//! Used by the process pool's callers and workers (see the pool's note); anything that reads a
-//! reply off a socket it expects soon (a process actor's caller) can use it the same way,
-//! through [`FrameReader::read_spinning`](crate::task::codec::FrameReader::read_spinning).
+//! [`TaskHandle`]: crate::task::TaskHandle
 
 use std::time::{Duration, Instant};
 
-/// The adaptive state of one waiting side (keep one per socket and side).
-#[derive(Debug, Clone, Copy, Default)]
+/// The default maximum spin, unless `CREW_SPIN` says otherwise: above a wake-up's cost on a
+/// loaded VM, far below a time slice.
+pub(crate) const MAX_SPIN: Duration = Duration::from_micros(20);
+/// The shortest spin: what an idle partner costs per wait.
+pub(crate) const MIN_SPIN: Duration = Duration::from_nanos(500);
+/// A gap this long between two looks means the spinning thread lost its CPU.
+pub(crate) const PREEMPTED: Duration = Duration::from_micros(50);
+/// Spin-loop hints between two looks at the clock (a look costs tens of nanoseconds).
+const CLOCK_EVERY: u32 = 16;
+/// Rounds of spin-loop hints before the spin yields the CPU between looks instead.
+const PURE_ROUNDS: u32 = 4;
+
+/// One waiting side's spin budget (see the module's note).
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Spin {
-    /// Spins in a row that found nothing.
-    misses: u32,
-    /// Waits since spinning was given up.
-    skipped: u32,
+    /// Nanoseconds.
+    budget: u32,
 }
 
-/// How one [`Spin::wait`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Spun {
-    /// `ready` said yes within the budget.
-    Ready,
-    /// It did not, or spinning is off for now: block.
-    Block,
+impl Default for Spin {
+    fn default() -> Self {
+        Spin {
+            budget: nanos(max_spin()),
+        }
+    }
+}
+
+/// What a [`Spin::spin_until`] that ran out hands to [`Spin::woken`] once the blocking wait
+/// is over.
+#[derive(Debug, Clone, Copy)]
+#[must_use]
+pub(crate) struct Missed {
+    since: Instant,
 }
 
 impl Spin {
-    /// The longest a spin lasts, unless `CREW_SPIN` says otherwise.
-    pub(crate) const BUDGET: Duration = Duration::from_micros(8);
-    /// A gap this long between two looks means the spinning thread was preempted.
-    pub(crate) const PREEMPTED: Duration = Duration::from_micros(8);
-    /// Spins in a row that find nothing before spinning stops.
-    pub(crate) const GIVE_UP: u32 = 3;
-    /// Once spinning stopped, one wait in this many spins again.
-    pub(crate) const PROBE_EVERY: u32 = 64;
-
-    /// Calls `ready` (a non-blocking attempt: `true` when it got what it waits for) until it
-    /// succeeds or the budget is spent. Returns [`Spun::Block`] at once while spinning is off.
-    pub(crate) fn wait(&mut self, ready: impl FnMut() -> bool) -> Spun {
-        let budget = budget();
-        if budget.is_zero() || !self.spins_now() {
-            return Spun::Block;
-        }
-        self.spin(budget, ready)
+    /// The current budget.
+    #[cfg(test)]
+    fn budget(&self) -> Duration {
+        Duration::from_nanos(u64::from(self.budget))
     }
 
-    /// Whether this wait spins: yes unless spinning is off, and then once in
-    /// [`PROBE_EVERY`](Self::PROBE_EVERY) waits.
-    fn spins_now(&mut self) -> bool {
-        if self.misses < Self::GIVE_UP {
-            return true;
+    /// Calls `ready` (a cheap, non-blocking look: `true` when what the thread waits for is
+    /// there) until it says yes or the budget is spent: `Ok` when ready (at once if it already
+    /// was), `Err` when the caller should block and then report [`woken`](Self::woken).
+    pub(crate) fn spin_until(&mut self, mut ready: impl FnMut() -> bool) -> Result<(), Missed> {
+        if ready() {
+            return Ok(());
         }
-        self.skipped += 1;
-        if self.skipped < Self::PROBE_EVERY {
-            return false;
+        let since = Instant::now();
+        let max = max_spin();
+        if max.is_zero() {
+            return Err(Missed { since });
         }
-        self.skipped = 0;
-        true
-    }
-
-    /// Counts one spin: a hit without preemption turns spinning (back) on.
-    fn record(&mut self, hit: bool, preempted: bool) {
-        if hit && !preempted {
-            self.misses = 0;
-            self.skipped = 0;
-        } else {
-            self.misses = self.misses.saturating_add(1);
-        }
-    }
-
-    fn spin(&mut self, budget: Duration, mut ready: impl FnMut() -> bool) -> Spun {
-        let start = Instant::now();
-        let mut last = start;
+        let budget = Duration::from_nanos(u64::from(self.budget)).min(max);
+        let mut last = since;
         let mut preempted = false;
+        let mut round = 0;
         loop {
-            let got = ready();
+            let got = if round < PURE_ROUNDS {
+                round += 1;
+                (0..CLOCK_EVERY).any(|_| {
+                    std::hint::spin_loop();
+                    ready()
+                })
+            } else {
+                std::thread::yield_now();
+                ready()
+            };
             let now = Instant::now();
-            // A long gap between two looks: this thread lost its CPU while spinning. The
-            // machine is oversubscribed, and there a spinning thread takes the CPU from the
-            // very thread it waits for, which (not sleeping) also loses its wake-up boost.
-            preempted |= now - last > Self::PREEMPTED;
+            preempted |= now - last > PREEMPTED;
             last = now;
             if got {
-                self.record(true, preempted);
-                return Spun::Ready;
+                if preempted {
+                    self.halve();
+                } else {
+                    self.caught(now - since, max);
+                }
+                return Ok(());
             }
-            if now - start >= budget {
-                self.record(false, preempted);
-                return Spun::Block;
+            if now - since >= budget {
+                return Err(Missed { since });
             }
-            std::hint::spin_loop();
         }
     }
 
-    /// After a blocking wait that followed [`Spun::Block`]: a wait that was short (the data
-    /// came within twice the budget of the spin's start) turns spinning back on.
-    pub(crate) fn blocked_for(&mut self, waited: Duration) {
-        if waited <= budget() * 2 {
-            self.misses = 0;
-            self.skipped = 0;
+    /// The thread blocked after `missed` and was woken: adapt the budget to how long the wait
+    /// really was.
+    pub(crate) fn woken(&mut self, missed: Missed) {
+        self.blocked_for(missed.since.elapsed(), max_spin());
+    }
+
+    /// A spin saw its condition after `waited`.
+    fn caught(&mut self, waited: Duration, max: Duration) {
+        self.budget = self.budget.max(nanos(waited * 2)).min(nanos(max));
+    }
+
+    /// A spin ran out and the wait, counting the block, took `waited`.
+    fn blocked_for(&mut self, waited: Duration, max: Duration) {
+        if waited <= max {
+            self.budget = self.budget.saturating_mul(2).min(nanos(max));
+        } else {
+            self.halve();
         }
+    }
+
+    fn halve(&mut self) {
+        self.budget = (self.budget / 2).max(nanos(MIN_SPIN));
     }
 }
 
-/// The spin budget of this process: `CREW_SPIN` in microseconds (0 turns spinning off), else
-/// [`Spin::BUDGET`]. Read once.
-fn budget() -> Duration {
-    static BUDGET: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
-    *BUDGET.get_or_init(|| {
+fn nanos(duration: Duration) -> u32 {
+    u32::try_from(duration.as_nanos()).unwrap_or(u32::MAX)
+}
+
+/// The maximum spin of this process: `CREW_SPIN` in microseconds (0 turns spinning off), else
+/// [`MAX_SPIN`]. Read once.
+fn max_spin() -> Duration {
+    static MAX: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
         std::env::var("CREW_SPIN")
             .ok()
             .and_then(|value| value.trim().parse::<u64>().ok())
-            .map_or(Spin::BUDGET, |micros| {
-                Duration::from_micros(micros.min(1000))
-            })
+            .map_or(MAX_SPIN, |micros| Duration::from_micros(micros.min(1000)))
     })
 }
 
@@ -146,53 +167,81 @@ fn budget() -> Duration {
 mod tests {
     use super::*;
 
+    const MAX: Duration = Duration::from_micros(20);
+
+    fn with_budget(budget: Duration) -> Spin {
+        Spin {
+            budget: nanos(budget),
+        }
+    }
+
     #[test]
-    fn spins_until_ready_or_the_budget_is_spent() {
-        let budget = Duration::from_micros(50);
-        let mut tries = 0;
-        let spun = Spin::default().spin(budget, || {
-            tries += 1;
-            tries == 3
+    fn a_long_wait_halves_the_budget_down_to_the_floor() {
+        let mut spin = with_budget(MAX);
+        spin.blocked_for(Duration::from_millis(1), MAX);
+        assert_eq!(spin.budget(), MAX / 2);
+        for _ in 0..64 {
+            spin.blocked_for(Duration::from_millis(1), MAX);
+        }
+        assert_eq!(spin.budget(), MIN_SPIN);
+    }
+
+    #[test]
+    fn a_short_wait_after_a_block_doubles_the_budget_up_to_the_cap() {
+        let mut spin = with_budget(MIN_SPIN);
+        spin.blocked_for(Duration::from_micros(5), MAX);
+        assert_eq!(spin.budget(), 2 * MIN_SPIN);
+        for _ in 0..64 {
+            spin.blocked_for(Duration::from_micros(5), MAX);
+        }
+        assert_eq!(spin.budget(), MAX);
+    }
+
+    #[test]
+    fn a_caught_spin_keeps_or_raises_the_budget() {
+        let mut spin = with_budget(Duration::from_micros(4));
+        spin.caught(Duration::from_nanos(100), MAX);
+        assert_eq!(spin.budget(), Duration::from_micros(4));
+        spin.caught(Duration::from_micros(3), MAX);
+        assert_eq!(spin.budget(), Duration::from_micros(6));
+        spin.caught(Duration::from_millis(1), MAX);
+        assert_eq!(spin.budget(), MAX);
+    }
+
+    #[test]
+    fn spin_until_returns_at_once_when_ready_and_runs_out_when_never() {
+        let mut spin = with_budget(MIN_SPIN);
+        assert!(spin.spin_until(|| true).is_ok());
+        let mut looks = 0;
+        let started = Instant::now();
+        let missed = spin.spin_until(|| {
+            looks += 1;
+            false
         });
-        assert_eq!((spun, tries), (Spun::Ready, 3));
-        let start = Instant::now();
-        assert_eq!(Spin::default().spin(budget, || false), Spun::Block);
-        assert!(start.elapsed() >= budget);
+        assert!(
+            missed.is_err(),
+            "a condition never true runs the budget out"
+        );
+        assert!(started.elapsed() >= MIN_SPIN.min(max_spin()));
+        assert!(
+            looks > 1 || max_spin().is_zero(),
+            "looked at while spinning"
+        );
     }
 
     #[test]
-    fn misses_turn_spinning_off_then_it_probes() {
-        let mut spin = Spin::default();
-        for _ in 0..Spin::GIVE_UP {
-            assert!(spin.spins_now());
-            spin.record(false, false);
+    fn spins_until_ready_within_the_budget() {
+        let mut spin = with_budget(Duration::from_millis(1));
+        let mut looks = 0;
+        let spun = spin.spin_until(|| {
+            looks += 1;
+            looks == 40
+        });
+        if max_spin().is_zero() {
+            assert!(spun.is_err());
+        } else {
+            assert!(spun.is_ok());
+            assert_eq!(looks, 40);
         }
-        for _ in 0..Spin::PROBE_EVERY - 1 {
-            assert!(!spin.spins_now(), "off");
-        }
-        assert!(spin.spins_now(), "the probe");
-        spin.record(true, false);
-        assert!(spin.spins_now(), "a hit turns it back on");
-    }
-
-    #[test]
-    fn preempted_hits_count_as_misses() {
-        let mut spin = Spin::default();
-        for _ in 0..Spin::GIVE_UP {
-            spin.record(true, true);
-        }
-        assert!(!spin.spins_now());
-    }
-
-    #[test]
-    fn a_short_blocking_wait_turns_spinning_back_on() {
-        let mut spin = Spin::default();
-        for _ in 0..Spin::GIVE_UP {
-            spin.record(false, false);
-        }
-        spin.blocked_for(Duration::from_secs(1));
-        assert!(!spin.spins_now(), "a long wait leaves it off");
-        spin.blocked_for(Duration::ZERO);
-        assert!(spin.spins_now());
     }
 }

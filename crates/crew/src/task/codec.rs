@@ -12,7 +12,7 @@ use std::time::Instant;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::sys::spin::{Spin, Spun};
+use crate::sys::spin::Spin;
 
 /// The largest header accepted: headers are a few bytes; anything bigger is a corrupt stream.
 const MAX_HEADER: usize = 64 * 1024;
@@ -263,7 +263,7 @@ impl FrameReader {
             return self.take(total);
         }
         let mut failed = None;
-        let spun = spin.wait(|| match self.fill_now(&*stream) {
+        let spun = spin.spin_until(|| match self.fill_now(&*stream) {
             Ok(false) => false,
             Ok(true) => !matches!(self.frame_len(), Ok(None)),
             Err(error) => {
@@ -274,10 +274,9 @@ impl FrameReader {
         if let Some(error) = failed {
             return Err(error);
         }
-        if spun == Spun::Block {
-            let blocked = Instant::now();
+        if let Err(missed) = spun {
             let frame = self.read(stream, deadline);
-            spin.blocked_for(blocked.elapsed());
+            spin.woken(missed);
             return frame;
         }
         self.read(stream, deadline)

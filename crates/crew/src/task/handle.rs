@@ -28,7 +28,7 @@
 //!   during `Settling` is therefore run by the settler; one added after `Done` runs at once in the
 //!   adding thread. Each callback runs exactly once.
 //! * Waiters (blocking `result*`, `wait`) sleep on the condition variable, after a bounded,
-//!   adaptive spin (`spin.rs`: cheaper than a park and a wake-up when the task ends within
+//!   adaptive spin (`sys/spin.rs`: cheaper than a park and a wake-up when the task ends within
 //!   microseconds); an async waiter leaves
 //!   its `Waker`. A backend may first lend a blocking waiter a *driver* (kept with the
 //!   callbacks): the waiter runs it before sleeping, e.g. to read its own reply off a socket
@@ -406,7 +406,7 @@ impl<T, P: ?Sized> Shared<T, P> {
     }
 
     /// Waits for `Done` under the lock. Without a driver the waiter first spins a little
-    /// (bounded and adaptive, see [`spin`]): tiny tasks often finish within microseconds, and
+    /// (bounded and adaptive, see [`Spin`]): tiny tasks often finish within microseconds, and
     /// a spin is far cheaper than parking and being woken. With one it leads at once: the
     /// driver is what brings the result in.
     fn lock_done(&self, deadline: Option<Instant>) -> MutexGuard<'_, State<T>> {
@@ -459,7 +459,7 @@ impl<T, P: ?Sized> Shared<T, P> {
 
 #[cfg(not(loom))]
 thread_local! {
-    /// This thread's spin budget for its blocking waits (see [`spin`]).
+    /// This thread's spin budget for its blocking waits (see [`Spin`]).
     static WAIT_SPIN: std::cell::Cell<Spin> = std::cell::Cell::new(Spin::default());
 }
 
@@ -731,9 +731,8 @@ impl<T> fmt::Debug for Completer<T> {
     }
 }
 
-pub(crate) mod spin;
 #[cfg(not(loom))]
-use spin::Spin;
+use crate::sys::spin::Spin;
 
 #[cfg(all(test, loom))]
 mod loom_tests;

@@ -66,7 +66,6 @@ pub use handle::{pair, pair_with, Completer, TaskHandle};
 pub use options::TaskOptions;
 pub use registry::{run_call, TaskEntry, TaskFn, TaskInfo};
 
-pub(crate) use handle::spin::Spin;
 pub(crate) use handle::Driver;
 pub(crate) use handle::{expire_at, task_with, Shared};
 pub(crate) use registry::outcome_error;
