@@ -765,7 +765,7 @@ fn member_connection(
         .build()
         .map_err(|e| format!("cannot start the actor's runtime: {e}"))?;
     let options = worker_link.options.clone();
-    let (nats, calls, control) = runtime.block_on(async {
+    let (nats, js, calls, control) = runtime.block_on(async {
         let nats = crate::cluster::connect::connect(&options)
             .await
             .map_err(|e| format!("the actor cannot connect: {e}"))?;
@@ -781,10 +781,12 @@ fn member_connection(
         nats.flush()
             .await
             .map_err(|e| format!("the actor's connection failed: {e}"))?;
-        Ok::<_, String>((nats, calls, control))
+        // Built inside the runtime: the context spawns its acker there.
+        let js = jetstream::new(nats.clone());
+        Ok::<_, String>((nats, js, calls, control))
     })?;
     let own = Link {
-        js: jetstream::new(nats.clone()),
+        js,
         nats,
         runtime: runtime.handle().clone(),
         options,
