@@ -255,6 +255,27 @@ fn stateless_pool_over_a_queue_group() {
     ));
 }
 
+/// A pool's graceful stop runs after the calls sent before it: no member leaves while calls
+/// addressed to the pool are still queued for it.
+fn pool_stop_runs_after_calls_sent_before() {
+    let cluster = local_cluster();
+    let pool = ActorOptions::<Member>::new()
+        .uid("draining")
+        .instances(3)
+        .on_cluster(&cluster)
+        .spawn(())
+        .unwrap();
+    // Many short calls (under the mailbox bound): the caller is still publishing them when
+    // `stop()` is called, which is when a stop could overtake them.
+    let handles: Vec<_> = (0..1000).map(|_| pool.who(0)).collect();
+    let stopped = pool.stop();
+    for handle in handles {
+        let answer = handle.result();
+        assert!(answer.is_ok(), "a call sent before stop(): {answer:?}");
+    }
+    stopped.result().unwrap();
+}
+
 fn worker_killed_fails_calls_in_flight() {
     let server = TestServer::start(ServerConfig::new().token(TOKEN)).expect("nats-server");
     let options = server.client_options().storage(Storage::Memory);
@@ -335,6 +356,10 @@ fn main() {
         (
             "stateless_pool_over_a_queue_group",
             stateless_pool_over_a_queue_group,
+        ),
+        (
+            "pool_stop_runs_after_calls_sent_before",
+            pool_stop_runs_after_calls_sent_before,
         ),
         (
             "worker_killed_fails_calls_in_flight",

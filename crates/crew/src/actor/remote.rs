@@ -30,6 +30,20 @@
 //! subject, and "no responders" there marks the key stale: it is deleted and the answer is
 //! `NotFound` (the creation proceeds).
 //!
+//! **Members: a thread and a connection each.** A member runs on a thread of the worker
+//! process with a NATS connection and a one-thread tokio runtime of its own: that thread reads
+//! the member's subscriptions, runs the calls right there (no hand-off to another thread)
+//! and publishes the replies, so a call costs the member one thread wake-up (the socket's)
+//! instead of three (the worker's I/O thread, the member's thread, the I/O thread again). The
+//! replies of the calls run from one batch go out together when the thread next waits for a
+//! message (the outboxes' tasks run on its runtime then). The trade-offs: one connection per
+//! member (cheap for tens of actors, a cost at thousands), and a method that runs long holds
+//! the member's I/O with it (probes and a `Kill` are read after it returns; the probe then
+//! takes the silence for "alive", never for "dead"). Isolation from the worker process (a
+//! member in the worker's process pool) is not offered: a remote actor shares its worker's
+//! fate (see Failures). The member ends when the worker stops serving (it watches a channel
+//! whose sender the worker's actor service holds).
+//!
 //! **Delivery.** A caller has one inbox `_INBOX.<random>.>` per reference and one outbox per
 //! actor: frames are appended to a buffer and one task publishes the buffer as one NATS message
 //! (a batch of frames) whenever it is not empty, so pipelined calls share messages and flushes
@@ -48,13 +62,23 @@
 //!   worker, later calls with `Stopped`. (A stateless pool with one member of several gone
 //!   keeps answering; the calls that member held stay unanswered: a documented limit.)
 //! * An actor method that panics fails its call with `Panicked`; the actor lives on (as in
-//!   the other placements). A crash of the worker process ends the actor: it is not restarted.
+//!   the other placements). A crash of the worker process ends the actor: it is **not
+//!   restarted** (decided: its constructor arguments live with the caller that created it,
+//!   which may be gone, and a second creator could race a restart for the uid). The calls in
+//!   flight fail with `WorkerDied`, later calls with `Stopped`, the registry entry is cleared
+//!   by the next lookup; create it again (same address and uid) to have it back.
+//!
+//! **Stopping a pool.** A single member gets `Stop` on the call subject, after the calls. A
+//! pool's members get it on the control subject, which the caller publishes through the same
+//! outbox as its calls, so the server delivers every call sent before it (to whichever member)
+//! ahead of it on that member's connection. A member that reads `Stop` there unsubscribes,
+//! then serves the calls already delivered (the subscription's buffer stays readable until
+//! empty) before its stop hook runs: a pool's `stop()` never overtakes calls sent before it.
 //!
 //! **Limits, for now.** A worker serves the address `cluster` and its own name (no other pool
 //! names yet). The actor runs on threads of the worker process itself (not in its process
-//! pool). A pool's `stop` goes to every member on the control subject and may overtake calls a
-//! member has not read yet (they then fail with `Stopped`). A serialized reference to a remote
-//! actor deserializes through the process's own registry (`Missing`): use `find` instead.
+//! pool). A serialized reference to a remote actor deserializes through the process's own
+//! registry (`Missing`): use `find` instead.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -217,8 +241,9 @@ fn cluster_error(error: impl std::fmt::Display) -> ActorError {
 // ---------------------------------------------------------------------------------------------
 // Outboxes: frames appended, published in batches.
 
-/// One message to publish: its frames and the call ids among them (first, last).
-type Batch = (Vec<u8>, Option<(u64, u64)>);
+/// One message to publish: its frames, the call ids among them (first, last), and whether it
+/// goes to the control subject (`<subject>.ctl`) rather than the call subject.
+type Batch = (Vec<u8>, Option<(u64, u64)>, bool);
 
 struct OutState {
     messages: Vec<Batch>,
@@ -231,6 +256,8 @@ struct Outbox {
     ready: Notify,
     /// One call per message (a stateless pool: each call may go to another member).
     one_call_each: bool,
+    /// The publishing task (a member awaits it before it closes its connection).
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Outbox {
@@ -249,11 +276,12 @@ impl Outbox {
             }),
             ready: Notify::new(),
             one_call_each,
+            task: Mutex::new(None),
         });
         let nats = link.nats.clone();
         let publishing = outbox.clone();
         let subject = Subject::from(subject);
-        link.runtime.spawn(async move {
+        let task = link.runtime.spawn(async move {
             loop {
                 publishing.ready.notified().await;
                 loop {
@@ -267,17 +295,22 @@ impl Outbox {
                         }
                         break;
                     }
-                    for (bytes, ids) in messages {
+                    for (bytes, ids, to_control) in messages {
                         let bytes = Bytes::from(bytes);
+                        let subject = if to_control {
+                            Subject::from(format!("{subject}.ctl"))
+                        } else {
+                            subject.clone()
+                        };
                         let sent = match &inbox {
                             Some(inbox) => {
                                 let reply = match ids {
                                     Some((first, last)) => format!("{inbox}.{first}.{last}"),
                                     None => format!("{inbox}.c"),
                                 };
-                                nats.publish_with_reply(subject.clone(), reply, bytes).await
+                                nats.publish_with_reply(subject, reply, bytes).await
                             }
-                            None => nats.publish(subject.clone(), bytes).await,
+                            None => nats.publish(subject, bytes).await,
                         };
                         if sent.is_err() {
                             return;
@@ -286,6 +319,7 @@ impl Outbox {
                 }
             }
         });
+        *outbox.task.lock() = Some(task);
         outbox
     }
 
@@ -294,18 +328,31 @@ impl Outbox {
     fn push(&self, frames: impl FnOnce(&mut Vec<u8>) -> Option<u64>) {
         let mut state = self.state.lock();
         let was_empty = state.messages.is_empty();
-        let split =
-            self.one_call_each && state.messages.last().is_some_and(|(_, ids)| ids.is_some());
+        let split = state.messages.last().is_some_and(|(_, ids, to_control)| {
+            *to_control || (self.one_call_each && ids.is_some())
+        });
         if was_empty || split {
-            state.messages.push((Vec::new(), None));
+            state.messages.push((Vec::new(), None, false));
         }
-        let (bytes, ids) = state.messages.last_mut().expect("a message to fill");
+        let (bytes, ids, _) = state.messages.last_mut().expect("a message to fill");
         if let Some(id) = frames(bytes) {
             *ids = Some(match *ids {
                 Some((first, _)) => (first, id),
                 None => (id, id),
             });
         }
+        drop(state);
+        if was_empty {
+            self.ready.notify_one();
+        }
+    }
+
+    /// Queues `bytes` as a message of its own to the control subject, in order with the
+    /// messages before it.
+    fn push_control(&self, bytes: Vec<u8>) {
+        let mut state = self.state.lock();
+        let was_empty = state.messages.is_empty();
+        state.messages.push((bytes, None, true));
         drop(state);
         if was_empty {
             self.ready.notify_one();
@@ -338,23 +385,25 @@ impl Write for OutboxWriter {
 // ---------------------------------------------------------------------------------------------
 // The worker side.
 
-/// One message for a hosted actor: the frames and the caller's reply subject.
-struct Incoming {
-    reply: Option<Subject>,
-    payload: Bytes,
-}
-
-/// What the remote host gets from the worker: the actor's incoming messages and a way to
-/// report readiness and to leave. Not a public API.
+/// What the remote host gets from the worker: the member's own connection and runtime (see
+/// the design note, "Members"), its subscriptions, and a way to report readiness and to leave.
+/// Not a public API.
 #[doc(hidden)]
 pub struct NatsHost {
-    link: Link,
-    messages: std::sync::mpsc::Receiver<Incoming>,
-    ready: tokio::sync::oneshot::Sender<Result<(), String>>,
-    /// Unsubscribes and clears the registry entry; called before `Stopped` is answered.
-    leave: tokio::sync::oneshot::Sender<tokio::sync::oneshot::Sender<()>>,
-    /// Set by a `Kill` on the control subject (the reply subject of the killer).
-    killed: Arc<Mutex<Option<Subject>>>,
+    /// The member's own connection, on its own runtime.
+    own: Link,
+    runtime: tokio::runtime::Runtime,
+    /// The worker's link (the registry's bucket lives on its connection).
+    worker_link: Link,
+    registry: Option<kv::Store>,
+    key: String,
+    calls: async_nats::Subscriber,
+    control: async_nats::Subscriber,
+    /// Ends (the sender dropped) when the worker stops serving.
+    worker_gone: tokio::sync::watch::Receiver<()>,
+    /// The worker's name and pid, the answer to a probe.
+    whoami: Bytes,
+    ready: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
 }
 
 impl std::fmt::Debug for NatsHost {
@@ -379,36 +428,39 @@ fn inbox_of(reply: &str) -> &str {
 }
 
 /// The host's connections, by caller inbox.
-type Conns = Mutex<HashMap<String, (Arc<HostConn>, Arc<Outbox>)>>;
+type Conns = HashMap<String, (Arc<HostConn>, Arc<Outbox>)>;
 
-/// Hosts actor `A` on NATS messages (runs on the member's own thread).
-pub(crate) fn host<A: Actor>(args: &HostArgs, host: NatsHost) {
-    let instances = match start_instances::<A>(args) {
-        Ok(instances) => instances,
-        Err(message) => {
-            let _ = host.ready.send(Err(message));
-            return;
-        }
-    };
-    let _ = host.ready.send(Ok(()));
-    let NatsHost {
-        link,
-        messages,
-        leave,
-        killed,
-        ..
-    } = host;
-    let mut leave = Some(leave);
-    let conns: Conns = Mutex::default();
-    let conn_for = |reply: &str| -> Arc<HostConn> {
+/// What the member's subscriptions gave.
+enum Got {
+    /// A batch of frames on the call subject.
+    Calls(async_nats::Message),
+    /// A frame on the control subject.
+    Control(async_nats::Message),
+    /// Nothing more: the subscriptions ended or the worker stops.
+    Gone,
+}
+
+/// One member being served: its subscriptions, its callers' connections, where it is in the
+/// batch at hand.
+struct Member {
+    host: NatsHost,
+    conns: Conns,
+    current: Option<(Arc<HostConn>, Bytes, usize)>,
+    /// A pool's `Stop` came on the control subject: serve the calls that were already
+    /// delivered, then stop, answering on this connection.
+    stopping: Option<Arc<HostConn>>,
+    left: bool,
+}
+
+impl Member {
+    fn conn_for(&mut self, reply: &str) -> Arc<HostConn> {
         let inbox = inbox_of(reply);
-        let mut conns = conns.lock();
-        if let Some((conn, _)) = conns.get(inbox) {
+        if let Some((conn, _)) = self.conns.get(inbox) {
             return conn.clone();
         }
-        if conns.len() >= 256 {
+        if self.conns.len() >= 256 {
             // Forget callers without open streams (their outboxes end once sent).
-            conns.retain(|_, (conn, outbox)| {
+            self.conns.retain(|_, (conn, outbox)| {
                 let keep = conn.has_streams();
                 if !keep {
                     outbox.close();
@@ -416,54 +468,161 @@ pub(crate) fn host<A: Actor>(args: &HostArgs, host: NatsHost) {
                 keep
             });
         }
-        let outbox = Outbox::start(&link, format!("{inbox}.r"), None, false);
+        let outbox = Outbox::start(&self.host.own, format!("{inbox}.r"), None, false);
         let conn = Arc::new(HostConn::new(Box::new(OutboxWriter(outbox.clone()))));
-        conns.insert(inbox.to_owned(), (conn.clone(), outbox));
+        self.conns.insert(inbox.to_owned(), (conn.clone(), outbox));
         conn
-    };
-    let mut current: Option<(Arc<HostConn>, Bytes, usize)> = None;
-    let mut leave_now = |link: &Link| {
-        if let Some(leave) = leave.take() {
-            let (done, left) = tokio::sync::oneshot::channel();
-            if leave.send(done).is_ok() {
-                let _ = link.run(async move {
-                    let _ = left.await;
-                });
-            }
+    }
+
+    /// Leaves: unsubscribes (no new calls are delivered) and clears the registry entry, before
+    /// the host answers `Stopped`.
+    fn leave(&mut self) {
+        if std::mem::replace(&mut self.left, true) {
+            return;
         }
-    };
-    serve_host::<A>(args, instances, || loop {
-        if let Some(reply) = killed.lock().take() {
-            leave_now(&link);
-            return Some((conn_for(&reply), ToActor::Kill, Vec::new()));
+        let host = &mut self.host;
+        let nats = host.own.nats.clone();
+        let (calls, control) = (&mut host.calls, &mut host.control);
+        host.runtime.block_on(async move {
+            let _ = calls.unsubscribe().await;
+            let _ = control.unsubscribe().await;
+            let _ = nats.flush().await;
+        });
+        if let Some(kv) = host.registry.clone() {
+            let key = host.key.clone();
+            let _ = host.worker_link.run(async move {
+                let _ = kv.delete(&key).await;
+            });
         }
-        if let Some((conn, payload, at)) = &mut current {
-            if *at < payload.len() {
-                match split_frame::<ToActor>(&payload[*at..]) {
-                    Ok((header, body, rest)) => {
-                        *at = payload.len() - rest.len();
-                        if matches!(header, ToActor::Stop | ToActor::Kill) {
-                            leave_now(&link);
+    }
+
+    /// Waits for the next message (the replies queued meanwhile go out while it waits: the
+    /// outboxes' tasks run on this runtime), answering probes on the way.
+    fn receive(&mut self) -> Got {
+        let host = &mut self.host;
+        let (calls, control, gone) = (&mut host.calls, &mut host.control, &mut host.worker_gone);
+        let (nats, whoami) = (&host.own.nats, &host.whoami);
+        let draining = self.stopping.is_some();
+        host.runtime.block_on(async move {
+            loop {
+                tokio::select! {
+                    biased;
+                    message = calls.next() => match message {
+                        Some(message) if is_probe(&message) => {
+                            if let Some(reply) = message.reply {
+                                let _ = nats.publish(reply, whoami.clone()).await;
+                            }
                         }
-                        return Some((conn.clone(), header, body.to_vec()));
-                    }
-                    Err(message) => {
-                        eprintln!("crew: a malformed message for an actor: {message}");
-                    }
+                        Some(message) => return Got::Calls(message),
+                        None => return Got::Gone,
+                    },
+                    message = control.next(), if !draining => match message {
+                        Some(message) if is_probe(&message) => {}
+                        Some(message) => return Got::Control(message),
+                        None => return Got::Gone,
+                    },
+                    _ = gone.changed(), if !draining => return Got::Gone,
                 }
             }
-            current = None;
-        }
-        let incoming = messages.recv().ok()?;
-        let Some(reply) = incoming.reply else {
-            continue;
-        };
-        current = Some((conn_for(&reply), incoming.payload, 0));
-    });
-    // The outboxes end once their last frames went out.
-    for (_, outbox) in conns.lock().values() {
-        outbox.close();
+        })
     }
+
+    /// The next frame for `serve_host`: from the batch at hand, else the next message.
+    fn next(&mut self) -> Option<(Arc<HostConn>, ToActor, Vec<u8>)> {
+        loop {
+            if let Some((conn, payload, at)) = &mut self.current {
+                if *at < payload.len() {
+                    match split_frame::<ToActor>(&payload[*at..]) {
+                        Ok((header, body, rest)) => {
+                            *at = payload.len() - rest.len();
+                            let conn = conn.clone();
+                            let body = body.to_vec();
+                            if matches!(header, ToActor::Stop | ToActor::Kill) {
+                                self.leave();
+                            }
+                            return Some((conn, header, body));
+                        }
+                        Err(message) => {
+                            eprintln!("crew: a malformed message for an actor: {message}");
+                        }
+                    }
+                }
+                self.current = None;
+            }
+            match self.receive() {
+                Got::Calls(message) => {
+                    if let Some(reply) = message.reply {
+                        let conn = self.conn_for(&reply);
+                        self.current = Some((conn, message.payload, 0));
+                    }
+                }
+                Got::Control(message) => {
+                    let Some(reply) = message.reply else { continue };
+                    let conn = self.conn_for(&reply);
+                    match split_frame::<ToActor>(&message.payload) {
+                        Ok((ToActor::Kill, _, _)) => {
+                            self.leave();
+                            return Some((conn, ToActor::Kill, Vec::new()));
+                        }
+                        Ok((ToActor::Stop, _, _)) => {
+                            // The calls sent before this stop reached this connection before
+                            // it: they are in the call subscription's buffer, which stays
+                            // readable after the unsubscribe until it is empty.
+                            self.leave();
+                            self.stopping = Some(conn);
+                        }
+                        Ok((header, body, _)) => return Some((conn, header, body.to_vec())),
+                        Err(message) => {
+                            eprintln!("crew: a malformed message for an actor: {message}");
+                        }
+                    }
+                }
+                Got::Gone => {
+                    if let Some(conn) = self.stopping.take() {
+                        return Some((conn, ToActor::Stop, Vec::new()));
+                    }
+                    self.leave();
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Sends what the outboxes still hold, then closes the member's connection.
+    fn finish(mut self) {
+        let mut tasks = Vec::new();
+        for (_, outbox) in self.conns.values() {
+            outbox.close();
+            tasks.extend(outbox.task.lock().take());
+        }
+        let nats = self.host.own.nats.clone();
+        self.host.runtime.block_on(async move {
+            for task in tasks {
+                let _ = task.await;
+            }
+            let _ = nats.flush().await;
+        });
+        self.conns.clear();
+    }
+}
+
+/// Hosts actor `A` on NATS messages (runs on the member's own thread).
+pub(crate) fn host<A: Actor>(args: &HostArgs, mut host: NatsHost) {
+    let started = start_instances::<A>(args);
+    if let Some(ready) = host.ready.take() {
+        let _ = ready.send(started.as_ref().map(drop).map_err(Clone::clone));
+    }
+    // A failed start drops the member's connection, and with it the subscriptions.
+    let Ok(instances) = started else { return };
+    let mut member = Member {
+        host,
+        conns: HashMap::new(),
+        current: None,
+        stopping: None,
+        left: false,
+    };
+    serve_host::<A>(args, instances, || member.next());
+    member.finish();
 }
 
 /// Serves actor creation on a cluster worker named `worker`: requests for the address
@@ -496,21 +655,27 @@ pub(crate) async fn serve_actors(
         options,
     };
     let mut requests = futures::stream::select(any, named);
+    // The members watch this: when this task ends (the worker stops), the sender goes and
+    // they end too (their own connections would outlive the worker's otherwise).
+    let (serving, worker_gone) = tokio::sync::watch::channel(());
     Ok(tokio::spawn(async move {
+        let _serving = serving;
         while let Some(request) = requests.next().await {
             let link = link.clone();
             let worker = worker.clone();
+            let worker_gone = worker_gone.clone();
             tokio::spawn(async move {
                 let Some(reply) = request.reply.clone() else {
                     return;
                 };
-                let answer = match create_member(&link, &worker, &request.payload).await {
-                    Ok(()) => CreateReply::Ready {
-                        worker,
-                        pid: std::process::id(),
-                    },
-                    Err(message) => CreateReply::Failed(message),
-                };
+                let answer =
+                    match create_member(&link, &worker, &request.payload, worker_gone).await {
+                        Ok(()) => CreateReply::Ready {
+                            worker,
+                            pid: std::process::id(),
+                        },
+                        Err(message) => CreateReply::Failed(message),
+                    };
                 if let Ok(bytes) = codec::encode(&answer) {
                     let _ = link.nats.publish(reply, bytes.into()).await;
                 }
@@ -519,8 +684,14 @@ pub(crate) async fn serve_actors(
     }))
 }
 
-/// Starts one member of an actor here: subscribes, builds it on its own thread, serves.
-async fn create_member(link: &Link, worker: &str, payload: &[u8]) -> Result<(), String> {
+/// Starts one member of an actor here, on a thread of its own with its own connection (see
+/// the design note, "Members"), and waits until it serves.
+async fn create_member(
+    link: &Link,
+    worker: &str,
+    payload: &[u8],
+    worker_gone: tokio::sync::watch::Receiver<()>,
+) -> Result<(), String> {
     let request: CreateRequest = codec::decode(payload)?;
     let entry = inventory::iter::<ActorEntry>
         .into_iter()
@@ -532,104 +703,94 @@ async fn create_member(link: &Link, worker: &str, payload: &[u8]) -> Result<(), 
                 request.host.actor
             )
         })?;
-    let prefix = link.options.prefix_name();
-    let subject = call_subject(prefix, &request.address, &request.host.uid);
-    let calls = link
-        .nats
-        .queue_subscribe(subject.clone(), MEMBERS.to_owned())
-        .await
-        .map_err(|e| format!("cannot subscribe to {subject}: {e}"))?;
-    let control = link
-        .nats
-        .subscribe(format!("{subject}.ctl"))
-        .await
-        .map_err(|e| format!("cannot subscribe to {subject}.ctl: {e}"))?;
-    let (sender, messages) = std::sync::mpsc::channel();
-    let (ready, started) = tokio::sync::oneshot::channel();
-    let (leave, leaving) = tokio::sync::oneshot::channel::<tokio::sync::oneshot::Sender<()>>();
-    let killed = Arc::new(Mutex::new(None));
-    let host = NatsHost {
-        link: link.clone(),
-        messages,
-        ready,
-        leave,
-        killed: killed.clone(),
-    };
+    let registry = registry(&link.js, &link.options).await.ok();
+    let whoami =
+        Bytes::from(codec::encode(&(worker.to_owned(), std::process::id())).unwrap_or_default());
     let input = codec::encode(&request.host)?;
     let host_fn = entry.host;
     let uid = request.host.uid.clone();
+    let subject = call_subject(link.options.prefix_name(), &request.address, &uid);
+    let (ready, started) = tokio::sync::oneshot::channel();
+    let worker_link = link.clone();
+    let key = request.key;
     std::thread::Builder::new()
         .name(format!("crew-actor-{uid}"))
         .spawn(move || {
+            let host = match member_connection(&worker_link, &subject) {
+                Ok((runtime, own, calls, control)) => NatsHost {
+                    own,
+                    runtime,
+                    worker_link,
+                    registry,
+                    key,
+                    calls,
+                    control,
+                    worker_gone,
+                    whoami,
+                    ready: Some(ready),
+                },
+                Err(message) => {
+                    let _ = ready.send(Err(message));
+                    return;
+                }
+            };
             if let Err(message) = host_fn(&input, HostTransport::Nats(Box::new(host))) {
                 eprintln!("crew: actor `{uid}` could not be hosted: {message}");
             }
         })
         .map_err(|e| format!("cannot start the actor's thread: {e}"))?;
     match started.await {
-        Ok(Ok(())) => {}
-        Ok(Err(message)) => return Err(message),
-        Err(_) => return Err("the actor's thread ended before it started".to_owned()),
+        Ok(result) => result,
+        Err(_) => Err("the actor's thread ended before it started".to_owned()),
     }
-    // Forward messages to the member's thread, answer probes, listen for kills, and leave.
-    let nats = link.nats.clone();
-    let kv = registry(&link.js, &link.options).await.ok();
-    let key = request.key;
-    let whoami =
-        Bytes::from(codec::encode(&(worker.to_owned(), std::process::id())).unwrap_or_default());
-    tokio::spawn(async move {
-        let mut calls = calls;
-        let mut control = control;
-        let mut leaving = leaving;
-        let forward = |message: async_nats::Message| -> bool {
-            sender
-                .send(Incoming {
-                    reply: message.reply,
-                    payload: message.payload,
-                })
-                .is_ok()
-        };
-        let done = loop {
-            tokio::select! {
-                biased;
-                done = &mut leaving => break done.ok(),
-                message = calls.next() => {
-                    let Some(message) = message else { break None };
-                    if is_probe(&message) {
-                        if let Some(reply) = message.reply {
-                            let _ = nats.publish(reply, whoami.clone()).await;
-                        }
-                        continue;
-                    }
-                    if !forward(message) { break None; }
-                }
-                message = control.next() => {
-                    let Some(message) = message else { break None };
-                    if is_probe(&message) { continue; }
-                    let kill = matches!(
-                        split_frame::<ToActor>(&message.payload),
-                        Ok((ToActor::Kill, _, _))
-                    );
-                    if kill {
-                        if let Some(reply) = message.reply.clone() {
-                            *killed.lock() = Some(reply);
-                        }
-                    }
-                    if !forward(message) { break None; }
-                }
-            }
-        };
-        let _ = calls.unsubscribe().await;
-        let _ = control.unsubscribe().await;
-        if let Some(kv) = kv {
-            let _ = kv.delete(&key).await;
-        }
-        let _ = nats.flush().await;
-        if let Some(done) = done {
-            let _ = done.send(());
-        }
-    });
-    Ok(())
+}
+
+/// A member's own runtime (one thread: the member's) and connection, subscribed to the
+/// actor's call subject (queue group `members`) and control subject.
+fn member_connection(
+    worker_link: &Link,
+    subject: &str,
+) -> Result<
+    (
+        tokio::runtime::Runtime,
+        Link,
+        async_nats::Subscriber,
+        async_nats::Subscriber,
+    ),
+    String,
+> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the actor's runtime: {e}"))?;
+    let options = worker_link.options.clone();
+    let (nats, js, calls, control) = runtime.block_on(async {
+        let nats = crate::cluster::connect::connect(&options)
+            .await
+            .map_err(|e| format!("the actor cannot connect: {e}"))?;
+        let calls = nats
+            .queue_subscribe(subject.to_owned(), MEMBERS.to_owned())
+            .await
+            .map_err(|e| format!("cannot subscribe to {subject}: {e}"))?;
+        let control = nats
+            .subscribe(format!("{subject}.ctl"))
+            .await
+            .map_err(|e| format!("cannot subscribe to {subject}.ctl: {e}"))?;
+        // The server has the subscriptions before the creator hears `Ready`.
+        nats.flush()
+            .await
+            .map_err(|e| format!("the actor's connection failed: {e}"))?;
+        // Built inside the runtime: the context spawns its acker there.
+        let js = jetstream::new(nats.clone());
+        Ok::<_, String>((nats, js, calls, control))
+    })?;
+    let own = Link {
+        js,
+        nats,
+        runtime: runtime.handle().clone(),
+        options,
+    };
+    Ok((runtime, own, calls, control))
 }
 
 fn is_probe(message: &async_nats::Message) -> bool {
@@ -648,7 +809,6 @@ pub(crate) struct Remote<A: Actor> {
     subject: String,
     /// The base of this caller's reply subjects.
     inbox: String,
-    link: Link,
     members: usize,
     /// The worker that created the actor (for `WorkerDied`).
     worker: WorkerId,
@@ -707,7 +867,6 @@ impl<A: Actor> Remote<A> {
                 uid: uid.to_owned(),
                 subject,
                 inbox,
-                link: link.clone(),
                 members,
                 worker,
                 bound: CallerBound::new(mailbox),
@@ -750,14 +909,10 @@ impl<A: Actor> Remote<A> {
     /// on the control subject every member hears.
     fn control(&self, header: &ToActor, to_all: bool) {
         if to_all {
+            // Through the outbox: after the calls sent before it (a pool's members serve the
+            // calls they were delivered before a `Stop` on the control subject).
             if let Ok(bytes) = frame_bytes(header) {
-                let nats = self.link.nats.clone();
-                let subject = format!("{}.ctl", self.subject);
-                let reply = format!("{}.c", self.inbox);
-                self.link.runtime.spawn(async move {
-                    let _ = nats.publish_with_reply(subject, reply, bytes.into()).await;
-                    let _ = nats.flush().await;
-                });
+                self.outbox.push_control(bytes);
             }
         } else {
             self.outbox.push(|buffer| {

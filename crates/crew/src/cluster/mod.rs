@@ -106,7 +106,7 @@
 //! counters.
 
 mod client;
-mod connect;
+pub(crate) mod connect;
 mod options;
 mod server;
 mod wire;
