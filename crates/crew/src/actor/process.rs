@@ -76,6 +76,7 @@ use crate::actor::stream::WINDOW;
 use crate::actor::{Actor, ActorError, ActorOptions, EncodedItems, MethodCall, Mode};
 use crate::error::{panic_message, TaskError, WorkerId};
 use crate::process::child::{Child, ChildOptions};
+use crate::sys::spin::Spin;
 use crate::sys::supervise::Supervised;
 use crate::task::codec::{self, write_frame, FrameReader, ReadError};
 use crate::task::protocol::{Outcome, ToParent, ToWorker};
@@ -428,9 +429,12 @@ pub fn host_actor<A: Actor>(input: &[u8], transport: HostTransport) -> Result<()
                 &[],
             );
             let mut reader = FrameReader::new();
+            let mut spin = Spin::default();
             serve_host(&args, instances, || {
                 // An error: the parent is gone (or killing us): nothing more to answer.
-                let frame = reader.read::<_, ToActor>(&mut reader_stream, None).ok()?;
+                let frame = reader
+                    .read_spinning::<_, ToActor>(&mut reader_stream, None, &mut spin)
+                    .ok()?;
                 Some((conn.clone(), frame.header, frame.payload))
             });
             Ok(())
@@ -599,6 +603,8 @@ struct ReadSide {
     broken: bool,
     /// The actor ended (stopped or out of restarts): nothing more to read.
     ended: bool,
+    /// The leading callers' spin before they block on the socket (one per socket and side).
+    spin: Spin,
 }
 
 impl ReadSide {
@@ -614,7 +620,15 @@ impl ReadSide {
             let Some(stream) = &self.stream else {
                 return;
             };
-            match self.frames.read::<_, FromActor>(&mut &**stream, deadline) {
+            // A drain (`deadline` now) takes what is there; a wait for a reply spins first.
+            let drain = deadline.is_some_and(|deadline| deadline <= Instant::now());
+            let read = if drain {
+                self.frames.read::<_, FromActor>(&mut &**stream, deadline)
+            } else {
+                self.frames
+                    .read_spinning::<_, FromActor>(&mut &**stream, deadline, &mut self.spin)
+            };
+            match read {
                 Ok(frame) => {
                     if !remote.on_frame(frame.header, frame.payload) {
                         self.ended = true;
@@ -679,6 +693,7 @@ impl<A: Actor> Remote<A> {
                 frames: FrameReader::new(),
                 broken: false,
                 ended: false,
+                spin: Spin::default(),
             }),
             leading: AtomicBool::new(false),
             process: Mutex::new(None),
