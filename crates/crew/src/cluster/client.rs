@@ -376,7 +376,7 @@ impl Submitter {
     /// What dropping the cluster waits for: every pending task, as `shutdown(wait = true)`,
     /// but only while some worker serves the deployment. When no task finished for
     /// [`DROP_PATIENCE`] and no worker is alive (no new heartbeat for [`MISSED_HEARTBEATS`]
-    /// of its intervals, no task held), waiting could last forever: the pending tasks are
+    /// of its intervals), waiting could last forever: the pending tasks are
     /// cancelled instead (removed from the queue, their handles settle as `Cancelled`), and
     /// that is said on stderr.
     pub(crate) fn shutdown_for_drop(&self) {
@@ -399,9 +399,9 @@ impl Submitter {
             let serving = match self.status() {
                 Ok(status) => {
                     unreachable_since = None;
-                    // Both looked at: the liveness remembers every heartbeat it saw.
-                    let alive = liveness.any_alive(&status.workers);
-                    status.in_flight > 0 || alive
+                    // Not `in_flight`: a task held by a killed worker stays counted there
+                    // until some worker pulls again, which would make this wait forever.
+                    liveness.any_alive(&status.workers)
                 }
                 // The server is away (restarting?): give it time to come back.
                 Err(_) => {

@@ -342,8 +342,8 @@ pub struct DeadLetter {
 /// blocking methods ([`status`](Self::status), [`dead_letters`](Self::dead_letters)...) work
 /// there too. Dropping the cluster is `shutdown(wait = true, cancel_pending = false)`: it
 /// waits for every submitted task while a worker serves the deployment; with no worker alive
-/// (its heartbeat unchanged for three of its intervals, no task held) it cancels what is left
-/// instead of waiting forever.
+/// (its heartbeat unchanged for three of its intervals) it cancels what is left instead of
+/// waiting forever.
 pub struct Cluster {
     backing: Backing,
 }
