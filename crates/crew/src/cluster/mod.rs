@@ -80,7 +80,9 @@
 //! same runs 2,252 and 2,774: 5.6× and 6.1×); results stream 7,300–9,700 in every run.
 //! `map` (chunks of 4,096) 4.7–8.9 M items/s either way; one task at a time p50 443–577 µs
 //! before, 451–498 µs after (managers 348–432 µs): the round trip is the hops (submitter,
-//! server, worker, its task process and back), which this does not change. An earlier
+//! server, worker, its task process and back), which this does not change. With every peer
+//! (`crew bench cluster --quick`, load average 3–5): 12,324 tasks/s, 4.5× managers (2,717),
+//! 16.5× Ray (745), 54× Dask (229); p50 517 µs (managers 389, Ray 4,562). An earlier
 //! profile (`perf record` over the bench) put 41% of the CPU in `nats-server` (mostly
 //! wake-ups: one small message at a time), 25% in the workers' I/O threads, 11% in the
 //! submitter's, 7% in the tasks' processes: the cost is the number of messages per task,
