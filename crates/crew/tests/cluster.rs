@@ -25,6 +25,8 @@ const TOKEN_ENV: &str = "CREW_CLUSTER_TEST_TOKEN";
 const ACK_WAIT_ENV: &str = "CREW_CLUSTER_TEST_ACK_WAIT_MS";
 const MAX_DELIVER_ENV: &str = "CREW_CLUSTER_TEST_MAX_DELIVER";
 const SERVER_PARENT_ENV: &str = "CREW_CLUSTER_TEST_SERVER_PARENT";
+const SUBMITTER_ENV: &str = "CREW_CLUSTER_TEST_SUBMITTER";
+const HEARTBEAT_ENV: &str = "CREW_CLUSTER_TEST_HEARTBEAT_MS";
 
 #[crew::task]
 fn echo_attempt(n: u64) -> (u64, u32) {
@@ -63,6 +65,9 @@ fn main() {
     if let Ok(url) = std::env::var(WORKER_ENV) {
         std::process::exit(run_worker(url));
     }
+    if let Ok(url) = std::env::var(SUBMITTER_ENV) {
+        submit_and_vanish(url);
+    }
     if std::env::var_os(SERVER_PARENT_ENV).is_some() {
         serve_as_server_parent();
     }
@@ -92,6 +97,10 @@ fn main() {
         ),
         ("worker_killed_mid_task", worker_killed_mid_task),
         ("server_restarted_mid_run", server_restarted_mid_run),
+        (
+            "a_gone_submitters_result_is_stored",
+            a_gone_submitters_result_is_stored,
+        ),
         ("worker_drains_on_sigterm", worker_drains_on_sigterm),
         (
             "unknown_and_changed_tasks_are_clear_errors",
@@ -100,6 +109,10 @@ fn main() {
         (
             "drop_without_workers_cancels_instead_of_hanging",
             drop_without_workers_cancels_instead_of_hanging,
+        ),
+        (
+            "drop_after_a_killed_worker_waits_a_few_heartbeats",
+            drop_after_a_killed_worker_waits_a_few_heartbeats,
         ),
         (
             "status_works_inside_a_done_callback",
@@ -130,7 +143,14 @@ fn run_worker(url: String) -> i32 {
     {
         options = options.max_deliver(n);
     }
-    match serve_worker(WorkerOptions::new(options).concurrency(2).prefetch(0)) {
+    let mut worker = WorkerOptions::new(options).concurrency(2).prefetch(0);
+    if let Some(ms) = std::env::var(HEARTBEAT_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        worker = worker.heartbeat(Duration::from_millis(ms));
+    }
+    match serve_worker(worker) {
         Ok(report) => {
             println!("worker report: {report:?}");
             0
@@ -485,6 +505,85 @@ fn server_restarted_mid_run() {
     stop(&mut worker);
 }
 
+/// This binary as a submitter that disappears: it submits one `sleepy(300)`, waits until a
+/// worker holds it, and exits without a word to the server (no drop, no flush).
+fn submit_and_vanish(url: String) -> ! {
+    let mut options = ClusterOptions::new(url).storage(Storage::Memory);
+    if let Ok(token) = std::env::var(TOKEN_ENV) {
+        options = options.token(token);
+    }
+    // The deployment's consumer settings: whoever connects last sets them.
+    if let Some(ms) = std::env::var(ACK_WAIT_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        options = options.ack_wait(Duration::from_millis(ms));
+    }
+    let cluster = Cluster::connect(options).unwrap();
+    let handle = cluster.submit(sleepy, 300).unwrap();
+    let started = Instant::now();
+    while cluster.status().unwrap().in_flight == 0 && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::mem::forget((handle, cluster));
+    std::process::exit(0)
+}
+
+/// A submitter gone while its task runs: the task is acknowledged only once its result is
+/// stored in the results stream (redelivered first if its unconfirmed result found nobody).
+fn a_gone_submitters_result_is_stored() {
+    let server = server(ServerConfig::new().token("t"));
+    let ack_wait = Duration::from_millis(1_000);
+    let options = server
+        .client_options()
+        .storage(Storage::Memory)
+        .ack_wait(ack_wait);
+    let cluster = Cluster::connect(options).unwrap();
+    let mut worker = spawn_worker(&server, ack_wait);
+    wait_for_workers(&cluster, 1);
+    let status = Command::new(std::env::current_exe().unwrap())
+        .env(SUBMITTER_ENV, server.url())
+        .env(TOKEN_ENV, server.token().unwrap())
+        .env(ACK_WAIT_ENV, ack_wait.as_millis().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    let stored = loop {
+        let status = cluster.status().unwrap();
+        let stored = results_stored(&server);
+        if (status.queue_depth, status.in_flight) == (0, 0) && stored > 0 {
+            break stored;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the gone submitter's task was not stored and acknowledged: {status:?}, {stored} stored"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(stored, 1, "one result per task");
+    stop(&mut worker);
+}
+
+/// Messages in the deployment's results stream (`CREW_RESULTS`).
+fn results_stored(server: &TestServer) -> u64 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = async_nats::ConnectOptions::with_token(server.token().unwrap().to_owned())
+            .connect(server.url())
+            .await
+            .unwrap();
+        let js = async_nats::jetstream::new(client);
+        let mut stream = js.get_stream("CREW_RESULTS").await.unwrap();
+        stream.info().await.unwrap().state.messages
+    })
+}
+
 fn worker_drains_on_sigterm() {
     let server = server(ServerConfig::new().token("t"));
     let cluster = Cluster::connect(server.client_options().storage(Storage::Memory)).unwrap();
@@ -576,6 +675,54 @@ fn drop_without_workers_cancels_instead_of_hanging() {
     // The task left the queue: a worker arriving later does not run it for nobody.
     let observer = Cluster::connect(server.client_options()).unwrap();
     assert_eq!(observer.status().unwrap().queue_depth, 0);
+}
+
+/// A worker killed (no drain: its last heartbeat stays in the bucket) while it held the only
+/// task: dropping the cluster gives up after a few of the worker's heartbeat intervals (100 ms
+/// here), not after a fixed 30 s.
+fn drop_after_a_killed_worker_waits_a_few_heartbeats() {
+    let server = server(ServerConfig::new().token("t"));
+    let ack_wait = Duration::from_millis(500);
+    let options = server
+        .client_options()
+        .storage(Storage::Memory)
+        .ack_wait(ack_wait);
+    let cluster = Cluster::connect(options).unwrap();
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .env(WORKER_ENV, server.url())
+        .env(TOKEN_ENV, server.token().unwrap())
+        .env(ACK_WAIT_ENV, ack_wait.as_millis().to_string())
+        .env(HEARTBEAT_ENV, "100")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let mut worker = command.spawn().unwrap();
+    wait_for_workers(&cluster, 1);
+    let handle = cluster.submit(sleepy, 20_000).unwrap();
+    let started = Instant::now();
+    while cluster.status().unwrap().in_flight == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the worker took no task"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    let killed = Instant::now();
+    let (dropped, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(cluster);
+        let _ = dropped.send(());
+    });
+    done.recv_timeout(Duration::from_secs(40))
+        .expect("dropping the cluster returns");
+    let waited = killed.elapsed();
+    assert!(
+        waited < Duration::from_secs(10),
+        "the drop waited {waited:?} for a worker killed with a 100 ms heartbeat"
+    );
+    assert_eq!(handle.result(), Err(TaskError::Cancelled));
 }
 
 fn status_works_inside_a_done_callback() {

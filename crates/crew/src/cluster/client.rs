@@ -35,8 +35,42 @@ pub(crate) const DEAD_ERROR: &str = "Crew-Error";
 /// that a worker still serves.
 const DROP_PATIENCE: Duration = Duration::from_secs(1);
 
-/// A worker whose last heartbeat is older than this is taken for gone.
-const WORKER_SILENCE: Duration = Duration::from_secs(30);
+/// A worker is taken for gone when its heartbeat did not change for this many of its
+/// heartbeat intervals (plus [`DROP_PATIENCE`], the time between two looks).
+const MISSED_HEARTBEATS: u32 = 3;
+
+/// How long a server that does not answer is given before the pending tasks are given up.
+const SERVER_SILENCE: Duration = Duration::from_secs(30);
+
+/// Whether each worker still reports, judged by this process's clock alone (the workers'
+/// clocks may differ from ours): a worker is alive until its heartbeat stayed the same for
+/// [`MISSED_HEARTBEATS`] of its intervals since we first saw that heartbeat.
+#[derive(Default)]
+struct Liveness {
+    /// By worker name: its last heartbeat seen, and when we first saw it.
+    seen: HashMap<String, (SystemTime, Instant)>,
+}
+
+impl Liveness {
+    /// Looks at the workers' latest heartbeats; true if any of them is alive.
+    fn any_alive(&mut self, workers: &[WorkerInfo]) -> bool {
+        let now = Instant::now();
+        let mut alive = false;
+        for worker in workers {
+            let (last_seen, since) = self
+                .seen
+                .entry(worker.name.clone())
+                .or_insert((worker.last_seen, now));
+            if *last_seen != worker.last_seen {
+                (*last_seen, *since) = (worker.last_seen, now);
+            }
+            let silence =
+                Duration::from_millis(worker.heartbeat_ms) * MISSED_HEARTBEATS + DROP_PATIENCE;
+            alive |= now.duration_since(*since) < silence;
+        }
+        alive
+    }
+}
 
 /// Room left in a message for its header and NATS headers when deciding whether the payload
 /// goes through the object store.
@@ -341,9 +375,10 @@ impl Submitter {
 
     /// What dropping the cluster waits for: every pending task, as `shutdown(wait = true)`,
     /// but only while some worker serves the deployment. When no task finished for
-    /// [`DROP_PATIENCE`] and no worker is alive (no heartbeat within [`WORKER_SILENCE`], no
-    /// task held), waiting could last forever: the pending tasks are cancelled instead (removed
-    /// from the queue, their handles settle as `Cancelled`), and that is said on stderr.
+    /// [`DROP_PATIENCE`] and no worker is alive (no new heartbeat for [`MISSED_HEARTBEATS`]
+    /// of its intervals), waiting could last forever: the pending tasks are
+    /// cancelled instead (removed from the queue, their handles settle as `Cancelled`), and
+    /// that is said on stderr.
     pub(crate) fn shutdown_for_drop(&self) {
         let shared = &self.shared;
         shared.accepting.store(false, Ordering::Release);
@@ -351,6 +386,7 @@ impl Submitter {
             return; // on the cluster's own I/O thread: waiting would wait forever
         }
         let mut unreachable_since: Option<Instant> = None;
+        let mut liveness = Liveness::default();
         let mut pending = shared.pending.lock();
         let mut left = pending.len();
         while !pending.is_empty() {
@@ -363,17 +399,13 @@ impl Submitter {
             let serving = match self.status() {
                 Ok(status) => {
                     unreachable_since = None;
-                    status.in_flight > 0
-                        || status.workers.iter().any(|worker| {
-                            worker
-                                .last_seen
-                                .elapsed()
-                                .map_or(true, |age| age < WORKER_SILENCE)
-                        })
+                    // Not `in_flight`: a task held by a killed worker stays counted there
+                    // until some worker pulls again, which would make this wait forever.
+                    liveness.any_alive(&status.workers)
                 }
-                // The server is away (restarting?): give it as long as a silent worker.
+                // The server is away (restarting?): give it time to come back.
                 Err(_) => {
-                    unreachable_since.get_or_insert_with(Instant::now).elapsed() < WORKER_SILENCE
+                    unreachable_since.get_or_insert_with(Instant::now).elapsed() < SERVER_SILENCE
                 }
             };
             pending = shared.pending.lock();
@@ -448,23 +480,26 @@ impl Shared {
             .await
     }
 
-    /// Settles the task of a result message.
-    async fn settle(self: &Arc<Self>, payload: &[u8]) {
-        let Ok((header, start)) = wire::unframe::<ResultHeader>(payload) else {
-            return; // not ours to judge: a result for nobody
+    /// Settles the task of a result message; returns the task's acknowledgement subject when
+    /// the submitter is the one to acknowledge it (also for a duplicate or a cancelled task:
+    /// unacknowledged, it would be delivered again).
+    async fn settle(self: &Arc<Self>, payload: &[u8]) -> Option<String> {
+        let Ok((mut header, start)) = wire::unframe::<ResultHeader>(payload) else {
+            return None; // not ours to judge: a result for nobody
         };
+        let ack = header.ack.take();
         let Some(mut pending) = self.take(header.id) else {
-            return; // a duplicate result of a task run twice, or a cancelled task
+            return ack; // a duplicate result of a task run twice, or a cancelled task
         };
         let Some(settle) = pending.settle.take() else {
-            return;
+            return ack;
         };
         if !matches!(
             header.ending,
             wire::Ending::Ran(crate::task::protocol::Outcome::Ok)
         ) {
             settle(Err(header.error(Some(pending.task), pending.task.name())));
-            return;
+            return ack;
         }
         match &header.object {
             None => settle(Ok(&payload[start..])),
@@ -473,6 +508,7 @@ impl Shared {
                 Err(message) => settle(Err(TaskError::Transport { message })),
             },
         }
+        ack
     }
 
     async fn fetch(&self, key: &str) -> Result<Vec<u8>, String> {
@@ -708,16 +744,28 @@ fn delete_task(shared: &Arc<Shared>, sequence: u64) {
     });
 }
 
-/// Settles the results sent to this submitter's inbox, and confirms each to its worker once
-/// settled (the worker acknowledges the task only then).
+/// Settles the results sent to this submitter's inbox. A batch of unconfirmed results (a
+/// message without a reply subject) carries each task's acknowledgement subject: the task is
+/// acknowledged here, once settled. A result sent as a request (a redelivered task) is
+/// confirmed to its worker once settled, and the worker acknowledges it.
 async fn read_inbox(shared: Weak<Shared>, mut inbox: async_nats::Subscriber) {
+    const ACK: Bytes = Bytes::from_static(b"+ACK");
     while let Some(message) = inbox.next().await {
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        shared.settle(&message.payload).await;
-        if let Some(reply) = message.reply {
-            let _ = shared.nats.publish(reply, Bytes::new()).await;
+        match message.reply {
+            Some(reply) => {
+                shared.settle(&message.payload).await;
+                let _ = shared.nats.publish(reply, Bytes::new()).await;
+            }
+            None => {
+                for result in wire::batch_items(&message.payload) {
+                    if let Some(ack) = shared.settle(result).await {
+                        let _ = shared.nats.publish(ack, ACK).await;
+                    }
+                }
+            }
         }
     }
 }

@@ -44,38 +44,70 @@
 //! argument or result above the server's `max_payload` goes through the JetStream object store
 //! (`P_PAYLOADS`) and the message carries its key; nothing is silently dropped.
 //!
-//! **Results: to the submitter's inbox, confirmed, with the results stream behind.** A
-//! worker sends the result as a core request to `P.inbox.<submitter>`, a subject the submitter
-//! subscribed to before its first task; the submitter settles the handle, *then* answers, and
-//! only on that answer does the worker acknowledge the task. A submitter that does not answer
-//! within 2 s (disconnected by a server restart or a network blip, or gone) gets the result
-//! stored in the stream `P_RESULTS` (subject `P.result.<submitter>`) instead, still before the
-//! acknowledgement; the submitter reads that subject with an ordered consumer created before
-//! its first task (so no stored result can be missed) that resumes after a reconnect, and
-//! purges what it has read every second. A result that arrives both ways (an answer lost on
-//! its way) is dropped by number. So the promise is the one a results stream alone gives (a
-//! task is acknowledged only once its result is in the submitter's hands or stored on the
-//! server; a result sent to a bare inbox and acknowledged would vanish with a disconnected
-//! submitter), while the common case costs two small messages the server only routes instead
-//! of a stored message, its publish acknowledgement and a consumer delivery.
+//! **Results: to the submitter's inbox, acknowledged by the submitter, with the results
+//! stream behind.** The submitter subscribes to `P.inbox.<submitter>` before its first task.
+//! On a task's *first* delivery the worker sends the result there as a plain message carrying
+//! the task message's acknowledgement subject, and does nothing more for it: no wait, no
+//! acknowledgement of its own. The submitter settles the handle, *then* sends `+ACK` to that
+//! subject, so a task is acknowledged only once its result is in the submitter's hands.
+//! Results that finish together travel together: the worker queues them per submitter and
+//! sends one batch message (`[length][result]...`) once the tasks ready to run have run.
+//! If the submitter is away (disconnected by a server restart or a network blip, or gone),
+//! the batch finds nobody and its tasks stay unacknowledged: after `ack_wait` the server
+//! delivers them again, and any later delivery takes the *confirmed* way: the result goes as a
+//! core request to the inbox, the submitter answers once it settled it (duplicates included)
+//! and the worker acknowledges on that answer; a request without an answer within 2 s (or
+//! with no subscriber at all) stores the result in the stream `P_RESULTS` (subject
+//! `P.result.<submitter>`) before the worker acknowledges. The submitter reads that subject
+//! with an ordered consumer created before its first task (so no stored result can be missed)
+//! that resumes after a reconnect, and purges what it has read every second. A result that
+//! arrives twice (a task run twice, an answer or an acknowledgement lost) is dropped by number,
+//! and still acknowledged. So the promise is the one a results stream alone gives (a task is
+//! acknowledged only once its result is in the submitter's hands or stored on the server),
+//! while the common case costs the server one routed message per batch of results and one
+//! tiny acknowledgement per task, instead of a stored message, its publish acknowledgement
+//! and a consumer delivery (the results stream), or a request, its answer and the worker's
+//! acknowledgement (the confirmed way, which was the default until it was measured against
+//! this one). The price: a submitter that drops off loses `ack_wait` (and a second run) on
+//! the tasks whose results it missed. The worker's acknowledgement, when it gives one, is a
+//! plain publish (no `double_ack` round trip).
 //! [`ResultPath::Stream`] (every result stored, the first design) remains, so that the choice
 //! stays measured: `crew bench cluster` shows it as `crew-cluster-stream` beside the default.
-//! Measured in two runs (`crew bench cluster --quick`, release build, 2 shared cores under load
-//! average 9–12 from other builds, medians of 3), inbox / stream in the same run: one item per
-//! task 4,419 / 4,074 and 6,526 / 5,631 tasks/s; `map` chunks of 4,096: 5.2 / 3.2 and
-//! 6.3 / 3.4 M items/s; one task at a time p50 805 / 779 and 747 / 657 µs (no difference above
-//! the noise). `multiprocessing.managers` in the same runs: 1,449 and 2,110 tasks/s, p50 472
-//! and 516 µs. A profile of the first run (`perf record` over the bench) puts 41% of the CPU in
-//! `nats-server` (mostly wake-ups and scheduling: one small message at a time), 25% in the
-//! workers' I/O threads, 11% in the submitter's, 7% in the tasks' processes: the cost is the
-//! number of messages per task, which is what the inbox path reduces.
+//! Measured (`crew bench cluster --quick --only crew-cluster,crew-cluster-stream,python-managers`,
+//! release build, 2 shared cores under load average 10–12 from other builds, medians of 3,
+//! the two builds run alternately): one item per task, the confirmed way (the previous
+//! default) 8,094 / 8,469 / 8,113 tasks/s, this way 12,578 / 16,888 tasks/s (managers in the
+//! same runs 2,252 and 2,774: 5.6× and 6.1×); results stream 7,300–9,700 in every run.
+//! `map` (chunks of 4,096) 4.7–8.9 M items/s either way; one task at a time p50 443–577 µs
+//! before, 451–498 µs after (managers 348–432 µs): the round trip is the hops (submitter,
+//! server, worker, its task process and back), which this does not change. With every peer
+//! (`crew bench cluster --quick`, load average 3–5): 12,324 tasks/s, 4.5× managers (2,717),
+//! 16.5× Ray (745), 54× Dask (229); p50 517 µs (managers 389, Ray 4,562). An earlier
+//! profile (`perf record` over the bench) put 41% of the CPU in `nats-server` (mostly
+//! wake-ups: one small message at a time), 25% in the workers' I/O threads, 11% in the
+//! submitter's, 7% in the tasks' processes: the cost is the number of messages per task,
+//! which is what this reduces: from four messages into the server and four out of it per
+//! task (the task, the result request, the confirmation, the acknowledgement; the publish
+//! acknowledgement, the delivery, the result, the confirmation) to two and two (the task and
+//! its acknowledgement; the publish acknowledgement and the delivery), plus one result
+//! message in and out per batch.
 //!
 //! **Submitting** never waits for the server: `submit` encodes, registers the handle's
 //! completer under the task's number and hands the message to the cluster's I/O runtime (one
 //! small tokio runtime per `Cluster`), which publishes and keeps up to 20,000 publish
 //! acknowledgements in flight. A publish that fails (the server restarting) is re-sent with
 //! the same id until the duplicate window would no longer protect it; then the task fails with
-//! `Transport`.
+//! `Transport`. The publishes are pipelined already (no publish waits for the previous one's
+//! acknowledgement), and async-nats writes whatever is queued on the connection in one go
+//! (it flushes when its queue runs dry, not per message), so there is no Nagle-like wait to
+//! remove on either side.
+//!
+//! **Storage** ([`ClusterOptions::storage`]): [`Storage::File`] by default for a deployment
+//! (queued tasks and stored results survive a restart of the server: the server-restart test
+//! runs on it), [`Storage::Memory`] for [`Cluster::local`], whose private server lives and
+//! dies with the cluster, so file storage would buy nothing there but writes. A deployment
+//! that can afford to lose its queue with its server may choose memory too; the tasks stream,
+//! the results stream and the dead letters use the same setting.
 //!
 //! **Workers** pull in batches sized to their free slots (`concurrency` tasks running plus
 //! `prefetch` waiting per slot), send progress acknowledgements for every task they hold at a
@@ -226,6 +258,9 @@ pub struct WorkerInfo {
     #[serde(serialize_with = "serialize_system_time")]
     #[serde(deserialize_with = "deserialize_system_time")]
     pub last_seen: SystemTime,
+    /// How often it reports, in milliseconds ([`WorkerOptions::heartbeat`]): a worker whose
+    /// `last_seen` stays the same for a few of these is gone.
+    pub heartbeat_ms: u64,
 }
 
 fn serialize_system_time<S: Serializer>(
@@ -309,7 +344,8 @@ pub struct DeadLetter {
 /// blocking methods ([`status`](Self::status), [`dead_letters`](Self::dead_letters)...) work
 /// there too. Dropping the cluster is `shutdown(wait = true, cancel_pending = false)`: it
 /// waits for every submitted task while a worker serves the deployment; with no worker alive
-/// (no heartbeat for 30 s, no task held) it cancels what is left instead of waiting forever.
+/// (its heartbeat unchanged for three of its intervals) it cancels what is left instead of
+/// waiting forever.
 pub struct Cluster {
     backing: Backing,
 }

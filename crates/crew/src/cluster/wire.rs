@@ -81,6 +81,10 @@ pub(crate) struct ResultHeader {
     pub(crate) ending: Ending,
     /// The result is in the object store under this key.
     pub(crate) object: Option<String>,
+    /// The task message's acknowledgement subject, when the submitter acknowledges the task
+    /// itself (a first delivery whose result goes to the inbox unconfirmed; see the design
+    /// note); `None` when the worker acknowledges it after a confirmation or a stored result.
+    pub(crate) ack: Option<String>,
 }
 
 impl ResultHeader {
@@ -146,6 +150,23 @@ pub(crate) fn unframe<H: DeserializeOwned>(bytes: &[u8]) -> Result<(H, usize), S
     Ok((header, 4 + len))
 }
 
+/// Appends one framed result to a batch: `[length: u32 LE][frame]`, repeated. Results sent to
+/// an inbox unconfirmed travel in batches (one message for the results a worker has ready).
+pub(crate) fn batch_push(batch: &mut Vec<u8>, frame: &[u8]) {
+    batch.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+    batch.extend_from_slice(frame);
+}
+
+/// The frames of a batch, in order; a truncated tail is dropped (it cannot be a result).
+pub(crate) fn batch_items(mut batch: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let len = u32::from_le_bytes(batch.get(..4)?.try_into().expect("4 bytes")) as usize;
+        let item = batch.get(4..4 + len)?;
+        batch = &batch[4 + len..];
+        Some(item)
+    })
+}
+
 /// A task name as one subject token: characters NATS gives a meaning (`.`, `*`, `>`,
 /// whitespace) and anything unusual become `_`. The subject is for routing and observation;
 /// the exact name travels in the header.
@@ -181,6 +202,7 @@ mod tests {
             pid: 3,
             ending: Ending::DeadlineExceeded,
             object: None,
+            ack: Some("$JS.ACK.x".into()),
         };
         let bytes = frame(&header, b"payload").unwrap();
         let (back, start): (ResultHeader, usize) = unframe(&bytes).unwrap();
@@ -188,5 +210,17 @@ mod tests {
         assert_eq!(&bytes[start..], b"payload");
         assert!(unframe::<ResultHeader>(&bytes[..3]).is_err());
         assert_eq!(subject_token("a::b.c *>d"), "a::b_c___d");
+    }
+
+    #[test]
+    fn batches_round_trip_and_drop_a_truncated_tail() {
+        let mut batch = Vec::new();
+        for item in [&b"one"[..], b"", b"three"] {
+            batch_push(&mut batch, item);
+        }
+        let items: Vec<&[u8]> = batch_items(&batch).collect();
+        assert_eq!(items, [&b"one"[..], b"", b"three"]);
+        let items: Vec<&[u8]> = batch_items(&batch[..batch.len() - 1]).collect();
+        assert_eq!(items, [&b"one"[..], b""]);
     }
 }

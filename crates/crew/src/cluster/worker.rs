@@ -376,6 +376,9 @@ struct Worker {
     cancelled: Mutex<Remembered>,
     /// Reply subjects of the messages we hold, for progress acknowledgements.
     held: Mutex<HashMap<u64, async_nats::Subject>>,
+    /// Results waiting to go to their submitters' inboxes unconfirmed, by submitter: sent
+    /// together, one message per submitter, by [`Worker::send_results`].
+    outbox: Mutex<HashMap<String, Vec<Bytes>>>,
     bucket: tokio::sync::OnceCell<jetstream::object_store::ObjectStore>,
 }
 
@@ -478,6 +481,7 @@ async fn serve(
         running: Mutex::new(HashMap::new()),
         cancelled: Mutex::new((HashSet::new(), VecDeque::new())),
         held: Mutex::new(HashMap::new()),
+        outbox: Mutex::new(HashMap::new()),
         bucket: tokio::sync::OnceCell::new(),
         options,
     });
@@ -567,6 +571,7 @@ async fn serve(
     for task in background {
         task.abort();
     }
+    worker.send_results().await;
     let _ = heartbeats.delete(kv_key(&worker.name)).await;
     let _ = worker.nats.flush().await;
     match &worker.runner {
@@ -644,6 +649,7 @@ async fn heartbeat(worker: Arc<Worker>, bucket: jetstream::kv::Store) {
             slots: worker.options.concurrency,
             tasks_done: worker.done.load(Ordering::Relaxed),
             last_seen: SystemTime::now(),
+            heartbeat_ms: worker.options.heartbeat.as_millis() as u64,
         };
         if let Ok(bytes) = postcard::to_stdvec(&info) {
             let _ = bucket.put(&key, Bytes::from(bytes)).await;
@@ -716,7 +722,7 @@ impl Worker {
             .await
     }
 
-    async fn handle(&self, message: &jetstream::Message, attempt: u32) {
+    async fn handle(self: &Arc<Self>, message: &jetstream::Message, attempt: u32) {
         let Ok((header, start)) = wire::unframe::<TaskHeader>(&message.payload) else {
             // Not a crew task: nobody can run it, nobody waits for it.
             let _ = message.ack_with(AckKind::Term).await;
@@ -835,7 +841,7 @@ impl Worker {
     /// A failure that deserves another delivery: nak it, unless this was the last one, which
     /// makes it a dead letter and an error for the submitter.
     async fn retry_or_fail(
-        &self,
+        self: &Arc<Self>,
         message: &jetstream::Message,
         header: &TaskHeader,
         attempt: u32,
@@ -855,6 +861,7 @@ impl Worker {
             pid: self.pid,
             ending: ending.clone(),
             object: None,
+            ack: None,
         };
         let last = probe.error(None, &header.name).to_string();
         if self
@@ -969,19 +976,47 @@ impl Worker {
         }
     }
 
-    /// Stores the result, then acknowledges the task. If the result cannot be stored, the
-    /// task is handed back (it runs again: at least once, never lost).
+    /// Hands the result to its submitter and has the task acknowledged. The first delivery of
+    /// a task whose submitter reads its inbox sends the result there unconfirmed, with the
+    /// task's acknowledgement subject: the submitter acknowledges the task once it holds the
+    /// result, and this worker neither waits nor acknowledges. Any other delivery (a
+    /// redelivery: perhaps the submitter was away) goes the confirmed way
+    /// ([`publish_result`](Self::publish_result)), then is acknowledged here. If the result
+    /// cannot be delivered or stored, the task is handed back (it runs again: at least once,
+    /// never lost).
     async fn finish(
-        &self,
+        self: &Arc<Self>,
         message: &jetstream::Message,
         header: &TaskHeader,
         attempt: u32,
         ending: Ending,
         result: Vec<u8>,
     ) {
-        match self.publish_result(header, attempt, ending, result).await {
+        let ack = message
+            .reply
+            .as_ref()
+            .filter(|_| header.inbox && attempt == 1)
+            .map(|subject| subject.to_string());
+        let unconfirmed = ack.is_some();
+        let sent = match self
+            .encode_result(header, attempt, ending, result, ack)
+            .await
+        {
+            Ok(bytes) if unconfirmed => {
+                self.queue_result(&header.submitter, bytes);
+                Ok(())
+            }
+            Ok(bytes) => match self.deliver_result(header, bytes).await {
+                Ok(()) => {
+                    let _ = message.ack().await;
+                    Ok(())
+                }
+                Err(error) => Err(error),
+            },
+            Err(error) => Err(error),
+        };
+        match sent {
             Ok(()) => {
-                let _ = message.ack().await;
                 self.done.fetch_add(1, Ordering::Relaxed);
             }
             Err(_) => {
@@ -993,6 +1028,49 @@ impl Worker {
         }
     }
 
+    /// Queues a result for its submitter's inbox; the first result queued schedules
+    /// [`send_results`](Self::send_results) behind the tasks that are ready to run now, so
+    /// that the results finishing together leave in one message.
+    fn queue_result(self: &Arc<Self>, submitter: &str, bytes: Bytes) {
+        let first = {
+            let mut outbox = self.outbox.lock();
+            let first = outbox.is_empty();
+            outbox.entry(submitter.to_owned()).or_default().push(bytes);
+            first
+        };
+        if first {
+            let worker = self.clone();
+            tokio::spawn(async move {
+                tokio::task::yield_now().await;
+                worker.send_results().await;
+            });
+        }
+    }
+
+    /// Sends the queued results, one batch message per submitter (split below the server's
+    /// payload limit). A batch that finds no submitter is lost on the way: its tasks, never
+    /// acknowledged, are delivered again after `ack_wait` and take the confirmed way.
+    async fn send_results(&self) {
+        let outbox = std::mem::take(&mut *self.outbox.lock());
+        let limit = self.max_payload.saturating_sub(1024).max(1);
+        for (submitter, results) in outbox {
+            let inbox = wire::inbox_subject(&self.options.cluster.prefix, &submitter);
+            let mut batch = Vec::new();
+            for result in results {
+                if !batch.is_empty() && batch.len() + 4 + result.len() > limit {
+                    let full = std::mem::take(&mut batch);
+                    let _ = self.nats.publish(inbox.clone(), Bytes::from(full)).await;
+                }
+                wire::batch_push(&mut batch, &result);
+            }
+            if !batch.is_empty() {
+                let _ = self.nats.publish(inbox, Bytes::from(batch)).await;
+            }
+        }
+    }
+
+    /// Sends a result the confirmed way (to the inbox as a request, else stored in the
+    /// results stream); the caller acknowledges the task once it returns `Ok`.
     async fn publish_result(
         &self,
         header: &TaskHeader,
@@ -1000,6 +1078,22 @@ impl Worker {
         ending: Ending,
         result: Vec<u8>,
     ) -> Result<(), String> {
+        let bytes = self
+            .encode_result(header, attempt, ending, result, None)
+            .await?;
+        self.deliver_result(header, bytes).await
+    }
+
+    /// The result message: its header and the result, or the key of the result put in the
+    /// object store when it is too large for a message.
+    async fn encode_result(
+        &self,
+        header: &TaskHeader,
+        attempt: u32,
+        ending: Ending,
+        result: Vec<u8>,
+        ack: Option<String>,
+    ) -> Result<Bytes, String> {
         let mut reply = ResultHeader {
             id: header.id,
             attempt,
@@ -1007,6 +1101,7 @@ impl Worker {
             pid: self.pid,
             ending,
             object: None,
+            ack,
         };
         let bytes = if result.len() + HEADROOM > self.max_payload {
             let key = format!("r.{}.{}", header.submitter, header.id);
@@ -1017,7 +1112,13 @@ impl Worker {
         } else {
             wire::frame(&reply, &result)?
         };
-        let bytes = Bytes::from(bytes);
+        Ok(Bytes::from(bytes))
+    }
+
+    /// The confirmed way: to the submitter's inbox as a request it answers once it holds the
+    /// result; without an answer in time (or with the results stream chosen), stored in the
+    /// results stream.
+    async fn deliver_result(&self, header: &TaskHeader, bytes: Bytes) -> Result<(), String> {
         if header.inbox {
             let inbox = wire::inbox_subject(&self.options.cluster.prefix, &header.submitter);
             let confirmed =
