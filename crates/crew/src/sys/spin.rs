@@ -25,8 +25,9 @@
 //! the scheduler's wake-up preference): measured here, a pure 20 µs spin made round trips 2–3×
 //! slower than blocking at once on a loaded 2-core machine. So only the first half of a spin is
 //! pure (spin-loop hints between looks); the second half yields the CPU between looks, and a spin that
-//! saw a long gap between two of its looks (it lost its CPU: [`PREEMPTED`]) counts as a miss
-//! even when it found its condition, halving the budget.
+//! saw a long gap between two of its looks (it lost its CPU: [`PREEMPTED`]) stops at once,
+//! halves the budget and turns spinning off for the next [`OFF_AFTER_PREEMPTION`] waits (then
+//! one wait probes again).
 //!
 //! **Knob.** `CREW_SPIN=N` in the environment (microseconds, read once per process; process
 //! workers inherit it) sets the maximum budget; `CREW_SPIN=0` turns spinning off: every wait
@@ -42,7 +43,9 @@ pub(crate) const MAX_SPIN: Duration = Duration::from_micros(20);
 /// The shortest spin: what an idle partner costs per wait.
 pub(crate) const MIN_SPIN: Duration = Duration::from_nanos(500);
 /// A gap this long between two looks means the spinning thread lost its CPU.
-pub(crate) const PREEMPTED: Duration = Duration::from_micros(50);
+pub(crate) const PREEMPTED: Duration = Duration::from_micros(8);
+/// Waits that block at once after a spin lost its CPU (then one spins again, to probe).
+pub(crate) const OFF_AFTER_PREEMPTION: u32 = 64;
 /// Spin-loop hints between two looks in the first half of a spin (the second half yields the
 /// CPU between looks instead). A look may be a system call (a non-blocking read), so the
 /// clock is read at every look, not every few.
@@ -53,12 +56,15 @@ const PAUSES: u32 = 16;
 pub(crate) struct Spin {
     /// Nanoseconds.
     budget: u32,
+    /// Waits left that block at once: a spin lost its CPU, the machine is oversubscribed.
+    off_for: u32,
 }
 
 impl Default for Spin {
     fn default() -> Self {
         Spin {
             budget: nanos(max_spin()),
+            off_for: 0,
         }
     }
 }
@@ -90,6 +96,10 @@ impl Spin {
         if max.is_zero() {
             return Err(Missed { since });
         }
+        if self.off_for > 0 {
+            self.off_for -= 1;
+            return Err(Missed { since });
+        }
         let budget = Duration::from_nanos(u64::from(self.budget)).min(max);
         let mut last = since;
         let mut preempted = false;
@@ -107,15 +117,15 @@ impl Spin {
             let now = Instant::now();
             preempted |= now - last > PREEMPTED;
             last = now;
+            if preempted {
+                self.preempted();
+            } else if got {
+                self.caught(now - since, max);
+            }
             if got {
-                if preempted {
-                    self.halve();
-                } else {
-                    self.caught(now - since, max);
-                }
                 return Ok(());
             }
-            if now - since >= budget {
+            if preempted || now - since >= budget {
                 return Err(Missed { since });
             }
         }
@@ -139,6 +149,12 @@ impl Spin {
         } else {
             self.halve();
         }
+    }
+
+    /// The spin lost its CPU: stop spinning for a while ([`OFF_AFTER_PREEMPTION`] waits).
+    fn preempted(&mut self) {
+        self.halve();
+        self.off_for = OFF_AFTER_PREEMPTION;
     }
 
     fn halve(&mut self) {
@@ -171,6 +187,7 @@ mod tests {
     fn with_budget(budget: Duration) -> Spin {
         Spin {
             budget: nanos(budget),
+            off_for: 0,
         }
     }
 
@@ -194,6 +211,33 @@ mod tests {
             spin.blocked_for(Duration::from_micros(5), MAX);
         }
         assert_eq!(spin.budget(), MAX);
+    }
+
+    #[test]
+    fn a_preempted_spin_turns_spinning_off_for_a_while() {
+        let mut spin = with_budget(MAX);
+        spin.preempted();
+        assert_eq!(spin.budget(), MAX / 2);
+        if max_spin().is_zero() {
+            return;
+        }
+        for _ in 0..OFF_AFTER_PREEMPTION {
+            let mut looked = 0;
+            assert!(spin
+                .spin_until(|| {
+                    looked += 1;
+                    false
+                })
+                .is_err());
+            assert_eq!(looked, 1, "off: one look, no spin");
+        }
+        let mut looked = 0;
+        let _ = spin.spin_until(|| {
+            looked += 1;
+            looked == 2
+        });
+        // The probe spins again, unless a loaded machine preempted it at once (off again).
+        assert!(looked == 2 || spin.off_for == OFF_AFTER_PREEMPTION);
     }
 
     #[test]
