@@ -128,6 +128,17 @@ fn create_find_and_call_every_form() {
     assert_eq!(again.incr(1).result().unwrap(), 24);
     assert_eq!(counter.get().result().unwrap(), 24);
 
+    // A reference read from bytes cannot reach the cluster by itself: a clear error that
+    // says to use `find`, not a plain "not found".
+    let bytes = postcard::to_allocvec(&counter).unwrap();
+    let read: CounterRef = postcard::from_bytes(&bytes).unwrap();
+    let error = read.get().result().unwrap_err();
+    assert!(
+        matches!(error, TaskError::Actor(ActorError::OnCluster { .. })),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("find"), "{error}");
+
     // Pipelined calls from one caller run in the order sent.
     let handles: Vec<_> = (0..500).map(|_| counter.incr(1)).collect();
     let values: Vec<u64> = handles.into_iter().map(|h| h.result().unwrap()).collect();

@@ -82,6 +82,11 @@ pub(crate) trait Transport: Send + Sync + 'static {
     }
 
     /// How many times the actor's worker process was restarted after dying.
+    /// Whether the actor lives on a cluster (reached through NATS, not this process).
+    fn on_cluster(&self) -> bool {
+        false
+    }
+
     fn restarts(&self) -> u32 {
         0
     }

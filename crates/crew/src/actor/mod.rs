@@ -314,7 +314,16 @@ pub enum ActorError {
         /// The uid looked for.
         uid: String,
     },
-    /// The actor there is of another type.
+    /// A reference to a cluster actor was read from bytes (serde): it cannot reach the
+    /// cluster by itself; look the actor up with `find` on a `Cluster` (feature `cluster`).
+    #[error("actor `{uid}` at `{address}` is on a cluster, which a reference read from bytes cannot reach; look it up with crew::actor::find(&cluster, &address, uid)")]
+    OnCluster {
+        /// The actor's address.
+        address: Address,
+        /// The actor's uid.
+        uid: String,
+    },
+    /// The actor at this address and uid is of another type.
     #[error("actor `{uid}` at `{address}` is a `{found}`, not a `{wanted}`")]
     WrongType {
         /// The address.
@@ -422,6 +431,8 @@ struct WireRef {
     address: Address,
     uid: String,
     actor: String,
+    /// The actor lives on a cluster: this process's registry cannot know it.
+    on_cluster: bool,
 }
 
 impl<A: Actor> Serialize for ActorRef<A> {
@@ -430,6 +441,7 @@ impl<A: Actor> Serialize for ActorRef<A> {
             address: self.inner.address.clone(),
             uid: self.inner.uid.clone(),
             actor: A::NAME.to_owned(),
+            on_cluster: matches!(&self.inner.target, Target::Remote(remote) if remote.on_cluster()),
         }
         .serialize(serializer)
     }
@@ -437,7 +449,8 @@ impl<A: Actor> Serialize for ActorRef<A> {
 
 impl<'de, A: Actor> Deserialize<'de> for ActorRef<A> {
     /// Looks the actor up in this process; a reference to an actor this process does not know
-    /// still deserializes, and every call on it fails with [`ActorError::NotFound`].
+    /// still deserializes, and every call on it fails with [`ActorError::NotFound`] (or
+    /// [`ActorError::OnCluster`] for a cluster actor: look it up with `find`).
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let wire = WireRef::deserialize(deserializer)?;
         if wire.actor != A::NAME {
@@ -447,8 +460,17 @@ impl<'de, A: Actor> Deserialize<'de> for ActorRef<A> {
                 A::NAME
             )));
         }
-        Ok(registry::lookup_ref::<A>(&wire.address, &wire.uid)
-            .unwrap_or_else(|error| ActorRef::new(wire.address, wire.uid, Target::Missing(error))))
+        Ok(
+            registry::lookup_ref::<A>(&wire.address, &wire.uid).unwrap_or_else(|error| {
+                let error = match error {
+                    ActorError::NotFound { address, uid } if wire.on_cluster => {
+                        ActorError::OnCluster { address, uid }
+                    }
+                    other => other,
+                };
+                ActorRef::new(wire.address, wire.uid, Target::Missing(error))
+            }),
+        )
     }
 }
 

@@ -1013,6 +1013,10 @@ impl<A: Actor> Remote<A> {
 /// The caller side is [`caller`](super::caller)'s; a remote actor adds its outbox, its
 /// control subject and its probe.
 impl<A: Actor> Transport for Remote<A> {
+    fn on_cluster(&self) -> bool {
+        true
+    }
+
     fn uid(&self) -> &str {
         &self.uid
     }
