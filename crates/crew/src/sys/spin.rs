@@ -22,12 +22,11 @@
 //!
 //! **Oversubscribed machines.** Where more threads want to run than there are cores, a
 //! spinning thread takes the CPU from the very thread it waits for (and, not sleeping, loses
-//! the scheduler's wake-up preference): measured here, a pure 20 µs spin made round trips 2–3×
-//! slower than blocking at once on a loaded 2-core machine. So only the first half of a spin is
-//! pure (spin-loop hints between looks); the second half yields the CPU between looks, and a spin that
-//! saw a long gap between two of its looks (it lost its CPU: [`PREEMPTED`]) stops at once,
-//! halves the budget and turns spinning off for the next [`OFF_AFTER_PREEMPTION`] waits (then
-//! one wait probes again).
+//! the scheduler's wake-up preference): measured here, spinning on a loaded 2-core machine made
+//! round trips up to 2× slower than blocking at once. So a spin that saw a long gap between two
+//! of its looks (it lost its CPU: [`PREEMPTED`]) stops at once, halves the budget and turns
+//! spinning off for the next [`OFF_AFTER_PREEMPTION`] waits (then one wait probes again).
+//! (Yielding the CPU between looks instead was tried and lost the gain on a quiet machine.)
 //!
 //! **Knob.** `CREW_SPIN=N` in the environment (microseconds, read once per process; process
 //! workers inherit it) sets the maximum budget; `CREW_SPIN=0` turns spinning off: every wait
@@ -46,9 +45,8 @@ pub(crate) const MIN_SPIN: Duration = Duration::from_nanos(500);
 pub(crate) const PREEMPTED: Duration = Duration::from_micros(8);
 /// Waits that block at once after a spin lost its CPU (then one spins again, to probe).
 pub(crate) const OFF_AFTER_PREEMPTION: u32 = 64;
-/// Spin-loop hints between two looks in the first half of a spin (the second half yields the
-/// CPU between looks instead). A look may be a system call (a non-blocking read), so the
-/// clock is read at every look, not every few.
+/// Spin-loop hints between two looks. A look may be a system call (a non-blocking read), so
+/// the clock is read at every look, not every few.
 const PAUSES: u32 = 16;
 
 /// One waiting side's spin budget (see the module's note).
@@ -104,14 +102,8 @@ impl Spin {
         let mut last = since;
         let mut preempted = false;
         loop {
-            let now = Instant::now();
-            let spun = now - since;
-            if spun < budget / 2 {
-                for _ in 0..PAUSES {
-                    std::hint::spin_loop();
-                }
-            } else {
-                std::thread::yield_now();
+            for _ in 0..PAUSES {
+                std::hint::spin_loop();
             }
             let got = ready();
             let now = Instant::now();
