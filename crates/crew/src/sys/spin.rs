@@ -26,7 +26,8 @@
 //! round trips up to 2× slower than blocking at once. So a spin that saw a long gap between two
 //! of its looks (it lost its CPU: [`PREEMPTED`]) stops at once, halves the budget and turns
 //! spinning off for the next [`OFF_AFTER_PREEMPTION`] waits (then one wait probes again).
-//! (Yielding the CPU between looks instead was tried and lost the gain on a quiet machine.)
+//! (Yielding the CPU between looks, tried first, kept a thread actor's blocking p50 near 7 µs;
+//! the pure spin reaches 1–2 µs on a quiet machine.)
 //!
 //! **Knob.** `CREW_SPIN=N` in the environment (microseconds, read once per process; process
 //! workers inherit it) sets the maximum budget; `CREW_SPIN=0` turns spinning off: every wait
