@@ -125,9 +125,8 @@ fn main() {
     ]);
 }
 
-/// This binary as a cluster worker: two slots, in processes.
-fn run_worker(url: String) -> i32 {
-    let mut options = ClusterOptions::new(url);
+/// The token and ack wait a test passes to this binary's children through the environment.
+fn with_env_settings(mut options: ClusterOptions) -> ClusterOptions {
     if let Ok(token) = std::env::var(TOKEN_ENV) {
         options = options.token(token);
     }
@@ -137,6 +136,12 @@ fn run_worker(url: String) -> i32 {
     {
         options = options.ack_wait(Duration::from_millis(ms));
     }
+    options
+}
+
+/// This binary as a cluster worker: two slots, in processes.
+fn run_worker(url: String) -> i32 {
+    let mut options = with_env_settings(ClusterOptions::new(url));
     if let Some(n) = std::env::var(MAX_DELIVER_ENV)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -508,17 +513,8 @@ fn server_restarted_mid_run() {
 /// This binary as a submitter that disappears: it submits one `sleepy(300)`, waits until a
 /// worker holds it, and exits without a word to the server (no drop, no flush).
 fn submit_and_vanish(url: String) -> ! {
-    let mut options = ClusterOptions::new(url).storage(Storage::Memory);
-    if let Ok(token) = std::env::var(TOKEN_ENV) {
-        options = options.token(token);
-    }
-    // The deployment's consumer settings: whoever connects last sets them.
-    if let Some(ms) = std::env::var(ACK_WAIT_ENV)
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        options = options.ack_wait(Duration::from_millis(ms));
-    }
+    // The deployment's consumer settings (ack wait): whoever connects last sets them.
+    let options = with_env_settings(ClusterOptions::new(url).storage(Storage::Memory));
     let cluster = Cluster::connect(options).unwrap();
     let handle = cluster.submit(sleepy, 300).unwrap();
     let started = Instant::now();
