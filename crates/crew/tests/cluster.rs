@@ -449,14 +449,19 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-fn worker_killed_mid_task() {
-    let server = server(ServerConfig::new().token("t"));
-    let ack_wait = Duration::from_millis(1_000);
+/// A submitter on `server` with an in-memory store and this ack wait (the workers' too).
+fn memory_cluster(server: &TestServer, ack_wait: Duration) -> Cluster {
     let options = server
         .client_options()
         .storage(Storage::Memory)
         .ack_wait(ack_wait);
-    let cluster = Cluster::connect(options).unwrap();
+    Cluster::connect(options).unwrap()
+}
+
+fn worker_killed_mid_task() {
+    let server = server(ServerConfig::new().token("t"));
+    let ack_wait = Duration::from_millis(1_000);
+    let cluster = memory_cluster(&server, ack_wait);
     let mut first = spawn_worker(&server, ack_wait);
     let mut second = spawn_worker(&server, ack_wait);
     wait_for_workers(&cluster, 2);
@@ -530,11 +535,7 @@ fn submit_and_vanish(url: String) -> ! {
 fn a_gone_submitters_result_is_stored() {
     let server = server(ServerConfig::new().token("t"));
     let ack_wait = Duration::from_millis(1_000);
-    let options = server
-        .client_options()
-        .storage(Storage::Memory)
-        .ack_wait(ack_wait);
-    let cluster = Cluster::connect(options).unwrap();
+    let cluster = memory_cluster(&server, ack_wait);
     let mut worker = spawn_worker(&server, ack_wait);
     wait_for_workers(&cluster, 1);
     let status = Command::new(std::env::current_exe().unwrap())
@@ -679,11 +680,7 @@ fn drop_without_workers_cancels_instead_of_hanging() {
 fn drop_after_a_killed_worker_waits_a_few_heartbeats() {
     let server = server(ServerConfig::new().token("t"));
     let ack_wait = Duration::from_millis(500);
-    let options = server
-        .client_options()
-        .storage(Storage::Memory)
-        .ack_wait(ack_wait);
-    let cluster = Cluster::connect(options).unwrap();
+    let cluster = memory_cluster(&server, ack_wait);
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
         .env(WORKER_ENV, server.url())
