@@ -101,24 +101,22 @@ impl Spin {
         }
         let budget = Duration::from_nanos(u64::from(self.budget)).min(max);
         let mut last = since;
-        let mut preempted = false;
         loop {
             for _ in 0..PAUSES {
                 std::hint::spin_loop();
             }
             let got = ready();
             let now = Instant::now();
-            preempted |= now - last > PREEMPTED;
-            last = now;
-            if preempted {
+            if now - last > PREEMPTED {
                 self.preempted();
-            } else if got {
-                self.caught(now - since, max);
+                return if got { Ok(()) } else { Err(Missed { since }) };
             }
+            last = now;
             if got {
+                self.caught(now - since, max);
                 return Ok(());
             }
-            if preempted || now - since >= budget {
+            if now - since >= budget {
                 return Err(Missed { since });
             }
         }
