@@ -144,11 +144,12 @@ pub(crate) struct Args {
     connection: Connection,
     /// The command template, then its input sources: `:::` ARGS, `:::+` ARGS, `::::` FILES,
     /// `::::+` FILES.
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CMD"
-    )]
+    ///
+    /// Options go before the command: from its first word on, every word is the command's
+    /// or an input's, whatever it looks like (`--` before a command that starts with `-`).
+    // No `allow_hyphen_values` here: with it, clap reads `-j4` (its `4` is no flag) as the
+    // command's first word.
+    #[arg(trailing_var_arg = true, value_name = "CMD")]
     command: Vec<String>,
 }
 

@@ -436,3 +436,21 @@ fn sigint_ends_a_run_whose_stdin_never_closes() {
         assert!(!alive(pid), "job {pid} survived");
     }
 }
+
+#[test]
+fn short_options_with_attached_values_are_options_not_the_command() {
+    // GNU parallel's and xargs' habit: -j4, -P4. Before the fix, `-j2` became the command.
+    let out = crew_run(&["-j2", "-k", "echo", "{}", ":::", "a", "b"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "a\nb\n");
+    let out = crew_run(&["-kj2", "echo", ":::", "c", "d"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "c\nd\n");
+    // Once the command has started, a word that looks like an option is the command's.
+    let out = crew_run(&["-k", "echo", "-n", "{}", "-j1", ":::", "e"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "e -j1");
+    let out = crew_run(&["-j0", "echo", ":::", "a"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("0 is not in 1..=65535"));
+}
