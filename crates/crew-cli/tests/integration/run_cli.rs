@@ -454,3 +454,44 @@ fn short_options_with_attached_values_are_options_not_the_command() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("0 is not in 1..=65535"));
 }
+
+#[test]
+fn credentials_in_a_cluster_url_never_reach_an_error_message() {
+    // Port 1 on loopback refuses at once: every command fails to connect and says where.
+    let cases: [&[&str]; 4] = [
+        &[
+            "run",
+            "--cluster",
+            "nats://bob:s3cretpw@127.0.0.1:1",
+            "echo",
+            ":::",
+            "a",
+        ],
+        &[
+            "cluster",
+            "status",
+            "--nats",
+            "nats://tok3nvalue@127.0.0.1:1",
+        ],
+        &["worker", "--nats", "nats://bob:s3cretpw@127.0.0.1:1"],
+        &["cluster", "dlq", "--nats", "tok3nvalue@127.0.0.1:1"],
+    ];
+    for args in cases {
+        let out = Command::new(CREW)
+            .args(args)
+            .env_remove("CREW_NATS_TOKEN")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}: {out:?}");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("127.0.0.1:1"), "{args:?}: {text}");
+        for secret in ["s3cretpw", "tok3nvalue", "bob"] {
+            assert!(!text.contains(secret), "{args:?} printed {secret}: {text}");
+        }
+    }
+}
