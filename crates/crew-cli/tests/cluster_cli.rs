@@ -568,6 +568,22 @@ fn a_cancelled_or_late_cluster_job_takes_its_whole_process_group_with_it() {
     assert_eq!(output.status.code(), Some(130), "{output:?}");
     assert_gone(&pids, "a Ctrl-C of `crew run --cluster`");
 
+    // A value that is not UTF-8 cannot travel in a task (text): refused, never sent altered.
+    let latin1 = bounded(
+        Command::new(CREW)
+            .args(["run", "--cluster", &url, "--token-file"])
+            .arg(&token_file)
+            .args(["echo", ":::"])
+            .arg(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"caf\xe9"))
+            .env_remove("CREW_NATS_TOKEN"),
+    );
+    assert_eq!(latin1.status.code(), Some(1), "{latin1:?}");
+    let stderr = String::from_utf8_lossy(&latin1.stderr);
+    assert!(
+        stderr.contains("not UTF-8") && stderr.contains("without --cluster"),
+        "{stderr}"
+    );
+
     drop(cluster);
     sigterm(&worker);
     let (exit, stderr) = finish(worker);

@@ -495,3 +495,95 @@ fn credentials_in_a_cluster_url_never_reach_an_error_message() {
         }
     }
 }
+
+#[test]
+fn file_names_that_are_not_utf8_reach_the_job_byte_for_byte() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    // A Latin-1 file name, as `find` prints it on an old file system.
+    let name = OsStr::from_bytes(b"caf\xe9 \xff.txt");
+    let run = |args: &[&OsStr], input: &[u8]| {
+        let mut child = Command::new(CREW)
+            .arg("run")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    fn os<'a>(words: &[&'a str]) -> Vec<&'a OsStr> {
+        words.iter().map(|word| OsStr::new(*word)).collect()
+    }
+    // Direct mode, from `:::`.
+    let out = run(
+        &[
+            &os(&["-k", "printf", "[%s]\\n", "{}", "{.}", ":::"])[..],
+            &[name],
+        ]
+        .concat(),
+        b"",
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, b"[caf\xe9 \xff.txt]\n[caf\xe9 \xff]\n");
+    // A shell script, from standard input, NUL-separated, with --tag.
+    let out = run(
+        &os(&["-0", "-k", "--tag", "printf '%s|' \"{}\" {/}"]),
+        b"d/caf\xe9\0plain\0",
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        out.stdout,
+        b"d/caf\xe9\td/caf\xe9|caf\xe9|plain\tplain|plain|"
+    );
+    // --results names the job's directory with the same bytes; --dry-run prints them quoted.
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        &[
+            &os(&["--results", dir.path().to_str().unwrap(), "true", ":::"])[..],
+            &[name],
+        ]
+        .concat(),
+        b"",
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(dir.path().join("1").join(name).join("exit").exists());
+    let out = run(
+        &[&os(&["--dry-run", "cat", ":::"])[..], &[name]].concat(),
+        b"",
+    );
+    assert_eq!(out.stdout, b"cat 'caf\xe9 \xff.txt'\n", "{out:?}");
+}
+
+#[test]
+fn a_joblog_with_a_non_utf8_command_is_written_as_bytes_and_resumed() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let run = |extra: &[&str]| {
+        Command::new(CREW)
+            .arg("run")
+            .args(["--joblog", log.to_str().unwrap()])
+            .args(extra)
+            .args(["-k", "echo", ":::"])
+            .arg(OsStr::from_bytes(b"caf\xe9"))
+            .arg("b")
+            .output()
+            .unwrap()
+    };
+    let first = run(&[]);
+    assert!(first.status.success(), "{first:?}");
+    assert_eq!(first.stdout, b"caf\xe9\nb\n");
+    let logged = std::fs::read(&log).unwrap();
+    assert!(logged.ends_with(b"\techo b\n"), "{logged:?}");
+    assert!(
+        logged.windows(12).any(|w| w == b"echo 'caf\xe9'\n"),
+        "{logged:?}"
+    );
+    let resumed = run(&["--resume"]);
+    assert!(resumed.status.success(), "{resumed:?}");
+    assert_eq!(resumed.stdout, b"");
+}
