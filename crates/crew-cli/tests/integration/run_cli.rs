@@ -587,3 +587,17 @@ fn a_joblog_with_a_non_utf8_command_is_written_as_bytes_and_resumed() {
     assert!(resumed.status.success(), "{resumed:?}");
     assert_eq!(resumed.stdout, b"");
 }
+
+#[test]
+fn a_huge_job_limit_starts_threads_only_for_the_jobs_there_are() {
+    // Before the fix, -j 65535 started 65,535 threads up front (gigabytes, then an abort).
+    let start = Instant::now();
+    let out = crew_run(&["-j", "65535", "-k", "echo", ":::", "1", "2", "3"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "1\n2\n3\n");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+}
