@@ -348,5 +348,8 @@ fn subprocess_parallel_sleeps_run_side_by_side() {
     let lines = lines(&out);
     assert_eq!(lines.len(), 2, "{out}");
     assert!(lines[0].starts_with("Popen-style: finished in "), "{out}");
-    assert!(lines[1].starts_with("Runner: 10/10 succeeded, finished in "), "{out}");
+    assert!(
+        lines[1].starts_with("Runner: 10/10 succeeded, finished in "),
+        "{out}"
+    );
 }
