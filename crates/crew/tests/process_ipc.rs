@@ -403,6 +403,21 @@ fn subprocess_group_tied_to_a_killed_parent_dies_with_it() {
             }
         }
     }
+    // A tied child that ends normally (or is waited for) leaves neither its guard nor a zombie.
+    for _ in 0..10 {
+        let done = crew::subprocess::Command::shell("echo tied")
+            .kill_on_parent_death(true)
+            .output()
+            .unwrap();
+        assert_eq!(done.stdout_str(), "tied\n");
+    }
+    let mut child = crew::subprocess::Command::new("sleep")
+        .arg("30")
+        .kill_on_parent_death(true)
+        .spawn()
+        .unwrap();
+    child.kill().unwrap();
+    assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
     assert_no_children();
 }
 

@@ -121,8 +121,10 @@ unsafe fn watch(read_fd: RawFd) -> ! {
         }
         // Signals sent to the parent's process group (Ctrl-C, a group `SIGTERM`) must not
         // take the guard away with the parent: the guard is what acts on the parent's death.
+        let mut ignore: libc::sigaction = std::mem::zeroed();
+        ignore.sa_sigaction = libc::SIG_IGN;
         for signal in [libc::SIGINT, libc::SIGQUIT, libc::SIGHUP, libc::SIGTERM] {
-            libc::signal(signal, libc::SIG_IGN);
+            libc::sigaction(signal, &ignore, std::ptr::null_mut());
         }
         let mut group: i32 = 0;
         loop {
