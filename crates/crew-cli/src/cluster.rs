@@ -126,6 +126,35 @@ pub(crate) fn redact_url(url: &str) -> String {
     }
 }
 
+/// `text` (an error message) with the user info removed from every URL in it
+/// ([`redact_url`] on each word holding an `@` before any `/` other than a scheme's `//`):
+/// the cluster library names the server by the URL it was given, credentials included, and
+/// `crew` prints no secret. A path such as `/home/a@b` stays as it is.
+pub(crate) fn redact_urls_in(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let start = rest
+            .find(|c: char| !c.is_whitespace())
+            .unwrap_or(rest.len());
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let word = &rest[..end];
+        let after_scheme = word.find("://").map_or(0, |scheme| scheme + 3);
+        let credentials = word[after_scheme..]
+            .find(['@', '/'])
+            .is_some_and(|at| word[after_scheme + at..].starts_with('@'));
+        if credentials {
+            out.push_str(&redact_url(word));
+        } else {
+            out.push_str(word);
+        }
+        rest = &rest[end..];
+    }
+    out
+}
+
 impl Connection {
     /// Whether `--nats` was given (`crew run` takes its URL as `--cluster` instead).
     pub(crate) fn has_url_flag(&self) -> bool {
@@ -400,6 +429,10 @@ mod tests {
         assert_eq!(redact_url("nats://u:p@host:4222"), "nats://host:4222");
         assert_eq!(redact_url("tls://host:4222"), "tls://host:4222");
         assert_eq!(redact_url("tok@host"), "host");
+        assert_eq!(
+            redact_urls_in("cannot connect to nats://u:p@h:1: refused; also t@h:2\nand /a@b/c"),
+            "cannot connect to nats://h:1: refused; also h:2\nand /a@b/c"
+        );
         assert_eq!(format!("{:?}", Secret("s3cret".into())), "Secret(***)");
     }
 

@@ -58,7 +58,12 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("crew: error: {err:#}");
+            // No credentials from a cluster URL in a message (the library names the server
+            // by the URL as given).
+            eprintln!(
+                "crew: error: {}",
+                cluster::redact_urls_in(&format!("{err:#}"))
+            );
             ExitCode::FAILURE
         }
     }

@@ -41,6 +41,9 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn main(args: Args) -> anyhow::Result<ExitCode> {
+    if args.duration.is_zero() {
+        anyhow::bail!("--duration must be more than 0 (e.g. 5s): a run of 0 s measures nothing");
+    }
     let addr: SocketAddr = args
         .addr
         .to_socket_addrs()

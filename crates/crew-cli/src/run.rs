@@ -17,6 +17,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{self, IsTerminal, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
@@ -31,6 +32,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 mod halt;
 mod input;
 mod joblog;
+mod raw;
 mod remote;
 mod results;
 mod template;
@@ -80,9 +82,10 @@ number ({#}, the position in the input), so give the same input, and both add to
 ('/' in an argument is written \\_, '\\' as \\\\). --eta shows the progress bar with the \
 estimated time left on standard error, and only when it is a terminal; it reads all the input \
 before the first job, as percentages in --halt do.\n\n\
+Values need not be UTF-8: a file name in another encoding reaches the job byte for byte.\n\n\
 --cluster URL runs every job on the workers of a crew cluster (`crew worker --nats URL`) \
 instead of here, with the same output, --timeout, --retries, --halt and --joblog (its Host \
-column names the worker's host); {%} is refused there.\n\n\
+column names the worker's host); {%} and values that are not UTF-8 are refused there.\n\n\
 Exit status: the number of failed jobs (at most 101); with --halt on failure, the exit code of \
 the job that triggered it; 130 when interrupted."
 )]
@@ -144,12 +147,17 @@ pub(crate) struct Args {
     connection: Connection,
     /// The command template, then its input sources: `:::` ARGS, `:::+` ARGS, `::::` FILES,
     /// `::::+` FILES.
+    ///
+    /// Options go before the command: from its first word on, every word is the command's
+    /// or an input's, whatever it looks like (`--` before a command that starts with `-`).
+    // No `allow_hyphen_values` here: with it, clap reads `-j4` (its `4` is no flag) as the
+    // command's first word.
     #[arg(
         trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CMD"
+        value_name = "CMD",
+        value_parser = clap::value_parser!(std::ffi::OsString)
     )]
-    command: Vec<String>,
+    command: Vec<std::ffi::OsString>,
 }
 
 /// What `main` needs to know about each started job.
@@ -236,8 +244,13 @@ impl Slots {
 }
 
 pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
-    let (words, sources) =
-        input::split_command(args.command.clone()).map_err(anyhow::Error::msg)?;
+    let (words, sources) = input::split_command(
+        args.command
+            .iter()
+            .map(|word| raw::encode(word.as_bytes()))
+            .collect(),
+    )
+    .map_err(anyhow::Error::msg)?;
     check_combinations(&args, &sources)?;
     let template = Template::new(words, args.shell, sources.len()).map_err(anyhow::Error::msg)?;
     let separator = if args.null { 0 } else { b'\n' };
@@ -285,8 +298,11 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
                 seq,
                 slot,
             });
-            // A closed stdout (`| head`) ends the listing quietly.
-            if writeln!(out, "{shown}").is_err() {
+            // A closed stdout (`| head`) ends the listing quietly. Bytes that are not UTF-8
+            // are printed as they are, inside the quotes.
+            let mut line = raw::decode_bytes(&shown);
+            line.push(b'\n');
+            if out.write_all(&line).is_err() {
                 break;
             }
         }
@@ -534,7 +550,7 @@ fn progress_bar(total: Option<usize>, disabled: bool, eta: bool) -> ProgressBar 
 
 /// Prints one job's standard output and error, each whole, tagged if asked.
 fn print_job(result: &JobResult, job: &Job, tag: bool) {
-    let prefix = tag.then(|| format!("{}\t", job.values.join(" ")));
+    let prefix = tag.then(|| raw::decode_bytes(&format!("{}\t", job.values.join(" "))));
     match &result.outcome {
         Ok(done) => {
             write_whole(&mut io::stdout().lock(), &done.stdout, prefix.as_deref());
@@ -542,7 +558,8 @@ fn print_job(result: &JobResult, job: &Job, tag: bool) {
             if let Some(after) = done.timed_out {
                 eprintln!(
                     "crew run: job {} timed out after {after:?} and was killed: {}",
-                    result.seq, job.command
+                    result.seq,
+                    String::from_utf8_lossy(&raw::decode_bytes(&job.command))
                 );
             }
         }
@@ -557,7 +574,7 @@ fn print_job(result: &JobResult, job: &Job, tag: bool) {
     }
 }
 
-fn write_whole(out: &mut dyn Write, bytes: &[u8], prefix: Option<&str>) {
+fn write_whole(out: &mut dyn Write, bytes: &[u8], prefix: Option<&[u8]>) {
     if bytes.is_empty() {
         return;
     }
@@ -567,7 +584,7 @@ fn write_whole(out: &mut dyn Write, bytes: &[u8], prefix: Option<&str>) {
         Some(prefix) => {
             let mut tagged = Vec::with_capacity(bytes.len() + 64);
             for line in bytes.split_inclusive(|&b| b == b'\n') {
-                tagged.extend_from_slice(prefix.as_bytes());
+                tagged.extend_from_slice(prefix);
                 tagged.extend_from_slice(line);
             }
             out.write_all(&tagged)

@@ -144,7 +144,11 @@ pub fn run_command(job: CommandJob) -> CommandOutcome {
     let Some((program, args)) = job.argv.split_first() else {
         return not_started("the job's argv is empty: give at least the program".to_owned());
     };
-    let mut command = crew::subprocess::Command::new(program).args(args);
+    // The worker process may be killed mid-command (the task was cancelled, or ran past its
+    // deadline): the command's process group must not outlive it.
+    let mut command = crew::subprocess::Command::new(program)
+        .args(args)
+        .kill_on_parent_death(true);
     if let Some(bytes) = job.stdin {
         command = command.stdin(crew::subprocess::Input::bytes(bytes));
     }

@@ -450,3 +450,142 @@ fn ctrl_c_cancels_the_cluster_jobs_of_a_run() {
     let (exit, stderr) = finish(worker);
     assert!(exit.success(), "{stderr}");
 }
+
+/// Whether process `pid` is gone (no such process, or a zombie nobody has reaped yet: it runs
+/// nothing any more).
+fn process_gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // The state follows the command name's closing parenthesis.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+    }
+}
+
+/// Waits up to 10 s for the two process ids in `file` (written by the job) to appear.
+fn read_pids(file: &Path) -> Vec<i32> {
+    let mut pids = Vec::new();
+    wait_for("the job's process ids", || {
+        pids = std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|pid| pid.parse().ok())
+            .collect();
+        pids.len() == 2
+    });
+    pids
+}
+
+/// Asserts that every process in `pids` is gone within 10 s.
+fn assert_gone(pids: &[i32], after: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !pids.iter().all(|&pid| process_gone(pid)) {
+        if Instant::now() > deadline {
+            let alive: Vec<_> = pids.iter().filter(|&&pid| !process_gone(pid)).collect();
+            for &&pid in &alive {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            panic!("processes {alive:?} of the job outlived {after}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A job whose shell (the group leader) starts a child and waits: it writes both process ids
+/// to `file`, then would run 30 s.
+fn leader_and_child(file: &Path) -> CommandJob {
+    CommandJob::new([
+        "sh",
+        "-c",
+        "sleep 30 & echo $$ $! > \"$1.tmp\" && mv \"$1.tmp\" \"$1\"; wait",
+        "sh",
+        file.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn a_cancelled_or_late_cluster_job_takes_its_whole_process_group_with_it() {
+    let server = server();
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let worker = worker(&url, &token_file, &[]);
+    let cluster = Cluster::connect(server.client_options()).unwrap();
+
+    // Cancelled while it runs: its worker process is killed, and the command with it.
+    let cancelled_pids = dir.path().join("cancelled");
+    let handle = cluster
+        .submit(run_command, leader_and_child(&cancelled_pids))
+        .unwrap();
+    let pids = read_pids(&cancelled_pids);
+    assert!(handle.cancel() || handle.done());
+    assert!(handle.result().is_err());
+    assert_gone(&pids, "the cancel of its cluster task");
+
+    // Past the task's deadline: the same.
+    let late_pids = dir.path().join("late");
+    let handle = cluster
+        .submit_with(
+            run_command,
+            leader_and_child(&late_pids),
+            crew::task::TaskOptions::new().timeout(Duration::from_secs(3)),
+        )
+        .unwrap();
+    let pids = read_pids(&late_pids);
+    assert!(matches!(
+        handle.result(),
+        Err(crew::TaskError::DeadlineExceeded { .. })
+    ));
+    assert_gone(&pids, "its cluster task's deadline");
+
+    // `crew run --cluster` stopped by Ctrl-C: the running job's processes end with it.
+    let run_pids = dir.path().join("run");
+    let run = Command::new(CREW)
+        .args(["run", "--cluster", &url, "--token-file"])
+        .arg(&token_file)
+        .args([
+            "sleep 30 & echo $$ $! > {}.tmp && mv {}.tmp {}; wait",
+            ":::",
+            run_pids.to_str().unwrap(),
+        ])
+        .env_remove("CREW_NATS_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pids = read_pids(&run_pids);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(run.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let output = wait_bounded(run, "crew run --cluster after Ctrl-C");
+    assert_eq!(output.status.code(), Some(130), "{output:?}");
+    assert_gone(&pids, "a Ctrl-C of `crew run --cluster`");
+
+    // A value that is not UTF-8 cannot travel in a task (text): refused, never sent altered.
+    let latin1 = bounded(
+        Command::new(CREW)
+            .args(["run", "--cluster", &url, "--token-file"])
+            .arg(&token_file)
+            .args(["echo", ":::"])
+            .arg(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"caf\xe9"))
+            .env_remove("CREW_NATS_TOKEN"),
+    );
+    assert_eq!(latin1.status.code(), Some(1), "{latin1:?}");
+    let stderr = String::from_utf8_lossy(&latin1.stderr);
+    assert!(
+        stderr.contains("not UTF-8") && stderr.contains("without --cluster"),
+        "{stderr}"
+    );
+
+    drop(cluster);
+    sigterm(&worker);
+    let (exit, stderr) = finish(worker);
+    assert!(exit.success(), "{stderr}");
+}

@@ -67,6 +67,22 @@ impl<J> Lifecycle<J> {
         Ok(())
     }
 
+    /// Starts one more of the pool's threads, unless the pool is shut down (`Ok(false)`). The
+    /// check and the registration happen under the lock `shutdown` takes after closing, so a
+    /// concurrent `shutdown(wait = true)` either joins the new thread or prevents it.
+    pub(crate) fn spawn_unless_closed(
+        &self,
+        builder: std::thread::Builder,
+        body: impl FnOnce() + Send + 'static,
+    ) -> io::Result<bool> {
+        let mut threads = self.threads.lock();
+        if self.is_shut_down() {
+            return Ok(false);
+        }
+        threads.push(builder.spawn(body)?);
+        Ok(true)
+    }
+
     /// Marks the pool broken (an initializer failed); the first message wins.
     pub(crate) fn set_broken(&self, message: String) {
         let _ = self.broken.set(message);

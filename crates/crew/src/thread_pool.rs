@@ -3,6 +3,15 @@
 //! Workers share one crossbeam channel of jobs (the pools' common [lifecycle](crate::lifecycle)).
 //! Idle workers sleep in `recv` and cost no CPU.
 //!
+//! A pool built with [`start_on_demand`](ThreadPoolBuilder::start_on_demand) starts one worker,
+//! then one more whenever a submitted task finds every started worker owed a task: it counts the
+//! tasks submitted and not yet finished (`outstanding`), and a submit that leaves more of them
+//! than started workers starts another, up to `max_workers`. A worker counts a task finished
+//! just *before* it publishes the result, so a caller that submits the next task on seeing a
+//! result does not start a second thread for it; a count that lags otherwise can only start a
+//! thread early, never leave a task waiting while the pool is below its size. (An idle-worker
+//! count would lag the other way.)
+//!
 //! A task without a deadline costs one allocation: its closure lives in its handle's cell. A
 //! task with a deadline carries it in the same cell and is registered with the task layer's
 //! shared timer, which settles its handle at the deadline; a worker that takes it later skips
@@ -12,6 +21,7 @@
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,8 +33,10 @@ use crate::thread::run_catching;
 
 /// A queued unit of work: run it, or settle it without running.
 pub(crate) trait Job: Send + Sync {
-    fn run(&self);
-    fn fail(&self, error: TaskError);
+    /// Runs the task; `finished` (an on-demand pool's count of tasks owed) is decremented
+    /// just before the result is published, so whoever sees the result sees the count too.
+    fn run(&self, finished: Option<&AtomicUsize>);
+    fn fail(&self, error: TaskError, finished: Option<&AtomicUsize>);
     fn abandon(&self);
 }
 
@@ -80,8 +92,9 @@ where
     P: Payload<F: FnOnce() -> R + Send>,
     R: Send,
 {
-    fn run(&self) {
+    fn run(&self, finished: Option<&AtomicUsize>) {
         if !self.start() {
+            count_finished(finished);
             return; // cancelled, or settled at its deadline by the timer
         }
         if self
@@ -89,6 +102,7 @@ where
             .deadline()
             .is_some_and(|deadline| Instant::now() >= deadline)
         {
+            count_finished(finished);
             self.expire();
             return;
         }
@@ -96,10 +110,13 @@ where
         // exclusive access to the closure (see `Closure`'s `Sync` impl).
         let f = unsafe { (*self.payload().closure().0.get()).take() }
             .expect("a task's closure is taken only by the worker that started it");
-        self.complete(run_catching(f));
+        let result = run_catching(f);
+        count_finished(finished);
+        self.complete(result);
     }
 
-    fn fail(&self, error: TaskError) {
+    fn fail(&self, error: TaskError, finished: Option<&AtomicUsize>) {
+        count_finished(finished);
         self.complete(Err(error));
     }
 
@@ -112,16 +129,22 @@ where
 /// its task settles as cancelled, so no handle waits forever.
 struct Queued(Option<Arc<dyn Job>>);
 
+fn count_finished(finished: Option<&AtomicUsize>) {
+    if let Some(owed) = finished {
+        owed.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl Queued {
-    fn run(mut self) {
+    fn run(mut self, finished: Option<&AtomicUsize>) {
         if let Some(job) = self.0.take() {
-            job.run();
+            job.run(finished);
         }
     }
 
-    fn fail(mut self, error: TaskError) {
+    fn fail(mut self, error: TaskError, finished: Option<&AtomicUsize>) {
         if let Some(job) = self.0.take() {
-            job.fail(error);
+            job.fail(error, finished);
         }
     }
 }
@@ -169,6 +192,7 @@ pub struct ThreadPoolBuilder {
     initializer: Option<Initializer>,
     queue_bound: Option<usize>,
     stack_size: Option<usize>,
+    on_demand: bool,
 }
 
 impl Default for ThreadPoolBuilder {
@@ -185,6 +209,7 @@ impl fmt::Debug for ThreadPoolBuilder {
             .field("initializer", &self.initializer.is_some())
             .field("queue_bound", &self.queue_bound)
             .field("stack_size", &self.stack_size)
+            .field("on_demand", &self.on_demand)
             .finish()
     }
 }
@@ -198,6 +223,7 @@ impl ThreadPoolBuilder {
             initializer: None,
             queue_bound: None,
             stack_size: None,
+            on_demand: false,
         }
     }
 
@@ -247,7 +273,23 @@ impl ThreadPoolBuilder {
         self
     }
 
-    /// Starts the workers.
+    /// With `true`, start one worker at `build` and the others only as concurrent work needs
+    /// them, up to `max_workers` (as Python's `ThreadPoolExecutor` does); default `false`,
+    /// every worker at `build`. For a large `max_workers` that is a ceiling rather than a
+    /// size: the subprocess [`Runner`](crate::subprocess::Runner) (`crew run -j N`) uses it.
+    /// A thread that cannot be started later is skipped: the pool runs with those it has.
+    ///
+    /// ```
+    /// let pool = crew::ThreadPool::builder().max_workers(1000).start_on_demand(true).build()?;
+    /// assert_eq!(pool.spawn(|| 6 * 7).unwrap().result(), Ok(42)); // on one thread
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn start_on_demand(mut self, yes: bool) -> Self {
+        self.on_demand = yes;
+        self
+    }
+
+    /// Starts the workers (with [`start_on_demand`](Self::start_on_demand), the first one).
     ///
     /// # Errors
     /// The operating system's error if a thread cannot be started (the workers already started
@@ -256,25 +298,88 @@ impl ThreadPoolBuilder {
         let workers = self
             .max_workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let on_demand = self.on_demand.then(|| {
+            Arc::new(OnDemand {
+                outstanding: AtomicUsize::new(0),
+                started: AtomicUsize::new(1),
+                builder: self.clone(),
+            })
+        });
         let pool = ThreadPool {
             inner: Arc::new(Lifecycle::new(workers, self.queue_bound)),
+            on_demand,
         };
-        for index in 0..workers {
-            let mut builder =
-                std::thread::Builder::new().name(format!("{}-{index}", self.name_prefix));
-            if let Some(size) = self.stack_size {
-                builder = builder.stack_size(size);
-            }
-            let initializer = self.initializer.clone();
-            let inner = pool.inner.clone();
-            pool.inner
-                .spawn(builder, move || worker_loop(&inner, initializer))?;
+        let now = if self.on_demand { 1 } else { workers };
+        for index in 0..now {
+            pool.inner.spawn(self.thread(index), self.worker(&pool))?;
         }
         Ok(pool)
     }
+
+    fn thread(&self, index: usize) -> std::thread::Builder {
+        let builder = std::thread::Builder::new().name(format!("{}-{index}", self.name_prefix));
+        match self.stack_size {
+            Some(size) => builder.stack_size(size),
+            None => builder,
+        }
+    }
+
+    fn worker(&self, pool: &ThreadPool) -> impl FnOnce() + Send + 'static {
+        let initializer = self.initializer.clone();
+        let inner = pool.inner.clone();
+        let on_demand = pool.on_demand.clone();
+        move || worker_loop(&inner, initializer, on_demand.as_deref())
+    }
 }
 
-fn worker_loop(inner: &Lifecycle<Queued>, initializer: Option<Initializer>) {
+/// The state of a pool that starts its workers on demand (see the module note).
+struct OnDemand {
+    /// Tasks submitted and not yet finished (run, failed or skipped).
+    outstanding: AtomicUsize,
+    /// Workers started, or being started.
+    started: AtomicUsize,
+    /// How to start one more.
+    builder: ThreadPoolBuilder,
+}
+
+impl OnDemand {
+    /// After a submit: starts workers while more tasks are owed than workers exist.
+    fn grow(&self, pool: &ThreadPool) {
+        loop {
+            let started = self.started.load(Ordering::Acquire);
+            if started >= pool.inner.workers()
+                || self.outstanding.load(Ordering::Acquire) <= started
+            {
+                return;
+            }
+            if self
+                .started
+                .compare_exchange(started, started + 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                continue;
+            }
+            let body = self.builder.worker(pool);
+            match pool
+                .inner
+                .spawn_unless_closed(self.builder.thread(started), body)
+            {
+                Ok(true) => {}
+                // Shut down, or the system refused a thread: run with the workers there are.
+                Ok(false) | Err(_) => {
+                    self.started.fetch_sub(1, Ordering::AcqRel);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn worker_loop(
+    inner: &Lifecycle<Queued>,
+    initializer: Option<Initializer>,
+    on_demand: Option<&OnDemand>,
+) {
     if let Some(init) = initializer {
         if let Err(TaskError::Panicked { message }) = run_catching(|| init()) {
             inner.set_broken(message);
@@ -282,12 +387,16 @@ fn worker_loop(inner: &Lifecycle<Queued>, initializer: Option<Initializer>) {
     }
     // A clone of its own: the shared one sits beside state that submitters write.
     let receiver = inner.receiver().clone();
+    let finished = on_demand.map(|on_demand| &on_demand.outstanding);
     while let Ok(job) = receiver.recv() {
         match inner.broken() {
-            None => job.run(),
-            Some(message) => job.fail(TaskError::InitializerFailed {
-                message: message.clone(),
-            }),
+            None => job.run(finished),
+            Some(message) => job.fail(
+                TaskError::InitializerFailed {
+                    message: message.clone(),
+                },
+                finished,
+            ),
         }
     }
 }
@@ -305,6 +414,8 @@ fn worker_loop(inner: &Lifecycle<Queued>, initializer: Option<Initializer>) {
 /// the workers are joined, as at the end of Python's `with ThreadPoolExecutor() as pool:` block.
 pub struct ThreadPool {
     inner: Arc<Lifecycle<Queued>>,
+    /// With [`ThreadPoolBuilder::start_on_demand`].
+    on_demand: Option<Arc<OnDemand>>,
 }
 
 impl ThreadPool {
@@ -356,7 +467,7 @@ impl ThreadPool {
         F: FnOnce() -> R + Send + 'static,
     {
         let (handle, cell) = task_with(Closure(UnsafeCell::new(Some(f))));
-        self.inner.submit(Queued(Some(cell)), non_blocking)?;
+        self.queue(Queued(Some(cell)), non_blocking)?;
         Ok(handle)
     }
 
@@ -372,8 +483,22 @@ impl ThreadPool {
             deadline,
         });
         expire_at(&cell, deadline);
-        self.inner.submit(Queued(Some(cell)), false)?;
+        self.queue(Queued(Some(cell)), false)?;
         Ok(handle)
+    }
+
+    /// Queues `job`, starting a worker for it if the pool starts them on demand.
+    fn queue(&self, job: Queued, non_blocking: bool) -> Result<(), SubmitError> {
+        let Some(on_demand) = &self.on_demand else {
+            return self.inner.submit(job, non_blocking);
+        };
+        on_demand.outstanding.fetch_add(1, Ordering::AcqRel);
+        if let Err(error) = self.inner.submit(job, non_blocking) {
+            on_demand.outstanding.fetch_sub(1, Ordering::AcqRel);
+            return Err(error);
+        }
+        on_demand.grow(self);
+        Ok(())
     }
 
     fn enqueue_with<R, F>(&self, f: F, options: TaskOptions) -> Result<TaskHandle<R>, SubmitError>

@@ -358,6 +358,69 @@ fn queue_writer_killed_while_blocked_in_put() {
     assert_no_children();
 }
 
+/// Runs a shell that starts a child and waits, both for 30 s, writing both pids to `file`;
+/// with `tied`, the group is tied to this process (`kill_on_parent_death`).
+#[crew::task]
+fn run_group((file, tied): (String, bool)) {
+    let _ = crew::subprocess::Command::shell(
+        "sleep 30 & echo $$ $! > \"$1.tmp\" && mv \"$1.tmp\" \"$1\"; wait",
+    )
+    .arg(file)
+    .kill_on_parent_death(tied)
+    .output();
+}
+
+/// A subprocess's group dies with a SIGKILLed parent when tied to it, and runs on otherwise.
+fn subprocess_group_tied_to_a_killed_parent_dies_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for tied in [true, false] {
+        let file = dir.path().join(format!("pids-{tied}"));
+        let p = spawn(run_group, (file.to_str().unwrap().to_owned(), tied)).unwrap();
+        eventually("the group's pids", || file.exists());
+        let pids: Vec<u32> = std::fs::read_to_string(&file)
+            .unwrap()
+            .split_whitespace()
+            .map(|pid| pid.parse().unwrap())
+            .collect();
+        assert_eq!(pids.len(), 2);
+        p.kill();
+        assert!(p.join().is_err());
+        if tied {
+            eventually("the tied group gone with its parent", || {
+                pids.iter().all(|&pid| process_common::is_dead(pid))
+            });
+        } else {
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(
+                pids.iter().all(|&pid| !process_common::is_dead(pid)),
+                "an untied group runs on after its parent's death"
+            );
+            for pid in pids {
+                let _ = rustix::process::kill_process(
+                    rustix::process::Pid::from_raw(pid as i32).unwrap(),
+                    rustix::process::Signal::KILL,
+                );
+            }
+        }
+    }
+    // A tied child that ends normally (or is waited for) leaves neither its guard nor a zombie.
+    for _ in 0..10 {
+        let done = crew::subprocess::Command::shell("echo tied")
+            .kill_on_parent_death(true)
+            .output()
+            .unwrap();
+        assert_eq!(done.stdout_str(), "tied\n");
+    }
+    let mut child = crew::subprocess::Command::new("sleep")
+        .arg("30")
+        .kill_on_parent_death(true)
+        .spawn()
+        .unwrap();
+    child.kill().unwrap();
+    assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+    assert_no_children();
+}
+
 fn main() {
     crew::init();
     process_common::run(&[
@@ -385,6 +448,10 @@ fn main() {
         (
             "queue_writer_killed_while_blocked_in_put",
             queue_writer_killed_while_blocked_in_put,
+        ),
+        (
+            "subprocess_group_tied_to_a_killed_parent_dies_with_it",
+            subprocess_group_tied_to_a_killed_parent_dies_with_it,
         ),
     ]);
 }

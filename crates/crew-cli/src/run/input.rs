@@ -102,19 +102,12 @@ pub(crate) fn records(
     separator: u8,
     what: String,
 ) -> impl Iterator<Item = anyhow::Result<String>> {
-    BufReader::new(reader)
-        .split(separator)
-        .enumerate()
-        .map(move |(index, record)| {
-            let bytes =
-                record.map_err(|e| anyhow::Error::new(e).context(format!("cannot read {what}")))?;
-            String::from_utf8(bytes).map_err(|_| {
-                anyhow::anyhow!(
-                    "argument {} of {what} is not valid UTF-8; crew run takes text arguments",
-                    index + 1
-                )
-            })
-        })
+    BufReader::new(reader).split(separator).map(move |record| {
+        let bytes =
+            record.map_err(|e| anyhow::Error::new(e).context(format!("cannot read {what}")))?;
+        // Bytes that are not UTF-8 (a Latin-1 file name) are kept, escaped (`raw`).
+        Ok(super::raw::encode(&bytes))
+    })
 }
 
 /// The values of one source, read whole.
@@ -143,7 +136,7 @@ impl Jobs {
     /// jobs start, unless `whole` asks for everything up front (to know the total).
     ///
     /// # Errors
-    /// An argument file that cannot be read, or input that is not UTF-8.
+    /// An argument file that cannot be read.
     pub(crate) fn new(sources: &[Source], separator: u8, whole: bool) -> anyhow::Result<Self> {
         if let [single] = sources {
             let streamed: Option<Box<dyn Iterator<Item = anyhow::Result<String>>>> =
@@ -334,11 +327,11 @@ mod tests {
         assert_eq!(read("a\nb c\n", b'\n'), ["a", "b c"]);
         assert_eq!(read("a\nb", b'\n'), ["a", "b"]);
         assert_eq!(read("a\nb\0c\0", 0), ["a\nb", "c"]);
-        let bad: Vec<_> = records(&b"ok\n\xff\n"[..], b'\n', "input".into()).collect();
-        assert!(bad[1]
-            .as_ref()
-            .unwrap_err()
-            .to_string()
-            .contains("argument 2 of input"));
+        // Bytes that are not UTF-8 are kept (escaped; see `raw`).
+        let latin1: Vec<String> = records(&b"ok\n\xff\n"[..], b'\n', "input".into())
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(latin1[0], "ok");
+        assert_eq!(super::super::raw::decode_bytes(&latin1[1]), b"\xff");
     }
 }

@@ -51,8 +51,9 @@ impl JobLog {
         result: &JobResult,
         command: &str,
     ) -> io::Result<()> {
+        // A value that is not UTF-8 is logged as its bytes, as GNU parallel logs it.
         self.out
-            .write_all(line(seq, host, result, command).as_bytes())?;
+            .write_all(&super::raw::decode_bytes(&line(seq, host, result, command)))?;
         self.out.flush()
     }
 }
@@ -74,9 +75,12 @@ pub(crate) fn finished(path: &Path, only_succeeded: bool) -> anyhow::Result<Hash
         }
     };
     let mut done = HashSet::new();
-    for (index, line) in BufReader::new(file).lines().enumerate() {
+    // Read as bytes: a command column may hold a file name that is not UTF-8 (only the
+    // numbers before it matter here).
+    for (index, line) in BufReader::new(file).split(b'\n').enumerate() {
         let line =
             line.map_err(|e| anyhow::anyhow!("cannot read the joblog {}: {e}", path.display()))?;
+        let line = String::from_utf8_lossy(&line);
         if (index == 0 && line.starts_with("Seq\t")) || line.is_empty() {
             continue;
         }

@@ -28,12 +28,13 @@ use std::time::{Duration, SystemTime};
 
 use crew::cluster::Cluster;
 use crew::subprocess::{Command, Completed, Error, ExitStatus, Halt, HaltWhen, JobResult};
-use crew::{Executor, TaskError, TaskHandle};
+use crew::{Executor, SubmitError, TaskError, TaskHandle};
 use crew_cli::tasks::{run_command, CommandJob, CommandOutcome, CommandStatus};
 
 /// A submitted job.
 struct InFlight {
-    job: CommandJob,
+    /// The job, or why it cannot go to a worker.
+    job: Result<CommandJob, SubmitError>,
     shown: String,
     attempts: u32,
     handle: TaskHandle<CommandOutcome>,
@@ -100,8 +101,17 @@ impl<'c, I: Iterator<Item = Command>> Remote<'c, I> {
     }
 
     /// Submits job `seq`; a refused submission becomes its (failed) result at once.
-    fn submit(&mut self, seq: usize, job: CommandJob, shown: String, attempts: u32) {
-        let handle = match self.cluster.submit(run_command, job.clone()) {
+    fn submit(
+        &mut self,
+        seq: usize,
+        job: Result<CommandJob, SubmitError>,
+        shown: String,
+        attempts: u32,
+    ) {
+        let submitted = job
+            .clone()
+            .and_then(|job| self.cluster.submit(run_command, job));
+        let handle = match submitted {
             Ok(handle) => handle,
             Err(error) => {
                 // A handle that is already done carries the error through the same path.
@@ -208,22 +218,34 @@ impl<I: Iterator<Item = Command>> Iterator for Remote<'_, I> {
 }
 
 /// The job a worker runs for `command`: its program, arguments, environment, timeout and
-/// grace.
-fn command_job(command: &Command, grace: Duration) -> CommandJob {
-    let text = |s: &OsStr| s.to_string_lossy().into_owned();
-    let mut job = CommandJob::new(
-        std::iter::once(text(command.get_program()))
-            .chain(command.get_args().iter().map(|arg| text(arg))),
-    );
+/// grace. A worker task carries text: a value that is not UTF-8 (a Latin-1 file name) is
+/// refused with what to do, never sent altered.
+fn command_job(command: &Command, grace: Duration) -> Result<CommandJob, SubmitError> {
+    let text = |s: &OsStr| {
+        s.to_str()
+            .map(str::to_owned)
+            .ok_or_else(|| SubmitError::Unsupported {
+                message: format!(
+                "{} is not UTF-8, and --cluster sends text to its workers: rename the file, or \
+                 run this job without --cluster",
+                s.to_string_lossy()
+            ),
+            })
+    };
+    let argv = std::iter::once(command.get_program())
+        .chain(command.get_args().iter().map(|arg| arg.as_os_str()))
+        .map(text)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut job = CommandJob::new(argv);
     for (key, value) in command.get_envs() {
         if let Some(value) = value {
-            job = job.env(text(key), text(value));
+            job = job.env(text(key)?, text(value)?);
         }
     }
     if let Some(timeout) = command.get_timeout() {
         job = job.timeout(timeout).grace(grace);
     }
-    job
+    Ok(job)
 }
 
 /// A worker's outcome as the local runner would have reported it.

@@ -30,7 +30,8 @@ pub(crate) fn job_dir(root: &Path, values: &[String]) -> PathBuf {
     let mut dir = root.to_path_buf();
     for (index, value) in values.iter().enumerate() {
         dir.push((index + 1).to_string());
-        dir.push(escape(value));
+        // A value that stands for bytes that are not UTF-8 names its directory with them.
+        dir.push(super::raw::decode(&escape(value)));
     }
     dir
 }

@@ -21,6 +21,7 @@
 //! ([`with_values`]). Bash's own arithmetic (`(( ))`, `let`, `[[ -eq ]]`) is the user's, as it
 //! is for `"$1"`.
 
+use super::raw;
 use crew::subprocess::{quote, Command};
 
 /// How the command is run.
@@ -310,7 +311,9 @@ impl Template {
                         push(&mut words, &mut shown, value.clone());
                     }
                 }
-                let command = Command::new(&words[0]).args(&words[1..]);
+                // Values that stand for bytes that are not UTF-8 become those bytes here.
+                let command = Command::new(raw::decode(&words[0]))
+                    .args(words[1..].iter().map(|w| raw::decode(w)));
                 (with_values(command, &used, job), shown.join(" "))
             }
             Mode::Shell => {
@@ -319,7 +322,7 @@ impl Template {
                     script.push_str(" {}");
                 }
                 let mut used = Vec::new();
-                let command = Command::shell(expand_script(&script, self.sources, &mut used));
+                let command = shell(expand_script(&script, self.sources, &mut used));
                 (
                     with_values(command, &used, job),
                     show_script(&script, self.sources, job),
@@ -327,9 +330,21 @@ impl Template {
             }
             Mode::Argument => {
                 let script = job.values.join(" ");
-                (Command::shell(script.clone()), script)
+                (shell(script.clone()), script)
             }
         }
+    }
+}
+
+/// `/bin/sh -c script`, the script's bytes as [`raw`] encodes them.
+fn shell(script: String) -> Command {
+    if raw::is_raw(&script) {
+        Command::new("/bin/sh")
+            .arg("-c")
+            .arg(raw::decode(&script))
+            .arg("sh")
+    } else {
+        Command::shell(script)
     }
 }
 
@@ -371,7 +386,7 @@ fn with_values(mut command: Command, used: &[(Value, Quoting)], job: &Inputs<'_>
             return Command::shell(r#"printf 'crew run: %s\n' "$CREW_ERROR" >&2; exit 2"#)
                 .env("CREW_ERROR", message);
         }
-        command = command.env(value.var(), text);
+        command = command.env(value.var(), raw::decode(&text));
     }
     command
 }

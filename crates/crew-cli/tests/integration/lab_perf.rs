@@ -104,3 +104,19 @@ fn no_server_is_a_failure_with_a_reason() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot connect"), "{stderr}");
 }
+
+#[test]
+fn a_zero_duration_is_refused_with_what_to_give() {
+    // Before the fix it "measured" nothing and blamed the server for serving too few clients.
+    let output = Command::new(CREW)
+        .args(["perf", "--addr", "127.0.0.1:1", "--duration", "0s"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--duration must be more than 0"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("fewer clients"), "{stderr}");
+}

@@ -436,3 +436,168 @@ fn sigint_ends_a_run_whose_stdin_never_closes() {
         assert!(!alive(pid), "job {pid} survived");
     }
 }
+
+#[test]
+fn short_options_with_attached_values_are_options_not_the_command() {
+    // GNU parallel's and xargs' habit: -j4, -P4. Before the fix, `-j2` became the command.
+    let out = crew_run(&["-j2", "-k", "echo", "{}", ":::", "a", "b"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "a\nb\n");
+    let out = crew_run(&["-kj2", "echo", ":::", "c", "d"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "c\nd\n");
+    // Once the command has started, a word that looks like an option is the command's.
+    let out = crew_run(&["-k", "echo", "-n", "{}", "-j1", ":::", "e"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "e -j1");
+    let out = crew_run(&["-j0", "echo", ":::", "a"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("0 is not in 1..=65535"));
+}
+
+#[test]
+fn credentials_in_a_cluster_url_never_reach_an_error_message() {
+    // Port 1 on loopback refuses at once: every command fails to connect and says where.
+    let cases: [&[&str]; 4] = [
+        &[
+            "run",
+            "--cluster",
+            "nats://bob:s3cretpw@127.0.0.1:1",
+            "echo",
+            ":::",
+            "a",
+        ],
+        &[
+            "cluster",
+            "status",
+            "--nats",
+            "nats://tok3nvalue@127.0.0.1:1",
+        ],
+        &["worker", "--nats", "nats://bob:s3cretpw@127.0.0.1:1"],
+        &["cluster", "dlq", "--nats", "tok3nvalue@127.0.0.1:1"],
+    ];
+    for args in cases {
+        let out = Command::new(CREW)
+            .args(args)
+            .env_remove("CREW_NATS_TOKEN")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}: {out:?}");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("127.0.0.1:1"), "{args:?}: {text}");
+        for secret in ["s3cretpw", "tok3nvalue", "bob"] {
+            assert!(!text.contains(secret), "{args:?} printed {secret}: {text}");
+        }
+    }
+}
+
+#[test]
+fn file_names_that_are_not_utf8_reach_the_job_byte_for_byte() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    // A Latin-1 file name, as `find` prints it on an old file system.
+    let name = OsStr::from_bytes(b"caf\xe9 \xff.txt");
+    let run = |args: &[&OsStr], input: &[u8]| {
+        let mut child = Command::new(CREW)
+            .arg("run")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    fn os<'a>(words: &[&'a str]) -> Vec<&'a OsStr> {
+        words.iter().map(|word| OsStr::new(*word)).collect()
+    }
+    // Direct mode, from `:::`.
+    let out = run(
+        &[
+            &os(&["-k", "printf", "[%s]\\n", "{}", "{.}", ":::"])[..],
+            &[name],
+        ]
+        .concat(),
+        b"",
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, b"[caf\xe9 \xff.txt]\n[caf\xe9 \xff]\n");
+    // A shell script, from standard input, NUL-separated, with --tag.
+    let out = run(
+        &os(&["-0", "-k", "--tag", "printf '%s|' \"{}\" {/}"]),
+        b"d/caf\xe9\0plain\0",
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        out.stdout,
+        b"d/caf\xe9\td/caf\xe9|caf\xe9|plain\tplain|plain|"
+    );
+    // --results names the job's directory with the same bytes; --dry-run prints them quoted.
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        &[
+            &os(&["--results", dir.path().to_str().unwrap(), "true", ":::"])[..],
+            &[name],
+        ]
+        .concat(),
+        b"",
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(dir.path().join("1").join(name).join("exit").exists());
+    let out = run(
+        &[&os(&["--dry-run", "cat", ":::"])[..], &[name]].concat(),
+        b"",
+    );
+    assert_eq!(out.stdout, b"cat 'caf\xe9 \xff.txt'\n", "{out:?}");
+}
+
+#[test]
+fn a_joblog_with_a_non_utf8_command_is_written_as_bytes_and_resumed() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let run = |extra: &[&str]| {
+        Command::new(CREW)
+            .arg("run")
+            .args(["--joblog", log.to_str().unwrap()])
+            .args(extra)
+            .args(["-k", "echo", ":::"])
+            .arg(OsStr::from_bytes(b"caf\xe9"))
+            .arg("b")
+            .output()
+            .unwrap()
+    };
+    let first = run(&[]);
+    assert!(first.status.success(), "{first:?}");
+    assert_eq!(first.stdout, b"caf\xe9\nb\n");
+    let logged = std::fs::read(&log).unwrap();
+    assert!(logged.ends_with(b"\techo b\n"), "{logged:?}");
+    assert!(
+        logged.windows(12).any(|w| w == b"echo 'caf\xe9'\n"),
+        "{logged:?}"
+    );
+    let resumed = run(&["--resume"]);
+    assert!(resumed.status.success(), "{resumed:?}");
+    assert_eq!(resumed.stdout, b"");
+}
+
+#[test]
+fn a_huge_job_limit_starts_threads_only_for_the_jobs_there_are() {
+    // Before the fix, -j 65535 started 65,535 threads up front (gigabytes, then an abort).
+    let start = Instant::now();
+    let out = crew_run(&["-j", "65535", "-k", "echo", ":::", "1", "2", "3"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "1\n2\n3\n");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+}

@@ -26,6 +26,7 @@ use super::command::{Command, Input, LineSink, Redirect};
 use super::completed::Completed;
 use super::error::Error;
 use super::kill_switch::Registration;
+use super::parent_guard::{announce_self, ParentGuard};
 use crate::exit::ExitStatus;
 use crate::sys::supervise::{Setup, Supervised};
 
@@ -60,6 +61,8 @@ pub struct Child {
     start: Instant,
     finished: Option<(ExitStatus, Duration)>,
     registration: Option<Registration>,
+    /// With [`Command::kill_on_parent_death`]: disarmed (dropped) before the child is reaped.
+    parent_guard: Option<ParentGuard>,
 }
 
 impl Child {
@@ -83,6 +86,23 @@ impl Child {
             ..Setup::default()
         }
         .apply(&mut std_command);
+        let parent_guard = if command.kill_on_parent_death {
+            let guard = ParentGuard::start().map_err(|e| {
+                Error::io(format!("cannot start a parent guard for `{command}`"), e)
+            })?;
+            let fd = guard.child_fd();
+            // SAFETY: runs in the forked child before exec, after std's `setpgid`; it only
+            // calls getpid and write (async-signal-safe) on the guard's descriptor, which the
+            // guard keeps open until the spawn has returned.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut std_command, move || {
+                    announce_self(fd)
+                });
+            }
+            Some(guard)
+        } else {
+            None
+        };
         let mut input = None;
         let stdin = match &command.stdin {
             Input::Null => Stdio::null(),
@@ -128,6 +148,7 @@ impl Child {
             start,
             finished: None,
             registration,
+            parent_guard,
         })
     }
 
@@ -347,6 +368,7 @@ impl Child {
             return Ok(status);
         }
         drop(self.registration.take());
+        drop(self.parent_guard.take());
         let status = self
             .process
             .reap()

@@ -136,6 +136,7 @@ pub struct Command {
     pub(crate) timeout: Option<Duration>,
     pub(crate) grace: Duration,
     pub(crate) kill_switch: Option<KillSwitch>,
+    pub(crate) kill_on_parent_death: bool,
 }
 
 impl Command {
@@ -154,6 +155,7 @@ impl Command {
             timeout: None,
             grace: DEFAULT_GRACE,
             kill_switch: None,
+            kill_on_parent_death: false,
         }
     }
 
@@ -267,6 +269,25 @@ impl Command {
     /// process group.
     pub fn kill_switch(mut self, switch: &KillSwitch) -> Self {
         self.kill_switch = Some(switch.clone());
+        self
+    }
+
+    /// With `true`, if this process dies while the child runs (even by `SIGKILL`, e.g. a
+    /// process-pool worker killed for a cancel or a deadline), the child's whole process group
+    /// is killed with `SIGKILL` (default `false`: the group, which leads itself, runs on).
+    ///
+    /// It costs a small watcher process per child (a `fork` without `exec`), which stays until
+    /// the child is waited for or its [`Child`](super::Child) is dropped; after that the tie is
+    /// gone. `crew worker` runs `crew run --cluster` jobs this way.
+    ///
+    /// ```
+    /// use crew::subprocess::Command;
+    ///
+    /// let done = Command::shell("echo tied").kill_on_parent_death(true).output().unwrap();
+    /// assert_eq!(done.stdout_str(), "tied\n");
+    /// ```
+    pub fn kill_on_parent_death(mut self, yes: bool) -> Self {
+        self.kill_on_parent_death = yes;
         self
     }
 

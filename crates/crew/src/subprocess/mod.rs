@@ -40,6 +40,7 @@ mod command;
 mod completed;
 mod error;
 mod kill_switch;
+mod parent_guard;
 mod runner;
 
 pub use crate::exit::{signal_name, ExitStatus};

@@ -139,7 +139,8 @@ impl JobResult {
     }
 }
 
-/// Runs many commands, at most `limit` at a time, on a crew [`ThreadPool`] of `limit` threads;
+/// Runs many commands, at most `limit` at a time, on a crew [`ThreadPool`] of up to `limit`
+/// threads (started as jobs need them);
 /// yields each job's [`JobResult`] as it completes, or in input order.
 ///
 /// The seed's ten parallel `sleep 0.1` finish in about 0.1 s:
@@ -181,8 +182,10 @@ impl Runner {
             limit > 0,
             "Runner::new: the concurrency limit must be at least 1"
         );
+        // Threads on demand: `limit` is a ceiling (`crew run -j 65535 ::: a b c` needs three).
         let pool = ThreadPool::builder()
             .max_workers(limit)
+            .start_on_demand(true)
             .thread_name_prefix("crew-run")
             .stack_size(256 * 1024)
             .build()

@@ -463,3 +463,41 @@ fn stress_deadlines_race_completion() {
         }
     }
 }
+
+#[test]
+fn a_pool_started_on_demand_adds_threads_only_for_concurrent_work() {
+    let pool = ThreadPool::builder()
+        .max_workers(10_000)
+        .start_on_demand(true)
+        .build()
+        .unwrap();
+    let name = || std::thread::current().name().unwrap_or("").to_owned();
+    // One task at a time: one thread serves them all.
+    let mut names = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        names.insert(pool.spawn(name).unwrap().result().unwrap());
+    }
+    assert_eq!(names.len(), 1, "{names:?}");
+    // Six tasks that can only finish together: six threads, never fewer.
+    let together = Arc::new(Barrier::new(6));
+    let handles: Vec<_> = (0..6)
+        .map(|_| {
+            let together = together.clone();
+            pool.spawn(move || {
+                together.wait();
+                name()
+            })
+            .unwrap()
+        })
+        .collect();
+    let names: std::collections::BTreeSet<_> = handles
+        .into_iter()
+        .map(|handle| {
+            handle
+                .result_timeout(Duration::from_secs(20))
+                .expect("six tasks that wait for each other all ran at once")
+        })
+        .collect();
+    assert_eq!(names.len(), 6, "{names:?}");
+    assert_eq!(pool.max_workers(), 10_000);
+}

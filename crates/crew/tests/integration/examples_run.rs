@@ -302,3 +302,54 @@ fn actor_bank_account() {
     let out = run("actor_bank_account");
     assert_eq!(lines(&out), ["balance: 0 after 400000 changes, no lock"]);
 }
+
+#[test]
+fn subprocess_timeout_kills_the_grandchild_too() {
+    let out = run("subprocess_timeout");
+    let lines = lines(&out);
+    assert_eq!(lines[0], "started", "{out}");
+    let grandchild: u32 = lines[1]
+        .strip_prefix("grandchild ")
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no grandchild pid: {out}"));
+    assert!(
+        lines[2].starts_with("status: killed by SIGTERM") && lines[2].contains("timed out: Some"),
+        "{out}"
+    );
+    assert!(lines[3].contains("timed out after 500ms"), "{out}");
+    // The group was killed before the example returned (a zombie awaiting init counts as gone).
+    let stat = std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
+    let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start());
+    assert!(
+        state.is_none_or(|rest| rest.starts_with(['Z', 'X'])),
+        "the grandchild {grandchild} outlived the timeout: {stat}"
+    );
+}
+
+#[test]
+fn subprocess_communicate_feeds_and_reads_children() {
+    let out = run("subprocess_communicate");
+    assert_eq!(
+        lines(&out),
+        [
+            "Hello from the child!",
+            "bc answered:",
+            "3.142",
+            "18446744073709551616",
+            "Exit code: exit code 0",
+            "md5 of a million x: ec78dbd963d2fc01e51176ed4dec299e  -"
+        ]
+    );
+}
+
+#[test]
+fn subprocess_parallel_sleeps_run_side_by_side() {
+    let out = run("subprocess_parallel_sleeps");
+    let lines = lines(&out);
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].starts_with("Popen-style: finished in "), "{out}");
+    assert!(
+        lines[1].starts_with("Runner: 10/10 succeeded, finished in "),
+        "{out}"
+    );
+}
