@@ -146,6 +146,7 @@ fn main() {
             "private_server_dies_with_a_killed_parent",
             private_server_dies_with_a_killed_parent,
         ),
+        ("server_threads_reach_go", server_threads_reach_go),
     ]);
 }
 
@@ -925,5 +926,25 @@ fn private_server_dies_with_a_killed_parent() {
             "nats-server {pid} outlived its SIGKILLed parent"
         );
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `ServerConfig::threads` is the server's `GOMAXPROCS`.
+fn server_threads_reach_go() {
+    let environment = |server: &TestServer| {
+        let pid = server.pid().expect("the server runs");
+        let bytes = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        bytes
+            .split(|&b| b == 0)
+            .filter_map(|entry| std::str::from_utf8(entry).ok())
+            .find_map(|entry| entry.strip_prefix("GOMAXPROCS=").map(str::to_owned))
+    };
+    let one = server(ServerConfig::new().threads(1));
+    assert_eq!(environment(&one).as_deref(), Some("1"));
+    let cluster = Cluster::connect(one.client_options().storage(Storage::Memory)).unwrap();
+    assert_eq!(cluster.backend(), Backend::Nats);
+    if std::env::var_os("GOMAXPROCS").is_none() {
+        let default = server(ServerConfig::new());
+        assert_eq!(environment(&default), None);
     }
 }
