@@ -531,7 +531,10 @@ fn envelope_members_keep_their_own_fate() {
         let result = handle.result_timeout(Duration::from_secs(30));
         match n {
             // Its process died once: the envelope ran again, and so did it.
-            7 => assert!(matches!(result, Ok((7, attempt)) if attempt >= 2), "{result:?}"),
+            7 => assert!(
+                matches!(result, Ok((7, attempt)) if attempt >= 2),
+                "{result:?}"
+            ),
             // Poison: on the last delivery it goes to the dead letters alone.
             13 => {
                 let error = result.unwrap_err();

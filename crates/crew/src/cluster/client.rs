@@ -561,10 +561,9 @@ impl Shared {
             return ack;
         };
         if let wire::Ending::Ran(_) = header.ending {
-            self.brief.lock().insert(
-                pending.task.name(),
-                header.micros <= ENVELOPE_RUN_LIMIT_US,
-            );
+            self.brief
+                .lock()
+                .insert(pending.task.name(), header.micros <= ENVELOPE_RUN_LIMIT_US);
         }
         if !matches!(
             header.ending,

@@ -758,9 +758,7 @@ async fn handle(worker: Arc<Worker>, message: jetstream::Message, permit: OwnedS
     }
     match wire::envelope_items(&message.payload) {
         Some(items) => {
-            let frames = items
-                .map(|item| message.payload.slice_ref(item))
-                .collect();
+            let frames = items.map(|item| message.payload.slice_ref(item)).collect();
             worker.handle_envelope(&message, attempt, frames).await;
         }
         None => worker.handle(&message, attempt).await,
@@ -852,7 +850,9 @@ impl Worker {
                     Duration::from_millis(header.backoff_ms.saturating_mul(u64::from(attempt)));
                 Step::Retry(Some(delay))
             }
-            Ran::Finished(outcome, _, micros) => Step::Report(Ending::Ran(outcome), Vec::new(), micros),
+            Ran::Finished(outcome, _, micros) => {
+                Step::Report(Ending::Ran(outcome), Vec::new(), micros)
+            }
             Ran::Died(exit) => Step::Again(
                 Ending::Died {
                     exit,
@@ -882,10 +882,9 @@ impl Worker {
         attempt: u32,
         frames: Vec<Bytes>,
     ) {
-        let steps = futures::future::join_all(
-            frames.iter().map(|frame| self.run_task(frame, attempt)),
-        )
-        .await;
+        let steps =
+            futures::future::join_all(frames.iter().map(|frame| self.run_task(frame, attempt)))
+                .await;
         let last_delivery = attempt >= self.options.cluster.max_deliver;
         let sequence = message.info().map_or(0, |info| info.stream_sequence);
         let mut reports = Vec::new();
