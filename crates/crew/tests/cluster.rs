@@ -54,6 +54,22 @@ fn bounce(bytes: crew::process::Bytes) -> crew::process::Bytes {
     crew::process::Bytes(bytes.iter().rev().copied().collect())
 }
 
+/// Crashes its process on the first delivery when `n` is 7, on every delivery when `n` is 13.
+#[crew::task]
+fn flaky(n: u64) -> (u64, u32) {
+    if n == 13 || (n == 7 && attempt() == 1) {
+        std::process::abort();
+    }
+    (n, attempt())
+}
+
+/// Leaves a file named `n` in `dir`: a trace that the task ran.
+#[crew::task]
+fn mark((dir, n): (String, u64)) -> u64 {
+    std::fs::write(std::path::Path::new(&dir).join(n.to_string()), b"").unwrap();
+    n
+}
+
 /// The same name as a task of the `cluster_worker` example, with other types.
 #[crew::task(name = "demo::changed")]
 fn changed(n: u64) -> u64 {
@@ -96,6 +112,14 @@ fn main() {
             poison_task_ends_in_dead_letters,
         ),
         ("worker_killed_mid_task", worker_killed_mid_task),
+        (
+            "envelope_members_keep_their_own_fate",
+            envelope_members_keep_their_own_fate,
+        ),
+        (
+            "a_task_cancelled_inside_an_envelope_never_runs",
+            a_task_cancelled_inside_an_envelope_never_runs,
+        ),
         ("server_restarted_mid_run", server_restarted_mid_run),
         (
             "a_gone_submitters_result_is_stored",
@@ -122,6 +146,7 @@ fn main() {
             "private_server_dies_with_a_killed_parent",
             private_server_dies_with_a_killed_parent,
         ),
+        ("server_threads_reach_go", server_threads_reach_go),
     ]);
 }
 
@@ -478,6 +503,123 @@ fn worker_killed_mid_task() {
     stop(&mut second);
 }
 
+/// Handles of tasks submitted from a done-callback, on the cluster's I/O thread: the publisher
+/// finds them all queued at once and sends them in one envelope.
+type Burst<T> = std::sync::mpsc::Receiver<Vec<crew::TaskHandle<T>>>;
+
+fn envelope_members_keep_their_own_fate() {
+    let server = server(ServerConfig::new());
+    let options = ClusterOptions::new(server.url())
+        .storage(Storage::Memory)
+        .max_deliver(3)
+        .ack_wait(Duration::from_secs(2));
+    let cluster = std::sync::Arc::new(Cluster::connect(options).unwrap());
+    let mut child = spawn_worker_with(&server, Duration::from_secs(2), 3);
+    // Its first result tells the submitter that `flaky` runs briefly: envelopes from then on.
+    let first = cluster.submit(flaky, 100).unwrap();
+    let (sender, burst): (_, Burst<(u64, u32)>) = std::sync::mpsc::channel();
+    let inner = cluster.clone();
+    first.add_done_callback(move |_| {
+        let handles = (0..16u64)
+            .map(|n| inner.submit(flaky, n).unwrap())
+            .collect();
+        let _ = sender.send(handles);
+    });
+    assert_eq!(first.result_timeout(Duration::from_secs(20)), Ok((100, 1)));
+    let handles = burst.recv_timeout(Duration::from_secs(20)).unwrap();
+    for (n, handle) in handles.into_iter().enumerate() {
+        let result = handle.result_timeout(Duration::from_secs(30));
+        match n {
+            // Its process died once: the envelope ran again, and so did it.
+            7 => assert!(
+                matches!(result, Ok((7, attempt)) if attempt >= 2),
+                "{result:?}"
+            ),
+            // Poison: on the last delivery it goes to the dead letters alone.
+            13 => {
+                let error = result.unwrap_err();
+                assert!(error.to_string().contains("dead-letter"), "{error}");
+            }
+            // The others shared the envelope with task 13: three deliveries, each run seen
+            // by the task as its attempt, and one result each.
+            _ => assert_eq!(result, Ok((n as u64, 3)), "task {n}"),
+        }
+    }
+    let letters = cluster.dead_letters().unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].deliveries, 3);
+    assert!(letters[0].task.ends_with("flaky"), "{letters:?}");
+    // The dead letter holds task 13 alone: requeued, it fails on its own and comes back.
+    let id = letters[0].id;
+    cluster.requeue(&id).unwrap();
+    let started = Instant::now();
+    loop {
+        let letters = cluster.dead_letters().unwrap();
+        if letters.len() == 1 && letters[0].id != id {
+            assert_eq!(letters[0].deliveries, 3);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "requeued task not dead again: {letters:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_until_acked(&cluster);
+    stop(&mut child);
+}
+
+fn a_task_cancelled_inside_an_envelope_never_runs() {
+    let server = server(ServerConfig::new().token("t"));
+    let cluster = std::sync::Arc::new(memory_cluster(&server, Duration::from_secs(10)));
+    // Two slots, no prefetch: tasks wait in the queue while both run something.
+    let mut child = spawn_worker(&server, Duration::from_secs(10));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap().to_owned();
+    assert_eq!(
+        cluster
+            .submit(mark, (path.clone(), 100))
+            .unwrap()
+            .result_timeout(Duration::from_secs(20)),
+        Ok(100)
+    );
+    let short = cluster.submit(sleepy, 300).unwrap();
+    let long = cluster.submit(sleepy, 2_500).unwrap();
+    let queued = cluster.submit(sleepy, 2_500).unwrap(); // takes `short`'s slot
+    let (sender, burst): (_, Burst<u64>) = std::sync::mpsc::channel();
+    let inner = cluster.clone();
+    let tasks_path = path.clone();
+    short.add_done_callback(move |_| {
+        let handles = (0..8u64)
+            .map(|n| inner.submit(mark, (tasks_path.clone(), n)).unwrap())
+            .collect();
+        let _ = sender.send(handles);
+    });
+    let handles = burst.recv_timeout(Duration::from_secs(20)).unwrap();
+    // Both slots are busy for about two more seconds: the envelope waits in the queue.
+    assert!(handles[5].cancel());
+    for (n, handle) in handles.into_iter().enumerate() {
+        let result = handle.result_timeout(Duration::from_secs(30));
+        if n == 5 {
+            assert_eq!(result, Err(TaskError::Cancelled));
+        } else {
+            assert_eq!(result, Ok(n as u64));
+        }
+    }
+    assert_eq!(long.result(), Ok(2_500));
+    assert_eq!(queued.result(), Ok(2_500));
+    wait_until_acked(&cluster);
+    let ran: HashSet<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let expected: HashSet<String> = ["0", "1", "2", "3", "4", "6", "7", "100"]
+        .map(String::from)
+        .into();
+    assert_eq!(ran, expected, "task 5 was cancelled before its delivery");
+    stop(&mut child);
+}
+
 fn server_restarted_mid_run() {
     let mut server = server(ServerConfig::new().token("t"));
     let ack_wait = Duration::from_millis(1_000);
@@ -787,5 +929,25 @@ fn private_server_dies_with_a_killed_parent() {
             "nats-server {pid} outlived its SIGKILLed parent"
         );
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `ServerConfig::threads` is the server's `GOMAXPROCS`.
+fn server_threads_reach_go() {
+    let environment = |server: &TestServer| {
+        let pid = server.pid().expect("the server runs");
+        let bytes = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        bytes
+            .split(|&b| b == 0)
+            .filter_map(|entry| std::str::from_utf8(entry).ok())
+            .find_map(|entry| entry.strip_prefix("GOMAXPROCS=").map(str::to_owned))
+    };
+    let one = server(ServerConfig::new().threads(1));
+    assert_eq!(environment(&one).as_deref(), Some("1"));
+    let cluster = Cluster::connect(one.client_options().storage(Storage::Memory)).unwrap();
+    assert_eq!(cluster.backend(), Backend::Nats);
+    if std::env::var_os("GOMAXPROCS").is_none() {
+        let default = server(ServerConfig::new());
+        assert_eq!(environment(&default), None);
     }
 }

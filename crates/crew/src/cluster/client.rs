@@ -85,7 +85,29 @@ struct Pending {
     sequence: Option<u64>,
     /// Cancelled before its acknowledgement came: delete it when it comes.
     revoked: bool,
+    /// The envelope holding it (its key in [`Shared::envelopes`]), once stored in one.
+    envelope: Option<u64>,
 }
+
+/// Tasks stored together in one message (an envelope): what it takes to withdraw one of them.
+struct Envelope {
+    sequence: u64,
+    subject: String,
+    /// Each member's number and task message, to store the others again without it.
+    members: Vec<(u64, Bytes)>,
+    /// Members not settled yet: the entry goes when none is left.
+    live: usize,
+}
+
+/// The most tasks in one envelope, and the most bytes of task messages: enough to divide the
+/// server's work per task by tens, small enough that two workers share a burst.
+const ENVELOPE_TASKS: usize = 64;
+const ENVELOPE_BYTES: usize = 64 * 1024;
+
+/// Tasks of a name go in envelopes only once one of them came back having run at most this
+/// long (µs) on its worker: an envelope runs on one worker, and longer tasks must spread over
+/// all of them (a burst of 64 such tasks keeps one worker busy 64 × this at most).
+const ENVELOPE_RUN_LIMIT_US: u64 = 500;
 
 enum Command {
     Publish(Outgoing),
@@ -99,10 +121,27 @@ enum Command {
 }
 
 struct Outgoing {
+    /// The task's number, or an envelope's key (from the same counter).
     id: u64,
     subject: String,
     bytes: Bytes,
     first_sent: Instant,
+    /// May share an envelope with the tasks queued behind it: a small task on its first
+    /// sending, without retries (a retry is a delayed negative acknowledgement of its message).
+    batchable: bool,
+    /// An envelope's tasks (number and task message); empty for one task.
+    members: Vec<(u64, Bytes)>,
+}
+
+impl Outgoing {
+    /// The `Nats-Msg-Id`: the task's, or the envelope's (whose key is never a task's number).
+    fn message_id(&self, submitter: &str) -> String {
+        if self.members.is_empty() {
+            format!("{submitter}.{}", self.id)
+        } else {
+            format!("{submitter}.e{}", self.id)
+        }
+    }
 }
 
 pub(crate) struct Shared {
@@ -116,6 +155,10 @@ pub(crate) struct Shared {
     results_subject: String,
     next: AtomicU64,
     pending: Mutex<HashMap<u64, Pending>>,
+    /// Stored envelopes with members not settled yet, by key. Locked after `pending`.
+    envelopes: Mutex<HashMap<u64, Envelope>>,
+    /// By task name: whether its last run was brief enough for envelopes.
+    brief: Mutex<HashMap<&'static str, bool>>,
     drained: Condvar,
     commands: mpsc::UnboundedSender<Command>,
     accepting: AtomicBool,
@@ -181,6 +224,8 @@ impl Submitter {
                 results_subject,
                 next: AtomicU64::new(1),
                 pending: Mutex::new(HashMap::new()),
+                envelopes: Mutex::new(HashMap::new()),
+                brief: Mutex::new(HashMap::new()),
                 drained: Condvar::new(),
                 commands,
                 accepting: AtomicBool::new(true),
@@ -283,6 +328,7 @@ impl Submitter {
                 settle: Some(settle),
                 sequence: None,
                 revoked: false,
+                envelope: None,
             },
         );
         let outgoing = Outgoing {
@@ -290,6 +336,11 @@ impl Submitter {
             subject,
             bytes,
             first_sent: Instant::now(),
+            batchable: !large
+                && header.retries == 0
+                && payload.len() + HEADROOM <= ENVELOPE_BYTES
+                && shared.brief.lock().get(task.name()) == Some(&true),
+            members: Vec::new(),
         };
         let command = if large {
             Command::PublishLarge {
@@ -459,7 +510,22 @@ impl Shared {
     /// Removes a pending task, waking `shutdown(wait)` when none is left.
     fn take(&self, id: u64) -> Option<Pending> {
         let mut pending = self.pending.lock();
+        self.remove_locked(&mut pending, id)
+    }
+
+    /// Removes a pending task under the caller's lock, counting it out of its envelope and
+    /// waking `shutdown(wait)` when none is left.
+    fn remove_locked(&self, pending: &mut HashMap<u64, Pending>, id: u64) -> Option<Pending> {
         let taken = pending.remove(&id);
+        if let Some(key) = taken.as_ref().and_then(|entry| entry.envelope) {
+            let mut envelopes = self.envelopes.lock();
+            if let Some(envelope) = envelopes.get_mut(&key) {
+                envelope.live = envelope.live.saturating_sub(1);
+                if envelope.live == 0 {
+                    envelopes.remove(&key);
+                }
+            }
+        }
         if pending.is_empty() {
             self.drained.notify_all();
         }
@@ -494,6 +560,11 @@ impl Shared {
         let Some(settle) = pending.settle.take() else {
             return ack;
         };
+        if let wire::Ending::Ran(_) = header.ending {
+            self.brief
+                .lock()
+                .insert(pending.task.name(), header.micros <= ENVELOPE_RUN_LIMIT_US);
+        }
         if !matches!(
             header.ending,
             wire::Ending::Ran(crate::task::protocol::Outcome::Ok)
@@ -555,35 +626,107 @@ pub(crate) async fn write_object(
 type AckFuture = BoxFuture<'static, (Outgoing, Result<u64, String>)>;
 
 /// Publishes tasks, keeping their acknowledgements in flight; re-sends what failed; revokes.
+/// Tasks queued together for one subject leave together, in an envelope.
 async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>) {
     let mut acks: FuturesUnordered<AckFuture> = FuturesUnordered::new();
+    // A command taken from the queue while gathering an envelope, not part of it.
+    let mut next: Option<Command> = None;
     loop {
-        tokio::select! {
-            biased;
-            Some((outgoing, result)) = acks.next(), if !acks.is_empty() => {
-                acknowledged(&shared, outgoing, result);
-            }
-            command = commands.recv() => match command {
-                None => break,
-                Some(Command::Publish(outgoing)) => {
-                    if let Some(ack) = publish(&shared, outgoing).await {
-                        acks.push(ack);
-                    }
+        let command = match next.take() {
+            Some(command) => command,
+            None => tokio::select! {
+                biased;
+                Some((outgoing, result)) = acks.next(), if !acks.is_empty() => {
+                    acknowledged(&shared, outgoing, result);
+                    continue;
                 }
-                Some(Command::PublishLarge { outgoing, header, payload }) => {
-                    let shared = shared.clone();
-                    tokio::spawn(async move { publish_large(shared, outgoing, header, payload).await });
+                command = commands.recv() => match command {
+                    Some(command) => command,
+                    None => break,
+                },
+            },
+        };
+        match command {
+            Command::Publish(outgoing) => {
+                let outgoing = if outgoing.batchable {
+                    gather(&shared, outgoing, &mut commands, &mut next)
+                } else {
+                    outgoing
+                };
+                if let Some(ack) = publish(&shared, outgoing).await {
+                    acks.push(ack);
                 }
-                Some(Command::Revoke(id)) => revoke(&shared, id).await,
             }
+            Command::PublishLarge {
+                outgoing,
+                header,
+                payload,
+            } => {
+                let shared = shared.clone();
+                tokio::spawn(async move { publish_large(shared, outgoing, header, payload).await });
+            }
+            Command::Revoke(id) => revoke(&shared, id).await,
         }
+    }
+}
+
+/// `first` and the tasks queued right behind it for the same subject, as one envelope (or
+/// `first` alone when nothing else waits: one task at a time travels as it always did).
+fn gather(
+    shared: &Shared,
+    first: Outgoing,
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+    next: &mut Option<Command>,
+) -> Outgoing {
+    let limit = ENVELOPE_BYTES.min(shared.max_payload.saturating_sub(HEADROOM));
+    let mut size = 4 + first.bytes.len();
+    let mut members = vec![first];
+    while members.len() < ENVELOPE_TASKS {
+        match commands.try_recv() {
+            Ok(Command::Publish(outgoing))
+                if outgoing.batchable
+                    && outgoing.subject == members[0].subject
+                    && size + 4 + outgoing.bytes.len() <= limit =>
+            {
+                size += 4 + outgoing.bytes.len();
+                members.push(outgoing);
+            }
+            Ok(other) => {
+                *next = Some(other);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    if members.len() == 1 {
+        return members.pop().expect("one member");
+    }
+    let subject = members[0].subject.clone();
+    let members = members
+        .into_iter()
+        .map(|outgoing| (outgoing.id, outgoing.bytes))
+        .collect();
+    envelope_of(shared, subject, members)
+}
+
+/// A new envelope of these tasks, under a fresh key (so a set of tasks stored again after a
+/// withdrawal is never taken for a duplicate of the envelope it left).
+fn envelope_of(shared: &Shared, subject: String, members: Vec<(u64, Bytes)>) -> Outgoing {
+    let bytes = wire::envelope(members.iter().map(|(_, frame)| &frame[..]));
+    Outgoing {
+        id: shared.next.fetch_add(1, Ordering::Relaxed),
+        subject,
+        bytes: Bytes::from(bytes),
+        first_sent: Instant::now(),
+        batchable: false,
+        members,
     }
 }
 
 async fn publish(shared: &Arc<Shared>, outgoing: Outgoing) -> Option<AckFuture> {
     let message = jetstream::message::PublishMessage::build()
         .payload(outgoing.bytes.clone())
-        .message_id(format!("{}.{}", shared.submitter, outgoing.id));
+        .message_id(outgoing.message_id(&shared.submitter));
     match shared
         .js
         .send_publish(outgoing.subject.clone(), message)
@@ -631,16 +774,14 @@ async fn publish_large(
 /// A publish acknowledgement (or its failure) arrived.
 fn acknowledged(shared: &Arc<Shared>, outgoing: Outgoing, result: Result<u64, String>) {
     match result {
+        Ok(sequence) if !outgoing.members.is_empty() => stored_envelope(shared, outgoing, sequence),
         Ok(sequence) => {
             let mut pending = shared.pending.lock();
             let Some(entry) = pending.get_mut(&outgoing.id) else {
                 return;
             };
             if entry.revoked {
-                pending.remove(&outgoing.id);
-                if pending.is_empty() {
-                    shared.drained.notify_all();
-                }
+                shared.remove_locked(&mut pending, outgoing.id);
                 drop(pending);
                 delete_task(shared, sequence);
             } else {
@@ -648,13 +789,20 @@ fn acknowledged(shared: &Arc<Shared>, outgoing: Outgoing, result: Result<u64, St
             }
         }
         Err(error) => {
-            let revoked = shared
-                .pending
-                .lock()
-                .get(&outgoing.id)
-                .is_none_or(|entry| entry.revoked);
+            let ids: Vec<u64> = if outgoing.members.is_empty() {
+                vec![outgoing.id]
+            } else {
+                outgoing.members.iter().map(|(id, _)| *id).collect()
+            };
+            let revoked = {
+                let pending = shared.pending.lock();
+                ids.iter()
+                    .all(|id| pending.get(id).is_none_or(|entry| entry.revoked))
+            };
             if revoked {
-                shared.take(outgoing.id);
+                for id in ids {
+                    shared.take(id);
+                }
                 return;
             }
             // Re-sent with the same id, the server stores it once, within the duplicate window.
@@ -663,15 +811,17 @@ fn acknowledged(shared: &Arc<Shared>, outgoing: Outgoing, result: Result<u64, St
                 .duplicate_window
                 .saturating_sub(Duration::from_secs(5));
             if outgoing.first_sent.elapsed() > window {
-                shared.fail(
-                    outgoing.id,
-                    TaskError::Transport {
-                        message: format!(
-                            "the server did not accept the task for {:?} (last error: {error})",
-                            outgoing.first_sent.elapsed()
-                        ),
-                    },
-                );
+                for id in ids {
+                    shared.fail(
+                        id,
+                        TaskError::Transport {
+                            message: format!(
+                                "the server did not accept the task for {:?} (last error: {error})",
+                                outgoing.first_sent.elapsed()
+                            ),
+                        },
+                    );
+                }
                 return;
             }
             let commands = shared.commands.clone();
@@ -683,30 +833,125 @@ fn acknowledged(shared: &Arc<Shared>, outgoing: Outgoing, result: Result<u64, St
     }
 }
 
+/// An envelope is stored: its members learn where. Members cancelled before this moment are
+/// withdrawn now (the envelope deleted, the others stored again without them).
+fn stored_envelope(shared: &Arc<Shared>, outgoing: Outgoing, sequence: u64) {
+    let mut pending = shared.pending.lock();
+    let mut live = Vec::with_capacity(outgoing.members.len());
+    let mut withdrawn = false;
+    for (id, frame) in outgoing.members {
+        match pending.get_mut(&id) {
+            None => {} // settled already: its result came before this acknowledgement
+            Some(entry) if entry.revoked => {
+                shared.remove_locked(&mut pending, id);
+                withdrawn = true;
+            }
+            Some(entry) => {
+                entry.sequence = Some(sequence);
+                entry.envelope = Some(outgoing.id);
+                live.push((id, frame));
+            }
+        }
+    }
+    if withdrawn {
+        for (id, _) in &live {
+            if let Some(entry) = pending.get_mut(id) {
+                (entry.sequence, entry.envelope) = (None, None);
+            }
+        }
+        drop(pending);
+        replace_envelope(shared, sequence, outgoing.subject, live);
+        return;
+    }
+    if !live.is_empty() {
+        let count = live.len();
+        shared.envelopes.lock().insert(
+            outgoing.id,
+            Envelope {
+                sequence,
+                subject: outgoing.subject,
+                members: live,
+                live: count,
+            },
+        );
+    }
+}
+
+/// Deletes a stored envelope and stores `others` (its members still wanted) again in a new
+/// one. A worker that holds the deleted envelope already may run them too: at least once,
+/// and the duplicate results are dropped by number.
+fn replace_envelope(
+    shared: &Arc<Shared>,
+    sequence: u64,
+    subject: String,
+    others: Vec<(u64, Bytes)>,
+) -> tokio::task::JoinHandle<()> {
+    let shared = shared.clone();
+    shared.handle.clone().spawn(async move {
+        // Deleted first: a member withdrawn before its delivery never runs.
+        let _ = shared.tasks.delete_message(sequence).await;
+        if !others.is_empty() {
+            let outgoing = envelope_of(&shared, subject, others);
+            let _ = shared.commands.send(Command::Publish(outgoing));
+        }
+    })
+}
+
+/// Withdraws task `id` from the stored envelope `key`: the envelope is deleted and its other
+/// members still wanted are stored again (see [`replace_envelope`]).
+fn withdraw(shared: &Arc<Shared>, key: u64, id: u64) -> Option<tokio::task::JoinHandle<()>> {
+    let (sequence, subject, others) = {
+        let mut pending = shared.pending.lock();
+        let envelope = shared.envelopes.lock().remove(&key)?;
+        let mut others = Vec::with_capacity(envelope.members.len());
+        for (member, frame) in envelope.members {
+            if member == id {
+                continue;
+            }
+            if let Some(entry) = pending.get_mut(&member) {
+                if entry.settle.is_some() && !entry.revoked {
+                    (entry.sequence, entry.envelope) = (None, None);
+                    others.push((member, frame));
+                } else {
+                    entry.envelope = None;
+                }
+            }
+        }
+        if let Some(entry) = pending.get_mut(&id) {
+            entry.envelope = None;
+        }
+        (envelope.sequence, envelope.subject, others)
+    };
+    Some(replace_envelope(shared, sequence, subject, others))
+}
+
 /// A cancelled (or expired) task: drop it from the stream, tell a worker running it to stop.
 async fn revoke(shared: &Arc<Shared>, id: u64) {
-    let (settle, sequence) = {
+    let (settle, sequence, envelope) = {
         let mut pending = shared.pending.lock();
         let Some(entry) = pending.get_mut(&id) else {
             return;
         };
         let settle = entry.settle.take();
         let sequence = entry.sequence;
+        let envelope = entry.envelope;
         if sequence.is_none() {
             entry.revoked = true; // deleted when its acknowledgement comes
-        } else if settle.is_none() {
-            pending.remove(&id);
-            if pending.is_empty() {
-                shared.drained.notify_all();
-            }
+        } else if settle.is_none() && envelope.is_none() {
+            shared.remove_locked(&mut pending, id);
         }
-        (settle, sequence)
+        (settle, sequence, envelope)
     };
+    // A member of a stored envelope leaves it (the envelope is stored again without it).
+    let withdrawn = envelope.and_then(|key| withdraw(shared, key, id));
+    if envelope.is_some() && settle.is_none() {
+        shared.take(id);
+    }
     let notice = postcard::to_stdvec(&(&shared.submitter, id)).ok();
     let subject = format!("{}.cancel", shared.options.prefix);
     let Some(settle) = settle else {
         // Settled already by cancel() or the deadline.
-        if let Some(sequence) = sequence {
+        if let (Some(sequence), None) = (sequence, envelope) {
             delete_task(shared, sequence);
         }
         if let Some(notice) = notice {
@@ -720,8 +965,14 @@ async fn revoke(shared: &Arc<Shared>, id: u64) {
     let shared = shared.clone();
     shared.handle.clone().spawn(async move {
         let _ = tokio::time::timeout(Duration::from_secs(5), async {
-            if let Some(sequence) = sequence {
-                let _ = shared.tasks.delete_message(sequence).await;
+            match (withdrawn, sequence) {
+                (Some(withdrawn), _) => {
+                    let _ = withdrawn.await;
+                }
+                (None, Some(sequence)) if envelope.is_none() => {
+                    let _ = shared.tasks.delete_message(sequence).await;
+                }
+                _ => {}
             }
             if let Some(notice) = notice {
                 let _ = shared.nats.publish(subject, Bytes::from(notice)).await;

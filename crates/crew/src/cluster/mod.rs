@@ -102,6 +102,40 @@
 //! (it flushes when its queue runs dry, not per message), so there is no Nagle-like wait to
 //! remove on either side.
 //!
+//! **Envelopes: tasks submitted together travel together.** Every message costs the server
+//! the same (a stored message, its publish acknowledgement, a delivery, an acknowledgement),
+//! whatever it holds; so tasks of one name queued together at the I/O thread (a `submit`
+//! loop, `map`) leave in one message, an *envelope* (`[u32::MAX][length][task message]...`,
+//! up to 64 tasks and 64 KiB; `Nats-Msg-Id: <submitter>.e<key>`, a key from the tasks'
+//! counter). One task at a time still travels alone. Only tasks that may share a fate go
+//! in: no retries (a retry is a delayed negative acknowledgement of the task's own message),
+//! no payload in the object store, and only tasks of a name whose last run took at most
+//! 500 µs on its worker (workers report each task's run time with its result): an envelope
+//! runs on one worker, and longer tasks must spread over all of them; so the first tasks of
+//! a name travel alone until one came back. Each task keeps its own promises:
+//! * its own result, attempt number (the envelope's delivery count) and cancellation notice;
+//!   the worker runs the tasks side by side and sends their results with the envelope's
+//!   acknowledgement subject on the last one only, so the submitter acknowledges the
+//!   envelope once it settled them all (a later delivery takes the confirmed way per task,
+//!   then the worker acknowledges);
+//! * a task whose process dies (or a drain) hands the whole envelope back (the others' results
+//!   unsent: they run again, at least once); on the last delivery such a task goes to the
+//!   dead letters alone, as a message of its own (so `requeue` sends just it), and the others
+//!   report; a worker lost on the last delivery (the server's advisory) makes one dead letter
+//!   per task;
+//! * cancelling a task of a stored envelope deletes the envelope and stores its other tasks
+//!   again in a new one (a task not yet delivered never runs; if a worker held the envelope
+//!   already, the others may run twice, their second results dropped by number); a task
+//!   cancelled before its envelope's publish acknowledgement is withdrawn the same way when
+//!   the acknowledgement comes.
+//!
+//! Measured (`crew bench cluster --quick`, release build, 2 shared cores): one item per task
+//! 15,238 tasks/s before (managers 2,842 in the same run), 35,055 with envelopes alone (load
+//! average 5); with every change of that round, three runs with every peer (load average
+//! 2.5–4.5): 55,814 / 68,870 / 75,048 tasks/s, 19–24x managers, 63–88x Ray. `map` unchanged
+//! (its chunks are large already: 6.1 M items/s before and after, medians of three
+//! alternating runs).
+//!
 //! **Storage** ([`ClusterOptions::storage`]): [`Storage::File`] by default for a deployment
 //! (queued tasks and stored results survive a restart of the server: the server-restart test
 //! runs on it), [`Storage::Memory`] for [`Cluster::local`], whose private server lives and
@@ -114,6 +148,22 @@
 //! third of `ack_wait`, run each task in a crew [`ProcessPool`] (default: a crashing task never
 //! takes the worker down) or in threads, store the result, then acknowledge. The attempt number
 //! (the delivery count) is visible to the task as [`attempt()`].
+//!
+//! **One task at a time: where the time goes.** Timed with `perf record -e
+//! sched:sched_wakeup` over `crew bench cluster --latency-tasks 20000` (medians per hop, 2
+//! cores shared with other builds, load average 8): the caller's submit to the I/O thread
+//! 40 µs, that thread to the server 46, the server from the publish to the worker's delivery
+//! 94, the worker to its task process 68, the process and the pool's reader thread back to
+//! the worker 79, the worker's result out 43, the server to the submitter 47, the submitter to
+//! the caller 38: about 480 µs, eight hand-offs between threads, each mostly a wait for a
+//! core. Two hand-offs were removed: the worker's loop taking deliveries now runs on its
+//! runtime's thread beside the handlers (it ran on the thread blocked on the runtime, one more
+//! wake-up per delivery), and [`Cluster::local`]'s private server runs its goroutines on
+//! half the CPUs (`GOMAXPROCS`; on 2 cores the server's publish-to-delivery hop went from
+//! 153 to 94 µs and its result hop from 79 to 47). Tried and dropped: holding the
+//! submitter's acknowledgements back to travel behind the next task's publish (no gain
+//! measured). What is left is the hops themselves: the process round trip (the pool's
+//! work), and the server twice.
 //!
 //! **Delivery, promised:** at least once, one result per task for the submitter (a duplicate
 //! result of a task run twice is dropped by number).
@@ -362,6 +412,17 @@ enum Backing {
 /// Tasks each of [`Cluster::local`]'s workers holds beyond the running one.
 const LOCAL_PREFETCH: usize = 16;
 
+/// The threads of [`Cluster::local`]'s private server (`GOMAXPROCS`, unless the environment
+/// sets it): half the CPUs, at least one. The server passes each message through several
+/// goroutines (the client's reader, the stream, the consumer, the writer); with a thread per
+/// CPU, each hand-off wakes another thread, which on a small machine competes with the
+/// submitter and the workers for the same cores. Measured on 2 cores (one task at a time,
+/// hops timed with `perf sched`): publish to delivery 153 → 94 µs, result to submitter
+/// 79 → 47 µs.
+fn local_server_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
+
 struct Local {
     workers: Vec<worker::LocalWorker>,
     server: TestServer,
@@ -422,7 +483,11 @@ impl Cluster {
         configure: impl FnOnce(ClusterOptions) -> ClusterOptions,
     ) -> Result<Cluster, ClusterError> {
         assert!(workers > 0, "Cluster::local needs at least one worker");
-        let server = match TestServer::start(ServerConfig::new().token(server::random_hex(16))) {
+        let mut config = ServerConfig::new().token(server::random_hex(16));
+        if std::env::var_os("GOMAXPROCS").is_none() {
+            config = config.threads(local_server_threads());
+        }
+        let server = match TestServer::start(config) {
             Ok(server) => server,
             Err(ClusterError::NoServer { message }) => {
                 static SAID: std::sync::Once = std::sync::Once::new();

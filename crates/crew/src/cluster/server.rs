@@ -81,6 +81,7 @@ pub struct ServerConfig {
     nkeys: Vec<String>,
     tls: Option<ServerTls>,
     max_payload: Option<usize>,
+    threads: Option<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -136,6 +137,19 @@ impl ServerConfig {
     /// The server's largest message (default 1 MB): lower it to exercise the object store.
     pub fn max_payload(mut self, bytes: usize) -> Self {
         self.max_payload = Some(bytes);
+        self
+    }
+
+    /// How many threads run the server's goroutines (Go's `GOMAXPROCS`; default: Go's own
+    /// choice, one per CPU). [`Cluster::local`](super::Cluster::local) gives its private server
+    /// half the CPUs (see there).
+    ///
+    /// # Panics
+    /// If `threads` is 0.
+    #[track_caller]
+    pub fn threads(mut self, threads: usize) -> Self {
+        assert!(threads > 0, "ServerConfig::threads must be at least 1");
+        self.threads = Some(threads);
         self
     }
 
@@ -199,6 +213,7 @@ impl fmt::Debug for ServerConfig {
             .field("nkeys", &self.nkeys)
             .field("tls", &self.tls)
             .field("max_payload", &self.max_payload)
+            .field("threads", &self.threads)
             .finish()
     }
 }
@@ -392,6 +407,9 @@ impl TestServer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file);
+        if let Some(threads) = self.config.threads {
+            command.env("GOMAXPROCS", threads.to_string());
+        }
         let (child, keeper) = Keeper::spawn(command)
             .map_err(|error| failed(format!("cannot start {}: {error}", self.binary.display())))?;
         self.child = Some(child);

@@ -85,6 +85,9 @@ pub(crate) struct ResultHeader {
     /// itself (a first delivery whose result goes to the inbox unconfirmed; see the design
     /// note); `None` when the worker acknowledges it after a confirmation or a stored result.
     pub(crate) ack: Option<String>,
+    /// How long the task ran on its worker, in µs (0 when it did not run): the submitter sends
+    /// tasks of a name in envelopes only while they run this briefly (see the design note).
+    pub(crate) micros: u64,
 }
 
 impl ResultHeader {
@@ -167,6 +170,24 @@ pub(crate) fn batch_items(mut batch: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
+/// The first four bytes of an envelope: a header length no task message can have.
+const ENVELOPE_MARK: [u8; 4] = u32::MAX.to_le_bytes();
+
+/// Several task messages in one JetStream message (see the design note: tasks published
+/// together travel together): `[u32::MAX][length][task message]...`.
+pub(crate) fn envelope<'a>(frames: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut bytes = ENVELOPE_MARK.to_vec();
+    for frame in frames {
+        batch_push(&mut bytes, frame);
+    }
+    bytes
+}
+
+/// The task messages of an envelope, in order; `None` for a message of one task.
+pub(crate) fn envelope_items(bytes: &[u8]) -> Option<impl Iterator<Item = &[u8]>> {
+    (bytes.get(..4)? == ENVELOPE_MARK).then(|| batch_items(&bytes[4..]))
+}
+
 /// A task name as one subject token: characters NATS gives a meaning (`.`, `*`, `>`,
 /// whitespace) and anything unusual become `_`. The subject is for routing and observation;
 /// the exact name travels in the header.
@@ -203,6 +224,7 @@ mod tests {
             ending: Ending::DeadlineExceeded,
             object: None,
             ack: Some("$JS.ACK.x".into()),
+            micros: 5,
         };
         let bytes = frame(&header, b"payload").unwrap();
         let (back, start): (ResultHeader, usize) = unframe(&bytes).unwrap();
@@ -222,5 +244,32 @@ mod tests {
         assert_eq!(items, [&b"one"[..], b"", b"three"]);
         let items: Vec<&[u8]> = batch_items(&batch[..batch.len() - 1]).collect();
         assert_eq!(items, [&b"one"[..], b""]);
+    }
+
+    #[test]
+    fn envelopes_round_trip_and_single_tasks_are_not_envelopes() {
+        let header = TaskHeader {
+            name: "t".into(),
+            signature: 1,
+            chunk: false,
+            submitter: "s".into(),
+            id: 9,
+            deadline_ms: None,
+            retries: 0,
+            backoff_ms: 0,
+            object: None,
+            inbox: true,
+        };
+        let one = frame(&header, b"a").unwrap();
+        assert!(envelope_items(&one).is_none());
+        assert!(envelope_items(b"").is_none());
+        let two = frame(&header, b"bc").unwrap();
+        let bytes = envelope([&one[..], &two[..]]);
+        let items: Vec<&[u8]> = envelope_items(&bytes).unwrap().collect();
+        assert_eq!(items, [&one[..], &two[..]]);
+        let (back, start): (TaskHeader, usize) = unframe(items[1]).unwrap();
+        assert_eq!((back.id, &items[1][start..]), (9, &b"bc"[..]));
+        // An envelope is never taken for a task message.
+        assert!(unframe::<TaskHeader>(&bytes).is_err());
     }
 }

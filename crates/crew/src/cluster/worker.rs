@@ -195,8 +195,24 @@ pub fn serve_worker(options: WorkerOptions) -> Result<WorkerReport, ClusterError
                 _ = interrupt.recv() => {}
             }
         };
-        serve(options, stop, None).await
+        serve_on_runtime(options, stop, None).await
     })
+}
+
+/// [`serve`] as a task of the current runtime rather than on the thread that blocks on it:
+/// the loop that takes deliveries then runs on the same thread as the tasks it spawns for
+/// them, so a delivery reaches its handler without waking a second thread (a hop of tens of
+/// µs, measured on one task at a time).
+async fn serve_on_runtime(
+    options: WorkerOptions,
+    stop: impl Future<Output = ()> + Send + 'static,
+    ready: Option<std::sync::mpsc::Sender<Result<(), ClusterError>>>,
+) -> Result<WorkerReport, ClusterError> {
+    tokio::spawn(serve(options, stop, ready))
+        .await
+        .map_err(|error| ClusterError::Io {
+            message: format!("the worker's serving task ended abnormally: {error}"),
+        })?
 }
 
 /// A worker inside this process ([`Cluster::local`](super::Cluster::local)).
@@ -220,7 +236,7 @@ impl LocalWorker {
                         return;
                     }
                 };
-                let report = runtime.block_on(serve(
+                let report = runtime.block_on(serve_on_runtime(
                     options,
                     async move {
                         let _ = stopped.await;
@@ -294,12 +310,16 @@ struct RunRequest {
 struct RunReply {
     outcome: Outcome,
     payload: RawBytes,
+    /// How long the task itself ran, in µs (what decides whether its submitter may send
+    /// tasks of its name in envelopes).
+    micros: u64,
 }
 
 /// Runs a cluster task inside a pool worker (process or thread) with its attempt number
 /// visible to it ([`attempt`]), checking name and signature as every worker does.
 fn run_attempt(request: RunRequest) -> RunReply {
     ATTEMPT.with(|attempt| attempt.set(request.attempt));
+    let started = Instant::now();
     let (outcome, payload) = run_call(
         &request.name,
         request.signature,
@@ -310,6 +330,7 @@ fn run_attempt(request: RunRequest) -> RunReply {
     RunReply {
         outcome,
         payload: RawBytes(payload),
+        micros: started.elapsed().as_micros() as u64,
     }
 }
 
@@ -341,7 +362,8 @@ enum Runner {
 
 /// How one run of a task ended in this worker.
 enum Ran {
-    Finished(Outcome, Vec<u8>),
+    /// Its outcome, its result, how long it ran (µs).
+    Finished(Outcome, Vec<u8>, u64),
     Died(Option<(bool, i32)>),
     Deadline,
     /// The submitter cancelled it: no result.
@@ -349,6 +371,19 @@ enum Ran {
     /// The worker is stopping: hand it back.
     Abandoned,
     Transport(String),
+}
+
+/// What a worker does with a task after its run.
+enum Step {
+    /// Nothing to report: not a crew task, or cancelled.
+    Drop,
+    /// Report this ending (and result, and how long the task ran in µs) to the submitter.
+    Report(Ending, Vec<u8>, u64),
+    /// Hand it back for another delivery after the delay (a retry, the drain).
+    Retry(Option<Duration>),
+    /// Another delivery after the delay, unless this was the last: then a dead letter, and
+    /// this ending is what the dead letter says.
+    Again(Ending, Option<Duration>),
 }
 
 /// Why a running task is being stopped.
@@ -673,30 +708,41 @@ async fn listen_advisories(worker: Arc<Worker>, mut advisories: async_nats::Subs
         let Ok(task) = worker.tasks.get_raw_message(advisory.stream_seq).await else {
             continue; // acknowledged meanwhile, or already dead-lettered
         };
-        let Ok((header, _)) = wire::unframe::<TaskHeader>(&task.payload) else {
-            let _ = worker.tasks.delete_message(advisory.stream_seq).await;
-            continue;
+        // One task, or each task of an envelope: a dead letter of its own.
+        let frames: Vec<Bytes> = match wire::envelope_items(&task.payload) {
+            Some(items) => items.map(|item| task.payload.slice_ref(item)).collect(),
+            None => vec![task.payload.clone()],
         };
         let last = "its worker was lost (no acknowledgement within ack_wait) on the last delivery"
             .to_owned();
-        if worker
-            .dead_letter(
-                task.subject.as_str(),
-                &header,
-                task.payload.clone(),
-                (advisory.stream_seq, advisory.deliveries),
-                &last,
-            )
-            .await
-            .is_ok()
-        {
+        let mut stored = true;
+        for frame in frames {
+            let Ok((header, _)) = wire::unframe::<TaskHeader>(&frame) else {
+                continue; // not a crew task: nobody waits for it
+            };
+            if worker
+                .dead_letter(
+                    task.subject.as_str(),
+                    &header,
+                    frame.clone(),
+                    (advisory.stream_seq, advisory.deliveries),
+                    &last,
+                )
+                .await
+                .is_err()
+            {
+                stored = false;
+                continue;
+            }
             let ending = Ending::DeadLetter {
                 deliveries: advisory.deliveries,
-                last,
+                last: last.clone(),
             };
             let _ = worker
                 .publish_result(&header, advisory.deliveries as u32, ending, Vec::new())
                 .await;
+        }
+        if stored {
             let _ = worker.tasks.delete_message(advisory.stream_seq).await;
         }
     }
@@ -710,7 +756,13 @@ async fn handle(worker: Arc<Worker>, message: jetstream::Message, permit: OwnedS
     if let Some(reply) = message.reply.clone() {
         worker.held.lock().insert(sequence, reply);
     }
-    worker.handle(&message, attempt).await;
+    match wire::envelope_items(&message.payload) {
+        Some(items) => {
+            let frames = items.map(|item| message.payload.slice_ref(item)).collect();
+            worker.handle_envelope(&message, attempt, frames).await;
+        }
+        None => worker.handle(&message, attempt).await,
+    }
     worker.held.lock().remove(&sequence);
     drop(permit);
 }
@@ -722,33 +774,54 @@ impl Worker {
             .await
     }
 
+    /// Runs the task of a message holding one, then settles the message by the run's [`Step`].
     async fn handle(self: &Arc<Self>, message: &jetstream::Message, attempt: u32) {
-        let Ok((header, start)) = wire::unframe::<TaskHeader>(&message.payload) else {
-            // Not a crew task: nobody can run it, nobody waits for it.
+        let (header, step) = self.run_task(&message.payload, attempt).await;
+        let Some(header) = header else {
+            // Not a crew task (nobody can run it, nobody waits for it), or cancelled.
             let _ = message.ack_with(AckKind::Term).await;
             return;
         };
+        match step {
+            Step::Drop => {
+                let _ = message.ack_with(AckKind::Term).await;
+            }
+            Step::Report(ending, result, micros) => {
+                self.finish(message, &header, attempt, (ending, micros), result)
+                    .await;
+            }
+            Step::Retry(delay) => {
+                let _ = message.ack_with(AckKind::Nak(delay)).await;
+                self.handed_back.fetch_add(1, Ordering::Relaxed);
+            }
+            Step::Again(ending, delay) => {
+                self.retry_or_fail(message, &header, attempt, ending, delay)
+                    .await;
+            }
+        }
+    }
+
+    /// Runs one task message (alone or from an envelope) and says what should happen next;
+    /// the header is `None` for a message that is not a crew task.
+    async fn run_task(self: &Arc<Self>, frame: &[u8], attempt: u32) -> (Option<TaskHeader>, Step) {
+        let Ok((header, start)) = wire::unframe::<TaskHeader>(frame) else {
+            return (None, Step::Drop);
+        };
         let key = (header.submitter.clone(), header.id);
         if self.cancelled.lock().0.contains(&key) {
-            let _ = message.ack_with(AckKind::Term).await;
-            return;
+            return (Some(header), Step::Drop);
         }
         if header
             .deadline_ms
             .is_some_and(|deadline| wire::now_ms() >= deadline)
         {
-            self.finish(
-                message,
-                &header,
-                attempt,
-                Ending::DeadlineExceeded,
-                Vec::new(),
-            )
-            .await;
-            return;
+            return (
+                Some(header),
+                Step::Report(Ending::DeadlineExceeded, Vec::new(), 0),
+            );
         }
         let payload = match &header.object {
-            None => message.payload[start..].to_vec(),
+            None => frame[start..].to_vec(),
             Some(key) => {
                 let fetched = match self.bucket().await {
                     Ok(bucket) => read_object(bucket, key).await,
@@ -756,18 +829,8 @@ impl Worker {
                 };
                 match fetched {
                     Ok(bytes) => bytes,
-                    Err(message_text) => {
-                        // Perhaps a passing failure: let it run again, up to max_deliver.
-                        self.retry_or_fail(
-                            message,
-                            &header,
-                            attempt,
-                            Ending::Transport(message_text),
-                            None,
-                        )
-                        .await;
-                        return;
-                    }
+                    // Perhaps a passing failure: let it run again, up to max_deliver.
+                    Err(text) => return (Some(header), Step::Again(Ending::Transport(text), None)),
                 }
             }
         };
@@ -776,66 +839,153 @@ impl Worker {
         let ran = self.run(&header, attempt, payload, stopped).await;
         self.running.lock().remove(&key);
         let max_deliver = self.options.cluster.max_deliver;
-        match ran {
-            Ran::Finished(Outcome::Ok, result) => {
-                self.finish(message, &header, attempt, Ending::Ran(Outcome::Ok), result)
-                    .await;
+        let step = match ran {
+            Ran::Finished(Outcome::Ok, result, micros) => {
+                Step::Report(Ending::Ran(Outcome::Ok), result, micros)
             }
-            Ran::Finished(outcome @ (Outcome::Panicked(_) | Outcome::Failed(_)), _)
+            Ran::Finished(Outcome::Panicked(_) | Outcome::Failed(_), ..)
                 if attempt <= header.retries && attempt < max_deliver =>
             {
-                let _ = outcome;
                 let delay =
                     Duration::from_millis(header.backoff_ms.saturating_mul(u64::from(attempt)));
-                let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
-                self.handed_back.fetch_add(1, Ordering::Relaxed);
+                Step::Retry(Some(delay))
             }
-            Ran::Finished(outcome, _) => {
-                self.finish(message, &header, attempt, Ending::Ran(outcome), Vec::new())
-                    .await;
+            Ran::Finished(outcome, _, micros) => {
+                Step::Report(Ending::Ran(outcome), Vec::new(), micros)
             }
-            Ran::Died(exit) => {
-                let ending = Ending::Died {
+            Ran::Died(exit) => Step::Again(
+                Ending::Died {
                     exit,
                     deliveries: u64::from(attempt),
-                };
-                self.retry_or_fail(
-                    message,
-                    &header,
-                    attempt,
-                    ending,
-                    Some(Duration::from_millis(50)),
-                )
+                },
+                Some(Duration::from_millis(50)),
+            ),
+            Ran::Deadline => Step::Report(Ending::DeadlineExceeded, Vec::new(), 0),
+            Ran::Cancelled => Step::Drop,
+            Ran::Abandoned => Step::Retry(None),
+            Ran::Transport(text) => Step::Report(Ending::Transport(text), Vec::new(), 0),
+        };
+        (Some(header), step)
+    }
+
+    /// Runs the tasks of an envelope side by side, then settles the message for all of them
+    /// (see the design note): if one needs another delivery (its process died, the worker
+    /// drains, a retry) and this is not the last, the whole envelope is handed back and runs
+    /// again, the others' results unsent (their next run sends them); on the last delivery
+    /// such a task goes to the dead letters alone. Otherwise every result goes to the
+    /// submitter, the message's acknowledgement subject with the last one (the submitter
+    /// acknowledges the envelope once it settled them all), or the confirmed way on a later
+    /// delivery, and then the worker acknowledges.
+    async fn handle_envelope(
+        self: &Arc<Self>,
+        message: &jetstream::Message,
+        attempt: u32,
+        frames: Vec<Bytes>,
+    ) {
+        let steps =
+            futures::future::join_all(frames.iter().map(|frame| self.run_task(frame, attempt)))
                 .await;
-            }
-            Ran::Deadline => {
-                self.finish(
-                    message,
-                    &header,
-                    attempt,
-                    Ending::DeadlineExceeded,
-                    Vec::new(),
-                )
-                .await;
-            }
-            Ran::Cancelled => {
-                let _ = message.ack_with(AckKind::Term).await;
-            }
-            Ran::Abandoned => {
-                let _ = message.ack_with(AckKind::Nak(None)).await;
-                self.handed_back.fetch_add(1, Ordering::Relaxed);
-            }
-            Ran::Transport(text) => {
-                self.finish(
-                    message,
-                    &header,
-                    attempt,
-                    Ending::Transport(text),
-                    Vec::new(),
-                )
-                .await;
+        let last_delivery = attempt >= self.options.cluster.max_deliver;
+        let sequence = message.info().map_or(0, |info| info.stream_sequence);
+        let mut reports = Vec::new();
+        let mut again: Option<Option<Duration>> = None;
+        for (frame, (header, step)) in frames.iter().zip(steps) {
+            let Some(header) = header else { continue };
+            match step {
+                Step::Drop => {}
+                Step::Report(ending, result, micros) => {
+                    reports.push((header, (ending, micros), result));
+                }
+                Step::Retry(delay) => again = Some(again.flatten().max(delay)),
+                Step::Again(_, delay) if !last_delivery => {
+                    again = Some(again.flatten().max(delay));
+                }
+                Step::Again(ending, delay) => {
+                    let probe = ResultHeader {
+                        id: header.id,
+                        attempt,
+                        host: self.host.clone(),
+                        pid: self.pid,
+                        ending,
+                        object: None,
+                        ack: None,
+                        micros: 0,
+                    };
+                    let last = probe.error(None, &header.name).to_string();
+                    let dead = self
+                        .dead_letter(
+                            message.subject.as_str(),
+                            &header,
+                            frame.clone(),
+                            (sequence, u64::from(attempt)),
+                            &last,
+                        )
+                        .await;
+                    match dead {
+                        Ok(()) => {
+                            let ending = Ending::DeadLetter {
+                                deliveries: u64::from(attempt),
+                                last,
+                            };
+                            reports.push((header, (ending, 0), Vec::new()));
+                        }
+                        Err(_) => again = Some(again.flatten().max(delay)),
+                    }
+                }
             }
         }
+        if let Some(delay) = again {
+            let _ = message.ack_with(AckKind::Nak(delay)).await;
+            self.handed_back.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if reports.is_empty() {
+            let _ = message.ack_with(AckKind::Term).await;
+            return;
+        }
+        let reply = message
+            .reply
+            .as_ref()
+            .filter(|_| attempt == 1 && reports.iter().all(|(header, ..)| header.inbox));
+        // Every result encoded (large ones stored) before any leaves: the acknowledgement
+        // rides on the last, so none may be missing.
+        let count = reports.len();
+        let mut encoded = Vec::with_capacity(count);
+        for (index, (header, ending, result)) in reports.into_iter().enumerate() {
+            let ack = reply
+                .filter(|_| index + 1 == count)
+                .map(|subject| subject.to_string());
+            match self
+                .encode_result(&header, attempt, ending, result, ack)
+                .await
+            {
+                Ok(bytes) => encoded.push((header, bytes)),
+                Err(_) => {
+                    let _ = message
+                        .ack_with(AckKind::Nak(Some(Duration::from_millis(500))))
+                        .await;
+                    self.handed_back.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+        if reply.is_some() {
+            for (header, bytes) in encoded {
+                self.queue_result(&header.submitter, bytes);
+            }
+        } else {
+            for (header, bytes) in encoded {
+                if self.deliver_result(&header, bytes).await.is_err() {
+                    let _ = message
+                        .ack_with(AckKind::Nak(Some(Duration::from_millis(500))))
+                        .await;
+                    self.handed_back.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+            let _ = message.ack().await;
+        }
+        self.done.fetch_add(count as u64, Ordering::Relaxed);
     }
 
     /// A failure that deserves another delivery: nak it, unless this was the last one, which
@@ -862,6 +1012,7 @@ impl Worker {
             ending: ending.clone(),
             object: None,
             ack: None,
+            micros: 0,
         };
         let last = probe.error(None, &header.name).to_string();
         if self
@@ -882,7 +1033,7 @@ impl Worker {
             deliveries: u64::from(attempt),
             last,
         };
-        self.finish(message, header, attempt, ending, Vec::new())
+        self.finish(message, header, attempt, (ending, 0), Vec::new())
             .await;
     }
 
@@ -962,7 +1113,7 @@ impl Worker {
             }
         };
         match result {
-            Ok(reply) => Ran::Finished(reply.outcome, reply.payload.0),
+            Ok(reply) => Ran::Finished(reply.outcome, reply.payload.0, reply.micros),
             Err(TaskError::WorkerDied { exit, .. }) => Ran::Died(exit.map(|exit| match exit {
                 crate::ExitStatus::Signal(n) => (true, n),
                 crate::ExitStatus::Code(n) => (false, n),
@@ -970,7 +1121,7 @@ impl Worker {
             Err(TaskError::DeadlineExceeded { .. }) => Ran::Deadline,
             Err(TaskError::Cancelled) => Ran::Cancelled,
             Err(TaskError::Panicked { message }) => {
-                Ran::Finished(Outcome::Panicked(message), Vec::new())
+                Ran::Finished(Outcome::Panicked(message), Vec::new(), 0)
             }
             Err(error) => Ran::Transport(error.to_string()),
         }
@@ -989,7 +1140,7 @@ impl Worker {
         message: &jetstream::Message,
         header: &TaskHeader,
         attempt: u32,
-        ending: Ending,
+        ending: (Ending, u64),
         result: Vec<u8>,
     ) {
         let ack = message
@@ -1079,7 +1230,7 @@ impl Worker {
         result: Vec<u8>,
     ) -> Result<(), String> {
         let bytes = self
-            .encode_result(header, attempt, ending, result, None)
+            .encode_result(header, attempt, (ending, 0), result, None)
             .await?;
         self.deliver_result(header, bytes).await
     }
@@ -1090,7 +1241,7 @@ impl Worker {
         &self,
         header: &TaskHeader,
         attempt: u32,
-        ending: Ending,
+        (ending, micros): (Ending, u64),
         result: Vec<u8>,
         ack: Option<String>,
     ) -> Result<Bytes, String> {
@@ -1102,6 +1253,7 @@ impl Worker {
             ending,
             object: None,
             ack,
+            micros,
         };
         let bytes = if result.len() + HEADROOM > self.max_payload {
             let key = format!("r.{}.{}", header.submitter, header.id);
