@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context as _};
 use crew::cluster::{
-    serve_worker, Cluster, ClusterOptions, DeadLetterId, Isolation, WorkerOptions,
+    redact_url, serve_worker, Cluster, ClusterOptions, DeadLetterId, Isolation, WorkerOptions,
 };
 
 /// A secret from argv, a file or the environment; `Debug` never shows it.
@@ -113,17 +113,6 @@ fn secret(
 /// An environment variable, if set and not empty.
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|value| !value.is_empty())
-}
-
-/// `url` without user info (`nats://user:pass@host` → `nats://host`), for messages.
-pub(crate) fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}{}", &url[..scheme + 3], &url[at + 1..])
-        }
-        (None, Some(at)) => url[at + 1..].to_owned(),
-        _ => url.to_owned(),
-    }
 }
 
 /// `text` (an error message) with the user info removed from every URL in it
@@ -258,7 +247,7 @@ pub(crate) struct WorkerArgs {
 /// `crew worker`: serves the built-in tasks until SIGTERM/SIGINT, then drains and exits 0.
 pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let options = args.connection.options()?;
-    let url = redact_url(options.url());
+    let url = options.url_for_display();
     let concurrency = match args.concurrency {
         Some(0) => bail!("--concurrency must be at least 1"),
         Some(n) => n,

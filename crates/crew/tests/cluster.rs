@@ -300,6 +300,16 @@ fn wrong_credentials_fail_at_connect() {
         !error.to_string().contains("wrong-token"),
         "a secret in {error}"
     );
+    // A credential written into the URL reaches neither the error nor the options' Debug.
+    let in_url = ClusterOptions::new(server.url().replace("://", "://bob:url-secret@"));
+    assert!(!format!("{in_url:?}").contains("url-secret"), "{in_url:?}");
+    let error = expect_fast_error(in_url);
+    assert!(matches!(error, ClusterError::Auth { .. }), "{error}");
+    assert!(
+        !format!("{error} {error:?}").contains("url-secret"),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("127.0.0.1"), "{error}");
     let good = Cluster::connect(ClusterOptions::new(server.url()).token("right-token")).unwrap();
     assert_eq!(good.backend(), Backend::Nats);
     drop(good);

@@ -469,7 +469,7 @@ impl Submitter {
                 "crew: dropping a Cluster with {} pending task(s) and no worker serving {}: \
                  they are cancelled",
                 ids.len(),
-                shared.options.url
+                shared.options.url_for_display()
             );
             for id in ids {
                 let _ = shared.commands.send(Command::Revoke(id));

@@ -40,7 +40,7 @@ pub(crate) async fn connect(options: &ClusterOptions) -> Result<async_nats::Clie
         Auth::Nkey(seed) => {
             if !seed.starts_with("SU") {
                 return Err(ClusterError::Auth {
-                    url: options.url.clone(),
+                    url: options.url_for_display(),
                     message: "the nkey seed must be a user seed starting with `SU` (not the public key `U...`)".to_owned(),
                 });
             }
@@ -51,7 +51,7 @@ pub(crate) async fn connect(options: &ClusterOptions) -> Result<async_nats::Clie
                 .credentials_file(path)
                 .await
                 .map_err(|error| ClusterError::Auth {
-                    url: options.url.clone(),
+                    url: options.url_for_display(),
                     message: format!(
                         "cannot read the credentials file {}: {error}",
                         path.display()
@@ -68,8 +68,8 @@ pub(crate) async fn connect(options: &ClusterOptions) -> Result<async_nats::Clie
     if options.require_tls {
         connect = connect.require_tls(true);
     }
-    let url = options.url.clone();
-    let attempt = connect.connect(url.as_str());
+    let url = options.url_for_display();
+    let attempt = connect.connect(options.url.as_str());
     // The client's own timeout covers one TCP connect; this bounds the whole handshake too.
     match tokio::time::timeout(
         options.connect_timeout + Duration::from_millis(500),
@@ -92,7 +92,7 @@ pub(crate) async fn connect(options: &ClusterOptions) -> Result<async_nats::Clie
 
 fn connect_error(options: &ClusterOptions, error: &async_nats::ConnectError) -> ClusterError {
     use async_nats::ConnectErrorKind as Kind;
-    let url = options.url.clone();
+    let url = options.url_for_display();
     let text = error.to_string();
     match error.kind() {
         Kind::AuthorizationViolation | Kind::Authentication => ClusterError::Auth {

@@ -205,7 +205,7 @@ use crate::executor::{Executor, Message};
 use crate::process::ProcessPool;
 use crate::task::{TaskFn, TaskHandle, TaskOptions};
 
-pub use options::{ClusterOptions, ResultPath, Storage};
+pub use options::{redact_url, ClusterOptions, ResultPath, Storage};
 pub use server::{find_nats_server, ServerConfig, TestServer, NATS_SERVER_ENV};
 pub use worker::{attempt, serve_worker, Isolation, WorkerOptions, WorkerReport};
 
@@ -216,7 +216,7 @@ pub enum ClusterError {
     /// The server could not be reached (or did not answer in time).
     #[error("cannot connect to {url}: {message}")]
     Connect {
-        /// The server URL.
+        /// The server URL, without user info ([`redact_url`]).
         url: String,
         /// What happened.
         message: String,
@@ -224,7 +224,7 @@ pub enum ClusterError {
     /// The server refused the credentials.
     #[error("authentication with {url} failed: {message}")]
     Auth {
-        /// The server URL.
+        /// The server URL, without user info ([`redact_url`]).
         url: String,
         /// What happened.
         message: String,
@@ -232,7 +232,7 @@ pub enum ClusterError {
     /// TLS could not be set up (certificates, or one side without TLS).
     #[error("TLS with {url} failed: {message}")]
     Tls {
-        /// The server URL.
+        /// The server URL, without user info ([`redact_url`]).
         url: String,
         /// What happened.
         message: String,

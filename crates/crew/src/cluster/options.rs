@@ -117,6 +117,12 @@ impl ClusterOptions {
         &self.url
     }
 
+    /// The server URL without its user info, as crew names the server in errors and
+    /// messages (see [`redact_url`]).
+    pub fn url_for_display(&self) -> String {
+        redact_url(&self.url)
+    }
+
     /// The deployment's subject prefix.
     pub fn prefix_name(&self) -> &str {
         &self.prefix
@@ -335,7 +341,7 @@ impl fmt::Debug for ClusterOptions {
             Auth::CredentialsFile(path) => format!("credentials file {}", path.display()),
         };
         f.debug_struct("ClusterOptions")
-            .field("url", &self.url)
+            .field("url", &self.url_for_display())
             .field("auth", &auth)
             .field("tls_root", &self.tls_root)
             .field(
@@ -352,4 +358,28 @@ impl fmt::Debug for ClusterOptions {
             .field("results", &self.results)
             .finish_non_exhaustive()
     }
+}
+
+/// `url` without user info (`nats://user:pass@host` → `nats://host`, `token@host` → `host`),
+/// each of several comma-separated URLs alike: a credential written into a URL must never reach
+/// a message or a log. crew's own errors name servers this way.
+///
+/// ```
+/// use crew::cluster::redact_url;
+///
+/// assert_eq!(redact_url("nats://bob:secret@127.0.0.1:4222"), "nats://127.0.0.1:4222");
+/// assert_eq!(redact_url("s3cret@127.0.0.1:4222"), "127.0.0.1:4222");
+/// assert_eq!(redact_url("tls://127.0.0.1:4222"), "tls://127.0.0.1:4222");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    url.split(',')
+        .map(|one| match (one.find("://"), one.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}{}", &one[..scheme + 3], &one[at + 1..])
+            }
+            (None, Some(at)) => one[at + 1..].to_owned(),
+            _ => one.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
