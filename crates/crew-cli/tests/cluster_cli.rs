@@ -4,7 +4,7 @@
 //! unknown id, and a wrong token is a clear error. The server binary comes from
 //! `$CREW_NATS_SERVER` or PATH, else from `scripts/nats-server` (which installs one).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,14 @@ const TOKEN: &str = "cli-test-token-5f1c";
 fn server() -> TestServer {
     ensure_nats_server();
     TestServer::start(ServerConfig::new().token(TOKEN)).expect("starting nats-server")
+}
+
+/// A temporary directory with the token in its file `token`, for `crew worker --token-file`.
+fn dir_with_token() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    (dir, token_file)
 }
 
 /// `crew ARGS` with the token in the environment (never in argv), bounded in time.
@@ -116,9 +124,7 @@ fn wait_bounded(mut child: Child, what: &str) -> Output {
 fn status_shows_two_workers_and_a_sigtermed_worker_drains_and_exits_0() {
     let server = server();
     let url = server.url();
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let (_dir, token_file) = dir_with_token();
     let first = worker(&url, &token_file, &[]);
     let second = worker(&url, &token_file, &["--threads", "--name", "second"]);
 
@@ -242,9 +248,7 @@ fn crew_run(cluster: Option<(&str, &Path)>, args: &[&str]) -> Output {
 fn run_on_the_cluster_prints_logs_and_fails_as_a_local_run() {
     let server = server();
     let url = server.url();
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let (dir, token_file) = dir_with_token();
     let workers = [
         worker(&url, &token_file, &[]),
         worker(&url, &token_file, &["--threads"]),
@@ -408,9 +412,7 @@ fn run_on_the_cluster_prints_logs_and_fails_as_a_local_run() {
 fn ctrl_c_cancels_the_cluster_jobs_of_a_run() {
     let server = server();
     let url = server.url();
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let (_dir, token_file) = dir_with_token();
     let worker = worker(&url, &token_file, &[]);
     // One job runs (the worker holds one), two wait in the queue.
     let run = Command::new(CREW)
@@ -511,9 +513,7 @@ fn leader_and_child(file: &Path) -> CommandJob {
 fn a_cancelled_or_late_cluster_job_takes_its_whole_process_group_with_it() {
     let server = server();
     let url = server.url();
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let (dir, token_file) = dir_with_token();
     let worker = worker(&url, &token_file, &[]);
     let cluster = Cluster::connect(server.client_options()).unwrap();
 

@@ -10,8 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crew::cluster::{
-    attempt, serve_worker, Backend, Cluster, ClusterError, ClusterOptions, ServerConfig, Storage,
-    TestServer, WorkerOptions,
+    attempt, serve_worker, Backend, Cluster, ClusterError, ClusterOptions, DeadLetterId,
+    ServerConfig, Storage, TestServer, WorkerOptions,
 };
 use crew::task::TaskOptions;
 use crew::{Executor, MapOptions, TaskError};
@@ -460,12 +460,19 @@ fn poison_task_ends_in_dead_letters() {
         cluster.requeue(&first),
         Err(ClusterError::NotFound { .. })
     ));
+    wait_for_a_new_dead_letter(&cluster, first);
+    stop(&mut child);
+}
+
+/// Waits (30 s at most) until the one dead letter is a new one, not `requeued`, after its third
+/// delivery: a requeued poison task that failed again.
+fn wait_for_a_new_dead_letter(cluster: &Cluster, requeued: DeadLetterId) {
     let started = Instant::now();
     loop {
         let letters = cluster.dead_letters().unwrap();
-        if letters.len() == 1 && letters[0].id != first {
+        if letters.len() == 1 && letters[0].id != requeued {
             assert_eq!(letters[0].deliveries, 3);
-            break;
+            return;
         }
         assert!(
             started.elapsed() < Duration::from_secs(30),
@@ -473,7 +480,6 @@ fn poison_task_ends_in_dead_letters() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    stop(&mut child);
 }
 
 fn stop(child: &mut Child) {
@@ -562,19 +568,7 @@ fn envelope_members_keep_their_own_fate() {
     // The dead letter holds task 13 alone: requeued, it fails on its own and comes back.
     let id = letters[0].id;
     cluster.requeue(&id).unwrap();
-    let started = Instant::now();
-    loop {
-        let letters = cluster.dead_letters().unwrap();
-        if letters.len() == 1 && letters[0].id != id {
-            assert_eq!(letters[0].deliveries, 3);
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "requeued task not dead again: {letters:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_a_new_dead_letter(&cluster, id);
     wait_until_acked(&cluster);
     stop(&mut child);
 }

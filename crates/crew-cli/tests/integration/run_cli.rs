@@ -502,18 +502,7 @@ fn file_names_that_are_not_utf8_reach_the_job_byte_for_byte() {
     use std::os::unix::ffi::OsStrExt;
     // A Latin-1 file name, as `find` prints it on an old file system.
     let name = OsStr::from_bytes(b"caf\xe9 \xff.txt");
-    let run = |args: &[&OsStr], input: &[u8]| {
-        let mut child = Command::new(CREW)
-            .arg("run")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let run = |args: &[&OsStr], input: &[u8]| crew_run_stdin(args, input);
     fn os<'a>(words: &[&'a str]) -> Vec<&'a OsStr> {
         words.iter().map(|word| OsStr::new(*word)).collect()
     }

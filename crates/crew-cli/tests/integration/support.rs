@@ -1,5 +1,6 @@
 //! What the modules of this binary share: running the `crew` binary and reading its output.
 
+use std::ffi::OsStr;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
@@ -12,7 +13,7 @@ pub(crate) fn crew_run(args: &[&str]) -> Output {
 }
 
 /// `crew run ARGS` with `input` on its standard input (closed after it), its output captured.
-pub(crate) fn crew_run_stdin(args: &[&str], input: impl AsRef<[u8]>) -> Output {
+pub(crate) fn crew_run_stdin(args: &[impl AsRef<OsStr>], input: impl AsRef<[u8]>) -> Output {
     let mut child = Command::new(CREW)
         .arg("run")
         .args(args)
