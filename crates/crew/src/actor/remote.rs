@@ -48,9 +48,21 @@
 //! actor: frames are appended to a buffer and one task publishes the buffer as one NATS message
 //! (a batch of frames) whenever it is not empty, so pipelined calls share messages and flushes
 //! while a lone blocking call goes out at once. The reply subject of a batch is
-//! `<inbox>.<first id>.<last id>`; the host answers on `<inbox>.r`, batching its replies the
-//! same way. NATS keeps the order of one connection's messages to one subscriber, and the host
-//! runs a member's calls in order, so calls from one caller run in the order sent.
+//! `<inbox>.<first id>.<last id>`; a member answers on `<inbox>.r.<member>`, batching its
+//! replies the same way. NATS keeps the order of one connection's messages to one subscriber,
+//! and the host runs a member's calls in order, so calls from one caller run in the order sent.
+//!
+//! **The caller drives its own connection** ([`Lead`]). Each reference has a NATS connection
+//! on a one-thread runtime of its own (like a member). A caller blocked on a call lends its
+//! thread to that runtime (the handle's driver): the outbox task, the connection's writer and
+//! reader and the reply reader all run on the caller's thread, which sleeps in the runtime's
+//! poll on the socket, so a blocking call wakes this process once (the reply) instead of three
+//! times (the cluster's I/O thread to publish, again for the reply, then the caller). While no
+//! caller drives, a keeper thread does (async waiters, tells, probes); a caller that finds the
+//! keeper driving asks it to give the runtime up, and the keeper takes it back only after
+//! [`LEAD_GRACE`] without a caller, so a loop of blocking calls keeps it. A second caller
+//! blocked meanwhile waits as before (its reply is settled by whoever drives). Measured on
+//! the benchmark's counter: see `crew bench actors`.
 //!
 //! **Failures.**
 //! * No actor: the server answers a batch sent where nobody listens with "no responders"
@@ -123,7 +135,7 @@ use crate::cluster::{Cluster, ClusterError, ClusterOptions};
 use crate::error::{TaskError, WorkerId};
 use crate::task::codec::{self, split_frame, write_frame};
 use crate::task::protocol::Outcome;
-use crate::task::TaskHandle;
+use crate::task::{Driver, TaskHandle};
 
 /// How long calls may wait for a reply before the caller checks the actor is still there.
 pub const PROBE_AFTER: Duration = Duration::from_millis(300);
@@ -321,7 +333,8 @@ impl Outbox {
     /// An outbox and its publishing task: to `subject`, with the reply subject
     /// `<inbox>.<first>.<last>` (or `<inbox>.c` without calls) when `inbox` is given.
     fn start(
-        link: &Link,
+        nats: &async_nats::Client,
+        runtime: &tokio::runtime::Handle,
         subject: String,
         inbox: Option<String>,
         one_call_each: bool,
@@ -338,11 +351,11 @@ impl Outbox {
             published: AtomicU64::new(0),
             task: Mutex::new(None),
         });
-        let nats = link.nats.clone();
+        let nats = nats.clone();
         let publishing = outbox.clone();
         let subject = Subject::from(subject);
         let control = Subject::from(format!("{subject}.ctl"));
-        let task = link.runtime.spawn(async move {
+        let task = runtime.spawn(async move {
             loop {
                 publishing.ready.notified().await;
                 loop {
@@ -638,7 +651,8 @@ impl Member {
             });
         }
         let outbox = Outbox::start(
-            &self.host.own,
+            &self.host.own.nats,
+            &self.host.own.runtime,
             format!("{inbox}.r.{}", self.host.member),
             None,
             false,
@@ -1039,6 +1053,171 @@ fn is_probe(message: &async_nats::Message) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The caller's connection: a runtime its blocked callers drive themselves.
+
+/// How long the keeper leaves the caller's runtime to its callers after one last led it
+/// (they call again within microseconds in a loop of blocking calls; async waiters and
+/// tells wait at most this long for the keeper meanwhile).
+const LEAD_GRACE: Duration = Duration::from_millis(2);
+
+/// A caller's own NATS connection on a one-thread runtime. A caller blocked on a call drives
+/// the runtime itself ([`Lead::drive`], lent through [`TaskHandle`]'s driver): its thread
+/// publishes the call, waits in the runtime's poll for the reply and settles it, so a
+/// blocking call costs this process one thread wake-up (the socket's) instead of three (the
+/// I/O thread for the publish, again for the reply, then the caller). When no caller
+/// leads, the keeper thread drives the runtime (async waiters, tells, probes); a caller that
+/// wants the runtime asks it to give it up (see the design note, "Delivery").
+struct Lead {
+    runtime: tokio::runtime::Runtime,
+    /// Held by whoever drives the runtime: the keeper or one caller.
+    driving: Mutex<()>,
+    keeper_drives: std::sync::atomic::AtomicBool,
+    /// Callers waiting to drive: the keeper gives the runtime up.
+    wanted: std::sync::atomic::AtomicUsize,
+    give_up: Notify,
+    /// A reply was settled: the leading caller looks whether its call is done.
+    replied: Notify,
+    /// When a caller last stopped leading (ms since `epoch`).
+    last_lead: AtomicU64,
+    epoch: Instant,
+    closed: std::sync::atomic::AtomicBool,
+    keeper: Mutex<Option<std::thread::Thread>>,
+}
+
+impl Lead {
+    /// A connection with `options`, its runtime and keeper thread.
+    fn connect(options: &ClusterOptions) -> Result<(Arc<Lead>, async_nats::Client), ActorError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| cluster_error(format!("cannot start the caller's runtime: {e}")))?;
+        let lead = Arc::new(Lead {
+            runtime,
+            driving: Mutex::new(()),
+            keeper_drives: std::sync::atomic::AtomicBool::new(false),
+            wanted: std::sync::atomic::AtomicUsize::new(0),
+            give_up: Notify::new(),
+            replied: Notify::new(),
+            last_lead: AtomicU64::new(0),
+            epoch: Instant::now(),
+            closed: std::sync::atomic::AtomicBool::new(false),
+            keeper: Mutex::new(None),
+        });
+        let (sender, connected) = std::sync::mpsc::channel();
+        // The keeper holds the lead until it closes, so the runtime is dropped on the keeper's
+        // thread, never inside itself (a caller's reference may go in one of its tasks).
+        let keeper = lead.clone();
+        let options = options.clone();
+        let thread = std::thread::Builder::new()
+            .name("crew-actor-caller".to_owned())
+            .spawn(move || {
+                let client = {
+                    let _driving = keeper.driving.lock();
+                    keeper
+                        .runtime
+                        .block_on(crate::cluster::connect::connect(&options))
+                };
+                let _ = sender.send(client);
+                keeper.keep();
+            })
+            .map_err(|e| cluster_error(format!("cannot start the caller's thread: {e}")))?;
+        *lead.keeper.lock() = Some(thread.thread().clone());
+        let client = connected
+            .recv()
+            .map_err(|_| cluster_error("the caller's thread ended before it connected"))?
+            .map_err(cluster_error)?;
+        Ok((lead, client))
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// The keeper: drives the runtime while no caller does, until the lead closes.
+    fn keep(&self) {
+        while !self.closed.load(Ordering::Acquire) {
+            let idle = self.wanted.load(Ordering::Acquire) == 0
+                && self
+                    .now_ms()
+                    .saturating_sub(self.last_lead.load(Ordering::Acquire))
+                    >= LEAD_GRACE.as_millis() as u64;
+            if !idle {
+                std::thread::park_timeout(LEAD_GRACE);
+                continue;
+            }
+            let driving = self.driving.lock();
+            self.keeper_drives.store(true, Ordering::Release);
+            let this = self;
+            self.runtime.block_on(async move {
+                loop {
+                    let asked = this.give_up.notified();
+                    tokio::pin!(asked);
+                    asked.as_mut().enable();
+                    if this.wanted.load(Ordering::Acquire) > 0
+                        || this.closed.load(Ordering::Acquire)
+                    {
+                        return;
+                    }
+                    asked.await;
+                }
+            });
+            self.keeper_drives.store(false, Ordering::Release);
+            drop(driving);
+        }
+    }
+
+    /// A blocked caller drives the runtime until `done()` or the deadline (or returns at once
+    /// when another caller drives it, or inside an async runtime, where it must not block).
+    fn drive(&self, done: &dyn Fn() -> bool, deadline: Option<Instant>) {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return;
+        }
+        self.wanted.fetch_add(1, Ordering::AcqRel);
+        let driving = match self.driving.try_lock() {
+            Some(driving) => Some(driving),
+            None if self.keeper_drives.load(Ordering::Acquire) => {
+                self.give_up.notify_one();
+                Some(self.driving.lock())
+            }
+            None => None,
+        };
+        if let Some(driving) = driving {
+            let replied = &self.replied;
+            self.runtime.block_on(async move {
+                let deadline = deadline.map(tokio::time::Instant::from_std);
+                loop {
+                    let settled = replied.notified();
+                    tokio::pin!(settled);
+                    settled.as_mut().enable();
+                    if done() {
+                        return;
+                    }
+                    match deadline {
+                        None => settled.await,
+                        Some(deadline) => {
+                            if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+            self.last_lead.store(self.now_ms(), Ordering::Release);
+            drop(driving);
+        }
+        self.wanted.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.give_up.notify_one();
+        if let Some(keeper) = self.keeper.lock().as_ref() {
+            keeper.unpark();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The caller side.
 
 /// How a caller sees one member of the actor.
@@ -1086,6 +1265,9 @@ pub(crate) struct Remote<A: Actor> {
     /// The mailbox bound, kept here at the caller.
     bound: CallerBound,
     outbox: Arc<Outbox>,
+    /// This caller's connection and runtime, and the driver it lends blocked callers.
+    lead: Arc<Lead>,
+    driver: Driver,
     inflight: Inflight,
     next_id: AtomicU64,
     /// `Stopped` answers (or deaths) still expected before the actor is gone.
@@ -1106,6 +1288,7 @@ impl<A: Actor> Drop for Remote<A> {
         for task in &self.tasks {
             task.abort();
         }
+        self.lead.close();
     }
 }
 
@@ -1121,23 +1304,40 @@ impl<A: Actor> Remote<A> {
         mailbox: usize,
     ) -> Result<Arc<Self>, ActorError> {
         let subject = call_subject(link.options.prefix_name(), address, uid);
-        let inbox = link.nats.new_inbox();
-        let nats = link.nats.clone();
+        let (lead, nats) = Lead::connect(&link.options)?;
+        let runtime = lead.runtime.handle().clone();
+        let inbox = nats.new_inbox();
         let wildcard = format!("{inbox}.>");
-        let replies = link
-            .run(async move { nats.subscribe(wildcard).await })?
-            .map_err(cluster_error)?;
-        let outbox = Outbox::start(link, subject.clone(), Some(inbox.clone()), members > 1);
+        let subscribing = nats.clone();
+        let replies = futures::executor::block_on(
+            runtime.spawn(async move { subscribing.subscribe(wildcard).await }),
+        )
+        .map_err(cluster_error)?
+        .map_err(cluster_error)?;
+        let outbox = Outbox::start(
+            &nats,
+            &runtime,
+            subject.clone(),
+            Some(inbox.clone()),
+            members > 1,
+        );
+        let driven = Arc::downgrade(&lead);
+        let driver: Driver = Arc::new(move |done, deadline| {
+            if let Some(lead) = driven.upgrade() {
+                lead.drive(done, deadline);
+            }
+        });
         let names = if started.len() == members {
             started.into_iter().map(|name| (name, Seen::Live)).collect()
         } else {
             Vec::new()
         };
         let remote = Arc::new_cyclic(|me: &Weak<Remote<A>>| {
-            let reader = link.runtime.spawn(read_replies(me.clone(), replies));
+            let reader = runtime.spawn(read_replies(me.clone(), replies));
+            // On the cluster's runtime: it runs while nobody drives this caller's.
             let watchdog = link.runtime.spawn(watch(
                 me.clone(),
-                link.nats.clone(),
+                nats.clone(),
                 subject.clone(),
                 inbox.clone(),
             ));
@@ -1149,6 +1349,8 @@ impl<A: Actor> Remote<A> {
                 worker,
                 bound: CallerBound::new(mailbox),
                 outbox,
+                lead,
+                driver,
                 inflight: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
                 stopping_members: AtomicU64::new(members as u64),
@@ -1482,6 +1684,10 @@ impl<A: Actor> Transport for Remote<A> {
         Remote::stopped_error(self)
     }
 
+    fn driver(&self) -> Option<Driver> {
+        Some(self.driver.clone())
+    }
+
     fn stop(&self, kill: bool) -> TaskHandle<()> {
         let (handle, request) = self.ending.request(kill);
         if request == Request::Ended {
@@ -1509,6 +1715,7 @@ async fn read_replies<A: Actor>(remote: Weak<Remote<A>>, mut replies: async_nats
             return;
         };
         remote.on_message(message);
+        remote.lead.replied.notify_waiters();
     }
 }
 
