@@ -20,6 +20,8 @@ mod nats_server;
 use nats_server::ensure_nats_server;
 
 const WORKER_ENV: &str = "CREW_ACTOR_TEST_WORKER";
+/// The worker's name (default `node-k`).
+const WORKER_NAME_ENV: &str = "CREW_ACTOR_TEST_WORKER_NAME";
 const TOKEN: &str = "actor-remote-test-token";
 
 struct Counter {
@@ -80,6 +82,12 @@ impl Member {
     fn who(&self, delay_ms: u64) -> u64 {
         std::thread::sleep(Duration::from_millis(delay_ms));
         self.id
+    }
+
+    /// The worker process it runs in, after `delay_ms`.
+    fn pid_after(&self, delay_ms: u64) -> u32 {
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        std::process::id()
     }
 }
 
@@ -338,6 +346,115 @@ fn worker_killed_fails_calls_in_flight() {
     ));
 }
 
+/// A worker process, SIGKILLed when dropped (a failing test leaves none behind).
+struct Worker(std::process::Child);
+
+impl Worker {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A worker process named `name` on `server`, once it serves actors.
+fn start_worker(server: &TestServer, cluster: &Cluster, name: &str) -> Worker {
+    let worker = Command::new(std::env::current_exe().unwrap())
+        .env(WORKER_ENV, server.url())
+        .env(WORKER_NAME_ENV, name)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("a worker process");
+    let worker = Worker(worker);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match ActorOptions::<Counter>::new()
+            .address(name)
+            .on_cluster(cluster)
+            .spawn(0)
+        {
+            Ok(probe) => {
+                probe.kill().result().unwrap();
+                return worker;
+            }
+            Err(ActorError::StartFailed { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(error) => panic!("worker {name}: {error}"),
+        }
+    }
+}
+
+/// A stateless pool with members on two workers, one of them SIGKILLed under calls: the calls
+/// its member held fail with `WorkerDied`, the others are answered, later calls go to the
+/// live members, and the pool still stops; nothing hangs.
+fn pool_member_killed_calls_settle() {
+    let server = TestServer::start(ServerConfig::new().token(TOKEN)).expect("nats-server");
+    let cluster = Cluster::connect(server.client_options().storage(Storage::Memory)).unwrap();
+    let mut doomed = start_worker(&server, &cluster, "node-doomed");
+    let mut survivor = start_worker(&server, &cluster, "node-survivor");
+    let (doomed_pid, survivor_pid) = (doomed.0.id(), survivor.0.id());
+    // The queue group places the members: retry until both workers hold one (a pool of four
+    // on one worker: 1 in 8).
+    let pool = (0..10)
+        .find_map(|attempt| {
+            let pool = ActorOptions::<Member>::new()
+                .uid(format!("split-{attempt}"))
+                .instances(4)
+                .on_cluster(&cluster)
+                .spawn(())
+                .unwrap();
+            let handles: Vec<_> = (0..48).map(|_| pool.pid_after(0)).collect();
+            let pids: Vec<u32> = handles.into_iter().map(|h| h.result().unwrap()).collect();
+            if pids.contains(&doomed_pid) && pids.contains(&survivor_pid) {
+                return Some(pool);
+            }
+            pool.stop().result().unwrap();
+            None
+        })
+        .expect("a pool with members on both workers");
+
+    let calls: Vec<_> = (0..16).map(|_| pool.pid_after(800)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    doomed.kill(); // SIGKILL
+    let started = Instant::now();
+    let mut died = 0;
+    for call in calls {
+        match call.result_timeout(Duration::from_secs(20)) {
+            Ok(pid) => assert_eq!(pid, survivor_pid, "an answer from the live worker"),
+            Err(TaskError::WorkerDied { worker, .. }) => {
+                assert_eq!(worker.node(), Some("node-doomed"), "{worker}");
+                died += 1;
+            }
+            Err(error) => panic!("every call settles, answered or WorkerDied: {error:?}"),
+        }
+    }
+    assert!(died > 0, "some calls were on the killed member");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    for _ in 0..20 {
+        let pid = pool.pid_after(0).result_timeout(Duration::from_secs(10));
+        assert_eq!(
+            pid.unwrap(),
+            survivor_pid,
+            "later calls go to the live members"
+        );
+    }
+    pool.stop()
+        .result_timeout(Duration::from_secs(10))
+        .expect("the pool stops without its dead member");
+    survivor.kill();
+}
+
 fn main() {
     crew::init();
     if let Ok(url) = std::env::var(WORKER_ENV) {
@@ -346,7 +463,7 @@ fn main() {
             .storage(Storage::Memory);
         serve_worker(
             WorkerOptions::new(options)
-                .name("node-k")
+                .name(std::env::var(WORKER_NAME_ENV).unwrap_or_else(|_| "node-k".to_owned()))
                 .concurrency(1)
                 .isolation(Isolation::Threads),
         )
@@ -375,6 +492,10 @@ fn main() {
         (
             "worker_killed_fails_calls_in_flight",
             worker_killed_fails_calls_in_flight,
+        ),
+        (
+            "pool_member_killed_calls_settle",
+            pool_member_killed_calls_settle,
         ),
     ]);
 }

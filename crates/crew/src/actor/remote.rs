@@ -48,19 +48,48 @@
 //! actor: frames are appended to a buffer and one task publishes the buffer as one NATS message
 //! (a batch of frames) whenever it is not empty, so pipelined calls share messages and flushes
 //! while a lone blocking call goes out at once. The reply subject of a batch is
-//! `<inbox>.<first id>.<last id>`; the host answers on `<inbox>.r`, batching its replies the
-//! same way. NATS keeps the order of one connection's messages to one subscriber, and the host
-//! runs a member's calls in order, so calls from one caller run in the order sent.
+//! `<inbox>.<first id>.<last id>`; a member answers on `<inbox>.r.<member>`, batching its
+//! replies the same way. NATS keeps the order of one connection's messages to one subscriber,
+//! and the host runs a member's calls in order, so calls from one caller run in the order sent.
+//!
+//! **The caller drives its own connection** ([`Lead`]). Each reference has a NATS connection
+//! on a one-thread runtime of its own (like a member). A caller blocked on a call lends its
+//! thread to that runtime (the handle's driver): the outbox task, the connection's writer and
+//! reader and the reply reader all run on the caller's thread, which sleeps in the runtime's
+//! poll on the socket, so a blocking call wakes this process once (the reply) instead of three
+//! times (the cluster's I/O thread to publish, again for the reply, then the caller). While no
+//! caller drives, a keeper thread does (async waiters, tells, probes); a caller that finds the
+//! keeper driving asks it to give the runtime up, and the keeper takes it back only after
+//! [`LEAD_GRACE`] without a caller, so a loop of blocking calls keeps it. A second caller
+//! blocked meanwhile waits as before (its reply is settled by whoever drives). Measured on
+//! the benchmark's counter: see `crew bench actors`.
 //!
 //! **Failures.**
 //! * No actor: the server answers a batch sent where nobody listens with "no responders"
 //!   (status 503) at the batch's reply subject: the calls `first..=last` fail with
 //!   [`ActorError::NotFound`] at once, never a timeout.
-//! * The worker dies: nobody answers the calls it held. While calls are in flight and no reply
-//!   came for [`PROBE_AFTER`], the caller probes the actor's subject; "no responders" means
-//!   every member is gone: the calls in flight fail with [`TaskError::WorkerDied`] naming the
-//!   worker, later calls with `Stopped`. (A stateless pool with one member of several gone
-//!   keeps answering; the calls that member held stay unanswered: a documented limit.)
+//! * The worker dies: nobody answers the calls it held. When the oldest call in flight (or a
+//!   stop) has waited [`PROBE_AFTER`], the caller probes the actor's subject; "no responders"
+//!   means every member is gone: the calls in flight fail with [`TaskError::WorkerDied`]
+//!   naming the worker, later calls with `Stopped`.
+//! * One member of a pool dies (member probes): the others keep answering, so the actor's
+//!   subject does not tell. Each member also subscribes to a subject of its own,
+//!   `<call subject>.m.<member>` (names from the creation's `Ready` answers, kept in the
+//!   registry entry for finders). With the actor probe the caller sends a *round*: a probe to
+//!   each live member, asking about the calls handed to its connection before (`sent_before`).
+//!   A live member answers with the ids of this caller's calls it has read and not yet
+//!   answered (its outbox tracks them: ids in as it reads frames, out as it writes replies,
+//!   [`Answers`]); a dead one's subject gives "no responders". Why the answer is exact: NATS
+//!   keeps one connection's messages to another in order, so every call routed to a live
+//!   member before the probe reaches it first; its thread reads calls before probes (a biased
+//!   select on a one-thread runtime), and the answer leaves through the same outbox as its
+//!   replies, so every reply written before it reaches the caller first. When every member
+//!   asked has answered and one is dead, the calls up to `sent_before` still in flight and
+//!   claimed by no one were on the dead member: they fail with `WorkerDied` naming its worker.
+//!   Later calls go to the live members (the server drops a dead connection's subscription);
+//!   the dead member counts as stopped for `stop()`. A live member busy in a long method
+//!   answers late: the round waits for it, probing again who has not answered (a busy member
+//!   is never taken for dead).
 //! * An actor method that panics fails its call with `Panicked`; the actor lives on (as in
 //!   the other placements). A crash of the worker process ends the actor: it is **not
 //!   restarted** (decided: its constructor arguments live with the caller that created it,
@@ -105,7 +134,8 @@ use crate::actor::{Actor, ActorError, ActorOptions, ActorRef, Address, Target};
 use crate::cluster::{Cluster, ClusterError, ClusterOptions};
 use crate::error::{TaskError, WorkerId};
 use crate::task::codec::{self, split_frame, write_frame};
-use crate::task::TaskHandle;
+use crate::task::protocol::Outcome;
+use crate::task::{Driver, TaskHandle};
 
 /// How long calls may wait for a reply before the caller checks the actor is still there.
 pub const PROBE_AFTER: Duration = Duration::from_millis(300);
@@ -138,6 +168,11 @@ fn token(name: &str) -> String {
 
 fn call_subject(prefix: &str, address: &Address, uid: &str) -> String {
     format!("{prefix}.actor.{}.{}", token(address.as_str()), token(uid))
+}
+
+/// A member's own subject, where the callers' member probes reach it alone.
+fn member_subject(call_subject: &str, member: &str) -> String {
+    format!("{call_subject}.m.{member}")
 }
 
 fn create_subject(prefix: &str, address: &str) -> String {
@@ -178,6 +213,16 @@ struct Entry {
     actor: String,
     signature: u64,
     members: usize,
+    /// The members, once they started (empty while the creation runs).
+    started: Vec<MemberName>,
+}
+
+/// A member of an actor: its name (its subject's last token) and its worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MemberName {
+    member: String,
+    worker: String,
+    pid: u32,
 }
 
 /// A creation request to a worker.
@@ -190,7 +235,12 @@ struct CreateRequest {
 
 #[derive(Debug, Serialize, Deserialize)]
 enum CreateReply {
-    Ready { worker: String, pid: u32 },
+    /// Started: the member's name (see [`member_subject`]) and its worker.
+    Ready {
+        member: String,
+        worker: String,
+        pid: u32,
+    },
     Failed(String),
 }
 
@@ -241,13 +291,30 @@ fn cluster_error(error: impl std::fmt::Display) -> ActorError {
 // ---------------------------------------------------------------------------------------------
 // Outboxes: frames appended, published in batches.
 
-/// One message to publish: its frames, the call ids among them (first, last), and whether it
-/// goes to the control subject (`<subject>.ctl`) rather than the call subject.
-type Batch = (Vec<u8>, Option<(u64, u64)>, bool);
+/// Where a batch goes.
+enum To {
+    /// The outbox's subject.
+    Main,
+    /// `<subject>.ctl`, which every member hears.
+    Control,
+    /// A subject of its own (a member's answer to a probe, at the probe's reply subject).
+    Subject(String),
+}
+
+/// One message to publish: its frames, the call ids among them (first, last), where it goes.
+struct Batch {
+    bytes: Vec<u8>,
+    ids: Option<(u64, u64)>,
+    to: To,
+}
 
 struct OutState {
     messages: Vec<Batch>,
     closed: bool,
+    /// A host's outbox: the calls of this caller the member has read and not yet answered
+    /// (`true`: a stream, answered by its end), and what follows the frames it writes.
+    held: HashMap<u64, bool>,
+    answers: Answers,
 }
 
 /// Frames waiting for the publishing task, which sends what is there, one message per batch.
@@ -256,6 +323,8 @@ struct Outbox {
     ready: Notify,
     /// One call per message (a stateless pool: each call may go to another member).
     one_call_each: bool,
+    /// The last call id handed to the connection (a member probe asks about the ids up to it).
+    published: AtomicU64,
     /// The publishing task (a member awaits it before it closes its connection).
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -264,7 +333,8 @@ impl Outbox {
     /// An outbox and its publishing task: to `subject`, with the reply subject
     /// `<inbox>.<first>.<last>` (or `<inbox>.c` without calls) when `inbox` is given.
     fn start(
-        link: &Link,
+        nats: &async_nats::Client,
+        runtime: &tokio::runtime::Handle,
         subject: String,
         inbox: Option<String>,
         one_call_each: bool,
@@ -273,15 +343,19 @@ impl Outbox {
             state: Mutex::new(OutState {
                 messages: Vec::new(),
                 closed: false,
+                held: HashMap::new(),
+                answers: Answers::default(),
             }),
             ready: Notify::new(),
             one_call_each,
+            published: AtomicU64::new(0),
             task: Mutex::new(None),
         });
-        let nats = link.nats.clone();
+        let nats = nats.clone();
         let publishing = outbox.clone();
         let subject = Subject::from(subject);
-        let task = link.runtime.spawn(async move {
+        let control = Subject::from(format!("{subject}.ctl"));
+        let task = runtime.spawn(async move {
             loop {
                 publishing.ready.notified().await;
                 loop {
@@ -295,16 +369,16 @@ impl Outbox {
                         }
                         break;
                     }
-                    for (bytes, ids, to_control) in messages {
-                        let bytes = Bytes::from(bytes);
-                        let subject = if to_control {
-                            Subject::from(format!("{subject}.ctl"))
-                        } else {
-                            subject.clone()
+                    for batch in messages {
+                        let bytes = Bytes::from(batch.bytes);
+                        let subject = match batch.to {
+                            To::Main => subject.clone(),
+                            To::Control => control.clone(),
+                            To::Subject(other) => Subject::from(other),
                         };
                         let sent = match &inbox {
                             Some(inbox) => {
-                                let reply = match ids {
+                                let reply = match batch.ids {
                                     Some((first, last)) => format!("{inbox}.{first}.{last}"),
                                     None => format!("{inbox}.c"),
                                 };
@@ -314,6 +388,9 @@ impl Outbox {
                         };
                         if sent.is_err() {
                             return;
+                        }
+                        if let Some((_, last)) = batch.ids {
+                            publishing.published.fetch_max(last, Ordering::AcqRel);
                         }
                     }
                 }
@@ -326,33 +403,69 @@ impl Outbox {
     /// Appends frames (`frames` returns the call id among them, if any) and wakes the
     /// publisher.
     fn push(&self, frames: impl FnOnce(&mut Vec<u8>) -> Option<u64>) {
-        let mut state = self.state.lock();
+        self.push_with(|buffer, _| frames(buffer));
+    }
+
+    /// [`push`](Self::push), with the host's state of this caller at hand.
+    fn push_with(&self, frames: impl FnOnce(&mut Vec<u8>, &mut OutState) -> Option<u64>) {
+        let mut guard = self.state.lock();
+        let state = &mut *guard;
         let was_empty = state.messages.is_empty();
-        let split = state.messages.last().is_some_and(|(_, ids, to_control)| {
-            *to_control || (self.one_call_each && ids.is_some())
+        let split = state.messages.last().is_some_and(|batch| {
+            !matches!(batch.to, To::Main) || (self.one_call_each && batch.ids.is_some())
         });
         if was_empty || split {
-            state.messages.push((Vec::new(), None, false));
+            state.messages.push(Batch {
+                bytes: Vec::new(),
+                ids: None,
+                to: To::Main,
+            });
         }
-        let (bytes, ids, _) = state.messages.last_mut().expect("a message to fill");
-        if let Some(id) = frames(bytes) {
-            *ids = Some(match *ids {
+        let mut batch = state.messages.pop().expect("a message to fill");
+        if let Some(id) = frames(&mut batch.bytes, state) {
+            batch.ids = Some(match batch.ids {
                 Some((first, _)) => (first, id),
                 None => (id, id),
             });
         }
+        state.messages.push(batch);
+        drop(guard);
+        if was_empty {
+            self.ready.notify_one();
+        }
+    }
+
+    /// Queues `bytes` as a message of its own to `to`, in order with the messages before it.
+    fn push_message(&self, bytes: Vec<u8>, to: To) {
+        let mut state = self.state.lock();
+        let was_empty = state.messages.is_empty();
+        state.messages.push(Batch {
+            bytes,
+            ids: None,
+            to,
+        });
         drop(state);
         if was_empty {
             self.ready.notify_one();
         }
     }
 
-    /// Queues `bytes` as a message of its own to the control subject, in order with the
-    /// messages before it.
-    fn push_control(&self, bytes: Vec<u8>) {
+    /// A host's outbox: the member read call `id` of this caller.
+    fn hold(&self, id: u64, stream: bool) {
+        self.state.lock().held.insert(id, stream);
+    }
+
+    /// A host's outbox: answers a member probe at `reply` with the ids of this caller's calls
+    /// the member holds, after every answer it wrote before (see the design note, "Failures").
+    fn answer_probe(&self, reply: String) {
         let mut state = self.state.lock();
+        let held: Vec<u64> = state.held.keys().copied().collect();
         let was_empty = state.messages.is_empty();
-        state.messages.push((bytes, None, true));
+        state.messages.push(Batch {
+            bytes: codec::encode(&held).unwrap_or_default(),
+            ids: None,
+            to: To::Subject(reply),
+        });
         drop(state);
         if was_empty {
             self.ready.notify_one();
@@ -365,12 +478,76 @@ impl Outbox {
     }
 }
 
+/// The length of a frame's prefix (header length `u32`, payload length `u64`), as the task
+/// layer's codec writes it (a test checks the two agree).
+const FRAME_PREFIX: usize = 12;
+
+/// Follows the frames a host writes to one caller (a large one arrives in pieces) to see
+/// which calls it answered: a call's reply, a stream's end (or its failed reply).
+#[derive(Default)]
+struct Answers {
+    /// The prefix and header of the frame at hand, as far as they came.
+    head: Vec<u8>,
+    /// Payload bytes of the frame at hand still to pass.
+    skip: u64,
+    /// The bytes stopped making sense (never from this crate's host): stop following.
+    lost: bool,
+}
+
+impl Answers {
+    fn observe(&mut self, mut bytes: &[u8], held: &mut HashMap<u64, bool>) {
+        while !bytes.is_empty() && !self.lost {
+            if self.skip > 0 {
+                let passed = self.skip.min(bytes.len() as u64) as usize;
+                self.skip -= passed as u64;
+                bytes = &bytes[passed..];
+                continue;
+            }
+            let need = if self.head.len() < FRAME_PREFIX {
+                FRAME_PREFIX
+            } else {
+                let header_len =
+                    u32::from_le_bytes(self.head[..4].try_into().expect("4 bytes")) as usize;
+                if header_len == 0 || header_len > 64 * 1024 {
+                    self.lost = true;
+                    return;
+                }
+                FRAME_PREFIX + header_len
+            };
+            let take = (need - self.head.len()).min(bytes.len());
+            self.head.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.head.len() < need || need == FRAME_PREFIX {
+                continue;
+            }
+            match codec::decode::<FromActor>(&self.head[FRAME_PREFIX..]) {
+                Ok(FromActor::Reply { id, outcome }) => {
+                    if !matches!(outcome, Outcome::Ok) || held.get(&id) == Some(&false) {
+                        held.remove(&id);
+                    }
+                }
+                Ok(FromActor::End { id, .. }) => {
+                    held.remove(&id);
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    self.lost = true;
+                    return;
+                }
+            }
+            self.skip = u64::from_le_bytes(self.head[4..12].try_into().expect("8 bytes"));
+            self.head.clear();
+        }
+    }
+}
+
 /// The host's writer to one caller: frames go to that caller's outbox.
 struct OutboxWriter(Arc<Outbox>);
 
 impl Write for OutboxWriter {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.push(|buffer| {
+        self.0.push_with(|buffer, state| {
+            state.answers.observe(bytes, &mut state.held);
             buffer.extend_from_slice(bytes);
             None
         });
@@ -399,6 +576,10 @@ pub struct NatsHost {
     key: String,
     calls: async_nats::Subscriber,
     control: async_nats::Subscriber,
+    /// This member's own subject (`<subject>.m.<member>`): member probes.
+    probes: async_nats::Subscriber,
+    /// This member's name among the actor's members (a subject token).
+    member: String,
     /// Ends (the sender dropped) when the worker stops serving.
     worker_gone: tokio::sync::watch::Receiver<()>,
     /// The worker's name and pid, the answer to a probe.
@@ -436,6 +617,8 @@ enum Got {
     Calls(async_nats::Message),
     /// A frame on the control subject.
     Control(async_nats::Message),
+    /// A member probe: which of the caller's calls does this member hold?
+    Probe(async_nats::Message),
     /// Nothing more: the subscriptions ended or the worker stops.
     Gone,
 }
@@ -445,7 +628,7 @@ enum Got {
 struct Member {
     host: NatsHost,
     conns: Conns,
-    current: Option<(Arc<HostConn>, Bytes, usize)>,
+    current: Option<(Arc<HostConn>, Arc<Outbox>, Bytes, usize)>,
     /// A pool's `Stop` came on the control subject: serve the calls that were already
     /// delivered, then stop, answering on this connection.
     stopping: Option<Arc<HostConn>>,
@@ -453,10 +636,9 @@ struct Member {
 }
 
 impl Member {
-    fn conn_for(&mut self, reply: &str) -> Arc<HostConn> {
-        let inbox = inbox_of(reply);
-        if let Some((conn, _)) = self.conns.get(inbox) {
-            return conn.clone();
+    fn conn_for(&mut self, inbox: &str) -> (Arc<HostConn>, Arc<Outbox>) {
+        if let Some((conn, outbox)) = self.conns.get(inbox) {
+            return (conn.clone(), outbox.clone());
         }
         if self.conns.len() >= 256 {
             // Forget callers without open streams (their outboxes end once sent).
@@ -468,10 +650,17 @@ impl Member {
                 keep
             });
         }
-        let outbox = Outbox::start(&self.host.own, format!("{inbox}.r"), None, false);
+        let outbox = Outbox::start(
+            &self.host.own.nats,
+            &self.host.own.runtime,
+            format!("{inbox}.r.{}", self.host.member),
+            None,
+            false,
+        );
         let conn = Arc::new(HostConn::new(Box::new(OutboxWriter(outbox.clone()))));
-        self.conns.insert(inbox.to_owned(), (conn.clone(), outbox));
-        conn
+        self.conns
+            .insert(inbox.to_owned(), (conn.clone(), outbox.clone()));
+        (conn, outbox)
     }
 
     /// Leaves: unsubscribes (no new calls are delivered) and clears the registry entry, before
@@ -484,6 +673,8 @@ impl Member {
         let nats = host.own.nats.clone();
         let (calls, control) = (&mut host.calls, &mut host.control);
         host.runtime.block_on(async move {
+            // The member subject stays until the connection closes: a probe meanwhile finds
+            // the member alive (it still answers the calls it holds).
             let _ = calls.unsubscribe().await;
             let _ = control.unsubscribe().await;
             let _ = nats.flush().await;
@@ -500,7 +691,12 @@ impl Member {
     /// outboxes' tasks run on this runtime), answering probes on the way.
     fn receive(&mut self) -> Got {
         let host = &mut self.host;
-        let (calls, control, gone) = (&mut host.calls, &mut host.control, &mut host.worker_gone);
+        let (calls, control, probes, gone) = (
+            &mut host.calls,
+            &mut host.control,
+            &mut host.probes,
+            &mut host.worker_gone,
+        );
         let (nats, whoami) = (&host.own.nats, &host.whoami);
         let draining = self.stopping.is_some();
         host.runtime.block_on(async move {
@@ -521,6 +717,12 @@ impl Member {
                         Some(message) => return Got::Control(message),
                         None => return Got::Gone,
                     },
+                    // After the calls (biased): every call delivered before a probe has been
+                    // read when the probe is (one thread runs this and the connection).
+                    message = probes.next() => match message {
+                        Some(message) => return Got::Probe(message),
+                        None => return Got::Gone,
+                    },
                     _ = gone.changed(), if !draining => return Got::Gone,
                 }
             }
@@ -530,14 +732,30 @@ impl Member {
     /// The next frame for `serve_host`: from the batch at hand, else the next message.
     fn next(&mut self) -> Option<(Arc<HostConn>, ToActor, Vec<u8>)> {
         loop {
-            if let Some((conn, payload, at)) = &mut self.current {
+            if let Some((conn, outbox, payload, at)) = &mut self.current {
                 if *at < payload.len() {
                     match split_frame::<ToActor>(&payload[*at..]) {
                         Ok((header, body, rest)) => {
                             *at = payload.len() - rest.len();
                             let conn = conn.clone();
                             let body = body.to_vec();
-                            if matches!(header, ToActor::Stop | ToActor::Kill) {
+                            let leaving = match header {
+                                ToActor::Call { id, .. } => {
+                                    outbox.hold(id, false);
+                                    false
+                                }
+                                ToActor::Stream { id, .. } => {
+                                    outbox.hold(id, true);
+                                    false
+                                }
+                                ToActor::Cancel { id } => {
+                                    outbox.state.lock().held.remove(&id);
+                                    false
+                                }
+                                ToActor::Stop | ToActor::Kill => true,
+                                ToActor::Credit { .. } => false,
+                            };
+                            if leaving {
                                 self.leave();
                             }
                             return Some((conn, header, body));
@@ -552,13 +770,22 @@ impl Member {
             match self.receive() {
                 Got::Calls(message) => {
                     if let Some(reply) = message.reply {
-                        let conn = self.conn_for(&reply);
-                        self.current = Some((conn, message.payload, 0));
+                        let (conn, outbox) = self.conn_for(inbox_of(&reply));
+                        self.current = Some((conn, outbox, message.payload, 0));
                     }
+                }
+                Got::Probe(message) => {
+                    // The reply subject is `<inbox>.p.<round>.<index>`.
+                    let Some(reply) = message.reply else { continue };
+                    let Some(inbox) = reply.rsplitn(4, '.').nth(3) else {
+                        continue;
+                    };
+                    let (_, outbox) = self.conn_for(inbox);
+                    outbox.answer_probe(reply.to_string());
                 }
                 Got::Control(message) => {
                     let Some(reply) = message.reply else { continue };
-                    let conn = self.conn_for(&reply);
+                    let (conn, _) = self.conn_for(inbox_of(&reply));
                     match split_frame::<ToActor>(&message.payload) {
                         Ok((ToActor::Kill, _, _)) => {
                             self.leave();
@@ -670,7 +897,8 @@ pub(crate) async fn serve_actors(
                 };
                 let answer =
                     match create_member(&link, &worker, &request.payload, worker_gone).await {
-                        Ok(()) => CreateReply::Ready {
+                        Ok(member) => CreateReply::Ready {
+                            member,
                             worker,
                             pid: std::process::id(),
                         },
@@ -691,8 +919,14 @@ async fn create_member(
     worker: &str,
     payload: &[u8],
     worker_gone: tokio::sync::watch::Receiver<()>,
-) -> Result<(), String> {
+) -> Result<String, String> {
+    static MEMBERS_MADE: AtomicU64 = AtomicU64::new(0);
     let request: CreateRequest = codec::decode(payload)?;
+    let member = token(&format!(
+        "{worker}-{}-{}",
+        std::process::id(),
+        MEMBERS_MADE.fetch_add(1, Ordering::Relaxed)
+    ));
     let entry = inventory::iter::<ActorEntry>
         .into_iter()
         .find(|entry| entry.name == request.host.actor)
@@ -713,11 +947,12 @@ async fn create_member(
     let (ready, started) = tokio::sync::oneshot::channel();
     let worker_link = link.clone();
     let key = request.key;
+    let name = member.clone();
     std::thread::Builder::new()
         .name(format!("crew-actor-{uid}"))
         .spawn(move || {
-            let host = match member_connection(&worker_link, &subject) {
-                Ok((runtime, own, calls, control)) => NatsHost {
+            let host = match member_connection(&worker_link, &subject, &name) {
+                Ok((runtime, own, calls, control, probes)) => NatsHost {
                     own,
                     runtime,
                     worker_link,
@@ -725,6 +960,8 @@ async fn create_member(
                     key,
                     calls,
                     control,
+                    probes,
+                    member: name,
                     worker_gone,
                     whoami,
                     ready: Some(ready),
@@ -740,20 +977,29 @@ async fn create_member(
         })
         .map_err(|e| format!("cannot start the actor's thread: {e}"))?;
     match started.await {
-        Ok(result) => result,
+        Ok(result) => result.map(|()| member),
         Err(_) => Err("the actor's thread ended before it started".to_owned()),
     }
 }
 
+/// The subscriptions of a member: calls, control, its own subject.
+type MemberSubscriptions = (
+    async_nats::Subscriber,
+    async_nats::Subscriber,
+    async_nats::Subscriber,
+);
+
 /// A member's own runtime (one thread: the member's) and connection, subscribed to the
-/// actor's call subject (queue group `members`) and control subject.
+/// actor's call subject (queue group `members`), control subject and its member subject.
 fn member_connection(
     worker_link: &Link,
     subject: &str,
+    member: &str,
 ) -> Result<
     (
         tokio::runtime::Runtime,
         Link,
+        async_nats::Subscriber,
         async_nats::Subscriber,
         async_nats::Subscriber,
     ),
@@ -764,7 +1010,7 @@ fn member_connection(
         .build()
         .map_err(|e| format!("cannot start the actor's runtime: {e}"))?;
     let options = worker_link.options.clone();
-    let (nats, js, calls, control) = runtime.block_on(async {
+    let (nats, js, (calls, control, probes)) = runtime.block_on(async {
         let nats = crate::cluster::connect::connect(&options)
             .await
             .map_err(|e| format!("the actor cannot connect: {e}"))?;
@@ -776,13 +1022,19 @@ fn member_connection(
             .subscribe(format!("{subject}.ctl"))
             .await
             .map_err(|e| format!("cannot subscribe to {subject}.ctl: {e}"))?;
+        let own_subject = member_subject(subject, member);
+        let probes = nats
+            .subscribe(own_subject.clone())
+            .await
+            .map_err(|e| format!("cannot subscribe to {own_subject}: {e}"))?;
         // The server has the subscriptions before the creator hears `Ready`.
         nats.flush()
             .await
             .map_err(|e| format!("the actor's connection failed: {e}"))?;
         // Built inside the runtime: the context spawns its acker there.
         let js = jetstream::new(nats.clone());
-        Ok::<_, String>((nats, js, calls, control))
+        let subscriptions: MemberSubscriptions = (calls, control, probes);
+        Ok::<_, String>((nats, js, subscriptions))
     })?;
     let own = Link {
         js,
@@ -790,7 +1042,7 @@ fn member_connection(
         runtime: runtime.handle().clone(),
         options,
     };
-    Ok((runtime, own, calls, control))
+    Ok((runtime, own, calls, control, probes))
 }
 
 fn is_probe(message: &async_nats::Message) -> bool {
@@ -801,7 +1053,205 @@ fn is_probe(message: &async_nats::Message) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The caller's connection: a runtime its blocked callers drive themselves.
+
+/// How long the keeper leaves the caller's runtime to its callers after one last led it
+/// (they call again within microseconds in a loop of blocking calls; async waiters and
+/// tells wait at most this long for the keeper meanwhile).
+const LEAD_GRACE: Duration = Duration::from_millis(2);
+
+/// A caller's own NATS connection on a one-thread runtime. A caller blocked on a call drives
+/// the runtime itself ([`Lead::drive`], lent through [`TaskHandle`]'s driver): its thread
+/// publishes the call, waits in the runtime's poll for the reply and settles it, so a
+/// blocking call costs this process one thread wake-up (the socket's) instead of three (the
+/// I/O thread for the publish, again for the reply, then the caller). When no caller
+/// leads, the keeper thread drives the runtime (async waiters, tells, probes); a caller that
+/// wants the runtime asks it to give it up (see the design note, "Delivery").
+struct Lead {
+    runtime: tokio::runtime::Runtime,
+    /// Held by whoever drives the runtime: the keeper or one caller.
+    driving: Mutex<()>,
+    keeper_drives: std::sync::atomic::AtomicBool,
+    /// Callers waiting to drive: the keeper gives the runtime up.
+    wanted: std::sync::atomic::AtomicUsize,
+    give_up: Notify,
+    /// A reply was settled: the leading caller looks whether its call is done.
+    replied: Notify,
+    /// When a caller last stopped leading (ms since `epoch`).
+    last_lead: AtomicU64,
+    epoch: Instant,
+    closed: std::sync::atomic::AtomicBool,
+    keeper: Mutex<Option<std::thread::Thread>>,
+}
+
+impl Lead {
+    /// A connection with `options`, its runtime and keeper thread.
+    fn connect(options: &ClusterOptions) -> Result<(Arc<Lead>, async_nats::Client), ActorError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| cluster_error(format!("cannot start the caller's runtime: {e}")))?;
+        let lead = Arc::new(Lead {
+            runtime,
+            driving: Mutex::new(()),
+            keeper_drives: std::sync::atomic::AtomicBool::new(false),
+            wanted: std::sync::atomic::AtomicUsize::new(0),
+            give_up: Notify::new(),
+            replied: Notify::new(),
+            last_lead: AtomicU64::new(0),
+            epoch: Instant::now(),
+            closed: std::sync::atomic::AtomicBool::new(false),
+            keeper: Mutex::new(None),
+        });
+        let (sender, connected) = std::sync::mpsc::channel();
+        // The keeper holds the lead until it closes, so the runtime is dropped on the keeper's
+        // thread, never inside itself (a caller's reference may go in one of its tasks).
+        let keeper = lead.clone();
+        let options = options.clone();
+        let thread = std::thread::Builder::new()
+            .name("crew-actor-caller".to_owned())
+            .spawn(move || {
+                let client = {
+                    let _driving = keeper.driving.lock();
+                    keeper
+                        .runtime
+                        .block_on(crate::cluster::connect::connect(&options))
+                };
+                let _ = sender.send(client);
+                keeper.keep();
+            })
+            .map_err(|e| cluster_error(format!("cannot start the caller's thread: {e}")))?;
+        *lead.keeper.lock() = Some(thread.thread().clone());
+        let client = connected
+            .recv()
+            .map_err(|_| cluster_error("the caller's thread ended before it connected"))?
+            .map_err(cluster_error)?;
+        Ok((lead, client))
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// The keeper: drives the runtime while no caller does, until the lead closes.
+    fn keep(&self) {
+        while !self.closed.load(Ordering::Acquire) {
+            let idle = self.wanted.load(Ordering::Acquire) == 0
+                && self
+                    .now_ms()
+                    .saturating_sub(self.last_lead.load(Ordering::Acquire))
+                    >= LEAD_GRACE.as_millis() as u64;
+            if !idle {
+                std::thread::park_timeout(LEAD_GRACE);
+                continue;
+            }
+            let driving = self.driving.lock();
+            self.keeper_drives.store(true, Ordering::Release);
+            let this = self;
+            self.runtime.block_on(async move {
+                loop {
+                    let asked = this.give_up.notified();
+                    tokio::pin!(asked);
+                    asked.as_mut().enable();
+                    if this.wanted.load(Ordering::Acquire) > 0
+                        || this.closed.load(Ordering::Acquire)
+                    {
+                        return;
+                    }
+                    asked.await;
+                }
+            });
+            self.keeper_drives.store(false, Ordering::Release);
+            drop(driving);
+        }
+    }
+
+    /// A blocked caller drives the runtime until `done()` or the deadline (or returns at once
+    /// when another caller drives it, or inside an async runtime, where it must not block).
+    fn drive(&self, done: &dyn Fn() -> bool, deadline: Option<Instant>) {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return;
+        }
+        self.wanted.fetch_add(1, Ordering::AcqRel);
+        let driving = match self.driving.try_lock() {
+            Some(driving) => Some(driving),
+            None if self.keeper_drives.load(Ordering::Acquire) => {
+                self.give_up.notify_one();
+                Some(self.driving.lock())
+            }
+            None => None,
+        };
+        if let Some(driving) = driving {
+            let replied = &self.replied;
+            self.runtime.block_on(async move {
+                let deadline = deadline.map(tokio::time::Instant::from_std);
+                loop {
+                    let settled = replied.notified();
+                    tokio::pin!(settled);
+                    settled.as_mut().enable();
+                    if done() {
+                        return;
+                    }
+                    match deadline {
+                        None => settled.await,
+                        Some(deadline) => {
+                            if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+            self.last_lead.store(self.now_ms(), Ordering::Release);
+            drop(driving);
+        }
+        self.wanted.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.give_up.notify_one();
+        if let Some(keeper) = self.keeper.lock().as_ref() {
+            keeper.unpark();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The caller side.
+
+/// How a caller sees one member of the actor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Live,
+    /// It answered `Stopped`.
+    Stopped,
+    /// A member probe found nobody at its subject: its worker died.
+    Dead,
+}
+
+/// A member probe's answer: the ids of this caller's calls the member holds, or `None`
+/// (nobody there).
+type Held = Option<Vec<u64>>;
+
+/// A round of member probes: each live member says which calls it holds (see the design note,
+/// "Failures").
+struct Round {
+    number: u64,
+    /// The calls it asks about: those handed to the connection before its probes.
+    sent_before: u64,
+    /// Per member: `None` until it answered (or was not asked: not live).
+    answers: Vec<Option<Held>>,
+}
+
+/// The members as this caller knows them, and the round of probes under way.
+struct Members {
+    /// Names, workers and states; empty when the creator had not written them yet (a `find`
+    /// during the creation): then no member probes, only the actor probe.
+    names: Vec<(MemberName, Seen)>,
+    round: Option<Round>,
+    rounds: u64,
+}
 
 /// The caller's side of a remote actor: its outbox, its inbox and the calls in flight.
 pub(crate) struct Remote<A: Actor> {
@@ -810,17 +1260,21 @@ pub(crate) struct Remote<A: Actor> {
     /// The base of this caller's reply subjects.
     inbox: String,
     members: usize,
-    /// The worker that created the actor (for `WorkerDied`).
+    /// The worker that created the actor (for `WorkerDied` when every member is gone).
     worker: WorkerId,
     /// The mailbox bound, kept here at the caller.
     bound: CallerBound,
     outbox: Arc<Outbox>,
+    /// This caller's connection and runtime, and the driver it lends blocked callers.
+    lead: Arc<Lead>,
+    driver: Driver,
     inflight: Inflight,
     next_id: AtomicU64,
-    /// `Stopped` answers still expected before the actor is gone.
+    /// `Stopped` answers (or deaths) still expected before the actor is gone.
     stopping_members: AtomicU64,
-    /// Milliseconds (since `epoch`) of the last reply, for the liveness probe.
-    last_reply: AtomicU64,
+    known: Mutex<Members>,
+    /// The actor ended (as far as this caller knows): nothing more to watch.
+    ended: std::sync::atomic::AtomicBool,
     epoch: Instant,
     reason: Mutex<String>,
     ending: Ending,
@@ -834,6 +1288,7 @@ impl<A: Actor> Drop for Remote<A> {
         for task in &self.tasks {
             task.abort();
         }
+        self.lead.close();
     }
 }
 
@@ -844,22 +1299,45 @@ impl<A: Actor> Remote<A> {
         address: &Address,
         uid: &str,
         members: usize,
+        started: Vec<MemberName>,
         worker: WorkerId,
         mailbox: usize,
     ) -> Result<Arc<Self>, ActorError> {
         let subject = call_subject(link.options.prefix_name(), address, uid);
-        let inbox = link.nats.new_inbox();
-        let nats = link.nats.clone();
+        let (lead, nats) = Lead::connect(&link.options)?;
+        let runtime = lead.runtime.handle().clone();
+        let inbox = nats.new_inbox();
         let wildcard = format!("{inbox}.>");
-        let replies = link
-            .run(async move { nats.subscribe(wildcard).await })?
-            .map_err(cluster_error)?;
-        let outbox = Outbox::start(link, subject.clone(), Some(inbox.clone()), members > 1);
+        let subscribing = nats.clone();
+        let replies = futures::executor::block_on(
+            runtime.spawn(async move { subscribing.subscribe(wildcard).await }),
+        )
+        .map_err(cluster_error)?
+        .map_err(cluster_error)?;
+        let outbox = Outbox::start(
+            &nats,
+            &runtime,
+            subject.clone(),
+            Some(inbox.clone()),
+            members > 1,
+        );
+        let driven = Arc::downgrade(&lead);
+        let driver: Driver = Arc::new(move |done, deadline| {
+            if let Some(lead) = driven.upgrade() {
+                lead.drive(done, deadline);
+            }
+        });
+        let names = if started.len() == members {
+            started.into_iter().map(|name| (name, Seen::Live)).collect()
+        } else {
+            Vec::new()
+        };
         let remote = Arc::new_cyclic(|me: &Weak<Remote<A>>| {
-            let reader = link.runtime.spawn(read_replies(me.clone(), replies));
+            let reader = runtime.spawn(read_replies(me.clone(), replies));
+            // On the cluster's runtime: it runs while nobody drives this caller's.
             let watchdog = link.runtime.spawn(watch(
                 me.clone(),
-                link.nats.clone(),
+                nats.clone(),
                 subject.clone(),
                 inbox.clone(),
             ));
@@ -871,10 +1349,17 @@ impl<A: Actor> Remote<A> {
                 worker,
                 bound: CallerBound::new(mailbox),
                 outbox,
+                lead,
+                driver,
                 inflight: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
                 stopping_members: AtomicU64::new(members as u64),
-                last_reply: AtomicU64::new(0),
+                known: Mutex::new(Members {
+                    names,
+                    round: None,
+                    rounds: 0,
+                }),
+                ended: std::sync::atomic::AtomicBool::new(false),
                 epoch: Instant::now(),
                 reason: Mutex::new(String::new()),
                 ending: Ending::default(),
@@ -912,7 +1397,7 @@ impl<A: Actor> Remote<A> {
             // Through the outbox: after the calls sent before it (a pool's members serve the
             // calls they were delivered before a `Stop` on the control subject).
             if let Ok(bytes) = frame_bytes(header) {
-                self.outbox.push_control(bytes);
+                self.outbox.push_message(bytes, To::Control);
             }
         } else {
             self.outbox.push(|buffer| {
@@ -924,6 +1409,7 @@ impl<A: Actor> Remote<A> {
 
     /// The actor ended: fail what is in flight, settle the stop handles.
     fn finish(&self, reason: Option<String>, error: Option<TaskError>) {
+        self.ended.store(true, Ordering::Release);
         self.bound.close();
         if let Some(reason) = reason {
             let mut current = self.reason.lock();
@@ -937,6 +1423,137 @@ impl<A: Actor> Remote<A> {
         self.ending.finish();
     }
 
+    /// `gone` members will send no `Stopped`: the actor ends when none is left.
+    fn members_gone(&self, gone: u64, died: Option<&WorkerId>) {
+        if gone == 0 {
+            return;
+        }
+        let left = self.stopping_members.fetch_sub(gone, Ordering::AcqRel);
+        if left > gone {
+            return;
+        }
+        match died {
+            Some(worker) if !self.ending.requested() => self.finish(
+                Some(format!("its workers died (the last: {worker})")),
+                Some(TaskError::WorkerDied {
+                    worker: worker.clone(),
+                    exit: None,
+                }),
+            ),
+            _ => self.finish(None, None),
+        }
+    }
+
+    /// Starts a round of member probes, if the members are known: the round's number and the
+    /// live members (index, name) to probe. A round still under way is not replaced: its
+    /// members that did not answer yet are probed again (one that died since gives "no
+    /// responders" now; a busy one answers when it can, and any answer is still exact).
+    fn start_round(&self) -> Option<(u64, Vec<(usize, String)>)> {
+        let mut known = self.known.lock();
+        if known.names.is_empty() {
+            return None;
+        }
+        if let Some(round) = &known.round {
+            let silent = round
+                .answers
+                .iter()
+                .enumerate()
+                .filter(|(_, answer)| answer.is_none());
+            let targets = silent
+                .map(|(index, _)| (index, known.names[index].0.member.clone()))
+                .collect();
+            return Some((round.number, targets));
+        }
+        known.rounds += 1;
+        let number = known.rounds;
+        let mut answers = Vec::with_capacity(known.names.len());
+        let mut targets = Vec::new();
+        for (index, (name, seen)) in known.names.iter().enumerate() {
+            if *seen == Seen::Live {
+                answers.push(None);
+                targets.push((index, name.member.clone()));
+            } else {
+                answers.push(Some(Some(Vec::new())));
+            }
+        }
+        if targets.is_empty() {
+            return None;
+        }
+        known.round = Some(Round {
+            number,
+            sent_before: self.outbox.published.load(Ordering::Acquire),
+            answers,
+        });
+        Some((number, targets))
+    }
+
+    /// A member's answer to round `number`; when every member asked has answered, the calls
+    /// no live member holds (sent before the round) were on a dead one: they fail.
+    fn on_probe_answer(&self, number: u64, index: usize, held: Held) {
+        let mut known = self.known.lock();
+        let Some(round) = known.round.as_mut().filter(|round| round.number == number) else {
+            return;
+        };
+        let Some(slot) = round.answers.get_mut(index) else {
+            return;
+        };
+        if slot.is_none() {
+            *slot = Some(held);
+        }
+        if round.answers.iter().any(Option::is_none) {
+            return;
+        }
+        let round = known.round.take().expect("the round at hand");
+        let mut claimed = std::collections::HashSet::new();
+        let mut died = None;
+        let mut gone = 0;
+        for (index, answer) in round.answers.into_iter().enumerate() {
+            match answer.flatten() {
+                Some(held) => claimed.extend(held),
+                None => {
+                    let (name, seen) = &mut known.names[index];
+                    if *seen == Seen::Live {
+                        *seen = Seen::Dead;
+                        gone += 1;
+                        died = Some(WorkerId::remote(name.worker.clone(), name.pid));
+                    }
+                }
+            }
+        }
+        drop(known);
+        let Some(worker) = died else { return };
+        let keep: Vec<u64> = self
+            .inflight
+            .lock()
+            .keys()
+            .copied()
+            .filter(|id| *id > round.sent_before || claimed.contains(id))
+            .collect();
+        let error = TaskError::WorkerDied {
+            worker: worker.clone(),
+            exit: None,
+        };
+        fail_pending(&self.inflight, &error, &keep, &|| self.release_permit());
+        self.members_gone(gone, Some(&worker));
+    }
+
+    /// A member answered `Stopped` (`member`: its name, from the reply subject).
+    fn on_stopped(&self, member: &str) {
+        let mut known = self.known.lock();
+        if let Some((_, seen)) = known
+            .names
+            .iter_mut()
+            .find(|(name, _)| name.member == member)
+        {
+            if *seen != Seen::Live {
+                return;
+            }
+            *seen = Seen::Stopped;
+        }
+        drop(known);
+        self.members_gone(1, None);
+    }
+
     /// One message at the inbox.
     fn on_message(&self, message: async_nats::Message) {
         let suffix = message
@@ -944,8 +1561,19 @@ impl<A: Actor> Remote<A> {
             .as_str()
             .strip_prefix(self.inbox.as_str())
             .unwrap_or("")
-            .trim_start_matches('.')
-            .to_owned();
+            .trim_start_matches('.');
+        if let Some(round) = suffix.strip_prefix("p.") {
+            let mut parts = round.split('.').map(str::parse::<u64>);
+            if let (Some(Ok(number)), Some(Ok(index))) = (parts.next(), parts.next()) {
+                let held = if message.status == Some(StatusCode::NO_RESPONDERS) {
+                    None
+                } else {
+                    Some(codec::decode::<Vec<u64>>(&message.payload).unwrap_or_default())
+                };
+                self.on_probe_answer(number, index as usize, held);
+            }
+            return;
+        }
         if message.status == Some(StatusCode::NO_RESPONDERS) {
             if suffix == "probe" {
                 self.finish(
@@ -978,20 +1606,16 @@ impl<A: Actor> Remote<A> {
             }
             return;
         }
-        if suffix != "r" {
+        let Some(member) = suffix.strip_prefix("r.") else {
             return;
-        }
-        self.last_reply.store(self.now_ms(), Ordering::Release);
+        };
         let mut rest: &[u8] = &message.payload;
         while !rest.is_empty() {
             match split_frame::<FromActor>(rest) {
                 Ok((header, payload, tail)) => {
                     rest = tail;
                     if let FromActor::Stopped = header {
-                        let left = self.stopping_members.fetch_sub(1, Ordering::AcqRel);
-                        if left <= 1 {
-                            self.finish(None, None);
-                        }
+                        self.on_stopped(member);
                         continue;
                     }
                     settle_frame(&self.inflight, header, payload.to_vec(), &|| {
@@ -1011,7 +1635,7 @@ impl<A: Actor> Remote<A> {
 }
 
 /// The caller side is [`caller`](super::caller)'s; a remote actor adds its outbox, its
-/// control subject and its probe.
+/// control subject and its probes.
 impl<A: Actor> Transport for Remote<A> {
     fn on_cluster(&self) -> bool {
         true
@@ -1035,10 +1659,6 @@ impl<A: Actor> Transport for Remote<A> {
         make: &mut dyn FnMut(u64) -> (ToActor, Pending),
         payload: &[u8],
     ) -> Result<(), ActorError> {
-        if self.inflight.lock().is_empty() {
-            // The probe measures silence from the first call in flight.
-            self.last_reply.store(self.now_ms(), Ordering::Release);
-        }
         let mut result = Ok(());
         // Ids are taken inside the outbox's lock, so a batch holds the ids `first..=last`.
         self.outbox.push(|buffer| {
@@ -1062,6 +1682,10 @@ impl<A: Actor> Transport for Remote<A> {
 
     fn stopped_error(&self) -> ActorError {
         Remote::stopped_error(self)
+    }
+
+    fn driver(&self) -> Option<Driver> {
+        Some(self.driver.clone())
     }
 
     fn stop(&self, kill: bool) -> TaskHandle<()> {
@@ -1091,10 +1715,12 @@ async fn read_replies<A: Actor>(remote: Weak<Remote<A>>, mut replies: async_nats
             return;
         };
         remote.on_message(message);
+        remote.lead.replied.notify_waiters();
     }
 }
 
-/// Probes the actor while calls wait too long for a reply (see the design note).
+/// Probes the actor while a call waits too long for its reply, or a stop for its end (see the
+/// design note, "Failures").
 async fn watch<A: Actor>(
     remote: Weak<Remote<A>>,
     nats: async_nats::Client,
@@ -1103,26 +1729,41 @@ async fn watch<A: Actor>(
 ) {
     let mut tick = tokio::time::interval(PROBE_AFTER / 3);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let after = PROBE_AFTER.as_millis() as u64;
     let mut last_probe = 0;
+    // The oldest call in flight (or 0: a stop under way) and since when it was.
+    let mut oldest: Option<(u64, u64)> = None;
     loop {
         tick.tick().await;
         let Some(remote) = remote.upgrade() else {
             return;
         };
-        if remote.bound.is_closed() && !remote.ending.requested() {
+        if remote.ended.load(Ordering::Acquire)
+            || (remote.bound.is_closed() && !remote.ending.requested())
+        {
             return;
         }
-        if remote.inflight.lock().is_empty() {
-            continue;
-        }
         let now = remote.now_ms();
-        let silent = now.saturating_sub(remote.last_reply.load(Ordering::Acquire));
-        if silent < PROBE_AFTER.as_millis() as u64
-            || now.saturating_sub(last_probe) < PROBE_AFTER.as_millis() as u64
-        {
+        let waiting = remote.inflight.lock().keys().min().copied().or_else(|| {
+            // A stop waits for its members' answers.
+            remote.ending.requested().then_some(0)
+        });
+        let Some(waiting) = waiting else {
+            oldest = None;
+            continue;
+        };
+        let since = match oldest {
+            Some((id, since)) if id == waiting => since,
+            _ => {
+                oldest = Some((waiting, now));
+                now
+            }
+        };
+        if now.saturating_sub(since) < after || now.saturating_sub(last_probe) < after {
             continue;
         }
         last_probe = now;
+        let round = remote.start_round();
         drop(remote);
         let mut headers = HeaderMap::new();
         headers.insert(PROBE_HEADER, "1");
@@ -1134,6 +1775,17 @@ async fn watch<A: Actor>(
                 Bytes::new(),
             )
             .await;
+        if let Some((number, members)) = round {
+            for (index, member) in members {
+                let _ = nats
+                    .publish_with_reply(
+                        member_subject(&subject, &member),
+                        format!("{inbox}.p.{number}.{index}"),
+                        Bytes::new(),
+                    )
+                    .await;
+            }
+        }
     }
 }
 
@@ -1167,12 +1819,15 @@ pub(crate) fn spawn<A: Actor>(
         mailbox: options.mailbox,
     };
     let key = registry_key(&address, &uid);
-    let entry = codec::encode(&Entry {
-        actor: A::NAME.to_owned(),
-        signature: host.signature,
-        members,
-    })
-    .map_err(start_failed)?;
+    let entry_of = move |started: Vec<MemberName>| {
+        codec::encode(&Entry {
+            actor: A::NAME.to_owned(),
+            signature: actor_signature::<A>(),
+            members,
+            started,
+        })
+    };
+    let entry = entry_of(Vec::new()).map_err(start_failed)?;
     let request = codec::encode(&CreateRequest {
         address: address.clone(),
         key: key.clone(),
@@ -1208,7 +1863,15 @@ pub(crate) fn spawn<A: Actor>(
                 }
                 Ok(Err(error)) => Err(format!("the creation request failed: {error}")),
                 Ok(Ok(message)) => match codec::decode::<CreateReply>(&message.payload) {
-                    Ok(CreateReply::Ready { worker, pid }) => Ok(WorkerId::remote(worker, pid)),
+                    Ok(CreateReply::Ready {
+                        member,
+                        worker,
+                        pid,
+                    }) => Ok(MemberName {
+                        member,
+                        worker,
+                        pid,
+                    }),
                     Ok(CreateReply::Failed(message)) => Err(message),
                     Err(message) => Err(message),
                 },
@@ -1243,9 +1906,22 @@ pub(crate) fn spawn<A: Actor>(
                 message,
             });
         }
-        Ok(workers.swap_remove(0))
+        // Finders learn the members (for member probes) from the entry.
+        if let Ok(entry) = entry_of(workers.clone()) {
+            let _ = kv.put(&key, entry.into()).await;
+        }
+        Ok(workers)
     })??;
-    let remote = Remote::<A>::connect(link, &address, &uid, members, created, options.mailbox)?;
+    let worker = WorkerId::remote(created[0].worker.clone(), created[0].pid);
+    let remote = Remote::<A>::connect(
+        link,
+        &address,
+        &uid,
+        members,
+        created,
+        worker,
+        options.mailbox,
+    )?;
     Ok(ActorRef::new(address, uid, Target::Remote(remote)))
 }
 
@@ -1347,10 +2023,87 @@ pub(crate) fn find<A: Actor>(
         )));
     }
     let worker = worker.unwrap_or_else(|| WorkerId::remote(address.as_str(), 0));
-    let remote = Remote::<A>::connect(link, address, uid, entry.members, worker, mailbox)?;
+    let remote = Remote::<A>::connect(
+        link,
+        address,
+        uid,
+        entry.members,
+        entry.started,
+        worker,
+        mailbox,
+    )?;
     Ok(ActorRef::new(
         address.clone(),
         uid.to_owned(),
         Target::Remote(remote),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Frames as the host writes them: one write each, or in pieces (a large payload).
+    fn frame(header: &FromActor, payload: &[u8]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        write_frame(&mut bytes, header, payload).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn the_frame_prefix_is_the_codecs() {
+        let header = codec::encode(&ToActor::Stop).unwrap();
+        assert_eq!(
+            frame_bytes(&ToActor::Stop).unwrap().len(),
+            FRAME_PREFIX + header.len()
+        );
+    }
+
+    #[test]
+    fn answers_follow_frames_in_pieces() {
+        let mut held: HashMap<u64, bool> = [(1, false), (2, true), (3, false), (4, true)].into();
+        let mut answers = Answers::default();
+        let mut bytes = frame(
+            &FromActor::Reply {
+                id: 1,
+                outcome: Outcome::Ok,
+            },
+            &[7; 100_000],
+        );
+        // A stream's `Ok` reply: it is held until its end.
+        bytes.extend(frame(
+            &FromActor::Reply {
+                id: 2,
+                outcome: Outcome::Ok,
+            },
+            &[],
+        ));
+        bytes.extend(frame(&FromActor::Item { id: 2 }, &[1, 2, 3]));
+        for piece in bytes.chunks(5) {
+            answers.observe(piece, &mut held);
+        }
+        assert_eq!(held.keys().copied().collect::<Vec<_>>().len(), 3);
+        assert!(!held.contains_key(&1) && held.contains_key(&2));
+        answers.observe(
+            &frame(
+                &FromActor::End {
+                    id: 2,
+                    outcome: Outcome::Ok,
+                },
+                &[],
+            ),
+            &mut held,
+        );
+        answers.observe(
+            &frame(
+                &FromActor::Reply {
+                    id: 4,
+                    outcome: Outcome::Panicked("no".to_owned()),
+                },
+                &[],
+            ),
+            &mut held,
+        );
+        assert_eq!(held.into_keys().collect::<Vec<_>>(), vec![3]);
+    }
 }
