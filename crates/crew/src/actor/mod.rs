@@ -839,6 +839,10 @@ impl Mode {
 /// [`ActorOptions::on_cluster`]), as the typed reference: the same methods as every placement.
 /// Calls from this reference are bounded by a mailbox of [`DEFAULT_MAILBOX`] calls in flight.
 ///
+/// Each reference this returns opens a NATS connection of its own, driven by the caller that
+/// blocks on it (so a blocking call wakes this process once): find an actor once and clone
+/// the reference (clones share the connection) rather than finding it again for every call.
+///
 /// # Errors
 /// [`ActorError::NotFound`] at once when there is none (never created, stopped, or its worker
 /// died); [`ActorError::WrongType`] when it is another actor type; [`ActorError::Invalid`]
