@@ -875,6 +875,14 @@ pub(crate) async fn serve_actors(
         .subscribe(create_subject(&prefix, &worker))
         .await
         .map_err(subscribe_error)?;
+    // The server reads one connection's commands in order, so once it has answered a request
+    // sent after them it holds both subscriptions: a worker that says it is ready never lets an
+    // actor creation find no responder (`Cluster::local` returns when its workers are ready).
+    js.query_account()
+        .await
+        .map_err(|e| ClusterError::JetStream {
+            message: format!("cannot reach JetStream after subscribing to actor creation: {e}"),
+        })?;
     let link = Link {
         nats: nats.clone(),
         js,

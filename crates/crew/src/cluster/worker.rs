@@ -901,17 +901,7 @@ impl Worker {
                     again = Some(again.flatten().max(delay));
                 }
                 Step::Again(ending, delay) => {
-                    let probe = ResultHeader {
-                        id: header.id,
-                        attempt,
-                        host: self.host.clone(),
-                        pid: self.pid,
-                        ending,
-                        object: None,
-                        ack: None,
-                        micros: 0,
-                    };
-                    let last = probe.error(None, &header.name).to_string();
+                    let last = self.last_error(&header, attempt, ending);
                     let dead = self
                         .dead_letter(
                             message.subject.as_str(),
@@ -1004,17 +994,7 @@ impl Worker {
             return;
         }
         let sequence = message.info().map_or(0, |info| info.stream_sequence);
-        let probe = ResultHeader {
-            id: header.id,
-            attempt,
-            host: self.host.clone(),
-            pid: self.pid,
-            ending: ending.clone(),
-            object: None,
-            ack: None,
-            micros: 0,
-        };
-        let last = probe.error(None, &header.name).to_string();
+        let last = self.last_error(header, attempt, ending);
         if self
             .dead_letter(
                 message.subject.as_str(),
@@ -1235,6 +1215,28 @@ impl Worker {
         self.deliver_result(header, bytes).await
     }
 
+    /// This worker's result header for task `id`'s `attempt`, ended by `ending` (nothing in
+    /// the object store, no acknowledgement subject, no run time).
+    fn result_header(&self, id: u64, attempt: u32, ending: Ending) -> ResultHeader {
+        ResultHeader {
+            id,
+            attempt,
+            host: self.host.clone(),
+            pid: self.pid,
+            ending,
+            object: None,
+            ack: None,
+            micros: 0,
+        }
+    }
+
+    /// The error a dead letter keeps for `header`'s task that ended this way here.
+    fn last_error(&self, header: &TaskHeader, attempt: u32, ending: Ending) -> String {
+        self.result_header(header.id, attempt, ending)
+            .error(None, &header.name)
+            .to_string()
+    }
+
     /// The result message: its header and the result, or the key of the result put in the
     /// object store when it is too large for a message.
     async fn encode_result(
@@ -1246,14 +1248,9 @@ impl Worker {
         ack: Option<String>,
     ) -> Result<Bytes, String> {
         let mut reply = ResultHeader {
-            id: header.id,
-            attempt,
-            host: self.host.clone(),
-            pid: self.pid,
-            ending,
-            object: None,
             ack,
             micros,
+            ..self.result_header(header.id, attempt, ending)
         };
         let bytes = if result.len() + HEADROOM > self.max_payload {
             let key = format!("r.{}.{}", header.submitter, header.id);
