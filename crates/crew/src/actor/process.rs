@@ -34,12 +34,16 @@
 //! deadline passes, then dispatches whatever is complete in the buffer and hands the read side
 //! back. One caller leads at a time (`leading`); the others wait on their handles as before.
 //! The reader thread is the fallback for everything nobody blocks on (async waiters,
-//! callbacks, streams, tells, a second caller): it waits in `poll` on the socket *without* the
-//! read side, then takes it and dispatches what is there now. When a caller leads, the poll
-//! wakes with the caller's read but finds nothing left to read (or waits for the caller to
-//! hand back). Frames cannot be stranded: the leader drains the buffer before it leaves, and
-//! bytes still in the socket wake the poll. A failed read marks the read side `broken`; only
-//! the reader thread handles the death (below), then installs the new read half.
+//! callbacks, streams, tells, a second caller): it waits in an `epoll` set on the socket
+//! *without* the read side, then takes it and dispatches what is there now. While a caller
+//! leads, it turns the socket's watch down to hang-up only (`epoll_ctl`, which the kernel
+//! applies to the sleeping reader without waking it; the process pool's slots do the same):
+//! before that change every reply a leader read also woke the reader thread, which then
+//! waited for the read side and found nothing, a third thread on the CPU per call. Frames
+//! cannot be stranded: the leader drains the buffer before it leaves and then restores the
+//! watch, and the set is level-triggered, so bytes still in the socket wake the reader at
+//! once. A failed read marks the read side `broken`; only the reader thread handles the death
+//! (below), then installs the new read half.
 //!
 //! **Death.** The parent's reader thread sees the actor socket end. It takes the connection
 //! (callers wanting to send now wait), kills and reaps the worker, fails every call in flight
@@ -647,6 +651,25 @@ impl ReadSide {
     }
 }
 
+impl ReadSide {
+    /// Dispatches the frames already whole in the buffer, without reading the socket.
+    fn dispatch_buffered<A: Actor>(&mut self, remote: &Remote<A>) {
+        while !self.broken && !self.ended {
+            let Some(frame) = self.frames.take_buffered::<FromActor>() else {
+                return;
+            };
+            match frame {
+                Ok(frame) => {
+                    if !remote.on_frame(frame.header, frame.payload) {
+                        self.ended = true;
+                    }
+                }
+                Err(_) => self.broken = true,
+            }
+        }
+    }
+}
+
 /// A started host: the connection to write to and the stream to read from.
 struct Started {
     conn: Conn,
@@ -773,8 +796,9 @@ impl<A: Actor> Remote<A> {
         }
         side.pump(self, done, deadline);
         // Frames read past our reply sit in the buffer, where the reader thread's poll cannot
-        // see them: dispatch whatever is complete now before handing the socket back.
-        side.pump(self, &|| false, Some(Instant::now()));
+        // see them: dispatch whatever is complete there before handing the socket back (bytes
+        // still in the socket wake the reader once the watch is restored).
+        side.dispatch_buffered(self);
         if let Some(stream) = &stream {
             // Level-triggered: bytes that came after the drain wake the reader at once.
             let _ = self.watch.modify(&**stream, READ_SIDE, REPLY_OR_HANG_UP);
@@ -1119,7 +1143,10 @@ fn read_replies<A: Actor>(remote: &Weak<Remote<A>>, watch: &Poller, watched: Arc
         match restarted {
             Some(Ok(next)) => _watched = next,
             Some(Err(message)) => {
-                eprintln!("crew: actor `{}` cannot read its new worker: {message}", actor.uid);
+                eprintln!(
+                    "crew: actor `{}` cannot read its new worker: {message}",
+                    actor.uid
+                );
                 actor.finish();
                 actor.read.lock().ended = true;
                 return;

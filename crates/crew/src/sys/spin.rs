@@ -221,10 +221,7 @@ mod tests {
             looks += 1;
             false
         });
-        assert!(
-            missed.is_err(),
-            "a condition never true runs the spin out"
-        );
+        assert!(missed.is_err(), "a condition never true runs the spin out");
         // A full spin, unless a loaded machine preempted it (it stops at once then).
         assert!(
             started.elapsed() >= max_spin() || spin.off_for == OFF_AFTER_PREEMPTION,
