@@ -1130,7 +1130,15 @@ fn read_replies<A: Actor>(remote: &Weak<Remote<A>>, watch: &Poller, watched: Arc
         let Some(actor) = remote.upgrade() else {
             return;
         };
-        let mut side = actor.read.lock();
+        // A caller leading holds the read side: leave the socket to it rather than wait for
+        // the lock (a reply that came just before the leader changed the watch woke this
+        // thread; a preempted waiter here then held the leader off its own next call for a
+        // time slice). The leader restores the watch when it is done, and the set is
+        // level-triggered: whatever it leaves in the socket wakes this thread again.
+        let Some(mut side) = actor.read.try_lock() else {
+            std::thread::yield_now();
+            continue;
+        };
         side.pump(&actor, &|| false, Some(Instant::now()));
         if side.ended {
             return;
