@@ -329,6 +329,39 @@ fn many_callers_on_idle_workers() {
     assert_no_children();
 }
 
+/// More callers than workers, each blocking on every result: a caller that finished its call
+/// on a claimed slot's worker passes the next queued call on (writes it to the worker, or
+/// leaves it to the slot when it has a deadline), see `Inner::pass_queued`. Every result must
+/// come back right, whichever thread read it, and no worker be taken for dead.
+fn leaders_pass_queued_calls_on() {
+    const CALLERS: u64 = 4;
+    const ROUND_TRIPS: u64 = 600;
+    let pool = ProcessPool::new(1);
+    eventually("the worker started", || pool.worker_pids().len() == 1);
+    let worker = pool.worker_pids();
+    std::thread::scope(|scope| {
+        for caller in 0..CALLERS {
+            let pool = &pool;
+            scope.spawn(move || {
+                for i in 0..ROUND_TRIPS {
+                    let x = caller * ROUND_TRIPS + i;
+                    let handle = if i % 4 == caller % 4 {
+                        // A deadline: the slot must send it and read its reply.
+                        let options = TaskOptions::new().timeout(Duration::from_secs(30));
+                        pool.submit_with(square, x, options).unwrap()
+                    } else {
+                        pool.submit(square, x).unwrap()
+                    };
+                    assert_eq!(handle.result(), Ok(x * x), "caller {caller}, call {i}");
+                }
+            });
+        }
+    });
+    assert_eq!(pool.worker_pids(), worker, "no worker was taken for dead");
+    drop(pool);
+    assert_no_children();
+}
+
 /// Regression: after a failed chunk, an empty window ended the iterator although input
 /// remained (3 results of 9 here), in input and in completion order.
 fn map_goes_on_after_a_failed_chunk() {
@@ -1074,6 +1107,7 @@ fn main() {
             a_waiting_caller_reads_its_own_reply,
         ),
         ("many_callers_on_idle_workers", many_callers_on_idle_workers),
+        ("leaders_pass_queued_calls_on", leaders_pass_queued_calls_on),
         (
             "idle_workers_are_replaced_and_handed_calls",
             idle_workers_are_replaced_and_handed_calls,

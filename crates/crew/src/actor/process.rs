@@ -34,12 +34,16 @@
 //! deadline passes, then dispatches whatever is complete in the buffer and hands the read side
 //! back. One caller leads at a time (`leading`); the others wait on their handles as before.
 //! The reader thread is the fallback for everything nobody blocks on (async waiters,
-//! callbacks, streams, tells, a second caller): it waits in `poll` on the socket *without* the
-//! read side, then takes it and dispatches what is there now. When a caller leads, the poll
-//! wakes with the caller's read but finds nothing left to read (or waits for the caller to
-//! hand back). Frames cannot be stranded: the leader drains the buffer before it leaves, and
-//! bytes still in the socket wake the poll. A failed read marks the read side `broken`; only
-//! the reader thread handles the death (below), then installs the new read half.
+//! callbacks, streams, tells, a second caller): it waits in an `epoll` set on the socket
+//! *without* the read side, then takes it and dispatches what is there now. While a caller
+//! leads, it turns the socket's watch down to hang-up only (`epoll_ctl`, which the kernel
+//! applies to the sleeping reader without waking it; the process pool's slots do the same):
+//! before that change every reply a leader read also woke the reader thread, which then
+//! waited for the read side and found nothing, a third thread on the CPU per call. Frames
+//! cannot be stranded: the leader drains the buffer before it leaves and then restores the
+//! watch, and the set is level-triggered, so bytes still in the socket wake the reader at
+//! once. A failed read marks the read side `broken`; only the reader thread handles the death
+//! (below), then installs the new read half.
 //!
 //! **Death.** The parent's reader thread sees the actor socket end. It takes the connection
 //! (callers wanting to send now wait), kills and reaps the worker, fails every call in flight
@@ -65,6 +69,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, MutexGuard};
+use rustix::event::PollFlags;
 use serde::{Deserialize, Serialize};
 
 use crate::actor::caller::{fail_pending, settle_frame, Inflight, Pending, Transport};
@@ -76,6 +81,7 @@ use crate::actor::stream::WINDOW;
 use crate::actor::{Actor, ActorError, ActorOptions, EncodedItems, MethodCall, Mode};
 use crate::error::{panic_message, TaskError, WorkerId};
 use crate::process::child::{Child, ChildOptions};
+use crate::sys::socket::Poller;
 use crate::sys::spin::Spin;
 use crate::sys::supervise::Supervised;
 use crate::task::codec::{self, write_frame, FrameReader, ReadError};
@@ -578,6 +584,10 @@ pub(crate) struct Remote<A: Actor> {
     conn: Mutex<Option<Conn>>,
     /// The read half: whoever holds it reads replies (the reader thread, or a caller leading).
     read: Mutex<ReadSide>,
+    /// What the reader thread waits in: the read half, watched for replies and hang-up, or
+    /// for hang-up only while a caller leads (so a reply does not wake the reader for
+    /// nothing). Changed only under `read`'s lock.
+    watch: Arc<Poller>,
     /// A caller is leading (reading the socket for its own reply).
     leading: AtomicBool,
     process: Mutex<Option<Arc<Supervised>>>,
@@ -641,6 +651,25 @@ impl ReadSide {
     }
 }
 
+impl ReadSide {
+    /// Dispatches the frames already whole in the buffer, without reading the socket.
+    fn dispatch_buffered<A: Actor>(&mut self, remote: &Remote<A>) {
+        while !self.broken && !self.ended {
+            let Some(frame) = self.frames.take_buffered::<FromActor>() else {
+                return;
+            };
+            match frame {
+                Ok(frame) => {
+                    if !remote.on_frame(frame.header, frame.payload) {
+                        self.ended = true;
+                    }
+                }
+                Err(_) => self.broken = true,
+            }
+        }
+    }
+}
+
 /// A started host: the connection to write to and the stream to read from.
 struct Started {
     conn: Conn,
@@ -682,6 +711,9 @@ impl<A: Actor> Remote<A> {
             max_concurrency: options.max_concurrency,
             mailbox: options.mailbox,
         };
+        let watch = Poller::new().map_err(|error| {
+            start_failed(format!("cannot create its reader's epoll set: {error}"))
+        })?;
         let remote = Arc::new_cyclic(|me| Remote {
             uid: uid.to_owned(),
             options: process,
@@ -696,6 +728,7 @@ impl<A: Actor> Remote<A> {
                 spin: Spin::default(),
             }),
             leading: AtomicBool::new(false),
+            watch: Arc::new(watch),
             process: Mutex::new(None),
             inflight: Mutex::new(HashMap::new()),
             unsent: Mutex::new(Vec::new()),
@@ -708,11 +741,12 @@ impl<A: Actor> Remote<A> {
             _actor: std::marker::PhantomData,
         });
         let started = remote.start_host().map_err(start_failed)?;
-        let reader = remote.install(started);
+        let reader = remote.install(started).map_err(start_failed)?;
         let weak = Arc::downgrade(&remote);
+        let watch = remote.watch.clone();
         std::thread::Builder::new()
             .name(format!("crew-actor-{uid}"))
-            .spawn(move || read_replies(&weak, reader))
+            .spawn(move || read_replies(&weak, &watch, reader))
             .map_err(|error| ActorError::StartFailed {
                 uid: uid.to_owned(),
                 message: format!("cannot start its reader thread: {error}"),
@@ -720,35 +754,55 @@ impl<A: Actor> Remote<A> {
         Ok(remote)
     }
 
-    /// Makes `started` the live connection; returns its read half (for the reader to poll).
-    fn install(&self, started: Started) -> Arc<UnixStream> {
+    /// Makes `started` the live connection and its read half the one the reader watches;
+    /// returns that read half (see [`set_reader`](Self::set_reader)).
+    fn install(&self, started: Started) -> Result<Arc<UnixStream>, String> {
         self.pid.store(started.pid, Ordering::Release);
         *self.process.lock() = Some(started.conn.child.process());
         *self.conn.lock() = Some(started.conn);
         self.set_reader(started.reader)
     }
 
-    /// Makes `stream` the read half, with an empty frame buffer.
-    fn set_reader(&self, stream: UnixStream) -> Arc<UnixStream> {
+    /// Makes `stream` the read half, with an empty frame buffer, watched by the reader thread
+    /// instead of the last one. Returns it for the reader thread to keep open: a socket
+    /// leaves an `epoll` set when its last descriptor closes, and the reader must still see
+    /// the worker hang up after the actor itself is dropped.
+    fn set_reader(&self, stream: UnixStream) -> Result<Arc<UnixStream>, String> {
         let stream = Arc::new(stream);
         let mut side = self.read.lock();
+        if let Some(old) = side.stream.take() {
+            let _ = self.watch.delete(&*old);
+        }
+        self.watch
+            .add(&*stream, READ_SIDE, REPLY_OR_HANG_UP)
+            .map_err(|error| format!("cannot watch the actor socket: {error}"))?;
         side.stream = Some(stream.clone());
         side.frames = FrameReader::new();
         side.broken = false;
-        stream
+        Ok(stream)
     }
 
     /// A caller waiting for a call's reply reads the socket itself, unless another caller
-    /// already does (see the note on reading).
+    /// already does (see the note on reading). While it leads, the reader thread watches the
+    /// socket for hang-up only, so the replies the leader reads do not wake it.
     fn lead(&self, done: &dyn Fn() -> bool, deadline: Option<Instant>) {
         if self.leading.swap(true, Ordering::AcqRel) {
             return;
         }
         let mut side = self.read.lock();
+        let stream = side.stream.clone();
+        if let Some(stream) = &stream {
+            let _ = self.watch.modify(&**stream, READ_SIDE, HANG_UP);
+        }
         side.pump(self, done, deadline);
         // Frames read past our reply sit in the buffer, where the reader thread's poll cannot
-        // see them: dispatch whatever is complete now before handing the socket back.
-        side.pump(self, &|| false, Some(Instant::now()));
+        // see them: dispatch whatever is complete there before handing the socket back (bytes
+        // still in the socket wake the reader once the watch is restored).
+        side.dispatch_buffered(self);
+        if let Some(stream) = &stream {
+            // Level-triggered: bytes that came after the drain wake the reader at once.
+            let _ = self.watch.modify(&**stream, READ_SIDE, REPLY_OR_HANG_UP);
+        }
         drop(side);
         self.leading.store(false, Ordering::Release);
     }
@@ -1056,16 +1110,35 @@ impl<A: Actor> Transport for Remote<A> {
     }
 }
 
+/// The token of the read half in the reader's epoll set.
+const READ_SIDE: u64 = 0;
+/// What the reader thread watches the read half for while nobody leads.
+const REPLY_OR_HANG_UP: PollFlags = PollFlags::IN.union(PollFlags::RDHUP);
+/// ... and while a caller leads: the worker's end only (hang-up and error are always reported).
+const HANG_UP: PollFlags = PollFlags::RDHUP;
+
 /// The reader thread: replies in when no caller leads, deaths handled. Holds the actor weakly,
 /// so an actor nobody references (not even the registry) lets it end.
-fn read_replies<A: Actor>(remote: &Weak<Remote<A>>, mut polled: Arc<UnixStream>) {
+fn read_replies<A: Actor>(remote: &Weak<Remote<A>>, watch: &Poller, watched: Arc<UnixStream>) {
+    let mut _watched = watched;
     loop {
         // Wait for data without holding the read side, so a caller may lead meanwhile.
-        let _ = crate::sys::socket::wait_readable(&*polled, None);
+        if watch.wait(|_| {}).is_err() {
+            // Cannot wait (out of resources?): look again rather than spin on an error.
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let Some(actor) = remote.upgrade() else {
             return;
         };
-        let mut side = actor.read.lock();
+        // A caller leading holds the read side: leave the socket to it rather than wait for
+        // the lock (a reply that came just before the leader changed the watch woke this
+        // thread; a preempted waiter here then held the leader off its own next call for a
+        // time slice). The leader restores the watch when it is done, and the set is
+        // level-triggered: whatever it leaves in the socket wakes this thread again.
+        let Some(mut side) = actor.read.try_lock() else {
+            std::thread::yield_now();
+            continue;
+        };
         side.pump(&actor, &|| false, Some(Instant::now()));
         if side.ended {
             return;
@@ -1074,8 +1147,18 @@ fn read_replies<A: Actor>(remote: &Weak<Remote<A>>, mut polled: Arc<UnixStream>)
             continue;
         }
         drop(side);
-        match actor.on_death() {
-            Some(next) => polled = actor.set_reader(next),
+        let restarted = actor.on_death().map(|next| actor.set_reader(next));
+        match restarted {
+            Some(Ok(next)) => _watched = next,
+            Some(Err(message)) => {
+                eprintln!(
+                    "crew: actor `{}` cannot read its new worker: {message}",
+                    actor.uid
+                );
+                actor.finish();
+                actor.read.lock().ended = true;
+                return;
+            }
             None => {
                 actor.read.lock().ended = true;
                 return;

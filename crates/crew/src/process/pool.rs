@@ -40,6 +40,17 @@
 //! for the doorbell, which the leader rings instead of parking the slot again. A caller that
 //! does not block (callbacks, async, no wait at all) leaves the reply to the slot as before.
 //!
+//! **Staying on that path.** Two things kept callers off it, measured with one task at a time
+//! and with the lab's server: a slot that read a reply itself (a call that came through the
+//! queue) completed it *before* parking, so the woken caller's next call usually found it
+//! still busy, went through the queue again, and so on for good (the slot's thread in every
+//! round trip: two more wake-ups); so a slot whose last call is done parks first and then
+//! completes it (`Slot::open_park`, `parked_early`). And with more callers than workers, a
+//! leader whose call is done and who finds a job in the queue *passes it on*
+//! (`Inner::pass_queued`): it writes the call to the worker at once and leaves it handed, so
+//! the slot's thread wakes once, for the reply, instead of for the doorbell and then for the
+//! reply (a call with a deadline or a big payload is left to the slot to send, as before).
+//!
 //! *Who owns what, at any moment* (all under the link's lock): the worker's read side belongs
 //! to the slot's thread unless `leading` is set, and then to that one caller; the slot leaves
 //! its park only when no caller leads, and takes `handed` as it leaves, so a later `lead`
@@ -52,13 +63,18 @@
 //! completer (`Err(Shutdown)`; the test `many_callers_on_idle_workers`).
 //!
 //! **Spinning instead of sleeping.** Even so a round trip wakes two threads (the worker for
-//! the call, the caller for the reply), each several microseconds of scheduler latency. A
-//! leading caller and a worker that just replied both poll their socket with non-blocking
-//! reads for a short, bounded, adaptive while before they block (`sys::spin`: at most 8 µs,
-//! and off after a few spins in a row that found nothing, so long tasks and idle workers cost
-//! no CPU): a small task submitted one at a time then makes its round trip without any thread
-//! going to sleep. The slot's own thread does not spin (it serves callers that do not block,
-//! whose reply latency matters less than the CPU). `CREW_SPIN=0` turns spinning off.
+//! the call, the caller for the reply): a blocking ping-pong between two processes costs
+//! 15 µs on the 2-core VM crew is measured on (`perf bench sched pipe`), whatever crew does.
+//! A leading caller and a worker that just replied both poll their socket with non-blocking
+//! reads for a short, bounded while before they block (`sys::spin`: at most 20 µs, and only
+//! while spinning catches: a spin that runs out turns spinning off for a while, so long
+//! tasks, idle workers and a loaded machine cost no CPU): a small task submitted one at a time
+//! then makes its round trip without any thread going to sleep. The slot's own thread does not
+//! spin (it serves callers that do not block, whose reply latency matters less than the CPU).
+//! `CREW_SPIN=0` turns spinning off. A thread that does block waits in `poll`, not in `read`
+//! (`FrameReader::read`): a thread blocked in a Unix socket's `read` is woken, for nothing,
+//! when the peer reads what this end wrote, which in a round trip is every time (measured: 3
+//! context switches per round trip instead of 2).
 //!
 //! **Starting workers.** A worker killed by a signal before it is ready (before its handshake,
 //! or in the initializer) is started again, a few times with a growing pause, and no task is
@@ -287,8 +303,9 @@ struct LinkState {
     open: bool,
     /// While the slot is parked with a live worker and nothing in flight: the worker.
     idle: Option<IdleWorker>,
-    /// A call a submitter handed over while the slot was parked, for the slot to take when it
-    /// wakes (or for its caller to finish, see [`Inner::lead`]).
+    /// A call a submitter handed over (or a leader passed on from the queue, see
+    /// [`Inner::pass_queued`]) while the slot was parked, for the slot to take when it wakes
+    /// (or for its caller to finish, see [`Inner::lead`]).
     handed: Option<Handed>,
     /// The idle worker's socket is in the link's poller.
     watching: bool,
@@ -327,6 +344,28 @@ impl fmt::Debug for Handed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handed").field("id", &self.id).finish()
     }
+}
+
+/// Writes `job` as call `id` straight to an idle worker's socket, in one system call.
+fn send_call(stream: &UnixStream, id: u64, job: &Job) -> io::Result<()> {
+    let header = ToWorker::Call {
+        id,
+        name: job.task.name().to_owned(),
+        signature: job.task.signature(),
+        chunk: job.chunk,
+    };
+    let mut frame = Vec::with_capacity(64 + job.payload.len());
+    write_frame(&mut frame, &header, &job.payload)?;
+    socket::send_all(stream, &frame)
+}
+
+/// What [`Inner::pass_queued`] did with a queued job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Passed {
+    /// Wrote it to the idle worker: the slot's thread wakes for the reply.
+    ToWorker,
+    /// Left it for the slot's thread to send: ring it.
+    ToSlot,
 }
 
 /// Where [`Inner::hand`] wrote a call: the slot's index and the call's id.
@@ -602,15 +641,7 @@ impl Inner {
             return Ok(None);
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let header = ToWorker::Call {
-            id,
-            name: job.task.name().to_owned(),
-            signature: job.task.signature(),
-            chunk: job.chunk,
-        };
-        let mut frame = Vec::with_capacity(64 + job.payload.len());
-        let sent = write_frame(&mut frame, &header, &job.payload).is_ok()
-            && socket::send_all(&*idle.stream, &frame).is_ok();
+        let sent = send_call(&idle.stream, id, &job).is_ok();
         if sent {
             job.revoke.running_on(idle.process.clone());
         }
@@ -695,13 +726,14 @@ impl Inner {
         // counts tasks per worker lets the slot count (and retire the worker).
         let park_again =
             !job.revoke.release() && !state.wake_slot && self.config.max_tasks_per_child.is_none();
-        if park_again {
+        let passed = park_again.then(|| self.pass_queued(&mut state)).flatten();
+        if park_again && passed.is_none() {
             link.set_open(&mut state, true);
         }
         drop(state);
-        if !park_again {
+        if !park_again || passed == Some(Passed::ToSlot) {
             link.doorbell.ring();
-        } else {
+        } else if passed.is_none() {
             // A job queued while the slot was claimed found no parked slot to wake: as a
             // parking slot does (`Slot::park`), look at the queue after parking again.
             fence(Ordering::SeqCst);
@@ -714,6 +746,47 @@ impl Inner {
             other => Err(outcome_error(job.task, other)),
         };
         job.reply.finish(result);
+    }
+
+    /// A leader that finished its call on a claimed slot's idle worker, with a job in the
+    /// queue: passes the job on (under the link's lock) instead of parking the slot again and
+    /// ringing it to take the job. A plain call is written to the worker at once, as
+    /// [`hand`](Self::hand) does, and left handed with its id: the slot's thread wakes when
+    /// the reply arrives (the leader restored the watch) and reads it, so the queued call costs
+    /// the slot's thread one wake-up instead of two (the doorbell, then its reply). Anything
+    /// else (a deadline, a big payload, a dead worker) is left handed unsent, for the slot to
+    /// send (`Passed::ToSlot`: ring it). `None` when the queue was empty.
+    fn pass_queued(&self, state: &mut LinkState) -> Option<Passed> {
+        let job = loop {
+            let job = self.lifecycle.receiver().try_recv().ok()?;
+            if job.reply.start() {
+                break job;
+            } // else cancelled while queued
+        };
+        let idle = state
+            .idle
+            .as_ref()
+            .expect("a leader's slot keeps its idle worker");
+        // (The slot's thread must be watching the worker to wake for the reply.)
+        let plain = state.watching
+            && job.deadline.is_none()
+            && job.payload.len() <= HAND_LIMIT
+            && !job.revoke.cancelled()
+            && self.lifecycle.broken().is_none();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let sent = plain && send_call(&idle.stream, id, &job).is_ok();
+        if sent {
+            job.revoke.running_on(idle.process.clone());
+        }
+        state.handed = Some(Handed {
+            id: sent.then_some(id),
+            job,
+        });
+        Some(if sent {
+            Passed::ToWorker
+        } else {
+            Passed::ToSlot
+        })
     }
 
     /// Wakes one parked slot after a job was queued (when one is parked).
@@ -760,6 +833,10 @@ struct Slot {
     retry: VecDeque<Job>,
     /// A cancel hook killed the current worker (see [`Slot::lose_worker`]).
     cancel_killed: bool,
+    /// The slot parked (opened its link) before completing its last call, so that the
+    /// call's caller, woken by the completion, finds it parked when it submits its next one
+    /// (see [`Slot::open_park`]); [`Slot::park`] then only waits.
+    parked_early: bool,
 }
 
 impl Slot {
@@ -772,6 +849,7 @@ impl Slot {
             in_flight: VecDeque::new(),
             retry: VecDeque::new(),
             cancel_killed: false,
+            parked_early: false,
         }
     }
 
@@ -909,21 +987,9 @@ impl Slot {
         let link = &inner.links[self.index];
         let receiver = inner.lifecycle.receiver();
         let stream = self.worker.as_ref().map(Child::stream);
-        {
-            let mut state = link.state.lock();
-            debug_assert!(state.handed.is_none() && !state.leading);
-            if let Some(worker) = &mut self.worker {
-                let stream = worker.stream();
-                state.watching = link.poller.add(&*stream, WORKER, REPLY_OR_HANG_UP).is_ok();
-                state.idle = Some(IdleWorker {
-                    stream,
-                    process: worker.process(),
-                    reader: worker.take_reader(),
-                });
-            }
-            link.set_open(&mut state, true);
+        if !std::mem::take(&mut self.parked_early) {
+            self.open_park();
         }
-        inner.parked.fetch_add(1, Ordering::SeqCst);
         // Pairs with the fence in `Inner::wake_parked`.
         fence(Ordering::SeqCst);
         let queued = receiver.try_recv();
@@ -1017,6 +1083,32 @@ impl Slot {
         }
     }
 
+    /// Opens the link for claims: lends the idle worker (its socket, its frame buffer) to the
+    /// link and counts the slot parked. [`park`](Self::park) does this first, unless the slot
+    /// did it already in [`receive`](Self::receive), before completing its last call: the
+    /// completion wakes a caller that submits its next call at once (one task at a time, a
+    /// server's request after request), and a slot still busy completing when that call comes
+    /// makes it go through the queue and this thread, two more wake-ups, every time after.
+    fn open_park(&mut self) {
+        let inner = &self.inner;
+        let link = &inner.links[self.index];
+        {
+            let mut state = link.state.lock();
+            debug_assert!(state.handed.is_none() && !state.leading);
+            if let Some(worker) = &mut self.worker {
+                let stream = worker.stream();
+                state.watching = link.poller.add(&*stream, WORKER, REPLY_OR_HANG_UP).is_ok();
+                state.idle = Some(IdleWorker {
+                    stream,
+                    process: worker.process(),
+                    reader: worker.take_reader(),
+                });
+            }
+            link.set_open(&mut state, true);
+        }
+        inner.parked.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Reads replies: at least one (waiting for it), then every one already buffered.
     fn receive(&mut self) {
         let Some(worker) = self.worker.as_mut() else {
@@ -1040,6 +1132,23 @@ impl Slot {
                             Outcome::Ok => Ok(frame.payload),
                             other => Err(outcome_error(done.job.task, other)),
                         };
+                        if self.in_flight.is_empty()
+                            && !worker.has_frame()
+                            && self.retry.is_empty()
+                            && !self.cancel_killed
+                            && !self
+                                .inner
+                                .config
+                                .max_tasks_per_child
+                                .is_some_and(|max| self.sent >= max)
+                        {
+                            // Its worker idle and fit: park first, then complete (see
+                            // `open_park`).
+                            self.open_park();
+                            self.parked_early = true;
+                            done.job.reply.finish(result);
+                            return;
+                        }
                         done.job.reply.finish(result);
                     }
                     other => {

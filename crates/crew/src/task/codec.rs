@@ -219,6 +219,18 @@ impl FrameReader {
         Ok((self.end - self.start >= total).then_some(total))
     }
 
+    /// The next frame if it is whole in the buffer (or the error its prefix is), without
+    /// reading the stream; `None` if more bytes are needed.
+    pub(crate) fn take_buffered<H: DeserializeOwned>(
+        &mut self,
+    ) -> Option<Result<Frame<H>, ReadError>> {
+        match self.frame_len() {
+            Ok(Some(total)) => Some(self.take(total)),
+            Ok(None) => None,
+            Err(error) => Some(Err(error)),
+        }
+    }
+
     /// Reads the next frame, blocking until `deadline` (forever with `None`).
     ///
     /// # Errors
@@ -236,10 +248,12 @@ impl FrameReader {
             if let Some(total) = self.frame_len()? {
                 return self.take(total);
             }
-            if let Some(deadline) = deadline {
-                if !wait_readable(stream, deadline)? {
-                    return Err(ReadError::Timeout);
-                }
+            // Wait in `poll`, not in a blocking `read`: a thread blocked in a Unix socket's
+            // `read` is woken (for nothing) each time the peer reads what this end wrote
+            // (the kernel wakes the socket's sleepers when its send buffer frees up), which
+            // in a round trip is once per call; `poll` for input ignores that wake-up.
+            if !wait_readable(stream, deadline)? {
+                return Err(ReadError::Timeout);
             }
             self.fill(stream)?;
         }
@@ -357,8 +371,8 @@ impl FrameReader {
 }
 
 /// Waits until `fd` is readable (or closed); `false` when `deadline` passed first.
-pub(crate) fn wait_readable<F: AsFd>(fd: &F, deadline: Instant) -> Result<bool, ReadError> {
-    crate::sys::socket::wait_readable(fd, Some(deadline))
+pub(crate) fn wait_readable<F: AsFd>(fd: &F, deadline: Option<Instant>) -> Result<bool, ReadError> {
+    crate::sys::socket::wait_readable(fd, deadline)
         .map_err(|error| ReadError::Broken(format!("poll failed: {error}")))
 }
 

@@ -49,9 +49,11 @@
 //! ```
 //!
 //! The worker answers calls strictly in order, one at a time. Calls reach a worker from its
-//! slot's thread or, while the slot is idle, straight from the submitting thread (the pool's
-//! "Idle workers" note); either way one writer at a time, one frame per call, and the slot's
-//! thread reads every reply. A pool may pipeline several
+//! slot's thread or, while the slot is idle, straight from the submitting thread or from a
+//! caller that just read its own reply and passes a queued call on (the pool's "Idle workers"
+//! and "A waiting caller leads" notes); either way one writer at a time, one frame per call,
+//! and one reader at a time (the slot's thread, or the caller blocked on that call). A pool
+//! may pipeline several
 //! calls to one worker when its queue has a backlog (they wait in the socket buffer, never
 //! started); a call with a timeout is always sent alone, so its clock is the worker's.
 //!
