@@ -44,6 +44,9 @@ fn run(
     };
     let pool = crew::ThreadPool::builder()
         .max_workers(workers)
+        // As Python's ThreadPoolExecutor: a thread when a connection needs one, so a large
+        // `--workers` is a bound, not thousands of idle threads at start.
+        .start_on_demand(true)
         .thread_name_prefix("crew-lab-pool")
         .build()?;
     let connections = Connections::new(config, shutdown);

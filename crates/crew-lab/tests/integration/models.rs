@@ -45,6 +45,28 @@ fn pool_serves_two_clients() {
     serves_two_clients_at_once(Model::Pool);
 }
 
+/// `--workers` bounds the pool; threads start as connections need them (a large bound once
+/// started every thread up front: gigabytes, then an abort).
+#[test]
+fn pool_starts_threads_as_connections_need_them() {
+    let config = ServeConfig {
+        workers: 20_000,
+        ..ServeConfig::default()
+    };
+    let server = start(Model::Pool, config);
+    let mut client = Client::connect(server.addr());
+    assert_eq!(client.ask("10"), "55\n");
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let threads: usize = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a Threads: line");
+    assert!(threads < 2_000, "{threads} threads in this test process");
+    drop(client);
+    server.stop().unwrap();
+}
+
 #[test]
 fn async_serves_two_clients() {
     serves_two_clients_at_once(Model::Async);
