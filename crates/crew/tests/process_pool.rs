@@ -362,6 +362,30 @@ fn leaders_pass_queued_calls_on() {
     assert_no_children();
 }
 
+/// Regression: a slot that reads a reply opens its park before it completes the call, and the
+/// call's done-callbacks run on its thread. A callback that submitted a queued job (a deadline)
+/// and waited for it had the job rung to its own busy slot while the other worker slept: it
+/// waited for good.
+fn a_done_callback_can_wait_for_a_queued_job() {
+    let pool = std::sync::Arc::new(ProcessPool::new(2));
+    eventually("both workers started", || pool.worker_pids().len() == 2);
+    for round in 0..20u64 {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let inner = pool.clone();
+        let handle = pool.submit(sleep_ms, 20).unwrap();
+        handle.add_done_callback(move |_| {
+            let options = TaskOptions::new().timeout(Duration::from_secs(30));
+            let queued = inner.submit_with(square, round, options).unwrap();
+            let _ = sender.send(queued.result());
+        });
+        let result = receiver
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("round {round}: the callback's job never ran"));
+        assert_eq!(result, Ok(round * round));
+        assert_eq!(handle.result(), Ok(20));
+    }
+}
+
 /// Regression: after a failed chunk, an empty window ended the iterator although input
 /// remained (3 results of 9 here), in input and in completion order.
 fn map_goes_on_after_a_failed_chunk() {
@@ -1089,6 +1113,10 @@ fn main() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     process_common::run(&[
         ("submit_map_and_friends", submit_map_and_friends),
+        (
+            "a_done_callback_can_wait_for_a_queued_job",
+            a_done_callback_can_wait_for_a_queued_job,
+        ),
         (
             "map_goes_on_after_a_failed_chunk",
             map_goes_on_after_a_failed_chunk,

@@ -263,11 +263,19 @@ impl Link {
     /// Claims the parked slot: closes it (see [`LinkState::open`]) and returns its locked
     /// state, or `None` if it is not open (not parked, or claimed already).
     fn claim(&self) -> Option<parking_lot::MutexGuard<'_, LinkState>> {
+        self.claim_if(|_| true)
+    }
+
+    /// [`claim`](Self::claim), only if `accept` takes the slot's state.
+    fn claim_if(
+        &self,
+        accept: impl Fn(&LinkState) -> bool,
+    ) -> Option<parking_lot::MutexGuard<'_, LinkState>> {
         if !self.parked.load(Ordering::SeqCst) {
             return None;
         }
         let mut state = self.state.lock();
-        if !state.open {
+        if !state.open || !accept(&state) {
             return None;
         }
         self.set_open(&mut state, false);
@@ -314,6 +322,10 @@ struct LinkState {
     /// The slot's thread woke while a caller was leading and waits for the doorbell: the
     /// leader rings it instead of parking the slot again.
     wake_slot: bool,
+    /// The slot opened its park early and is still completing its last call on its own thread
+    /// (done-callbacks run there, and may submit and wait): claims go to other open slots
+    /// first ([`Inner::claim_open`]). Cleared when the slot's thread reaches `park`.
+    completing: bool,
     /// Calls that callers finished on the idle worker while the slot was parked (they count
     /// towards `max_tasks_per_child`).
     led: usize,
@@ -622,12 +634,7 @@ impl Inner {
         {
             return Err((job, None));
         }
-        let Some((index, mut state)) = self
-            .links
-            .iter()
-            .enumerate()
-            .find_map(|(index, link)| Some((index, link.claim()?)))
-        else {
+        let Some((index, mut state)) = self.claim_open() else {
             return Err((job, None));
         };
         let link = &self.links[index];
@@ -801,9 +808,22 @@ impl Inner {
         if self.parked.load(Ordering::SeqCst) == 0 {
             return;
         }
-        if let Some(link) = self.links.iter().find(|link| link.claim().is_some()) {
-            link.doorbell.ring();
+        if let Some((index, _claimed)) = self.claim_open() {
+            self.links[index].doorbell.ring();
         }
+    }
+
+    /// Claims an open slot, one whose thread waits first: a slot still completing its last
+    /// call runs that call's done-callbacks, and a callback that submits and waits must not
+    /// have its job rung to its own busy thread while another slot sleeps.
+    fn claim_open(&self) -> Option<(usize, parking_lot::MutexGuard<'_, LinkState>)> {
+        let claim = |accept: fn(&LinkState) -> bool| {
+            self.links
+                .iter()
+                .enumerate()
+                .find_map(|(index, link)| Some((index, link.claim_if(accept)?)))
+        };
+        claim(|state| !state.completing).or_else(|| claim(|_| true))
     }
 }
 
@@ -987,8 +1007,10 @@ impl Slot {
         let link = &inner.links[self.index];
         let receiver = inner.lifecycle.receiver();
         let stream = self.worker.as_ref().map(Child::stream);
-        if !std::mem::take(&mut self.parked_early) {
-            self.open_park();
+        if std::mem::take(&mut self.parked_early) {
+            link.state.lock().completing = false;
+        } else {
+            self.open_park(false);
         }
         // Pairs with the fence in `Inner::wake_parked`.
         fence(Ordering::SeqCst);
@@ -1089,12 +1111,13 @@ impl Slot {
     /// completion wakes a caller that submits its next call at once (one task at a time, a
     /// server's request after request), and a slot still busy completing when that call comes
     /// makes it go through the queue and this thread, two more wake-ups, every time after.
-    fn open_park(&mut self) {
+    fn open_park(&mut self, completing: bool) {
         let inner = &self.inner;
         let link = &inner.links[self.index];
         {
             let mut state = link.state.lock();
             debug_assert!(state.handed.is_none() && !state.leading);
+            state.completing = completing;
             if let Some(worker) = &mut self.worker {
                 let stream = worker.stream();
                 state.watching = link.poller.add(&*stream, WORKER, REPLY_OR_HANG_UP).is_ok();
@@ -1144,7 +1167,7 @@ impl Slot {
                         {
                             // Its worker idle and fit: park first, then complete (see
                             // `open_park`).
-                            self.open_park();
+                            self.open_park(true);
                             self.parked_early = true;
                             done.job.reply.finish(result);
                             return;
