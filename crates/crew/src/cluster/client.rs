@@ -336,8 +336,11 @@ impl Submitter {
             subject,
             bytes,
             first_sent: Instant::now(),
+            // A task with a deadline travels alone: its expiry withdraws it, and withdrawing
+            // an envelope's member stores the others again (and may run them twice).
             batchable: !large
                 && header.retries == 0
+                && header.deadline_ms.is_none()
                 && payload.len() + HEADROOM <= ENVELOPE_BYTES
                 && shared.brief.lock().get(task.name()) == Some(&true),
             members: Vec::new(),

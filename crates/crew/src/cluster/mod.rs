@@ -109,15 +109,18 @@
 //! up to 64 tasks and 64 KiB; `Nats-Msg-Id: <submitter>.e<key>`, a key from the tasks'
 //! counter). One task at a time still travels alone. Only tasks that may share a fate go
 //! in: no retries (a retry is a delayed negative acknowledgement of the task's own message),
-//! no payload in the object store, and only tasks of a name whose last run took at most
+//! no deadline (its expiry withdraws it: see cancelling below), no payload in the object
+//! store, and only tasks of a name whose last run took at most
 //! 500 µs on its worker (workers report each task's run time with its result): an envelope
 //! runs on one worker, and longer tasks must spread over all of them; so the first tasks of
 //! a name travel alone until one came back. Each task keeps its own promises:
 //! * its own result, attempt number (the envelope's delivery count) and cancellation notice;
 //!   the worker runs the tasks side by side and sends their results with the envelope's
-//!   acknowledgement subject on the last one only, so the submitter acknowledges the
-//!   envelope once it settled them all (a later delivery takes the confirmed way per task,
-//!   then the worker acknowledges);
+//!   acknowledgement subject on the last one only, all in one inbox message, so the
+//!   submitter acknowledges the envelope once it settled them all, and a lost message loses
+//!   the acknowledgement with the results (the envelope is delivered again). Results too big
+//!   for one message, and a later delivery, take the confirmed way per task, then the worker
+//!   acknowledges;
 //! * a task whose process dies (or a drain) hands the whole envelope back (the others' results
 //!   unsent: they run again, at least once); on the last delivery such a task goes to the
 //!   dead letters alone, as a message of its own (so `requeue` sends just it), and the others

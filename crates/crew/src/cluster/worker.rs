@@ -412,8 +412,10 @@ struct Worker {
     /// Reply subjects of the messages we hold, for progress acknowledgements.
     held: Mutex<HashMap<u64, async_nats::Subject>>,
     /// Results waiting to go to their submitters' inboxes unconfirmed, by submitter: sent
-    /// together, one message per submitter, by [`Worker::send_results`].
-    outbox: Mutex<HashMap<String, Vec<Bytes>>>,
+    /// together, one message per submitter, by [`Worker::send_results`]. Each group (one
+    /// task's result, or every result of an envelope) travels in one message: the
+    /// acknowledgement rides on a group's last result, so a lost message must lose it too.
+    outbox: Mutex<HashMap<String, Vec<Vec<Bytes>>>>,
     bucket: tokio::sync::OnceCell<jetstream::object_store::ObjectStore>,
 }
 
@@ -959,10 +961,13 @@ impl Worker {
                 }
             }
         }
-        if reply.is_some() {
-            for (header, bytes) in encoded {
-                self.queue_result(&header.submitter, bytes);
-            }
+        // Unconfirmed only if the whole envelope fits in one message (see `outbox`); else
+        // each result is confirmed (the submitter ignores an acknowledgement subject in those).
+        let group_bytes: usize = encoded.iter().map(|(_, bytes)| 4 + bytes.len()).sum();
+        if reply.is_some() && group_bytes <= self.batch_limit() {
+            let submitter = encoded[0].0.submitter.clone();
+            let group = encoded.into_iter().map(|(_, bytes)| bytes).collect();
+            self.queue_results(&submitter, group);
         } else {
             for (header, bytes) in encoded {
                 if self.deliver_result(&header, bytes).await.is_err() {
@@ -1134,7 +1139,7 @@ impl Worker {
             .await
         {
             Ok(bytes) if unconfirmed => {
-                self.queue_result(&header.submitter, bytes);
+                self.queue_results(&header.submitter, vec![bytes]);
                 Ok(())
             }
             Ok(bytes) => match self.deliver_result(header, bytes).await {
@@ -1162,11 +1167,11 @@ impl Worker {
     /// Queues a result for its submitter's inbox; the first result queued schedules
     /// [`send_results`](Self::send_results) behind the tasks that are ready to run now, so
     /// that the results finishing together leave in one message.
-    fn queue_result(self: &Arc<Self>, submitter: &str, bytes: Bytes) {
+    fn queue_results(self: &Arc<Self>, submitter: &str, group: Vec<Bytes>) {
         let first = {
             let mut outbox = self.outbox.lock();
             let first = outbox.is_empty();
-            outbox.entry(submitter.to_owned()).or_default().push(bytes);
+            outbox.entry(submitter.to_owned()).or_default().push(group);
             first
         };
         if first {
@@ -1183,21 +1188,29 @@ impl Worker {
     /// acknowledged, are delivered again after `ack_wait` and take the confirmed way.
     async fn send_results(&self) {
         let outbox = std::mem::take(&mut *self.outbox.lock());
-        let limit = self.max_payload.saturating_sub(1024).max(1);
-        for (submitter, results) in outbox {
+        let limit = self.batch_limit();
+        for (submitter, groups) in outbox {
             let inbox = wire::inbox_subject(&self.options.cluster.prefix, &submitter);
             let mut batch = Vec::new();
-            for result in results {
-                if !batch.is_empty() && batch.len() + 4 + result.len() > limit {
+            for group in groups {
+                let size: usize = group.iter().map(|result| 4 + result.len()).sum();
+                if !batch.is_empty() && batch.len() + size > limit {
                     let full = std::mem::take(&mut batch);
                     let _ = self.nats.publish(inbox.clone(), Bytes::from(full)).await;
                 }
-                wire::batch_push(&mut batch, &result);
+                for result in group {
+                    wire::batch_push(&mut batch, &result);
+                }
             }
             if !batch.is_empty() {
                 let _ = self.nats.publish(inbox, Bytes::from(batch)).await;
             }
         }
+    }
+
+    /// The most bytes of results in one message to a submitter's inbox.
+    fn batch_limit(&self) -> usize {
+        self.max_payload.saturating_sub(1024).max(1)
     }
 
     /// Sends a result the confirmed way (to the inbox as a request, else stored in the
