@@ -147,6 +147,20 @@ fn create_find_and_call_every_form() {
     );
     assert!(error.to_string().contains("find"), "{error}");
 
+    // The last clone of a reference dropped while another thread waits on its call (and
+    // drives its connection): the wait ends with an error, it does not sleep on for good.
+    let found = actor::find::<Counter>(&cluster, &Address::cluster(), "counter-1").unwrap();
+    let call = found.sleep(3_000);
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || sender.send(call.result()));
+    std::thread::sleep(Duration::from_millis(300));
+    drop(found);
+    let result = receiver
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the waiting caller returned");
+    assert!(result.is_err(), "{result:?}");
+    waiter.join().unwrap().unwrap();
+
     // Pipelined calls from one caller run in the order sent.
     let handles: Vec<_> = (0..500).map(|_| counter.incr(1)).collect();
     let values: Vec<u64> = handles.into_iter().map(|h| h.result().unwrap()).collect();

@@ -1125,8 +1125,11 @@ impl Lead {
                         .runtime
                         .block_on(crate::cluster::connect::connect(&options))
                 };
+                let connected = client.is_ok();
                 let _ = sender.send(client);
-                keeper.keep();
+                if connected {
+                    keeper.keep();
+                }
             })
             .map_err(|e| cluster_error(format!("cannot start the caller's thread: {e}")))?;
         *lead.keeper.lock() = Some(thread.thread().clone());
@@ -1150,7 +1153,12 @@ impl Lead {
                     .saturating_sub(self.last_lead.load(Ordering::Acquire))
                     >= LEAD_GRACE.as_millis() as u64;
             if !idle {
-                std::thread::park_timeout(LEAD_GRACE);
+                if self.wanted.load(Ordering::Acquire) > 0 {
+                    // A caller drives: it unparks us when it stops (no polling meanwhile).
+                    std::thread::park();
+                } else {
+                    std::thread::park_timeout(LEAD_GRACE);
+                }
                 continue;
             }
             let driving = self.driving.lock();
@@ -1197,7 +1205,8 @@ impl Lead {
                     let settled = replied.notified();
                     tokio::pin!(settled);
                     settled.as_mut().enable();
-                    if done() {
+                    // Closed: the reference is gone, its calls fail without a reply.
+                    if done() || self.closed.load(Ordering::Acquire) {
                         return;
                     }
                     match deadline {
@@ -1214,14 +1223,21 @@ impl Lead {
             drop(driving);
         }
         self.wanted.fetch_sub(1, Ordering::AcqRel);
+        self.unpark_keeper();
+    }
+
+    fn unpark_keeper(&self) {
+        if let Some(keeper) = self.keeper.lock().as_ref() {
+            keeper.unpark();
+        }
     }
 
     fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.give_up.notify_one();
-        if let Some(keeper) = self.keeper.lock().as_ref() {
-            keeper.unpark();
-        }
+        // A caller driving the runtime for a call of the closing reference stops.
+        self.replied.notify_waiters();
+        self.unpark_keeper();
     }
 }
 
@@ -1317,11 +1333,18 @@ impl<A: Actor> Remote<A> {
         let inbox = nats.new_inbox();
         let wildcard = format!("{inbox}.>");
         let subscribing = nats.clone();
-        let replies = futures::executor::block_on(
+        let subscribed = futures::executor::block_on(
             runtime.spawn(async move { subscribing.subscribe(wildcard).await }),
         )
-        .map_err(cluster_error)?
-        .map_err(cluster_error)?;
+        .map_err(cluster_error)
+        .and_then(|subscribed| subscribed.map_err(cluster_error));
+        let replies = match subscribed {
+            Ok(replies) => replies,
+            Err(error) => {
+                lead.close(); // else its keeper thread runs on
+                return Err(error);
+            }
+        };
         let outbox = Outbox::start(
             &nats,
             &runtime,
