@@ -369,17 +369,23 @@ impl fmt::Debug for ClusterOptions {
 ///
 /// assert_eq!(redact_url("nats://bob:secret@127.0.0.1:4222"), "nats://127.0.0.1:4222");
 /// assert_eq!(redact_url("s3cret@127.0.0.1:4222"), "127.0.0.1:4222");
+/// assert_eq!(redact_url("nats://a:p,w@h1,nats://h2"), "nats://h1,nats://h2");
 /// assert_eq!(redact_url("tls://127.0.0.1:4222"), "tls://127.0.0.1:4222");
 /// ```
 pub fn redact_url(url: &str) -> String {
-    url.split(',')
-        .map(|one| match (one.find("://"), one.rfind('@')) {
-            (Some(scheme), Some(at)) if at > scheme => {
-                format!("{}{}", &one[..scheme + 3], &one[at + 1..])
-            }
-            (None, Some(at)) => one[at + 1..].to_owned(),
-            _ => one.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join(",")
+    // Each `@` ends a user info, which starts after its URL's scheme (or at the start): a
+    // password may hold a comma, so the list is not split first. A host holds neither `@`
+    // nor `,`, so the host after an `@` runs to the next comma.
+    let mut out = String::with_capacity(url.len());
+    let mut rest = url;
+    while let Some(at) = rest.find('@') {
+        let start = rest[..at].rfind("://").map_or(0, |scheme| scheme + 3);
+        out.push_str(&rest[..start]);
+        rest = &rest[at + 1..];
+        let host_end = rest.find(',').map_or(rest.len(), |comma| comma + 1);
+        out.push_str(&rest[..host_end]);
+        rest = &rest[host_end..];
+    }
+    out.push_str(rest);
+    out
 }
