@@ -20,7 +20,7 @@
 //!
 //! The write end is close-on-exec: the child drops it at `exec`, other children never keep it.
 //! The guard is a plain `fork` without `exec`: it runs only async-signal-safe system calls on
-//! integers (`dup2`, `close_range`, `sigaction`, `read`, `kill`, `_exit`), never the allocator.
+//! integers (`dup2`, `close_range` (or `getrlimit` and `close`), `sigaction`, `read`, `kill`, `_exit`), never the allocator.
 //! An orphaned guard is reaped by init (or the nearest subreaper) after it has done its job.
 
 use std::io;
@@ -115,7 +115,15 @@ unsafe fn watch(read_fd: RawFd) -> ! {
         }
         // Hold no other descriptor: a copied pipe end would keep another child's output open.
         if libc::syscall(libc::SYS_close_range, 1u32, u32::MAX, 0u32) != 0 {
-            for fd in 1..4096 {
+            // No close_range (Linux < 5.9): every descriptor up to the process's limit
+            // (getrlimit is async-signal-safe in practice: one system call).
+            let mut limit: libc::rlimit = std::mem::zeroed();
+            let highest = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+                limit.rlim_cur.min(1 << 20) as libc::c_int
+            } else {
+                4096
+            };
+            for fd in 1..highest {
                 libc::close(fd);
             }
         }
