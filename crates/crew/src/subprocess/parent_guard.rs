@@ -20,7 +20,8 @@
 //!
 //! The write end is close-on-exec: the child drops it at `exec`, other children never keep it.
 //! The guard is a plain `fork` without `exec`: it runs only async-signal-safe system calls on
-//! integers (`dup2`, `close_range` (or `getrlimit` and `close`), `sigaction`, `read`, `kill`, `_exit`), never the allocator.
+//! integers (`dup2`, `close_range` or else `getrlimit` and `close`, `sigaction`, `read`,
+//! `kill`, `_exit`), never the allocator.
 //! An orphaned guard is reaped by init (or the nearest subreaper) after it has done its job.
 
 use std::io;
