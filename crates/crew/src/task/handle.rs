@@ -661,6 +661,12 @@ impl<T> TaskHandle<T> {
     /// Calls `callback` with the task's outcome once it is done; at once (in this thread) if it
     /// already is. Callbacks run in the thread that completes the task, in the order they were
     /// added; one that panics is reported on stderr and ignored.
+    ///
+    /// A callback should be quick and should not block on other tasks: the thread running it
+    /// may be the one those tasks need. A process pool's callback may submit and wait (another
+    /// worker takes the job), but a remote actor's callback that waits on another call of the
+    /// same reference never returns, because it runs on the thread that reads that reference's
+    /// replies. Hand such work to another thread or executor instead.
     pub fn add_done_callback<F>(&self, callback: F)
     where
         F: FnOnce(&Result<T, TaskError>) + Send + 'static,
