@@ -291,42 +291,21 @@ fn a_waiting_caller_reads_its_own_reply() {
 /// caller's handed call: that call's completer was dropped (`Err(Shutdown)`) and the worker's
 /// next reply did not match. Every result must come back right, from the same workers.
 fn many_callers_on_idle_workers() {
-    const CALLERS: u64 = 3;
-    const ROUND_TRIPS: u64 = 1500;
-    let pool = ProcessPool::new(2);
-    eventually("both workers started", || pool.worker_pids().len() == 2);
-    let workers = {
-        let mut pids = pool.worker_pids();
-        pids.sort_unstable();
-        pids
-    };
-    std::thread::scope(|scope| {
-        for caller in 0..CALLERS {
-            let pool = &pool;
-            scope.spawn(move || {
-                for i in 0..ROUND_TRIPS {
-                    let x = caller * ROUND_TRIPS + i;
-                    let handle = pool.submit(square, x).unwrap();
-                    if i % 5 == caller % 5 {
-                        // Nobody blocks on this one until the slot has read its reply.
-                        let (sender, receiver) = std::sync::mpsc::channel();
-                        handle.add_done_callback(move |result| {
-                            let _ = sender.send(result.clone());
-                        });
-                        let result = receiver.recv_timeout(Duration::from_secs(30));
-                        assert_eq!(result, Ok(Ok(x * x)), "caller {caller}, call {i}");
-                    } else {
-                        assert_eq!(handle.result(), Ok(x * x), "caller {caller}, call {i}");
-                    }
-                }
+    callers_on_workers(2, 3, 1500, |pool, caller, i, x| {
+        let handle = pool.submit(square, x).unwrap();
+        if i % 5 == caller % 5 {
+            // Nobody blocks on this one until the slot has read its reply.
+            let (sender, receiver) = std::sync::mpsc::channel();
+            handle.add_done_callback(move |result| {
+                let _ = sender.send(result.clone());
             });
+            receiver
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the callback ran")
+        } else {
+            handle.result()
         }
     });
-    let mut after = pool.worker_pids();
-    after.sort_unstable();
-    assert_eq!(after, workers, "no worker was taken for dead");
-    drop(pool);
-    assert_no_children();
 }
 
 /// More callers than workers, each blocking on every result: a caller that finished its call
@@ -334,30 +313,53 @@ fn many_callers_on_idle_workers() {
 /// leaves it to the slot when it has a deadline), see `Inner::pass_queued`. Every result must
 /// come back right, whichever thread read it, and no worker be taken for dead.
 fn leaders_pass_queued_calls_on() {
-    const CALLERS: u64 = 4;
-    const ROUND_TRIPS: u64 = 600;
-    let pool = ProcessPool::new(1);
-    eventually("the worker started", || pool.worker_pids().len() == 1);
-    let worker = pool.worker_pids();
+    callers_on_workers(1, 4, 600, |pool, caller, i, x| {
+        let handle = if i % 4 == caller % 4 {
+            // A deadline: the slot must send it and read its reply.
+            let options = TaskOptions::new().timeout(Duration::from_secs(30));
+            pool.submit_with(square, x, options).unwrap()
+        } else {
+            pool.submit(square, x).unwrap()
+        };
+        handle.result()
+    });
+}
+
+/// `callers` threads each make `round_trips` calls of `square` through `call(pool, caller, i,
+/// x)` on a pool of `workers`: every result must be `x * x`, no worker be taken for dead, and
+/// no child be left after the pool.
+fn callers_on_workers(
+    workers: usize,
+    callers: u64,
+    round_trips: u64,
+    call: impl Fn(&ProcessPool, u64, u64, u64) -> Result<u64, TaskError> + Sync,
+) {
+    let pool = ProcessPool::new(workers);
+    eventually("the workers started", || {
+        pool.worker_pids().len() == workers
+    });
+    let sorted_pids = |pool: &ProcessPool| {
+        let mut pids = pool.worker_pids();
+        pids.sort_unstable();
+        pids
+    };
+    let before = sorted_pids(&pool);
     std::thread::scope(|scope| {
-        for caller in 0..CALLERS {
-            let pool = &pool;
+        for caller in 0..callers {
+            let (pool, call) = (&pool, &call);
             scope.spawn(move || {
-                for i in 0..ROUND_TRIPS {
-                    let x = caller * ROUND_TRIPS + i;
-                    let handle = if i % 4 == caller % 4 {
-                        // A deadline: the slot must send it and read its reply.
-                        let options = TaskOptions::new().timeout(Duration::from_secs(30));
-                        pool.submit_with(square, x, options).unwrap()
-                    } else {
-                        pool.submit(square, x).unwrap()
-                    };
-                    assert_eq!(handle.result(), Ok(x * x), "caller {caller}, call {i}");
+                for i in 0..round_trips {
+                    let x = caller * round_trips + i;
+                    assert_eq!(
+                        call(pool, caller, i, x),
+                        Ok(x * x),
+                        "caller {caller}, call {i}"
+                    );
                 }
             });
         }
     });
-    assert_eq!(pool.worker_pids(), worker, "no worker was taken for dead");
+    assert_eq!(sorted_pids(&pool), before, "no worker was taken for dead");
     drop(pool);
     assert_no_children();
 }
