@@ -24,6 +24,17 @@ fn server() -> TestServer {
     TestServer::start(ServerConfig::new().token(TOKEN)).expect("starting nats-server")
 }
 
+/// Ctrl-C (SIGINT) to `run`, which must exit with 130 (bounded in time).
+fn interrupt(run: Child, what: &str) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(run.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let output = wait_bounded(run, what);
+    assert_eq!(output.status.code(), Some(130), "{output:?}");
+}
+
 /// A temporary directory with the token in its file `token`, for `crew worker --token-file`.
 fn dir_with_token() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -428,13 +439,7 @@ fn ctrl_c_cancels_the_cluster_jobs_of_a_run() {
         let status = status_json(&url);
         status["in_flight"] == 1 && status["queue_depth"] == 2
     });
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(run.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let output = wait_bounded(run, "crew run after Ctrl-C");
-    assert_eq!(output.status.code(), Some(130), "{output:?}");
+    interrupt(run, "crew run after Ctrl-C");
     // Well before the jobs could have finished: nothing queued, nothing running.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -559,13 +564,7 @@ fn a_cancelled_or_late_cluster_job_takes_its_whole_process_group_with_it() {
         .spawn()
         .unwrap();
     let pids = read_pids(&run_pids);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(run.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let output = wait_bounded(run, "crew run --cluster after Ctrl-C");
-    assert_eq!(output.status.code(), Some(130), "{output:?}");
+    interrupt(run, "crew run --cluster after Ctrl-C");
     assert_gone(&pids, "a Ctrl-C of `crew run --cluster`");
 
     // A value that is not UTF-8 cannot travel in a task (text): refused, never sent altered.

@@ -437,14 +437,22 @@ fn twenty_megabytes_each_way() {
     assert!(back.iter().rev().eq(bytes.iter()));
 }
 
-fn poison_task_ends_in_dead_letters() {
-    let server = server(ServerConfig::new());
+/// A submitter and one worker (this binary) that deliver a task three times at most, 2 s apart.
+fn three_deliveries(server: &TestServer) -> (Cluster, Child) {
     let options = ClusterOptions::new(server.url())
         .storage(Storage::Memory)
         .max_deliver(3)
         .ack_wait(Duration::from_secs(2));
-    let cluster = Cluster::connect(options.clone()).unwrap();
-    let mut child = spawn_worker_with(&server, Duration::from_secs(2), 3);
+    let cluster = Cluster::connect(options).unwrap();
+    (
+        cluster,
+        spawn_worker_with(server, Duration::from_secs(2), 3),
+    )
+}
+
+fn poison_task_ends_in_dead_letters() {
+    let server = server(ServerConfig::new());
+    let (cluster, mut child) = three_deliveries(&server);
     let handle = cluster.submit(crash, 1).unwrap();
     let error = handle.result_timeout(Duration::from_secs(30)).unwrap_err();
     assert!(error.to_string().contains("dead-letter"), "{error}");
@@ -525,12 +533,8 @@ type Burst<T> = std::sync::mpsc::Receiver<Vec<crew::TaskHandle<T>>>;
 
 fn envelope_members_keep_their_own_fate() {
     let server = server(ServerConfig::new());
-    let options = ClusterOptions::new(server.url())
-        .storage(Storage::Memory)
-        .max_deliver(3)
-        .ack_wait(Duration::from_secs(2));
-    let cluster = std::sync::Arc::new(Cluster::connect(options).unwrap());
-    let mut child = spawn_worker_with(&server, Duration::from_secs(2), 3);
+    let (cluster, mut child) = three_deliveries(&server);
+    let cluster = std::sync::Arc::new(cluster);
     // Its first result tells the submitter that `flaky` runs briefly: envelopes from then on.
     let first = cluster.submit(flaky, 100).unwrap();
     let (sender, burst): (_, Burst<(u64, u32)>) = std::sync::mpsc::channel();
