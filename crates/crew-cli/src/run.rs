@@ -47,6 +47,11 @@ use template::{Inputs, Template};
 /// The highest exit status for failed jobs (GNU parallel's cap); 101 means "101 or more".
 const MAX_FAILED_STATUS: usize = 101;
 
+/// How much of each job's standard output, and of its standard error, is held in memory until
+/// the job ends; beyond it the output goes to an unnamed temporary file (GNU parallel spools
+/// all output to files), so a job printing gigabytes costs disk, not memory.
+const SPOOL_AFTER: usize = 1 << 20;
+
 /// Arguments of `crew run`.
 #[derive(Debug, clap::Args)]
 #[command(
@@ -93,7 +98,8 @@ pub(crate) struct Args {
     /// Jobs to run at once [default: the number of CPUs].
     #[arg(short = 'j', long = "jobs", value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
-    /// Kill a job (and everything it started) that runs longer than this: 10s, 1.5, 500ms, 2m.
+    /// Kill a job (and everything it started) that runs longer than this: 10s, 1.5, 500ms, 2m;
+    /// 0 means no time limit (as in GNU parallel and timeout(1)).
     #[arg(long, value_parser = parse_duration)]
     timeout: Option<Duration>,
     /// Time between SIGTERM and SIGKILL when a job is stopped.
@@ -389,7 +395,8 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
     let commands = {
         let jobs_seen = jobs_seen.clone();
         let slots = slots.clone();
-        let timeout = args.timeout;
+        // `--timeout 0` is no limit, as GNU parallel and timeout(1) read it, not "kill at once".
+        let timeout = args.timeout.filter(|timeout| !timeout.is_zero());
         let grace = args.grace;
         let mut launched = 0usize;
         pending.map(move |(seq, values)| {
@@ -400,7 +407,7 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
                 seq,
                 slot,
             });
-            let mut command: Command = command.grace(grace);
+            let mut command: Command = command.grace(grace).spool_after(SPOOL_AFTER);
             if let Some(timeout) = timeout {
                 command = command.timeout(timeout);
             }
@@ -553,8 +560,19 @@ fn print_job(result: &JobResult, job: &Job, tag: bool) {
     let prefix = tag.then(|| raw::decode_bytes(&format!("{}\t", job.values.join(" "))));
     match &result.outcome {
         Ok(done) => {
-            write_whole(&mut io::stdout().lock(), &done.stdout, prefix.as_deref());
-            write_whole(&mut io::stderr().lock(), &done.stderr, prefix.as_deref());
+            // Output that outgrew memory was spooled to a file: stream it back a chunk at a time.
+            match &done.stdout_spool {
+                Some(spool) => {
+                    write_stream(&mut io::stdout().lock(), spool.reader(), prefix.as_deref())
+                }
+                None => write_whole(&mut io::stdout().lock(), &done.stdout, prefix.as_deref()),
+            }
+            match &done.stderr_spool {
+                Some(spool) => {
+                    write_stream(&mut io::stderr().lock(), spool.reader(), prefix.as_deref())
+                }
+                None => write_whole(&mut io::stderr().lock(), &done.stderr, prefix.as_deref()),
+            }
             if let Some(after) = done.timed_out {
                 eprintln!(
                     "crew run: job {} timed out after {after:?} and was killed: {}",
@@ -590,5 +608,45 @@ fn write_whole(out: &mut dyn Write, bytes: &[u8], prefix: Option<&[u8]>) {
             out.write_all(&tagged)
         }
     };
+    let _ = out.flush();
+}
+
+/// Copies `from` to `out` a chunk at a time, each line prefixed when `prefix` is given (a line
+/// may span chunks: the prefix goes before the first byte after each newline).
+fn write_stream(out: &mut dyn Write, mut from: impl io::Read, prefix: Option<&[u8]>) {
+    let mut chunk = vec![0u8; 256 * 1024];
+    let mut line_start = true;
+    let mut tagged = Vec::new();
+    loop {
+        let n = match from.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => {
+                let _ = out.flush();
+                eprintln!("crew run: cannot read a job's spooled output back: {error}");
+                return;
+            }
+        };
+        let bytes = &chunk[..n];
+        let written = match prefix {
+            None => out.write_all(bytes),
+            Some(prefix) => {
+                tagged.clear();
+                for line in bytes.split_inclusive(|&b| b == b'\n') {
+                    if line_start {
+                        tagged.extend_from_slice(prefix);
+                    }
+                    tagged.extend_from_slice(line);
+                    line_start = line.ends_with(b"\n");
+                }
+                out.write_all(&tagged)
+            }
+        };
+        // A closed stdout (`crew run ... | head`) must not abort the run; drop the output.
+        if written.is_err() {
+            return;
+        }
+    }
     let _ = out.flush();
 }

@@ -590,3 +590,130 @@ fn a_huge_job_limit_starts_threads_only_for_the_jobs_there_are() {
         start.elapsed()
     );
 }
+
+#[test]
+fn timeout_zero_means_no_time_limit() {
+    // GNU parallel and timeout(1) read 0 as "no limit"; before the fix the job was killed at once.
+    let out = crew_run(&["--timeout", "0", "-k", ":::", "sleep 0.2; echo slept"]);
+    assert_eq!(crate::support::succeeded(&out), "slept\n");
+    let help = Command::new(CREW).args(["run", "--help"]).output().unwrap();
+    assert!(
+        stdout(&help).contains("0 means no time limit"),
+        "{}",
+        stdout(&help)
+    );
+}
+
+#[test]
+fn joblog_keeps_tabs_and_writes_newlines_as_nul_like_gnu_parallel() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let script = "printf 'a\\tb'\t>/dev/null\necho {}";
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--joblog", log.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["-k", script, ":::", "x", "y"]);
+        crew_run(&args)
+    };
+    let first = run(&[]);
+    assert_eq!(crate::support::succeeded(&first), "x\ny\n");
+    let logged = std::fs::read(&log).unwrap();
+    // GNU parallel 20221122 writes `printf 'a\tb'<TAB>>/dev/null<NUL>echo x` for this job: the
+    // command is the last column, tabs kept, each newline a NUL so the row stays one line.
+    assert!(
+        logged.ends_with(b"\tprintf 'a\\tb'\t>/dev/null\0echo y\n"),
+        "{:?}",
+        String::from_utf8_lossy(&logged)
+    );
+    assert_eq!(logged.iter().filter(|&&b| b == b'\n').count(), 3);
+    // --resume still finds both jobs, --resume-failed finds them succeeded.
+    for resume in ["--resume", "--resume-failed"] {
+        let again = run(&[resume]);
+        assert_eq!(crate::support::succeeded(&again), "", "{resume}");
+    }
+}
+
+/// crew's own peak memory (VmHWM) in KiB, printed by the job that runs after a huge one.
+fn peak_kib(line: &str) -> u64 {
+    let digits: String = line.chars().filter(char::is_ascii_digit).collect();
+    digits.parse().unwrap_or_else(|_| panic!("no VmHWM in {line:?}"))
+}
+
+#[test]
+fn a_job_printing_far_more_than_memory_is_spooled_and_streamed_in_order() {
+    use std::io::Read;
+    // 96 MiB from the first job; the second (run after the first was printed: -j 1 -k)
+    // reports crew's peak resident memory from /proc. Before the fix crew held all 96 MiB.
+    const SIZE: u64 = 96 << 20;
+    let mut child = Command::new(CREW)
+        .args(["run", "-j", "1", "-k", "--tag", ":::"])
+        .arg(format!("head -c {SIZE} /dev/zero | tr '\\0' x | fold -w 99"))
+        .arg("grep VmHWM /proc/$PPID/status")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut chunk = vec![0u8; 1 << 16];
+    let (mut lines, mut line, mut last) = (0u64, Vec::new(), String::new());
+    loop {
+        let n = out.read(&mut chunk).unwrap();
+        if n == 0 {
+            break;
+        }
+        for &byte in &chunk[..n] {
+            if byte != b'\n' {
+                line.push(byte);
+                continue;
+            }
+            let text = String::from_utf8(std::mem::take(&mut line)).unwrap();
+            if text.starts_with("grep VmHWM") {
+                last = text;
+                continue;
+            }
+            // Every line of the spooled output arrives whole, tagged once, in order.
+            assert!(last.is_empty(), "output after the second job: {text:?}");
+            let (tag, body) = text.split_once('\t').unwrap();
+            assert!(tag.starts_with("head -c"), "{text:?}");
+            assert!(body.len() <= 99 && body.bytes().all(|b| b == b'x'), "{text:?}");
+            lines += 1;
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(line.is_empty());
+    assert_eq!(lines, SIZE.div_ceil(99));
+    let peak = peak_kib(&last);
+    assert!(
+        peak < 48 * 1024,
+        "crew's peak resident memory was {peak} KiB for a job that printed {} MiB",
+        SIZE >> 20
+    );
+}
+
+#[test]
+fn spooled_output_reaches_results_and_the_joblog_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let log = dir.path().join("log");
+    let out = crew_run(&[
+        "--results",
+        results.to_str().unwrap(),
+        "--joblog",
+        log.to_str().unwrap(),
+        "sh",
+        "-c",
+        "seq {} | tee /dev/stderr",
+        ":::",
+        "400000",
+    ]);
+    let expected: String = (1..=400_000).map(|n| format!("{n}\n")).collect();
+    assert!(expected.len() > 2 << 20, "more than the 1 MiB held in memory");
+    assert_eq!(crate::support::succeeded(&out), expected);
+    assert_eq!(crate::support::stderr(&out), expected);
+    let job = results.join("1").join("400000");
+    assert_eq!(std::fs::read_to_string(job.join("stdout")).unwrap(), expected);
+    assert_eq!(std::fs::read_to_string(job.join("stderr")).unwrap(), expected);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let row: Vec<&str> = logged.lines().nth(1).unwrap().split('\t').collect();
+    assert_eq!(row[5], expected.len().to_string(), "Receive: {row:?}");
+}

@@ -27,6 +27,7 @@ use super::completed::Completed;
 use super::error::Error;
 use super::kill_switch::Registration;
 use super::parent_guard::{announce_self, ParentGuard};
+use super::spool::{Spool, Spooler};
 use crate::exit::ExitStatus;
 use crate::sys::supervise::{Setup, Supervised};
 
@@ -56,6 +57,8 @@ pub struct Child {
     input: Option<Arc<[u8]>>,
     stdout_lines: Option<LineSink>,
     stderr_lines: Option<LineSink>,
+    /// [`Command::spool_after`]: captured output beyond this many bytes goes to a file.
+    spool_after: Option<usize>,
     grace: Duration,
     started: SystemTime,
     start: Instant,
@@ -143,6 +146,7 @@ impl Child {
             input,
             stdout_lines: lines(&command.stdout),
             stderr_lines: lines(&command.stderr),
+            spool_after: command.spool_after,
             grace: command.grace,
             started,
             start,
@@ -297,8 +301,16 @@ impl Child {
         if data.is_empty() {
             stdin = None;
         }
-        let mut out = Stream::new(self.inner.stdout.take(), self.stdout_lines.clone());
-        let mut err = Stream::new(self.inner.stderr.take(), self.stderr_lines.clone());
+        let mut out = Stream::new(
+            self.inner.stdout.take(),
+            self.stdout_lines.clone(),
+            self.spool_after,
+        );
+        let mut err = Stream::new(
+            self.inner.stderr.take(),
+            self.stderr_lines.clone(),
+            self.spool_after,
+        );
         let command = self.command.clone();
         let context = || format!("cannot talk to `{command}`");
         let drained = pump(&mut stdin, data, &mut out, &mut err, deadline)
@@ -324,14 +336,18 @@ impl Child {
         let duration = self
             .finished
             .map_or_else(|| self.start.elapsed(), |(_, d)| d);
+        let (stdout, stdout_spool) = out.finish().map_err(|e| Error::io(context(), e))?;
+        let (stderr, stderr_spool) = err.finish().map_err(|e| Error::io(context(), e))?;
         Ok(Completed {
             command: self.command.clone(),
             status,
             timed_out: if timed_out { timeout } else { None },
             started: self.started,
             duration,
-            stdout: out.finish(),
-            stderr: err.finish(),
+            stdout,
+            stderr,
+            stdout_spool,
+            stderr_spool,
         })
     }
 
@@ -474,22 +490,29 @@ fn spawn_error(command: &Command, error: io::Error) -> Error {
     }
 }
 
-/// One output pipe being drained: captured whole, or cut into lines for a sink.
+/// One output pipe being drained: captured whole (in memory, or beyond a bound in a
+/// [`Spool`]), or cut into lines for a sink.
 struct Stream<R> {
     pipe: Option<R>,
     sink: Option<LineSink>,
     buf: Vec<u8>,
+    spooler: Option<Spooler>,
 }
 
 impl<R: Read + AsFd> Stream<R> {
-    fn new(pipe: Option<R>, sink: Option<LineSink>) -> Self {
+    fn new(pipe: Option<R>, sink: Option<LineSink>, spool_after: Option<usize>) -> Self {
         if let Some(pipe) = &pipe {
             let _ = rustix::io::ioctl_fionbio(pipe, true);
         }
+        let spooler = match (&sink, spool_after) {
+            (None, Some(limit)) => Some(Spooler::new(limit)),
+            _ => None,
+        };
         Self {
             pipe,
             sink,
             buf: Vec::new(),
+            spooler,
         }
     }
 
@@ -499,14 +522,19 @@ impl<R: Read + AsFd> Stream<R> {
             return Ok(());
         };
         // At most this much per wake-up, so that a child that never stops printing cannot keep
-        // the loop from feeding stdin or noticing the deadline.
+        // the loop from feeding stdin or noticing the deadline (and, when spooling, so that
+        // memory stays near the bound).
         const BATCH: u64 = 4 << 20;
+        let batch = self.spooler.as_ref().map_or(BATCH, |s| s.batch().min(BATCH));
         // `read_to_end` grows the buffer adaptively without zeroing it, and on a non-blocking
         // pipe keeps what it read before `WouldBlock`.
-        let result = pipe.by_ref().take(BATCH).read_to_end(&mut self.buf);
+        let result = pipe.by_ref().take(batch).read_to_end(&mut self.buf);
+        if let Some(spooler) = &mut self.spooler {
+            spooler.absorb(&mut self.buf)?;
+        }
         let sink = self.sink.as_ref();
         match result {
-            Ok(n) if n as u64 == BATCH => {
+            Ok(n) if n as u64 == batch => {
                 flush_lines(sink, &mut self.buf, false);
                 Ok(())
             }
@@ -528,12 +556,16 @@ impl<R: Read + AsFd> Stream<R> {
         }
     }
 
-    fn finish(self) -> Vec<u8> {
+    /// What was captured: in memory, or (all of it) in a spool.
+    fn finish(mut self) -> io::Result<(Vec<u8>, Option<Spool>)> {
         if self.sink.is_some() {
-            Vec::new()
-        } else {
-            self.buf
+            return Ok((Vec::new(), None));
         }
+        let spool = match self.spooler.take() {
+            Some(spooler) => spooler.finish(&mut self.buf)?,
+            None => None,
+        };
+        Ok((self.buf, spool))
     }
 }
 
