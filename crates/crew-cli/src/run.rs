@@ -91,8 +91,11 @@ Values need not be UTF-8: a file name in another encoding reaches the job byte f
 --cluster URL runs every job on the workers of a crew cluster (`crew worker --nats URL`) \
 instead of here, with the same output, --timeout, --retries, --halt and --joblog (its Host \
 column names the worker's host); {%} and values that are not UTF-8 are refused there.\n\n\
+Output: each job's output is printed whole when it ends; beyond 1 MiB per stream it waits in \
+an unnamed temporary file in $TMPDIR, not in memory. When standard output is closed (| head), \
+the running jobs are stopped and no more start.\n\n\
 Exit status: the number of failed jobs (at most 101); with --halt on failure, the exit code of \
-the job that triggered it; 130 when interrupted."
+the job that triggered it; 130 when interrupted; 141 when standard output was closed."
 )]
 pub(crate) struct Args {
     /// Jobs to run at once [default: the number of CPUs].
@@ -426,6 +429,7 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
 
     let mut failed = 0usize;
     let mut halt_status = None;
+    let mut stdout_closed = false;
     let mut results = match &cluster {
         Some(cluster) => Results::Remote(remote::Remote::new(
             cluster,
@@ -461,7 +465,13 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
                 Err(_) => 1,
             });
         }
-        progress.suspend(|| print_job(&result, &job, args.tag));
+        // Standard output closed (`| head` exited): stop as GNU parallel does when SIGPIPE
+        // kills it, instead of running every remaining job for nobody. The stopped jobs are
+        // still logged, so `--resume` can pick up from there.
+        if !stdout_closed && !progress.suspend(|| print_job(&result, &job, args.tag)) {
+            stdout_closed = true;
+            results.stop(runner.kill_switch(), args.grace);
+        }
         if let Some(log) = &mut joblog {
             log.record(job.seq, &host, &result, &job.command)
                 .context("cannot write the joblog")?;
@@ -486,6 +496,10 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("crew run: interrupted; running jobs were stopped");
         return Ok(ExitCode::from(130));
     }
+    if stdout_closed {
+        // What a shell reports for a program killed by SIGPIPE, as for GNU parallel.
+        return Ok(ExitCode::from(128 + libc::SIGPIPE as u8));
+    }
     let status = match halt_status {
         Some(code) => code.clamp(1, 255) as u8,
         None => failed.min(MAX_FAILED_STATUS) as u8,
@@ -506,6 +520,15 @@ impl<I: Iterator<Item = Command>> Results<'_, I> {
         match self {
             Results::Local(results) => results.next().map(|result| (result, ":".to_owned())),
             Results::Remote(remote) => remote.next(),
+        }
+    }
+
+    /// Starts no more jobs and stops the running ones (their results still come); `switch`
+    /// is the local runner's.
+    fn stop(&mut self, switch: &crew::subprocess::KillSwitch, grace: Duration) {
+        match self {
+            Results::Local(_) => switch.fire(grace),
+            Results::Remote(remote) => remote.stop(),
         }
     }
 
@@ -555,24 +578,27 @@ fn progress_bar(total: Option<usize>, disabled: bool, eta: bool) -> ProgressBar 
     bar
 }
 
-/// Prints one job's standard output and error, each whole, tagged if asked.
-fn print_job(result: &JobResult, job: &Job, tag: bool) {
+/// Prints one job's standard output and error, each whole, tagged if asked. Returns `false`
+/// when standard output is closed (`crew run ... | head` after `head` exited).
+fn print_job(result: &JobResult, job: &Job, tag: bool) -> bool {
     let prefix = tag.then(|| raw::decode_bytes(&format!("{}\t", job.values.join(" "))));
+    let prefix = prefix.as_deref();
     match &result.outcome {
         Ok(done) => {
             // Output that outgrew memory was spooled to a file: stream it back a chunk at a time.
-            match &done.stdout_spool {
-                Some(spool) => {
-                    write_stream(&mut io::stdout().lock(), spool.reader(), prefix.as_deref())
-                }
-                None => write_whole(&mut io::stdout().lock(), &done.stdout, prefix.as_deref()),
-            }
-            match &done.stderr_spool {
-                Some(spool) => {
-                    write_stream(&mut io::stderr().lock(), spool.reader(), prefix.as_deref())
-                }
-                None => write_whole(&mut io::stderr().lock(), &done.stderr, prefix.as_deref()),
-            }
+            let mut stdout = io::stdout().lock();
+            let printed = match &done.stdout_spool {
+                Some(spool) => write_stream(&mut stdout, spool.reader(), prefix),
+                None => write_whole(&mut stdout, &done.stdout, prefix),
+            };
+            drop(stdout);
+            let mut stderr = io::stderr().lock();
+            // Standard error is for messages too: it is written to whatever happens.
+            let _ = match &done.stderr_spool {
+                Some(spool) => write_stream(&mut stderr, spool.reader(), prefix),
+                None => write_whole(&mut stderr, &done.stderr, prefix),
+            };
+            drop(stderr);
             if let Some(after) = done.timed_out {
                 eprintln!(
                     "crew run: job {} timed out after {after:?} and was killed: {}",
@@ -580,41 +606,42 @@ fn print_job(result: &JobResult, job: &Job, tag: bool) {
                     String::from_utf8_lossy(&raw::decode_bytes(&job.command))
                 );
             }
+            !matches!(printed, Err(error) if error.kind() == io::ErrorKind::BrokenPipe)
         }
         Err(error) => {
             let message = format!("crew run: job {}: {error}\n", result.seq);
-            write_whole(
-                &mut io::stderr().lock(),
-                message.as_bytes(),
-                prefix.as_deref(),
-            );
+            let _ = write_whole(&mut io::stderr().lock(), message.as_bytes(), prefix);
+            true
         }
     }
 }
 
-fn write_whole(out: &mut dyn Write, bytes: &[u8], prefix: Option<&[u8]>) {
+fn write_whole(out: &mut dyn Write, bytes: &[u8], prefix: Option<&[u8]>) -> io::Result<()> {
     if bytes.is_empty() {
-        return;
+        return Ok(());
     }
-    // A closed stdout (`crew run ... | head`) must not abort the run; drop the output.
-    let _ = match prefix {
-        None => out.write_all(bytes),
+    match prefix {
+        None => out.write_all(bytes)?,
         Some(prefix) => {
             let mut tagged = Vec::with_capacity(bytes.len() + 64);
             for line in bytes.split_inclusive(|&b| b == b'\n') {
                 tagged.extend_from_slice(prefix);
                 tagged.extend_from_slice(line);
             }
-            out.write_all(&tagged)
+            out.write_all(&tagged)?;
         }
-    };
-    let _ = out.flush();
+    }
+    out.flush()
 }
 
 /// Copies `from` to `out` a chunk at a time, each line prefixed when `prefix` is given (a line
 /// may span chunks: the prefix goes before the first byte after each newline).
-fn write_stream(out: &mut dyn Write, mut from: impl io::Read, prefix: Option<&[u8]>) {
-    let mut chunk = vec![0u8; 256 * 1024];
+fn write_stream(
+    out: &mut dyn Write,
+    mut from: impl io::Read,
+    prefix: Option<&[u8]>,
+) -> io::Result<()> {
+    let mut chunk = vec![0u8; 64 * 1024];
     let mut line_start = true;
     let mut tagged = Vec::new();
     loop {
@@ -625,12 +652,12 @@ fn write_stream(out: &mut dyn Write, mut from: impl io::Read, prefix: Option<&[u
             Err(error) => {
                 let _ = out.flush();
                 eprintln!("crew run: cannot read a job's spooled output back: {error}");
-                return;
+                return Ok(());
             }
         };
         let bytes = &chunk[..n];
-        let written = match prefix {
-            None => out.write_all(bytes),
+        match prefix {
+            None => out.write_all(bytes)?,
             Some(prefix) => {
                 tagged.clear();
                 for line in bytes.split_inclusive(|&b| b == b'\n') {
@@ -640,13 +667,9 @@ fn write_stream(out: &mut dyn Write, mut from: impl io::Read, prefix: Option<&[u
                     tagged.extend_from_slice(line);
                     line_start = line.ends_with(b"\n");
                 }
-                out.write_all(&tagged)
+                out.write_all(&tagged)?;
             }
-        };
-        // A closed stdout (`crew run ... | head`) must not abort the run; drop the output.
-        if written.is_err() {
-            return;
         }
     }
-    let _ = out.flush();
+    out.flush()
 }

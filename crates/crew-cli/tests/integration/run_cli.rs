@@ -636,57 +636,50 @@ fn joblog_keeps_tabs_and_writes_newlines_as_nul_like_gnu_parallel() {
 /// crew's own peak memory (VmHWM) in KiB, printed by the job that runs after a huge one.
 fn peak_kib(line: &str) -> u64 {
     let digits: String = line.chars().filter(char::is_ascii_digit).collect();
-    digits.parse().unwrap_or_else(|_| panic!("no VmHWM in {line:?}"))
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no VmHWM in {line:?}"))
 }
 
 #[test]
 fn a_job_printing_far_more_than_memory_is_spooled_and_streamed_in_order() {
-    use std::io::Read;
-    // 96 MiB from the first job; the second (run after the first was printed: -j 1 -k)
-    // reports crew's peak resident memory from /proc. Before the fix crew held all 96 MiB.
-    const SIZE: u64 = 96 << 20;
+    use std::io::BufRead;
+    // 50 MiB from the first job, 99 x's a line; the second (run after the first was printed:
+    // -j 1 -k) reports crew's peak resident memory from /proc. Before the fix crew held all of
+    // it (about 150 MiB at its peak); now about 40 MiB (the debug binary's base is ~25 MiB).
+    const LINES: u64 = 1 << 19;
     let mut child = Command::new(CREW)
         .args(["run", "-j", "1", "-k", "--tag", ":::"])
-        .arg(format!("head -c {SIZE} /dev/zero | tr '\\0' x | fold -w 99"))
+        .arg(format!("yes {} | head -n {LINES}", "x".repeat(99)))
         .arg("grep VmHWM /proc/$PPID/status")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut chunk = vec![0u8; 1 << 16];
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let (mut lines, mut line, mut last) = (0u64, Vec::new(), String::new());
-    loop {
-        let n = out.read(&mut chunk).unwrap();
-        if n == 0 {
-            break;
+    while out.read_until(b'\n', &mut line).unwrap() > 0 {
+        let text = String::from_utf8(std::mem::take(&mut line)).unwrap();
+        if text.starts_with("grep VmHWM") {
+            last = text;
+            continue;
         }
-        for &byte in &chunk[..n] {
-            if byte != b'\n' {
-                line.push(byte);
-                continue;
-            }
-            let text = String::from_utf8(std::mem::take(&mut line)).unwrap();
-            if text.starts_with("grep VmHWM") {
-                last = text;
-                continue;
-            }
-            // Every line of the spooled output arrives whole, tagged once, in order.
-            assert!(last.is_empty(), "output after the second job: {text:?}");
-            let (tag, body) = text.split_once('\t').unwrap();
-            assert!(tag.starts_with("head -c"), "{text:?}");
-            assert!(body.len() <= 99 && body.bytes().all(|b| b == b'x'), "{text:?}");
-            lines += 1;
-        }
+        // Every line of the spooled output arrives whole, tagged once, in order.
+        assert!(last.is_empty(), "output after the second job: {text:?}");
+        let (tag, body) = text.split_once('\t').unwrap();
+        assert!(tag.starts_with("yes xxx"), "{text:?}");
+        assert!(
+            body.len() == 100 && body.bytes().take(99).all(|b| b == b'x'),
+            "{text:?}"
+        );
+        lines += 1;
     }
     assert!(child.wait().unwrap().success());
-    assert!(line.is_empty());
-    assert_eq!(lines, SIZE.div_ceil(99));
+    assert_eq!(lines, LINES);
     let peak = peak_kib(&last);
     assert!(
-        peak < 48 * 1024,
-        "crew's peak resident memory was {peak} KiB for a job that printed {} MiB",
-        SIZE >> 20
+        peak < 64 * 1024,
+        "crew's peak resident memory was {peak} KiB for a job that printed 50 MiB"
     );
 }
 
@@ -707,13 +700,53 @@ fn spooled_output_reaches_results_and_the_joblog_whole() {
         "400000",
     ]);
     let expected: String = (1..=400_000).map(|n| format!("{n}\n")).collect();
-    assert!(expected.len() > 2 << 20, "more than the 1 MiB held in memory");
+    assert!(
+        expected.len() > 2 << 20,
+        "more than the 1 MiB held in memory"
+    );
     assert_eq!(crate::support::succeeded(&out), expected);
     assert_eq!(crate::support::stderr(&out), expected);
     let job = results.join("1").join("400000");
-    assert_eq!(std::fs::read_to_string(job.join("stdout")).unwrap(), expected);
-    assert_eq!(std::fs::read_to_string(job.join("stderr")).unwrap(), expected);
+    assert_eq!(
+        std::fs::read_to_string(job.join("stdout")).unwrap(),
+        expected
+    );
+    assert_eq!(
+        std::fs::read_to_string(job.join("stderr")).unwrap(),
+        expected
+    );
     let logged = std::fs::read_to_string(&log).unwrap();
     let row: Vec<&str> = logged.lines().nth(1).unwrap().split('\t').collect();
     assert_eq!(row[5], expected.len().to_string(), "Receive: {row:?}");
+}
+
+#[test]
+fn a_closed_stdout_stops_the_run_like_sigpipe_stops_gnu_parallel() {
+    use std::io::BufRead;
+    // `crew run ... | head -1`: once head has gone, the other jobs would run for nobody.
+    // Before the fix all 200 jobs ran (about 10 s at -j 2) and crew exited 0.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let mut child = Command::new(CREW)
+        .args(["run", "-j", "2", "--joblog", log.to_str().unwrap()])
+        .args(["echo {}; sleep 0.1", ":::"])
+        .args((1..=200).map(|n| n.to_string()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is dropped here: the pipe is closed, as when `head -1` exits.
+    let output = crate::support::wait_bounded(child, "crew run with a closed stdout");
+    assert_eq!(output.status.code(), Some(141), "{output:?}");
+    assert!(output.stderr.is_empty(), "{output:?}");
+    let logged = std::fs::read_to_string(&log).unwrap().lines().count() - 1;
+    assert!(
+        (2..=10).contains(&logged),
+        "{logged} jobs ran after the reader left"
+    );
 }

@@ -1070,8 +1070,8 @@ impl Worker {
         stopped: oneshot::Receiver<Stop>,
     ) -> Ran {
         // A thread cannot be killed: the task's `on_cancel` hooks stop its work instead.
-        let stop = matches!(self.runner, Runner::Threads(_))
-            .then(super::cancel::StopSignal::default);
+        let stop =
+            matches!(self.runner, Runner::Threads(_)).then(super::cancel::StopSignal::default);
         let fire = |stop: &Option<super::cancel::StopSignal>| {
             if let Some(stop) = stop.clone() {
                 tokio::task::spawn_blocking(move || stop.fire());

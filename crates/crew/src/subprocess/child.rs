@@ -525,7 +525,10 @@ impl<R: Read + AsFd> Stream<R> {
         // the loop from feeding stdin or noticing the deadline (and, when spooling, so that
         // memory stays near the bound).
         const BATCH: u64 = 4 << 20;
-        let batch = self.spooler.as_ref().map_or(BATCH, |s| s.batch().min(BATCH));
+        let batch = self
+            .spooler
+            .as_ref()
+            .map_or(BATCH, |s| s.batch().min(BATCH));
         // `read_to_end` grows the buffer adaptively without zeroing it, and on a non-blocking
         // pipe keeps what it read before `WouldBlock`.
         let result = pipe.by_ref().take(batch).read_to_end(&mut self.buf);

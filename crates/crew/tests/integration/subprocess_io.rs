@@ -225,6 +225,9 @@ fn output_beyond_spool_after_goes_to_a_file_whole_and_in_order() {
         .spool_after(256 * 1024)
         .output()
         .unwrap();
-    assert_eq!((small.stdout.as_slice(), &small.stdout_spool), (&b"hi\n"[..], &None));
+    assert_eq!(
+        (small.stdout.as_slice(), &small.stdout_spool),
+        (&b"hi\n"[..], &None)
+    );
     assert_eq!(small.stdout_len(), 3);
 }
