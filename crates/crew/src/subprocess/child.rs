@@ -214,7 +214,8 @@ impl Child {
     /// # Errors
     /// [`Error::Io`] if the system cannot wait for the child.
     pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>, Error> {
-        if self.wait_until(Some(Instant::now() + timeout))? {
+        // A timeout too long to be a deadline (`Duration::MAX`) waits forever.
+        if self.wait_until(Instant::now().checked_add(timeout))? {
             self.reap().map(Some)
         } else {
             Ok(None)
@@ -285,7 +286,8 @@ impl Child {
         input: Option<&[u8]>,
         timeout: Option<Duration>,
     ) -> Result<Completed, Error> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout too long to be a deadline (`Duration::MAX`) is no limit, not a panic.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let own_input = self.input.take();
         let data: &[u8] = input.or(own_input.as_deref()).unwrap_or_default();
         let mut stdin = self.inner.stdin.take();
@@ -356,7 +358,8 @@ impl Child {
     fn stop_group(&mut self) -> Result<(), Error> {
         if !self.grace.is_zero() {
             self.terminate()?;
-            self.wait_until(Some(Instant::now() + self.grace))?;
+            // A grace too long to be a deadline waits for the leader however long it takes.
+            self.wait_until(Instant::now().checked_add(self.grace))?;
         }
         self.kill()
     }
