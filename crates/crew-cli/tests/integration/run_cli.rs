@@ -750,3 +750,18 @@ fn a_closed_stdout_stops_the_run_like_sigpipe_stops_gnu_parallel() {
         "{logged} jobs ran after the reader left"
     );
 }
+
+#[test]
+fn a_nul_byte_in_line_input_is_explained_and_only_its_job_fails() {
+    // As xargs and GNU parallel do, crew warns and suggests -0; the job that cannot start says
+    // why in words (before: "nul byte found in provided data", no hint).
+    let out = crew_run_stdin(&["-k", "echo"], b"a\0b\nc\n");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(stdout(&out), "c\n");
+    let err = crate::support::stderr(&out);
+    assert!(err.contains("did you mean -0"), "{err}");
+    assert!(
+        err.contains("holds a NUL byte, which no program can receive") && err.contains("a\\0b"),
+        "{err}"
+    );
+}

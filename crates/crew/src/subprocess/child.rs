@@ -489,6 +489,15 @@ fn spawn_error(command: &Command, error: io::Error) -> Error {
             _ => Error::NotFound { program },
         },
         io::ErrorKind::PermissionDenied => Error::PermissionDenied { program },
+        // std's own words are "nul byte found in provided data".
+        io::ErrorKind::InvalidInput if error.to_string().contains("nul byte") => Error::io(
+            format!(
+                "cannot start `{}`: its program, an argument or an environment variable holds \
+                 a NUL byte, which no program can receive",
+                command.to_string().replace('\0', "\\0")
+            ),
+            error,
+        ),
         _ => Error::io(format!("cannot start `{command}`"), error),
     }
 }
