@@ -346,3 +346,55 @@ fn stress_many_small_runs() {
         assert_eq!(results, (0..n).map(|x| (x + 1) * 2).collect::<Vec<_>>());
     }
 }
+
+#[test]
+fn stress_errors_anywhere_end_every_run_as_a_plain_loop_would() {
+    // Many shapes, failures in any stage at any items: an ordered run yields exactly the
+    // results before the first failing item, then its error; an unordered one some of those
+    // results, then an error; none hangs.
+    for round in 0..120u64 {
+        let fails_at =
+            move |stage: u64, n: u64| (n * 7 + stage * 3 + round) % 23 == 0 && n >= round % 5;
+        let first = (0..200u64)
+            .find(|&n| (0..3).any(|stage| fails_at(stage, n)))
+            .unwrap();
+        let stage = move |index: u64| {
+            move |n: u64| {
+                if n % 5 == round % 5 {
+                    std::thread::yield_now();
+                }
+                if fails_at(index, n) {
+                    Err(Refused(n as u32))
+                } else {
+                    Ok(n)
+                }
+            }
+        };
+        let ordered = round % 2 == 0;
+        let mut pipeline = Pipeline::from_iter(0..200u64)
+            .stage("a", 1 + round as usize % 3, stage(0))
+            .stage("b", 1 + round as usize % 2, stage(1))
+            .stage("c", 2, stage(2))
+            .capacity(1 + round as usize % 3);
+        if !ordered {
+            pipeline = pipeline.unordered();
+        }
+        let results: Vec<_> = pipeline.run().unwrap().collect();
+        let (last, oks) = results.split_last().unwrap();
+        let mut oks: Vec<u64> = oks.iter().map(|r| *r.as_ref().unwrap()).collect();
+        let failed = last.as_ref().unwrap_err().item().unwrap();
+        if ordered {
+            assert_eq!(failed, first, "round {round}");
+            assert_eq!(oks, (0..first).collect::<Vec<_>>(), "round {round}");
+        } else {
+            oks.sort_unstable();
+            oks.dedup();
+            assert_eq!(
+                oks.len(),
+                results.len() - 1,
+                "round {round}: a result twice"
+            );
+            assert!((0..3).any(|stage| fails_at(stage, failed)), "round {round}");
+        }
+    }
+}
