@@ -47,6 +47,13 @@ use template::{Inputs, Template};
 /// The highest exit status for failed jobs (GNU parallel's cap); 101 means "101 or more".
 const MAX_FAILED_STATUS: usize = 101;
 
+/// File descriptors one running job may hold in crew at once: its two output pipes and its
+/// pidfd, two spool files, and the short-lived ones of a spawn (`/dev/null`, std's exec pipe).
+const FILES_PER_JOB: u64 = 6;
+
+/// File descriptors kept for crew itself: standard streams, the joblog, `--results` files...
+const FILES_RESERVED: u64 = 32;
+
 /// How much of each job's standard output, and of its standard error, is held in memory until
 /// the job ends; beyond it the output goes to an unnamed temporary file (GNU parallel spools
 /// all output to files), so a job printing gigabytes costs disk, not memory.
@@ -282,6 +289,11 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         usize::from,
     );
+    let limit = if args.dry_run {
+        limit
+    } else {
+        jobs_that_fit(limit)
+    };
     let input_error: Rc<RefCell<Option<anyhow::Error>>> = Rc::default();
     let pending = {
         let input_error = input_error.clone();
@@ -539,6 +551,37 @@ impl<I: Iterator<Item = Command>> Results<'_, I> {
             Results::Remote(remote) => remote.halted_by(),
         }
     }
+}
+
+/// `limit`, or fewer if the open-file limit (`ulimit -n`) cannot hold that many jobs' files:
+/// the soft limit is raised to the hard one first (as Go programs do), and if that is still
+/// short, the jobs run fewer at a time with a warning (as GNU parallel does), rather than
+/// failing with "Too many open files".
+fn jobs_that_fit(limit: usize) -> usize {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut files = getrlimit(Resource::Nofile);
+    if files.current < files.maximum {
+        let raised = rustix::process::Rlimit {
+            current: files.maximum,
+            maximum: files.maximum,
+        };
+        if setrlimit(Resource::Nofile, raised.clone()).is_ok() {
+            files = raised;
+        }
+    }
+    let Some(open_files) = files.current else {
+        return limit; // unlimited
+    };
+    let fit = open_files.saturating_sub(FILES_RESERVED) / FILES_PER_JOB;
+    let fit = usize::try_from(fit).unwrap_or(usize::MAX).max(1);
+    if fit < limit {
+        eprintln!(
+            "crew run: the open-file limit ({open_files}, ulimit -n) holds the files of {fit} \
+             jobs at once, not {limit}: running {fit} at a time (raise ulimit -n for more)"
+        );
+        return fit;
+    }
+    limit
 }
 
 /// How many of the first `total` jobs `--resume` / `--resume-failed` skip (for the progress

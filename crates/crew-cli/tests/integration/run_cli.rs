@@ -765,3 +765,49 @@ fn a_nul_byte_in_line_input_is_explained_and_only_its_job_fails() {
         "{err}"
     );
 }
+
+#[test]
+fn more_jobs_than_open_files_allow_run_fewer_at_a_time_instead_of_failing() {
+    use std::os::unix::process::CommandExt;
+    // With `ulimit -n 160` (soft and hard), -j 100 needs ~300 descriptors: before the fix most
+    // jobs failed with "Too many open files" (exit 101).
+    let mut command = Command::new(CREW);
+    command
+        .args([
+            "run",
+            "-j",
+            "100",
+            "--",
+            "sh",
+            "-c",
+            "sleep 0.3; echo {}",
+            ":::",
+        ])
+        .args((1..=100).map(|n| n.to_string()))
+        .stdin(Stdio::null());
+    // SAFETY: runs in the forked child before exec; setrlimit is async-signal-safe and touches
+    // only the child's own limits.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 160,
+                rlim_max: 160,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let out = command.output().unwrap();
+    let mut printed: Vec<u32> = stdout(&out).lines().map(|l| l.parse().unwrap()).collect();
+    printed.sort_unstable();
+    assert_eq!(printed, (1..=100).collect::<Vec<_>>(), "{out:?}");
+    assert!(out.status.success(), "{out:?}");
+    let err = crate::support::stderr(&out);
+    assert!(
+        err.contains("open-file limit (160") && err.contains("running 21 at a time"),
+        "{err}"
+    );
+}
