@@ -29,6 +29,15 @@ use anyhow::Context;
 use crew::subprocess::{Command, ExitStatus, Halt, HaltWhen, JobResult, Runner};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// `eprintln!` that never panics: standard error may be a closed pipe (`2>&1 | head`), and a
+/// message nobody can read must not turn the exit status into a panic's 101.
+macro_rules! warn {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod halt;
 mod input;
 mod joblog;
@@ -378,7 +387,7 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
             // The main thread may be blocked reading arguments from a stdin that never ends;
             // every job is stopped now, so give it a moment to report, then leave.
             std::thread::sleep(Duration::from_secs(1));
-            eprintln!("crew run: interrupted; running jobs were stopped");
+            warn!("crew run: interrupted; running jobs were stopped");
             std::process::exit(130);
         })
         .context("cannot install the Ctrl-C handler")?;
@@ -505,7 +514,7 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
         return Err(error);
     }
     if interrupted.load(Ordering::SeqCst) {
-        eprintln!("crew run: interrupted; running jobs were stopped");
+        warn!("crew run: interrupted; running jobs were stopped");
         return Ok(ExitCode::from(130));
     }
     if stdout_closed {
@@ -575,7 +584,7 @@ fn jobs_that_fit(limit: usize) -> usize {
     let fit = open_files.saturating_sub(FILES_RESERVED) / FILES_PER_JOB;
     let fit = usize::try_from(fit).unwrap_or(usize::MAX).max(1);
     if fit < limit {
-        eprintln!(
+        warn!(
             "crew run: the open-file limit ({open_files}, ulimit -n) holds the files of {fit} \
              jobs at once, not {limit}: running {fit} at a time (raise ulimit -n for more)"
         );
@@ -643,7 +652,7 @@ fn print_job(result: &JobResult, job: &Job, tag: bool) -> bool {
             };
             drop(stderr);
             if let Some(after) = done.timed_out {
-                eprintln!(
+                warn!(
                     "crew run: job {} timed out after {after:?} and was killed: {}",
                     result.seq,
                     String::from_utf8_lossy(&raw::decode_bytes(&job.command))
@@ -694,7 +703,7 @@ fn write_stream(
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) => {
                 let _ = out.flush();
-                eprintln!("crew run: cannot read a job's spooled output back: {error}");
+                warn!("crew run: cannot read a job's spooled output back: {error}");
                 return Ok(());
             }
         };

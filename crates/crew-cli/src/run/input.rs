@@ -109,7 +109,7 @@ pub(crate) fn records(
         if !warned && bytes.contains(&0) {
             // As xargs and GNU parallel warn: such a job fails (no argument can hold a NUL).
             warned = true;
-            eprintln!(
+            warn!(
                 "crew run: {what} holds a NUL byte, which no program argument can carry (that \
                  job fails); did you mean -0 (--null), for input split at NUL bytes?"
             );

@@ -811,3 +811,27 @@ fn more_jobs_than_open_files_allow_run_fewer_at_a_time_instead_of_failing() {
         "{err}"
     );
 }
+
+#[test]
+fn a_closed_stderr_never_turns_the_exit_status_into_a_panic() {
+    use std::io::BufRead;
+    // `crew run ... 2>&1 | head -1`: crew's own messages (here "timed out") then go to a closed
+    // pipe. Before the fix `eprintln!` panicked there and crew exited 101.
+    // Close-on-exec: a child another test starts meanwhile must not keep the read end open.
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let child = Command::new(CREW)
+        .args(["run", "-j", "1", "--timeout", "0.2", "--grace", "0"])
+        .args(["echo hi; sleep 5", ":::", "1", "2", "3"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(write.try_clone().unwrap()))
+        .stderr(Stdio::from(write))
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(std::fs::File::from(read))
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first, "hi\n");
+    let output = crate::support::wait_bounded(child, "crew run with closed stdout and stderr");
+    assert_eq!(output.status.code(), Some(141), "{output:?}");
+}
