@@ -574,7 +574,7 @@ fn jobs_that_fit(limit: usize) -> usize {
             current: files.maximum,
             maximum: files.maximum,
         };
-        if setrlimit(Resource::Nofile, raised.clone()).is_ok() {
+        if setrlimit(Resource::Nofile, raised).is_ok() {
             files = raised;
         }
     }
