@@ -229,7 +229,8 @@ pub(crate) struct WorkerArgs {
     #[arg(long, value_name = "N")]
     concurrency: Option<usize>,
     /// Run tasks in threads instead of worker processes (cheaper; a crashing task takes the
-    /// worker down).
+    /// worker down). A cancelled or late `crew run --cluster` job is still killed with its
+    /// process group; a task of your own that cannot stop runs on (its result is dropped).
     #[arg(long)]
     threads: bool,
     /// The worker's name in `crew cluster status` [default: host-pid].

@@ -29,6 +29,15 @@ use anyhow::Context;
 use crew::subprocess::{Command, ExitStatus, Halt, HaltWhen, JobResult, Runner};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// `eprintln!` that never panics: standard error may be a closed pipe (`2>&1 | head`), and a
+/// message nobody can read must not turn the exit status into a panic's 101.
+macro_rules! warn {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod halt;
 mod input;
 mod joblog;
@@ -46,6 +55,18 @@ use template::{Inputs, Template};
 
 /// The highest exit status for failed jobs (GNU parallel's cap); 101 means "101 or more".
 const MAX_FAILED_STATUS: usize = 101;
+
+/// File descriptors one running job may hold in crew at once: its two output pipes and its
+/// pidfd, two spool files, and the short-lived ones of a spawn (`/dev/null`, std's exec pipe).
+const FILES_PER_JOB: u64 = 6;
+
+/// File descriptors kept for crew itself: standard streams, the joblog, `--results` files...
+const FILES_RESERVED: u64 = 32;
+
+/// How much of each job's standard output, and of its standard error, is held in memory until
+/// the job ends; beyond it the output goes to an unnamed temporary file (GNU parallel spools
+/// all output to files), so a job printing gigabytes costs disk, not memory.
+const SPOOL_AFTER: usize = 1 << 20;
 
 /// Arguments of `crew run`.
 #[derive(Debug, clap::Args)]
@@ -86,14 +107,18 @@ Values need not be UTF-8: a file name in another encoding reaches the job byte f
 --cluster URL runs every job on the workers of a crew cluster (`crew worker --nats URL`) \
 instead of here, with the same output, --timeout, --retries, --halt and --joblog (its Host \
 column names the worker's host); {%} and values that are not UTF-8 are refused there.\n\n\
+Output: each job's output is printed whole when it ends; beyond 1 MiB per stream it waits in \
+an unnamed temporary file in $TMPDIR, not in memory. When standard output is closed (| head), \
+the running jobs are stopped and no more start.\n\n\
 Exit status: the number of failed jobs (at most 101); with --halt on failure, the exit code of \
-the job that triggered it; 130 when interrupted."
+the job that triggered it; 130 when interrupted; 141 when standard output was closed."
 )]
 pub(crate) struct Args {
     /// Jobs to run at once [default: the number of CPUs].
     #[arg(short = 'j', long = "jobs", value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
-    /// Kill a job (and everything it started) that runs longer than this: 10s, 1.5, 500ms, 2m.
+    /// Kill a job (and everything it started) that runs longer than this: 10s, 1.5, 500ms, 2m;
+    /// 0 means no time limit (as in GNU parallel and timeout(1)).
     #[arg(long, value_parser = parse_duration)]
     timeout: Option<Duration>,
     /// Time between SIGTERM and SIGKILL when a job is stopped.
@@ -273,6 +298,11 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         usize::from,
     );
+    let limit = if args.dry_run {
+        limit
+    } else {
+        jobs_that_fit(limit)
+    };
     let input_error: Rc<RefCell<Option<anyhow::Error>>> = Rc::default();
     let pending = {
         let input_error = input_error.clone();
@@ -357,7 +387,7 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
             // The main thread may be blocked reading arguments from a stdin that never ends;
             // every job is stopped now, so give it a moment to report, then leave.
             std::thread::sleep(Duration::from_secs(1));
-            eprintln!("crew run: interrupted; running jobs were stopped");
+            warn!("crew run: interrupted; running jobs were stopped");
             std::process::exit(130);
         })
         .context("cannot install the Ctrl-C handler")?;
@@ -389,7 +419,8 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
     let commands = {
         let jobs_seen = jobs_seen.clone();
         let slots = slots.clone();
-        let timeout = args.timeout;
+        // `--timeout 0` is no limit, as GNU parallel and timeout(1) read it, not "kill at once".
+        let timeout = args.timeout.filter(|timeout| !timeout.is_zero());
         let grace = args.grace;
         let mut launched = 0usize;
         pending.map(move |(seq, values)| {
@@ -400,7 +431,7 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
                 seq,
                 slot,
             });
-            let mut command: Command = command.grace(grace);
+            let mut command: Command = command.grace(grace).spool_after(SPOOL_AFTER);
             if let Some(timeout) = timeout {
                 command = command.timeout(timeout);
             }
@@ -419,6 +450,7 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
 
     let mut failed = 0usize;
     let mut halt_status = None;
+    let mut stdout_closed = false;
     let mut results = match &cluster {
         Some(cluster) => Results::Remote(remote::Remote::new(
             cluster,
@@ -454,7 +486,13 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
                 Err(_) => 1,
             });
         }
-        progress.suspend(|| print_job(&result, &job, args.tag));
+        // Standard output closed (`| head` exited): stop as GNU parallel does when SIGPIPE
+        // kills it, instead of running every remaining job for nobody. The stopped jobs are
+        // still logged, so `--resume` can pick up from there.
+        if !stdout_closed && !progress.suspend(|| print_job(&result, &job, args.tag)) {
+            stdout_closed = true;
+            results.stop(runner.kill_switch(), args.grace);
+        }
         if let Some(log) = &mut joblog {
             log.record(job.seq, &host, &result, &job.command)
                 .context("cannot write the joblog")?;
@@ -476,8 +514,12 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
         return Err(error);
     }
     if interrupted.load(Ordering::SeqCst) {
-        eprintln!("crew run: interrupted; running jobs were stopped");
+        warn!("crew run: interrupted; running jobs were stopped");
         return Ok(ExitCode::from(130));
+    }
+    if stdout_closed {
+        // What a shell reports for a program killed by SIGPIPE, as for GNU parallel.
+        return Ok(ExitCode::from(128 + libc::SIGPIPE as u8));
     }
     let status = match halt_status {
         Some(code) => code.clamp(1, 255) as u8,
@@ -502,6 +544,15 @@ impl<I: Iterator<Item = Command>> Results<'_, I> {
         }
     }
 
+    /// Starts no more jobs and stops the running ones (their results still come); `switch`
+    /// is the local runner's.
+    fn stop(&mut self, switch: &crew::subprocess::KillSwitch, grace: Duration) {
+        match self {
+            Results::Local(_) => switch.fire(grace),
+            Results::Remote(remote) => remote.stop(),
+        }
+    }
+
     /// The job whose result met the `--halt` condition, if one did.
     fn halted_by(&self) -> Option<usize> {
         match self {
@@ -509,6 +560,37 @@ impl<I: Iterator<Item = Command>> Results<'_, I> {
             Results::Remote(remote) => remote.halted_by(),
         }
     }
+}
+
+/// `limit`, or fewer if the open-file limit (`ulimit -n`) cannot hold that many jobs' files:
+/// the soft limit is raised to the hard one first (as Go programs do), and if that is still
+/// short, the jobs run fewer at a time with a warning (as GNU parallel does), rather than
+/// failing with "Too many open files".
+fn jobs_that_fit(limit: usize) -> usize {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut files = getrlimit(Resource::Nofile);
+    if files.current < files.maximum {
+        let raised = rustix::process::Rlimit {
+            current: files.maximum,
+            maximum: files.maximum,
+        };
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            files = raised;
+        }
+    }
+    let Some(open_files) = files.current else {
+        return limit; // unlimited
+    };
+    let fit = open_files.saturating_sub(FILES_RESERVED) / FILES_PER_JOB;
+    let fit = usize::try_from(fit).unwrap_or(usize::MAX).max(1);
+    if fit < limit {
+        warn!(
+            "crew run: the open-file limit ({open_files}, ulimit -n) holds the files of {fit} \
+             jobs at once, not {limit}: running {fit} at a time (raise ulimit -n for more)"
+        );
+        return fit;
+    }
+    limit
 }
 
 /// How many of the first `total` jobs `--resume` / `--resume-failed` skip (for the progress
@@ -548,47 +630,98 @@ fn progress_bar(total: Option<usize>, disabled: bool, eta: bool) -> ProgressBar 
     bar
 }
 
-/// Prints one job's standard output and error, each whole, tagged if asked.
-fn print_job(result: &JobResult, job: &Job, tag: bool) {
+/// Prints one job's standard output and error, each whole, tagged if asked. Returns `false`
+/// when standard output is closed (`crew run ... | head` after `head` exited).
+fn print_job(result: &JobResult, job: &Job, tag: bool) -> bool {
     let prefix = tag.then(|| raw::decode_bytes(&format!("{}\t", job.values.join(" "))));
+    let prefix = prefix.as_deref();
     match &result.outcome {
         Ok(done) => {
-            write_whole(&mut io::stdout().lock(), &done.stdout, prefix.as_deref());
-            write_whole(&mut io::stderr().lock(), &done.stderr, prefix.as_deref());
+            // Output that outgrew memory was spooled to a file: stream it back a chunk at a time.
+            let mut stdout = io::stdout().lock();
+            let printed = match &done.stdout_spool {
+                Some(spool) => write_stream(&mut stdout, spool.reader(), prefix),
+                None => write_whole(&mut stdout, &done.stdout, prefix),
+            };
+            drop(stdout);
+            let mut stderr = io::stderr().lock();
+            // Standard error is for messages too: it is written to whatever happens.
+            let _ = match &done.stderr_spool {
+                Some(spool) => write_stream(&mut stderr, spool.reader(), prefix),
+                None => write_whole(&mut stderr, &done.stderr, prefix),
+            };
+            drop(stderr);
             if let Some(after) = done.timed_out {
-                eprintln!(
+                warn!(
                     "crew run: job {} timed out after {after:?} and was killed: {}",
                     result.seq,
                     String::from_utf8_lossy(&raw::decode_bytes(&job.command))
                 );
             }
+            !matches!(printed, Err(error) if error.kind() == io::ErrorKind::BrokenPipe)
         }
         Err(error) => {
             let message = format!("crew run: job {}: {error}\n", result.seq);
-            write_whole(
-                &mut io::stderr().lock(),
-                message.as_bytes(),
-                prefix.as_deref(),
-            );
+            let _ = write_whole(&mut io::stderr().lock(), message.as_bytes(), prefix);
+            true
         }
     }
 }
 
-fn write_whole(out: &mut dyn Write, bytes: &[u8], prefix: Option<&[u8]>) {
+fn write_whole(out: &mut dyn Write, bytes: &[u8], prefix: Option<&[u8]>) -> io::Result<()> {
     if bytes.is_empty() {
-        return;
+        return Ok(());
     }
-    // A closed stdout (`crew run ... | head`) must not abort the run; drop the output.
-    let _ = match prefix {
-        None => out.write_all(bytes),
+    match prefix {
+        None => out.write_all(bytes)?,
         Some(prefix) => {
             let mut tagged = Vec::with_capacity(bytes.len() + 64);
             for line in bytes.split_inclusive(|&b| b == b'\n') {
                 tagged.extend_from_slice(prefix);
                 tagged.extend_from_slice(line);
             }
-            out.write_all(&tagged)
+            out.write_all(&tagged)?;
         }
-    };
-    let _ = out.flush();
+    }
+    out.flush()
+}
+
+/// Copies `from` to `out` a chunk at a time, each line prefixed when `prefix` is given (a line
+/// may span chunks: the prefix goes before the first byte after each newline).
+fn write_stream(
+    out: &mut dyn Write,
+    mut from: impl io::Read,
+    prefix: Option<&[u8]>,
+) -> io::Result<()> {
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut line_start = true;
+    let mut tagged = Vec::new();
+    loop {
+        let n = match from.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => {
+                let _ = out.flush();
+                warn!("crew run: cannot read a job's spooled output back: {error}");
+                return Ok(());
+            }
+        };
+        let bytes = &chunk[..n];
+        match prefix {
+            None => out.write_all(bytes)?,
+            Some(prefix) => {
+                tagged.clear();
+                for line in bytes.split_inclusive(|&b| b == b'\n') {
+                    if line_start {
+                        tagged.extend_from_slice(prefix);
+                    }
+                    tagged.extend_from_slice(line);
+                    line_start = line.ends_with(b"\n");
+                }
+                out.write_all(&tagged)?;
+            }
+        }
+    }
+    out.flush()
 }

@@ -145,9 +145,17 @@ pub fn run_command(job: CommandJob) -> CommandOutcome {
         return not_started("the job's argv is empty: give at least the program".to_owned());
     };
     // The worker process may be killed mid-command (the task was cancelled, or ran past its
-    // deadline): the command's process group must not outlive it.
+    // deadline): the command's process group must not outlive it. A worker running tasks on
+    // threads (`crew worker --threads`) kills nothing; it runs this hook instead, which kills
+    // the group as the process worker's end would (SIGKILL), so the thread is free again.
+    let switch = crew::subprocess::KillSwitch::new();
+    crew::cluster::on_cancel({
+        let switch = switch.clone();
+        move || switch.fire(Duration::ZERO)
+    });
     let mut command = crew::subprocess::Command::new(program)
         .args(args)
+        .kill_switch(&switch)
         .kill_on_parent_death(true);
     if let Some(bytes) = job.stdin {
         command = command.stdin(crew::subprocess::Input::bytes(bytes));

@@ -588,3 +588,51 @@ fn a_cancelled_or_late_cluster_job_takes_its_whole_process_group_with_it() {
     let (exit, stderr) = finish(worker);
     assert!(exit.success(), "{stderr}");
 }
+
+#[test]
+fn a_thread_worker_kills_a_cancelled_or_late_jobs_process_group_and_frees_its_slot() {
+    // `crew worker --threads` cannot kill the thread running a job: before the fix the command
+    // ran on for its full 30 s and held the worker's only slot.
+    let server = server();
+    let url = server.url();
+    let (dir, token_file) = dir_with_token();
+    let worker = worker(&url, &token_file, &["--threads"]);
+    let cluster = Cluster::connect(server.client_options()).unwrap();
+
+    let cancelled_pids = dir.path().join("cancelled");
+    let handle = cluster
+        .submit(run_command, leader_and_child(&cancelled_pids))
+        .unwrap();
+    let pids = read_pids(&cancelled_pids);
+    assert!(handle.cancel() || handle.done());
+    assert!(handle.result().is_err());
+    assert_gone(&pids, "the cancel of its cluster task on a thread worker");
+
+    let late_pids = dir.path().join("late");
+    let handle = cluster
+        .submit_with(
+            run_command,
+            leader_and_child(&late_pids),
+            crew::task::TaskOptions::new().timeout(Duration::from_secs(3)),
+        )
+        .unwrap();
+    let pids = read_pids(&late_pids);
+    assert!(matches!(
+        handle.result(),
+        Err(crew::TaskError::DeadlineExceeded { .. })
+    ));
+    assert_gone(&pids, "its cluster task's deadline on a thread worker");
+
+    // The one slot is free again: the next job runs long before the 30 s were up.
+    let next = cluster
+        .submit(run_command, CommandJob::new(["echo", "next"]))
+        .unwrap()
+        .result_timeout(Duration::from_secs(15))
+        .unwrap();
+    assert_eq!(next.stdout, b"next\n");
+
+    drop(cluster);
+    sigterm(&worker);
+    let (exit, stderr) = finish(worker);
+    assert!(exit.success(), "{stderr}");
+}

@@ -102,9 +102,18 @@ pub(crate) fn records(
     separator: u8,
     what: String,
 ) -> impl Iterator<Item = anyhow::Result<String>> {
+    let mut warned = false;
     BufReader::new(reader).split(separator).map(move |record| {
         let bytes =
             record.map_err(|e| anyhow::Error::new(e).context(format!("cannot read {what}")))?;
+        if !warned && bytes.contains(&0) {
+            // As xargs and GNU parallel warn: such a job fails (no argument can hold a NUL).
+            warned = true;
+            warn!(
+                "crew run: {what} holds a NUL byte, which no program argument can carry (that \
+                 job fails); did you mean -0 (--null), for input split at NUL bytes?"
+            );
+        }
         // Bytes that are not UTF-8 (a Latin-1 file name) are kept, escaped (`raw`).
         Ok(super::raw::encode(&bytes))
     })

@@ -4,6 +4,9 @@
 //! completion order. As in GNU parallel, a job killed by a signal has Exitval 0 and its signal,
 //! a timed-out job has Exitval -1; a program that could not start logs 127 (not found) or 126.
 //!
+//! The Command column is the job's command as `--dry-run` shows it, tabs kept and each newline
+//! written as a NUL byte, as GNU parallel writes it.
+//!
 //! `--resume` and `--resume-failed` read it back ([`finished`]): Seq is the job's number in
 //! input order (`{#}`), so a job is the same job in the next run with the same input.
 
@@ -122,7 +125,7 @@ pub(crate) fn line(seq: usize, host: &str, result: &JobResult, command: &str) ->
             (
                 done.started,
                 done.duration.as_secs_f64(),
-                done.stdout.len(),
+                done.stdout_len(),
                 exitval,
                 signal,
             )
@@ -139,7 +142,10 @@ pub(crate) fn line(seq: usize, host: &str, result: &JobResult, command: &str) ->
     let start = start
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
-    let command = command.replace(['\t', '\n'], " ");
+    // GNU parallel's rule: the command is the last column, so a tab in it is kept as is, and a
+    // newline (which would end the line) is written as a NUL byte; `--resume` matches jobs by
+    // Seq and never needs to split the command.
+    let command = command.replace('\n', "\0");
     let host = host.replace(['\t', '\n'], " ");
     format!("{seq}\t{host}\t{start:.3}\t{runtime:>10.3}\t0\t{receive}\t{exitval}\t{signal}\t{command}\n")
 }

@@ -72,6 +72,7 @@ pub(crate) fn decode(text: &str) -> OsString {
 }
 
 /// Whether `text` stands for bytes that are not UTF-8 (it holds an escape).
+#[cfg(test)]
 pub(crate) fn is_raw(text: &str) -> bool {
     text.chars().any(is_escape)
 }

@@ -95,6 +95,15 @@ impl<'c, I: Iterator<Item = Command>> Remote<'c, I> {
         }
     }
 
+    /// Starts no more jobs and cancels those in flight (as `--halt now` does); their results
+    /// still come.
+    pub(crate) fn stop(&mut self) {
+        self.stopped = true;
+        for flight in self.in_flight.values() {
+            flight.handle.cancel();
+        }
+    }
+
     /// The job whose result met the `--halt` condition, if one did.
     pub(crate) fn halted_by(&self) -> Option<usize> {
         self.halted_by

@@ -85,19 +85,23 @@ pub(crate) fn write(
     let dir = job_dir(root, values);
     fs::create_dir_all(&dir)?;
     fs::write(dir.join("seq"), seq.to_string())?;
-    let (stdout, stderr, exit): (&[u8], &[u8], String) = match &result.outcome {
+    let exit = match &result.outcome {
         Ok(done) => {
-            let exit = match (done.timed_out, done.status) {
+            // From memory, or a chunk at a time from the spool of an output that outgrew it.
+            done.copy_stdout_to(&mut fs::File::create(dir.join("stdout"))?)?;
+            done.copy_stderr_to(&mut fs::File::create(dir.join("stderr"))?)?;
+            match (done.timed_out, done.status) {
                 (Some(_), _) => "timeout".to_owned(),
                 (None, ExitStatus::Code(code)) => code.to_string(),
                 (None, ExitStatus::Signal(signal)) => format!("signal {signal}"),
-            };
-            (&done.stdout, &done.stderr, exit)
+            }
         }
-        Err(error) => (&[], &[], format!("error: {error}")),
+        Err(error) => {
+            fs::write(dir.join("stdout"), b"")?;
+            fs::write(dir.join("stderr"), b"")?;
+            format!("error: {error}")
+        }
     };
-    fs::write(dir.join("stdout"), stdout)?;
-    fs::write(dir.join("stderr"), stderr)?;
     fs::write(dir.join("exit"), exit)
 }
 

@@ -336,16 +336,10 @@ impl Template {
     }
 }
 
-/// `/bin/sh -c script`, the script's bytes as [`raw`] encodes them.
+/// `/bin/sh -c script`, the script's bytes as [`raw`] encodes them; shown (in the command's
+/// `Display`, its errors and `Completed::command`) as text, bytes that are not UTF-8 replaced.
 fn shell(script: String) -> Command {
-    if raw::is_raw(&script) {
-        Command::new("/bin/sh")
-            .arg("-c")
-            .arg(raw::decode(&script))
-            .arg("sh")
-    } else {
-        Command::shell(script)
-    }
+    Command::shell_os(raw::decode(&script))
 }
 
 /// In `sh -c SCRIPT ...` (options allowed before `-c`), the index of SCRIPT.
@@ -780,6 +774,22 @@ mod tests {
         let template = Template::new(vec!["echo".into()], true, 1).unwrap();
         let done = cmd(&template, "$(echo no)", 1).0.output().unwrap();
         assert_eq!(done.stdout_str(), "$(echo no)\n");
+    }
+
+    #[test]
+    fn a_script_that_is_not_utf8_runs_its_bytes_and_shows_as_text() {
+        let value = raw::encode(b"printf '%s' caf\xe9");
+        let template = Template::new(Vec::new(), false, 1).unwrap();
+        let (command, shown) = cmd(&template, &value, 1);
+        // Shown as the script, like any other shell command (not as `/bin/sh -c '...' sh`).
+        assert_eq!(command.to_string(), "printf '%s' caf\u{FFFD}");
+        assert_eq!(raw::decode_bytes(&shown), b"printf '%s' caf\xe9");
+        let done = command.output().unwrap();
+        assert_eq!(done.stdout, b"caf\xe9");
+        assert_eq!(done.command, "printf '%s' caf\u{FFFD}");
+        let template = Template::new(vec!["echo {} >/dev/null".into()], false, 1).unwrap();
+        let (command, _) = cmd(&template, &raw::encode(b"\xff"), 1);
+        assert_eq!(command.to_string(), r#"echo "${CREW_ARG}" >/dev/null"#);
     }
 
     #[test]

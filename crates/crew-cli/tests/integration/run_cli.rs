@@ -590,3 +590,248 @@ fn a_huge_job_limit_starts_threads_only_for_the_jobs_there_are() {
         start.elapsed()
     );
 }
+
+#[test]
+fn timeout_zero_means_no_time_limit() {
+    // GNU parallel and timeout(1) read 0 as "no limit"; before the fix the job was killed at once.
+    let out = crew_run(&["--timeout", "0", "-k", ":::", "sleep 0.2; echo slept"]);
+    assert_eq!(crate::support::succeeded(&out), "slept\n");
+    let help = Command::new(CREW).args(["run", "--help"]).output().unwrap();
+    assert!(
+        stdout(&help).contains("0 means no time limit"),
+        "{}",
+        stdout(&help)
+    );
+}
+
+#[test]
+fn joblog_keeps_tabs_and_writes_newlines_as_nul_like_gnu_parallel() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let script = "printf 'a\\tb'\t>/dev/null\necho {}";
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--joblog", log.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["-k", script, ":::", "x", "y"]);
+        crew_run(&args)
+    };
+    let first = run(&[]);
+    assert_eq!(crate::support::succeeded(&first), "x\ny\n");
+    let logged = std::fs::read(&log).unwrap();
+    // GNU parallel 20221122 writes `printf 'a\tb'<TAB>>/dev/null<NUL>echo x` for this job: the
+    // command is the last column, tabs kept, each newline a NUL so the row stays one line.
+    assert!(
+        logged.ends_with(b"\tprintf 'a\\tb'\t>/dev/null\0echo y\n"),
+        "{:?}",
+        String::from_utf8_lossy(&logged)
+    );
+    assert_eq!(logged.iter().filter(|&&b| b == b'\n').count(), 3);
+    // --resume still finds both jobs, --resume-failed finds them succeeded.
+    for resume in ["--resume", "--resume-failed"] {
+        let again = run(&[resume]);
+        assert_eq!(crate::support::succeeded(&again), "", "{resume}");
+    }
+}
+
+/// crew's own peak memory (VmHWM) in KiB, printed by the job that runs after a huge one.
+fn peak_kib(line: &str) -> u64 {
+    let digits: String = line.chars().filter(char::is_ascii_digit).collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no VmHWM in {line:?}"))
+}
+
+#[test]
+fn a_job_printing_far_more_than_memory_is_spooled_and_streamed_in_order() {
+    use std::io::BufRead;
+    // 50 MiB from the first job, 99 x's a line; the second (run after the first was printed:
+    // -j 1 -k) reports crew's peak resident memory from /proc. Before the fix crew held all of
+    // it (about 150 MiB at its peak); now about 40 MiB (the debug binary's base is ~25 MiB).
+    const LINES: u64 = 1 << 19;
+    let mut child = Command::new(CREW)
+        .args(["run", "-j", "1", "-k", "--tag", ":::"])
+        .arg(format!("yes {} | head -n {LINES}", "x".repeat(99)))
+        .arg("grep VmHWM /proc/$PPID/status")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (mut lines, mut line, mut last) = (0u64, Vec::new(), String::new());
+    while out.read_until(b'\n', &mut line).unwrap() > 0 {
+        let text = String::from_utf8(std::mem::take(&mut line)).unwrap();
+        if text.starts_with("grep VmHWM") {
+            last = text;
+            continue;
+        }
+        // Every line of the spooled output arrives whole, tagged once, in order.
+        assert!(last.is_empty(), "output after the second job: {text:?}");
+        let (tag, body) = text.split_once('\t').unwrap();
+        assert!(tag.starts_with("yes xxx"), "{text:?}");
+        assert!(
+            body.len() == 100 && body.bytes().take(99).all(|b| b == b'x'),
+            "{text:?}"
+        );
+        lines += 1;
+    }
+    assert!(child.wait().unwrap().success());
+    assert_eq!(lines, LINES);
+    let peak = peak_kib(&last);
+    assert!(
+        peak < 64 * 1024,
+        "crew's peak resident memory was {peak} KiB for a job that printed 50 MiB"
+    );
+}
+
+#[test]
+fn spooled_output_reaches_results_and_the_joblog_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let log = dir.path().join("log");
+    let out = crew_run(&[
+        "--results",
+        results.to_str().unwrap(),
+        "--joblog",
+        log.to_str().unwrap(),
+        "sh",
+        "-c",
+        "seq {} | tee /dev/stderr",
+        ":::",
+        "400000",
+    ]);
+    let expected: String = (1..=400_000).map(|n| format!("{n}\n")).collect();
+    assert!(
+        expected.len() > 2 << 20,
+        "more than the 1 MiB held in memory"
+    );
+    assert_eq!(crate::support::succeeded(&out), expected);
+    assert_eq!(crate::support::stderr(&out), expected);
+    let job = results.join("1").join("400000");
+    assert_eq!(
+        std::fs::read_to_string(job.join("stdout")).unwrap(),
+        expected
+    );
+    assert_eq!(
+        std::fs::read_to_string(job.join("stderr")).unwrap(),
+        expected
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let row: Vec<&str> = logged.lines().nth(1).unwrap().split('\t').collect();
+    assert_eq!(row[5], expected.len().to_string(), "Receive: {row:?}");
+}
+
+#[test]
+fn a_closed_stdout_stops_the_run_like_sigpipe_stops_gnu_parallel() {
+    use std::io::BufRead;
+    // `crew run ... | head -1`: once head has gone, the other jobs would run for nobody.
+    // Before the fix all 200 jobs ran (about 10 s at -j 2) and crew exited 0.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let mut child = Command::new(CREW)
+        .args(["run", "-j", "2", "--joblog", log.to_str().unwrap()])
+        .args(["echo {}; sleep 0.1", ":::"])
+        .args((1..=200).map(|n| n.to_string()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is dropped here: the pipe is closed, as when `head -1` exits.
+    let output = crate::support::wait_bounded(child, "crew run with a closed stdout");
+    assert_eq!(output.status.code(), Some(141), "{output:?}");
+    assert!(output.stderr.is_empty(), "{output:?}");
+    let logged = std::fs::read_to_string(&log).unwrap().lines().count() - 1;
+    assert!(
+        (2..=10).contains(&logged),
+        "{logged} jobs ran after the reader left"
+    );
+}
+
+#[test]
+fn a_nul_byte_in_line_input_is_explained_and_only_its_job_fails() {
+    // As xargs and GNU parallel do, crew warns and suggests -0; the job that cannot start says
+    // why in words (before: "nul byte found in provided data", no hint).
+    let out = crew_run_stdin(&["-k", "echo"], b"a\0b\nc\n");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(stdout(&out), "c\n");
+    let err = crate::support::stderr(&out);
+    assert!(err.contains("did you mean -0"), "{err}");
+    assert!(
+        err.contains("holds a NUL byte, which no program can receive") && err.contains("a\\0b"),
+        "{err}"
+    );
+}
+
+#[test]
+fn more_jobs_than_open_files_allow_run_fewer_at_a_time_instead_of_failing() {
+    use std::os::unix::process::CommandExt;
+    // With `ulimit -n 160` (soft and hard), -j 100 needs ~300 descriptors: before the fix most
+    // jobs failed with "Too many open files" (exit 101).
+    let mut command = Command::new(CREW);
+    command
+        .args([
+            "run",
+            "-j",
+            "100",
+            "--",
+            "sh",
+            "-c",
+            "sleep 0.3; echo {}",
+            ":::",
+        ])
+        .args((1..=100).map(|n| n.to_string()))
+        .stdin(Stdio::null());
+    // SAFETY: runs in the forked child before exec; setrlimit is async-signal-safe and touches
+    // only the child's own limits.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 160,
+                rlim_max: 160,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let out = command.output().unwrap();
+    let mut printed: Vec<u32> = stdout(&out).lines().map(|l| l.parse().unwrap()).collect();
+    printed.sort_unstable();
+    assert_eq!(printed, (1..=100).collect::<Vec<_>>(), "{out:?}");
+    assert!(out.status.success(), "{out:?}");
+    let err = crate::support::stderr(&out);
+    assert!(
+        err.contains("open-file limit (160") && err.contains("running 21 at a time"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_closed_stderr_never_turns_the_exit_status_into_a_panic() {
+    use std::io::BufRead;
+    // `crew run ... 2>&1 | head -1`: crew's own messages (here "timed out") then go to a closed
+    // pipe. Before the fix `eprintln!` panicked there and crew exited 101.
+    // Close-on-exec: a child another test starts meanwhile must not keep the read end open.
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let child = Command::new(CREW)
+        .args(["run", "-j", "1", "--timeout", "0.2", "--grace", "0"])
+        .args(["echo hi; sleep 5", ":::", "1", "2", "3"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(write.try_clone().unwrap()))
+        .stderr(Stdio::from(write))
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(std::fs::File::from(read))
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first, "hi\n");
+    let output = crate::support::wait_bounded(child, "crew run with closed stdout and stderr");
+    assert_eq!(output.status.code(), Some(141), "{output:?}");
+}

@@ -50,3 +50,17 @@ pub(crate) fn succeeded(output: &Output) -> String {
     );
     stdout
 }
+
+/// Waits up to 30 s for `child` to exit (killing it and failing the test after that); its
+/// output.
+pub(crate) fn wait_bounded(mut child: std::process::Child, what: &str) -> Output {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} did not exit within 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}

@@ -190,6 +190,7 @@
 //! bucket `P_WORKERS` every few seconds; [`Cluster::status`] reads it with the consumer's
 //! counters.
 
+mod cancel;
 mod client;
 pub(crate) mod connect;
 mod options;
@@ -208,6 +209,7 @@ use crate::executor::{Executor, Message};
 use crate::process::ProcessPool;
 use crate::task::{TaskFn, TaskHandle, TaskOptions};
 
+pub use cancel::on_cancel;
 pub use options::{redact_url, ClusterOptions, ResultPath, Storage};
 pub use server::{find_nats_server, ServerConfig, TestServer, NATS_SERVER_ENV};
 pub use worker::{attempt, serve_worker, Isolation, WorkerOptions, WorkerReport};

@@ -57,7 +57,8 @@ pub enum Isolation {
     #[default]
     Processes,
     /// In a crew [`ThreadPool`](crate::ThreadPool): cheaper, but a crash takes the worker down
-    /// and a running task cannot be stopped (its late result is dropped).
+    /// and a running task cannot be stopped (its late result is dropped) unless it registered
+    /// how with [`on_cancel`](super::on_cancel) (`run_command` kills its command that way).
     Threads,
 }
 
@@ -304,6 +305,9 @@ struct RunRequest {
     signature: u64,
     chunk: bool,
     payload: RawBytes,
+    /// Thread isolation only (never serialized): fired when this worker stops the task.
+    #[serde(skip)]
+    stop: Option<super::cancel::StopSignal>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -317,7 +321,8 @@ struct RunReply {
 
 /// Runs a cluster task inside a pool worker (process or thread) with its attempt number
 /// visible to it ([`attempt`]), checking name and signature as every worker does.
-fn run_attempt(request: RunRequest) -> RunReply {
+fn run_attempt(mut request: RunRequest) -> RunReply {
+    let _stop = super::cancel::Scope::enter(request.stop.take());
     ATTEMPT.with(|attempt| attempt.set(request.attempt));
     let started = Instant::now();
     let (outcome, payload) = run_call(
@@ -1064,12 +1069,21 @@ impl Worker {
         payload: Vec<u8>,
         stopped: oneshot::Receiver<Stop>,
     ) -> Ran {
+        // A thread cannot be killed: the task's `on_cancel` hooks stop its work instead.
+        let stop =
+            matches!(self.runner, Runner::Threads(_)).then(super::cancel::StopSignal::default);
+        let fire = |stop: &Option<super::cancel::StopSignal>| {
+            if let Some(stop) = stop.clone() {
+                tokio::task::spawn_blocking(move || stop.fire());
+            }
+        };
         let request = RunRequest {
             attempt,
             name: header.name.clone(),
             signature: header.signature,
             chunk: header.chunk,
             payload: RawBytes(payload),
+            stop: stop.clone(),
         };
         let options = match header.deadline_ms {
             Some(deadline) => TaskOptions::new().timeout(Duration::from_millis(
@@ -1089,9 +1103,10 @@ impl Worker {
         };
         let result = tokio::select! {
             result = &mut handle => result,
-            stop = stopped => {
+            stop_reason = stopped => {
                 handle.cancel();
-                return match stop {
+                fire(&stop);
+                return match stop_reason {
                     Ok(Stop::Drain) => Ran::Abandoned,
                     _ => Ran::Cancelled,
                 };
@@ -1103,7 +1118,10 @@ impl Worker {
                 crate::ExitStatus::Signal(n) => (true, n),
                 crate::ExitStatus::Code(n) => (false, n),
             })),
-            Err(TaskError::DeadlineExceeded { .. }) => Ran::Deadline,
+            Err(TaskError::DeadlineExceeded { .. }) => {
+                fire(&stop);
+                Ran::Deadline
+            }
             Err(TaskError::Cancelled) => Ran::Cancelled,
             Err(TaskError::Panicked { message }) => {
                 Ran::Finished(Outcome::Panicked(message), Vec::new(), 0)

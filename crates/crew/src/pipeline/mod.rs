@@ -43,12 +43,20 @@
 //!   ([`max_in_flight`](Pipeline::max_in_flight)) and the consumer returns it when the item is
 //!   yielded, so a slow head item cannot let the rest pile up behind it. Items already admitted
 //!   always include the one the consumer waits for, so the window cannot deadlock.
-//! * **Errors.** By default the first failure (a stage returning `Err`, a stage panicking, the
-//!   input iterator panicking) stops the run: it is recorded, the source stops reading, every
-//!   queue is closed (blocked workers wake; items still queued are discarded), and the
-//!   iterator yields that error next and then ends. With
-//!   [`collect_errors`](Pipeline::collect_errors) a failed item travels on as an `Err`
-//!   (later stages pass it through untouched) and the other items continue.
+//! * **Errors.** By default a failure (a stage returning `Err`, a stage panicking, the input
+//!   iterator panicking) stops the run the way a plain loop would: the results ahead of it
+//!   are still delivered, then the error, then the iterator ends. The failing worker puts the
+//!   error straight on the last queue, tagged with the item's number (the input iterator's
+//!   panic takes the number of the item it was producing), and records the lowest failed
+//!   number. From then on the source reads nothing more, and the workers discard every item
+//!   that would come after the error: in input order, the items numbered above it (the items
+//!   below it go on through the stages, so an ordered run yields exactly the results of
+//!   items `0..n` and then the error of item `n`, where `n` is the first item in input order
+//!   that failed, as `iter.map(f)` would); unordered, every item still on its way (what had
+//!   reached the end of the pipeline before the error is yielded first). Yielding the error
+//!   ends the run as dropping it does. With [`collect_errors`](Pipeline::collect_errors) a
+//!   failed item travels on as an `Err` (later stages pass it through untouched) and the
+//!   other items continue; only a panic of the input iterator ends such a run.
 //! * Dropping a [`PipelineRun`] early stops the run the same way and joins its threads.
 
 mod error;
@@ -82,30 +90,48 @@ struct Envelope<T> {
     value: Result<T, PipelineError>,
 }
 
+/// No item has failed (the value of [`Control::first_error`]).
+const NO_ERROR: u64 = u64::MAX;
+
 /// What every thread of a run shares.
 struct Control {
     capacity: usize,
     collect_errors: bool,
+    ordered: bool,
+    /// The run is over (the consumer finished or dropped it): discard everything.
     stop: AtomicBool,
-    error: Mutex<Option<PipelineError>>,
+    /// The lowest number of an item whose failure ends the run, or [`NO_ERROR`].
+    first_error: AtomicU64,
+    /// Puts a run-ending error on the last queue, for the consumer, in the item's place.
+    error_sink: Box<dyn Fn(u64, PipelineError) + Send + Sync>,
     closers: Mutex<Vec<Box<dyn Fn() + Send>>>,
     in_flight: Semaphore,
 }
 
 impl Control {
-    /// Records the first error and stops the run.
-    fn fail(&self, error: PipelineError) {
-        {
-            let mut slot = self.error.lock();
-            if slot.is_none() && !self.stop.load(Ordering::Acquire) {
-                *slot = Some(error);
-            }
-        }
-        self.abort();
+    /// Item `seq` failed and ends the run (see the design note): the source stops reading,
+    /// the items that would come after it are discarded, and the error goes to the consumer.
+    fn fail(&self, seq: u64, error: PipelineError) {
+        self.first_error.fetch_min(seq, Ordering::AcqRel);
+        (self.error_sink)(seq, error);
     }
 
-    fn take_error(&self) -> Option<PipelineError> {
-        self.error.lock().take()
+    /// Whether the source must stop reading.
+    fn source_stopped(&self) -> bool {
+        self.stop.load(Ordering::Acquire) || self.first_error.load(Ordering::Acquire) != NO_ERROR
+    }
+
+    /// Whether item `seq` would only be yielded after the error that ends the run (or the run
+    /// is over): then it is not worth working on.
+    fn discards(&self, seq: u64) -> bool {
+        if self.stop.load(Ordering::Acquire) {
+            return true;
+        }
+        match self.first_error.load(Ordering::Acquire) {
+            NO_ERROR => false,
+            first if self.ordered => seq > first,
+            _ => true,
+        }
     }
 
     /// Stops the source, closes every queue and unblocks a source waiting for a permit.
@@ -137,7 +163,9 @@ struct Builder {
     stats: Vec<Arc<StageCounters>>,
 }
 
-type Start<T> = Box<dyn FnOnce(&mut Builder) -> io::Result<Queue<Envelope<T>>> + Send>;
+/// Starts the threads up to a stage, which write to the queue given (made by the caller, so
+/// that the last queue exists before any thread starts: errors go there).
+type Start<T> = Box<dyn FnOnce(&mut Builder, Queue<Envelope<T>>) -> io::Result<()> + Send>;
 
 /// A pipeline under construction: an input iterator and stages; [`run`](Self::run) starts it.
 ///
@@ -169,15 +197,14 @@ impl<T: Send + 'static> Pipeline<T> {
             (low, Some(high)) if low == high => Some(low as u64),
             _ => None,
         };
-        let start: Start<T> = Box::new(move |builder: &mut Builder| {
-            let queue = builder.control.queue::<T>();
-            let (control, first) = (builder.control.clone(), queue.clone());
+        let start: Start<T> = Box::new(move |builder: &mut Builder, first| {
+            let control = builder.control.clone();
             let source = crate::thread::spawn("pipeline-source", move || {
                 feed(items, &control, &first);
                 first.close();
             })?;
             builder.threads.push(source);
-            Ok(queue)
+            Ok(())
         });
         Self {
             start,
@@ -211,9 +238,9 @@ impl<T: Send + 'static> Pipeline<T> {
         );
         let name = name.to_owned();
         let previous = self.start;
-        let start: Start<U> = Box::new(move |builder: &mut Builder| {
-            let input = previous(builder)?;
-            let output = builder.control.queue::<U>();
+        let start: Start<U> = Box::new(move |builder: &mut Builder, output| {
+            let input = builder.control.queue::<T>();
+            previous(builder, input.clone())?;
             let counters = Arc::new(StageCounters::new(&name, workers, &input));
             builder.stats.push(counters.clone());
             let live = Arc::new(AtomicUsize::new(workers));
@@ -241,7 +268,7 @@ impl<T: Send + 'static> Pipeline<T> {
                     }
                 }
             }
-            Ok(output)
+            Ok(())
         });
         Pipeline {
             start,
@@ -289,7 +316,9 @@ impl<T: Send + 'static> Pipeline<T> {
     }
 
     /// Keep going after a failed item: it is yielded as an `Err` in its place and the other
-    /// items continue (default: the first error stops the run).
+    /// items continue. By default a failed item ends the run: the results ahead of it are
+    /// yielded (in input order: exactly those of the items before it), then its error, and
+    /// the iterator ends (see the [module documentation](self)).
     pub fn collect_errors(mut self) -> Self {
         self.collect_errors = true;
         self
@@ -344,12 +373,22 @@ impl<T: Send + 'static> Pipeline<T> {
         let window = self
             .max_in_flight
             .unwrap_or(self.workers + (self.stages + 1) * self.capacity);
+        let output: Queue<Envelope<T>> = Queue::bounded(self.capacity);
+        let (sink, closer) = (output.clone(), output.clone());
         let control = Arc::new(Control {
             capacity: self.capacity,
             collect_errors: self.collect_errors,
+            ordered: self.ordered,
             stop: AtomicBool::new(false),
-            error: Mutex::new(None),
-            closers: Mutex::new(Vec::new()),
+            first_error: AtomicU64::new(NO_ERROR),
+            // A closed queue (the run was dropped) refuses the error: nobody wants it.
+            error_sink: Box::new(move |seq, error| {
+                let _ = sink.put(Envelope {
+                    seq,
+                    value: Err(error),
+                });
+            }),
+            closers: Mutex::new(vec![Box::new(move || closer.close())]),
             in_flight: Semaphore::new(window),
         });
         let mut builder = Builder {
@@ -357,7 +396,7 @@ impl<T: Send + 'static> Pipeline<T> {
             threads: Vec::new(),
             stats: Vec::new(),
         };
-        let started = (self.start)(&mut builder);
+        let started = (self.start)(&mut builder, output.clone()).map(|()| output);
         #[cfg(feature = "progress")]
         let started = started.and_then(|output| {
             let view = match self.progress {
@@ -420,13 +459,16 @@ impl<T> fmt::Debug for Pipeline<T> {
 
 /// The source: reads the input as the window allows and numbers the items.
 fn feed<T>(mut items: impl Iterator<Item = T>, control: &Control, first: &Queue<Envelope<T>>) {
+    let mut reading = 0u64;
     let read = run_catching(|| {
         for seq in 0u64.. {
             // The permit first, then the read: an item is not even produced without room.
             control.in_flight.acquire().forget();
-            if control.stop.load(Ordering::Acquire) {
+            if control.source_stopped() {
                 return;
             }
+            // Numbered before the read: a panic of `next()` fails the item it was producing.
+            reading = seq;
             let Some(item) = items.next() else {
                 return;
             };
@@ -442,9 +484,12 @@ fn feed<T>(mut items: impl Iterator<Item = T>, control: &Control, first: &Queue<
         }
     });
     if let Err(error) = read {
-        control.fail(PipelineError::SourcePanicked {
-            message: panic_text(error),
-        });
+        control.fail(
+            reading,
+            PipelineError::SourcePanicked {
+                message: panic_text(error),
+            },
+        );
     }
 }
 
@@ -471,8 +516,8 @@ impl<T, U> Worker<T, U> {
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         for Envelope { seq, value } in self.input.iter() {
-            if self.control.stop.load(Ordering::Acquire) {
-                continue; // stopping: discard what is still queued
+            if self.control.discards(seq) {
+                continue; // it would come after the error that ends the run: drop it
             }
             self.counters.taken.fetch_add(1, Ordering::Relaxed);
             let value = match value {
@@ -481,7 +526,7 @@ impl<T, U> Worker<T, U> {
             };
             if let Err(error) = value {
                 if !self.control.collect_errors {
-                    self.control.fail(error);
+                    self.control.fail(seq, error);
                     continue;
                 }
                 if self
@@ -619,7 +664,8 @@ pub struct StageStats {
 }
 
 /// The results of a running [`Pipeline`]: one `Result` per input item, in input order unless
-/// [`unordered`](Pipeline::unordered).
+/// [`unordered`](Pipeline::unordered); by default a failed item's error is the last result
+/// (see [`collect_errors`](Pipeline::collect_errors)).
 ///
 /// When it ends (or on the error that stops the run) the pipeline's threads have been joined,
 /// so [`stats`](Self::stats) are final. Dropping it early stops the run and joins the threads:
@@ -663,19 +709,20 @@ impl<T> PipelineRun<T> {
         }
     }
 
-    /// Counts the error that stopped the run, yielded next, on the live view.
-    fn stopped_by_error(&self) {
-        #[cfg(feature = "progress")]
-        if let Some(view) = &self.view {
-            view.yielded(false);
-        }
-    }
-
     fn yielded(&mut self, value: Result<T, PipelineError>) -> Option<Result<T, PipelineError>> {
         self.control.in_flight.release();
         #[cfg(feature = "progress")]
         if let Some(view) = &self.view {
             view.yielded(value.is_ok());
+        }
+        // An error that ends the run is its last result (see the design note).
+        let ends = match &value {
+            Ok(_) => false,
+            Err(PipelineError::SourcePanicked { .. }) => true,
+            Err(_) => !self.control.collect_errors,
+        };
+        if ends {
+            self.finish();
         }
         Some(value)
     }
@@ -689,11 +736,6 @@ impl<T> Iterator for PipelineRun<T> {
             return None;
         }
         loop {
-            if let Some(error) = self.control.take_error() {
-                self.stopped_by_error();
-                self.finish();
-                return Some(Err(error));
-            }
             if self.ordered {
                 if let Some(value) = self.reorder.remove(&self.next_seq) {
                     self.next_seq += 1;
@@ -702,16 +744,14 @@ impl<T> Iterator for PipelineRun<T> {
             }
             match self.output.get() {
                 Ok(Envelope { seq, value }) if self.ordered => {
-                    self.reorder.insert(seq, value);
+                    if !self.control.discards(seq) {
+                        self.reorder.insert(seq, value);
+                    }
                 }
                 Ok(Envelope { value, .. }) => return self.yielded(value),
                 Err(_) => {
-                    let error = self.control.take_error();
-                    if error.is_some() {
-                        self.stopped_by_error();
-                    }
                     self.finish();
-                    return error.map(Err);
+                    return None;
                 }
             }
         }

@@ -27,6 +27,7 @@ use super::completed::Completed;
 use super::error::Error;
 use super::kill_switch::Registration;
 use super::parent_guard::{announce_self, ParentGuard};
+use super::spool::{Spool, Spooler};
 use crate::exit::ExitStatus;
 use crate::sys::supervise::{Setup, Supervised};
 
@@ -56,6 +57,8 @@ pub struct Child {
     input: Option<Arc<[u8]>>,
     stdout_lines: Option<LineSink>,
     stderr_lines: Option<LineSink>,
+    /// [`Command::spool_after`]: captured output beyond this many bytes goes to a file.
+    spool_after: Option<usize>,
     grace: Duration,
     started: SystemTime,
     start: Instant,
@@ -143,6 +146,7 @@ impl Child {
             input,
             stdout_lines: lines(&command.stdout),
             stderr_lines: lines(&command.stderr),
+            spool_after: command.spool_after,
             grace: command.grace,
             started,
             start,
@@ -210,7 +214,8 @@ impl Child {
     /// # Errors
     /// [`Error::Io`] if the system cannot wait for the child.
     pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>, Error> {
-        if self.wait_until(Some(Instant::now() + timeout))? {
+        // A timeout too long to be a deadline (`Duration::MAX`) waits forever.
+        if self.wait_until(Instant::now().checked_add(timeout))? {
             self.reap().map(Some)
         } else {
             Ok(None)
@@ -281,7 +286,8 @@ impl Child {
         input: Option<&[u8]>,
         timeout: Option<Duration>,
     ) -> Result<Completed, Error> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout too long to be a deadline (`Duration::MAX`) is no limit, not a panic.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let own_input = self.input.take();
         let data: &[u8] = input.or(own_input.as_deref()).unwrap_or_default();
         let mut stdin = self.inner.stdin.take();
@@ -297,8 +303,16 @@ impl Child {
         if data.is_empty() {
             stdin = None;
         }
-        let mut out = Stream::new(self.inner.stdout.take(), self.stdout_lines.clone());
-        let mut err = Stream::new(self.inner.stderr.take(), self.stderr_lines.clone());
+        let mut out = Stream::new(
+            self.inner.stdout.take(),
+            self.stdout_lines.clone(),
+            self.spool_after,
+        );
+        let mut err = Stream::new(
+            self.inner.stderr.take(),
+            self.stderr_lines.clone(),
+            self.spool_after,
+        );
         let command = self.command.clone();
         let context = || format!("cannot talk to `{command}`");
         let drained = pump(&mut stdin, data, &mut out, &mut err, deadline)
@@ -324,14 +338,18 @@ impl Child {
         let duration = self
             .finished
             .map_or_else(|| self.start.elapsed(), |(_, d)| d);
+        let (stdout, stdout_spool) = out.finish().map_err(|e| Error::io(context(), e))?;
+        let (stderr, stderr_spool) = err.finish().map_err(|e| Error::io(context(), e))?;
         Ok(Completed {
             command: self.command.clone(),
             status,
             timed_out: if timed_out { timeout } else { None },
             started: self.started,
             duration,
-            stdout: out.finish(),
-            stderr: err.finish(),
+            stdout,
+            stderr,
+            stdout_spool,
+            stderr_spool,
         })
     }
 
@@ -340,7 +358,8 @@ impl Child {
     fn stop_group(&mut self) -> Result<(), Error> {
         if !self.grace.is_zero() {
             self.terminate()?;
-            self.wait_until(Some(Instant::now() + self.grace))?;
+            // A grace too long to be a deadline waits for the leader however long it takes.
+            self.wait_until(Instant::now().checked_add(self.grace))?;
         }
         self.kill()
     }
@@ -470,26 +489,42 @@ fn spawn_error(command: &Command, error: io::Error) -> Error {
             _ => Error::NotFound { program },
         },
         io::ErrorKind::PermissionDenied => Error::PermissionDenied { program },
+        // std's own words are "nul byte found in provided data".
+        io::ErrorKind::InvalidInput if error.to_string().contains("nul byte") => Error::io(
+            format!(
+                "cannot start `{}`: its program, an argument or an environment variable holds \
+                 a NUL byte, which no program can receive",
+                command.to_string().replace('\0', "\\0")
+            ),
+            error,
+        ),
         _ => Error::io(format!("cannot start `{command}`"), error),
     }
 }
 
-/// One output pipe being drained: captured whole, or cut into lines for a sink.
+/// One output pipe being drained: captured whole (in memory, or beyond a bound in a
+/// [`Spool`]), or cut into lines for a sink.
 struct Stream<R> {
     pipe: Option<R>,
     sink: Option<LineSink>,
     buf: Vec<u8>,
+    spooler: Option<Spooler>,
 }
 
 impl<R: Read + AsFd> Stream<R> {
-    fn new(pipe: Option<R>, sink: Option<LineSink>) -> Self {
+    fn new(pipe: Option<R>, sink: Option<LineSink>, spool_after: Option<usize>) -> Self {
         if let Some(pipe) = &pipe {
             let _ = rustix::io::ioctl_fionbio(pipe, true);
         }
+        let spooler = match (&sink, spool_after) {
+            (None, Some(limit)) => Some(Spooler::new(limit)),
+            _ => None,
+        };
         Self {
             pipe,
             sink,
             buf: Vec::new(),
+            spooler,
         }
     }
 
@@ -499,14 +534,22 @@ impl<R: Read + AsFd> Stream<R> {
             return Ok(());
         };
         // At most this much per wake-up, so that a child that never stops printing cannot keep
-        // the loop from feeding stdin or noticing the deadline.
+        // the loop from feeding stdin or noticing the deadline (and, when spooling, so that
+        // memory stays near the bound).
         const BATCH: u64 = 4 << 20;
+        let batch = self
+            .spooler
+            .as_ref()
+            .map_or(BATCH, |s| s.batch().min(BATCH));
         // `read_to_end` grows the buffer adaptively without zeroing it, and on a non-blocking
         // pipe keeps what it read before `WouldBlock`.
-        let result = pipe.by_ref().take(BATCH).read_to_end(&mut self.buf);
+        let result = pipe.by_ref().take(batch).read_to_end(&mut self.buf);
+        if let Some(spooler) = &mut self.spooler {
+            spooler.absorb(&mut self.buf)?;
+        }
         let sink = self.sink.as_ref();
         match result {
-            Ok(n) if n as u64 == BATCH => {
+            Ok(n) if n as u64 == batch => {
                 flush_lines(sink, &mut self.buf, false);
                 Ok(())
             }
@@ -528,12 +571,16 @@ impl<R: Read + AsFd> Stream<R> {
         }
     }
 
-    fn finish(self) -> Vec<u8> {
+    /// What was captured: in memory, or (all of it) in a spool.
+    fn finish(mut self) -> io::Result<(Vec<u8>, Option<Spool>)> {
         if self.sink.is_some() {
-            Vec::new()
-        } else {
-            self.buf
+            return Ok((Vec::new(), None));
         }
+        let spool = match self.spooler.take() {
+            Some(spooler) => spooler.finish(&mut self.buf)?,
+            None => None,
+        };
+        Ok((self.buf, spool))
     }
 }
 

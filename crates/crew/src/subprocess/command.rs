@@ -137,6 +137,7 @@ pub struct Command {
     pub(crate) grace: Duration,
     pub(crate) kill_switch: Option<KillSwitch>,
     pub(crate) kill_on_parent_death: bool,
+    pub(crate) spool_after: Option<usize>,
 }
 
 impl Command {
@@ -156,6 +157,7 @@ impl Command {
             grace: DEFAULT_GRACE,
             kill_switch: None,
             kill_on_parent_death: false,
+            spool_after: None,
         }
     }
 
@@ -173,6 +175,28 @@ impl Command {
         let mut command = Self::new("/bin/sh");
         command.args = vec!["-c".into(), script.clone().into(), "sh".into()];
         command.script = Some(script);
+        command
+    }
+
+    /// [`shell`](Self::shell) for a script that need not be UTF-8 (it names a file whose name
+    /// is Latin-1, say): the shell gets its exact bytes, and the command shows it (in
+    /// [`Display`](std::fmt::Display), [`Completed::command`](super::Completed::command) and
+    /// errors) as text, each byte that is not UTF-8 replaced by `U+FFFD`.
+    ///
+    /// ```
+    /// use std::ffi::OsStr;
+    /// use std::os::unix::ffi::OsStrExt;
+    /// use crew::subprocess::Command;
+    ///
+    /// let command = Command::shell_os(OsStr::from_bytes(b"printf '%s' caf\xe9"));
+    /// assert_eq!(command.to_string(), "printf '%s' caf\u{FFFD}");
+    /// assert_eq!(command.output().unwrap().stdout, b"caf\xe9");
+    /// ```
+    pub fn shell_os(script: impl AsRef<OsStr>) -> Self {
+        let script = script.as_ref();
+        let mut command = Self::new("/bin/sh");
+        command.args = vec!["-c".into(), script.to_owned(), "sh".into()];
+        command.script = Some(script.to_string_lossy().into_owned());
         command
     }
 
@@ -291,6 +315,38 @@ impl Command {
         self
     }
 
+    /// Keeps at most `bytes` of each captured stream in memory: once a stream's output grows
+    /// past it, all of it goes to an unnamed temporary file in `TMPDIR` instead (deleted at
+    /// once; its space is freed with the last handle), as Python's
+    /// `tempfile.SpooledTemporaryFile(max_size)` does. Then [`Completed::stdout`] (or
+    /// `stderr`) is empty and [`Completed::stdout_spool`] holds the output; a smaller output
+    /// stays in memory as usual. [`Completed::stdout_len`] and [`Completed::copy_stdout_to`]
+    /// handle both cases.
+    ///
+    /// A program printing gigabytes then costs disk, not memory: `crew run` keeps 1 MiB per
+    /// stream of each job in memory this way. Default: no bound, everything in memory. Output
+    /// to a [`Redirect::Lines`] sink is never kept, so the bound does not apply to it.
+    ///
+    /// ```
+    /// use crew::subprocess::Command;
+    ///
+    /// let big = Command::shell("seq 100000").spool_after(64 * 1024).output().unwrap();
+    /// assert!(big.stdout.is_empty());
+    /// assert_eq!(big.stdout_len(), big.stdout_spool.as_ref().unwrap().len());
+    /// assert!(big.stdout_str().ends_with("99999\n100000\n"));
+    /// let small = Command::shell("seq 3").spool_after(64 * 1024).output().unwrap();
+    /// assert_eq!((small.stdout.as_slice(), small.stdout_spool), (&b"1\n2\n3\n"[..], None));
+    /// ```
+    ///
+    /// [`Completed::stdout`]: super::Completed::stdout
+    /// [`Completed::stdout_spool`]: super::Completed::stdout_spool
+    /// [`Completed::stdout_len`]: super::Completed::stdout_len
+    /// [`Completed::copy_stdout_to`]: super::Completed::copy_stdout_to
+    pub fn spool_after(mut self, bytes: usize) -> Self {
+        self.spool_after = Some(bytes);
+        self
+    }
+
     /// The configured timeout.
     pub fn get_timeout(&self) -> Option<Duration> {
         self.timeout
@@ -344,6 +400,7 @@ impl fmt::Debug for Command {
             .field("stderr", &self.stderr)
             .field("timeout", &self.timeout)
             .field("grace", &self.grace)
+            .field("spool_after", &self.spool_after)
             .finish_non_exhaustive()
     }
 }

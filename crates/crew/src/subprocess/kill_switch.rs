@@ -67,20 +67,26 @@ impl KillSwitch {
     /// may still hold its process group, and they must get the SIGKILL too. Children that
     /// nobody waits for keep `fire` waiting the whole grace period.
     pub fn fire(&self, grace: Duration) {
-        let deadline = Instant::now() + grace;
+        // A grace too long to be a deadline (`Duration::MAX`) waits until every child is gone.
+        let deadline = Instant::now().checked_add(grace);
         self.inner.fired.set();
         let mut state = self.inner.state.lock();
         for pgid in state.groups.values() {
             let _ = kill_process_group(*pgid, Signal::TERM);
         }
         while !state.groups.is_empty() {
-            if self
-                .inner
-                .emptied
-                .wait_until(&mut state, deadline)
-                .timed_out()
-            {
-                break;
+            match deadline {
+                None => self.inner.emptied.wait(&mut state),
+                Some(deadline) => {
+                    if self
+                        .inner
+                        .emptied
+                        .wait_until(&mut state, deadline)
+                        .timed_out()
+                    {
+                        break;
+                    }
+                }
             }
         }
         for pgid in state.groups.values() {

@@ -14,6 +14,7 @@
 //! | `shell=True` | [`Command::shell`] |
 //! | `stdout=DEVNULL`, `stdout=None` | [`Redirect::Null`], [`Redirect::Inherit`] |
 //! | many `Popen`s, then `communicate()` each | [`Runner::new(n).run(commands)`](Runner::run) |
+//! | output too big for memory (`stdout=SpooledTemporaryFile(max_size)`) | [`Command::spool_after`]`(max_size)`, then [`Completed::stdout_spool`] |
 //!
 //! ```
 //! use std::time::Duration;
@@ -42,6 +43,7 @@ mod error;
 mod kill_switch;
 mod parent_guard;
 mod runner;
+mod spool;
 
 pub use crate::exit::{signal_name, ExitStatus};
 pub use child::Child;
@@ -50,3 +52,4 @@ pub use completed::Completed;
 pub use error::Error;
 pub use kill_switch::KillSwitch;
 pub use runner::{Halt, HaltWhen, JobResult, Results, Runner};
+pub use spool::{Spool, SpoolReader};

@@ -87,7 +87,9 @@ fn first_error_stops_the_run() {
         .unwrap();
     let results: Vec<_> = run.by_ref().collect();
     let (last, oks) = results.split_last().unwrap();
-    assert!(oks.iter().all(Result::is_ok));
+    // The results ahead of the error, exactly, as `iter.map(f)` would give them.
+    let oks: Vec<u32> = oks.iter().map(|r| *r.as_ref().unwrap()).collect();
+    assert_eq!(oks, (0..50).collect::<Vec<_>>());
     match last {
         Err(PipelineError::Failed {
             stage,
@@ -104,6 +106,94 @@ fn first_error_stops_the_run() {
     // Stopped early: the source did not read all 100 000 items.
     assert!(started.load(Ordering::SeqCst) < 10_000);
     assert_eq!(run.stats()[0].errors, 1);
+}
+
+/// Waits (bounded) until stage 0 of `stats` counted an error, then a little more so that the
+/// failing worker has handed it on.
+fn wait_for_error(errors: &AtomicUsize) {
+    for _ in 0..5_000 {
+        if errors.load(Ordering::SeqCst) > 0 {
+            std::thread::sleep(Duration::from_millis(30));
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("the stage never failed");
+}
+
+#[test]
+fn results_ahead_of_the_error_are_delivered_first_in_input_order() {
+    // Item 5 fails at once while items 0..5 are still held up in a later stage: they come
+    // first, then the error. Before the fix the error came first and 0..5 were lost.
+    let failed = Arc::new(AtomicUsize::new(0));
+    let (check_failed, slow_failed) = (failed.clone(), failed.clone());
+    let mut run = Pipeline::from_iter(0..1_000u32)
+        .stage("check", 2, move |n| {
+            if n == 5 {
+                check_failed.fetch_add(1, Ordering::SeqCst);
+                Err(Refused(n))
+            } else {
+                Ok(n)
+            }
+        })
+        .map("slow", 1, move |n: u32| {
+            if n == 0 {
+                wait_for_error(&slow_failed);
+            }
+            n * 10
+        })
+        .run()
+        .unwrap();
+    let results: Vec<_> = run.by_ref().collect();
+    let (last, oks) = results.split_last().unwrap();
+    let oks: Vec<u32> = oks.iter().map(|r| *r.as_ref().unwrap()).collect();
+    assert_eq!(oks, [0, 10, 20, 30, 40]);
+    assert_eq!(last.as_ref().unwrap_err().item(), Some(5));
+    assert!(run.next().is_none());
+    // The first failure in input order wins, even when a later item failed first.
+    let mut run = Pipeline::from_iter(0..100u32)
+        .stage("two-failures", 2, |n| {
+            if n == 3 {
+                std::thread::sleep(Duration::from_millis(30));
+            }
+            if n == 3 || n == 4 {
+                Err(Refused(n))
+            } else {
+                Ok(n)
+            }
+        })
+        .run()
+        .unwrap();
+    let results: Vec<_> = run.by_ref().collect();
+    assert_eq!(results.len(), 4, "{results:?}");
+    assert_eq!(results[3].as_ref().unwrap_err().item(), Some(3));
+}
+
+#[test]
+fn unordered_yields_what_finished_before_the_error_then_the_error() {
+    let failed = Arc::new(AtomicUsize::new(0));
+    let counter = failed.clone();
+    let mut run = Pipeline::from_iter(0..1_000u32)
+        .stage("check", 1, move |n| {
+            if n == 4 {
+                counter.fetch_add(1, Ordering::SeqCst);
+                Err(Refused(n))
+            } else {
+                Ok(n)
+            }
+        })
+        .unordered()
+        .run()
+        .unwrap();
+    // Items 0..4 were finished (waiting on the last queue) when item 4 failed.
+    wait_for_error(&failed);
+    let results: Vec<_> = run.by_ref().collect();
+    let (last, oks) = results.split_last().unwrap();
+    let mut oks: Vec<u32> = oks.iter().map(|r| *r.as_ref().unwrap()).collect();
+    oks.sort_unstable();
+    assert_eq!(oks, [0, 1, 2, 3]);
+    assert_eq!(last.as_ref().unwrap_err().item(), Some(4));
+    assert!(run.next().is_none());
 }
 
 #[test]
@@ -176,6 +266,12 @@ fn source_panic_stops_the_run() {
         }
         other => panic!("expected the source's panic, got {other:?}"),
     }
+    // Every item read before the panic is delivered first.
+    let oks: Vec<u32> = results[..results.len() - 1]
+        .iter()
+        .map(|r| *r.as_ref().unwrap())
+        .collect();
+    assert_eq!(oks, [0, 1, 2, 3, 4]);
 }
 
 /// A slow last stage holds the others back: nothing runs more than the window ahead.
@@ -248,5 +344,57 @@ fn stress_many_small_runs() {
             results.sort_unstable();
         }
         assert_eq!(results, (0..n).map(|x| (x + 1) * 2).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn stress_errors_anywhere_end_every_run_as_a_plain_loop_would() {
+    // Many shapes, failures in any stage at any items: an ordered run yields exactly the
+    // results before the first failing item, then its error; an unordered one some of those
+    // results, then an error; none hangs.
+    for round in 0..120u64 {
+        let fails_at =
+            move |stage: u64, n: u64| (n * 7 + stage * 3 + round) % 23 == 0 && n >= round % 5;
+        let first = (0..200u64)
+            .find(|&n| (0..3).any(|stage| fails_at(stage, n)))
+            .unwrap();
+        let stage = move |index: u64| {
+            move |n: u64| {
+                if n % 5 == round % 5 {
+                    std::thread::yield_now();
+                }
+                if fails_at(index, n) {
+                    Err(Refused(n as u32))
+                } else {
+                    Ok(n)
+                }
+            }
+        };
+        let ordered = round % 2 == 0;
+        let mut pipeline = Pipeline::from_iter(0..200u64)
+            .stage("a", 1 + round as usize % 3, stage(0))
+            .stage("b", 1 + round as usize % 2, stage(1))
+            .stage("c", 2, stage(2))
+            .capacity(1 + round as usize % 3);
+        if !ordered {
+            pipeline = pipeline.unordered();
+        }
+        let results: Vec<_> = pipeline.run().unwrap().collect();
+        let (last, oks) = results.split_last().unwrap();
+        let mut oks: Vec<u64> = oks.iter().map(|r| *r.as_ref().unwrap()).collect();
+        let failed = last.as_ref().unwrap_err().item().unwrap();
+        if ordered {
+            assert_eq!(failed, first, "round {round}");
+            assert_eq!(oks, (0..first).collect::<Vec<_>>(), "round {round}");
+        } else {
+            oks.sort_unstable();
+            oks.dedup();
+            assert_eq!(
+                oks.len(),
+                results.len() - 1,
+                "round {round}: a result twice"
+            );
+            assert!((0..3).any(|stage| fails_at(stage, failed)), "round {round}");
+        }
     }
 }

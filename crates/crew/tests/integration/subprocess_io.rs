@@ -188,3 +188,46 @@ fn many_small_runs_stay_correct() {
         assert!(done.stderr.is_empty());
     }
 }
+
+#[test]
+fn output_beyond_spool_after_goes_to_a_file_whole_and_in_order() {
+    use std::io::Read;
+    // 3 MB on each stream, interleaved in 100 kB pieces, with a 256 KiB bound.
+    let done = Command::shell(
+        "i=0; while [ $i -lt 30 ]; do seq 100000 | head -c 100000; \
+         seq 100000 | head -c 100000 | tr 0-9 a-j >&2; i=$((i+1)); done; echo oops >&2; exit 3",
+    )
+    .spool_after(256 * 1024)
+    .output()
+    .unwrap();
+    assert!(done.stdout.is_empty() && done.stderr.is_empty(), "{done:?}");
+    let piece: Vec<u8> = (1..=100_000)
+        .flat_map(|n: u32| format!("{n}\n").into_bytes())
+        .take(100_000)
+        .collect();
+    let out = done.stdout_spool.as_ref().unwrap();
+    assert_eq!(out.len(), 3_000_000);
+    let mut bytes = Vec::new();
+    out.reader().read_to_end(&mut bytes).unwrap();
+    assert_eq!(bytes, piece.repeat(30));
+    assert_eq!(done.stdout_len(), 3_000_000);
+    assert_eq!(done.stderr_len(), 3_000_005);
+    let mut copied = Vec::new();
+    assert_eq!(done.copy_stderr_to(&mut copied).unwrap(), 3_000_005);
+    assert!(copied.ends_with(b"oops\n") && copied.starts_with(b"b\nc\n"));
+    assert_eq!(done.stdout_str().len(), 3_000_000);
+    // The error quotes the end of the spooled standard error.
+    let error = done.clone().check().unwrap_err().to_string();
+    assert!(error.ends_with("oops"), "{error}");
+    // Under the bound, everything stays in memory.
+    let small = Command::new("echo")
+        .arg("hi")
+        .spool_after(256 * 1024)
+        .output()
+        .unwrap();
+    assert_eq!(
+        (small.stdout.as_slice(), &small.stdout_spool),
+        (&b"hi\n"[..], &None)
+    );
+    assert_eq!(small.stdout_len(), 3);
+}

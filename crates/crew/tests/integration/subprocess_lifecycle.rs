@@ -256,3 +256,40 @@ fn feeding_input_to_a_closed_stdin_is_an_error() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn durations_too_long_for_a_deadline_mean_no_limit_instead_of_a_panic() {
+    // Before the fix each of these panicked: "overflow when adding duration to instant".
+    let done = Command::new("echo")
+        .arg("no limit")
+        .timeout(Duration::MAX)
+        .output()
+        .unwrap();
+    assert_eq!(
+        (done.stdout_str().as_ref(), done.timed_out),
+        ("no limit\n", None)
+    );
+    let mut child = Command::new("true").spawn().unwrap();
+    assert!(child
+        .wait_timeout(Duration::MAX)
+        .unwrap()
+        .unwrap()
+        .success());
+    // An endless grace: SIGTERM, then wait for the child however long it takes.
+    let done = Command::new("sleep")
+        .arg("10")
+        .timeout(Duration::from_millis(50))
+        .grace(Duration::MAX)
+        .output()
+        .unwrap();
+    assert_eq!(done.status.signal(), Some(15));
+    let switch = KillSwitch::new();
+    let mut child = Command::new("sleep")
+        .arg("10")
+        .kill_switch(&switch)
+        .spawn()
+        .unwrap();
+    let waiter = std::thread::spawn(move || child.wait().unwrap());
+    switch.fire(Duration::MAX);
+    assert_eq!(waiter.join().unwrap().signal(), Some(15));
+}
