@@ -1504,6 +1504,7 @@ impl Executor for ProcessPool {
 
 impl Drop for ProcessPool {
     fn drop(&mut self) {
+        crate::sys::spin::stats::report("parent");
         self.shutdown(true, false);
     }
 }
