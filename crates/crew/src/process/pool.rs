@@ -66,9 +66,10 @@
 //! the call, the caller for the reply): a blocking ping-pong between two processes costs
 //! 15 µs on the 2-core VM crew is measured on (`perf bench sched pipe`), whatever crew does.
 //! A leading caller and a worker that just replied both poll their socket with non-blocking
-//! reads for a short, bounded while before they block (`sys::spin`: at most 20 µs, and only
-//! while spinning catches: a spin that runs out turns spinning off for a while, so long
-//! tasks, idle workers and a loaded machine cost no CPU): a small task submitted one at a time
+//! reads for a short, bounded while before they block (`sys::spin`: at most 20 µs, 100 µs
+//! for a worker waiting for its next call, and only while spinning catches: a spin that runs
+//! out turns spinning off for a while, so long tasks, idle workers and a loaded machine cost
+//! no CPU): a small task submitted one at a time
 //! then makes its round trip without any thread going to sleep. The slot's own thread does not
 //! spin (it serves callers that do not block, whose reply latency matters less than the CPU).
 //! `CREW_SPIN=0` turns spinning off. A thread that does block waits in `poll`, not in `read`

@@ -93,8 +93,8 @@ fn serve() -> i32 {
     start_watchdog(&stream);
     let mut reader = FrameReader::new();
     // The next call of a caller that submits one task at a time comes a few microseconds
-    // after the reply: poll for it briefly before sleeping (see `sys::spin`).
-    let mut spin = Spin::default();
+    // after the reply (tens in a server): poll for it briefly before sleeping (see `sys::spin`).
+    let mut spin = Spin::waiting_for_calls();
     loop {
         let frame = match reader.read_spinning::<_, ToWorker>(&mut reader_stream, None, &mut spin) {
             Ok(frame) => frame,
