@@ -84,9 +84,10 @@
 //! (≤ 0.001); but with both CPUs busy that slot wakes in 8–13% of round trips: the worker,
 //! woken onto the caller's CPU, preempts it and replies before the caller has turned the
 //! slot's watch down, and the slot then reads the reply and wakes the caller itself.
-//! With two free CPUs (`chrt -f 1`) both sides spin and catch in ~90% of waits and the p50 is
-//! 9 µs, after `sys::spin` stopped turning spinning off for a caught lost-CPU gap (see its
-//! note: it was 18 µs). With both CPUs busy (other builds) the kernel wakes the worker onto
+//! With two free CPUs (`chrt -f 1`) both sides spin and catch in ~95% of waits and the p50 is
+//! 7–7.5 µs (procspawn's 78–84 µs), after `sys::spin` stopped turning spinning off for a
+//! caught lost-CPU gap and let workers wait longer for their next call (see its note: it was
+//! 18 µs). With both CPUs busy (other builds) the kernel wakes the worker onto
 //! the caller's CPU, nothing can catch, and the round trip is a one-CPU hand-off (15–19 µs).
 //! What is left is system calls: 10 per round trip when neither side spins (two `sendto`, two
 //! `ppoll`, two `recvfrom` that find nothing before blocking, two that read, and the leader's
