@@ -1104,6 +1104,41 @@ fn helper_parent() -> ! {
     }
 }
 
+/// A process's user and system CPU time, in clock ticks (`/proc/PID/stat`).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the worker is alive");
+    // After the command's closing parenthesis: state is field 3, utime 14 and stime 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("a stat line")
+        .1
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+/// Workers spin for their next call only while that catches (`sys::spin`): after a burst of
+/// one-at-a-time calls, an idle pool's workers sleep and use no CPU.
+fn idle_workers_use_no_cpu() {
+    let pool = ProcessPool::new(2);
+    for i in 0..2000 {
+        assert_eq!(pool.submit(square, i).unwrap().result().unwrap(), i * i);
+    }
+    let pids = pool.worker_pids();
+    assert_eq!(pids.len(), 2);
+    let before: Vec<u64> = pids.iter().map(|&pid| cpu_ticks(pid)).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    for (pid, before) in pids.iter().zip(before) {
+        // A spinning worker would use the whole 50 ticks; allow a few for the scheduler's
+        // rounding and the last spin.
+        let used = cpu_ticks(*pid) - before;
+        assert!(
+            used <= 3,
+            "worker {pid} used {used} ticks of CPU while idle"
+        );
+    }
+}
+
 fn main() {
     crew::init();
     if std::env::var_os("CREW_TEST_ROLE").is_some() {
@@ -1115,6 +1150,7 @@ fn main() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     process_common::run(&[
         ("submit_map_and_friends", submit_map_and_friends),
+        ("idle_workers_use_no_cpu", idle_workers_use_no_cpu),
         (
             "a_done_callback_can_wait_for_a_queued_job",
             a_done_callback_can_wait_for_a_queued_job,

@@ -93,12 +93,15 @@ fn serve() -> i32 {
     start_watchdog(&stream);
     let mut reader = FrameReader::new();
     // The next call of a caller that submits one task at a time comes a few microseconds
-    // after the reply: poll for it briefly before sleeping (see `sys::spin`).
-    let mut spin = Spin::default();
+    // after the reply (tens in a server): poll for it briefly before sleeping (see `sys::spin`).
+    let mut spin = Spin::waiting_for_calls();
     loop {
         let frame = match reader.read_spinning::<_, ToWorker>(&mut reader_stream, None, &mut spin) {
             Ok(frame) => frame,
-            Err(ReadError::Eof) => return 0,
+            Err(ReadError::Eof) => {
+                crate::sys::spin::stats::report("worker");
+                return 0;
+            }
             Err(ReadError::Broken(message) | ReadError::Malformed(message)) => {
                 eprintln!("crew worker {}: {message}", std::process::id());
                 return 3;
@@ -144,6 +147,7 @@ fn start_watchdog(stream: &UnixStream) {
         .spawn(move || {
             // The parent is gone or closed us, and nobody wants our results.
             if crate::sys::socket::wait_hung_up(&watched).is_ok() {
+                crate::sys::spin::stats::report("worker");
                 // SAFETY: _exit ends the process at once without running atexit handlers or
                 // touching locks another thread may hold.
                 unsafe { libc::_exit(0) };
