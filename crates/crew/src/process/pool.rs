@@ -1035,7 +1035,24 @@ impl Slot {
         }
         // Pairs with the fence in `Inner::wake_parked`.
         fence(Ordering::SeqCst);
-        let queued = receiver.try_recv();
+        // Looked at under the link's lock: a job taken from the queue closes the park before
+        // any claim can land on it. (Taken without the lock, a call handed meanwhile was then
+        // sent too: two calls on this worker, the queued one behind the handed one, with the
+        // queue's place already given to the next submitter and the other workers idle.) A
+        // park claimed already leaves the queue for later: the slot serves the handed call
+        // and looks at the queue when it parks again.
+        let queued = {
+            let mut state = link.state.lock();
+            if state.handed.is_some() {
+                Err(TryRecvError::Empty)
+            } else {
+                let queued = receiver.try_recv();
+                if queued.is_ok() {
+                    link.set_open(&mut state, false);
+                }
+                queued
+            }
+        };
         let mut worker_stirred = false;
         let mut wait = matches!(queued, Err(TryRecvError::Empty));
         let (handed, lead_failed) = loop {
