@@ -514,26 +514,19 @@ fn leader_and_child(file: &Path) -> CommandJob {
     ])
 }
 
-#[test]
-fn a_cancelled_or_late_cluster_job_takes_its_whole_process_group_with_it() {
-    let server = server();
-    let url = server.url();
-    let (dir, token_file) = dir_with_token();
-    let worker = worker(&url, &token_file, &[]);
-    let cluster = Cluster::connect(server.client_options()).unwrap();
-
-    // Cancelled while it runs: its worker process is killed, and the command with it.
-    let cancelled_pids = dir.path().join("cancelled");
+/// A `run_command` job whose leader starts a child is cancelled while it runs, then another
+/// runs past its deadline: each time the leader and its child end with the task.
+fn cancel_and_deadline_end_the_process_group(cluster: &Cluster, dir: &Path, on: &str) {
+    let cancelled_pids = dir.join("cancelled");
     let handle = cluster
         .submit(run_command, leader_and_child(&cancelled_pids))
         .unwrap();
     let pids = read_pids(&cancelled_pids);
     assert!(handle.cancel() || handle.done());
     assert!(handle.result().is_err());
-    assert_gone(&pids, "the cancel of its cluster task");
+    assert_gone(&pids, &format!("the cancel of its cluster task{on}"));
 
-    // Past the task's deadline: the same.
-    let late_pids = dir.path().join("late");
+    let late_pids = dir.join("late");
     let handle = cluster
         .submit_with(
             run_command,
@@ -546,7 +539,19 @@ fn a_cancelled_or_late_cluster_job_takes_its_whole_process_group_with_it() {
         handle.result(),
         Err(crew::TaskError::DeadlineExceeded { .. })
     ));
-    assert_gone(&pids, "its cluster task's deadline");
+    assert_gone(&pids, &format!("its cluster task's deadline{on}"));
+}
+
+#[test]
+fn a_cancelled_or_late_cluster_job_takes_its_whole_process_group_with_it() {
+    let server = server();
+    let url = server.url();
+    let (dir, token_file) = dir_with_token();
+    let worker = worker(&url, &token_file, &[]);
+    let cluster = Cluster::connect(server.client_options()).unwrap();
+
+    // Cancelled while it runs: its worker process is killed, and the command with it.
+    cancel_and_deadline_end_the_process_group(&cluster, dir.path(), "");
 
     // `crew run --cluster` stopped by Ctrl-C: the running job's processes end with it.
     let run_pids = dir.path().join("run");
@@ -599,29 +604,7 @@ fn a_thread_worker_kills_a_cancelled_or_late_jobs_process_group_and_frees_its_sl
     let worker = worker(&url, &token_file, &["--threads"]);
     let cluster = Cluster::connect(server.client_options()).unwrap();
 
-    let cancelled_pids = dir.path().join("cancelled");
-    let handle = cluster
-        .submit(run_command, leader_and_child(&cancelled_pids))
-        .unwrap();
-    let pids = read_pids(&cancelled_pids);
-    assert!(handle.cancel() || handle.done());
-    assert!(handle.result().is_err());
-    assert_gone(&pids, "the cancel of its cluster task on a thread worker");
-
-    let late_pids = dir.path().join("late");
-    let handle = cluster
-        .submit_with(
-            run_command,
-            leader_and_child(&late_pids),
-            crew::task::TaskOptions::new().timeout(Duration::from_secs(3)),
-        )
-        .unwrap();
-    let pids = read_pids(&late_pids);
-    assert!(matches!(
-        handle.result(),
-        Err(crew::TaskError::DeadlineExceeded { .. })
-    ));
-    assert_gone(&pids, "its cluster task's deadline on a thread worker");
+    cancel_and_deadline_end_the_process_group(&cluster, dir.path(), " on a thread worker");
 
     // The one slot is free again: the next job runs long before the 30 s were up.
     let next = cluster
