@@ -17,12 +17,13 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::connect;
+use super::lead::Lead;
 use super::options::{ClusterOptions, ResultPath};
 use super::wire::{self, ResultHeader, TaskHeader};
 use super::{ClusterError, ClusterStatus, DeadLetter, DeadLetterId, WorkerInfo};
 use crate::error::{SubmitError, TaskError};
 use crate::executor::Message;
-use crate::task::{codec, pair_with, TaskHandle, TaskInfo, TaskOptions};
+use crate::task::{codec, pair_with, Driver, TaskHandle, TaskInfo, TaskOptions};
 
 /// Headers of a dead letter.
 pub(crate) const DEAD_SUBJECT: &str = "Crew-Subject";
@@ -147,6 +148,8 @@ impl Outgoing {
 pub(crate) struct Shared {
     options: ClusterOptions,
     handle: tokio::runtime::Handle,
+    /// Who drives the runtime ([`Lead`]): woken whenever a task settles here.
+    lead: Weak<Lead>,
     nats: async_nats::Client,
     js: jetstream::Context,
     tasks: stream::Stream,
@@ -166,18 +169,20 @@ pub(crate) struct Shared {
     bucket: tokio::sync::OnceCell<jetstream::object_store::ObjectStore>,
 }
 
-/// The submitter: the shared state and the runtime that drives it.
+/// The submitter: the shared state and the runtime that drives it, which a caller blocked on
+/// a handle drives itself (see "One task at a time" in the module's design note).
 pub(crate) struct Submitter {
     shared: Arc<Shared>,
-    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    lead: Arc<Lead>,
+    /// Lent to every handle: its blocked waiter drives the runtime.
+    driver: Driver,
+    closed: AtomicBool,
 }
 
 impl Submitter {
     pub(crate) fn connect(options: ClusterOptions) -> Result<Submitter, ClusterError> {
-        let runtime = connect::runtime("crew-cluster-io")?;
-        let handle = runtime.handle().clone();
         let (commands, receiver) = mpsc::unbounded_channel();
-        let shared = runtime.block_on(async {
+        let setup = move |lead: Weak<Lead>| async move {
             let nats = connect::connect(&options).await?;
             let js = connect::context(nats.clone(), &options);
             let (tasks, _consumer) = connect::setup(&js, &options).await?;
@@ -216,6 +221,7 @@ impl Submitter {
             let shared = Arc::new(Shared {
                 options,
                 handle: tokio::runtime::Handle::current(),
+                lead,
                 nats,
                 js,
                 tasks,
@@ -236,11 +242,21 @@ impl Submitter {
             tokio::spawn(read_results(Arc::downgrade(&shared), reader));
             tokio::spawn(read_inbox(Arc::downgrade(&shared), inbox));
             Ok::<_, ClusterError>(shared)
+        };
+        let (lead, shared) = Lead::start("crew-cluster-io", setup, |message| {
+            ClusterError::Io { message }
         })?;
-        let _ = handle;
+        let driven = Arc::downgrade(&lead);
+        let driver: Driver = Arc::new(move |done, deadline| {
+            if let Some(lead) = driven.upgrade() {
+                lead.drive(done, deadline);
+            }
+        });
         Ok(Submitter {
             shared,
-            runtime: Mutex::new(Some(runtime)),
+            lead,
+            driver,
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -255,7 +271,7 @@ impl Submitter {
         (
             self.shared.nats.clone(),
             self.shared.js.clone(),
-            self.shared.handle.clone(),
+            self.lead.handle().clone(),
         )
     }
 
@@ -279,6 +295,7 @@ impl Submitter {
         let payload = codec::encode(arg).map_err(|message| SubmitError::Unsupported { message })?;
         let id = shared.next.fetch_add(1, Ordering::Relaxed);
         let (handle, completer) = pair_with::<T>(&options);
+        handle.set_driver(self.driver.clone());
         let deadline_ms = completer.deadline().map(|deadline| {
             let left = deadline.saturating_duration_since(Instant::now());
             wire::now_ms() + left.as_millis() as u64
@@ -381,9 +398,9 @@ impl Submitter {
 
     /// Flushes and stops the runtime. Tasks still pending settle as `Shutdown`/`Cancelled`.
     pub(crate) fn close(&self) {
-        let Some(runtime) = self.runtime.lock().take() else {
+        if self.closed.swap(true, Ordering::AcqRel) {
             return;
-        };
+        }
         let nats = self.shared.nats.clone();
         let results = self.shared.results.clone();
         let subject = self.shared.results_subject.clone();
@@ -394,26 +411,57 @@ impl Submitter {
             })
             .await;
         };
-        // The last handle of a cluster can be dropped in a done-callback, on this runtime's
-        // own thread, which cannot block on it: then the flush is skipped.
-        if tokio::runtime::Handle::try_current().is_err() {
-            runtime.block_on(flush);
+        // The last handle of a cluster can be dropped in a done-callback, on a thread that
+        // drives this runtime (or another runtime's), which cannot block on it: then the
+        // flush is skipped. Elsewhere the keeper (or a blocked caller) drives the flush.
+        if !self.lead.driven_here() && tokio::runtime::Handle::try_current().is_err() {
+            self.shared.handle.block_on(flush);
         }
         let orphans: Vec<Pending> = self.shared.pending.lock().drain().map(|(_, p)| p).collect();
         drop(orphans); // their completers settle the handles
-        runtime.shutdown_background();
+        self.lead.close();
     }
 
-    /// Runs `future` on the cluster's runtime and waits for it, from any thread: a plain
-    /// thread, a done-callback (which runs on the cluster's own I/O thread) or another
-    /// runtime's task.
-    fn block_on<T: Send>(&self, future: impl std::future::Future<Output = T> + Send) -> T {
+    /// Runs the JetStream request that `make` makes and waits for it, from any thread: a
+    /// plain thread, another runtime's task, or a done-callback running on a thread that
+    /// drives this cluster's runtime (which cannot wait for its own runtime: the request goes
+    /// over a connection of its own, on a thread of its own).
+    fn block_on<T, F>(
+        &self,
+        make: impl FnOnce(jetstream::Context, ClusterOptions) -> F + Send,
+    ) -> Result<T, ClusterError>
+    where
+        T: Send,
+        F: std::future::Future<Output = Result<T, ClusterError>> + Send,
+    {
         use tokio::runtime::{Handle, RuntimeFlavor};
         let handle = &self.shared.handle;
+        let (js, options) = (self.shared.js.clone(), self.shared.options.clone());
+        if self.lead.driven_here() {
+            return std::thread::scope(|scope| {
+                scope
+                    .spawn(|| {
+                        let runtime = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .map_err(|e| ClusterError::Io {
+                                message: format!("cannot start a runtime for the request: {e}"),
+                            })?;
+                        runtime.block_on(async {
+                            let nats = connect::connect(&options).await?;
+                            let js = connect::context(nats, &options);
+                            make(js, options).await
+                        })
+                    })
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            });
+        }
+        let future = make(js, options);
         match Handle::try_current() {
+            // The keeper (or a blocked caller) drives the runtime's I/O meanwhile.
             Err(_) => handle.block_on(future),
-            // On a runtime thread (ours: a done-callback): hand this thread's other tasks to
-            // another thread while it blocks, so the I/O that `future` needs goes on.
+            // Another runtime's thread: it may not block without saying so.
             Ok(current) if current.runtime_flavor() == RuntimeFlavor::MultiThread => {
                 tokio::task::block_in_place(|| handle.block_on(future))
             }
@@ -488,18 +536,15 @@ impl Submitter {
     }
 
     pub(crate) fn status(&self) -> Result<ClusterStatus, ClusterError> {
-        let shared = self.shared.clone();
-        self.block_on(async move { status(&shared.js, &shared.options).await })
+        self.block_on(|js, options| async move { status(&js, &options).await })
     }
 
     pub(crate) fn dead_letters(&self) -> Result<Vec<DeadLetter>, ClusterError> {
-        let shared = self.shared.clone();
-        self.block_on(async move { dead_letters(&shared.js, &shared.options).await })
+        self.block_on(|js, options| async move { dead_letters(&js, &options).await })
     }
 
     pub(crate) fn requeue(&self, id: DeadLetterId) -> Result<(), ClusterError> {
-        let shared = self.shared.clone();
-        self.block_on(async move { requeue(&shared.js, &shared.options, id).await })
+        self.block_on(|js, options| async move { requeue(&js, &options, id).await })
     }
 }
 
@@ -510,6 +555,13 @@ impl Drop for Submitter {
 }
 
 impl Shared {
+    /// Tells a caller driving the runtime that a task settled (perhaps its own).
+    fn wake_leader(&self) {
+        if let Some(lead) = self.lead.upgrade() {
+            lead.wake_leader();
+        }
+    }
+
     /// Removes a pending task, waking `shutdown(wait)` when none is left.
     fn take(&self, id: u64) -> Option<Pending> {
         let mut pending = self.pending.lock();
@@ -641,6 +693,7 @@ async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Co
                 biased;
                 Some((outgoing, result)) = acks.next(), if !acks.is_empty() => {
                     acknowledged(&shared, outgoing, result);
+                    shared.wake_leader();
                     continue;
                 }
                 command = commands.recv() => match command {
@@ -670,6 +723,9 @@ async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Co
             }
             Command::Revoke(id) => revoke(&shared, id).await,
         }
+        // A cancel or a deadline settled a handle on another thread (its hook sent the
+        // revocation), or a publish failed for good: its leader, if any, looks again.
+        shared.wake_leader();
     }
 }
 
@@ -762,6 +818,7 @@ async fn publish_large(
     };
     if let Err(message) = stored {
         shared.fail(outgoing.id, TaskError::Transport { message });
+        shared.wake_leader();
         return;
     }
     header.object = Some(key);
@@ -770,7 +827,10 @@ async fn publish_large(
             outgoing.bytes = Bytes::from(bytes);
             let _ = shared.commands.send(Command::Publish(outgoing));
         }
-        Err(message) => shared.fail(outgoing.id, TaskError::Transport { message }),
+        Err(message) => {
+            shared.fail(outgoing.id, TaskError::Transport { message });
+            shared.wake_leader();
+        }
     }
 }
 
@@ -987,6 +1047,7 @@ async fn revoke(shared: &Arc<Shared>, id: u64) {
             shared.take(id);
         }
         settle(Err(TaskError::Cancelled));
+        shared.wake_leader();
     });
 }
 
@@ -1021,6 +1082,7 @@ async fn read_inbox(shared: Weak<Shared>, mut inbox: async_nats::Subscriber) {
                 }
             }
         }
+        shared.wake_leader();
     }
 }
 
@@ -1040,6 +1102,7 @@ async fn read_results(shared: Weak<Shared>, mut reader: consumer::pull::Ordered)
             last = last.max(info.stream_sequence);
         }
         shared.settle(&message.payload).await;
+        shared.wake_leader();
         if last > purged && last_purge.elapsed() > Duration::from_secs(1) {
             purged = last;
             last_purge = Instant::now();

@@ -192,6 +192,7 @@
 
 mod client;
 pub(crate) mod connect;
+pub(crate) mod lead;
 mod options;
 mod server;
 mod wire;
