@@ -70,9 +70,13 @@ pub(crate) fn measurements(config: &ClusterConfig) -> Vec<ClusterMeasurement<'_>
 
 fn start(implementation: &str) -> anyhow::Result<Floor> {
     crate::nats_server::find_or_install_nats_server().map_err(anyhow::Error::msg)?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
-    let server = TestServer::start(ServerConfig::new().token(TOKEN).threads(threads))
-        .context("starting nats-server")?;
+    // As `Cluster::local`: half the CPUs for the server's goroutines unless GOMAXPROCS says.
+    let mut config = ServerConfig::new().token(TOKEN);
+    if std::env::var_os("GOMAXPROCS").is_none() {
+        let threads = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
+        config = config.threads(threads);
+    }
+    let server = TestServer::start(config).context("starting nats-server")?;
     let url = server.url();
     let requester = tokio::runtime::Builder::new_current_thread()
         .enable_all()

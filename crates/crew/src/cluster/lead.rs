@@ -294,3 +294,75 @@ impl Drop for Lead {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started() -> Arc<Lead> {
+        let (lead, ()) = Lead::start(
+            "crew-lead-test",
+            |_| async { Ok::<(), String>(()) },
+            |message| message,
+        )
+        .unwrap();
+        lead
+    }
+
+    #[test]
+    fn the_keeper_drives_while_no_caller_does() {
+        let lead = started();
+        let (sender, ran) = std::sync::mpsc::channel();
+        let me = Arc::downgrade(&lead);
+        lead.handle().spawn(async move {
+            let here = me.upgrade().is_some_and(|lead| lead.driven_here());
+            let _ = sender.send((std::thread::current().id(), here));
+        });
+        let (thread, here) = ran.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_ne!(thread, std::thread::current().id(), "run by the keeper");
+        assert!(here, "its thread knows it drives the runtime");
+        assert!(!lead.driven_here());
+        lead.close();
+    }
+
+    #[test]
+    fn a_blocked_caller_runs_the_runtime_on_its_own_thread() {
+        let lead = started();
+        let done = Arc::new(AtomicBool::new(false));
+        let ran_on = Arc::new(Mutex::new(None));
+        let (task_done, task_ran_on, me) = (done.clone(), ran_on.clone(), Arc::downgrade(&lead));
+        lead.handle().spawn(async move {
+            // Late enough for the caller below to have taken the runtime from the keeper.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            *task_ran_on.lock() = Some(std::thread::current().id());
+            task_done.store(true, Ordering::Release);
+            if let Some(lead) = me.upgrade() {
+                lead.wake_leader();
+            }
+        });
+        let started = Instant::now();
+        lead.drive(&|| done.load(Ordering::Acquire), None);
+        assert!(done.load(Ordering::Acquire), "drive returns when done");
+        assert_eq!(*ran_on.lock(), Some(std::thread::current().id()));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // A caller gives up at its deadline when nothing settles.
+        let started = Instant::now();
+        lead.drive(&|| false, Some(Instant::now() + Duration::from_millis(20)));
+        assert!(started.elapsed() >= Duration::from_millis(20));
+        lead.close();
+    }
+
+    #[test]
+    fn closing_releases_a_leading_caller() {
+        let lead = started();
+        let closer = lead.clone();
+        let thread = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            closer.close();
+        });
+        let started = Instant::now();
+        lead.drive(&|| false, None);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        thread.join().unwrap();
+    }
+}
