@@ -103,7 +103,11 @@ fn start(implementation: &str) -> anyhow::Result<Floor> {
     };
     match implementation {
         "nats-request" => {
-            let mut echo = responder.block_on(own.subscribe("floor.echo"))?;
+            let mut echo = responder.block_on(async {
+                let echo = own.subscribe("floor.echo").await?;
+                own.flush().await?; // subscribed at the server before the first request
+                anyhow::Ok(echo)
+            })?;
             responder.spawn(async move {
                 while let Some(message) = echo.next().await {
                     if let Some(reply) = message.reply {
@@ -155,9 +159,7 @@ fn start(implementation: &str) -> anyhow::Result<Floor> {
             })?;
             responder.spawn(async move {
                 while let Some(Ok(message)) = messages.next().await {
-                    let _ = own
-                        .publish("floor.inbox", message.payload.clone())
-                        .await;
+                    let _ = own.publish("floor.inbox", message.payload.clone()).await;
                     let _ = message.ack().await;
                 }
             });
@@ -189,7 +191,9 @@ impl Floor {
             let sent = Instant::now();
             let answer = requester.block_on(async {
                 if implementation == "nats-request" {
-                    return anyhow::Ok(client.request("floor.echo", payload.clone()).await?.payload);
+                    return anyhow::Ok(
+                        client.request("floor.echo", payload.clone()).await?.payload,
+                    );
                 }
                 let message = jetstream::message::PublishMessage::build()
                     .payload(payload.clone())

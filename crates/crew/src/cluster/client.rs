@@ -167,7 +167,13 @@ pub(crate) struct Shared {
     accepting: AtomicBool,
     max_payload: usize,
     bucket: tokio::sync::OnceCell<jetstream::object_store::ObjectStore>,
+    /// Acknowledgement subjects of settled tasks, not sent yet: they leave with the next task's
+    /// publish (one write) or after [`ACK_DELAY`], see [`Shared::defer_acks`].
+    acks: Mutex<Vec<async_nats::Subject>>,
 }
+
+/// The longest a settled task's acknowledgement waits for a publish to travel with.
+const ACK_DELAY: Duration = Duration::from_millis(1);
 
 /// The submitter: the shared state and the runtime that drives it, which a caller blocked on
 /// a handle drives itself (see "One task at a time" in the module's design note).
@@ -237,14 +243,15 @@ impl Submitter {
                 accepting: AtomicBool::new(true),
                 max_payload,
                 bucket: tokio::sync::OnceCell::new(),
+                acks: Mutex::new(Vec::new()),
             });
             tokio::spawn(publisher(shared.clone(), receiver));
             tokio::spawn(read_results(Arc::downgrade(&shared), reader));
             tokio::spawn(read_inbox(Arc::downgrade(&shared), inbox));
             Ok::<_, ClusterError>(shared)
         };
-        let (lead, shared) = Lead::start("crew-cluster-io", setup, |message| {
-            ClusterError::Io { message }
+        let (lead, shared) = Lead::start("crew-cluster-io", setup, |message| ClusterError::Io {
+            message,
         })?;
         let driven = Arc::downgrade(&lead);
         let driver: Driver = Arc::new(move |done, deadline| {
@@ -401,11 +408,13 @@ impl Submitter {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
+        let shared = self.shared.clone();
         let nats = self.shared.nats.clone();
         let results = self.shared.results.clone();
         let subject = self.shared.results_subject.clone();
         let flush = async move {
             let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                shared.send_acks().await;
                 let _ = results.purge().filter(subject).await;
                 let _ = nats.flush().await;
             })
@@ -555,6 +564,41 @@ impl Drop for Submitter {
 }
 
 impl Shared {
+    /// Acknowledges these settled tasks soon, not now: a caller driving the runtime returns
+    /// as soon as its task settled, before the connection writes anything more (a write to a
+    /// loopback socket costs tens of µs: the receiver's side runs in it), and the
+    /// acknowledgements leave with the next task's publish, in the same write, or after
+    /// [`ACK_DELAY`] when no publish comes (the keeper drives then). A task acknowledged a
+    /// millisecond later loses nothing: unacknowledged, it is delivered again only after
+    /// `ack_wait`, and a result that arrives twice is dropped by number.
+    fn defer_acks(self: &Arc<Self>, acks: Vec<String>) {
+        if acks.is_empty() {
+            return;
+        }
+        let first = {
+            let mut waiting = self.acks.lock();
+            let first = waiting.is_empty();
+            waiting.extend(acks.into_iter().map(async_nats::Subject::from));
+            first
+        };
+        if first {
+            let shared = self.clone();
+            self.handle.spawn(async move {
+                tokio::time::sleep(ACK_DELAY).await;
+                shared.send_acks().await;
+            });
+        }
+    }
+
+    /// Sends the deferred acknowledgements (see [`defer_acks`](Self::defer_acks)).
+    async fn send_acks(&self) {
+        const ACK: Bytes = Bytes::from_static(b"+ACK");
+        let acks = std::mem::take(&mut *self.acks.lock());
+        for ack in acks {
+            let _ = self.nats.publish(ack, ACK).await;
+        }
+    }
+
     /// Tells a caller driving the runtime that a task settled (perhaps its own).
     fn wake_leader(&self) {
         if let Some(lead) = self.lead.upgrade() {
@@ -783,6 +827,8 @@ fn envelope_of(shared: &Shared, subject: String, members: Vec<(u64, Bytes)>) -> 
 }
 
 async fn publish(shared: &Arc<Shared>, outgoing: Outgoing) -> Option<AckFuture> {
+    // Acknowledgements waiting for a ride: queued first, they share the task's write.
+    shared.send_acks().await;
     let message = jetstream::message::PublishMessage::build()
         .payload(outgoing.bytes.clone())
         .message_id(outgoing.message_id(&shared.submitter));
@@ -1064,7 +1110,6 @@ fn delete_task(shared: &Arc<Shared>, sequence: u64) {
 /// acknowledged here, once settled. A result sent as a request (a redelivered task) is
 /// confirmed to its worker once settled, and the worker acknowledges it.
 async fn read_inbox(shared: Weak<Shared>, mut inbox: async_nats::Subscriber) {
-    const ACK: Bytes = Bytes::from_static(b"+ACK");
     while let Some(message) = inbox.next().await {
         let Some(shared) = shared.upgrade() else {
             return;
@@ -1075,11 +1120,13 @@ async fn read_inbox(shared: Weak<Shared>, mut inbox: async_nats::Subscriber) {
                 let _ = shared.nats.publish(reply, Bytes::new()).await;
             }
             None => {
+                let mut acks = Vec::new();
                 for result in wire::batch_items(&message.payload) {
                     if let Some(ack) = shared.settle(result).await {
-                        let _ = shared.nats.publish(ack, ACK).await;
+                        acks.push(ack);
                     }
                 }
+                shared.defer_acks(acks);
             }
         }
         shared.wake_leader();

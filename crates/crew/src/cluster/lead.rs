@@ -161,7 +161,9 @@ impl Lead {
     }
 
     fn runtime(&self) -> &tokio::runtime::Runtime {
-        self.runtime.as_ref().expect("the runtime lives as long as its lead")
+        self.runtime
+            .as_ref()
+            .expect("the runtime lives as long as its lead")
     }
 
     /// Whether the current thread drives this lead's runtime right now (a task or a callback
@@ -204,7 +206,8 @@ impl Lead {
                     let asked = this.give_up.notified();
                     tokio::pin!(asked);
                     asked.as_mut().enable();
-                    if this.wanted.load(Ordering::Acquire) > 0 || this.closed.load(Ordering::Acquire)
+                    if this.wanted.load(Ordering::Acquire) > 0
+                        || this.closed.load(Ordering::Acquire)
                     {
                         return;
                     }
