@@ -164,6 +164,9 @@ pub(crate) struct Shared {
     brief: Mutex<HashMap<&'static str, bool>>,
     drained: Condvar,
     commands: mpsc::UnboundedSender<Command>,
+    /// Tasks submitted since the publisher last took a command (a hint): a burst of them while
+    /// nobody drives the runtime wakes the keeper.
+    queued: std::sync::atomic::AtomicUsize,
     accepting: AtomicBool,
     max_payload: usize,
     bucket: tokio::sync::OnceCell<jetstream::object_store::ObjectStore>,
@@ -171,6 +174,10 @@ pub(crate) struct Shared {
     /// publish (one write) or after [`ACK_DELAY`], see [`Shared::defer_acks`].
     acks: Mutex<Vec<async_nats::Subject>>,
 }
+
+/// Tasks submitted while nobody takes them that make the keeper drive at once (see
+/// [`Lead::hurry`]); one task at a time never does.
+const BURST: usize = 16;
 
 /// The longest a settled task's acknowledgement waits for a publish to travel with.
 const ACK_DELAY: Duration = Duration::from_millis(1);
@@ -240,6 +247,7 @@ impl Submitter {
                 brief: Mutex::new(HashMap::new()),
                 drained: Condvar::new(),
                 commands,
+                queued: std::sync::atomic::AtomicUsize::new(0),
                 accepting: AtomicBool::new(true),
                 max_payload,
                 bucket: tokio::sync::OnceCell::new(),
@@ -380,6 +388,10 @@ impl Submitter {
         };
         if shared.commands.send(command).is_err() {
             shared.fail(id, TaskError::Shutdown);
+        } else if shared.queued.fetch_add(1, Ordering::AcqRel) + 1 == BURST {
+            // Nobody may drive the runtime now (a caller that just stopped leading keeps the
+            // keeper away for a while): a burst is published beside this thread, not after it.
+            self.lead.hurry();
         }
         Ok(handle)
     }
@@ -746,6 +758,8 @@ async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Co
                 },
             },
         };
+        // The runtime runs: the submissions since it last did are being taken.
+        shared.queued.store(0, Ordering::Release);
         match command {
             Command::Publish(outgoing) => {
                 let outgoing = if outgoing.batchable {

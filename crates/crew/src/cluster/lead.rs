@@ -77,6 +77,8 @@ pub(crate) struct Lead {
     keeper_drives: AtomicBool,
     /// The keeper sleeps until the callers stop driving: the last one to stop unparks it.
     waits_for_callers: AtomicBool,
+    /// Work piles up while nobody drives: the keeper takes the runtime without its grace.
+    urgent: AtomicBool,
     /// Callers waiting to drive: the keeper gives the runtime up.
     wanted: AtomicUsize,
     give_up: Notify,
@@ -117,6 +119,7 @@ impl Lead {
             driving: Mutex::new(()),
             keeper_drives: AtomicBool::new(false),
             waits_for_callers: AtomicBool::new(false),
+            urgent: AtomicBool::new(false),
             wanted: AtomicUsize::new(0),
             give_up: Notify::new(),
             replied: Notify::new(),
@@ -193,7 +196,7 @@ impl Lead {
                 .now_ms()
                 .saturating_sub(self.last_lead.load(Ordering::Acquire));
             let grace = LEAD_GRACE.as_millis() as u64;
-            if since < grace {
+            if since < grace && !self.urgent.swap(false, Ordering::AcqRel) {
                 std::thread::park_timeout(Duration::from_millis(grace - since));
                 continue;
             }
@@ -266,6 +269,17 @@ impl Lead {
         if self.waits_for_callers.load(Ordering::SeqCst) {
             self.unpark_keeper();
         }
+    }
+
+    /// Work is piling up for the runtime (a burst of submissions) while perhaps nobody drives
+    /// it: the keeper takes it now, without waiting out [`LEAD_GRACE`], so the work proceeds
+    /// beside the thread that queues it. No effect while a caller drives.
+    pub(crate) fn hurry(&self) {
+        if self.keeper_drives.load(Ordering::Acquire) || self.wanted.load(Ordering::Acquire) > 0 {
+            return;
+        }
+        self.urgent.store(true, Ordering::Release);
+        self.unpark_keeper();
     }
 
     /// Something was settled: the leading caller (if any) looks whether its task is done.
