@@ -91,7 +91,7 @@ fn start(implementation: &str) -> anyhow::Result<Floor> {
             .await
     };
     let serving = connect(url.clone());
-    let own = responder.block_on(async move { serving.await })?;
+    let own = responder.block_on(serving)?;
     let (client, inbox) = requester.block_on(async {
         let client = connect(url).await?;
         let inbox = client.subscribe("floor.inbox").await?;

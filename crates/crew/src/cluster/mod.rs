@@ -207,15 +207,21 @@
 //! **The floors** (`crew bench cluster --only crew-cluster,nats-request,nats-jetstream,...`:
 //! `async-nats` alone on a server set up as [`Cluster::local`] sets up its own, the requester
 //! driving its own connection as a leading caller does, see `crew-bench`'s `floor.rs`): a core
-//! NATS request/reply round trip FLOOR_REQUEST; a task's path through JetStream without crew's
+//! NATS request/reply round trip p50 120 µs (94–165 over six runs); a task's path through JetStream without crew's
 //! work (published to the work-queue stream in memory, pulled, answered with a plain publish
-//! to the requester, acknowledged) FLOOR_JS; the same with the stream on disk FLOOR_FILE (a
+//! to the requester, acknowledged) 240 µs (207–309); the same with the stream on disk 374–519 µs (a
 //! deployment's default: [`Storage::File`] keeps queued tasks over a server restart; a local
 //! cluster uses memory, its server dying with it). `GOMAXPROCS` 1 or 2 made no difference
 //! measured there. So the work-queue stream's store-and-deliver alone costs about what the
 //! whole round trip may, and crew's own work (the task process's round trip, encoding,
-//! settling) adds about RESULT_GAP on top. The 250 µs target for one task at a time is below
-//! what JetStream takes on this machine while it is shared; RESULTS_SENTENCE
+//! settling) adds about 100–180 µs on top (the same runs' `crew-cluster` rows). The 250 µs target for one task at a time is below
+//! what JetStream takes on this machine while it is shared. Measured (release builds, `crew
+//! bench cluster --quick --only crew-cluster,python-managers --latency-tasks 1000`, the build
+//! before and after run alternately, load average 3–10 from other builds): p50 418–533 µs
+//! before (median of eight runs 480), 328–477 after (median of eight 418; managers 415–592 in
+//! the same runs); p99 0.9–2.8 ms after against 1.0–8.9 ms before. One item per task stays
+//! 47–56k tasks/s against 36–53k before (16–22x managers), `map` 2.8–7.1 M items/s either
+//! way (both move with the load).
 //!
 //! **Delivery, promised:** at least once, one result per task for the submitter (a duplicate
 //! result of a task run twice is dropped by number).
