@@ -221,7 +221,11 @@
 //! before (median of eight runs 480), 328–477 after (median of eight 418; managers 415–592 in
 //! the same runs); p99 0.9–2.8 ms after against 1.0–8.9 ms before. One item per task stays
 //! 47–56k tasks/s against 36–53k before (16–22x managers), `map` 2.8–7.1 M items/s either
-//! way (both move with the load).
+//! way (both move with the load). With every peer (`crew bench cluster --quick --latency-tasks
+//! 1000`, load average 2.8–3.3, Ray's and Dask's daemons up meanwhile): 78.0k tasks/s (30.9x
+//! managers, 88x Ray), `map` 6.8 M items/s, p50 472 µs (managers 465, Ray 3,316, Dask
+//! 12,447; floors in the same run: `nats-request` 160, `nats-jetstream` 277,
+//! `nats-jetstream-file` 429).
 //!
 //! **Delivery, promised:** at least once, one result per task for the submitter (a duplicate
 //! result of a task run twice is dropped by number).
