@@ -106,6 +106,10 @@ fn main() {
             "deadline_stops_a_running_task",
             deadline_stops_a_running_task,
         ),
+        (
+            "a_blocked_caller_sees_a_cancel_from_another_thread",
+            a_blocked_caller_sees_a_cancel_from_another_thread,
+        ),
         ("twenty_megabytes_each_way", twenty_megabytes_each_way),
         (
             "poison_task_ends_in_dead_letters",
@@ -423,6 +427,35 @@ fn deadline_stops_a_running_task() {
             .unwrap()
             .result_timeout(Duration::from_secs(10)),
         Ok(9)
+    );
+}
+
+/// A caller blocked on a handle drives the cluster's runtime itself; a `cancel()` from another
+/// thread settles the handle there, and the blocked caller must see it at once.
+fn a_blocked_caller_sees_a_cancel_from_another_thread() {
+    let cluster = Cluster::local(1).unwrap();
+    let handle = cluster.submit(sleepy, 30_000).unwrap();
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(handle.cancel());
+        });
+        handle.wait();
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the waiter stayed blocked {:?} after the cancel",
+        started.elapsed()
+    );
+    assert_eq!(handle.result(), Err(TaskError::Cancelled));
+    // The worker is free again: its process was stopped.
+    assert_eq!(
+        cluster
+            .submit(square, 5)
+            .unwrap()
+            .result_timeout(Duration::from_secs(10)),
+        Ok(25)
     );
 }
 

@@ -21,7 +21,9 @@
 //! "note"}` with `impl` one of `crew-cluster`, `python-managers`, `ray`, `dask`, and
 //! `crew-cluster-stream`: crew with every result stored in the results stream
 //! ([`ResultPath::Stream`](crew::cluster::ResultPath)) instead of sent to the submitter's
-//! inbox, measured beside the default to keep that choice honest.
+//! inbox, measured beside the default to keep that choice honest; and, latency only, the floors
+//! under crew's round trip (`nats-request`, `nats-jetstream`, `nats-jetstream-file`: NATS alone
+//! on a server set up as `Cluster::local` sets up its own, see `floor.rs`).
 //!
 //! [`Cluster::local`]: crew::cluster::Cluster::local
 
@@ -36,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use crate::harness::{self, Cell, Measurement, Sample, Verdict};
 
 mod crew_side;
+mod floor;
 pub mod python;
 
 /// Workers of every implementation.
@@ -224,6 +227,7 @@ pub fn main(config: &ClusterConfig, json: Option<&Path>) -> anyhow::Result<ExitC
         .iter()
         .flat_map(|crew| crew.measurements(config))
         .collect();
+    measurements.extend(floor::measurements(config));
     for (implementation, script, package) in PYTHON_PEERS {
         measurements.extend(python_measurements(
             config,

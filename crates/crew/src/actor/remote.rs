@@ -52,7 +52,7 @@
 //! replies the same way. NATS keeps the order of one connection's messages to one subscriber,
 //! and the host runs a member's calls in order, so calls from one caller run in the order sent.
 //!
-//! **The caller drives its own connection** ([`Lead`]). Each reference has a NATS connection
+//! **The caller drives its own connection** ([`Lead`], shared with the cluster's submitter). Each reference has a NATS connection
 //! on a one-thread runtime of its own (like a member). A caller blocked on a call lends its
 //! thread to that runtime (the handle's driver): the outbox task, the connection's writer and
 //! reader and the reply reader all run on the caller's thread, which sleeps in the runtime's
@@ -60,7 +60,7 @@
 //! times (the cluster's I/O thread to publish, again for the reply, then the caller). While no
 //! caller drives, a keeper thread does (async waiters, tells, probes); a caller that finds the
 //! keeper driving asks it to give the runtime up, and the keeper takes it back only after
-//! [`LEAD_GRACE`] without a caller, so a loop of blocking calls keeps it. A second caller
+//! [`LEAD_GRACE`](crate::cluster::lead::LEAD_GRACE) without a caller, so a loop of blocking calls keeps it. A second caller
 //! blocked meanwhile waits as before (its reply is settled by whoever drives). Measured on
 //! the benchmark's counter: see `crew bench actors`.
 //!
@@ -131,6 +131,7 @@ use crate::actor::process::{
 };
 use crate::actor::room::CallerBound;
 use crate::actor::{Actor, ActorError, ActorOptions, ActorRef, Address, Target};
+use crate::cluster::lead::Lead;
 use crate::cluster::{Cluster, ClusterError, ClusterOptions};
 use crate::error::{TaskError, WorkerId};
 use crate::task::codec::{self, split_frame, write_frame};
@@ -1061,187 +1062,6 @@ fn is_probe(message: &async_nats::Message) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The caller's connection: a runtime its blocked callers drive themselves.
-
-/// How long the keeper leaves the caller's runtime to its callers after one last led it
-/// (they call again within microseconds in a loop of blocking calls; async waiters and
-/// tells wait at most this long for the keeper meanwhile).
-const LEAD_GRACE: Duration = Duration::from_millis(2);
-
-/// A caller's own NATS connection on a one-thread runtime. A caller blocked on a call drives
-/// the runtime itself ([`Lead::drive`], lent through [`TaskHandle`]'s driver): its thread
-/// publishes the call, waits in the runtime's poll for the reply and settles it, so a
-/// blocking call costs this process one thread wake-up (the socket's) instead of three (the
-/// I/O thread for the publish, again for the reply, then the caller). When no caller
-/// leads, the keeper thread drives the runtime (async waiters, tells, probes); a caller that
-/// wants the runtime asks it to give it up (see the design note, "Delivery").
-struct Lead {
-    runtime: tokio::runtime::Runtime,
-    /// Held by whoever drives the runtime: the keeper or one caller.
-    driving: Mutex<()>,
-    keeper_drives: std::sync::atomic::AtomicBool,
-    /// Callers waiting to drive: the keeper gives the runtime up.
-    wanted: std::sync::atomic::AtomicUsize,
-    give_up: Notify,
-    /// A reply was settled: the leading caller looks whether its call is done.
-    replied: Notify,
-    /// When a caller last stopped leading (ms since `epoch`).
-    last_lead: AtomicU64,
-    epoch: Instant,
-    closed: std::sync::atomic::AtomicBool,
-    keeper: Mutex<Option<std::thread::Thread>>,
-}
-
-impl Lead {
-    /// A connection with `options`, its runtime and keeper thread.
-    fn connect(options: &ClusterOptions) -> Result<(Arc<Lead>, async_nats::Client), ActorError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| cluster_error(format!("cannot start the caller's runtime: {e}")))?;
-        let lead = Arc::new(Lead {
-            runtime,
-            driving: Mutex::new(()),
-            keeper_drives: std::sync::atomic::AtomicBool::new(false),
-            wanted: std::sync::atomic::AtomicUsize::new(0),
-            give_up: Notify::new(),
-            replied: Notify::new(),
-            last_lead: AtomicU64::new(0),
-            epoch: Instant::now(),
-            closed: std::sync::atomic::AtomicBool::new(false),
-            keeper: Mutex::new(None),
-        });
-        let (sender, connected) = std::sync::mpsc::channel();
-        // The keeper holds the lead until it closes, so the runtime is dropped on the keeper's
-        // thread, never inside itself (a caller's reference may go in one of its tasks).
-        let keeper = lead.clone();
-        let options = options.clone();
-        let thread = std::thread::Builder::new()
-            .name("crew-actor-caller".to_owned())
-            .spawn(move || {
-                let client = {
-                    let _driving = keeper.driving.lock();
-                    keeper
-                        .runtime
-                        .block_on(crate::cluster::connect::connect(&options))
-                };
-                let connected = client.is_ok();
-                let _ = sender.send(client);
-                if connected {
-                    keeper.keep();
-                }
-            })
-            .map_err(|e| cluster_error(format!("cannot start the caller's thread: {e}")))?;
-        *lead.keeper.lock() = Some(thread.thread().clone());
-        let client = connected
-            .recv()
-            .map_err(|_| cluster_error("the caller's thread ended before it connected"))?
-            .map_err(cluster_error)?;
-        Ok((lead, client))
-    }
-
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
-    }
-
-    /// The keeper: drives the runtime while no caller does, until the lead closes.
-    fn keep(&self) {
-        while !self.closed.load(Ordering::Acquire) {
-            let idle = self.wanted.load(Ordering::Acquire) == 0
-                && self
-                    .now_ms()
-                    .saturating_sub(self.last_lead.load(Ordering::Acquire))
-                    >= LEAD_GRACE.as_millis() as u64;
-            if !idle {
-                if self.wanted.load(Ordering::Acquire) > 0 {
-                    // A caller drives: it unparks us when it stops (no polling meanwhile).
-                    std::thread::park();
-                } else {
-                    std::thread::park_timeout(LEAD_GRACE);
-                }
-                continue;
-            }
-            let driving = self.driving.lock();
-            self.keeper_drives.store(true, Ordering::Release);
-            let this = self;
-            self.runtime.block_on(async move {
-                loop {
-                    let asked = this.give_up.notified();
-                    tokio::pin!(asked);
-                    asked.as_mut().enable();
-                    if this.wanted.load(Ordering::Acquire) > 0
-                        || this.closed.load(Ordering::Acquire)
-                    {
-                        return;
-                    }
-                    asked.await;
-                }
-            });
-            self.keeper_drives.store(false, Ordering::Release);
-            drop(driving);
-        }
-    }
-
-    /// A blocked caller drives the runtime until `done()` or the deadline (or returns at once
-    /// when another caller drives it, or inside an async runtime, where it must not block).
-    fn drive(&self, done: &dyn Fn() -> bool, deadline: Option<Instant>) {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return;
-        }
-        self.wanted.fetch_add(1, Ordering::AcqRel);
-        let driving = match self.driving.try_lock() {
-            Some(driving) => Some(driving),
-            None if self.keeper_drives.load(Ordering::Acquire) => {
-                self.give_up.notify_one();
-                Some(self.driving.lock())
-            }
-            None => None,
-        };
-        if let Some(driving) = driving {
-            let replied = &self.replied;
-            self.runtime.block_on(async move {
-                let deadline = deadline.map(tokio::time::Instant::from_std);
-                loop {
-                    let settled = replied.notified();
-                    tokio::pin!(settled);
-                    settled.as_mut().enable();
-                    // Closed: the reference is gone, its calls fail without a reply.
-                    if done() || self.closed.load(Ordering::Acquire) {
-                        return;
-                    }
-                    match deadline {
-                        None => settled.await,
-                        Some(deadline) => {
-                            if tokio::time::timeout_at(deadline, settled).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-            });
-            self.last_lead.store(self.now_ms(), Ordering::Release);
-            drop(driving);
-        }
-        self.wanted.fetch_sub(1, Ordering::AcqRel);
-        self.unpark_keeper();
-    }
-
-    fn unpark_keeper(&self) {
-        if let Some(keeper) = self.keeper.lock().as_ref() {
-            keeper.unpark();
-        }
-    }
-
-    fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        self.give_up.notify_one();
-        // A caller driving the runtime for a call of the closing reference stops.
-        self.replied.notify_waiters();
-        self.unpark_keeper();
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // The caller side.
 
 /// How a caller sees one member of the actor.
@@ -1328,8 +1148,14 @@ impl<A: Actor> Remote<A> {
         mailbox: usize,
     ) -> Result<Arc<Self>, ActorError> {
         let subject = call_subject(link.options.prefix_name(), address, uid);
-        let (lead, nats) = Lead::connect(&link.options)?;
-        let runtime = lead.runtime.handle().clone();
+        let options = link.options.clone();
+        let (lead, nats) = Lead::start(
+            "crew-actor-caller",
+            |_| async move { crate::cluster::connect::connect(&options).await },
+            |message| ClusterError::Io { message },
+        )
+        .map_err(cluster_error)?;
+        let runtime = lead.handle().clone();
         let inbox = nats.new_inbox();
         let wildcard = format!("{inbox}.>");
         let subscribing = nats.clone();
@@ -1746,7 +1572,7 @@ async fn read_replies<A: Actor>(remote: Weak<Remote<A>>, mut replies: async_nats
             return;
         };
         remote.on_message(message);
-        remote.lead.replied.notify_waiters();
+        remote.lead.wake_leader();
     }
 }
 

@@ -17,12 +17,13 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::connect;
+use super::lead::Lead;
 use super::options::{ClusterOptions, ResultPath};
 use super::wire::{self, ResultHeader, TaskHeader};
 use super::{ClusterError, ClusterStatus, DeadLetter, DeadLetterId, WorkerInfo};
 use crate::error::{SubmitError, TaskError};
 use crate::executor::Message;
-use crate::task::{codec, pair_with, TaskHandle, TaskInfo, TaskOptions};
+use crate::task::{codec, pair_with, Driver, TaskHandle, TaskInfo, TaskOptions};
 
 /// Headers of a dead letter.
 pub(crate) const DEAD_SUBJECT: &str = "Crew-Subject";
@@ -147,6 +148,8 @@ impl Outgoing {
 pub(crate) struct Shared {
     options: ClusterOptions,
     handle: tokio::runtime::Handle,
+    /// Who drives the runtime ([`Lead`]): woken whenever a task settles here.
+    lead: Weak<Lead>,
     nats: async_nats::Client,
     js: jetstream::Context,
     tasks: stream::Stream,
@@ -161,23 +164,38 @@ pub(crate) struct Shared {
     brief: Mutex<HashMap<&'static str, bool>>,
     drained: Condvar,
     commands: mpsc::UnboundedSender<Command>,
+    /// Tasks submitted since the publisher last took a command (a hint): a burst of them while
+    /// nobody drives the runtime wakes the keeper.
+    queued: std::sync::atomic::AtomicUsize,
     accepting: AtomicBool,
     max_payload: usize,
     bucket: tokio::sync::OnceCell<jetstream::object_store::ObjectStore>,
+    /// Acknowledgement subjects of settled tasks, not sent yet: they leave with the next task's
+    /// publish (one write) or after [`ACK_DELAY`], see [`Shared::defer_acks`].
+    acks: Mutex<Vec<async_nats::Subject>>,
 }
 
-/// The submitter: the shared state and the runtime that drives it.
+/// Tasks submitted while nobody takes them that make the keeper drive at once (see
+/// [`Lead::hurry`]); one task at a time never does.
+const BURST: usize = 16;
+
+/// The longest a settled task's acknowledgement waits for a publish to travel with.
+const ACK_DELAY: Duration = Duration::from_millis(1);
+
+/// The submitter: the shared state and the runtime that drives it, which a caller blocked on
+/// a handle drives itself (see "One task at a time" in the module's design note).
 pub(crate) struct Submitter {
     shared: Arc<Shared>,
-    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    lead: Arc<Lead>,
+    /// Lent to every handle: its blocked waiter drives the runtime.
+    driver: Driver,
+    closed: AtomicBool,
 }
 
 impl Submitter {
     pub(crate) fn connect(options: ClusterOptions) -> Result<Submitter, ClusterError> {
-        let runtime = connect::runtime("crew-cluster-io")?;
-        let handle = runtime.handle().clone();
         let (commands, receiver) = mpsc::unbounded_channel();
-        let shared = runtime.block_on(async {
+        let setup = move |lead: Weak<Lead>| async move {
             let nats = connect::connect(&options).await?;
             let js = connect::context(nats.clone(), &options);
             let (tasks, _consumer) = connect::setup(&js, &options).await?;
@@ -216,6 +234,7 @@ impl Submitter {
             let shared = Arc::new(Shared {
                 options,
                 handle: tokio::runtime::Handle::current(),
+                lead,
                 nats,
                 js,
                 tasks,
@@ -228,19 +247,31 @@ impl Submitter {
                 brief: Mutex::new(HashMap::new()),
                 drained: Condvar::new(),
                 commands,
+                queued: std::sync::atomic::AtomicUsize::new(0),
                 accepting: AtomicBool::new(true),
                 max_payload,
                 bucket: tokio::sync::OnceCell::new(),
+                acks: Mutex::new(Vec::new()),
             });
             tokio::spawn(publisher(shared.clone(), receiver));
             tokio::spawn(read_results(Arc::downgrade(&shared), reader));
             tokio::spawn(read_inbox(Arc::downgrade(&shared), inbox));
             Ok::<_, ClusterError>(shared)
+        };
+        let (lead, shared) = Lead::start("crew-cluster-io", setup, |message| ClusterError::Io {
+            message,
         })?;
-        let _ = handle;
+        let driven = Arc::downgrade(&lead);
+        let driver: Driver = Arc::new(move |done, deadline| {
+            if let Some(lead) = driven.upgrade() {
+                lead.drive(done, deadline);
+            }
+        });
         Ok(Submitter {
             shared,
-            runtime: Mutex::new(Some(runtime)),
+            lead,
+            driver,
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -255,7 +286,7 @@ impl Submitter {
         (
             self.shared.nats.clone(),
             self.shared.js.clone(),
-            self.shared.handle.clone(),
+            self.lead.handle().clone(),
         )
     }
 
@@ -279,6 +310,7 @@ impl Submitter {
         let payload = codec::encode(arg).map_err(|message| SubmitError::Unsupported { message })?;
         let id = shared.next.fetch_add(1, Ordering::Relaxed);
         let (handle, completer) = pair_with::<T>(&options);
+        handle.set_driver(self.driver.clone());
         let deadline_ms = completer.deadline().map(|deadline| {
             let left = deadline.saturating_duration_since(Instant::now());
             wire::now_ms() + left.as_millis() as u64
@@ -356,6 +388,10 @@ impl Submitter {
         };
         if shared.commands.send(command).is_err() {
             shared.fail(id, TaskError::Shutdown);
+        } else if shared.queued.fetch_add(1, Ordering::AcqRel) + 1 == BURST {
+            // Nobody may drive the runtime now (a caller that just stopped leading keeps the
+            // keeper away for a while): a burst is published beside this thread, not after it.
+            self.lead.hurry();
         }
         Ok(handle)
     }
@@ -381,39 +417,72 @@ impl Submitter {
 
     /// Flushes and stops the runtime. Tasks still pending settle as `Shutdown`/`Cancelled`.
     pub(crate) fn close(&self) {
-        let Some(runtime) = self.runtime.lock().take() else {
+        if self.closed.swap(true, Ordering::AcqRel) {
             return;
-        };
+        }
+        let shared = self.shared.clone();
         let nats = self.shared.nats.clone();
         let results = self.shared.results.clone();
         let subject = self.shared.results_subject.clone();
         let flush = async move {
             let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                shared.send_acks().await;
                 let _ = results.purge().filter(subject).await;
                 let _ = nats.flush().await;
             })
             .await;
         };
-        // The last handle of a cluster can be dropped in a done-callback, on this runtime's
-        // own thread, which cannot block on it: then the flush is skipped.
-        if tokio::runtime::Handle::try_current().is_err() {
-            runtime.block_on(flush);
+        // The last handle of a cluster can be dropped in a done-callback, on a thread that
+        // drives this runtime (or another runtime's), which cannot block on it: then the
+        // flush is skipped. Elsewhere the keeper (or a blocked caller) drives the flush.
+        if !self.lead.driven_here() && tokio::runtime::Handle::try_current().is_err() {
+            self.shared.handle.block_on(flush);
         }
         let orphans: Vec<Pending> = self.shared.pending.lock().drain().map(|(_, p)| p).collect();
         drop(orphans); // their completers settle the handles
-        runtime.shutdown_background();
+        self.lead.close();
     }
 
-    /// Runs `future` on the cluster's runtime and waits for it, from any thread: a plain
-    /// thread, a done-callback (which runs on the cluster's own I/O thread) or another
-    /// runtime's task.
-    fn block_on<T: Send>(&self, future: impl std::future::Future<Output = T> + Send) -> T {
+    /// Runs the JetStream request that `make` makes and waits for it, from any thread: a
+    /// plain thread, another runtime's task, or a done-callback running on a thread that
+    /// drives this cluster's runtime (which cannot wait for its own runtime: the request goes
+    /// over a connection of its own, on a thread of its own).
+    fn block_on<T, F>(
+        &self,
+        make: impl FnOnce(jetstream::Context, ClusterOptions) -> F + Send,
+    ) -> Result<T, ClusterError>
+    where
+        T: Send,
+        F: std::future::Future<Output = Result<T, ClusterError>> + Send,
+    {
         use tokio::runtime::{Handle, RuntimeFlavor};
         let handle = &self.shared.handle;
+        let (js, options) = (self.shared.js.clone(), self.shared.options.clone());
+        if self.lead.driven_here() {
+            return std::thread::scope(|scope| {
+                scope
+                    .spawn(|| {
+                        let runtime = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .map_err(|e| ClusterError::Io {
+                                message: format!("cannot start a runtime for the request: {e}"),
+                            })?;
+                        runtime.block_on(async {
+                            let nats = connect::connect(&options).await?;
+                            let js = connect::context(nats, &options);
+                            make(js, options).await
+                        })
+                    })
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            });
+        }
+        let future = make(js, options);
         match Handle::try_current() {
+            // The keeper (or a blocked caller) drives the runtime's I/O meanwhile.
             Err(_) => handle.block_on(future),
-            // On a runtime thread (ours: a done-callback): hand this thread's other tasks to
-            // another thread while it blocks, so the I/O that `future` needs goes on.
+            // Another runtime's thread: it may not block without saying so.
             Ok(current) if current.runtime_flavor() == RuntimeFlavor::MultiThread => {
                 tokio::task::block_in_place(|| handle.block_on(future))
             }
@@ -488,18 +557,15 @@ impl Submitter {
     }
 
     pub(crate) fn status(&self) -> Result<ClusterStatus, ClusterError> {
-        let shared = self.shared.clone();
-        self.block_on(async move { status(&shared.js, &shared.options).await })
+        self.block_on(|js, options| async move { status(&js, &options).await })
     }
 
     pub(crate) fn dead_letters(&self) -> Result<Vec<DeadLetter>, ClusterError> {
-        let shared = self.shared.clone();
-        self.block_on(async move { dead_letters(&shared.js, &shared.options).await })
+        self.block_on(|js, options| async move { dead_letters(&js, &options).await })
     }
 
     pub(crate) fn requeue(&self, id: DeadLetterId) -> Result<(), ClusterError> {
-        let shared = self.shared.clone();
-        self.block_on(async move { requeue(&shared.js, &shared.options, id).await })
+        self.block_on(|js, options| async move { requeue(&js, &options, id).await })
     }
 }
 
@@ -510,6 +576,48 @@ impl Drop for Submitter {
 }
 
 impl Shared {
+    /// Acknowledges these settled tasks soon, not now: a caller driving the runtime returns
+    /// as soon as its task settled, before the connection writes anything more (a write to a
+    /// loopback socket costs tens of µs: the receiver's side runs in it), and the
+    /// acknowledgements leave with the next task's publish, in the same write, or after
+    /// [`ACK_DELAY`] when no publish comes (the keeper drives then). A task acknowledged a
+    /// millisecond later loses nothing: unacknowledged, it is delivered again only after
+    /// `ack_wait`, and a result that arrives twice is dropped by number.
+    fn defer_acks(self: &Arc<Self>, acks: Vec<String>) {
+        if acks.is_empty() {
+            return;
+        }
+        let first = {
+            let mut waiting = self.acks.lock();
+            let first = waiting.is_empty();
+            waiting.extend(acks.into_iter().map(async_nats::Subject::from));
+            first
+        };
+        if first {
+            let shared = self.clone();
+            self.handle.spawn(async move {
+                tokio::time::sleep(ACK_DELAY).await;
+                shared.send_acks().await;
+            });
+        }
+    }
+
+    /// Sends the deferred acknowledgements (see [`defer_acks`](Self::defer_acks)).
+    async fn send_acks(&self) {
+        const ACK: Bytes = Bytes::from_static(b"+ACK");
+        let acks = std::mem::take(&mut *self.acks.lock());
+        for ack in acks {
+            let _ = self.nats.publish(ack, ACK).await;
+        }
+    }
+
+    /// Tells a caller driving the runtime that a task settled (perhaps its own).
+    fn wake_leader(&self) {
+        if let Some(lead) = self.lead.upgrade() {
+            lead.wake_leader();
+        }
+    }
+
     /// Removes a pending task, waking `shutdown(wait)` when none is left.
     fn take(&self, id: u64) -> Option<Pending> {
         let mut pending = self.pending.lock();
@@ -641,6 +749,7 @@ async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Co
                 biased;
                 Some((outgoing, result)) = acks.next(), if !acks.is_empty() => {
                     acknowledged(&shared, outgoing, result);
+                    shared.wake_leader();
                     continue;
                 }
                 command = commands.recv() => match command {
@@ -649,6 +758,8 @@ async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Co
                 },
             },
         };
+        // The runtime runs: the submissions since it last did are being taken.
+        shared.queued.store(0, Ordering::Release);
         match command {
             Command::Publish(outgoing) => {
                 let outgoing = if outgoing.batchable {
@@ -670,6 +781,9 @@ async fn publisher(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Co
             }
             Command::Revoke(id) => revoke(&shared, id).await,
         }
+        // A cancel or a deadline settled a handle on another thread (its hook sent the
+        // revocation), or a publish failed for good: its leader, if any, looks again.
+        shared.wake_leader();
     }
 }
 
@@ -727,6 +841,8 @@ fn envelope_of(shared: &Shared, subject: String, members: Vec<(u64, Bytes)>) -> 
 }
 
 async fn publish(shared: &Arc<Shared>, outgoing: Outgoing) -> Option<AckFuture> {
+    // Acknowledgements waiting for a ride: queued first, they share the task's write.
+    shared.send_acks().await;
     let message = jetstream::message::PublishMessage::build()
         .payload(outgoing.bytes.clone())
         .message_id(outgoing.message_id(&shared.submitter));
@@ -762,6 +878,7 @@ async fn publish_large(
     };
     if let Err(message) = stored {
         shared.fail(outgoing.id, TaskError::Transport { message });
+        shared.wake_leader();
         return;
     }
     header.object = Some(key);
@@ -770,7 +887,10 @@ async fn publish_large(
             outgoing.bytes = Bytes::from(bytes);
             let _ = shared.commands.send(Command::Publish(outgoing));
         }
-        Err(message) => shared.fail(outgoing.id, TaskError::Transport { message }),
+        Err(message) => {
+            shared.fail(outgoing.id, TaskError::Transport { message });
+            shared.wake_leader();
+        }
     }
 }
 
@@ -987,6 +1107,7 @@ async fn revoke(shared: &Arc<Shared>, id: u64) {
             shared.take(id);
         }
         settle(Err(TaskError::Cancelled));
+        shared.wake_leader();
     });
 }
 
@@ -1003,7 +1124,6 @@ fn delete_task(shared: &Arc<Shared>, sequence: u64) {
 /// acknowledged here, once settled. A result sent as a request (a redelivered task) is
 /// confirmed to its worker once settled, and the worker acknowledges it.
 async fn read_inbox(shared: Weak<Shared>, mut inbox: async_nats::Subscriber) {
-    const ACK: Bytes = Bytes::from_static(b"+ACK");
     while let Some(message) = inbox.next().await {
         let Some(shared) = shared.upgrade() else {
             return;
@@ -1014,13 +1134,16 @@ async fn read_inbox(shared: Weak<Shared>, mut inbox: async_nats::Subscriber) {
                 let _ = shared.nats.publish(reply, Bytes::new()).await;
             }
             None => {
+                let mut acks = Vec::new();
                 for result in wire::batch_items(&message.payload) {
                     if let Some(ack) = shared.settle(result).await {
-                        let _ = shared.nats.publish(ack, ACK).await;
+                        acks.push(ack);
                     }
                 }
+                shared.defer_acks(acks);
             }
         }
+        shared.wake_leader();
     }
 }
 
@@ -1040,6 +1163,7 @@ async fn read_results(shared: Weak<Shared>, mut reader: consumer::pull::Ordered)
             last = last.max(info.stream_sequence);
         }
         shared.settle(&message.payload).await;
+        shared.wake_leader();
         if last > purged && last_purge.elapsed() > Duration::from_secs(1) {
             purged = last;
             last_purge = Instant::now();

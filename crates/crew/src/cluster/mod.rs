@@ -94,7 +94,8 @@
 //!
 //! **Submitting** never waits for the server: `submit` encodes, registers the handle's
 //! completer under the task's number and hands the message to the cluster's I/O runtime (one
-//! small tokio runtime per `Cluster`), which publishes and keeps up to 20,000 publish
+//! small tokio runtime per `Cluster`, driven by a blocked caller or a keeper thread: see one
+//! task at a time, below), which publishes and keeps up to 20,000 publish
 //! acknowledgements in flight. A publish that fails (the server restarting) is re-sent with
 //! the same id until the duplicate window would no longer protect it; then the task fails with
 //! `Transport`. The publishes are pipelined already (no publish waits for the previous one's
@@ -159,14 +160,72 @@
 //! 94, the worker to its task process 68, the process and the pool's reader thread back to
 //! the worker 79, the worker's result out 43, the server to the submitter 47, the submitter to
 //! the caller 38: about 480 µs, eight hand-offs between threads, each mostly a wait for a
-//! core. Two hand-offs were removed: the worker's loop taking deliveries now runs on its
+//! core. Two hand-offs were removed first: the worker's loop taking deliveries runs on its
 //! runtime's thread beside the handlers (it ran on the thread blocked on the runtime, one more
 //! wake-up per delivery), and [`Cluster::local`]'s private server runs its goroutines on
 //! half the CPUs (`GOMAXPROCS`; on 2 cores the server's publish-to-delivery hop went from
-//! 153 to 94 µs and its result hop from 79 to 47). Tried and dropped: holding the
-//! submitter's acknowledgements back to travel behind the next task's publish (no gain
-//! measured). What is left is the hops themselves: the process round trip (the pool's
-//! work), and the server twice.
+//! 153 to 94 µs and its result hop from 79 to 47). Then three more:
+//! * *The blocked caller drives the submitter's runtime* (`lead.rs`, the same `Lead` a remote
+//!   actor's caller uses): the runtime is a one-thread runtime; a caller blocked on a handle
+//!   (its driver) runs it on its own thread, so its submit is published by that thread and the
+//!   result is read and settled by it, with no I/O thread woken on either side (two hand-offs
+//!   fewer). A keeper thread drives it while no caller does (async waiters, callbacks,
+//!   `map`'s window between waits), and takes it back only 2 ms after the last caller, so a
+//!   loop of blocking calls keeps it. Whatever settles a handle elsewhere (a deadline, a
+//!   `cancel()` from another thread) goes through the runtime (the cancel hook's revocation),
+//!   which wakes the leader. A done-callback now runs on whichever thread drives; the
+//!   cluster's blocking methods called from one ([`status`](Cluster::status)...) use a
+//!   connection of their own, since that thread cannot wait for its own runtime.
+//! * *A settled task's acknowledgement waits for a ride*: it leaves with the next task's
+//!   publish (the same write) or within 1 ms, so the leading caller returns as soon as its
+//!   task settled instead of after a socket write (on loopback the receiver's side runs inside
+//!   the writer's system call: 28 → 7–12 µs from the settle to the caller).
+//! * *A worker holding one task alone waits for it on its I/O thread* (for at most 1 ms, in
+//!   processes, without a deadline): the pool hands such a call straight to its idle process,
+//!   and the blocked waiter reads the reply off the socket itself (the pool's "a waiting
+//!   caller leads"), so the pool's slot thread is not woken in between.
+//!
+//! Left alone, measured: the publish is already not waited for (the submitter reads the result
+//! whenever it comes, the publish acknowledgement meanwhile; a lost publish still fails or is
+//! re-sent on its acknowledgement's error); the worker's pull keeps a request outstanding
+//! (async-nats pulls the next batch when half of one is delivered, and a worker asks for 17 per
+//! slot), so no delivery waits for a pull round trip.
+//!
+//! Timeline of one task after these changes, from a temporary probe (monotonic clock stamps in
+//! the submitter, the worker and the task process; `crew bench cluster --latency-tasks 1000`,
+//! release build, medians of 962 tasks, load average 9–10 from other builds), in µs since
+//! `submit`: the caller leads 6, the task handed to the connection 13, **delivered to the
+//! worker 181** (the server stores it, acknowledges the publish at about 200, and delivers it:
+//! about 165 µs), handed to the task process 196, the task runs 214–216, its result back on
+//! the worker's thread 255, the result message out 270, **at the submitter 357** (the server
+//! routes it: about 85 µs), settled 360, the caller returns 368. The thread hand-offs left
+//! per task: the caller to the server, the server to the worker's I/O thread, that thread to
+//! the task process and back, the worker to the server, the server to the caller: six
+//! (eight before), plus the server's own goroutines; on the submitter's side a second wake-up
+//! for the publish acknowledgement, off the critical path.
+//!
+//! **The floors** (`crew bench cluster --only crew-cluster,nats-request,nats-jetstream,...`:
+//! `async-nats` alone on a server set up as [`Cluster::local`] sets up its own, the requester
+//! driving its own connection as a leading caller does, see `crew-bench`'s `floor.rs`): a core
+//! NATS request/reply round trip p50 120 µs (94–165 over six runs); a task's path through JetStream without crew's
+//! work (published to the work-queue stream in memory, pulled, answered with a plain publish
+//! to the requester, acknowledged) 240 µs (207–309); the same with the stream on disk 374–519 µs (a
+//! deployment's default: [`Storage::File`] keeps queued tasks over a server restart; a local
+//! cluster uses memory, its server dying with it). `GOMAXPROCS` 1 or 2 made no difference
+//! measured there. So the work-queue stream's store-and-deliver alone costs about what the
+//! whole round trip may, and crew's own work (the task process's round trip, encoding,
+//! settling) adds about 100–180 µs on top (the same runs' `crew-cluster` rows). The 250 µs target for one task at a time is below
+//! what JetStream takes on this machine while it is shared. Measured (release builds, `crew
+//! bench cluster --quick --only crew-cluster,python-managers --latency-tasks 1000`, the build
+//! before and after run alternately, load average 3–10 from other builds): p50 418–533 µs
+//! before (median of eight runs 480), 328–477 after (median of eight 418; managers 415–592 in
+//! the same runs); p99 0.9–2.8 ms after against 1.0–8.9 ms before. One item per task stays
+//! 47–56k tasks/s against 36–53k before (16–22x managers), `map` 2.8–7.1 M items/s either
+//! way (both move with the load). With every peer (`crew bench cluster --quick --latency-tasks
+//! 1000`, load average 2.8–3.3, Ray's and Dask's daemons up meanwhile): 78.0k tasks/s (30.9x
+//! managers, 88x Ray), `map` 6.8 M items/s, p50 472 µs (managers 465, Ray 3,316, Dask
+//! 12,447; floors in the same run: `nats-request` 160, `nats-jetstream` 277,
+//! `nats-jetstream-file` 429).
 //!
 //! **Delivery, promised:** at least once, one result per task for the submitter (a duplicate
 //! result of a task run twice is dropped by number).
@@ -193,6 +252,7 @@
 mod cancel;
 mod client;
 pub(crate) mod connect;
+pub(crate) mod lead;
 mod options;
 mod server;
 mod wire;
@@ -395,9 +455,10 @@ pub struct DeadLetter {
 ///
 /// Tasks are `#[crew::task]` functions; `submit`, `map` (with chunks and the bounded window),
 /// `imap_unordered`, `apply_async`, deadlines, `cancel`, `shutdown` and `.await` work as on the
-/// pools. Done-callbacks run on the cluster's I/O thread: keep them short; the cluster's own
-/// blocking methods ([`status`](Self::status), [`dead_letters`](Self::dead_letters)...) work
-/// there too. Dropping the cluster is `shutdown(wait = true, cancel_pending = false)`: it
+/// pools. Done-callbacks run on the thread that drives the cluster's I/O (a caller blocked on
+/// a handle, or the cluster's own I/O thread): keep them short, and do not block on other
+/// tasks there; the cluster's own blocking methods ([`status`](Self::status),
+/// [`dead_letters`](Self::dead_letters)...) work there too. Dropping the cluster is `shutdown(wait = true, cancel_pending = false)`: it
 /// waits for every submitted task while a worker serves the deployment; with no worker alive
 /// (its heartbeat unchanged for three of its intervals) it cancels what is left instead of
 /// waiting forever.

@@ -426,6 +426,10 @@ struct Worker {
 
 const CANCELLED_MEMORY: usize = 100_000;
 
+/// How long a worker holding one task alone waits for it on its I/O thread (see
+/// [`Worker::leads`]) before it awaits it as usual.
+const LEAD_LIMIT: Duration = Duration::from_millis(1);
+
 /// How long a worker waits for a submitter to confirm a result sent to its inbox before it
 /// stores the result in the results stream instead.
 const INBOX_CONFIRMATION: Duration = Duration::from_secs(2);
@@ -783,7 +787,7 @@ impl Worker {
 
     /// Runs the task of a message holding one, then settles the message by the run's [`Step`].
     async fn handle(self: &Arc<Self>, message: &jetstream::Message, attempt: u32) {
-        let (header, step) = self.run_task(&message.payload, attempt).await;
+        let (header, step) = self.run_task(&message.payload, attempt, true).await;
         let Some(header) = header else {
             // Not a crew task (nobody can run it, nobody waits for it), or cancelled.
             let _ = message.ack_with(AckKind::Term).await;
@@ -810,7 +814,12 @@ impl Worker {
 
     /// Runs one task message (alone or from an envelope) and says what should happen next;
     /// the header is `None` for a message that is not a crew task.
-    async fn run_task(self: &Arc<Self>, frame: &[u8], attempt: u32) -> (Option<TaskHeader>, Step) {
+    async fn run_task(
+        self: &Arc<Self>,
+        frame: &[u8],
+        attempt: u32,
+        alone: bool,
+    ) -> (Option<TaskHeader>, Step) {
         let Ok((header, start)) = wire::unframe::<TaskHeader>(frame) else {
             return (None, Step::Drop);
         };
@@ -843,7 +852,7 @@ impl Worker {
         };
         let (stop, stopped) = oneshot::channel();
         self.running.lock().insert(key.clone(), stop);
-        let ran = self.run(&header, attempt, payload, stopped).await;
+        let ran = self.run(&header, attempt, payload, stopped, alone).await;
         self.running.lock().remove(&key);
         let max_deliver = self.options.cluster.max_deliver;
         let step = match ran {
@@ -889,9 +898,12 @@ impl Worker {
         attempt: u32,
         frames: Vec<Bytes>,
     ) {
-        let steps =
-            futures::future::join_all(frames.iter().map(|frame| self.run_task(frame, attempt)))
-                .await;
+        let steps = futures::future::join_all(
+            frames
+                .iter()
+                .map(|frame| self.run_task(frame, attempt, false)),
+        )
+        .await;
         let last_delivery = attempt >= self.options.cluster.max_deliver;
         let sequence = message.info().map_or(0, |info| info.stream_sequence);
         let mut reports = Vec::new();
@@ -1062,12 +1074,30 @@ impl Worker {
             .map_err(|e| e.to_string())
     }
 
+    /// Whether this task's run is waited for on the worker's I/O thread itself, blocking it
+    /// for at most [`LEAD_LIMIT`]: when the worker holds nothing else (one task at a time: one
+    /// message, not an envelope, whose tasks must reach the pool together), in
+    /// processes, without a deadline (such a call is the only kind the pool hands straight to
+    /// an idle process, whose reply a blocked waiter then reads off the socket itself, the
+    /// pool's "a waiting caller leads"). The reply then wakes this thread only, instead of the
+    /// pool's slot thread and then this one: one thread hand-off fewer per task. Nothing waits
+    /// behind it meanwhile but control messages (cancel notices, heartbeats), late by at most
+    /// that long.
+    fn leads(&self, header: &TaskHeader, alone: bool) -> bool {
+        alone
+            && matches!(self.runner, Runner::Processes(_))
+            && header.deadline_ms.is_none()
+            && self.held.lock().len() <= 1
+            && self.running.lock().len() <= 1
+    }
+
     async fn run(
         &self,
         header: &TaskHeader,
         attempt: u32,
         payload: Vec<u8>,
         stopped: oneshot::Receiver<Stop>,
+        alone: bool,
     ) -> Ran {
         // A thread cannot be killed: the task's `on_cancel` hooks stop its work instead.
         let stop =
@@ -1101,6 +1131,10 @@ impl Worker {
                 return Ran::Transport(format!("the worker could not run the task: {error}"))
             }
         };
+        if self.leads(header, alone) {
+            // Bounded: a longer task is awaited below, as any other.
+            handle.wait_timeout(LEAD_LIMIT);
+        }
         let result = tokio::select! {
             result = &mut handle => result,
             stop_reason = stopped => {
