@@ -1090,6 +1090,9 @@ struct Lead {
     epoch: Instant,
     closed: std::sync::atomic::AtomicBool,
     keeper: Mutex<Option<std::thread::Thread>>,
+    /// The keeper sleeps until a caller stops driving (set by the keeper before it parks,
+    /// taken by the caller that unparks it): callers wake it only then, not after every call.
+    keeper_waits: std::sync::atomic::AtomicBool,
 }
 
 impl Lead {
@@ -1110,6 +1113,7 @@ impl Lead {
             epoch: Instant::now(),
             closed: std::sync::atomic::AtomicBool::new(false),
             keeper: Mutex::new(None),
+            keeper_waits: std::sync::atomic::AtomicBool::new(false),
         });
         let (sender, connected) = std::sync::mpsc::channel();
         // The keeper holds the lead until it closes, so the runtime is dropped on the keeper's
@@ -1154,8 +1158,13 @@ impl Lead {
                     >= LEAD_GRACE.as_millis() as u64;
             if !idle {
                 if self.wanted.load(Ordering::Acquire) > 0 {
-                    // A caller drives: it unparks us when it stops (no polling meanwhile).
-                    std::thread::park();
+                    // A caller drives: the one that stops last unparks us (no polling
+                    // meanwhile). Said before looking again, so that caller cannot miss it.
+                    self.keeper_waits.store(true, Ordering::SeqCst);
+                    if self.wanted.load(Ordering::SeqCst) > 0 {
+                        std::thread::park();
+                    }
+                    self.keeper_waits.store(false, Ordering::SeqCst);
                 } else {
                     std::thread::park_timeout(LEAD_GRACE);
                 }
@@ -1222,8 +1231,12 @@ impl Lead {
             self.last_lead.store(self.now_ms(), Ordering::Release);
             drop(driving);
         }
-        self.wanted.fetch_sub(1, Ordering::AcqRel);
-        self.unpark_keeper();
+        self.wanted.fetch_sub(1, Ordering::SeqCst);
+        // Only a keeper waiting for the callers to stop needs waking: one in its grace wakes
+        // by itself (a loop of blocking calls must not wake it once a call).
+        if self.keeper_waits.swap(false, Ordering::SeqCst) {
+            self.unpark_keeper();
+        }
     }
 
     fn unpark_keeper(&self) {
