@@ -61,8 +61,37 @@
 //! caller drives, a keeper thread does (async waiters, tells, probes); a caller that finds the
 //! keeper driving asks it to give the runtime up, and the keeper takes it back only after
 //! [`LEAD_GRACE`] without a caller, so a loop of blocking calls keeps it. A second caller
-//! blocked meanwhile waits as before (its reply is settled by whoever drives). Measured on
-//! the benchmark's counter: see `crew bench actors`.
+//! blocked meanwhile waits as before (its reply is settled by whoever drives). A caller that
+//! stops leading wakes the keeper only when the keeper sleeps until callers stop (it saw one
+//! driving); a keeper in its grace wakes by itself, so a loop of blocking calls does not wake
+//! it once a call (it did: 0.8 wake-ups and ~20 µs of CPU per call).
+//!
+//! **What a blocking call costs, measured** (2 cores shared with other builds, load 3 to 10;
+//! `cargo run --release -p crew-bench --example remote_wakeups` counts each thread's context
+//! switches and CPU per call from `/proc`). Every call crosses the server twice: the caller,
+//! the server, the member, the server again each wake once, and on this machine the server is
+//! the largest part:
+//! * Floor of the server: two blocking clients speaking the NATS text protocol over a std
+//!   `TcpStream` (a throwaway program, not crew's transport), same server configuration as
+//!   `Cluster::local`: 8,800 to 9,900 calls/s, p50 83 to 93 µs at load 1; 4,800 to 9,200/s, p50
+//!   89 to 119 µs at load 6 to 9. Each client: 1.05 switches and 18 to 25 µs of CPU per call;
+//!   the server: 2.2 to 3.6 switches and 70 to 120 µs of CPU per call (`GOMAXPROCS=1`). With
+//!   `GOMAXPROCS=2` the server switches 5.8 to 7.8 times a call and is no faster (crew: 4,000 to
+//!   6,200/s against 7,900 to 8,600/s with 1 in the same minutes), so `Cluster::local` keeps 1.
+//! * async-nats, both sides on current-thread runtimes driven in line, a plain subscription
+//!   and `publish_with_reply`: 5,000 to 9,400/s, p50 91 to 150 µs; each client 32 to 48 µs of
+//!   CPU and 1.1 switches per call (4 syscalls instead of 2: tokio's zero-timeout poll after a
+//!   read, and the write). Its `request()` (the shared inbox and a map of waiters) is slower:
+//!   2,900 to 5,900/s, p50 156 to 216 µs; crew does not use it. The client sets `TCP_NODELAY`
+//!   and writes each command batch at once; the server is started without `-D`/`-V`, and its
+//!   `ping_interval` and `write_deadline` do not touch a call.
+//! * crew (this design): the caller 1.25 to 1.35 and the member 1.2 switches per call, each 33
+//!   to 48 µs of CPU (the async-nats floor); the keeper 0.3 to 0.5 switches and 3 to 7 µs. Run
+//!   next to the floors: 6,400 to 8,600 calls/s, p50 103 to 139 µs.
+//!
+//! What is left is the server (about half the CPU on the call's path) and the kernel (a
+//! wake-up through the loopback socket is most of each client's CPU, `sock_def_readable`); the
+//! user-space part of a crew client (tokio, async-nats, framing) is about 20 µs a side.
 //!
 //! **Failures.**
 //! * No actor: the server answers a batch sent where nobody listens with "no responders"
