@@ -61,10 +61,12 @@
 //! caller drives, a keeper thread does (async waiters, tells, probes); a caller that finds the
 //! keeper driving asks it to give the runtime up, and the keeper takes it back only after
 //! [`LEAD_GRACE`] without a caller, so a loop of blocking calls keeps it. A second caller
-//! blocked meanwhile waits as before (its reply is settled by whoever drives). A caller that
-//! stops leading wakes the keeper only when the keeper sleeps until callers stop (it saw one
-//! driving); a keeper in its grace wakes by itself, so a loop of blocking calls does not wake
-//! it once a call (it did: 0.8 wake-ups and ~20 µs of CPU per call).
+//! blocked meanwhile waits as before (its reply is settled by whoever drives). While a caller
+//! led within the grace, the keeper sleeps out the grace and looks again (callers do not wake
+//! it); only after a caller drove longer than that (a long call) does it sleep until the
+//! callers stop, and the last one wakes it. A loop of blocking calls thus wakes the keeper
+//! once a grace, not once a call (it did: 0.8 to 0.9 wake-ups and ~20 µs of CPU per call;
+//! now 0.06 and under 1 µs).
 //!
 //! **What a blocking call costs, measured** (2 cores shared with other builds, load 3 to 10;
 //! `cargo run --release -p crew-bench --example remote_wakeups` counts each thread's context
@@ -85,9 +87,12 @@
 //!   2,900 to 5,900/s, p50 156 to 216 µs; crew does not use it. The client sets `TCP_NODELAY`
 //!   and writes each command batch at once; the server is started without `-D`/`-V`, and its
 //!   `ping_interval` and `write_deadline` do not touch a call.
-//! * crew (this design): the caller 1.25 to 1.35 and the member 1.2 switches per call, each 33
-//!   to 48 µs of CPU (the async-nats floor); the keeper 0.3 to 0.5 switches and 3 to 7 µs. Run
-//!   next to the floors: 6,400 to 8,600 calls/s, p50 103 to 139 µs.
+//! * crew (this design): the caller and the member 1.17 to 1.19 switches per call each, 28 to
+//!   34 µs of CPU each (the async-nats floor); the keeper 0.06 switches and under 1 µs; this
+//!   process 60 to 64 µs, the server 62 to 63 µs: 7,700 to 8,900 calls/s, p50 98 to 105 µs at
+//!   load 3 to 5. The member's replies leave without a wake from outside its runtime (its
+//!   outboxes' tasks are woken from inside, before it waits: no eventfd write and no extra
+//!   poll per call).
 //!
 //! What is left is the server (about half the CPU on the call's path) and the kernel (a
 //! wake-up through the loopback socket is most of each client's CPU, `sock_def_readable`); the
@@ -356,6 +361,11 @@ struct Outbox {
     published: AtomicU64,
     /// The publishing task (a member awaits it before it closes its connection).
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// A member's outbox, when it runs its calls on its own thread: frames that thread pushes
+    /// do not wake the task at once (a wake from outside the runtime writes its eventfd and
+    /// costs an extra poll); [`Member::receive`] wakes it from inside, before it waits.
+    defer_on: Option<std::thread::ThreadId>,
+    deferred: std::sync::atomic::AtomicBool,
 }
 
 impl Outbox {
@@ -367,6 +377,7 @@ impl Outbox {
         subject: String,
         inbox: Option<String>,
         one_call_each: bool,
+        defer_on: Option<std::thread::ThreadId>,
     ) -> Arc<Outbox> {
         let outbox = Arc::new(Outbox {
             state: Mutex::new(OutState {
@@ -379,6 +390,8 @@ impl Outbox {
             one_call_each,
             published: AtomicU64::new(0),
             task: Mutex::new(None),
+            defer_on,
+            deferred: std::sync::atomic::AtomicBool::new(false),
         });
         let nats = nats.clone();
         let publishing = outbox.clone();
@@ -460,7 +473,7 @@ impl Outbox {
         state.messages.push(batch);
         drop(guard);
         if was_empty {
-            self.ready.notify_one();
+            self.wake();
         }
     }
 
@@ -475,7 +488,7 @@ impl Outbox {
         });
         drop(state);
         if was_empty {
-            self.ready.notify_one();
+            self.wake();
         }
     }
 
@@ -497,6 +510,22 @@ impl Outbox {
         });
         drop(state);
         if was_empty {
+            self.wake();
+        }
+    }
+
+    /// Wakes the publishing task, or leaves that to the member's next wait (see `defer_on`).
+    fn wake(&self) {
+        if self.defer_on == Some(std::thread::current().id()) {
+            self.deferred.store(true, Ordering::Release);
+        } else {
+            self.ready.notify_one();
+        }
+    }
+
+    /// Wakes the publishing task if a wake was left to now (called inside the runtime).
+    fn wake_deferred(&self) {
+        if self.deferred.swap(false, Ordering::AcqRel) {
             self.ready.notify_one();
         }
     }
@@ -662,6 +691,10 @@ struct Member {
     /// delivered, then stop, answering on this connection.
     stopping: Option<Arc<HostConn>>,
     left: bool,
+    /// This thread, when it runs the calls itself (one instance, one call at a time): its
+    /// outboxes leave their wakes to [`receive`](Self::receive). `None` with a mailbox, whose
+    /// threads write replies, and where this thread may block on a full mailbox.
+    defer_on: Option<std::thread::ThreadId>,
 }
 
 impl Member {
@@ -685,6 +718,7 @@ impl Member {
             format!("{inbox}.r.{}", self.host.member),
             None,
             false,
+            self.defer_on,
         );
         let conn = Arc::new(HostConn::new(Box::new(OutboxWriter(outbox.clone()))));
         self.conns
@@ -728,7 +762,12 @@ impl Member {
         );
         let (nats, whoami) = (&host.own.nats, &host.whoami);
         let draining = self.stopping.is_some();
+        let conns = &self.conns;
         host.runtime.block_on(async move {
+            // Inside the runtime: the replies this thread wrote go out before it waits.
+            for (_, outbox) in conns.values() {
+                outbox.wake_deferred();
+            }
             loop {
                 tokio::select! {
                     biased;
@@ -876,6 +915,8 @@ pub(crate) fn host<A: Actor>(args: &HostArgs, mut host: NatsHost) {
         current: None,
         stopping: None,
         left: false,
+        defer_on: (instances.len() * args.max_concurrency <= 1)
+            .then(|| std::thread::current().id()),
     };
     serve_host::<A>(args, instances, || member.next());
     member.finish();
@@ -1179,26 +1220,30 @@ impl Lead {
 
     /// The keeper: drives the runtime while no caller does, until the lead closes.
     fn keep(&self) {
+        let grace = LEAD_GRACE.as_millis() as u64;
         while !self.closed.load(Ordering::Acquire) {
-            let idle = self.wanted.load(Ordering::Acquire) == 0
-                && self
-                    .now_ms()
-                    .saturating_sub(self.last_lead.load(Ordering::Acquire))
-                    >= LEAD_GRACE.as_millis() as u64;
-            if !idle {
-                if self.wanted.load(Ordering::Acquire) > 0 {
-                    // A caller drives: the one that stops last unparks us (no polling
-                    // meanwhile). Said before looking again, so that caller cannot miss it.
-                    self.keeper_waits.store(true, Ordering::SeqCst);
-                    if self.wanted.load(Ordering::SeqCst) > 0 {
-                        std::thread::park();
-                    }
-                    self.keeper_waits.store(false, Ordering::SeqCst);
-                } else {
-                    std::thread::park_timeout(LEAD_GRACE);
+            let since_lead = self
+                .now_ms()
+                .saturating_sub(self.last_lead.load(Ordering::Acquire));
+            let wanted = self.wanted.load(Ordering::Acquire) > 0;
+            if since_lead < grace {
+                // A caller led a moment ago (a loop of blocking calls): look again when the
+                // grace is over, whether or not one drives now; callers do not wake us, so
+                // such a loop wakes us once a grace, not once a call.
+                std::thread::park_timeout(Duration::from_millis(grace - since_lead));
+                continue;
+            } else if wanted {
+                // A caller has driven for longer than the grace (a long call): sleep until the
+                // callers stop; the last one unparks us (no polling meanwhile). Said before
+                // looking again, so that caller cannot miss it.
+                self.keeper_waits.store(true, Ordering::SeqCst);
+                if self.wanted.load(Ordering::SeqCst) > 0 {
+                    std::thread::park();
                 }
+                self.keeper_waits.store(false, Ordering::SeqCst);
                 continue;
             }
+            // Idle: no caller drives and none did for the grace.
             let driving = self.driving.lock();
             self.keeper_drives.store(true, Ordering::Release);
             let this = self;
@@ -1393,6 +1438,7 @@ impl<A: Actor> Remote<A> {
             subject.clone(),
             Some(inbox.clone()),
             members > 1,
+            None,
         );
         let driven = Arc::downgrade(&lead);
         let driver: Driver = Arc::new(move |done, deadline| {
