@@ -161,10 +161,23 @@ fn create_find_and_call_every_form() {
     assert!(result.is_err(), "{result:?}");
     waiter.join().unwrap().unwrap();
 
+    // A caller leads the connection through a call longer than the keeper's grace (the
+    // keeper then sleeps until callers stop): when it returns, the keeper is woken and drives
+    // again, so a call awaited without a driver (an async waiter) still gets its reply.
+    counter.sleep(100).result().unwrap();
+    let awaited = counter.incr_async(1);
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || sender.send(futures::executor::block_on(awaited)));
+    let value = receiver
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the keeper drives the connection again after a caller led it");
+    assert_eq!(value.unwrap(), 25);
+    waiter.join().unwrap().unwrap();
+
     // Pipelined calls from one caller run in the order sent.
     let handles: Vec<_> = (0..500).map(|_| counter.incr(1)).collect();
     let values: Vec<u64> = handles.into_iter().map(|h| h.result().unwrap()).collect();
-    assert_eq!(values, (25..525).collect::<Vec<_>>());
+    assert_eq!(values, (26..526).collect::<Vec<_>>());
 
     counter.stop().result().unwrap();
     assert!(matches!(

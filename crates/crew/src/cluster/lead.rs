@@ -181,23 +181,30 @@ impl Lead {
 
     /// The keeper: drives the runtime while no caller does, until the lead closes.
     fn keep(&self) {
+        let grace = LEAD_GRACE.as_millis() as u64;
         while !self.closed.load(Ordering::Acquire) {
-            if self.wanted.load(Ordering::SeqCst) > 0 {
-                // A caller drives: it unparks us when it stops (see `drive`), and only then,
-                // so a loop of blocking calls does not wake this thread per call.
+            let since = self
+                .now_ms()
+                .saturating_sub(self.last_lead.load(Ordering::Acquire));
+            let wanted = self.wanted.load(Ordering::SeqCst) > 0;
+            let urgent = !wanted && self.urgent.swap(false, Ordering::AcqRel);
+            if since < grace && !urgent {
+                // A caller led a moment ago (a loop of blocking calls): look again when the
+                // grace is over, whether or not one drives now. Callers do not wake us then,
+                // so such a loop wakes this thread once a grace, not once a call (it did:
+                // 0.8 to 0.9 wake-ups and ~20 µs of CPU per remote actor call).
+                std::thread::park_timeout(Duration::from_millis(grace - since));
+                continue;
+            }
+            if wanted {
+                // A caller has driven for longer than the grace (a long call): sleep until
+                // the callers stop; the last one unparks us (see `drive`). Said before looking
+                // again, so that caller cannot miss it.
                 self.waits_for_callers.store(true, Ordering::SeqCst);
                 if self.wanted.load(Ordering::SeqCst) > 0 {
                     std::thread::park();
                 }
                 self.waits_for_callers.store(false, Ordering::SeqCst);
-                continue;
-            }
-            let since = self
-                .now_ms()
-                .saturating_sub(self.last_lead.load(Ordering::Acquire));
-            let grace = LEAD_GRACE.as_millis() as u64;
-            if since < grace && !self.urgent.swap(false, Ordering::AcqRel) {
-                std::thread::park_timeout(Duration::from_millis(grace - since));
                 continue;
             }
             let driving = self.driving.lock();
@@ -266,7 +273,9 @@ impl Lead {
             drop(driving);
         }
         self.wanted.fetch_sub(1, Ordering::SeqCst);
-        if self.waits_for_callers.load(Ordering::SeqCst) {
+        // Only a keeper waiting for the callers to stop needs waking: one in its grace wakes
+        // by itself.
+        if self.waits_for_callers.swap(false, Ordering::SeqCst) {
             self.unpark_keeper();
         }
     }
