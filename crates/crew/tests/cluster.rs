@@ -129,6 +129,10 @@ fn main() {
             "a_gone_submitters_result_is_stored",
             a_gone_submitters_result_is_stored,
         ),
+        (
+            "a_cluster_dropped_where_it_cannot_block_still_acknowledges",
+            a_cluster_dropped_where_it_cannot_block_still_acknowledges,
+        ),
         ("worker_drains_on_sigterm", worker_drains_on_sigterm),
         (
             "unknown_and_changed_tasks_are_clear_errors",
@@ -744,6 +748,57 @@ fn a_gone_submitters_result_is_stored() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(stored, 1, "one result per task");
+    stop(&mut worker);
+}
+
+/// A settled task's acknowledgement is deferred (it rides the next publish); a cluster dropped
+/// in async code, or in a done-callback on the thread that drives its runtime, must still send
+/// it, or the task runs again after `ack_wait`.
+fn a_cluster_dropped_where_it_cannot_block_still_acknowledges() {
+    let server = server(ServerConfig::new().token("t"));
+    let ack_wait = Duration::from_secs(30);
+    let observer = memory_cluster(&server, ack_wait);
+    let mut worker = spawn_worker(&server, ack_wait);
+    wait_for_workers(&observer, 1);
+    let acknowledged = |how: &str| {
+        let started = Instant::now();
+        loop {
+            let status = observer.status().unwrap();
+            if (status.queue_depth, status.in_flight) == (0, 0) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "a cluster dropped {how} left its task unacknowledged: {status:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    // In async code (`#[tokio::main]`'s end of `main`).
+    let cluster = memory_cluster(&server, ack_wait);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        assert_eq!(cluster.submit(square, 7).unwrap().await.unwrap(), 49);
+        drop(cluster);
+    });
+    acknowledged("in async code");
+
+    // In a done-callback, run by the caller that drives the runtime.
+    let cluster = memory_cluster(&server, ack_wait);
+    let handle = cluster.submit(square, 8).unwrap();
+    let (dropped, was_dropped) = std::sync::mpsc::channel();
+    let held = std::sync::Mutex::new(Some(cluster));
+    handle.add_done_callback(move |_| {
+        drop(held.lock().unwrap().take());
+        let _ = dropped.send(());
+    });
+    assert_eq!(handle.result().unwrap(), 64);
+    was_dropped.recv_timeout(Duration::from_secs(10)).unwrap();
+    acknowledged("in a done-callback");
     stop(&mut worker);
 }
 

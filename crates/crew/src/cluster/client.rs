@@ -428,15 +428,46 @@ impl Submitter {
             let _ = tokio::time::timeout(Duration::from_secs(2), async {
                 shared.send_acks().await;
                 let _ = results.purge().filter(subject).await;
+                // Again: a result that came during the purge had its acknowledgement deferred.
+                shared.send_acks().await;
                 let _ = nats.flush().await;
             })
             .await;
         };
-        // The last handle of a cluster can be dropped in a done-callback, on a thread that
-        // drives this runtime (or another runtime's), which cannot block on it: then the
-        // flush is skipped. Elsewhere the keeper (or a blocked caller) drives the flush.
-        if !self.lead.driven_here() && tokio::runtime::Handle::try_current().is_err() {
+        // The acknowledgements deferred in `Shared::defer_acks` must leave before the runtime
+        // stops, or their tasks run again after `ack_wait`. On a plain thread this waits for
+        // the flush, which the keeper (or a blocked caller) drives. The last handle of a
+        // cluster can also be dropped where that cannot be done: in a done-callback, on the
+        // thread that drives this runtime (the flush is then left to the runtime, and the
+        // lead closed after it: see `close_after`), or in another runtime's task (there the
+        // flush runs on a thread of its own, which this one waits for: a drop blocks).
+        if self.lead.driven_here() {
+            let lead = self.lead.clone();
+            self.shared.handle.spawn(async move {
+                flush.await;
+                lead.close();
+            });
+            self.lead.hurry();
+            let orphans: Vec<Pending> =
+                self.shared.pending.lock().drain().map(|(_, p)| p).collect();
+            drop(orphans);
+            return;
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            self.lead.hurry();
             self.shared.handle.block_on(flush);
+        } else {
+            let handle = self.shared.handle.clone();
+            let lead = self.lead.clone();
+            let flushing = std::thread::Builder::new()
+                .name("crew-cluster-close".into())
+                .spawn(move || {
+                    lead.hurry();
+                    handle.block_on(flush);
+                });
+            if let Ok(flushing) = flushing {
+                let _ = flushing.join();
+            }
         }
         let orphans: Vec<Pending> = self.shared.pending.lock().drain().map(|(_, p)| p).collect();
         drop(orphans); // their completers settle the handles
@@ -580,9 +611,11 @@ impl Shared {
     /// as soon as its task settled, before the connection writes anything more (a write to a
     /// loopback socket costs tens of µs: the receiver's side runs in it), and the
     /// acknowledgements leave with the next task's publish, in the same write, or after
-    /// [`ACK_DELAY`] when no publish comes (the keeper drives then). A task acknowledged a
-    /// millisecond later loses nothing: unacknowledged, it is delivered again only after
-    /// `ack_wait`, and a result that arrives twice is dropped by number.
+    /// [`ACK_DELAY`] when no publish comes (the keeper drives then; a keeper sleeping out its
+    /// grace may make that a few ms). A task acknowledged a few milliseconds later loses
+    /// nothing: unacknowledged, it is delivered again only after `ack_wait`, and a result
+    /// that arrives twice is dropped by number. [`Submitter::close`] sends the ones still
+    /// waiting before the runtime stops, wherever the last handle is dropped.
     fn defer_acks(self: &Arc<Self>, acks: Vec<String>) {
         if acks.is_empty() {
             return;
