@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{crew_run, crew_run_stdin, stdout, CREW};
+use crate::support::{crew_run, crew_run_stdin, stdout, wait_bounded, CREW};
 
 fn sorted_lines(text: &str) -> Vec<String> {
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
@@ -639,6 +639,41 @@ fn peak_kib(line: &str) -> u64 {
     digits
         .parse()
         .unwrap_or_else(|_| panic!("no VmHWM in {line:?}"))
+}
+
+#[test]
+fn a_job_whose_output_cannot_be_spooled_is_stopped_not_left_running() {
+    // With `$TMPDIR` unusable, the job's output beyond 1 MiB has nowhere to go: the job fails
+    // with the reason, and its process group is ended and reaped (before the fix it ran on
+    // outside every timeout and kill switch: here `sleep 30`, past crew's own exit).
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    let script = format!(
+        "echo $$ > {}; head -c 3000000 /dev/zero; exec sleep 30",
+        pid_file.display()
+    );
+    let started = Instant::now();
+    let child = Command::new(CREW)
+        .args(["run", "-j", "1", ":::", &script])
+        .env("TMPDIR", dir.path().join("missing"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = wait_bounded(child, "crew run with an unusable TMPDIR");
+    assert!(!output.status.success(), "{output:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "crew waited for the job it could not spool"
+    );
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let alive = rustix::process::test_kill_process(rustix::process::Pid::from_raw(pid).unwrap());
+    assert!(alive.is_err(), "the job (pid {pid}) is still running");
 }
 
 #[test]

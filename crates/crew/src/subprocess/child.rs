@@ -315,8 +315,18 @@ impl Child {
         );
         let command = self.command.clone();
         let context = || format!("cannot talk to `{command}`");
-        let drained = pump(&mut stdin, data, &mut out, &mut err, deadline)
-            .map_err(|e| Error::io(context(), e))?;
+        // A failed pump (a pipe error, a spool that cannot be written: `$TMPDIR` full) ends
+        // the group and reaps it before the error goes back: no process is left running
+        // outside every timeout and kill switch, nor a zombie.
+        let drained = match pump(&mut stdin, data, &mut out, &mut err, deadline) {
+            Ok(drained) => drained,
+            Err(error) => {
+                drop(stdin.take());
+                let _ = self.stop_group();
+                let _ = self.reap();
+                return Err(Error::io(context(), error));
+            }
+        };
         let mut timed_out = false;
         if !drained || !self.wait_until(deadline)? {
             timed_out = true;
@@ -325,14 +335,17 @@ impl Child {
             // Keep what the group printed before it died; bounded, in case a process that left
             // the group still holds a pipe.
             let mut none = None;
-            pump(
+            let drained_after_kill = pump(
                 &mut none,
                 &[],
                 &mut out,
                 &mut err,
                 Some(Instant::now() + DRAIN_AFTER_KILL),
-            )
-            .map_err(|e| Error::io(context(), e))?;
+            );
+            if let Err(error) = drained_after_kill {
+                let _ = self.reap();
+                return Err(Error::io(context(), error));
+            }
         }
         let status = self.reap()?;
         let duration = self
