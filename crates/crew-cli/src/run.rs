@@ -298,7 +298,8 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         usize::from,
     );
-    let limit = if args.dry_run {
+    // A cluster's jobs hold no files here; a dry run starts none.
+    let limit = if args.dry_run || args.cluster.is_some() {
         limit
     } else {
         jobs_that_fit(limit)
@@ -563,15 +564,20 @@ impl<I: Iterator<Item = Command>> Results<'_, I> {
 }
 
 /// `limit`, or fewer if the open-file limit (`ulimit -n`) cannot hold that many jobs' files:
-/// the soft limit is raised to the hard one first (as Go programs do), and if that is still
-/// short, the jobs run fewer at a time with a warning (as GNU parallel does), rather than
-/// failing with "Too many open files".
+/// the soft limit is raised first, towards the hard one but no further than the jobs need
+/// (every job inherits it, and a program that closes every descriptor up to its limit, or
+/// uses `select`, suffers from a huge one), and if that is still short, the jobs run fewer at
+/// a time with a warning (as GNU parallel does), rather than failing with "Too many open
+/// files".
 fn jobs_that_fit(limit: usize) -> usize {
     use rustix::process::{getrlimit, setrlimit, Resource};
+    let needed = (limit as u64)
+        .saturating_mul(FILES_PER_JOB)
+        .saturating_add(FILES_RESERVED);
     let mut files = getrlimit(Resource::Nofile);
-    if files.current < files.maximum {
+    if files.current.is_some_and(|current| current < needed) {
         let raised = rustix::process::Rlimit {
-            current: files.maximum,
+            current: Some(files.maximum.map_or(needed, |maximum| maximum.min(needed))),
             maximum: files.maximum,
         };
         if setrlimit(Resource::Nofile, raised).is_ok() {

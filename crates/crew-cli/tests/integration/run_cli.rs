@@ -642,6 +642,32 @@ fn peak_kib(line: &str) -> u64 {
 }
 
 #[test]
+fn the_open_file_limit_is_raised_only_as_far_as_the_jobs_need() {
+    // Every job inherits crew's soft limit: raised to the hard one (20,000 here, a million in
+    // many containers) it slows programs that close every descriptor up to it.
+    let soft_limit_of_a_job = |soft: u32| {
+        let output = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -Sn {soft} && exec \"$0\" run -j 2 'ulimit -Sn; : {{}}' ::: 1"
+            ))
+            .arg(CREW)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        stdout(&output).trim().parse::<u64>().unwrap()
+    };
+    // Two jobs need 2 x 6 + 32 = 44 files.
+    assert_eq!(soft_limit_of_a_job(100), 100, "raised though enough");
+    assert_eq!(
+        soft_limit_of_a_job(40),
+        44,
+        "not raised to what two jobs need"
+    );
+}
+
+#[test]
 fn a_job_whose_output_cannot_be_spooled_is_stopped_not_left_running() {
     // With `$TMPDIR` unusable, the job's output beyond 1 MiB has nowhere to go: the job fails
     // with the reason, and its process group is ended and reaped (before the fix it ran on
