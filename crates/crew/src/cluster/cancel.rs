@@ -9,8 +9,10 @@
 //! program, above all: `crew run --cluster`'s `run_command`) registers a hook with
 //! [`on_cancel`]; the worker gives every task it runs on a thread a [`StopSignal`] (beside the
 //! task's request, never serialized) and fires it when it stops the task, which runs the hooks.
-//! The signal is the running thread's while the task runs ([`Scope`]) and its hooks are
-//! dropped when the task returns, so a hook never outlives its task.
+//! The signal is the running thread's while the task runs ([`Scope`]) and the hooks not yet
+//! run are dropped when the task returns. A hook the worker started just before that may
+//! still be running afterwards (on the worker's thread, while this thread takes its next
+//! task): a hook should stop only what its own task started.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -102,8 +104,9 @@ impl Drop for Scope {
 /// stopped: `hook` runs (once, on another thread) when the worker stops the task because it
 /// was cancelled, ran past its deadline, or is handed back at a drain. Kill the child program
 /// the task waits for, close the socket it reads... so that the task returns and frees its
-/// thread. The hook is dropped unrun when the task returns. Returns `false`, dropping `hook`,
-/// where it can never run: outside a cluster task, or in
+/// thread. A hook not run by the time the task returns is dropped unrun (one started just
+/// before may finish after it: stop only what this task started). Returns `false`, dropping
+/// `hook`, where it can never run: outside a cluster task, or in
 /// [`Isolation::Processes`](super::Isolation::Processes), which stops a task by killing its
 /// process (tie a child program to it with
 /// [`Command::kill_on_parent_death`](crate::subprocess::Command::kill_on_parent_death)).

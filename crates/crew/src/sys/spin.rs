@@ -212,6 +212,7 @@ fn max_spin() -> Duration {
 /// a process pool prints its process's counters when it shuts down, and a worker its own when
 /// it exits. Otherwise each count is one well-predicted branch.
 pub(crate) mod stats {
+    use std::io::Write as _;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
     use std::time::Duration;
@@ -274,7 +275,9 @@ pub(crate) mod stats {
             " mean_catch_ns={}",
             SPUN_NANOS.load(Ordering::Relaxed) / caught
         ));
-        eprintln!("{line}");
+        // Never `eprintln!`: a closed standard error must not panic a worker's exit or a
+        // pool's `Drop`.
+        let _ = writeln!(std::io::stderr(), "{line}");
     }
 }
 
