@@ -81,6 +81,10 @@ pub(crate) struct Lead {
     urgent: AtomicBool,
     /// Callers waiting to drive: the keeper gives the runtime up.
     wanted: AtomicUsize,
+    /// A caller found another one leading and waits on its handle instead: when the leader
+    /// stops, the keeper takes the runtime at once (not after its grace), or that caller's
+    /// result would sit unread meanwhile.
+    lead_missed: AtomicBool,
     give_up: Notify,
     /// A handle was settled: the leading caller looks whether its task is done.
     replied: Notify,
@@ -127,6 +131,7 @@ impl Lead {
             epoch: Instant::now(),
             closed: AtomicBool::new(false),
             keeper: Mutex::new(None),
+            lead_missed: AtomicBool::new(false),
         });
         let (sender, started) = std::sync::mpsc::channel();
         let keeper = lead.clone();
@@ -243,8 +248,12 @@ impl Lead {
                 self.give_up.notify_one();
                 Some(self.driving.lock())
             }
-            None => None,
+            None => {
+                self.lead_missed.store(true, Ordering::SeqCst);
+                None
+            }
         };
+        let leads = driving.is_some();
         if let Some(driving) = driving {
             let replied = &self.replied;
             let mark = Driving::mark(self);
@@ -273,9 +282,14 @@ impl Lead {
             drop(driving);
         }
         self.wanted.fetch_sub(1, Ordering::SeqCst);
-        // Only a keeper waiting for the callers to stop needs waking: one in its grace wakes
-        // by itself.
-        if self.waits_for_callers.swap(false, Ordering::SeqCst) {
+        if leads && self.lead_missed.swap(false, Ordering::SeqCst) {
+            // Others wait on their handles for results this runtime must read.
+            self.urgent.store(true, Ordering::SeqCst);
+            self.waits_for_callers.store(false, Ordering::SeqCst);
+            self.unpark_keeper();
+        } else if self.waits_for_callers.swap(false, Ordering::SeqCst) {
+            // Only a keeper waiting for the callers to stop needs waking: one in its grace
+            // wakes by itself.
             self.unpark_keeper();
         }
     }
