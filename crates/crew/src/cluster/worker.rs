@@ -1131,7 +1131,9 @@ impl Worker {
                 return Ran::Transport(format!("the worker could not run the task: {error}"))
             }
         };
-        if self.leads(header, alone) {
+        // Only when the pool handed the call to an idle process (the handle has a driver):
+        // otherwise the wait would only block this runtime's one thread for nothing.
+        if self.leads(header, alone) && handle.has_driver() {
             // Bounded: a longer task is awaited below, as any other.
             handle.wait_timeout(LEAD_LIMIT);
         }

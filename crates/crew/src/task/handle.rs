@@ -693,6 +693,14 @@ impl<T> TaskHandle<T> {
         self.shared.state.lock().waiters().driver = Some(driver);
     }
 
+    /// Whether a blocking waiter would drive the task (see [`set_driver`](Self::set_driver))
+    /// rather than just sleep until it is done.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn has_driver(&self) -> bool {
+        let state = self.shared.state.lock();
+        state.waiters.as_ref().is_some_and(|w| w.driver.is_some())
+    }
+
     fn take(state: &mut MutexGuard<'_, State<T>>) -> Result<T, TaskError> {
         state
             .result
