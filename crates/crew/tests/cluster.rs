@@ -174,6 +174,15 @@ fn with_env_settings(mut options: ClusterOptions) -> ClusterOptions {
 
 /// This binary as a cluster worker: two slots, in processes.
 fn run_worker(url: String) -> i32 {
+    // A test that fails before it stops its worker must not leave it running (holding the
+    // test's output pipe, so `cargo test | head` never ends): it exits once its parent is gone.
+    let parent = rustix::process::getppid();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_millis(200));
+        if rustix::process::getppid() != parent {
+            std::process::exit(1);
+        }
+    });
     let mut options = with_env_settings(ClusterOptions::new(url));
     if let Some(n) = std::env::var(MAX_DELIVER_ENV)
         .ok()
