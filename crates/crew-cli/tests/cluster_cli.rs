@@ -186,6 +186,23 @@ fn status_shows_two_workers_and_a_sigtermed_worker_drains_and_exits_0() {
 }
 
 #[test]
+fn a_worker_whose_server_is_gone_still_stops_on_sigterm() {
+    // Before the fix the drain's last steps (results, heartbeat removal, flush) waited for
+    // a reconnection forever: SIGTERM never ended the worker.
+    let mut server = server();
+    let url = server.url();
+    let (_dir, token_file) = dir_with_token();
+    let worker = worker(&url, &token_file, &[]);
+    wait_for("the worker in `crew cluster status --json`", || {
+        status_json(&url)["workers"].as_array().unwrap().len() == 1
+    });
+    server.kill();
+    sigterm(&worker);
+    let (exit, stderr) = finish(worker);
+    assert!(exit.success(), "worker exit {exit:?}: {stderr}");
+}
+
+#[test]
 fn dlq_lists_requeue_refuses_unknown_ids_and_a_wrong_token_is_clear() {
     let server = server();
     let url = server.url();

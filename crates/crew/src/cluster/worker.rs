@@ -429,6 +429,9 @@ const CANCELLED_MEMORY: usize = 100_000;
 /// How long a worker holding one task alone waits for it on its I/O thread (see
 /// [`Worker::leads`]) before it awaits it as usual.
 const LEAD_LIMIT: Duration = Duration::from_millis(1);
+/// The most a stopping worker waits for the server to take its last results, remove its
+/// heartbeat and flush.
+const FAREWELL: Duration = Duration::from_secs(5);
 
 /// How long a worker waits for a submitter to confirm a result sent to its inbox before it
 /// stores the result in the results stream instead.
@@ -617,9 +620,15 @@ async fn serve(
     for task in background {
         task.abort();
     }
-    worker.send_results().await;
-    let _ = heartbeats.delete(kv_key(&worker.name)).await;
-    let _ = worker.nats.flush().await;
+    // Bounded: with the server gone (or unreachable) these would wait for a reconnection
+    // forever, and a SIGTERM would never end the worker. Results not sent are not lost: their
+    // tasks were not acknowledged, so they are delivered again.
+    let farewell = async {
+        worker.send_results().await;
+        let _ = heartbeats.delete(kv_key(&worker.name)).await;
+        let _ = worker.nats.flush().await;
+    };
+    let _ = tokio::time::timeout(FAREWELL, farewell).await;
     match &worker.runner {
         Runner::Processes(pool) => pool.shutdown(false, true),
         Runner::Threads(pool) => pool.shutdown(false, true),
