@@ -602,3 +602,51 @@ fn stop_from_another_thread_does_not_block_on_a_full_mailbox() {
         Err(TaskError::Actor(ActorError::Stopped { .. }))
     ));
 }
+
+/// Actors whose types are public in their module, used from outside it. `#[crew::actor]` makes
+/// the reference as visible as the constructor `new` (or as told: `#[crew::actor(pub(crate))]`);
+/// it was always private to the module, so a `pub` actor type failed to compile (E0446: private
+/// type `LedgerRef` in public interface).
+mod ledgers {
+    pub struct Ledger {
+        total: i64,
+    }
+
+    #[crew::actor]
+    impl Ledger {
+        pub fn new(total: i64) -> Self {
+            Ledger { total }
+        }
+
+        pub fn add(&mut self, amount: i64) -> i64 {
+            self.total += amount;
+            self.total
+        }
+    }
+
+    pub(crate) struct Tally {
+        count: u64,
+    }
+
+    #[crew::actor(pub(crate))]
+    impl Tally {
+        fn new(count: u64) -> Self {
+            Tally { count }
+        }
+
+        fn bump(&mut self) -> u64 {
+            self.count += 1;
+            self.count
+        }
+    }
+}
+
+#[test]
+fn actors_defined_in_another_module_are_usable_here() {
+    let ledger: ledgers::LedgerRef = actor::spawn::<ledgers::Ledger>(100).unwrap();
+    assert_eq!(ledger.add(-30).result().unwrap(), 70);
+    ledger.stop().result().unwrap();
+    let tally: ledgers::TallyRef = actor::spawn::<ledgers::Tally>(7).unwrap();
+    assert_eq!(tally.bump().result().unwrap(), 8);
+    tally.stop().result().unwrap();
+}
