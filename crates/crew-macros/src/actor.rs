@@ -312,7 +312,8 @@ pub(crate) fn expand(block: &mut ItemImpl, arguments: Arguments) -> syn::Result<
                     argument: ::core::any::type_name::<#tuple_type>,
                     result: ::core::any::type_name::<#item>,
                     call: ::crew::actor::MethodCall::#variant(|__crew_actor, __crew_input| {
-                        let #tuple_pattern: #tuple_type = ::crew::task::codec::decode(__crew_input)?;
+                        let #tuple_pattern: #tuple_type = ::crew::task::codec::decode(__crew_input)
+                            .map_err(|__crew_error| ::std::format!("the arguments of method `{}`: {}", #name_string, __crew_error))?;
                         ::core::result::Result::Ok(::crew::actor::__private::encode_items(__crew_actor.#ident(#(#names),*)))
                     }),
                 }
@@ -385,8 +386,10 @@ pub(crate) fn expand(block: &mut ItemImpl, arguments: Arguments) -> syn::Result<
                 argument: ::core::any::type_name::<#tuple_type>,
                 result: ::core::any::type_name::<#result>,
                 call: ::crew::actor::MethodCall::#variant(|__crew_actor, __crew_input| {
-                    let #tuple_pattern: #tuple_type = ::crew::task::codec::decode(__crew_input)?;
+                    let #tuple_pattern: #tuple_type = ::crew::task::codec::decode(__crew_input)
+                        .map_err(|__crew_error| ::std::format!("the arguments of method `{}`: {}", #name_string, __crew_error))?;
                     ::crew::task::codec::encode(&__crew_actor.#ident(#(#names),*))
+                        .map_err(|__crew_error| ::std::format!("the result of method `{}`: {}", #name_string, __crew_error))
                 }),
             }
         });

@@ -376,6 +376,15 @@ pub enum ActorError {
     /// Options that cannot work together, or a placement that cannot be made.
     #[error("invalid actor options: {0}")]
     Invalid(String),
+    /// A call's arguments could not be encoded to reach an actor in another process (their
+    /// `Serialize` failed): nothing was sent.
+    #[error("the arguments of a call to actor `{uid}` cannot be encoded ({message}); a process or cluster actor gets every argument through serde: fix the argument's Serialize implementation or pass a value it can encode")]
+    Encode {
+        /// The actor's uid.
+        uid: String,
+        /// The encoder's error.
+        message: String,
+    },
 }
 
 /// A handle that is already settled with `error` (calls fail at once, never hang).

@@ -597,6 +597,9 @@ pub(crate) struct Remote<A: Actor> {
     next_id: AtomicU64,
     pid: AtomicU32,
     restarts: AtomicU32,
+    /// Why the actor ended when no stop or kill asked for it (its worker died past
+    /// `max_restarts`, or could not be restarted): what later calls are told.
+    died: Mutex<Option<String>>,
     ending: Ending,
     reservation: Reservation,
     /// This actor, weakly: what a call's handle leads with.
@@ -735,6 +738,7 @@ impl<A: Actor> Remote<A> {
             next_id: AtomicU64::new(1),
             pid: AtomicU32::new(0),
             restarts: AtomicU32::new(0),
+            died: Mutex::new(None),
             ending: Ending::default(),
             reservation,
             me: me.clone(),
@@ -934,9 +938,18 @@ impl<A: Actor> Remote<A> {
     }
 
     fn stopped_error(&self) -> ActorError {
+        let reason = if let Some(died) = self.died.lock().clone() {
+            died
+        } else if self.ending.killed() {
+            "it was killed".to_owned()
+        } else if self.ending.requested() {
+            "it was stopped".to_owned()
+        } else {
+            "its worker ended".to_owned()
+        };
         ActorError::Stopped {
             uid: self.uid.clone(),
-            reason: "it was stopped, killed, or its worker died past max_restarts".to_owned(),
+            reason,
         }
     }
 
@@ -997,7 +1010,16 @@ impl<A: Actor> Remote<A> {
             &keep,
         );
         let stopping = self.ending.requested();
-        if stopping || self.restarts.load(Ordering::Acquire) >= self.options.max_restarts {
+        let restarts = self.restarts.load(Ordering::Acquire);
+        if stopping || restarts >= self.options.max_restarts {
+            if !stopping {
+                let how = exit.map_or_else(|| "how is unknown".to_owned(), |exit| exit.to_string());
+                *self.died.lock() = Some(format!(
+                    "its worker (pid {pid}) died ({how}) after {restarts} restart(s), the \
+                     most max_restarts allows; spawn the actor again, or give it a higher \
+                     max_restarts"
+                ));
+            }
             drop(conn);
             self.finish();
             return None;
@@ -1020,6 +1042,9 @@ impl<A: Actor> Remote<A> {
                     "crew: actor `{}` could not be restarted: {message}",
                     self.uid
                 );
+                *self.died.lock() = Some(format!(
+                    "its worker died and could not be restarted: {message}"
+                ));
                 self.finish();
                 None
             }
