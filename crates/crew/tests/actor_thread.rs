@@ -64,6 +64,11 @@ impl Counter {
         self.value
     }
 
+    #[stream]
+    fn countdown(&self, from: u64) -> impl Iterator<Item = u64> + Send + 'static {
+        (0..=from).rev()
+    }
+
     fn boom(&mut self, message: String) -> u64 {
         self.value += 1;
         panic!("{message}")
@@ -176,6 +181,46 @@ fn bounded_mailbox_applies_backpressure() {
     }
     assert_eq!(counter.get().result(), Ok(4));
     counter.stop().result().unwrap();
+}
+
+#[test]
+fn a_streaming_call_waits_for_room_like_any_call() {
+    let counter = ActorOptions::<Counter>::new()
+        .mailbox(1)
+        .spawn(("stream-bound".to_owned(), 0))
+        .unwrap();
+    let busy = counter.slow_incr(1, 300);
+    std::thread::sleep(Duration::from_millis(30)); // the actor took it: the mailbox is empty
+    let queued = counter.incr(1);
+    let started = Instant::now();
+    let items: Vec<u64> = counter.countdown(2).map(Result::unwrap).collect();
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "the stream call waited {:?} for room",
+        started.elapsed()
+    );
+    assert_eq!(items, [2, 1, 0]);
+    assert_eq!(busy.result(), Ok(1));
+    assert_eq!(queued.result(), Ok(2));
+    counter.stop().result().unwrap();
+}
+
+#[test]
+fn an_actor_outlives_its_references_until_stopped() {
+    let counter = ActorOptions::<Counter>::new()
+        .uid("outlives-its-references")
+        .spawn(("outlives".to_owned(), 5))
+        .unwrap();
+    let address = counter.address().clone();
+    drop(counter);
+    // Dropping every reference does not stop it (as documented): found again by address + uid.
+    let again = actor::lookup::<Counter>(&address, "outlives-its-references").unwrap();
+    assert_eq!(again.incr(1).result(), Ok(6));
+    again.stop().result().unwrap();
+    assert!(matches!(
+        actor::lookup::<Counter>(&address, "outlives-its-references"),
+        Err(ActorError::NotFound { .. })
+    ));
 }
 
 #[test]
@@ -607,6 +652,7 @@ fn stop_from_another_thread_does_not_block_on_a_full_mailbox() {
 /// the reference as visible as the constructor `new` (or as told: `#[crew::actor(pub(crate))]`);
 /// it was always private to the module, so a `pub` actor type failed to compile (E0446: private
 /// type `LedgerRef` in public interface).
+#[allow(unreachable_pub)] // `pub` as in a library's public module: what the test is about
 mod ledgers {
     pub struct Ledger {
         total: i64,
@@ -649,4 +695,77 @@ fn actors_defined_in_another_module_are_usable_here() {
     let tally: ledgers::TallyRef = actor::spawn::<ledgers::Tally>(7).unwrap();
     assert_eq!(tally.bump().result().unwrap(), 8);
     tally.stop().result().unwrap();
+}
+
+/// Calls B and waits for its answer, which B gets by calling back into this actor.
+struct Caller {
+    callee: Option<CalleeRef>,
+}
+
+#[crew::actor]
+impl Caller {
+    fn new(_: ()) -> Self {
+        Caller { callee: None }
+    }
+
+    fn set_callee(&mut self, callee: CalleeRef) {
+        self.callee = Some(callee);
+    }
+
+    fn ping(&self) -> Result<String, String> {
+        let callee = self.callee.clone().expect("set_callee first");
+        callee
+            .call_back()
+            .result_timeout(Duration::from_secs(5))
+            .map_err(|error| error.to_string())?
+    }
+
+    fn pong(&self) -> String {
+        "pong".to_owned()
+    }
+}
+
+struct Callee {
+    caller: Option<CallerRef>,
+}
+
+#[crew::actor]
+impl Callee {
+    fn new(_: ()) -> Self {
+        Callee { caller: None }
+    }
+
+    fn set_caller(&mut self, caller: CallerRef) {
+        self.caller = Some(caller);
+    }
+
+    fn call_back(&self) -> Result<String, String> {
+        let caller = self.caller.clone().expect("set_caller first");
+        caller
+            .pong()
+            .result_timeout(Duration::from_millis(200))
+            .map_err(|error| error.to_string())
+    }
+}
+
+/// A calls B calls A (the documented cycle): with one thread A cannot serve B's call while it
+/// waits on B, so B's wait times out; with `max_concurrency(2)` A's second thread serves it.
+#[test]
+fn a_cycle_through_another_actor_blocks_unless_a_second_thread_serves_it() {
+    for (threads, expected) in [(1, Err(TaskError::TimedOut.to_string())), (2, Ok("pong"))] {
+        let caller = ActorOptions::<Caller>::new()
+            .max_concurrency(threads)
+            .spawn(())
+            .unwrap();
+        let callee = actor::spawn::<Callee>(()).unwrap();
+        caller.set_callee(callee.clone()).result().unwrap();
+        callee.set_caller(caller.clone()).result().unwrap();
+        assert_eq!(
+            caller.ping().result(),
+            Ok(expected.map(str::to_owned)),
+            "max_concurrency({threads})"
+        );
+        caller.stop().result().unwrap();
+        callee.stop().result().unwrap();
+    }
 }

@@ -74,6 +74,11 @@
 //! [`max_restarts`](ActorOptions::max_restarts) times: the calls in flight fail with
 //! [`TaskError::WorkerDied`], the calls not yet sent go to the new instance.
 //!
+//! An actor lives until it is stopped or killed (or its process ends): dropping every
+//! reference does *not* stop it, since it stays findable by address and uid (as xoscar's
+//! actors, unlike Ray's non-detached ones). Stop what you spawn; each thread actor holds
+//! `instances × max_concurrency` threads until then.
+//!
 //! **Addressing.** Every actor is registered under an [`Address`] and a uid (given, or made
 //! up). [`lookup`] finds it; a uid taken twice at one address is [`ActorError::DuplicateUid`]
 //! at creation; a missing one is [`ActorError::NotFound`] at once. A reference serializes as
@@ -91,7 +96,12 @@
 //! **Deadlock guard.** An actor that calls itself and waits would wait forever: such a call
 //! fails at once with [`ActorError::SelfCall`] (a `tell` to itself is allowed, but reports
 //! `Full` instead of blocking on its own full mailbox). Cycles through other actors are not
-//! detected.
+//! detected: if actor A blocks on a call to B while B's method blocks on a call back to A, B's
+//! call waits in A's mailbox behind the call A is running, and both wait forever (or until a
+//! `result_timeout` gives up, which leaves B's call queued in A). Break such cycles: B sends
+//! with `tell_*` instead of waiting, A does not wait on B from inside a method (hand B's
+//! handle back, or use `tell_*` and have B report back), or the cyclic methods take `&self`
+//! on an actor with `max_concurrency` above 1 so that another thread can serve the call.
 
 mod caller;
 mod ending;
