@@ -769,3 +769,26 @@ fn a_cycle_through_another_actor_blocks_unless_a_second_thread_serves_it() {
         callee.stop().result().unwrap();
     }
 }
+
+#[test]
+fn empty_or_nul_names_are_refused_not_panicked_on() {
+    // An empty uid was accepted; a NUL byte in it panicked in the caller (a thread name cannot
+    // hold one).
+    for uid in ["", "a\0b"] {
+        match ActorOptions::<Counter>::new()
+            .uid(uid)
+            .spawn(("names".to_owned(), 0))
+        {
+            Err(ActorError::Invalid(message)) => {
+                assert!(message.contains("uid must be non-empty"), "{message}")
+            }
+            other => panic!("uid {uid:?}: expected Invalid, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        ActorOptions::<Counter>::new()
+            .address(Address::new(""))
+            .spawn(("names".to_owned(), 0)),
+        Err(ActorError::Invalid(_))
+    ));
+}

@@ -1055,12 +1055,26 @@ impl<A: Actor> ActorOptions<A> {
     /// # Errors
     /// [`ActorError::DuplicateUid`] when the uid is taken at the address;
     /// [`ActorError::StartFailed`] when the start hook fails or the worker cannot start;
-    /// [`ActorError::Invalid`] for a zero mailbox, instance or concurrency count.
+    /// [`ActorError::Invalid`] for a zero mailbox, instance or concurrency count, or an empty
+    /// uid or address (or one with a NUL byte).
     pub fn spawn(self, args: A::Args) -> Result<A::Ref, ActorError> {
         if self.mailbox == 0 || self.instance_count == 0 || self.max_concurrency == 0 {
             return Err(ActorError::Invalid(
                 "mailbox, instances and max_concurrency must each be at least 1".to_owned(),
             ));
+        }
+        // An empty name cannot be looked up sensibly, and a NUL byte cannot name the actor's
+        // threads (std panics on it): refused here rather than panicking in the caller.
+        for (what, name) in [
+            ("uid", self.uid.as_deref()),
+            ("address", self.address.as_ref().map(Address::as_str)),
+        ] {
+            if name.is_some_and(|name| name.is_empty() || name.contains('\0')) {
+                return Err(ActorError::Invalid(format!(
+                    "an actor's {what} must be non-empty and without NUL bytes, got {name:?}; \
+                     give another, or omit .{what}(..) for the default"
+                )));
+            }
         }
         #[cfg(feature = "cluster")]
         if let Some(link) = &self.cluster {
