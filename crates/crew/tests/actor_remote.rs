@@ -91,6 +91,54 @@ impl Member {
     }
 }
 
+/// Takes bytes, gives bytes.
+struct Sink;
+
+#[crew::actor]
+impl Sink {
+    fn new(_: ()) -> Self {
+        Sink
+    }
+
+    fn take(&self, text: String) -> usize {
+        text.len()
+    }
+}
+
+/// A call larger than a NATS message may be fails at once with `TooLarge` (it waited forever,
+/// and so did every later call of the reference: the publishing task had ended); calls near
+/// the limit, pipelined, all get through.
+fn a_call_above_max_payload_fails_at_once() {
+    let cluster = local_cluster();
+    let sink = ActorOptions::<Sink>::new()
+        .on_cluster(&cluster)
+        .spawn(())
+        .unwrap();
+    match sink
+        .take("x".repeat(4 << 20))
+        .result_timeout(Duration::from_secs(10))
+    {
+        Err(TaskError::Actor(ActorError::TooLarge { bytes, limit, .. })) => {
+            assert!(bytes > limit, "{bytes} {limit}");
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert!(matches!(
+        sink.try_take("x".repeat(4 << 20)),
+        Err(ActorError::TooLarge { .. })
+    ));
+    let calls: Vec<_> = (0..12).map(|_| sink.take("y".repeat(300_000))).collect();
+    for call in calls {
+        assert_eq!(call.result_timeout(Duration::from_secs(20)), Ok(300_000));
+    }
+    assert_eq!(
+        sink.take("z".to_owned())
+            .result_timeout(Duration::from_secs(10)),
+        Ok(1)
+    );
+    sink.stop().result().unwrap();
+}
+
 fn local_cluster() -> Cluster {
     let cluster = Cluster::local(2).expect("a local cluster");
     assert_eq!(
@@ -523,6 +571,10 @@ fn main() {
         (
             "pool_member_killed_calls_settle",
             pool_member_killed_calls_settle,
+        ),
+        (
+            "a_call_above_max_payload_fails_at_once",
+            a_call_above_max_payload_fails_at_once,
         ),
     ]);
 }

@@ -386,6 +386,17 @@ pub enum ActorError {
     /// Options that cannot work together, or a placement that cannot be made.
     #[error("invalid actor options: {0}")]
     Invalid(String),
+    /// A call to a cluster actor is larger than one NATS message may be (the server's
+    /// `max_payload`, 1 MiB by default): nothing was sent.
+    #[error("a call to actor `{uid}` carries {bytes} bytes of arguments, more than the {limit}-byte message limit of the cluster's NATS server (max_payload); pass a reference to the data instead (a path, an object-store key), or raise the server's max_payload")]
+    TooLarge {
+        /// The actor's uid.
+        uid: String,
+        /// The encoded arguments' size.
+        bytes: usize,
+        /// The server's message limit.
+        limit: usize,
+    },
     /// A call's arguments could not be encoded to reach an actor in another process (their
     /// `Serialize` failed): nothing was sent.
     #[error("the arguments of a call to actor `{uid}` cannot be encoded ({message}); a process or cluster actor gets every argument through serde: fix the argument's Serialize implementation or pass a value it can encode")]

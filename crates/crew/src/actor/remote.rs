@@ -360,6 +360,9 @@ struct Outbox {
     one_call_each: bool,
     /// The last call id handed to the connection (a member probe asks about the ids up to it).
     published: AtomicU64,
+    /// The most bytes one message may carry (the server's `max_payload`): a caller's batch is
+    /// split before it grows past it, since a message the client refuses is never sent.
+    limit: usize,
     /// The publishing task (a member awaits it before it closes its connection).
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// A member's outbox, when it runs its calls on its own thread: frames that thread pushes
@@ -390,6 +393,10 @@ impl Outbox {
             ready: Notify::new(),
             one_call_each,
             published: AtomicU64::new(0),
+            limit: match nats.server_info().max_payload {
+                0 => usize::MAX,
+                limit => limit,
+            },
             task: Mutex::new(None),
             defer_on,
             deferred: std::sync::atomic::AtomicBool::new(false),
@@ -443,14 +450,25 @@ impl Outbox {
         outbox
     }
 
-    /// Appends frames (`frames` returns the call id among them, if any) and wakes the
-    /// publisher.
+    /// Appends whole frames (`frames` returns the call id among them, if any) and wakes the
+    /// publisher. They start a message of their own when the batch would pass [`limit`].
+    ///
+    /// [`limit`]: Outbox::limit
     fn push(&self, frames: impl FnOnce(&mut Vec<u8>) -> Option<u64>) {
-        self.push_with(|buffer, _| frames(buffer));
+        self.push_frames(|buffer, _| frames(buffer), true);
     }
 
-    /// [`push`](Self::push), with the host's state of this caller at hand.
+    /// [`push`](Self::push), with the host's state of this caller at hand; the bytes may be
+    /// part of a frame, so the batch is never split.
     fn push_with(&self, frames: impl FnOnce(&mut Vec<u8>, &mut OutState) -> Option<u64>) {
+        self.push_frames(frames, false);
+    }
+
+    fn push_frames(
+        &self,
+        frames: impl FnOnce(&mut Vec<u8>, &mut OutState) -> Option<u64>,
+        whole_frames: bool,
+    ) {
         let mut guard = self.state.lock();
         let state = &mut *guard;
         let was_empty = state.messages.is_empty();
@@ -465,7 +483,20 @@ impl Outbox {
             });
         }
         let mut batch = state.messages.pop().expect("a message to fill");
-        if let Some(id) = frames(&mut batch.bytes, state) {
+        let before = batch.bytes.len();
+        let id = frames(&mut batch.bytes, state);
+        if whole_frames && before > 0 && batch.bytes.len() > self.limit {
+            // The new frames go in a message of their own (one frame alone fits: `send`
+            // refuses a bigger call).
+            let bytes = batch.bytes.split_off(before);
+            state.messages.push(batch);
+            batch = Batch {
+                bytes,
+                ids: None,
+                to: To::Main,
+            };
+        }
+        if let Some(id) = id {
             batch.ids = Some(match batch.ids {
                 Some((first, _)) => (first, id),
                 None => (id, id),
@@ -540,6 +571,8 @@ impl Outbox {
 /// The length of a frame's prefix (header length `u32`, payload length `u64`), as the task
 /// layer's codec writes it (a test checks the two agree).
 const FRAME_PREFIX: usize = 12;
+/// The most bytes a call's or stream's frame header takes (postcard: an enum tag and varints).
+const MAX_CALL_HEADER: usize = 64;
 
 /// Follows the frames a host writes to one caller (a large one arrives in pieces) to see
 /// which calls it answered: a call's reply, a stream's end (or its failed reply).
@@ -1587,6 +1620,17 @@ impl<A: Actor> Transport for Remote<A> {
         make: &mut dyn FnMut(u64) -> (ToActor, Pending),
         payload: &[u8],
     ) -> Result<(), ActorError> {
+        // A message above the server's max_payload is refused by the client and never sent:
+        // the call would wait forever. Refused here, with the permit the caller took.
+        let bytes = payload.len() + FRAME_PREFIX + MAX_CALL_HEADER;
+        if bytes > self.outbox.limit {
+            self.bound.release();
+            return Err(ActorError::TooLarge {
+                uid: self.uid.clone(),
+                bytes: payload.len(),
+                limit: self.outbox.limit,
+            });
+        }
         let mut result = Ok(());
         // Ids are taken inside the outbox's lock, so a batch holds the ids `first..=last`.
         self.outbox.push(|buffer| {
@@ -1976,6 +2020,50 @@ mod tests {
         let mut bytes = Vec::new();
         write_frame(&mut bytes, header, payload).unwrap();
         bytes
+    }
+
+    /// An outbox without a connection or publishing task: what `push` makes of frames.
+    fn outbox_of(limit: usize) -> Outbox {
+        Outbox {
+            state: Mutex::new(OutState {
+                messages: Vec::new(),
+                closed: false,
+                held: HashMap::new(),
+                answers: Answers::default(),
+            }),
+            ready: Notify::new(),
+            one_call_each: false,
+            published: AtomicU64::new(0),
+            limit,
+            task: Mutex::new(None),
+            defer_on: None,
+            deferred: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// A caller's batches stay within the server's max_payload: a batch grown past it was
+    /// refused by the client, never sent, and its calls (and every later one: the publishing
+    /// task ended) waited forever.
+    #[test]
+    fn a_callers_batches_are_split_at_the_message_limit() {
+        let outbox = outbox_of(100);
+        for id in 1..=5 {
+            outbox.push(|buffer| {
+                buffer.extend_from_slice(&[id as u8; 40]);
+                Some(id)
+            });
+        }
+        let state = outbox.state.lock();
+        let batches: Vec<_> = state
+            .messages
+            .iter()
+            .map(|batch| (batch.bytes.len(), batch.ids))
+            .collect();
+        assert_eq!(
+            batches,
+            [(80, Some((1, 2))), (80, Some((3, 4))), (40, Some((5, 5)))]
+        );
+        assert!(state.messages[1].bytes[..40].iter().all(|byte| *byte == 3));
     }
 
     #[test]
