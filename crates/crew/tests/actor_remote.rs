@@ -103,11 +103,22 @@ impl Sink {
     fn take(&self, text: String) -> usize {
         text.len()
     }
+
+    fn give(&self, bytes: usize) -> String {
+        "g".repeat(bytes)
+    }
+
+    #[stream]
+    fn give_items(&self, bytes: usize) -> impl Iterator<Item = String> + Send + 'static {
+        [1, bytes].into_iter().map(|size| "i".repeat(size))
+    }
 }
 
 /// A call larger than a NATS message may be fails at once with `TooLarge` (it waited forever,
-/// and so did every later call of the reference: the publishing task had ended); calls near
-/// the limit, pipelined, all get through.
+/// and so did every later call of the reference: the publishing task had ended); a result or
+/// stream item too large fails its call with a message saying so (the member's reply was
+/// refused, and its later replies to that caller were lost); calls and results near the
+/// limit, pipelined, all get through.
 fn a_call_above_max_payload_fails_at_once() {
     let cluster = local_cluster();
     let sink = ActorOptions::<Sink>::new()
@@ -135,6 +146,42 @@ fn a_call_above_max_payload_fails_at_once() {
         sink.take("z".to_owned())
             .result_timeout(Duration::from_secs(10)),
         Ok(1)
+    );
+    match sink.give(4 << 20).result_timeout(Duration::from_secs(10)) {
+        Err(TaskError::Transport { message }) => {
+            assert!(message.contains("max_payload"), "{message}");
+        }
+        other => panic!(
+            "expected a Transport error, got {:?}",
+            other.map(|s| s.len())
+        ),
+    }
+    let items: Vec<_> = sink.give_items(4 << 20).collect();
+    assert!(
+        matches!(
+            items.as_slice(),
+            [Ok(first), Err(TaskError::Transport { .. })] if first == "i"
+        ),
+        "{:?}",
+        items
+            .iter()
+            .map(|item| item.as_ref().map(String::len))
+            .collect::<Vec<_>>()
+    );
+    let results: Vec<_> = (0..12).map(|_| sink.give(300_000)).collect();
+    for result in results {
+        assert_eq!(
+            result
+                .result_timeout(Duration::from_secs(20))
+                .map(|text| text.len()),
+            Ok(300_000)
+        );
+    }
+    assert_eq!(
+        sink.give(1)
+            .result_timeout(Duration::from_secs(10))
+            .as_deref(),
+        Ok("g")
     );
     sink.stop().result().unwrap();
 }

@@ -223,6 +223,9 @@ pub(crate) fn actor_signature<A: Actor>() -> u64 {
 pub(crate) struct HostConn {
     writer: Mutex<BufWriter<Box<dyn Write + Send>>>,
     streams: Mutex<HashMap<u64, HostStream>>,
+    /// The largest result or stream item the transport carries (a NATS message's limit for a
+    /// cluster actor): a larger one fails its call instead of breaking the connection.
+    payload_limit: usize,
 }
 
 struct HostStream {
@@ -235,7 +238,27 @@ impl HostConn {
         Self {
             writer: Mutex::new(BufWriter::with_capacity(64 * 1024, writer)),
             streams: Mutex::new(HashMap::new()),
+            payload_limit: usize::MAX,
         }
+    }
+
+    /// Fails results and items above `bytes` (see `payload_limit`).
+    #[cfg(feature = "cluster")]
+    pub(crate) fn with_payload_limit(mut self, bytes: usize) -> Self {
+        self.payload_limit = bytes;
+        self
+    }
+
+    /// Why a result or item of `bytes` cannot be sent, if it cannot.
+    fn too_large(&self, bytes: usize) -> Option<String> {
+        (bytes > self.payload_limit).then(|| {
+            format!(
+                "the result is {bytes} bytes, more than the {}-byte message limit of the \
+                 cluster's NATS server (max_payload); return a reference to the data instead \
+                 (a path, an object-store key), or raise the server's max_payload",
+                self.payload_limit
+            )
+        })
     }
 
     /// Whether a stream of this caller is open (its connection must stay).
@@ -258,6 +281,18 @@ impl HostConn {
         };
         while stream.credit > 0 {
             match catch_unwind(AssertUnwindSafe(|| stream.items.next())) {
+                Ok(Some(Ok(item))) if self.too_large(item.len()).is_some() => {
+                    streams.remove(&id);
+                    let message = self.too_large(item.len()).unwrap_or_default();
+                    self.send(
+                        &FromActor::End {
+                            id,
+                            outcome: Outcome::Failed(message),
+                        },
+                        &[],
+                    );
+                    return;
+                }
                 Ok(Some(Ok(item))) => {
                     stream.credit -= 1;
                     self.send(&FromActor::Item { id }, &item);
@@ -337,6 +372,16 @@ fn execute<A: Actor>(
         }
     }));
     match result {
+        Ok(Ok(Done::Value(bytes))) if conn.too_large(bytes.len()).is_some() => {
+            let message = conn.too_large(bytes.len()).unwrap_or_default();
+            conn.send(
+                &FromActor::Reply {
+                    id,
+                    outcome: Outcome::Failed(message),
+                },
+                &[],
+            );
+        }
         Ok(Ok(Done::Value(bytes))) => {
             conn.send(
                 &FromActor::Reply {

@@ -455,19 +455,17 @@ impl Outbox {
     ///
     /// [`limit`]: Outbox::limit
     fn push(&self, frames: impl FnOnce(&mut Vec<u8>) -> Option<u64>) {
-        self.push_frames(|buffer, _| frames(buffer), true);
+        self.push_frames(|buffer, _| frames(buffer), true, None);
     }
 
-    /// [`push`](Self::push), with the host's state of this caller at hand; the bytes may be
-    /// part of a frame, so the batch is never split.
-    fn push_with(&self, frames: impl FnOnce(&mut Vec<u8>, &mut OutState) -> Option<u64>) {
-        self.push_frames(frames, false);
-    }
-
+    /// [`push`](Self::push), with the host's state of this caller at hand. `frame_start`: the
+    /// bytes begin a frame (else they continue one, and the batch is never split);
+    /// `frame_len`: that frame's whole length when only its first piece comes now.
     fn push_frames(
         &self,
         frames: impl FnOnce(&mut Vec<u8>, &mut OutState) -> Option<u64>,
-        whole_frames: bool,
+        frame_start: bool,
+        frame_len: Option<usize>,
     ) {
         let mut guard = self.state.lock();
         let state = &mut *guard;
@@ -485,7 +483,9 @@ impl Outbox {
         let mut batch = state.messages.pop().expect("a message to fill");
         let before = batch.bytes.len();
         let id = frames(&mut batch.bytes, state);
-        if whole_frames && before > 0 && batch.bytes.len() > self.limit {
+        let appended = batch.bytes.len() - before;
+        let incoming = frame_len.map_or(appended, |whole| whole.max(appended));
+        if frame_start && before > 0 && before + incoming > self.limit {
             // The new frames go in a message of their own (one frame alone fits: `send`
             // refuses a bigger call).
             let bytes = batch.bytes.split_off(before);
@@ -571,7 +571,7 @@ impl Outbox {
 /// The length of a frame's prefix (header length `u32`, payload length `u64`), as the task
 /// layer's codec writes it (a test checks the two agree).
 const FRAME_PREFIX: usize = 12;
-/// The most bytes a call's or stream's frame header takes (postcard: an enum tag and varints).
+/// The most bytes a call's or reply's frame header takes (postcard: an enum tag and varints).
 const MAX_CALL_HEADER: usize = 64;
 
 /// Follows the frames a host writes to one caller (a large one arrives in pieces) to see
@@ -587,6 +587,11 @@ struct Answers {
 }
 
 impl Answers {
+    /// Whether the next byte starts a frame (and the bytes still make sense).
+    fn at_frame_start(&self) -> bool {
+        !self.lost && self.skip == 0 && self.head.is_empty()
+    }
+
     fn observe(&mut self, mut bytes: &[u8], held: &mut HashMap<u64, bool>) {
         while !bytes.is_empty() && !self.lost {
             if self.skip > 0 {
@@ -638,11 +643,28 @@ struct OutboxWriter(Arc<Outbox>);
 
 impl Write for OutboxWriter {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.push_with(|buffer, state| {
-            state.answers.observe(bytes, &mut state.held);
-            buffer.extend_from_slice(bytes);
-            None
+        // The host writes a frame in one write, or a large one in pieces: a write that starts
+        // a frame may begin a new message (the batch is split at the message limit there).
+        let starts_frame = {
+            let state = self.0.state.lock();
+            state.answers.at_frame_start()
+        };
+        let frame_len = bytes.get(..FRAME_PREFIX).map(|prefix| {
+            let header = u32::from_le_bytes(prefix[..4].try_into().expect("4 bytes"));
+            let payload = u64::from_le_bytes(prefix[4..].try_into().expect("8 bytes"));
+            FRAME_PREFIX
+                .saturating_add(header as usize)
+                .saturating_add(usize::try_from(payload).unwrap_or(usize::MAX))
         });
+        self.0.push_frames(
+            |buffer, state| {
+                state.answers.observe(bytes, &mut state.held);
+                buffer.extend_from_slice(bytes);
+                None
+            },
+            starts_frame,
+            frame_len,
+        );
         Ok(bytes.len())
     }
 
@@ -754,7 +776,10 @@ impl Member {
             false,
             self.defer_on,
         );
-        let conn = Arc::new(HostConn::new(Box::new(OutboxWriter(outbox.clone()))));
+        let conn = Arc::new(
+            HostConn::new(Box::new(OutboxWriter(outbox.clone())))
+                .with_payload_limit(outbox.limit.saturating_sub(FRAME_PREFIX + MAX_CALL_HEADER)),
+        );
         self.conns
             .insert(inbox.to_owned(), (conn.clone(), outbox.clone()));
         (conn, outbox)
@@ -2064,6 +2089,42 @@ mod tests {
             [(80, Some((1, 2))), (80, Some((3, 4))), (40, Some((5, 5)))]
         );
         assert!(state.messages[1].bytes[..40].iter().all(|byte| *byte == 3));
+    }
+
+    /// A member's replies to one caller are split at the limit too, only where a frame starts
+    /// (the host writes a large frame in pieces).
+    #[test]
+    fn a_members_replies_are_split_at_frame_starts() {
+        let outbox = Arc::new(outbox_of(150));
+        let mut writer = OutboxWriter(outbox.clone());
+        let reply = |id| {
+            frame(
+                &FromActor::Reply {
+                    id,
+                    outcome: Outcome::Ok,
+                },
+                &[9; 40],
+            )
+        };
+        let one = reply(1).len();
+        writer.write_all(&reply(1)).unwrap();
+        writer.write_all(&reply(2)).unwrap();
+        // A frame in pieces, as `write_frame` writes a large one (prefix and header, then the
+        // payload): its prefix says how long it is, and the pieces after the first stay with it.
+        let third = reply(3);
+        let (head, payload) = third.split_at(third.len() - 40);
+        writer.write_all(head).unwrap();
+        for piece in payload.chunks(10) {
+            writer.write_all(piece).unwrap();
+        }
+        writer.write_all(&reply(4)).unwrap();
+        let state = outbox.state.lock();
+        let sizes: Vec<_> = state
+            .messages
+            .iter()
+            .map(|batch| batch.bytes.len())
+            .collect();
+        assert_eq!(sizes, [2 * one, 2 * one], "{one}-byte frames");
     }
 
     #[test]
