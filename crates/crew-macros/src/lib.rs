@@ -146,7 +146,7 @@ fn expand(
 /// public interface" (E0446) pointing at `fn new` — make `new` `pub`, or write
 /// `#[crew::actor(pub)]`.
 ///
-/// ```ignore
+/// ```text
 /// pub mod counters {
 ///     pub struct Counter { value: u64 }
 ///

@@ -1080,7 +1080,7 @@ impl<A: Actor> ActorOptions<A> {
             ("uid", self.uid.as_deref()),
             ("address", self.address.as_ref().map(Address::as_str)),
         ] {
-            if name.is_some_and(|name| name.is_empty() || name.contains('\0')) {
+            if let Some(name) = name.filter(|name| name.is_empty() || name.contains('\0')) {
                 return Err(ActorError::Invalid(format!(
                     "an actor's {what} must be non-empty and without NUL bytes, got {name:?}; \
                      give another, or omit .{what}(..) for the default"
