@@ -69,6 +69,11 @@ impl Counter {
         (0..=from).rev()
     }
 
+    #[stream]
+    fn count_then_panic(&self, n: u64) -> impl Iterator<Item = u64> + Send + 'static {
+        (0..).map(move |i| if i < n { i } else { panic!("no more than {n}") })
+    }
+
     fn boom(&mut self, message: String) -> u64 {
         self.value += 1;
         panic!("{message}")
@@ -791,4 +796,24 @@ fn empty_or_nul_names_are_refused_not_panicked_on() {
             .spawn(("names".to_owned(), 0)),
         Err(ActorError::Invalid(_))
     ));
+}
+
+#[test]
+fn a_streaming_method_whose_iterator_panics_ends_its_stream_with_panicked() {
+    let counter = counter("stream-panic");
+    // The iterator runs in the caller's thread: its panic unwound into the caller (a worker
+    // process's ends the stream with `Panicked`, as documented for every placement).
+    let items: Vec<_> = counter.count_then_panic(2).collect();
+    assert_eq!(
+        items,
+        [
+            Ok(0),
+            Ok(1),
+            Err(TaskError::Panicked {
+                message: "no more than 2".into()
+            })
+        ]
+    );
+    assert_eq!(counter.incr(1).result(), Ok(1), "the actor lives on");
+    counter.stop().result().unwrap();
 }
