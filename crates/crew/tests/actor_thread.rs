@@ -817,3 +817,61 @@ fn a_streaming_method_whose_iterator_panics_ends_its_stream_with_panicked() {
     assert_eq!(counter.incr(1).result(), Ok(1), "the actor lives on");
     counter.stop().result().unwrap();
 }
+
+/// Set in the child of the next test, which runs with a capped address space.
+const THREAD_LIMIT_CHILD: &str = "CREW_ACTOR_TEST_THREAD_LIMIT";
+
+/// An actor whose thread cannot start (the process is at its thread or memory limit) fails its
+/// creation with `StartFailed` and frees its uid; the caller panicked ("cannot start an actor
+/// thread"). Run in a child process of this test binary whose address space is capped just
+/// above what it has mapped, so that no thread stack fits.
+#[test]
+fn an_actor_whose_thread_cannot_start_fails_creation() {
+    const NAME: &str = "an_actor_whose_thread_cannot_start_fails_creation";
+    if std::env::var_os(THREAD_LIMIT_CHILD).is_some() {
+        let mapped_kib: u64 = std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find_map(|line| line.strip_prefix("VmSize:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmSize in /proc/self/status");
+        let cap = (mapped_kib + 512) * 1024;
+        rustix::process::setrlimit(
+            rustix::process::Resource::As,
+            rustix::process::Rlimit {
+                current: Some(cap),
+                maximum: None,
+            },
+        )
+        .unwrap();
+        let outcome = ActorOptions::<Counter>::new()
+            .uid("no-room-for-a-thread")
+            .max_concurrency(2)
+            .spawn(("thread-limit".to_owned(), 0));
+        match outcome {
+            Err(ActorError::StartFailed { message, .. }) => {
+                assert!(message.contains("cannot start its thread"), "{message}")
+            }
+            other => panic!("expected StartFailed, got {:?}", other.map(|_| ())),
+        }
+        assert!(matches!(
+            actor::lookup::<Counter>(&Address::local(), "no-room-for-a-thread"),
+            Err(ActorError::NotFound { .. })
+        ));
+        println!("the creation failed cleanly");
+        return;
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+        .env(THREAD_LIMIT_CHILD, "1")
+        .env_remove("RUST_MIN_STACK") // a small stack could fit under the cap
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("the creation failed cleanly"),
+        "{}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

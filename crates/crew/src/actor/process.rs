@@ -528,15 +528,24 @@ pub(crate) fn serve_host<A: Actor>(
     mut next: impl FnMut() -> Option<(Arc<HostConn>, ToActor, Vec<u8>)>,
 ) {
     // One thread: run calls right here, in order. Several: the thread placement's mailbox.
-    let local = (instances.len() * args.max_concurrency > 1).then(|| {
-        Local::serve(
+    let local = if instances.len() * args.max_concurrency > 1 {
+        match Local::serve(
             &args.uid,
             instances.clone(),
             args.mailbox.max(1),
             args.max_concurrency,
             None,
-        )
-    });
+        ) {
+            Ok(local) => Some(local),
+            Err(message) => {
+                // Ending the host ends the connection: the caller sees the worker gone.
+                eprintln!("crew: actor `{}` cannot serve: {message}", args.uid);
+                return;
+            }
+        }
+    } else {
+        None
+    };
     while let Some((conn, header, payload)) = next() {
         match header {
             ToActor::Call { id, method } | ToActor::Stream { id, method } => match &local {
