@@ -368,7 +368,7 @@ pub enum ActorError {
         uid: String,
     },
     /// The actor was stopped or killed (or its process died past `max_restarts`).
-    #[error("actor `{uid}` is stopped: {reason}")]
+    #[error("actor `{uid}` is stopped: {reason}; it takes no more calls (spawn it again to have it back)")]
     Stopped {
         /// The actor's uid.
         uid: String,

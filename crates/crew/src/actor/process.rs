@@ -1070,8 +1070,7 @@ impl<A: Actor> Remote<A> {
                 let how = exit.map_or_else(|| "how is unknown".to_owned(), |exit| exit.to_string());
                 *self.died.lock() = Some(format!(
                     "its worker (pid {pid}) died ({how}) after {restarts} restart(s), the \
-                     most max_restarts allows; spawn the actor again, or give it a higher \
-                     max_restarts"
+                     most max_restarts allows (a higher max_restarts restarts it more often)"
                 ));
             }
             drop(conn);
