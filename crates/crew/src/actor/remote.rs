@@ -352,6 +352,15 @@ struct OutState {
     answers: Answers,
 }
 
+/// What [`Outbox::push_frames`] is given.
+enum Pushed {
+    /// Whole frames (a caller's).
+    WholeFrames,
+    /// A host's write: a frame, or a piece of one (see [`Answers`]); `frame_len` is the
+    /// length its prefix gives, when it starts with one.
+    HostWrite { frame_len: Option<usize> },
+}
+
 /// Frames waiting for the publishing task, which sends what is there, one message per batch.
 struct Outbox {
     state: Mutex<OutState>,
@@ -455,20 +464,22 @@ impl Outbox {
     ///
     /// [`limit`]: Outbox::limit
     fn push(&self, frames: impl FnOnce(&mut Vec<u8>) -> Option<u64>) {
-        self.push_frames(|buffer, _| frames(buffer), true, None);
+        self.push_frames(|buffer, _| frames(buffer), Pushed::WholeFrames);
     }
 
-    /// [`push`](Self::push), with the host's state of this caller at hand. `frame_start`: the
-    /// bytes begin a frame (else they continue one, and the batch is never split);
-    /// `frame_len`: that frame's whole length when only its first piece comes now.
+    /// [`push`](Self::push), with the host's state of this caller at hand; `pushed` says
+    /// where frames start (the batch is split only there).
     fn push_frames(
         &self,
         frames: impl FnOnce(&mut Vec<u8>, &mut OutState) -> Option<u64>,
-        frame_start: bool,
-        frame_len: Option<usize>,
+        pushed: Pushed,
     ) {
         let mut guard = self.state.lock();
         let state = &mut *guard;
+        let (frame_start, frame_len) = match pushed {
+            Pushed::WholeFrames => (true, None),
+            Pushed::HostWrite { frame_len } => (state.answers.at_frame_start(), frame_len),
+        };
         let was_empty = state.messages.is_empty();
         let split = state.messages.last().is_some_and(|batch| {
             !matches!(batch.to, To::Main) || (self.one_call_each && batch.ids.is_some())
@@ -645,10 +656,6 @@ impl Write for OutboxWriter {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         // The host writes a frame in one write, or a large one in pieces: a write that starts
         // a frame may begin a new message (the batch is split at the message limit there).
-        let starts_frame = {
-            let state = self.0.state.lock();
-            state.answers.at_frame_start()
-        };
         let frame_len = bytes.get(..FRAME_PREFIX).map(|prefix| {
             let header = u32::from_le_bytes(prefix[..4].try_into().expect("4 bytes"));
             let payload = u64::from_le_bytes(prefix[4..].try_into().expect("8 bytes"));
@@ -662,8 +669,7 @@ impl Write for OutboxWriter {
                 buffer.extend_from_slice(bytes);
                 None
             },
-            starts_frame,
-            frame_len,
+            Pushed::HostWrite { frame_len },
         );
         Ok(bytes.len())
     }
