@@ -1,9 +1,10 @@
 //! The expansion of `#[crew::actor]`.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
+use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
-use syn::{FnArg, ImplItem, ImplItemFn, ItemImpl, ReturnType, Type};
+use syn::{FnArg, ImplItem, ImplItemFn, ItemImpl, ReturnType, Token, Type};
 
 struct ActorMethod {
     ident: syn::Ident,
@@ -13,13 +14,89 @@ struct ActorMethod {
     result: TokenStream,
 }
 
-pub(crate) fn expand(
-    block: &mut ItemImpl,
-    name: Option<&syn::LitStr>,
+/// The attribute's arguments: `stateless`, `name = "stable::Name"`, and the reference's
+/// visibility, bare (`pub`, `pub(crate)`) or as `vis = "pub"`.
+pub(crate) struct Arguments {
+    name: Option<syn::LitStr>,
     stateless: bool,
     visibility: Option<syn::Visibility>,
-) -> syn::Result<TokenStream> {
-    let visibility = visibility.unwrap_or(syn::Visibility::Inherited);
+}
+
+impl Parse for Arguments {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let mut arguments = Arguments {
+            name: None,
+            stateless: false,
+            visibility: None,
+        };
+        while !input.is_empty() {
+            let visibility_span = input.span();
+            let visibility = if input.peek(Token![pub]) {
+                Some(input.parse::<syn::Visibility>()?)
+            } else {
+                let key: syn::Ident = input.call(syn::ext::IdentExt::parse_any)?;
+                match key.to_string().as_str() {
+                    "stateless" => {
+                        arguments.stateless = true;
+                        None
+                    }
+                    "name" => {
+                        input.parse::<Token![=]>()?;
+                        let value: syn::LitStr = input.parse()?;
+                        if value.value().is_empty() {
+                            return Err(syn::Error::new(
+                                value.span(),
+                                "an actor name cannot be empty",
+                            ));
+                        }
+                        arguments.name = Some(value);
+                        None
+                    }
+                    "vis" => {
+                        input.parse::<Token![=]>()?;
+                        let value: syn::LitStr = input.parse()?;
+                        Some(value.parse::<syn::Visibility>().map_err(|_| {
+                            syn::Error::new(
+                                value.span(),
+                                "`vis` takes a visibility: \"pub\", \"pub(crate)\", \
+                                 \"pub(super)\" (or write it bare: #[crew::actor(pub)])",
+                            )
+                        })?)
+                    }
+                    _ => {
+                        return Err(syn::Error::new(
+                            key.span(),
+                            "#[crew::actor] takes only `stateless`, `name = \"stable::Name\"` \
+                             and the reference's visibility (`pub`, `pub(crate)`, or \
+                             `vis = \"pub\"`)",
+                        ))
+                    }
+                }
+            };
+            if let Some(visibility) = visibility {
+                if arguments.visibility.is_some() {
+                    return Err(syn::Error::new(
+                        visibility_span,
+                        "#[crew::actor]: the reference's visibility is given twice",
+                    ));
+                }
+                arguments.visibility = Some(visibility);
+            }
+            if !input.is_empty() {
+                input.parse::<Token![,]>()?;
+            }
+        }
+        Ok(arguments)
+    }
+}
+
+pub(crate) fn expand(block: &mut ItemImpl, arguments: Arguments) -> syn::Result<TokenStream> {
+    let Arguments {
+        name,
+        stateless,
+        visibility,
+    } = arguments;
+    let name = name.as_ref();
     if let Some((_, path, _)) = &block.trait_ {
         return Err(syn::Error::new(
             path.span(),
@@ -52,6 +129,10 @@ pub(crate) fn expand(
     let ref_ident = format_ident!("{}Ref", type_ident);
 
     let mut constructor: Option<Vec<Type>> = None;
+    // The constructor's visibility and signature span: the reference's default visibility,
+    // and where a visibility mismatch (E0446) is reported.
+    let mut constructor_visibility = syn::Visibility::Inherited;
+    let mut constructor_span = Span::call_site();
     let mut has_on_start = false;
     let mut has_on_stop = false;
     let mut methods = Vec::new();
@@ -65,6 +146,8 @@ pub(crate) fn expand(
         match (ident.to_string().as_str(), &receiver) {
             ("new", None) => {
                 constructor = Some(argument_types(function)?);
+                constructor_visibility = function.vis.clone();
+                constructor_span = function.sig.span();
                 continue;
             }
             ("on_start", Some(_)) => {
@@ -147,6 +230,11 @@ pub(crate) fn expand(
         ));
     };
 
+    let visibility = visibility.unwrap_or(constructor_visibility);
+    // Spanned at `fn new` so that "private type `CounterRef` in public interface" points the
+    // user at the constructor whose visibility the reference follows.
+    let ref_type = quote_spanned!(constructor_span=> type Ref = #ref_ident;);
+
     let (args_type, construct) = match constructor.len() {
         0 => (quote!(()), quote!(<#self_type>::new())),
         1 => (quote!(#(#constructor)*), quote!(<#self_type>::new(args))),
@@ -224,7 +312,8 @@ pub(crate) fn expand(
                     argument: ::core::any::type_name::<#tuple_type>,
                     result: ::core::any::type_name::<#item>,
                     call: ::crew::actor::MethodCall::#variant(|__crew_actor, __crew_input| {
-                        let #tuple_pattern: #tuple_type = ::crew::task::codec::decode(__crew_input)?;
+                        let #tuple_pattern: #tuple_type = ::crew::task::codec::decode(__crew_input)
+                            .map_err(|__crew_error| ::std::format!("the arguments of method `{}`: {}", #name_string, __crew_error))?;
                         ::core::result::Result::Ok(::crew::actor::__private::encode_items(__crew_actor.#ident(#(#names),*)))
                     }),
                 }
@@ -297,8 +386,10 @@ pub(crate) fn expand(
                 argument: ::core::any::type_name::<#tuple_type>,
                 result: ::core::any::type_name::<#result>,
                 call: ::crew::actor::MethodCall::#variant(|__crew_actor, __crew_input| {
-                    let #tuple_pattern: #tuple_type = ::crew::task::codec::decode(__crew_input)?;
+                    let #tuple_pattern: #tuple_type = ::crew::task::codec::decode(__crew_input)
+                        .map_err(|__crew_error| ::std::format!("the arguments of method `{}`: {}", #name_string, __crew_error))?;
                     ::crew::task::codec::encode(&__crew_actor.#ident(#(#names),*))
+                        .map_err(|__crew_error| ::std::format!("the result of method `{}`: {}", #name_string, __crew_error))
                 }),
             }
         });
@@ -349,7 +440,7 @@ pub(crate) fn expand(
 
         impl ::crew::actor::Actor for #self_type {
             type Args = #args_type;
-            type Ref = #ref_ident;
+            #ref_type
             const NAME: &'static str = #registered_name;
 
             fn new(args: Self::Args) -> Self {

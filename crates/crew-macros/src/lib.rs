@@ -127,44 +127,43 @@ fn expand(
 /// `ActorStream<T>`. Associated functions without a receiver stay as they are.
 ///
 /// `#[crew::actor(stateless)]` also implements `StatelessActor` and refuses `&mut self`
-/// methods; `#[crew::actor(vis = "pub")]` gives the reference type that visibility (default:
-/// private to the module, like a type declared without `pub`; it can be no more visible than
-/// the actor type); `#[crew::actor(name = "stable::Name")]` fixes the name worker processes find the
+/// methods; `#[crew::actor(name = "stable::Name")]` fixes the name worker processes find the
 /// type by (default `module_path::Type`). Generic methods, generic impls, `async` methods and
 /// by-value receivers are refused at compile time.
+///
+/// # Visibility of the reference
+///
+/// An attribute over an `impl` block cannot see how visible the type is, so the rule is:
+/// **`<Type>Ref` is as visible as the constructor `new`**. `pub fn new` gives a
+/// `pub struct CounterRef`, usable wherever `Counter` is (another module, another crate);
+/// a private `fn new` keeps `CounterRef` private to the module, as the type itself usually
+/// is. An explicit visibility overrides the rule: `#[crew::actor(pub)]`,
+/// `#[crew::actor(pub(crate))]` (or the older spelling `vis = "pub"`).
+///
+/// The reference can be no more visible than the actor type (it dereferences to
+/// `ActorRef<Type>`), nor the type more visible than a reference its `Actor` impl names:
+/// `pub struct Counter` with a private `fn new` fails with "private type `CounterRef` in
+/// public interface" (E0446) pointing at `fn new` — make `new` `pub`, or write
+/// `#[crew::actor(pub)]`.
+///
+/// ```text
+/// pub mod counters {
+///     pub struct Counter { value: u64 }
+///
+///     #[crew::actor]
+///     impl Counter {
+///         pub fn new(start: u64) -> Self { Counter { value: start } }
+///         pub fn incr(&mut self, by: u64) -> u64 { self.value += by; self.value }
+///     }
+/// }
+/// // elsewhere: counters::CounterRef is public, like counters::Counter
+/// let counter: counters::CounterRef = crew::actor::spawn::<counters::Counter>(0)?;
+/// ```
 #[proc_macro_attribute]
 pub fn actor(attr: TokenStream, item: TokenStream) -> TokenStream {
-    let mut name: Option<syn::LitStr> = None;
-    let mut stateless = false;
-    let mut visibility: Option<syn::Visibility> = None;
-    let parser = syn::meta::parser(|meta| {
-        if meta.path.is_ident("name") {
-            let value: syn::LitStr = meta.value()?.parse()?;
-            if value.value().is_empty() {
-                return Err(syn::Error::new(
-                    value.span(),
-                    "an actor name cannot be empty",
-                ));
-            }
-            name = Some(value);
-            Ok(())
-        } else if meta.path.is_ident("vis") {
-            let value: syn::LitStr = meta.value()?.parse()?;
-            visibility = Some(value.parse()?);
-            Ok(())
-        } else if meta.path.is_ident("stateless") {
-            stateless = true;
-            Ok(())
-        } else {
-            Err(meta.error(
-                "#[crew::actor] takes only `stateless`, `name = \"stable::Name\"` and \
-                 `vis = \"pub\"`",
-            ))
-        }
-    });
-    parse_macro_input!(attr with parser);
+    let arguments = parse_macro_input!(attr as actor::Arguments);
     let mut block = parse_macro_input!(item as syn::ItemImpl);
-    match actor::expand(&mut block, name.as_ref(), stateless, visibility) {
+    match actor::expand(&mut block, arguments) {
         Ok(tokens) => tokens.into(),
         Err(error) => {
             let error = error.to_compile_error();

@@ -76,10 +76,107 @@ fn typed_calls_in_a_process() {
     );
     assert_eq!(counter.get().result(), Ok(17));
     counter.stop().result().unwrap();
-    assert!(matches!(
+    assert_eq!(
         counter.get().result(),
-        Err(TaskError::Actor(ActorError::Stopped { .. }))
+        Err(TaskError::Actor(ActorError::Stopped {
+            uid: counter.uid().to_owned(),
+            reason: "it was stopped".into()
+        }))
+    );
+    let killed = ActorOptions::<Counter>::new()
+        .in_process()
+        .spawn(0)
+        .unwrap();
+    killed.kill().result().unwrap();
+    assert_eq!(
+        killed.get().result(),
+        Err(TaskError::Actor(ActorError::Stopped {
+            uid: killed.uid().to_owned(),
+            reason: "it was killed".into()
+        }))
+    );
+}
+
+/// A value whose `Serialize` fails (its `Deserialize` reads a byte).
+#[derive(Debug, Clone)]
+struct Unencodable;
+
+impl serde::Serialize for Unencodable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("Unencodable refuses"))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Unencodable {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <u8 as serde::Deserialize>::deserialize(deserializer).map(|_| Unencodable)
+    }
+}
+
+struct Encoder;
+
+#[crew::actor]
+impl Encoder {
+    fn new(_: ()) -> Self {
+        Encoder
+    }
+
+    fn take(&self, _value: Unencodable) -> u64 {
+        1
+    }
+
+    fn give(&self) -> Unencodable {
+        Unencodable
+    }
+
+    #[stream]
+    fn take_stream(&self, _value: Unencodable) -> impl Iterator<Item = u64> + Send + 'static {
+        0..1
+    }
+
+    fn alive(&self) -> bool {
+        true
+    }
+}
+
+fn serde_failures_name_what_failed() {
+    let encoder = ActorOptions::<Encoder>::new()
+        .in_process()
+        .spawn(())
+        .unwrap();
+    // Arguments that cannot be encoded: said so (it was "invalid actor options: ..."), for calls
+    // and streams alike (a stream said "task transport failed"); nothing was sent.
+    match encoder.take(Unencodable).result() {
+        Err(TaskError::Actor(ActorError::Encode { uid, message })) => {
+            assert_eq!(uid, encoder.uid());
+            assert!(message.contains("cannot encode"), "{message}");
+        }
+        other => panic!("expected Encode, got {other:?}"),
+    }
+    assert!(matches!(
+        encoder.try_take(Unencodable),
+        Err(ActorError::Encode { .. })
     ));
+    let items: Vec<_> = encoder.take_stream(Unencodable).collect();
+    assert!(
+        matches!(
+            items.as_slice(),
+            [Err(TaskError::Actor(ActorError::Encode { .. }))]
+        ),
+        "{items:?}"
+    );
+    // A result that cannot be encoded in the worker: the method is named.
+    match encoder.give().result() {
+        Err(TaskError::Transport { message }) => {
+            assert!(
+                message.starts_with("the result of method `give`"),
+                "{message}"
+            );
+        }
+        other => panic!("expected Transport, got {other:?}"),
+    }
+    assert_eq!(encoder.alive().result(), Ok(true));
+    encoder.stop().result().unwrap();
 }
 
 fn start_hook_failure_fails_creation() {
@@ -128,7 +225,17 @@ fn sigkill_restarts_from_the_constructor() {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         match counter.get().result() {
-            Err(TaskError::Actor(ActorError::Stopped { .. })) => break,
+            // The reason says what happened (it said "stopped, killed, or its worker died past
+            // max_restarts" whatever happened) and what to do.
+            Err(TaskError::Actor(ActorError::Stopped { reason, .. })) => {
+                assert!(
+                    reason.contains("killed by SIGKILL")
+                        && reason.contains("after 1 restart")
+                        && reason.contains("a higher max_restarts"),
+                    "{reason}"
+                );
+                break;
+            }
             Err(TaskError::WorkerDied { .. }) | Ok(_) => {}
             other => panic!("unexpected {other:?}"),
         }
@@ -390,5 +497,9 @@ fn main() {
             a_waiting_caller_reads_its_own_reply,
         ),
         ("async_calls_await_a_permit", async_calls_await_a_permit),
+        (
+            "serde_failures_name_what_failed",
+            serde_failures_name_what_failed,
+        ),
     ]);
 }

@@ -91,6 +91,101 @@ impl Member {
     }
 }
 
+/// Takes bytes, gives bytes.
+struct Sink;
+
+#[crew::actor]
+impl Sink {
+    fn new(_: ()) -> Self {
+        Sink
+    }
+
+    fn take(&self, text: String) -> usize {
+        text.len()
+    }
+
+    fn give(&self, bytes: usize) -> String {
+        "g".repeat(bytes)
+    }
+
+    #[stream]
+    fn give_items(&self, bytes: usize) -> impl Iterator<Item = String> + Send + 'static {
+        [1, bytes].into_iter().map(|size| "i".repeat(size))
+    }
+}
+
+/// A call larger than a NATS message may be fails at once with `TooLarge` (it waited forever,
+/// and so did every later call of the reference: the publishing task had ended); a result or
+/// stream item too large fails its call with a message saying so (the member's reply was
+/// refused, and its later replies to that caller were lost); calls and results near the
+/// limit, pipelined, all get through.
+fn a_call_above_max_payload_fails_at_once() {
+    let cluster = local_cluster();
+    let sink = ActorOptions::<Sink>::new()
+        .on_cluster(&cluster)
+        .spawn(())
+        .unwrap();
+    match sink
+        .take("x".repeat(4 << 20))
+        .result_timeout(Duration::from_secs(10))
+    {
+        Err(TaskError::Actor(ActorError::TooLarge { bytes, limit, .. })) => {
+            assert!(bytes > limit, "{bytes} {limit}");
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert!(matches!(
+        sink.try_take("x".repeat(4 << 20)),
+        Err(ActorError::TooLarge { .. })
+    ));
+    let calls: Vec<_> = (0..12).map(|_| sink.take("y".repeat(300_000))).collect();
+    for call in calls {
+        assert_eq!(call.result_timeout(Duration::from_secs(20)), Ok(300_000));
+    }
+    assert_eq!(
+        sink.take("z".to_owned())
+            .result_timeout(Duration::from_secs(10)),
+        Ok(1)
+    );
+    match sink.give(4 << 20).result_timeout(Duration::from_secs(10)) {
+        Err(TaskError::Transport { message }) => {
+            assert!(message.contains("max_payload"), "{message}");
+        }
+        other => panic!(
+            "expected a Transport error, got {:?}",
+            other.map(|s| s.len())
+        ),
+    }
+    let items: Vec<_> = sink.give_items(4 << 20).collect();
+    assert!(
+        matches!(
+            items.as_slice(),
+            [Ok(first), Err(TaskError::Transport { .. })] if first == "i"
+        ),
+        "{:?}",
+        items
+            .iter()
+            .map(|item| item.as_ref().map(String::len))
+            .collect::<Vec<_>>()
+    );
+    let results: Vec<_> = (0..12).map(|_| sink.give(300_000)).collect();
+    for result in results {
+        assert_eq!(
+            result
+                .result_timeout(Duration::from_secs(20))
+                .map(|text| text.len()),
+            Ok(300_000)
+        );
+    }
+    assert_eq!(
+        sink.give(1)
+            .result_timeout(Duration::from_secs(10))
+            .as_deref(),
+        Ok("g")
+    );
+    sink.stop().result().unwrap();
+}
+
 fn local_cluster() -> Cluster {
     let cluster = Cluster::local(2).expect("a local cluster");
     assert_eq!(
@@ -523,6 +618,10 @@ fn main() {
         (
             "pool_member_killed_calls_settle",
             pool_member_killed_calls_settle,
+        ),
+        (
+            "a_call_above_max_payload_fails_at_once",
+            a_call_above_max_payload_fails_at_once,
         ),
     ]);
 }

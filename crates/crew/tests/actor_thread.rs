@@ -64,6 +64,16 @@ impl Counter {
         self.value
     }
 
+    #[stream]
+    fn countdown(&self, from: u64) -> impl Iterator<Item = u64> + Send + 'static {
+        (0..=from).rev()
+    }
+
+    #[stream]
+    fn count_then_panic(&self, n: u64) -> impl Iterator<Item = u64> + Send + 'static {
+        (0..).map(move |i| if i < n { i } else { panic!("no more than {n}") })
+    }
+
     fn boom(&mut self, message: String) -> u64 {
         self.value += 1;
         panic!("{message}")
@@ -176,6 +186,46 @@ fn bounded_mailbox_applies_backpressure() {
     }
     assert_eq!(counter.get().result(), Ok(4));
     counter.stop().result().unwrap();
+}
+
+#[test]
+fn a_streaming_call_waits_for_room_like_any_call() {
+    let counter = ActorOptions::<Counter>::new()
+        .mailbox(1)
+        .spawn(("stream-bound".to_owned(), 0))
+        .unwrap();
+    let busy = counter.slow_incr(1, 300);
+    std::thread::sleep(Duration::from_millis(30)); // the actor took it: the mailbox is empty
+    let queued = counter.incr(1);
+    let started = Instant::now();
+    let items: Vec<u64> = counter.countdown(2).map(Result::unwrap).collect();
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "the stream call waited {:?} for room",
+        started.elapsed()
+    );
+    assert_eq!(items, [2, 1, 0]);
+    assert_eq!(busy.result(), Ok(1));
+    assert_eq!(queued.result(), Ok(2));
+    counter.stop().result().unwrap();
+}
+
+#[test]
+fn an_actor_outlives_its_references_until_stopped() {
+    let counter = ActorOptions::<Counter>::new()
+        .uid("outlives-its-references")
+        .spawn(("outlives".to_owned(), 5))
+        .unwrap();
+    let address = counter.address().clone();
+    drop(counter);
+    // Dropping every reference does not stop it (as documented): found again by address + uid.
+    let again = actor::lookup::<Counter>(&address, "outlives-its-references").unwrap();
+    assert_eq!(again.incr(1).result(), Ok(6));
+    again.stop().result().unwrap();
+    assert!(matches!(
+        actor::lookup::<Counter>(&address, "outlives-its-references"),
+        Err(ActorError::NotFound { .. })
+    ));
 }
 
 #[test]
@@ -601,4 +651,227 @@ fn stop_from_another_thread_does_not_block_on_a_full_mailbox() {
         counter.incr(1).result(),
         Err(TaskError::Actor(ActorError::Stopped { .. }))
     ));
+}
+
+/// Actors whose types are public in their module, used from outside it. `#[crew::actor]` makes
+/// the reference as visible as the constructor `new` (or as told: `#[crew::actor(pub(crate))]`);
+/// it was always private to the module, so a `pub` actor type failed to compile (E0446: private
+/// type `LedgerRef` in public interface).
+#[allow(unreachable_pub)] // `pub` as in a library's public module: what the test is about
+mod ledgers {
+    pub struct Ledger {
+        total: i64,
+    }
+
+    #[crew::actor]
+    impl Ledger {
+        pub fn new(total: i64) -> Self {
+            Ledger { total }
+        }
+
+        pub fn add(&mut self, amount: i64) -> i64 {
+            self.total += amount;
+            self.total
+        }
+    }
+
+    pub(crate) struct Tally {
+        count: u64,
+    }
+
+    #[crew::actor(pub(crate))]
+    impl Tally {
+        fn new(count: u64) -> Self {
+            Tally { count }
+        }
+
+        fn bump(&mut self) -> u64 {
+            self.count += 1;
+            self.count
+        }
+    }
+}
+
+#[test]
+fn actors_defined_in_another_module_are_usable_here() {
+    let ledger: ledgers::LedgerRef = actor::spawn::<ledgers::Ledger>(100).unwrap();
+    assert_eq!(ledger.add(-30).result().unwrap(), 70);
+    ledger.stop().result().unwrap();
+    let tally: ledgers::TallyRef = actor::spawn::<ledgers::Tally>(7).unwrap();
+    assert_eq!(tally.bump().result().unwrap(), 8);
+    tally.stop().result().unwrap();
+}
+
+/// Calls B and waits for its answer, which B gets by calling back into this actor.
+struct Caller {
+    callee: Option<CalleeRef>,
+}
+
+#[crew::actor]
+impl Caller {
+    fn new(_: ()) -> Self {
+        Caller { callee: None }
+    }
+
+    fn set_callee(&mut self, callee: CalleeRef) {
+        self.callee = Some(callee);
+    }
+
+    fn ping(&self) -> Result<String, String> {
+        let callee = self.callee.clone().expect("set_callee first");
+        callee
+            .call_back()
+            .result_timeout(Duration::from_secs(5))
+            .map_err(|error| error.to_string())?
+    }
+
+    fn pong(&self) -> String {
+        "pong".to_owned()
+    }
+}
+
+struct Callee {
+    caller: Option<CallerRef>,
+}
+
+#[crew::actor]
+impl Callee {
+    fn new(_: ()) -> Self {
+        Callee { caller: None }
+    }
+
+    fn set_caller(&mut self, caller: CallerRef) {
+        self.caller = Some(caller);
+    }
+
+    fn call_back(&self) -> Result<String, String> {
+        let caller = self.caller.clone().expect("set_caller first");
+        caller
+            .pong()
+            .result_timeout(Duration::from_millis(200))
+            .map_err(|error| error.to_string())
+    }
+}
+
+/// A calls B calls A (the documented cycle): with one thread A cannot serve B's call while it
+/// waits on B, so B's wait times out; with `max_concurrency(2)` A's second thread serves it.
+#[test]
+fn a_cycle_through_another_actor_blocks_unless_a_second_thread_serves_it() {
+    for (threads, expected) in [(1, Err(TaskError::TimedOut.to_string())), (2, Ok("pong"))] {
+        let caller = ActorOptions::<Caller>::new()
+            .max_concurrency(threads)
+            .spawn(())
+            .unwrap();
+        let callee = actor::spawn::<Callee>(()).unwrap();
+        caller.set_callee(callee.clone()).result().unwrap();
+        callee.set_caller(caller.clone()).result().unwrap();
+        assert_eq!(
+            caller.ping().result(),
+            Ok(expected.map(str::to_owned)),
+            "max_concurrency({threads})"
+        );
+        caller.stop().result().unwrap();
+        callee.stop().result().unwrap();
+    }
+}
+
+#[test]
+fn empty_or_nul_names_are_refused_not_panicked_on() {
+    // An empty uid was accepted; a NUL byte in it panicked in the caller (a thread name cannot
+    // hold one).
+    for uid in ["", "a\0b"] {
+        match ActorOptions::<Counter>::new()
+            .uid(uid)
+            .spawn(("names".to_owned(), 0))
+        {
+            Err(ActorError::Invalid(message)) => {
+                assert!(message.contains("uid must be non-empty"), "{message}")
+            }
+            other => panic!("uid {uid:?}: expected Invalid, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        ActorOptions::<Counter>::new()
+            .address(Address::new(""))
+            .spawn(("names".to_owned(), 0)),
+        Err(ActorError::Invalid(_))
+    ));
+}
+
+#[test]
+fn a_streaming_method_whose_iterator_panics_ends_its_stream_with_panicked() {
+    let counter = counter("stream-panic");
+    // The iterator runs in the caller's thread: its panic unwound into the caller (a worker
+    // process's ends the stream with `Panicked`, as documented for every placement).
+    let items: Vec<_> = counter.count_then_panic(2).collect();
+    assert_eq!(
+        items,
+        [
+            Ok(0),
+            Ok(1),
+            Err(TaskError::Panicked {
+                message: "no more than 2".into()
+            })
+        ]
+    );
+    assert_eq!(counter.incr(1).result(), Ok(1), "the actor lives on");
+    counter.stop().result().unwrap();
+}
+
+/// Set in the child of the next test, which runs with a capped address space.
+const THREAD_LIMIT_CHILD: &str = "CREW_ACTOR_TEST_THREAD_LIMIT";
+
+/// An actor whose thread cannot start (the process is at its thread or memory limit) fails its
+/// creation with `StartFailed` and frees its uid; the caller panicked ("cannot start an actor
+/// thread"). Run in a child process of this test binary whose address space is capped just
+/// above what it has mapped, so that no thread stack fits.
+#[test]
+fn an_actor_whose_thread_cannot_start_fails_creation() {
+    const NAME: &str = "an_actor_whose_thread_cannot_start_fails_creation";
+    if std::env::var_os(THREAD_LIMIT_CHILD).is_some() {
+        let mapped_kib: u64 = std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find_map(|line| line.strip_prefix("VmSize:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmSize in /proc/self/status");
+        let cap = (mapped_kib + 512) * 1024;
+        rustix::process::setrlimit(
+            rustix::process::Resource::As,
+            rustix::process::Rlimit {
+                current: Some(cap),
+                maximum: None,
+            },
+        )
+        .unwrap();
+        let outcome = ActorOptions::<Counter>::new()
+            .uid("no-room-for-a-thread")
+            .max_concurrency(2)
+            .spawn(("thread-limit".to_owned(), 0));
+        match outcome {
+            Err(ActorError::StartFailed { message, .. }) => {
+                assert!(message.contains("cannot start its thread"), "{message}")
+            }
+            other => panic!("expected StartFailed, got {:?}", other.map(|_| ())),
+        }
+        assert!(matches!(
+            actor::lookup::<Counter>(&Address::local(), "no-room-for-a-thread"),
+            Err(ActorError::NotFound { .. })
+        ));
+        println!("the creation failed cleanly");
+        return;
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+        .env(THREAD_LIMIT_CHILD, "1")
+        .env_remove("RUST_MIN_STACK") // a small stack could fit under the cap
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("the creation failed cleanly"),
+        "{}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

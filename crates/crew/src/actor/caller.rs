@@ -136,7 +136,10 @@ impl dyn Transport {
                 if mode.holds_permit() {
                     self.release_permit();
                 }
-                return Err(ActorError::Invalid(message));
+                return Err(ActorError::Encode {
+                    uid: self.uid().to_owned(),
+                    message,
+                });
             }
         };
         let (handle, finish) = reply_slot::<R>(mode);
@@ -188,7 +191,15 @@ impl dyn Transport {
     ) -> ActorStream<T> {
         let payload = match codec::encode(args) {
             Ok(payload) => payload,
-            Err(message) => return ActorStream::failed(TaskError::Transport { message }),
+            Err(message) => {
+                return ActorStream::failed(
+                    ActorError::Encode {
+                        uid: self.uid().to_owned(),
+                        message,
+                    }
+                    .into(),
+                )
+            }
         };
         let id = Arc::new(AtomicU64::new(0));
         let (credit_to, cancel_to) = (Arc::downgrade(self), Arc::downgrade(self));

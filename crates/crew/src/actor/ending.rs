@@ -59,6 +59,11 @@ impl Ending {
         self.0.lock().started
     }
 
+    /// Whether a kill has been asked for.
+    pub(crate) fn killed(&self) -> bool {
+        self.0.lock().killed
+    }
+
     /// The actor has ended: settles every waiting handle, and those asked for later at once.
     pub(crate) fn finish(&self) {
         let waiters = {

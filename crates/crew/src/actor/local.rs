@@ -207,23 +207,31 @@ impl<A: Actor> Local<A> {
         for _ in 0..options.instance_count {
             instances.push(Arc::new(Instance::new(construct::<A>(uid, args.clone())?)));
         }
-        Ok(Self::serve(
+        Self::serve(
             uid,
             instances,
             options.mailbox,
             options.max_concurrency,
             Some(reservation),
-        ))
+        )
+        .map_err(|message| ActorError::StartFailed {
+            uid: uid.to_owned(),
+            message,
+        })
     }
 
     /// Starts threads serving already-started instances.
+    ///
+    /// # Errors
+    /// A thread could not be started (the system's thread or memory limit): the actor is
+    /// ended (as by a kill: the threads started stop, no hook runs, the uid is released).
     pub(crate) fn serve(
         uid: &str,
         instances: Vec<Arc<Instance<A>>>,
         mailbox: usize,
         max_concurrency: usize,
         reservation: Option<Reservation>,
-    ) -> Arc<Self> {
+    ) -> Result<Arc<Self>, String> {
         let (sender, receiver) = crossbeam_channel::bounded(mailbox);
         let (control, control_rx) = crossbeam_channel::bounded(0);
         let threads = instances.len() * max_concurrency;
@@ -244,18 +252,39 @@ impl<A: Actor> Local<A> {
             instances,
             reservation,
         });
+        let mut started = 0;
         for (index, instance) in local.instances.iter().enumerate() {
             for thread in 0..max_concurrency {
-                let local = local.clone();
+                let serving = local.clone();
                 let instance = instance.clone();
                 let name = format!("crew-actor-{}-{index}.{thread}", local.uid);
-                std::thread::Builder::new()
+                let spawned = std::thread::Builder::new()
                     .name(name)
-                    .spawn(move || local.run_thread(&instance))
-                    .expect("cannot start an actor thread");
+                    .spawn(move || serving.run_thread(&instance));
+                if let Err(error) = spawned {
+                    local.abandon(threads - started);
+                    return Err(format!(
+                        "cannot start its thread {} of {threads}: {error}; this process is \
+                         at its thread or memory limit (stop actors you no longer need, or \
+                         raise `ulimit -u`)",
+                        started + 1
+                    ));
+                }
+                started += 1;
             }
         }
-        local
+        Ok(local)
+    }
+
+    /// Ends an actor some of whose threads could not start (`missing` of them), as a kill.
+    fn abandon(&self, missing: usize) {
+        self.killed.store(true, Ordering::Release);
+        self.closed.store(true, Ordering::SeqCst);
+        // The threads that did start watch the control channel (several threads) and end.
+        self.control.lock().take();
+        if self.alive.fetch_sub(missing, Ordering::AcqRel) == missing {
+            self.finish();
+        }
     }
 
     fn id(&self) -> usize {

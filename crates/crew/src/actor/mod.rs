@@ -74,6 +74,11 @@
 //! [`max_restarts`](ActorOptions::max_restarts) times: the calls in flight fail with
 //! [`TaskError::WorkerDied`], the calls not yet sent go to the new instance.
 //!
+//! An actor lives until it is stopped or killed (or its process ends): dropping every
+//! reference does *not* stop it, since it stays findable by address and uid (as xoscar's
+//! actors, unlike Ray's non-detached ones). Stop what you spawn; each thread actor holds
+//! `instances × max_concurrency` threads until then.
+//!
 //! **Addressing.** Every actor is registered under an [`Address`] and a uid (given, or made
 //! up). [`lookup`] finds it; a uid taken twice at one address is [`ActorError::DuplicateUid`]
 //! at creation; a missing one is [`ActorError::NotFound`] at once. A reference serializes as
@@ -91,7 +96,12 @@
 //! **Deadlock guard.** An actor that calls itself and waits would wait forever: such a call
 //! fails at once with [`ActorError::SelfCall`] (a `tell` to itself is allowed, but reports
 //! `Full` instead of blocking on its own full mailbox). Cycles through other actors are not
-//! detected.
+//! detected: if actor A blocks on a call to B while B's method blocks on a call back to A, B's
+//! call waits in A's mailbox behind the call A is running, and both wait forever (or until a
+//! `result_timeout` gives up, which leaves B's call queued in A). Break such cycles: B sends
+//! with `tell_*` instead of waiting, A does not wait on B from inside a method (hand B's
+//! handle back, or use `tell_*` and have B report back), or the cyclic methods take `&self`
+//! on an actor with `max_concurrency` above 1 so that another thread can serve the call.
 
 mod caller;
 mod ending;
@@ -358,7 +368,7 @@ pub enum ActorError {
         uid: String,
     },
     /// The actor was stopped or killed (or its process died past `max_restarts`).
-    #[error("actor `{uid}` is stopped: {reason}")]
+    #[error("actor `{uid}` is stopped: {reason}; it takes no more calls (spawn it again to have it back)")]
     Stopped {
         /// The actor's uid.
         uid: String,
@@ -376,6 +386,26 @@ pub enum ActorError {
     /// Options that cannot work together, or a placement that cannot be made.
     #[error("invalid actor options: {0}")]
     Invalid(String),
+    /// A call to a cluster actor is larger than one NATS message may be (the server's
+    /// `max_payload`, 1 MiB by default): nothing was sent.
+    #[error("a call to actor `{uid}` carries {bytes} bytes of arguments, more than the {limit}-byte message limit of the cluster's NATS server (max_payload); pass a reference to the data instead (a path, an object-store key), or raise the server's max_payload")]
+    TooLarge {
+        /// The actor's uid.
+        uid: String,
+        /// The encoded arguments' size.
+        bytes: usize,
+        /// The server's message limit.
+        limit: usize,
+    },
+    /// A call's arguments could not be encoded to reach an actor in another process (their
+    /// `Serialize` failed): nothing was sent.
+    #[error("the arguments of a call to actor `{uid}` cannot be encoded ({message}); a process or cluster actor gets every argument through serde: fix the argument's Serialize implementation or pass a value it can encode")]
+    Encode {
+        /// The actor's uid.
+        uid: String,
+        /// The encoder's error.
+        message: String,
+    },
 }
 
 /// A handle that is already settled with `error` (calls fail at once, never hang).
@@ -1036,12 +1066,26 @@ impl<A: Actor> ActorOptions<A> {
     /// # Errors
     /// [`ActorError::DuplicateUid`] when the uid is taken at the address;
     /// [`ActorError::StartFailed`] when the start hook fails or the worker cannot start;
-    /// [`ActorError::Invalid`] for a zero mailbox, instance or concurrency count.
+    /// [`ActorError::Invalid`] for a zero mailbox, instance or concurrency count, or an empty
+    /// uid or address (or one with a NUL byte).
     pub fn spawn(self, args: A::Args) -> Result<A::Ref, ActorError> {
         if self.mailbox == 0 || self.instance_count == 0 || self.max_concurrency == 0 {
             return Err(ActorError::Invalid(
                 "mailbox, instances and max_concurrency must each be at least 1".to_owned(),
             ));
+        }
+        // An empty name cannot be looked up sensibly, and a NUL byte cannot name the actor's
+        // threads (std panics on it): refused here rather than panicking in the caller.
+        for (what, name) in [
+            ("uid", self.uid.as_deref()),
+            ("address", self.address.as_ref().map(Address::as_str)),
+        ] {
+            if let Some(name) = name.filter(|name| name.is_empty() || name.contains('\0')) {
+                return Err(ActorError::Invalid(format!(
+                    "an actor's {what} must be non-empty and without NUL bytes, got {name:?}; \
+                     give another, or omit .{what}(..) for the default"
+                )));
+            }
         }
         #[cfg(feature = "cluster")]
         if let Some(link) = &self.cluster {

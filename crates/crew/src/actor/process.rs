@@ -223,6 +223,9 @@ pub(crate) fn actor_signature<A: Actor>() -> u64 {
 pub(crate) struct HostConn {
     writer: Mutex<BufWriter<Box<dyn Write + Send>>>,
     streams: Mutex<HashMap<u64, HostStream>>,
+    /// The largest result or stream item the transport carries (a NATS message's limit for a
+    /// cluster actor): a larger one fails its call instead of breaking the connection.
+    payload_limit: usize,
 }
 
 struct HostStream {
@@ -235,7 +238,27 @@ impl HostConn {
         Self {
             writer: Mutex::new(BufWriter::with_capacity(64 * 1024, writer)),
             streams: Mutex::new(HashMap::new()),
+            payload_limit: usize::MAX,
         }
+    }
+
+    /// Fails results and items above `bytes` (see `payload_limit`).
+    #[cfg(feature = "cluster")]
+    pub(crate) fn with_payload_limit(mut self, bytes: usize) -> Self {
+        self.payload_limit = bytes;
+        self
+    }
+
+    /// Why a result or item of `bytes` cannot be sent, if it cannot.
+    fn too_large(&self, bytes: usize) -> Option<String> {
+        (bytes > self.payload_limit).then(|| {
+            format!(
+                "the result is {bytes} bytes, more than the {}-byte message limit of the \
+                 cluster's NATS server (max_payload); return a reference to the data instead \
+                 (a path, an object-store key), or raise the server's max_payload",
+                self.payload_limit
+            )
+        })
     }
 
     /// Whether a stream of this caller is open (its connection must stay).
@@ -258,6 +281,18 @@ impl HostConn {
         };
         while stream.credit > 0 {
             match catch_unwind(AssertUnwindSafe(|| stream.items.next())) {
+                Ok(Some(Ok(item))) if self.too_large(item.len()).is_some() => {
+                    streams.remove(&id);
+                    let message = self.too_large(item.len()).unwrap_or_default();
+                    self.send(
+                        &FromActor::End {
+                            id,
+                            outcome: Outcome::Failed(message),
+                        },
+                        &[],
+                    );
+                    return;
+                }
                 Ok(Some(Ok(item))) => {
                     stream.credit -= 1;
                     self.send(&FromActor::Item { id }, &item);
@@ -337,6 +372,16 @@ fn execute<A: Actor>(
         }
     }));
     match result {
+        Ok(Ok(Done::Value(bytes))) if conn.too_large(bytes.len()).is_some() => {
+            let message = conn.too_large(bytes.len()).unwrap_or_default();
+            conn.send(
+                &FromActor::Reply {
+                    id,
+                    outcome: Outcome::Failed(message),
+                },
+                &[],
+            );
+        }
         Ok(Ok(Done::Value(bytes))) => {
             conn.send(
                 &FromActor::Reply {
@@ -483,15 +528,24 @@ pub(crate) fn serve_host<A: Actor>(
     mut next: impl FnMut() -> Option<(Arc<HostConn>, ToActor, Vec<u8>)>,
 ) {
     // One thread: run calls right here, in order. Several: the thread placement's mailbox.
-    let local = (instances.len() * args.max_concurrency > 1).then(|| {
-        Local::serve(
+    let local = if instances.len() * args.max_concurrency > 1 {
+        match Local::serve(
             &args.uid,
             instances.clone(),
             args.mailbox.max(1),
             args.max_concurrency,
             None,
-        )
-    });
+        ) {
+            Ok(local) => Some(local),
+            Err(message) => {
+                // Ending the host ends the connection: the caller sees the worker gone.
+                eprintln!("crew: actor `{}` cannot serve: {message}", args.uid);
+                return;
+            }
+        }
+    } else {
+        None
+    };
     while let Some((conn, header, payload)) = next() {
         match header {
             ToActor::Call { id, method } | ToActor::Stream { id, method } => match &local {
@@ -597,6 +651,9 @@ pub(crate) struct Remote<A: Actor> {
     next_id: AtomicU64,
     pid: AtomicU32,
     restarts: AtomicU32,
+    /// Why the actor ended when no stop or kill asked for it (its worker died past
+    /// `max_restarts`, or could not be restarted): what later calls are told.
+    died: Mutex<Option<String>>,
     ending: Ending,
     reservation: Reservation,
     /// This actor, weakly: what a call's handle leads with.
@@ -735,6 +792,7 @@ impl<A: Actor> Remote<A> {
             next_id: AtomicU64::new(1),
             pid: AtomicU32::new(0),
             restarts: AtomicU32::new(0),
+            died: Mutex::new(None),
             ending: Ending::default(),
             reservation,
             me: me.clone(),
@@ -934,9 +992,18 @@ impl<A: Actor> Remote<A> {
     }
 
     fn stopped_error(&self) -> ActorError {
+        let reason = if let Some(died) = self.died.lock().clone() {
+            died
+        } else if self.ending.killed() {
+            "it was killed".to_owned()
+        } else if self.ending.requested() {
+            "it was stopped".to_owned()
+        } else {
+            "its worker ended".to_owned()
+        };
         ActorError::Stopped {
             uid: self.uid.clone(),
-            reason: "it was stopped, killed, or its worker died past max_restarts".to_owned(),
+            reason,
         }
     }
 
@@ -997,7 +1064,15 @@ impl<A: Actor> Remote<A> {
             &keep,
         );
         let stopping = self.ending.requested();
-        if stopping || self.restarts.load(Ordering::Acquire) >= self.options.max_restarts {
+        let restarts = self.restarts.load(Ordering::Acquire);
+        if stopping || restarts >= self.options.max_restarts {
+            if !stopping {
+                let how = exit.map_or_else(|| "how is unknown".to_owned(), |exit| exit.to_string());
+                *self.died.lock() = Some(format!(
+                    "its worker (pid {pid}) died ({how}) after {restarts} restart(s), the \
+                     most max_restarts allows (a higher max_restarts restarts it more often)"
+                ));
+            }
             drop(conn);
             self.finish();
             return None;
@@ -1020,6 +1095,9 @@ impl<A: Actor> Remote<A> {
                     "crew: actor `{}` could not be restarted: {message}",
                     self.uid
                 );
+                *self.died.lock() = Some(format!(
+                    "its worker died and could not be restarted: {message}"
+                ));
                 self.finish();
                 None
             }

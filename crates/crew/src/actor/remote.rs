@@ -352,6 +352,15 @@ struct OutState {
     answers: Answers,
 }
 
+/// What [`Outbox::push_frames`] is given.
+enum Pushed {
+    /// Whole frames (a caller's).
+    WholeFrames,
+    /// A host's write: a frame, or a piece of one (see [`Answers`]); `frame_len` is the
+    /// length its prefix gives, when it starts with one.
+    HostWrite { frame_len: Option<usize> },
+}
+
 /// Frames waiting for the publishing task, which sends what is there, one message per batch.
 struct Outbox {
     state: Mutex<OutState>,
@@ -360,6 +369,9 @@ struct Outbox {
     one_call_each: bool,
     /// The last call id handed to the connection (a member probe asks about the ids up to it).
     published: AtomicU64,
+    /// The most bytes one message may carry (the server's `max_payload`): a caller's batch is
+    /// split before it grows past it, since a message the client refuses is never sent.
+    limit: usize,
     /// The publishing task (a member awaits it before it closes its connection).
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// A member's outbox, when it runs its calls on its own thread: frames that thread pushes
@@ -390,6 +402,10 @@ impl Outbox {
             ready: Notify::new(),
             one_call_each,
             published: AtomicU64::new(0),
+            limit: match nats.server_info().max_payload {
+                0 => usize::MAX,
+                limit => limit,
+            },
             task: Mutex::new(None),
             defer_on,
             deferred: std::sync::atomic::AtomicBool::new(false),
@@ -443,16 +459,27 @@ impl Outbox {
         outbox
     }
 
-    /// Appends frames (`frames` returns the call id among them, if any) and wakes the
-    /// publisher.
+    /// Appends whole frames (`frames` returns the call id among them, if any) and wakes the
+    /// publisher. They start a message of their own when the batch would pass [`limit`].
+    ///
+    /// [`limit`]: Outbox::limit
     fn push(&self, frames: impl FnOnce(&mut Vec<u8>) -> Option<u64>) {
-        self.push_with(|buffer, _| frames(buffer));
+        self.push_frames(|buffer, _| frames(buffer), Pushed::WholeFrames);
     }
 
-    /// [`push`](Self::push), with the host's state of this caller at hand.
-    fn push_with(&self, frames: impl FnOnce(&mut Vec<u8>, &mut OutState) -> Option<u64>) {
+    /// [`push`](Self::push), with the host's state of this caller at hand; `pushed` says
+    /// where frames start (the batch is split only there).
+    fn push_frames(
+        &self,
+        frames: impl FnOnce(&mut Vec<u8>, &mut OutState) -> Option<u64>,
+        pushed: Pushed,
+    ) {
         let mut guard = self.state.lock();
         let state = &mut *guard;
+        let (frame_start, frame_len) = match pushed {
+            Pushed::WholeFrames => (true, None),
+            Pushed::HostWrite { frame_len } => (state.answers.at_frame_start(), frame_len),
+        };
         let was_empty = state.messages.is_empty();
         let split = state.messages.last().is_some_and(|batch| {
             !matches!(batch.to, To::Main) || (self.one_call_each && batch.ids.is_some())
@@ -465,7 +492,22 @@ impl Outbox {
             });
         }
         let mut batch = state.messages.pop().expect("a message to fill");
-        if let Some(id) = frames(&mut batch.bytes, state) {
+        let before = batch.bytes.len();
+        let id = frames(&mut batch.bytes, state);
+        let appended = batch.bytes.len() - before;
+        let incoming = frame_len.map_or(appended, |whole| whole.max(appended));
+        if frame_start && before > 0 && before + incoming > self.limit {
+            // The new frames go in a message of their own (one frame alone fits: `send`
+            // refuses a bigger call).
+            let bytes = batch.bytes.split_off(before);
+            state.messages.push(batch);
+            batch = Batch {
+                bytes,
+                ids: None,
+                to: To::Main,
+            };
+        }
+        if let Some(id) = id {
             batch.ids = Some(match batch.ids {
                 Some((first, _)) => (first, id),
                 None => (id, id),
@@ -540,6 +582,8 @@ impl Outbox {
 /// The length of a frame's prefix (header length `u32`, payload length `u64`), as the task
 /// layer's codec writes it (a test checks the two agree).
 const FRAME_PREFIX: usize = 12;
+/// The most bytes a call's or reply's frame header takes (postcard: an enum tag and varints).
+const MAX_CALL_HEADER: usize = 64;
 
 /// Follows the frames a host writes to one caller (a large one arrives in pieces) to see
 /// which calls it answered: a call's reply, a stream's end (or its failed reply).
@@ -554,6 +598,11 @@ struct Answers {
 }
 
 impl Answers {
+    /// Whether the next byte starts a frame (and the bytes still make sense).
+    fn at_frame_start(&self) -> bool {
+        !self.lost && self.skip == 0 && self.head.is_empty()
+    }
+
     fn observe(&mut self, mut bytes: &[u8], held: &mut HashMap<u64, bool>) {
         while !bytes.is_empty() && !self.lost {
             if self.skip > 0 {
@@ -605,11 +654,23 @@ struct OutboxWriter(Arc<Outbox>);
 
 impl Write for OutboxWriter {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.push_with(|buffer, state| {
-            state.answers.observe(bytes, &mut state.held);
-            buffer.extend_from_slice(bytes);
-            None
+        // The host writes a frame in one write, or a large one in pieces: a write that starts
+        // a frame may begin a new message (the batch is split at the message limit there).
+        let frame_len = bytes.get(..FRAME_PREFIX).map(|prefix| {
+            let header = u32::from_le_bytes(prefix[..4].try_into().expect("4 bytes"));
+            let payload = u64::from_le_bytes(prefix[4..].try_into().expect("8 bytes"));
+            FRAME_PREFIX
+                .saturating_add(header as usize)
+                .saturating_add(usize::try_from(payload).unwrap_or(usize::MAX))
         });
+        self.0.push_frames(
+            |buffer, state| {
+                state.answers.observe(bytes, &mut state.held);
+                buffer.extend_from_slice(bytes);
+                None
+            },
+            Pushed::HostWrite { frame_len },
+        );
         Ok(bytes.len())
     }
 
@@ -721,7 +782,10 @@ impl Member {
             false,
             self.defer_on,
         );
-        let conn = Arc::new(HostConn::new(Box::new(OutboxWriter(outbox.clone()))));
+        let conn = Arc::new(
+            HostConn::new(Box::new(OutboxWriter(outbox.clone())))
+                .with_payload_limit(outbox.limit.saturating_sub(FRAME_PREFIX + MAX_CALL_HEADER)),
+        );
         self.conns
             .insert(inbox.to_owned(), (conn.clone(), outbox.clone()));
         (conn, outbox)
@@ -1587,6 +1651,17 @@ impl<A: Actor> Transport for Remote<A> {
         make: &mut dyn FnMut(u64) -> (ToActor, Pending),
         payload: &[u8],
     ) -> Result<(), ActorError> {
+        // A message above the server's max_payload is refused by the client and never sent:
+        // the call would wait forever. Refused here, with the permit the caller took.
+        let bytes = payload.len() + FRAME_PREFIX + MAX_CALL_HEADER;
+        if bytes > self.outbox.limit {
+            self.bound.release();
+            return Err(ActorError::TooLarge {
+                uid: self.uid.clone(),
+                bytes: payload.len(),
+                limit: self.outbox.limit,
+            });
+        }
         let mut result = Ok(());
         // Ids are taken inside the outbox's lock, so a batch holds the ids `first..=last`.
         self.outbox.push(|buffer| {
@@ -1976,6 +2051,86 @@ mod tests {
         let mut bytes = Vec::new();
         write_frame(&mut bytes, header, payload).unwrap();
         bytes
+    }
+
+    /// An outbox without a connection or publishing task: what `push` makes of frames.
+    fn outbox_of(limit: usize) -> Outbox {
+        Outbox {
+            state: Mutex::new(OutState {
+                messages: Vec::new(),
+                closed: false,
+                held: HashMap::new(),
+                answers: Answers::default(),
+            }),
+            ready: Notify::new(),
+            one_call_each: false,
+            published: AtomicU64::new(0),
+            limit,
+            task: Mutex::new(None),
+            defer_on: None,
+            deferred: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// A caller's batches stay within the server's max_payload: a batch grown past it was
+    /// refused by the client, never sent, and its calls (and every later one: the publishing
+    /// task ended) waited forever.
+    #[test]
+    fn a_callers_batches_are_split_at_the_message_limit() {
+        let outbox = outbox_of(100);
+        for id in 1..=5 {
+            outbox.push(|buffer| {
+                buffer.extend_from_slice(&[id as u8; 40]);
+                Some(id)
+            });
+        }
+        let state = outbox.state.lock();
+        let batches: Vec<_> = state
+            .messages
+            .iter()
+            .map(|batch| (batch.bytes.len(), batch.ids))
+            .collect();
+        assert_eq!(
+            batches,
+            [(80, Some((1, 2))), (80, Some((3, 4))), (40, Some((5, 5)))]
+        );
+        assert!(state.messages[1].bytes[..40].iter().all(|byte| *byte == 3));
+    }
+
+    /// A member's replies to one caller are split at the limit too, only where a frame starts
+    /// (the host writes a large frame in pieces).
+    #[test]
+    fn a_members_replies_are_split_at_frame_starts() {
+        let outbox = Arc::new(outbox_of(150));
+        let mut writer = OutboxWriter(outbox.clone());
+        let reply = |id| {
+            frame(
+                &FromActor::Reply {
+                    id,
+                    outcome: Outcome::Ok,
+                },
+                &[9; 40],
+            )
+        };
+        let one = reply(1).len();
+        writer.write_all(&reply(1)).unwrap();
+        writer.write_all(&reply(2)).unwrap();
+        // A frame in pieces, as `write_frame` writes a large one (prefix and header, then the
+        // payload): its prefix says how long it is, and the pieces after the first stay with it.
+        let third = reply(3);
+        let (head, payload) = third.split_at(third.len() - 40);
+        writer.write_all(head).unwrap();
+        for piece in payload.chunks(10) {
+            writer.write_all(piece).unwrap();
+        }
+        writer.write_all(&reply(4)).unwrap();
+        let state = outbox.state.lock();
+        let sizes: Vec<_> = state
+            .messages
+            .iter()
+            .map(|batch| batch.bytes.len())
+            .collect();
+        assert_eq!(sizes, [2 * one, 2 * one], "{one}-byte frames");
     }
 
     #[test]

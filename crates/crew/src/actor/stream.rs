@@ -12,6 +12,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -21,7 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::actor::{ActorError, EncodedItems};
-use crate::error::TaskError;
+use crate::error::{panic_message, TaskError};
 use crate::task::{codec, TaskHandle};
 
 /// Items a worker sends ahead of the caller at most.
@@ -123,11 +124,19 @@ impl<T: DeserializeOwned + Send + 'static> Iterator for ActorStream<T> {
                     Err(error) => return Some(Err(error)),
                 },
                 State::Local(mut items) => {
-                    let item = items.next();
-                    if item.is_some() {
-                        self.state = State::Local(items);
-                    }
-                    return item.map(Ok);
+                    // The method's iterator runs here, in the caller's thread: a panic in it
+                    // ends the stream with `Panicked`, as from a worker process (the iterator
+                    // is dropped, so no state it left half-changed is used again).
+                    return match catch_unwind(AssertUnwindSafe(|| items.next())) {
+                        Ok(Some(item)) => {
+                            self.state = State::Local(items);
+                            Some(Ok(item))
+                        }
+                        Ok(None) => None,
+                        Err(payload) => Some(Err(TaskError::Panicked {
+                            message: panic_message(&*payload),
+                        })),
+                    };
                 }
                 State::Remote(items) => {
                     let next = items.next_blocking();
