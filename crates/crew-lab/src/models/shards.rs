@@ -30,14 +30,18 @@ fn bind(addr: SocketAddr, config: Arc<ServeConfig>) -> anyhow::Result<Bound> {
     let listeners = bind_listeners(addr, config.workers_or_cpus())?;
     let addr = listeners[0].local_addr()?;
     Ok(Bound::new(addr, move |shutdown| {
-        run(listeners, config, shutdown)
+        run(listeners, config, shutdown, "crew-lab-shard", || Compute::Inline)
     }))
 }
 
-fn run(
+/// Runs a shard per listener (threads named `name-INDEX`), each computing with what
+/// `compute` makes for it (`process-pool` runs on this front end too).
+pub(super) fn run(
     listeners: Vec<TcpListener>,
     config: Arc<ServeConfig>,
     shutdown: &Shutdown,
+    name: &str,
+    compute: impl Fn() -> Compute,
 ) -> anyhow::Result<()> {
     let open = Arc::new(AtomicUsize::new(0));
     let counts: Arc<Vec<AtomicUsize>> =
@@ -56,7 +60,8 @@ fn run(
             senders: senders.clone(),
             receiver,
         };
-        let shard = crew::thread::spawn(format!("crew-lab-shard-{index}"), move || {
+        let compute = compute();
+        let shard = crew::thread::spawn(format!("{name}-{index}"), move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
@@ -65,7 +70,7 @@ fn run(
                 accept_loop(
                     listener,
                     config,
-                    Compute::Inline,
+                    compute,
                     open,
                     shutdown,
                     Some(balancer),
