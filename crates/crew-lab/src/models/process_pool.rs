@@ -31,6 +31,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use super::aio::Compute;
+use super::shards::ShardLoad;
 use super::spec::{Bound, Design, ModelInfo, Spec};
 use crate::config::ServeConfig;
 use crate::listen::bind_listeners;
@@ -54,7 +55,7 @@ pub(super) const MODEL: Spec = Spec {
                 config,
                 shutdown,
                 "crew-lab-pool-shard",
-                || Compute::Batch(Arc::new(Batch::new(pool.clone()))),
+                |load| Compute::Batch(Arc::new(Batch::new(pool.clone(), load))),
             );
             // The shards are done (their runtimes dropped): this is the pool's last handle, so
             // its workers are stopped and reaped before the server returns.
@@ -99,15 +100,18 @@ type Reply = oneshot::Sender<Result<u64, String>>;
 /// current-thread runtime only, so one of them drives it at a time and none runs meanwhile.
 pub(crate) struct Batch {
     pool: Arc<crew::ProcessPool>,
+    /// The shard's connections: with one, nobody else can join a call.
+    load: ShardLoad,
     waiting: Mutex<Vec<(u32, Reply)>>,
     /// A task is driving the batch: requests added now go with its call.
     driven: AtomicBool,
 }
 
 impl Batch {
-    fn new(pool: Arc<crew::ProcessPool>) -> Self {
+    fn new(pool: Arc<crew::ProcessPool>, load: ShardLoad) -> Self {
         Self {
             pool,
+            load,
             waiting: Mutex::new(Vec::new()),
             driven: AtomicBool::new(false),
         }
@@ -121,10 +125,13 @@ impl Batch {
         self.waiting.lock().push((n, reply));
         if !self.driven.swap(true, Ordering::SeqCst) {
             let driver = Driver(self);
-            // The shard's other connections that are ready now (or whose data arrived
-            // meanwhile: the runtime polls its sockets before it resumes this task) add their
-            // requests first, so they share this call.
-            tokio::task::yield_now().await;
+            if self.load.connections() > 1 {
+                // The shard's other connections that are ready now (or whose data arrived
+                // meanwhile: the runtime polls its sockets before it resumes this task) add
+                // their requests first, so they share this call. (Alone, the look at the
+                // sockets is a system call for nothing.)
+                tokio::task::yield_now().await;
+            }
             driver.call();
         }
         answer

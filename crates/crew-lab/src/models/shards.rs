@@ -30,18 +30,18 @@ fn bind(addr: SocketAddr, config: Arc<ServeConfig>) -> anyhow::Result<Bound> {
     let listeners = bind_listeners(addr, config.workers_or_cpus())?;
     let addr = listeners[0].local_addr()?;
     Ok(Bound::new(addr, move |shutdown| {
-        run(listeners, config, shutdown, "crew-lab-shard", || Compute::Inline)
+        run(listeners, config, shutdown, "crew-lab-shard", |_| Compute::Inline)
     }))
 }
 
 /// Runs a shard per listener (threads named `name-INDEX`), each computing with what
-/// `compute` makes for it (`process-pool` runs on this front end too).
+/// `compute` makes for it, given its load (`process-pool` runs on this front end too).
 pub(super) fn run(
     listeners: Vec<TcpListener>,
     config: Arc<ServeConfig>,
     shutdown: &Shutdown,
     name: &str,
-    compute: impl Fn() -> Compute,
+    compute: impl Fn(ShardLoad) -> Compute,
 ) -> anyhow::Result<()> {
     let open = Arc::new(AtomicUsize::new(0));
     let counts: Arc<Vec<AtomicUsize>> =
@@ -60,7 +60,10 @@ pub(super) fn run(
             senders: senders.clone(),
             receiver,
         };
-        let compute = compute();
+        let compute = compute(ShardLoad {
+            counts: counts.clone(),
+            index,
+        });
         let shard = crew::thread::spawn(format!("{name}-{index}"), move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -92,4 +95,17 @@ pub(super) fn run(
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// How many connections one shard serves now.
+pub(super) struct ShardLoad {
+    counts: Arc<Vec<AtomicUsize>>,
+    index: usize,
+}
+
+impl ShardLoad {
+    /// The shard's open connections.
+    pub(super) fn connections(&self) -> usize {
+        self.counts[self.index].load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
