@@ -15,8 +15,7 @@ use crate::protocol;
 use crate::session::{Action, Session};
 use crate::shutdown::Shutdown;
 
-/// Where `fib` runs: inline on the event loop, on a crew pool above a threshold, or in the
-/// worker processes of a `process-pool` shard's batches.
+/// Where `fib` runs: inline on the event loop, or on a crew pool above a threshold.
 #[derive(Clone)]
 pub(crate) enum Compute {
     Inline,
@@ -24,7 +23,6 @@ pub(crate) enum Compute {
         pool: Arc<crew::ThreadPool>,
         threshold: u32,
     },
-    Batch(Arc<super::process_pool::Batch>),
 }
 
 /// `shards`: evens out connections when the kernel's `SO_REUSEPORT` hash puts two of a few
@@ -226,7 +224,6 @@ async fn compute_fib(compute: &Compute, n: u32) -> Result<u64, String> {
                 .await
                 .map_err(|error| format!("server failed to compute: {error}"))
         }
-        Compute::Batch(batch) => batch.compute(n).await,
         _ => Ok(fib(n)),
     }
 }

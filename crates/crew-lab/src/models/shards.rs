@@ -30,18 +30,14 @@ fn bind(addr: SocketAddr, config: Arc<ServeConfig>) -> anyhow::Result<Bound> {
     let listeners = bind_listeners(addr, config.workers_or_cpus())?;
     let addr = listeners[0].local_addr()?;
     Ok(Bound::new(addr, move |shutdown| {
-        run(listeners, config, shutdown, "crew-lab-shard", |_| Compute::Inline)
+        run(listeners, config, shutdown)
     }))
 }
 
-/// Runs a shard per listener (threads named `name-INDEX`), each computing with what
-/// `compute` makes for it, given its load (`process-pool` runs on this front end too).
-pub(super) fn run(
+fn run(
     listeners: Vec<TcpListener>,
     config: Arc<ServeConfig>,
     shutdown: &Shutdown,
-    name: &str,
-    compute: impl Fn(ShardLoad) -> Compute,
 ) -> anyhow::Result<()> {
     let open = Arc::new(AtomicUsize::new(0));
     let counts: Arc<Vec<AtomicUsize>> =
@@ -60,11 +56,7 @@ pub(super) fn run(
             senders: senders.clone(),
             receiver,
         };
-        let compute = compute(ShardLoad {
-            counts: counts.clone(),
-            index,
-        });
-        let shard = crew::thread::spawn(format!("{name}-{index}"), move || {
+        let shard = crew::thread::spawn(format!("crew-lab-shard-{index}"), move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
@@ -73,7 +65,7 @@ pub(super) fn run(
                 accept_loop(
                     listener,
                     config,
-                    compute,
+                    Compute::Inline,
                     open,
                     shutdown,
                     Some(balancer),
@@ -95,17 +87,4 @@ pub(super) fn run(
         }
     }
     first_error.map_or(Ok(()), Err)
-}
-
-/// How many connections one shard serves now.
-pub(super) struct ShardLoad {
-    counts: Arc<Vec<AtomicUsize>>,
-    index: usize,
-}
-
-impl ShardLoad {
-    /// The shard's open connections.
-    pub(super) fn connections(&self) -> usize {
-        self.counts[self.index].load(std::sync::atomic::Ordering::Relaxed)
-    }
 }

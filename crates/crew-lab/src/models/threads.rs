@@ -1,6 +1,6 @@
 //! `threads`: a thread per connection (seed 003's thread_server), started with
-//! [`crew::thread::spawn`]. `gil` runs on it too and differs only in how it computes
-//! ([`bind_with`]).
+//! [`crew::thread::spawn`]. `gil` and `process-pool` run on it too and differ
+//! only in how they compute ([`bind_with`]).
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
