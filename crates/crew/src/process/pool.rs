@@ -97,6 +97,17 @@
 //! `epoll_ctl` and the slot's wake-ups above, but needs the slot to learn when a handed call's
 //! caller will not lead (a callback, async, a dropped handle): not done.
 //!
+//! *In the lab's `process-pool` server* (issue 11; a thread per connection, each request a
+//! call on this path; numbers in the README's lab section): at 2 and 4 clients on the 2-core VM
+//! the run is CPU-bound, and a request costs the server 3.4–4.5 context switches and 59–87 µs
+//! of CPU (about 10.6 system calls) against Go's 0.7–1.3 switches and 18–27 µs. crew-bench's
+//! example `lab_floor`, the same design with no crew (a blocking call over a Unix socket pair),
+//! costs 4.5–5.1 switches and 54–73 µs and reaches only 0.55×, 0.73×, 0.63× of Go at 1, 2, 4
+//! clients, so no change to this protocol can bring that server to Go's rate; the pool runs at
+//! 0.97×, 1.1×, 0.83× of that floor. The two `epoll_ctl` above are 2 of the ~10.6 system
+//! calls; saving them was left undone (a protocol change worth a few per cent, which this
+//! shared machine's noise could not have shown).
+//!
 //! **Starting workers.** A worker killed by a signal before it is ready (before its handshake,
 //! or in the initializer) is started again, a few times with a growing pause, and no task is
 //! failed for it: a task is only ever failed by the death of the worker it was sent to. A
