@@ -5,8 +5,9 @@
 //! writes them to its worker and reads the replies (see the
 //! [protocol note](crate::task::protocol)).
 //! A slot sends one call at a time, and pipelines more (up to a few dozen) only while the queue
-//! holds more than every worker's share of them, so short tasks are batched into few system
-//! calls and long ones still spread over every worker. A worker that dies fails the one call it was running;
+//! holds more than every worker's share of them and its worker's last call was short (under
+//! 250 µs: `Slot::short_calls`), so short tasks are batched into few system calls and long
+//! ones go one at a time to whichever worker is free. A worker that dies fails the one call it was running;
 //! the calls pipelined behind it are sent to its replacement.
 //!
 //! **Idle workers.** A slot with nothing in flight *parks*: it leaves its worker's socket in its
@@ -139,6 +140,10 @@ use crate::task::{outcome_error, pair_with, Completer, TaskFn, TaskHandle, TaskI
 
 /// Calls pipelined to one worker at most (only while the queue has a backlog).
 const PIPELINE: usize = 32;
+
+/// A slot pipelines only while its worker's last call took less than this (see
+/// `Slot::short_calls`).
+const PIPELINE_CALLS_UNDER: Duration = Duration::from_micros(250);
 
 /// Starts of a worker, in a row, that a signal may cut short before the slot gives up.
 const START_ATTEMPTS: u32 = 10;
@@ -859,6 +864,8 @@ enum Start {
 struct InFlight {
     id: u64,
     job: Job,
+    /// When the slot wrote it (`None`: a submitter handed it, at a time the slot does not know).
+    sent: Option<Instant>,
 }
 
 /// One worker slot: its thread owns the worker process.
@@ -878,6 +885,16 @@ struct Slot {
     /// call's caller, woken by the completion, finds it parked when it submits its next one
     /// (see [`Slot::open_park`]); [`Slot::park`] then only waits.
     parked_early: bool,
+    /// Whether the worker's last timed call took less than [`PIPELINE_CALLS_UNDER`] (from
+    /// the later of its send and the reply before it, to its reply); false until one did.
+    /// Pipelining saves a round trip's hand-offs per call, which only short calls notice,
+    /// and costs balance: calls pipelined to one worker cannot go to another that runs dry,
+    /// so long calls pipelined over two workers left one idle at the end (issue 11: 16 CPU
+    /// tasks of 3–38 ms ended 11–5 on two workers). So long calls go one at a time, each to
+    /// whichever worker is free, as `Pool.map(chunksize=1)` does.
+    short_calls: bool,
+    /// When the last reply arrived (the start of the call behind it).
+    last_reply: Option<Instant>,
 }
 
 impl Slot {
@@ -891,6 +908,8 @@ impl Slot {
             retry: VecDeque::new(),
             cancel_killed: false,
             parked_early: false,
+            short_calls: false,
+            last_reply: None,
         }
     }
 
@@ -944,8 +963,8 @@ impl Slot {
                         Parked::Woken => continue,
                         Parked::ShutDown => return false,
                     }
-                } else if receiver.len()
-                    > self.inner.lifecycle.workers() * (self.in_flight.len() + 1)
+                } else if self.short_calls
+                    && receiver.len() > self.inner.lifecycle.workers() * (self.in_flight.len() + 1)
                 {
                     // A backlog big enough that every other worker still finds as much waiting
                     // as this one holds: pipeline (short tasks batch into few system calls).
@@ -1009,7 +1028,8 @@ impl Slot {
                 job.revoke.running_on(worker.process());
             }
             let alone = job.deadline.is_some();
-            self.in_flight.push_back(InFlight { id, job });
+            let sent = Some(Instant::now());
+            self.in_flight.push_back(InFlight { id, job, sent });
             if alone {
                 break;
             }
@@ -1103,7 +1123,11 @@ impl Slot {
             // The call's caller read the worker's end (or garbage) for the slot.
             if let Some(Handed { id: Some(id), job }) = handed {
                 self.sent += 1;
-                self.in_flight.push_back(InFlight { id, job });
+                self.in_flight.push_back(InFlight {
+                    id,
+                    job,
+                    sent: None,
+                });
                 self.lose_worker_after(&error);
             }
             return match queued {
@@ -1114,7 +1138,11 @@ impl Slot {
         match handed {
             Some(Handed { id: Some(id), job }) => {
                 self.sent += 1;
-                self.in_flight.push_back(InFlight { id, job });
+                self.in_flight.push_back(InFlight {
+                    id,
+                    job,
+                    sent: None,
+                });
             }
             Some(Handed { id: None, job }) => self.retry.push_back(job),
             // Looked at again now: the readiness may be stale, from a reply that a leading
@@ -1185,6 +1213,12 @@ impl Slot {
                         if Some(id) == self.in_flight.front().map(|f| f.id) =>
                     {
                         let done = self.in_flight.pop_front().expect("checked above");
+                        let now = Instant::now();
+                        if let Some(sent) = done.sent {
+                            let started = self.last_reply.map_or(sent, |last| last.max(sent));
+                            self.short_calls = now - started < PIPELINE_CALLS_UNDER;
+                        }
+                        self.last_reply = Some(now);
                         self.cancel_killed |= done.job.revoke.release();
                         if let Some(next) = self.in_flight.front() {
                             next.job.revoke.running_on(worker.process());
