@@ -5,9 +5,9 @@
 //! writes them to its worker and reads the replies (see the
 //! [protocol note](crate::task::protocol)).
 //! A slot sends one call at a time, and pipelines more (up to a few dozen) only while the queue
-//! holds more than every worker's share of them and its worker's last call was short (under
-//! 250 µs: `Slot::short_calls`), so short tasks are batched into few system calls and long
-//! ones go one at a time to whichever worker is free. A worker that dies fails the one call it was running;
+//! holds more than every worker's share of them and the calls it would queue behind are of
+//! tasks seen to be short (under 250 µs: `Slot::call_lengths`), so short tasks are batched
+//! into few system calls and long ones go one at a time to whichever worker is free. A worker that dies fails the one call it was running;
 //! the calls pipelined behind it are sent to its replacement.
 //!
 //! **Idle workers.** A slot with nothing in flight *parks*: it leaves its worker's socket in its
@@ -141,9 +141,12 @@ use crate::task::{outcome_error, pair_with, Completer, TaskFn, TaskHandle, TaskI
 /// Calls pipelined to one worker at most (only while the queue has a backlog).
 const PIPELINE: usize = 32;
 
-/// A slot pipelines only while its worker's last call took less than this (see
-/// `Slot::short_calls`).
+/// A slot pipelines behind calls of a task only if its last timed call took less than this
+/// (see `Slot::call_lengths`).
 const PIPELINE_CALLS_UNDER: Duration = Duration::from_micros(250);
+
+/// Task functions whose last call length a slot remembers.
+const CALL_LENGTHS: usize = 16;
 
 /// Starts of a worker, in a row, that a signal may cut short before the slot gives up.
 const START_ATTEMPTS: u32 = 10;
@@ -868,6 +871,22 @@ struct InFlight {
     sent: Option<Instant>,
 }
 
+/// Notes whether `job`'s call was short, in a slot's `call_lengths`.
+fn note_call_length(lengths: &mut Vec<(&'static TaskInfo, bool, bool)>, job: &Job, short: bool) {
+    let known = lengths
+        .iter_mut()
+        .find(|(task, chunk, _)| std::ptr::eq(*task, job.task) && *chunk == job.chunk);
+    match known {
+        Some(entry) => entry.2 = short,
+        None => {
+            if lengths.len() == CALL_LENGTHS {
+                lengths.remove(0);
+            }
+            lengths.push((job.task, job.chunk, short));
+        }
+    }
+}
+
 /// One worker slot: its thread owns the worker process.
 struct Slot {
     inner: Arc<Inner>,
@@ -885,14 +904,17 @@ struct Slot {
     /// call's caller, woken by the completion, finds it parked when it submits its next one
     /// (see [`Slot::open_park`]); [`Slot::park`] then only waits.
     parked_early: bool,
-    /// Whether the worker's last timed call took less than [`PIPELINE_CALLS_UNDER`] (from
-    /// the later of its send and the reply before it, to its reply); false until one did.
+    /// Per task function (and whether the call was a chunk of a map): whether its last timed
+    /// call took less than [`PIPELINE_CALLS_UNDER`] (from the later of its send and the reply
+    /// before it, to its reply). A slot pipelines only behind calls known to be short.
     /// Pipelining saves a round trip's hand-offs per call, which only short calls notice,
     /// and costs balance: calls pipelined to one worker cannot go to another that runs dry,
-    /// so long calls pipelined over two workers left one idle at the end (issue 11: 16 CPU
-    /// tasks of 3–38 ms ended 11–5 on two workers). So long calls go one at a time, each to
-    /// whichever worker is free, as `Pool.map(chunksize=1)` does.
-    short_calls: bool,
+    /// so long calls pipelined over two workers left one idle at the end while the calls
+    /// behind a long one waited for it. So a task not yet seen, or seen to be long, goes one
+    /// call at a time to whichever worker is free (as `Pool.map(chunksize=1)` does); by
+    /// task, not by the last call, so that a pool warmed up on tiny tasks does not pipeline
+    /// the first calls of a long one.
+    call_lengths: Vec<(&'static TaskInfo, bool, bool)>,
     /// When the last reply arrived (the start of the call behind it).
     last_reply: Option<Instant>,
 }
@@ -908,7 +930,7 @@ impl Slot {
             retry: VecDeque::new(),
             cancel_killed: false,
             parked_early: false,
-            short_calls: false,
+            call_lengths: Vec::new(),
             last_reply: None,
         }
     }
@@ -929,6 +951,14 @@ impl Slot {
             }
         }
         self.retire();
+    }
+
+    /// Whether `job`'s task is known to make short calls (see `call_lengths`).
+    fn short_call(&self, job: &Job) -> bool {
+        self.call_lengths
+            .iter()
+            .find(|&&(task, chunk, _)| std::ptr::eq(task, job.task) && chunk == job.chunk)
+            .is_some_and(|&(_, _, short)| short)
     }
 
     /// Whether the current worker has run its `max_tasks_per_child`.
@@ -963,7 +993,7 @@ impl Slot {
                         Parked::Woken => continue,
                         Parked::ShutDown => return false,
                     }
-                } else if self.short_calls
+                } else if self.in_flight.iter().all(|f| self.short_call(&f.job))
                     && receiver.len() > self.inner.lifecycle.workers() * (self.in_flight.len() + 1)
                 {
                     // A backlog big enough that every other worker still finds as much waiting
@@ -1216,7 +1246,8 @@ impl Slot {
                         let now = Instant::now();
                         if let Some(sent) = done.sent {
                             let started = self.last_reply.map_or(sent, |last| last.max(sent));
-                            self.short_calls = now - started < PIPELINE_CALLS_UNDER;
+                            let short = now - started < PIPELINE_CALLS_UNDER;
+                            note_call_length(&mut self.call_lengths, &done.job, short);
                         }
                         self.last_reply = Some(now);
                         self.cancel_killed |= done.job.revoke.release();
