@@ -724,3 +724,82 @@ pub fn chart(cells: &[Cell<Key, Rate>]) -> Chart {
         .collect();
     Chart { panels }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harness::Outcome;
+
+    #[test]
+    fn balance_adds_up_per_worker_and_counts_an_idle_one() {
+        let ms = 1_000_000;
+        let balance = Balance::of([(7, 30 * ms), (9, 10 * ms), (7, 20 * ms)], 2).unwrap();
+        assert_eq!(
+            balance,
+            Balance {
+                busy_max_ms: 50.0,
+                busy_sum_ms: 60.0,
+                tasks_max: 2,
+                tasks_min: 1
+            }
+        );
+        let one_idle = Balance::of([(7, ms), (7, ms)], 2).unwrap();
+        assert_eq!((one_idle.tasks_min, one_idle.tasks_max), (0, 2));
+        assert_eq!(Balance::of([], 2), None);
+    }
+
+    fn cell(
+        case: &'static str,
+        implementation: &'static str,
+        n: u64,
+        rate: Rate,
+    ) -> Cell<Key, Rate> {
+        Cell {
+            key: Key {
+                phase: PROCESSES,
+                case,
+                implementation,
+                n,
+            },
+            outcome: Outcome::Measured {
+                median: rate,
+                samples: vec![rate],
+            },
+        }
+    }
+
+    fn rate(tasks_per_sec: f64, balance: Option<Balance>) -> Rate {
+        Rate {
+            tasks_per_sec,
+            latency: None,
+            balance,
+        }
+    }
+
+    #[test]
+    fn cpu_targets_set_crew_beside_the_ideal_and_python() {
+        let balance = Balance {
+            busy_max_ms: 400.0,
+            busy_sum_ms: 780.0,
+            tasks_max: 33,
+            tasks_min: 31,
+        };
+        let cells = vec![
+            cell("cpu-gcd", "serial", 64, rate(100.0, None)),
+            cell("cpu-gcd", "ideal-threads", 64, rate(190.0, Some(balance))),
+            cell("cpu-gcd", "crew-processes", 64, rate(160.0, Some(balance))),
+            cell("cpu-gcd-python", "python-serial", 64, rate(50.0, None)),
+            cell("cpu-gcd-python", "python-processes", 64, rate(85.0, None)),
+        ];
+        let text = processes::render_targets(&cells, 2);
+        assert!(text.contains("cpu-gcd: speedup of a pool of 2 workers (one per CPU) over serial 1.60x (>= 1.8x): MISSED"), "{text}");
+        assert!(
+            text.contains("ideal (one plain thread per CPU, no pool) 1.90x"),
+            "{text}"
+        );
+        assert!(text.contains("crew 84% of the ideal"), "{text}");
+        assert!(text.contains("Python ProcessPoolExecutor 1.70x"), "{text}");
+        // 64 tasks at 160/s: 400 ms of wall, all of it the busiest worker's.
+        assert!(text.contains("crew-processes   wall 400 ms = busiest worker 400 ms + 0 ms; work 780 ms over 2 workers (serial 640 ms)"), "{text}");
+    }
+}
