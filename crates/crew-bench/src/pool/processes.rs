@@ -14,7 +14,7 @@
 //!   per CPU; `ideal-threads` (plain threads, no pool) is what this machine gives in the same
 //!   run, and each parallel row shows where its time went ([`Balance`]); Python's pools have
 //!   the cases `cpu-gcd-python`, `cpu-is_prime-python` (its own serial against its pools, on
-//!   scaled inputs): see [`CpuCase`];
+//!   scaled inputs, see `CpuCase`);
 //! * `latency` (`crew-processes`, `procspawn`, `python-processes`): one task at a time, each
 //!   submitted when the last result is back, on a warm pool; the row has the p50 and p99 of
 //!   a round trip (submit to result) besides round trips per second. `n` is a fifth of the
