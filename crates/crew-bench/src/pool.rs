@@ -48,6 +48,10 @@ pub struct PoolConfig {
     pub process_items: u64,
     /// Worker threads or processes of every pool.
     pub workers: usize,
+    /// Tasks of the `cpu-gcd` cases (serial and parallel; Python's on scaled inputs).
+    pub gcd_tasks: u64,
+    /// Tasks of the `cpu-is_prime` cases.
+    pub prime_tasks: u64,
     /// Items per task in the `map` cases.
     pub chunksize: usize,
     /// Rounds; the median is reported.
@@ -65,6 +69,8 @@ impl fmt::Debug for PoolConfig {
             .field("items", &self.items)
             .field("process_tasks", &self.process_tasks)
             .field("process_items", &self.process_items)
+            .field("gcd_tasks", &self.gcd_tasks)
+            .field("prime_tasks", &self.prime_tasks)
             .field("workers", &self.workers)
             .field("chunksize", &self.chunksize)
             .field("rounds", &self.rounds)
@@ -81,11 +87,16 @@ impl PoolConfig {
         } else {
             (200_000, 20_000_000, 50_000, 2_000_000, 5)
         };
+        // The CPU cases: about 0.5 s (quick) or 1 s of serial work per round on the 2-core
+        // VM, so that a speedup is measured over many tasks per worker, not over a handful.
+        let (gcd_tasks, prime_tasks) = if quick { (64, 24) } else { (128, 48) };
         Self {
             tasks,
             items,
             process_tasks,
             process_items,
+            gcd_tasks,
+            prime_tasks,
             workers: crew_lab::cpus(),
             chunksize: 4096,
             rounds,
@@ -132,6 +143,52 @@ pub struct Rate {
     /// Percentiles of the round trips (the `latency` case only).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub latency: Option<Latency>,
+    /// How the work spread over the workers (the CPU-bound rows that can see it).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub balance: Option<Balance>,
+}
+
+/// How one round of a CPU-bound row spread over its workers: each task timed where it ran.
+///
+/// With the round's wall time this splits a speedup short of the worker count into its parts:
+/// `busy_sum_ms` above the serial row's time is the work running slower in parallel (CPUs not
+/// there, or taken by other threads); `busy_max_ms` above the mean is imbalance (one worker
+/// got more); the wall time above `busy_max_ms` is start, hand-off and gaps.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Balance {
+    /// The busiest worker's time in tasks, in milliseconds.
+    pub busy_max_ms: f64,
+    /// Every worker's time in tasks, added up, in milliseconds.
+    pub busy_sum_ms: f64,
+    /// Tasks run by the busiest worker (by count).
+    pub tasks_max: u64,
+    /// Tasks run by the least busy worker (by count; 0 if a worker ran none).
+    pub tasks_min: u64,
+}
+
+impl Balance {
+    /// The balance of `(worker, nanoseconds)` task timings over `workers` workers (a worker
+    /// with no task counts as idle); `None` if there are none.
+    pub fn of(timings: impl IntoIterator<Item = (u64, u64)>, workers: usize) -> Option<Self> {
+        let mut per_worker: std::collections::BTreeMap<u64, (u64, u64)> = Default::default();
+        for (worker, nanos) in timings {
+            let entry = per_worker.entry(worker).or_default();
+            entry.0 += 1;
+            entry.1 += nanos;
+        }
+        if per_worker.is_empty() {
+            return None;
+        }
+        let ms = |nanos: u64| nanos as f64 / 1e6;
+        let counts = per_worker.values().map(|&(count, _)| count);
+        let idle_worker = per_worker.len() < workers;
+        Some(Self {
+            busy_max_ms: ms(per_worker.values().map(|&(_, nanos)| nanos).max()?),
+            busy_sum_ms: ms(per_worker.values().map(|&(_, nanos)| nanos).sum()),
+            tasks_max: counts.clone().max()?,
+            tasks_min: if idle_worker { 0 } else { counts.min()? },
+        })
+    }
 }
 
 /// Percentiles of one round's round trips, in microseconds.
@@ -186,6 +243,7 @@ pub(crate) fn measure<'a>(
         Ok(Rate {
             tasks_per_sec: run()?,
             latency: None,
+            balance: None,
         })
     })
 }
@@ -387,6 +445,7 @@ pub(crate) fn peer_latency(command: Command) -> anyhow::Result<Rate> {
     Ok(Rate {
         tasks_per_sec,
         latency: Some(Latency { p50_us, p99_us }),
+        balance: None,
     })
 }
 
@@ -585,8 +644,14 @@ pub fn render_table(cells: &[Cell<Key, Rate>]) -> String {
                     latency.p50_us, latency.p99_us
                 )
             });
+            let balance = rate.balance.map_or_else(String::new, |balance| {
+                format!(
+                    "  busy: max {:.0} ms, sum {:.0} ms; tasks/worker {}-{}",
+                    balance.busy_max_ms, balance.busy_sum_ms, balance.tasks_min, balance.tasks_max
+                )
+            });
             format!(
-                "{:>14.0} {:>10} {:>12}{latency}",
+                "{:>14.0} {:>10} {:>12}{latency}{balance}",
                 rate.tasks_per_sec,
                 ratio(python),
                 ratio("crossbeam")
@@ -658,4 +723,83 @@ pub fn chart(cells: &[Cell<Key, Rate>]) -> Chart {
         })
         .collect();
     Chart { panels }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harness::Outcome;
+
+    #[test]
+    fn balance_adds_up_per_worker_and_counts_an_idle_one() {
+        let ms = 1_000_000;
+        let balance = Balance::of([(7, 30 * ms), (9, 10 * ms), (7, 20 * ms)], 2).unwrap();
+        assert_eq!(
+            balance,
+            Balance {
+                busy_max_ms: 50.0,
+                busy_sum_ms: 60.0,
+                tasks_max: 2,
+                tasks_min: 1
+            }
+        );
+        let one_idle = Balance::of([(7, ms), (7, ms)], 2).unwrap();
+        assert_eq!((one_idle.tasks_min, one_idle.tasks_max), (0, 2));
+        assert_eq!(Balance::of([], 2), None);
+    }
+
+    fn cell(
+        case: &'static str,
+        implementation: &'static str,
+        n: u64,
+        rate: Rate,
+    ) -> Cell<Key, Rate> {
+        Cell {
+            key: Key {
+                phase: PROCESSES,
+                case,
+                implementation,
+                n,
+            },
+            outcome: Outcome::Measured {
+                median: rate,
+                samples: vec![rate],
+            },
+        }
+    }
+
+    fn rate(tasks_per_sec: f64, balance: Option<Balance>) -> Rate {
+        Rate {
+            tasks_per_sec,
+            latency: None,
+            balance,
+        }
+    }
+
+    #[test]
+    fn cpu_targets_set_crew_beside_the_ideal_and_python() {
+        let balance = Balance {
+            busy_max_ms: 400.0,
+            busy_sum_ms: 780.0,
+            tasks_max: 33,
+            tasks_min: 31,
+        };
+        let cells = vec![
+            cell("cpu-gcd", "serial", 64, rate(100.0, None)),
+            cell("cpu-gcd", "ideal-threads", 64, rate(190.0, Some(balance))),
+            cell("cpu-gcd", "crew-processes", 64, rate(160.0, Some(balance))),
+            cell("cpu-gcd-python", "python-serial", 64, rate(50.0, None)),
+            cell("cpu-gcd-python", "python-processes", 64, rate(85.0, None)),
+        ];
+        let text = processes::render_targets(&cells, 2);
+        assert!(text.contains("cpu-gcd: speedup of a pool of 2 workers (one per CPU) over serial 1.60x (>= 1.8x): MISSED"), "{text}");
+        assert!(
+            text.contains("ideal (one plain thread per CPU, no pool) 1.90x"),
+            "{text}"
+        );
+        assert!(text.contains("crew 84% of the ideal"), "{text}");
+        assert!(text.contains("Python ProcessPoolExecutor 1.70x"), "{text}");
+        // 64 tasks at 160/s: 400 ms of wall, all of it the busiest worker's.
+        assert!(text.contains("crew-processes   wall 400 ms = busiest worker 400 ms + 0 ms; work 780 ms over 2 workers (serial 640 ms)"), "{text}");
+    }
 }

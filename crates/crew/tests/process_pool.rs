@@ -805,6 +805,33 @@ fn long_tasks_spread_over_workers() {
     }
 }
 
+/// Calls queued behind a long one: none waits for it while the other worker is free, even on
+/// a pool warmed up on tiny tasks (a slot pipelined calls behind a long one whenever the queue
+/// was long, and those waited the long call out).
+fn no_call_waits_behind_a_long_one() {
+    let pool = ProcessPool::new(2);
+    assert_eq!(pool.map(short, 0..100).count(), 100);
+    // Both workers busy, so that what follows is queued, long call first.
+    let gates: Vec<_> = (0..2)
+        .map(|_| pool.submit(sleep_ms, 100).unwrap())
+        .collect();
+    let long = pool.submit(sleep_ms, 1500).unwrap();
+    let started = Instant::now();
+    let shorts: Vec<_> = (0..9).map(|_| pool.submit(sleep_ms, 20).unwrap()).collect();
+    for handle in shorts {
+        handle.result().unwrap();
+    }
+    let shorts_done = started.elapsed();
+    assert!(
+        !long.done(),
+        "a short call waited for the long one ({shorts_done:?})"
+    );
+    assert_eq!(long.result().unwrap(), 1500);
+    for gate in gates {
+        gate.result().unwrap();
+    }
+}
+
 fn max_tasks_per_child_recycles() {
     let pool = ProcessPool::builder()
         .max_workers(1)
@@ -1208,6 +1235,10 @@ fn main() {
         (
             "long_tasks_spread_over_workers",
             long_tasks_spread_over_workers,
+        ),
+        (
+            "no_call_waits_behind_a_long_one",
+            no_call_waits_behind_a_long_one,
         ),
         ("max_tasks_per_child_recycles", max_tasks_per_child_recycles),
         (

@@ -5,7 +5,12 @@ KIND is `executor` (concurrent.futures.ProcessPoolExecutor) or `mp` (multiproces
 CASE is `submit` (submit N tasks, then every result) or `map` (map over N items in chunks).
 CASE `latency` (executor only; the last argument is then the warm-up count): N tasks one at a
 time, each submitted when the last result is back -> prints tasks/sec, p50 and p99 in µs.
+CASE `cpu-gcd-python` / `cpu-is_prime-python` (KIND also `serial`): N CPU-bound tasks (the seed's
+slow gcd, is_prime) on inputs scaled so that a task takes about as long in CPython as crew's
+does in Rust; the pools are used as a user would (`ex.map(f, inputs)`, `pool.map(f, inputs)`,
+their default chunk sizes) -> prints tasks/sec.
 """
+import math
 import multiprocessing
 import sys
 import time
@@ -14,6 +19,50 @@ from concurrent.futures import ProcessPoolExecutor
 
 def inc(x):
     return x + 1
+
+
+def slow_gcd(pair):
+    a, b = pair
+    for i in range(min(a, b), 0, -1):
+        if a % i == 0 and b % i == 0:
+            return i
+    return 1
+
+
+def is_prime(n):
+    if n % 2 == 0:
+        return False
+    return all(n % i for i in range(3, math.isqrt(n) + 1, 2))
+
+
+# crew's inputs scaled (CPython is ~60x slower here): gcd numbers / 20; is_prime: the next prime
+# after p / 1024 (sqrt: 32x fewer steps), the composite one with factors near its factors / 32.
+GCD_INPUTS = [(98165, 113298), (101533, 190708), (77582, 111481), (101952, 101040)]
+PRIME_INPUTS = [109641147557, 109944048791, 109641147557, 112578217979, 113083836013, 1073992842799]
+
+
+def cpu(kind, case, n, workers):
+    if case == "cpu-gcd-python":
+        f, inputs = slow_gcd, GCD_INPUTS
+    else:
+        f, inputs = is_prime, PRIME_INPUTS
+    inputs = [inputs[i % len(inputs)] for i in range(n)]
+    if kind == "serial":
+        start = time.perf_counter()
+        for x in inputs:
+            f(x)
+        return n / (time.perf_counter() - start)
+    if kind == "executor":
+        with ProcessPoolExecutor(max_workers=workers) as ex:
+            list(ex.map(inc, range(workers * 4)))  # start and warm up the workers
+            start = time.perf_counter()
+            list(ex.map(f, inputs))
+            return n / (time.perf_counter() - start)
+    with multiprocessing.Pool(workers) as pool:
+        pool.map(inc, range(workers * 4))
+        start = time.perf_counter()
+        pool.map(f, inputs)
+        return n / (time.perf_counter() - start)
 
 
 def percentile(sorted_samples, per_cent):
@@ -43,6 +92,9 @@ def main():
         latency(int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
         return
     n, workers, chunksize = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    if case.startswith("cpu-"):
+        print(cpu(kind, case, n, workers))
+        return
     if kind == "executor":
         with ProcessPoolExecutor(max_workers=workers) as ex:
             list(ex.map(inc, range(workers * 4)))  # start and warm up the workers

@@ -9,8 +9,12 @@
 //! * `submit-256` (`crew-processes`, `procspawn`): the same with at most 256 tasks in flight
 //!   (each procspawn call holds descriptors until joined, so it cannot have `n` open at once);
 //! * `map` (all four): `n` items in chunks;
-//! * `cpu-gcd`, `cpu-is_prime` (`serial`, `crew-processes`): tasks/s, so the ratio is the
-//!   speedup of the pool (one worker per CPU) over serial;
+//! * `cpu-gcd`, `cpu-is_prime` (`serial`, `ideal-threads`, `rayon`, `crew-processes`, ...):
+//!   tasks/s of CPU-bound tasks, so a row's ratio to `serial` is its speedup with one worker
+//!   per CPU; `ideal-threads` (plain threads, no pool) is what this machine gives in the same
+//!   run, and each parallel row shows where its time went ([`Balance`]); Python's pools have
+//!   the cases `cpu-gcd-python`, `cpu-is_prime-python` (its own serial against its pools, on
+//!   scaled inputs, see `CpuCase`);
 //! * `latency` (`crew-processes`, `procspawn`, `python-processes`): one task at a time, each
 //!   submitted when the last result is back, on a warm pool; the row has the p50 and p99 of
 //!   a round trip (submit to result) besides round trips per second. `n` is a fifth of the
@@ -25,10 +29,11 @@
 use std::time::Instant;
 
 use crew::{Executor, MapOptions, ProcessPool};
+use rayon::prelude::*;
 
 use super::{
     expected_sum, find, inc, measure, measure_sample, peer_latency, peer_rate, python_command,
-    rate, Key, Latency, PoolConfig, PoolMeasurement, Rate, PROCESSES,
+    rate, Balance, Key, Latency, PoolConfig, PoolMeasurement, Rate, PROCESSES,
 };
 use crate::harness::{self, Cell, Verdict};
 
@@ -40,8 +45,9 @@ const WINDOW: u64 = 256;
 /// Round trips before the clock starts in the `latency` case (every implementation).
 pub const LATENCY_WARM_UP: u64 = 200;
 
-/// The seed's deliberately slow gcd (seed 002): count down from the smaller number.
-#[crew::task]
+/// The seed's deliberately slow gcd (seed 002): count down from the smaller number. Not
+/// inlined, so that every row of a `cpu-` case runs the same machine code.
+#[inline(never)]
 fn slow_gcd((a, b): (u64, u64)) -> u64 {
     let low = a.min(b);
     (1..=low)
@@ -50,14 +56,34 @@ fn slow_gcd((a, b): (u64, u64)) -> u64 {
         .unwrap_or(1)
 }
 
-/// Seed 001's is_prime.
-#[crew::task]
+/// Seed 001's is_prime (not inlined, as [`slow_gcd`]).
+#[inline(never)]
 fn is_prime(n: u64) -> bool {
     if n % 2 == 0 {
         return false;
     }
     let sqrt_n = (n as f64).sqrt().floor() as u64;
     (3..=sqrt_n).step_by(2).all(|i| n % i != 0)
+}
+
+/// What a timed CPU task returns: its result, the worker it ran on (a process id, or a thread's
+/// index) and how long it ran there, in nanoseconds.
+type Timed<R> = (R, u64, u64);
+
+fn timed<A, R>(f: fn(A) -> R, arg: A, worker: u64) -> Timed<R> {
+    let start = Instant::now();
+    let result = f(arg);
+    (result, worker, start.elapsed().as_nanos() as u64)
+}
+
+#[crew::task]
+fn slow_gcd_task(pair: (u64, u64)) -> Timed<u64> {
+    timed(slow_gcd, pair, u64::from(std::process::id()))
+}
+
+#[crew::task]
+fn is_prime_task(n: u64) -> Timed<bool> {
+    timed(is_prime, n, u64::from(std::process::id()))
 }
 
 /// `inc` as a process task (`#[crew::task]` functions are never inlined, so the thread rows keep
@@ -72,19 +98,20 @@ fn inc_chunk(items: Vec<u64>) -> Vec<u64> {
     items.into_iter().map(inc).collect()
 }
 
-/// Seed 002's four pairs, four times over (16 tasks: an even load for two workers).
-fn gcd_inputs() -> Vec<(u64, u64)> {
+/// Seed 002's four pairs (3 to 38 ms each here), cycled to `n` tasks.
+fn gcd_inputs(n: u64) -> Vec<(u64, u64)> {
     let numbers = [
         (1963309, 2265973),
         (2030677, 3814172),
         (1551645, 2229620),
         (2039045, 2020802),
     ];
-    numbers.iter().copied().cycle().take(16).collect()
+    numbers.iter().copied().cycle().take(n as usize).collect()
 }
 
-/// Seed 001's PRIMES, twice over (10 of the 12 are 5-million-step primes).
-fn prime_inputs() -> Vec<u64> {
+/// Seed 001's PRIMES (5 of the 6 are 5-million-step primes, 45 to 70 ms each here), cycled to
+/// `n` tasks.
+fn prime_inputs(n: u64) -> Vec<u64> {
     let primes = [
         112272535095293,
         112582705942171,
@@ -93,7 +120,7 @@ fn prime_inputs() -> Vec<u64> {
         115797848077099,
         1099726899285419,
     ];
-    primes.iter().copied().cycle().take(12).collect()
+    primes.iter().copied().cycle().take(n as usize).collect()
 }
 
 /// The process measurements; `pool` is a warm crew process pool of `config.workers`.
@@ -165,9 +192,7 @@ pub(crate) fn measurements<'a>(
         }
     };
     let round_trips = (tasks / 5).max(1);
-    let gcd_n = gcd_inputs().len() as u64;
-    let prime_n = prime_inputs().len() as u64;
-    vec![
+    let mut rows = vec![
         measure(PROCESSES, "submit", "crew-processes", tasks, move || {
             crew_submit(pool, tasks)
         }),
@@ -244,22 +269,6 @@ pub(crate) fn measurements<'a>(
             round_trips,
             python_latency(round_trips),
         ),
-        measure(PROCESSES, "cpu-gcd", "serial", gcd_n, || {
-            serial(slow_gcd, gcd_inputs())
-        }),
-        measure(PROCESSES, "cpu-gcd", "crew-processes", gcd_n, move || {
-            parallel(pool, slow_gcd, gcd_inputs())
-        }),
-        measure(PROCESSES, "cpu-is_prime", "serial", prime_n, || {
-            serial(is_prime, prime_inputs())
-        }),
-        measure(
-            PROCESSES,
-            "cpu-is_prime",
-            "crew-processes",
-            prime_n,
-            move || parallel(pool, is_prime, prime_inputs()),
-        ),
         measure(PROCESSES, "startup", "crew-processes", STARTS, crew_startup),
         measure(
             PROCESSES,
@@ -268,7 +277,70 @@ pub(crate) fn measurements<'a>(
             STARTS,
             procspawn("startup", STARTS),
         ),
-    ]
+    ];
+    let rayon = std::sync::Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(workers)
+            .thread_name(|i| format!("cpu-rayon-{i}"))
+            .build(),
+    );
+    for case in [
+        CpuCase::Gcd(config.gcd_tasks),
+        CpuCase::IsPrime(config.prime_tasks),
+    ] {
+        let (name, python_name, n) = (case.name(), case.python_name(), case.n());
+        rows.push(measure(PROCESSES, name, "serial", n, move || case.serial()));
+        rows.push(measure_sample(
+            PROCESSES,
+            name,
+            "ideal-threads",
+            n,
+            move || case.ideal_threads(workers),
+        ));
+        let rayon = rayon.clone();
+        rows.push(measure_sample(PROCESSES, name, "rayon", n, move || {
+            let pool = rayon.as_ref().as_ref().map_err(|error| {
+                anyhow::anyhow!("cannot start a rayon pool of {workers}: {error}")
+            })?;
+            case.rayon(pool)
+        }));
+        rows.push(measure_sample(
+            PROCESSES,
+            name,
+            "crew-processes",
+            n,
+            move || case.crew(pool),
+        ));
+        rows.push(measure_sample(
+            PROCESSES,
+            name,
+            "crew-submit-all",
+            n,
+            move || case.crew_eager(pool),
+        ));
+        rows.push(measure(
+            PROCESSES,
+            python_name,
+            "python-serial",
+            n,
+            python("serial", python_name, n),
+        ));
+        rows.push(measure(
+            PROCESSES,
+            python_name,
+            "python-processes",
+            n,
+            python("executor", python_name, n),
+        ));
+        rows.push(measure(
+            PROCESSES,
+            python_name,
+            "python-mp-pool",
+            n,
+            python("mp", python_name, n),
+        ));
+    }
+    rows
 }
 
 fn crew_submit(pool: &ProcessPool, n: u64) -> anyhow::Result<f64> {
@@ -341,6 +413,7 @@ fn round_trips(
     Ok(Rate {
         tasks_per_sec: rate(n, start),
         latency: Latency::of(micros),
+        balance: None,
     })
 }
 
@@ -417,7 +490,84 @@ fn procspawn_map(pool: &procspawn::Pool, n: u64, chunksize: usize) -> anyhow::Re
     Ok(rate(n, start))
 }
 
-fn serial<A: Clone, R>(f: fn(A) -> R, inputs: Vec<A>) -> anyhow::Result<f64> {
+/// A CPU-bound case with its number of tasks: `cpu-gcd` ([`slow_gcd`] over [`gcd_inputs`]) or
+/// `cpu-is_prime` ([`is_prime`] over [`prime_inputs`]).
+///
+/// Its rows: `serial` (one thread, no pool); `ideal-threads` (one plain `std::thread` per
+/// worker, each taking the next input from a shared counter: the machine's own parallel
+/// capacity on this work, with the same one-task-at-a-time schedule and no pool, no
+/// processes, no messages); `rayon` (`par_iter`, one item per job); `crew-processes`
+/// (`ProcessPool::map`, its defaults). The parallel rows time each task where it ran
+/// ([`Balance`]).
+///
+/// Python's rows are a case of their own (`cpu-gcd-python`, `cpu-is_prime-python`): the same
+/// algorithm and number of tasks, on inputs scaled down (gcd: numbers / 64; is_prime: primes
+/// near p / 4096) so that a task takes about as long in CPython as crew's takes in Rust; the
+/// ratio `python-processes` / `python-serial` is Python's own speedup on work of the same shape.
+#[derive(Debug, Clone, Copy)]
+enum CpuCase {
+    Gcd(u64),
+    IsPrime(u64),
+}
+
+impl CpuCase {
+    fn name(self) -> &'static str {
+        match self {
+            CpuCase::Gcd(_) => "cpu-gcd",
+            CpuCase::IsPrime(_) => "cpu-is_prime",
+        }
+    }
+
+    fn python_name(self) -> &'static str {
+        match self {
+            CpuCase::Gcd(_) => "cpu-gcd-python",
+            CpuCase::IsPrime(_) => "cpu-is_prime-python",
+        }
+    }
+
+    fn n(self) -> u64 {
+        match self {
+            CpuCase::Gcd(n) | CpuCase::IsPrime(n) => n,
+        }
+    }
+
+    fn serial(self) -> anyhow::Result<f64> {
+        match self {
+            CpuCase::Gcd(n) => serial(slow_gcd, gcd_inputs(n)),
+            CpuCase::IsPrime(n) => serial(is_prime, prime_inputs(n)),
+        }
+    }
+
+    fn ideal_threads(self, workers: usize) -> anyhow::Result<Rate> {
+        match self {
+            CpuCase::Gcd(n) => ideal_threads(workers, slow_gcd, gcd_inputs(n)),
+            CpuCase::IsPrime(n) => ideal_threads(workers, is_prime, prime_inputs(n)),
+        }
+    }
+
+    fn rayon(self, pool: &rayon::ThreadPool) -> anyhow::Result<Rate> {
+        match self {
+            CpuCase::Gcd(n) => on_rayon(pool, slow_gcd, gcd_inputs(n)),
+            CpuCase::IsPrime(n) => on_rayon(pool, is_prime, prime_inputs(n)),
+        }
+    }
+
+    fn crew_eager(self, pool: &ProcessPool) -> anyhow::Result<Rate> {
+        match self {
+            CpuCase::Gcd(n) => on_crew_eager(pool, slow_gcd_task, gcd_inputs(n)),
+            CpuCase::IsPrime(n) => on_crew_eager(pool, is_prime_task, prime_inputs(n)),
+        }
+    }
+
+    fn crew(self, pool: &ProcessPool) -> anyhow::Result<Rate> {
+        match self {
+            CpuCase::Gcd(n) => on_crew(pool, slow_gcd_task, gcd_inputs(n)),
+            CpuCase::IsPrime(n) => on_crew(pool, is_prime_task, prime_inputs(n)),
+        }
+    }
+}
+
+fn serial<A, R>(f: fn(A) -> R, inputs: Vec<A>) -> anyhow::Result<f64> {
     let n = inputs.len() as u64;
     let start = Instant::now();
     for input in inputs {
@@ -426,17 +576,100 @@ fn serial<A: Clone, R>(f: fn(A) -> R, inputs: Vec<A>) -> anyhow::Result<f64> {
     Ok(rate(n, start))
 }
 
-fn parallel<A: crew::Message, R: crew::Message>(
-    pool: &ProcessPool,
-    f: impl crew::task::TaskFn<A, R>,
-    inputs: Vec<A>,
-) -> anyhow::Result<f64> {
-    let n = inputs.len() as u64;
-    let start = Instant::now();
-    for result in pool.map(f, inputs) {
-        std::hint::black_box(result?);
+/// The rate of a parallel round that took from `start` until now, with its tasks' timings.
+fn timed_rate<R>(start: Instant, timings: &[Timed<R>], workers: usize) -> Rate {
+    let elapsed = start.elapsed();
+    Rate {
+        tasks_per_sec: timings.len() as f64 / elapsed.as_secs_f64(),
+        latency: None,
+        balance: Balance::of(
+            timings.iter().map(|&(_, worker, nanos)| (worker, nanos)),
+            workers,
+        ),
     }
-    Ok(rate(n, start))
+}
+
+/// One plain thread per worker, each taking the next input off a shared counter.
+fn ideal_threads<A: Sync + Clone, R: Send>(
+    workers: usize,
+    f: fn(A) -> R,
+    inputs: Vec<A>,
+) -> anyhow::Result<Rate> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let start = Instant::now();
+    let timings: Vec<Timed<R>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..workers as u64)
+            .map(|worker| {
+                let (next, inputs) = (&next, &inputs);
+                scope.spawn(move || {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(input) = inputs.get(i) else {
+                            return mine;
+                        };
+                        mine.push(timed(f, input.clone(), worker));
+                    }
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|thread| thread.join().expect("a CPU task does not panic"))
+            .collect()
+    });
+    Ok(timed_rate(start, &timings, workers))
+}
+
+/// rayon's `par_iter`, one item per job (so that a thread that runs out steals single tasks).
+fn on_rayon<A: Sync + Clone, R: Send>(
+    pool: &rayon::ThreadPool,
+    f: fn(A) -> R,
+    inputs: Vec<A>,
+) -> anyhow::Result<Rate> {
+    let start = Instant::now();
+    let timings: Vec<Timed<R>> = pool.install(|| {
+        inputs
+            .par_iter()
+            .with_max_len(1)
+            .map(|input| {
+                let worker = rayon::current_thread_index().unwrap_or(usize::MAX) as u64;
+                timed(f, input.clone(), worker)
+            })
+            .collect()
+    });
+    Ok(timed_rate(start, &timings, pool.current_num_threads()))
+}
+
+/// crew's process pool, every task submitted at once, then every result collected (what
+/// Python's `executor.map` does).
+fn on_crew_eager<A: crew::Message, R: crew::Message>(
+    pool: &ProcessPool,
+    f: impl crew::task::TaskFn<A, Timed<R>>,
+    inputs: Vec<A>,
+) -> anyhow::Result<Rate> {
+    let start = Instant::now();
+    let handles = inputs
+        .into_iter()
+        .map(|input| pool.submit(f, input))
+        .collect::<Result<Vec<_>, _>>()?;
+    let timings = handles
+        .into_iter()
+        .map(|handle| handle.result())
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(timed_rate(start, &timings, pool.max_workers()))
+}
+
+/// crew's process pool, as a user calls it: `pool.map(task, inputs)`.
+fn on_crew<A: crew::Message, R: crew::Message>(
+    pool: &ProcessPool,
+    f: impl crew::task::TaskFn<A, Timed<R>>,
+    inputs: Vec<A>,
+) -> anyhow::Result<Rate> {
+    let start = Instant::now();
+    let timings = pool.map(f, inputs).collect::<Result<Vec<_>, _>>()?;
+    Ok(timed_rate(start, &timings, pool.max_workers()))
 }
 
 /// Worker starts per round of the `startup` case.
@@ -462,6 +695,14 @@ fn procspawn_startup(rounds: u64) -> anyhow::Result<f64> {
         );
     }
     Ok(rate(rounds, start))
+}
+
+/// The work (`n`) of a process case, if it has a row.
+fn cell_n(cells: &[Cell<Key, Rate>], case: &str) -> Option<u64> {
+    cells
+        .iter()
+        .find(|cell| cell.key.phase == PROCESSES && cell.key.case == case)
+        .map(|cell| cell.key.n)
 }
 
 /// The process targets, with the numbers of this run.
@@ -503,6 +744,56 @@ pub(crate) fn render_targets(cells: &[Cell<Key, Rate>], workers: usize) -> Strin
             x(r, 2),
             Verdict::of(r, |r| r >= 1.8)
         );
+        let ideal = ratio(case, "ideal-threads", "serial");
+        let python_case = format!("{case}-python");
+        let python = |implementation| {
+            Some(
+                find(cells, PROCESSES, &python_case, implementation)?
+                    / find(cells, PROCESSES, &python_case, "python-serial")?,
+            )
+        };
+        let _ = writeln!(
+            out,
+            "           same run: ideal (one plain thread per CPU, no pool) {}, rayon {}; crew {} \
+             of the ideal; Python ProcessPoolExecutor {}, multiprocessing.Pool {} (over \
+             Python's serial)",
+            x(ideal, 2),
+            x(ratio(case, "rayon", "serial"), 2),
+            harness::show(r.zip(ideal).map(|(r, ideal)| 100.0 * r / ideal), 0, "%"),
+            x(python("python-processes"), 2),
+            x(python("python-mp-pool"), 2),
+        );
+        let serial_ms = find(cells, PROCESSES, case, "serial")
+            .zip(cell_n(cells, case))
+            .map(|(rate, n)| 1e3 * n as f64 / rate);
+        for implementation in [
+            "ideal-threads",
+            "rayon",
+            "crew-processes",
+            "crew-submit-all",
+        ] {
+            let Some((rate, n)) = harness::find(cells, |key| {
+                key.phase == PROCESSES && key.case == case && key.implementation == implementation
+            })
+            .zip(cell_n(cells, case)) else {
+                continue;
+            };
+            let Some(balance) = rate.balance else {
+                continue;
+            };
+            let wall_ms = 1e3 * n as f64 / rate.tasks_per_sec;
+            let _ = writeln!(
+                out,
+                "           {implementation:<16} wall {wall_ms:.0} ms = busiest worker {:.0} ms + \
+                 {:.0} ms; work {:.0} ms over {workers} workers (serial {}); tasks per worker {}-{}",
+                balance.busy_max_ms,
+                wall_ms - balance.busy_max_ms,
+                balance.busy_sum_ms,
+                harness::show(serial_ms, 0, " ms"),
+                balance.tasks_min,
+                balance.tasks_max,
+            );
+        }
     }
     let p50 = |implementation| {
         harness::find(cells, |key| {

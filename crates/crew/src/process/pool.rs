@@ -5,8 +5,9 @@
 //! writes them to its worker and reads the replies (see the
 //! [protocol note](crate::task::protocol)).
 //! A slot sends one call at a time, and pipelines more (up to a few dozen) only while the queue
-//! holds more than every worker's share of them, so short tasks are batched into few system
-//! calls and long ones still spread over every worker. A worker that dies fails the one call it was running;
+//! holds more than every worker's share of them and the calls it would queue behind are of
+//! tasks seen to be short (under 250 µs: `Slot::call_lengths`), so short tasks are batched
+//! into few system calls and long ones go one at a time to whichever worker is free. A worker that dies fails the one call it was running;
 //! the calls pipelined behind it are sent to its replacement.
 //!
 //! **Idle workers.** A slot with nothing in flight *parks*: it leaves its worker's socket in its
@@ -150,6 +151,13 @@ use crate::task::{outcome_error, pair_with, Completer, TaskFn, TaskHandle, TaskI
 
 /// Calls pipelined to one worker at most (only while the queue has a backlog).
 const PIPELINE: usize = 32;
+
+/// A slot pipelines behind calls of a task only if its last timed call took less than this
+/// (see `Slot::call_lengths`).
+const PIPELINE_CALLS_UNDER: Duration = Duration::from_micros(250);
+
+/// Task functions whose last call length a slot remembers.
+const CALL_LENGTHS: usize = 16;
 
 /// Starts of a worker, in a row, that a signal may cut short before the slot gives up.
 const START_ATTEMPTS: u32 = 10;
@@ -870,6 +878,24 @@ enum Start {
 struct InFlight {
     id: u64,
     job: Job,
+    /// When the slot wrote it (`None`: a submitter handed it, at a time the slot does not know).
+    sent: Option<Instant>,
+}
+
+/// Notes whether `job`'s call was short, in a slot's `call_lengths`.
+fn note_call_length(lengths: &mut Vec<(&'static TaskInfo, bool, bool)>, job: &Job, short: bool) {
+    let known = lengths
+        .iter_mut()
+        .find(|(task, chunk, _)| std::ptr::eq(*task, job.task) && *chunk == job.chunk);
+    match known {
+        Some(entry) => entry.2 = short,
+        None => {
+            if lengths.len() == CALL_LENGTHS {
+                lengths.remove(0);
+            }
+            lengths.push((job.task, job.chunk, short));
+        }
+    }
 }
 
 /// One worker slot: its thread owns the worker process.
@@ -889,6 +915,19 @@ struct Slot {
     /// call's caller, woken by the completion, finds it parked when it submits its next one
     /// (see [`Slot::open_park`]); [`Slot::park`] then only waits.
     parked_early: bool,
+    /// Per task function (and whether the call was a chunk of a map): whether its last timed
+    /// call took less than [`PIPELINE_CALLS_UNDER`] (from the later of its send and the reply
+    /// before it, to its reply). A slot pipelines only behind calls known to be short.
+    /// Pipelining saves a round trip's hand-offs per call, which only short calls notice,
+    /// and costs balance: calls pipelined to one worker cannot go to another that runs dry,
+    /// so long calls pipelined over two workers left one idle at the end while the calls
+    /// behind a long one waited for it. So a task not yet seen, or seen to be long, goes one
+    /// call at a time to whichever worker is free (as `Pool.map(chunksize=1)` does); by
+    /// task, not by the last call, so that a pool warmed up on tiny tasks does not pipeline
+    /// the first calls of a long one.
+    call_lengths: Vec<(&'static TaskInfo, bool, bool)>,
+    /// When the last reply arrived (the start of the call behind it).
+    last_reply: Option<Instant>,
 }
 
 impl Slot {
@@ -902,6 +941,8 @@ impl Slot {
             retry: VecDeque::new(),
             cancel_killed: false,
             parked_early: false,
+            call_lengths: Vec::new(),
+            last_reply: None,
         }
     }
 
@@ -921,6 +962,14 @@ impl Slot {
             }
         }
         self.retire();
+    }
+
+    /// Whether `job`'s task is known to make short calls (see `call_lengths`).
+    fn short_call(&self, job: &Job) -> bool {
+        self.call_lengths
+            .iter()
+            .find(|&&(task, chunk, _)| std::ptr::eq(task, job.task) && chunk == job.chunk)
+            .is_some_and(|&(_, _, short)| short)
     }
 
     /// Whether the current worker has run its `max_tasks_per_child`.
@@ -955,8 +1004,8 @@ impl Slot {
                         Parked::Woken => continue,
                         Parked::ShutDown => return false,
                     }
-                } else if receiver.len()
-                    > self.inner.lifecycle.workers() * (self.in_flight.len() + 1)
+                } else if self.in_flight.iter().all(|f| self.short_call(&f.job))
+                    && receiver.len() > self.inner.lifecycle.workers() * (self.in_flight.len() + 1)
                 {
                     // A backlog big enough that every other worker still finds as much waiting
                     // as this one holds: pipeline (short tasks batch into few system calls).
@@ -1020,7 +1069,8 @@ impl Slot {
                 job.revoke.running_on(worker.process());
             }
             let alone = job.deadline.is_some();
-            self.in_flight.push_back(InFlight { id, job });
+            let sent = Some(Instant::now());
+            self.in_flight.push_back(InFlight { id, job, sent });
             if alone {
                 break;
             }
@@ -1114,7 +1164,11 @@ impl Slot {
             // The call's caller read the worker's end (or garbage) for the slot.
             if let Some(Handed { id: Some(id), job }) = handed {
                 self.sent += 1;
-                self.in_flight.push_back(InFlight { id, job });
+                self.in_flight.push_back(InFlight {
+                    id,
+                    job,
+                    sent: None,
+                });
                 self.lose_worker_after(&error);
             }
             return match queued {
@@ -1125,7 +1179,11 @@ impl Slot {
         match handed {
             Some(Handed { id: Some(id), job }) => {
                 self.sent += 1;
-                self.in_flight.push_back(InFlight { id, job });
+                self.in_flight.push_back(InFlight {
+                    id,
+                    job,
+                    sent: None,
+                });
             }
             Some(Handed { id: None, job }) => self.retry.push_back(job),
             // Looked at again now: the readiness may be stale, from a reply that a leading
@@ -1196,6 +1254,13 @@ impl Slot {
                         if Some(id) == self.in_flight.front().map(|f| f.id) =>
                     {
                         let done = self.in_flight.pop_front().expect("checked above");
+                        let now = Instant::now();
+                        if let Some(sent) = done.sent {
+                            let started = self.last_reply.map_or(sent, |last| last.max(sent));
+                            let short = now - started < PIPELINE_CALLS_UNDER;
+                            note_call_length(&mut self.call_lengths, &done.job, short);
+                        }
+                        self.last_reply = Some(now);
                         self.cancel_killed |= done.job.revoke.release();
                         if let Some(next) = self.in_flight.front() {
                             next.job.revoke.running_on(worker.process());

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::process::Signal;
 
-use super::command::{Command, Input, LineSink, Redirect};
+use super::command::{Command, Input, LineSink, Redirect, MAX_LINE};
 use super::completed::Completed;
 use super::error::Error;
 use super::kill_switch::Registration;
@@ -521,6 +521,8 @@ struct Stream<R> {
     pipe: Option<R>,
     sink: Option<LineSink>,
     buf: Vec<u8>,
+    /// Bytes at the start of `buf` known to hold no newline (for a sink only).
+    scanned: usize,
     spooler: Option<Spooler>,
 }
 
@@ -537,6 +539,7 @@ impl<R: Read + AsFd> Stream<R> {
             pipe,
             sink,
             buf: Vec::new(),
+            scanned: 0,
             spooler,
         }
     }
@@ -563,12 +566,12 @@ impl<R: Read + AsFd> Stream<R> {
         let sink = self.sink.as_ref();
         match result {
             Ok(n) if n as u64 == batch => {
-                flush_lines(sink, &mut self.buf, false);
+                flush_lines(sink, &mut self.buf, &mut self.scanned, false);
                 Ok(())
             }
             Ok(_) => {
                 self.pipe = None;
-                flush_lines(sink, &mut self.buf, true);
+                flush_lines(sink, &mut self.buf, &mut self.scanned, true);
                 Ok(())
             }
             Err(e)
@@ -577,7 +580,7 @@ impl<R: Read + AsFd> Stream<R> {
                     io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
                 ) =>
             {
-                flush_lines(sink, &mut self.buf, false);
+                flush_lines(sink, &mut self.buf, &mut self.scanned, false);
                 Ok(())
             }
             Err(e) => Err(e),
@@ -597,28 +600,51 @@ impl<R: Read + AsFd> Stream<R> {
     }
 }
 
-/// Hands complete lines (and at end-of-file the rest) to the sink, if there is one.
-fn flush_lines(sink: Option<&LineSink>, buf: &mut Vec<u8>, eof: bool) {
+/// Hands complete lines (and at end-of-file the rest) to the sink, if there is one; a line
+/// longer than [`MAX_LINE`] goes in pieces of at most that many bytes, so that a child printing
+/// without newlines cannot make `buf` grow without bound. `scanned` is how much of `buf` is
+/// already known to hold no newline (kept between calls, so that a long partial line is not
+/// searched again on every read).
+fn flush_lines(sink: Option<&LineSink>, buf: &mut Vec<u8>, scanned: &mut usize, eof: bool) {
     let Some(sink) = sink else {
         return;
     };
-    let end = if eof {
-        buf.len()
-    } else {
-        match buf.iter().rposition(|&b| b == b'\n') {
-            Some(last) => last + 1,
-            None => return,
-        }
-    };
-    if end == 0 {
-        return;
-    }
-    let text = &buf[..end];
-    let text = text.strip_suffix(b"\n").unwrap_or(text);
-    for line in text.split(|&b| b == b'\n') {
+    let mut start = 0;
+    loop {
+        let rest = &buf[start..];
+        let searched = (*scanned).min(rest.len());
+        let newline = rest[searched..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|i| searched + i);
+        let (line, used) = match newline {
+            Some(end) if end <= MAX_LINE => (&rest[..end], end + 1),
+            _ if rest.len() > MAX_LINE => {
+                let cut = utf8_cut(rest, MAX_LINE);
+                (&rest[..cut], cut)
+            }
+            None if eof && !rest.is_empty() => (rest, rest.len()),
+            _ => {
+                *scanned = rest.len();
+                break;
+            }
+        };
         sink(&String::from_utf8_lossy(line));
+        start += used;
+        *scanned = 0;
     }
-    buf.drain(..end);
+    buf.drain(..start);
+}
+
+/// Where to end a piece of at most `max` bytes of `text` (longer than `max`): at `max`, or up
+/// to three bytes before it so that a UTF-8 character is not split between two pieces (invalid
+/// UTF-8 is cut at `max`).
+fn utf8_cut(text: &[u8], max: usize) -> usize {
+    let is_continuation = |b: u8| b & 0b1100_0000 == 0b1000_0000;
+    (max.saturating_sub(3)..=max)
+        .rev()
+        .find(|&cut| cut > 0 && !is_continuation(text[cut]))
+        .unwrap_or(max)
 }
 
 /// Writes `data` to `stdin` (then closes it) while draining `out` and `err`, until all three

@@ -47,7 +47,18 @@ impl fmt::Debug for Input {
 }
 
 /// A callback that receives a child's output one line at a time, without the line end.
+///
+/// A line longer than [`MAX_LINE`] bytes reaches it in pieces of at most [`MAX_LINE`] bytes
+/// (cut between UTF-8 characters), each delivered as if it were a line.
 pub type LineSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The longest line a [`Redirect::Lines`] sink receives, in bytes (1 MiB): a longer line is
+/// delivered in pieces of at most this size, cut between UTF-8 characters, so that a child
+/// printing gigabytes without a newline costs the parent a bounded buffer (about this plus one
+/// 4 MiB read), not all of it. The sink cannot tell a piece from a line; a program that needs
+/// longer lines whole can take the pipe ([`Redirect::Capture`] and
+/// [`Child::stdout`](super::Child::stdout)) and read it itself.
+pub const MAX_LINE: usize = 1 << 20;
 
 /// Where a child's standard output or standard error goes.
 #[derive(Clone, Default)]
@@ -61,8 +72,9 @@ pub enum Redirect {
     Inherit,
     /// `/dev/null` (Python's `DEVNULL`).
     Null,
-    /// Line by line to a callback, as the child prints (invalid UTF-8 replaced). Nothing is kept
-    /// in [`Completed`](super::Completed).
+    /// Line by line to a callback, as the child prints (invalid UTF-8 replaced; a line longer
+    /// than [`MAX_LINE`] in pieces of at most that size). Nothing is kept in
+    /// [`Completed`](super::Completed).
     Lines(LineSink),
     /// Into this file, created or truncated.
     File(PathBuf),

@@ -47,7 +47,7 @@ mod spool;
 
 pub use crate::exit::{signal_name, ExitStatus};
 pub use child::Child;
-pub use command::{quote, Command, Input, LineSink, Redirect, DEFAULT_GRACE};
+pub use command::{quote, Command, Input, LineSink, Redirect, DEFAULT_GRACE, MAX_LINE};
 pub use completed::Completed;
 pub use error::Error;
 pub use kill_switch::KillSwitch;

@@ -2,8 +2,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use crew::subprocess::{Command, ExitStatus, Input, Redirect};
+use crew::subprocess::{Command, ExitStatus, Input, Redirect, MAX_LINE};
 
 #[test]
 fn captures_100_mb_of_output_without_deadlock() {
@@ -115,6 +116,53 @@ fn last_line_without_newline_is_delivered() {
         .output()
         .unwrap();
     assert_eq!(*lines.lock().unwrap(), ["one", "two"]);
+}
+
+/// A child printing without newlines: the sink gets pieces of at most `MAX_LINE` bytes as the
+/// output arrives, not one line of everything at the end (the parent's buffer stays bounded).
+#[test]
+fn a_line_without_end_reaches_the_sink_in_bounded_pieces() {
+    const BYTES: usize = 16 * MAX_LINE;
+    // (length of each piece, whether the child was still printing when it arrived)
+    let pieces = Arc::new(Mutex::new(Vec::new()));
+    let sink = pieces.clone();
+    let done = Command::shell(format!(
+        "head -c {BYTES} /dev/zero | tr '\\0' x; echo; echo end"
+    ))
+    .stdout(Redirect::lines(move |piece| {
+        assert!(
+            piece.bytes().all(|b| b == b'x') || piece == "end",
+            "{piece:.20}"
+        );
+        sink.lock().unwrap().push(piece.len());
+    }))
+    .timeout(Duration::from_secs(60))
+    .output()
+    .unwrap();
+    assert!(done.success(), "{done:?}");
+    let pieces = pieces.lock().unwrap();
+    let longest = pieces.iter().max().copied().unwrap_or(0);
+    assert!(longest <= MAX_LINE, "a piece of {longest} bytes");
+    assert_eq!(pieces.iter().sum::<usize>(), BYTES + "end".len());
+    assert_eq!(pieces.len(), 16 + 1, "{pieces:?}");
+}
+
+/// A long line of two-byte characters, one byte off: every cut falls between characters.
+#[test]
+fn long_line_pieces_are_cut_between_characters() {
+    let text = format!("a{}", "é".repeat(MAX_LINE));
+    let pieces = Arc::new(Mutex::new(Vec::new()));
+    let sink = pieces.clone();
+    Command::new("cat")
+        .stdin(Input::bytes(text.clone()))
+        .stdout(Redirect::lines(move |piece| {
+            sink.lock().unwrap().push(piece.to_owned())
+        }))
+        .output()
+        .unwrap();
+    let pieces = pieces.lock().unwrap();
+    assert!(pieces.len() >= 2 && pieces.iter().all(|p| p.len() <= MAX_LINE));
+    assert_eq!(pieces.concat(), text, "no character replaced or lost");
 }
 
 #[test]
