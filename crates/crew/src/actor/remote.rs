@@ -110,6 +110,15 @@
 //!   outboxes' tasks are woken from inside, before it waits: no eventfd write and no extra
 //!   poll per call).
 //!
+//! * Since the caller leaves its publisher's wake to the next driver (see "Who wakes the
+//!   publisher"), measured on 2026-11-26 at load 6 to 10 (builds of five other engineers),
+//!   the old and new binaries alternating: the caller's CPU per call 42 to 50 µs against 48 to
+//!   57 µs (median of 3 each: 43.6 against 50.5), 4 system calls a call instead of 6;
+//!   `crew bench actors --quick --only crew-remote`, 12 runs each: median about 6,190 blocking
+//!   calls/s against 5,860. The raw floor (`remote_wakeups`, same minutes): 4,500 to 10,200
+//!   calls/s, median 5,326 in one run of 3 rounds at load 7 (crew 3,768 there, 0.71 of it):
+//!   at such a load the floor itself is under the issue's 8,000.
+//!
 //! What is left is the server (about half the CPU on the call's path) and the kernel (a
 //! wake-up through the loopback socket is most of each client's CPU, `sock_def_readable`); the
 //! user-space part of a crew client (tokio, async-nats, framing) is about 20 µs a side.
