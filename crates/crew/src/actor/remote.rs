@@ -77,8 +77,9 @@
 //! led within the grace and nobody drives, the wake is left to the next driver, which runs a
 //! hook as it starts driving, inside the runtime: the caller itself a moment later (it blocks
 //! on the call), or the keeper at the grace's end (a `tell` or an awaited call right after a
-//! blocking one leaves up to [`LEAD_GRACE`](crate::cluster::lead::LEAD_GRACE) later; a burst
-//! that fills a 64 KiB batch wakes the task at once). A driver that started between the check
+//! blocking one leaves up to [`LEAD_GRACE`](crate::cluster::lead::LEAD_GRACE) later, as it
+//! did before: nobody drives the runtime within the grace but a caller, so the eventfd's wake
+//! waited for the keeper too; a burst that fills a 64 KiB batch wakes the task at once). A driver that started between the check
 //! and the flag is caught by a second look (`SeqCst` on both sides). The caller now makes 4
 //! system calls a call: the write, the read, the poll that sleeps and a zero-timeout poll
 //! tokio's `block_on` makes before it polls a main future woken by a task (the member makes
@@ -405,7 +406,8 @@ enum Deferral {
     /// A caller's outbox: while a blocking caller led within [`LEAD_GRACE`] and nobody
     /// drives ([`Lead::defers_wakes`]), the next driver wakes it as it starts (its `on_drive`
     /// hook): the caller itself when it blocks on the call, else the keeper at the grace's
-    /// end (a `tell` or an awaited call after a blocking one waits that long at most).
+    /// end (a `tell` or an awaited call after a blocking one waits that long at most, as
+    /// with a wake from outside: the keeper does not drive within the grace).
     ///
     /// [`LEAD_GRACE`]: crate::cluster::lead::LEAD_GRACE
     Lead(Weak<Lead>),
