@@ -12,7 +12,8 @@
 //!
 //! `ONLY=crew` or `ONLY=floor` runs one of the two (e.g. under `perf record` or `strace -f`);
 //! `FLOOR_STYLE=crew` gives the floor crew's subject shapes (a queue group, a wildcard inbox,
-//! a reply subject per call), to tell the server's cost of those apart.
+//! a reply subject per call), or some of them (`FLOOR_STYLE=queue`, `inbox`, `reply`,
+//! comma-separated), to tell the server's cost of those apart.
 //!
 //! A measuring tool behind the numbers in `crew::actor::remote`'s design note; `crew bench
 //! actors` is the benchmark.
@@ -123,6 +124,14 @@ fn crew_style() -> bool {
     std::env::var("FLOOR_STYLE").is_ok_and(|style| style == "crew")
 }
 
+/// One of crew's shapes for the floor: `FLOOR_STYLE=crew` (all of them) or a comma-separated
+/// list of `queue` (the responder in a queue group), `inbox` (a wildcard inbox, the answer to
+/// a subject of its own), `reply` (a reply subject per call).
+fn shape(name: &str) -> bool {
+    crew_style()
+        || std::env::var("FLOOR_STYLE").is_ok_and(|style| style.split(',').any(|s| s == name))
+}
+
 /// A blocking NATS-protocol client: connected, authenticated, `PING`/`PONG` done.
 struct RawClient {
     reader: std::io::BufReader<std::net::TcpStream>,
@@ -209,7 +218,7 @@ impl Floor {
         let mut responder = RawClient::connect(server.port())?;
         // `FLOOR_STYLE=crew`: crew's shapes (a queue group, a wildcard inbox, a reply subject
         // per call), to tell the server's cost of those from the clients'.
-        responder.send(if crew_style() {
+        responder.send(if shape("queue") {
             b"SUB floor.echo members 1\r\nPING\r\n"
         } else {
             b"SUB floor.echo 1\r\nPING\r\n"
@@ -224,7 +233,7 @@ impl Floor {
                     if payload == b"end" {
                         return Ok(());
                     }
-                    let reply = if crew_style() {
+                    let reply = if shape("inbox") {
                         "floor.inbox.r.m1"
                     } else {
                         &reply
@@ -236,7 +245,7 @@ impl Floor {
                 }
             })?;
         let mut requester = RawClient::connect(server.port())?;
-        requester.send(if crew_style() {
+        requester.send(if shape("inbox") || shape("reply") {
             b"SUB floor.inbox.> 1\r\nPING\r\n"
         } else {
             b"SUB floor.inbox 1\r\nPING\r\n"
@@ -255,7 +264,7 @@ impl Floor {
 
     fn call(&mut self, i: u64) -> std::io::Result<()> {
         let payload = i.to_le_bytes();
-        let mut command = if crew_style() {
+        let mut command = if shape("reply") {
             format!("PUB floor.echo floor.inbox.{i}.{i} {}\r\n", payload.len())
         } else {
             format!("PUB floor.echo floor.inbox {}\r\n", payload.len())

@@ -115,10 +115,13 @@
 //!   publisher"), measured on 2026-11-26 at load 6 to 10 (builds of five other engineers),
 //!   the old and new binaries alternating: the caller's CPU per call 42 to 50 µs against 48 to
 //!   57 µs (median of 3 each: 43.6 against 50.5), 4 system calls a call instead of 6;
-//!   `crew bench actors --quick --only crew-remote`, 12 runs each: median about 6,190 blocking
-//!   calls/s against 5,860. The raw floor (`remote_wakeups`, same minutes): 4,500 to 10,200
-//!   calls/s, median 5,326 in one run of 3 rounds at load 7 (crew 3,768 there, 0.71 of it):
-//!   at such a load the floor itself is under the issue's 8,000.
+//!   `crew bench actors --quick --only crew-remote`, 18 runs each at load 3 to 10: median
+//!   6,075 blocking calls/s against 5,900 (within the noise). The raw floor (`remote_wakeups`,
+//!   same minutes): 8,700 to 9,000 calls/s at load 4.5 (crew 0.62 of it in that run), 4,500
+//!   to 10,200 at load 6 to 10. The server's threads make more futex calls and sleeps per
+//!   call for crew's clients than for the raw ones (`strace -c -f -p`, 0.5 futex and 1.9
+//!   nanosleep a call against 0.15 and 0.9); crew's subject shapes are not why
+//!   (`FLOOR_STYLE=crew`).
 //!
 //! What is left is the server (about half the CPU on the call's path) and the kernel (a
 //! wake-up through the loopback socket is most of each client's CPU, `sock_def_readable`); the
