@@ -59,6 +59,10 @@ impl Counter {
         panic!("boom on a cluster worker")
     }
 
+    fn measure(&self, text: String) -> u64 {
+        text.len() as u64
+    }
+
     #[stream]
     fn count(&self, n: u64) -> impl Iterator<Item = u64> + Send + 'static {
         0..n
@@ -376,6 +380,29 @@ fn bounded_mailbox_at_the_caller() {
     counter.stop().result().unwrap();
 }
 
+/// A burst of pipelined calls larger than the server's largest message (1 MB) leaves in
+/// several messages, also right after a blocking call (when the caller's first send leaves the
+/// publisher's wake to the next driver, and the burst piles up until then).
+fn a_burst_larger_than_one_message() {
+    let cluster = local_cluster();
+    let counter = ActorOptions::<Counter>::new()
+        .on_cluster(&cluster)
+        .spawn(0)
+        .unwrap();
+    let text = "x".repeat(2_000);
+    for _ in 0..3 {
+        counter.incr(1).result().unwrap();
+        let handles: Vec<_> = (0..1_000).map(|_| counter.measure(text.clone())).collect();
+        for handle in handles {
+            assert_eq!(
+                handle.result_timeout(Duration::from_secs(20)).unwrap(),
+                2_000
+            );
+        }
+    }
+    counter.stop().result().unwrap();
+}
+
 fn stateless_pool_over_a_queue_group() {
     let cluster = local_cluster();
     let pool = ActorOptions::<Member>::new()
@@ -602,6 +629,10 @@ fn main() {
         (
             "bounded_mailbox_at_the_caller",
             bounded_mailbox_at_the_caller,
+        ),
+        (
+            "a_burst_larger_than_one_message",
+            a_burst_larger_than_one_message,
         ),
         (
             "stateless_pool_over_a_queue_group",

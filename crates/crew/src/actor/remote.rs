@@ -49,8 +49,10 @@
 //! (a batch of frames) whenever it is not empty, so pipelined calls share messages and flushes
 //! while a lone blocking call goes out at once. The reply subject of a batch is
 //! `<inbox>.<first id>.<last id>`; a member answers on `<inbox>.r.<member>`, batching its
-//! replies the same way. NATS keeps the order of one connection's messages to one subscriber,
-//! and the host runs a member's calls in order, so calls from one caller run in the order sent.
+//! replies the same way. A batch closes at about 64 KiB (the next frames start another
+//! message), so a burst of pipelined calls never reaches the server's `max_payload`. NATS
+//! keeps the order of one connection's messages to one subscriber, and the host runs a
+//! member's calls in order, so calls from one caller run in the order sent.
 //!
 //! **The caller drives its own connection** ([`Lead`], shared with the cluster's submitter). Each reference has a NATS connection
 //! on a one-thread runtime of its own (like a member). A caller blocked on a call lends its
@@ -67,6 +69,21 @@
 //! callers stop, and the last one wakes it. A loop of blocking calls thus wakes the keeper
 //! once a grace, not once a call (it did: 0.8 to 0.9 wake-ups and ~20 µs of CPU per call;
 //! now 0.06 and under 1 µs).
+//!
+//! **Who wakes the publisher** ([`Deferral`]). A call is queued on the caller's thread, outside
+//! the runtime: waking the outbox's task from there writes the runtime's eventfd, and the
+//! driver's next poll returns at once for it (two system calls on every blocking call's path,
+//! measured with `strace -f`: the caller made 6 a call, the raw floor 2). So while a caller
+//! led within the grace and nobody drives, the wake is left to the next driver, which runs a
+//! hook as it starts driving, inside the runtime: the caller itself a moment later (it blocks
+//! on the call), or the keeper at the grace's end (a `tell` or an awaited call right after a
+//! blocking one leaves up to [`LEAD_GRACE`](crate::cluster::lead::LEAD_GRACE) later, as it
+//! did before: nobody drives the runtime within the grace but a caller, so the eventfd's wake
+//! waited for the keeper too; a burst that fills a 64 KiB batch wakes the task at once). A driver that started between the check
+//! and the flag is caught by a second look (`SeqCst` on both sides). The caller now makes 4
+//! system calls a call: the write, the read, the poll that sleeps and a zero-timeout poll
+//! tokio's `block_on` makes before it polls a main future woken by a task (the member makes
+//! the same 4; unavoidable while the reply is read by the connection's task).
 //!
 //! **What a blocking call costs, measured** (2 cores shared with other builds, load 3 to 10;
 //! `cargo run --release -p crew-bench --example remote_wakeups` counts each thread's context
@@ -93,6 +110,18 @@
 //!   load 3 to 5. The member's replies leave without a wake from outside its runtime (its
 //!   outboxes' tasks are woken from inside, before it waits: no eventfd write and no extra
 //!   poll per call).
+//!
+//! * Since the caller leaves its publisher's wake to the next driver (see "Who wakes the
+//!   publisher"), measured on 2026-11-26 at load 6 to 10 (builds of five other engineers),
+//!   the old and new binaries alternating: the caller's CPU per call 42 to 50 µs against 48 to
+//!   57 µs (median of 3 each: 43.6 against 50.5), 4 system calls a call instead of 6;
+//!   `crew bench actors --quick --only crew-remote`, 18 runs each at load 3 to 10: median
+//!   6,075 blocking calls/s against 5,900 (within the noise). The raw floor (`remote_wakeups`,
+//!   same minutes): 8,700 to 9,000 calls/s at load 4.5 (crew 0.62 of it in that run), 4,500
+//!   to 10,200 at load 6 to 10. The server's threads make more futex calls and sleeps per
+//!   call for crew's clients than for the raw ones (`strace -c -f -p`, 0.5 futex and 1.9
+//!   nanosleep a call against 0.15 and 0.9); crew's subject shapes are not why
+//!   (`FLOOR_STYLE=crew`).
 //!
 //! What is left is the server (about half the CPU on the call's path) and the kernel (a
 //! wake-up through the loopback socket is most of each client's CPU, `sock_def_readable`); the
@@ -374,12 +403,34 @@ struct Outbox {
     limit: usize,
     /// The publishing task (a member awaits it before it closes its connection).
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// A member's outbox, when it runs its calls on its own thread: frames that thread pushes
-    /// do not wake the task at once (a wake from outside the runtime writes its eventfd and
-    /// costs an extra poll); [`Member::receive`] wakes it from inside, before it waits.
-    defer_on: Option<std::thread::ThreadId>,
+    /// Who wakes the publishing task for frames pushed from outside its runtime.
+    deferral: Deferral,
     deferred: std::sync::atomic::AtomicBool,
 }
+
+/// Who wakes an outbox's publishing task. A wake from outside the runtime writes the
+/// runtime's eventfd and costs its next driver an extra poll (two system calls on a blocking
+/// call's path); a wake from inside is a push on its run queue. So where a driver comes soon
+/// anyway, the wake is left to it.
+enum Deferral {
+    /// Woken at once.
+    Never,
+    /// A member running its calls on its own thread (this one): frames it pushes are sent
+    /// when it next waits for a message ([`Member::receive`] wakes the task from inside).
+    Member(std::thread::ThreadId),
+    /// A caller's outbox: while a blocking caller led within [`LEAD_GRACE`] and nobody
+    /// drives ([`Lead::defers_wakes`]), the next driver wakes it as it starts (its `on_drive`
+    /// hook): the caller itself when it blocks on the call, else the keeper at the grace's
+    /// end (a `tell` or an awaited call after a blocking one waits that long at most, as
+    /// with a wake from outside: the keeper does not drive within the grace).
+    ///
+    /// [`LEAD_GRACE`]: crate::cluster::lead::LEAD_GRACE
+    Lead(Weak<Lead>),
+}
+
+/// A batch grows to about this size, then the next frames start another message (a burst of
+/// pipelined calls stays well under the server's `max_payload`).
+const BATCH_BYTES: usize = 64 * 1024;
 
 impl Outbox {
     /// An outbox and its publishing task: to `subject`, with the reply subject
@@ -390,7 +441,7 @@ impl Outbox {
         subject: String,
         inbox: Option<String>,
         one_call_each: bool,
-        defer_on: Option<std::thread::ThreadId>,
+        deferral: Deferral,
     ) -> Arc<Outbox> {
         let outbox = Arc::new(Outbox {
             state: Mutex::new(OutState {
@@ -407,7 +458,7 @@ impl Outbox {
                 limit => limit,
             },
             task: Mutex::new(None),
-            defer_on,
+            deferral,
             deferred: std::sync::atomic::AtomicBool::new(false),
         });
         let nats = nats.clone();
@@ -481,9 +532,14 @@ impl Outbox {
             Pushed::HostWrite { frame_len } => (state.answers.at_frame_start(), frame_len),
         };
         let was_empty = state.messages.is_empty();
-        let split = state.messages.last().is_some_and(|batch| {
-            !matches!(batch.to, To::Main) || (self.one_call_each && batch.ids.is_some())
-        });
+        let full = state
+            .messages
+            .last()
+            .is_some_and(|batch| batch.bytes.len() >= BATCH_BYTES);
+        let split = full
+            || state.messages.last().is_some_and(|batch| {
+                !matches!(batch.to, To::Main) || (self.one_call_each && batch.ids.is_some())
+            });
         if was_empty || split {
             state.messages.push(Batch {
                 bytes: Vec::new(),
@@ -517,6 +573,9 @@ impl Outbox {
         drop(guard);
         if was_empty {
             self.wake();
+        } else if full {
+            // A burst: the task sends what is there now, whoever was to wake it.
+            self.ready.notify_one();
         }
     }
 
@@ -557,18 +616,34 @@ impl Outbox {
         }
     }
 
-    /// Wakes the publishing task, or leaves that to the member's next wait (see `defer_on`).
+    /// Wakes the publishing task, or leaves that to whoever comes soon (see [`Deferral`]).
     fn wake(&self) {
-        if self.defer_on == Some(std::thread::current().id()) {
-            self.deferred.store(true, Ordering::Release);
-        } else {
-            self.ready.notify_one();
+        match &self.deferral {
+            Deferral::Member(thread) if *thread == std::thread::current().id() => {
+                self.deferred.store(true, Ordering::SeqCst);
+                return;
+            }
+            Deferral::Lead(lead) => {
+                if let Some(lead) = lead.upgrade() {
+                    if lead.defers_wakes() {
+                        self.deferred.store(true, Ordering::SeqCst);
+                        if lead.drives_now() {
+                            // A driver started meanwhile, perhaps past its hook.
+                            self.wake_deferred();
+                        }
+                        return;
+                    }
+                }
+            }
+            _ => {}
         }
+        self.ready.notify_one();
     }
 
-    /// Wakes the publishing task if a wake was left to now (called inside the runtime).
+    /// Wakes the publishing task if a wake was left to now (called inside the runtime, or by
+    /// a caller that lost the race with a driver).
     fn wake_deferred(&self) {
-        if self.deferred.swap(false, Ordering::AcqRel) {
+        if self.deferred.swap(false, Ordering::SeqCst) {
             self.ready.notify_one();
         }
     }
@@ -754,8 +829,9 @@ struct Member {
     stopping: Option<Arc<HostConn>>,
     left: bool,
     /// This thread, when it runs the calls itself (one instance, one call at a time): its
-    /// outboxes leave their wakes to [`receive`](Self::receive). `None` with a mailbox, whose
-    /// threads write replies, and where this thread may block on a full mailbox.
+    /// outboxes leave their wakes to [`receive`](Self::receive) ([`Deferral::Member`]). `None`
+    /// with a mailbox, whose threads write replies, and where this thread may block on a full
+    /// mailbox.
     defer_on: Option<std::thread::ThreadId>,
 }
 
@@ -780,7 +856,7 @@ impl Member {
             format!("{inbox}.r.{}", self.host.member),
             None,
             false,
-            self.defer_on,
+            self.defer_on.map_or(Deferral::Never, Deferral::Member),
         );
         let conn = Arc::new(
             HostConn::new(Box::new(OutboxWriter(outbox.clone())))
@@ -1311,8 +1387,14 @@ impl<A: Actor> Remote<A> {
             subject.clone(),
             Some(inbox.clone()),
             members > 1,
-            None,
+            Deferral::Lead(Arc::downgrade(&lead)),
         );
+        let kicked = Arc::downgrade(&outbox);
+        lead.set_on_drive(Box::new(move || {
+            if let Some(outbox) = kicked.upgrade() {
+                outbox.wake_deferred();
+            }
+        }));
         let driven = Arc::downgrade(&lead);
         let driver: Driver = Arc::new(move |done, deadline| {
             if let Some(lead) = driven.upgrade() {

@@ -22,6 +22,12 @@
 //! too (the cluster's cancel hook sends a command to it, which wakes the leader), else the
 //! leader would sleep until its own wait's deadline.
 //!
+//! A wake of a task from outside the runtime writes its eventfd (and the driver's next poll
+//! returns at once for it). A thread about to drive anyway can leave such a wake to the next
+//! driver instead ([`Lead::defers_wakes`]): every driver runs the `on_drive` hook as it starts,
+//! inside the runtime, where a wake is a push on the run queue. That driver comes within
+//! [`LEAD_GRACE`] at the latest (the keeper, at the grace's end).
+//!
 //! The keeper owns the lead until it closes, so the runtime is dropped on the keeper's thread,
 //! never inside itself (the last reference may go in one of its own tasks).
 
@@ -93,6 +99,11 @@ pub(crate) struct Lead {
     epoch: Instant,
     closed: AtomicBool,
     keeper: Mutex<Option<std::thread::Thread>>,
+    /// Someone (the keeper or a caller) is inside the runtime's `block_on` as its driver.
+    in_drive: AtomicBool,
+    /// Run by every driver as it starts driving (inside the runtime): wakes the tasks whose
+    /// wakes were left to it ([`defers_wakes`](Lead::defers_wakes)).
+    on_drive: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl Lead {
@@ -132,6 +143,8 @@ impl Lead {
             closed: AtomicBool::new(false),
             keeper: Mutex::new(None),
             lead_missed: AtomicBool::new(false),
+            in_drive: AtomicBool::new(false),
+            on_drive: std::sync::OnceLock::new(),
         });
         let (sender, started) = std::sync::mpsc::channel();
         let keeper = lead.clone();
@@ -214,9 +227,11 @@ impl Lead {
             }
             let driving = self.driving.lock();
             self.keeper_drives.store(true, Ordering::Release);
+            self.in_drive.store(true, Ordering::SeqCst);
             let mark = Driving::mark(self);
             let this = self;
             self.runtime().block_on(async move {
+                this.started_driving();
                 loop {
                     let asked = this.give_up.notified();
                     tokio::pin!(asked);
@@ -230,6 +245,7 @@ impl Lead {
                 }
             });
             drop(mark);
+            self.in_drive.store(false, Ordering::SeqCst);
             self.keeper_drives.store(false, Ordering::Release);
             drop(driving);
         }
@@ -256,8 +272,10 @@ impl Lead {
         let leads = driving.is_some();
         if let Some(driving) = driving {
             let replied = &self.replied;
+            self.in_drive.store(true, Ordering::SeqCst);
             let mark = Driving::mark(self);
             self.runtime().block_on(async move {
+                self.started_driving();
                 let deadline = deadline.map(tokio::time::Instant::from_std);
                 loop {
                     let settled = replied.notified();
@@ -278,6 +296,7 @@ impl Lead {
                 }
             });
             drop(mark);
+            self.in_drive.store(false, Ordering::SeqCst);
             self.last_lead.store(self.now_ms(), Ordering::Release);
             drop(driving);
         }
@@ -292,6 +311,44 @@ impl Lead {
             // wakes by itself.
             self.unpark_keeper();
         }
+    }
+
+    /// Sets what every driver runs as it starts driving, inside the runtime (once per lead).
+    pub(crate) fn set_on_drive(&self, hook: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.on_drive.set(hook);
+    }
+
+    fn started_driving(&self) {
+        if let Some(hook) = self.on_drive.get() {
+            hook();
+        }
+    }
+
+    /// Whether a task's wake from the current thread may be left to the next driver (its
+    /// `on_drive` hook), which comes soon: a caller led within [`LEAD_GRACE`] (a loop of
+    /// blocking calls: this thread drives next, within microseconds, and the keeper takes the
+    /// runtime at the grace's end at the latest) and nobody drives now. A wake from outside the
+    /// runtime writes its eventfd and costs the next driver an extra poll; one from inside is a
+    /// push on its run queue.
+    ///
+    /// The caller of this stores its deferred flag (`SeqCst`), then looks at
+    /// [`drives_now`](Lead::drives_now) again: when someone drives by then, it wakes the task
+    /// itself (that driver may have run its hook before the flag was set).
+    pub(crate) fn defers_wakes(&self) -> bool {
+        if self.closed.load(Ordering::Acquire) || self.drives_now() || self.driven_here() {
+            return false;
+        }
+        let since = self
+            .now_ms()
+            .saturating_sub(self.last_lead.load(Ordering::Acquire));
+        // As the keeper sees it: it sleeps out the grace since `last_lead` (a new lead's
+        // keeper, since its start) before it drives.
+        since < LEAD_GRACE.as_millis() as u64
+    }
+
+    /// Whether a thread drives the runtime right now (see [`defers_wakes`](Lead::defers_wakes)).
+    pub(crate) fn drives_now(&self) -> bool {
+        self.in_drive.load(Ordering::SeqCst)
     }
 
     /// Work is piling up for the runtime (a burst of submissions) while perhaps nobody drives
@@ -389,6 +446,51 @@ mod tests {
         let started = Instant::now();
         lead.drive(&|| false, Some(Instant::now() + Duration::from_millis(20)));
         assert!(started.elapsed() >= Duration::from_millis(20));
+        lead.close();
+    }
+
+    #[test]
+    fn a_wake_left_to_the_next_driver_is_done_by_the_keeper_when_no_caller_comes() {
+        let lead = started();
+        let (pending, woken) = (Arc::new(AtomicBool::new(false)), Arc::new(Notify::new()));
+        let (hook_pending, hook_woken) = (pending.clone(), woken.clone());
+        lead.set_on_drive(Box::new(move || {
+            if hook_pending.swap(false, Ordering::SeqCst) {
+                hook_woken.notify_one();
+            }
+        }));
+        std::thread::sleep(LEAD_GRACE * 3);
+        assert!(
+            !lead.defers_wakes(),
+            "no caller led within the grace: wakes are not deferred"
+        );
+        let (sender, ran) = std::sync::mpsc::channel();
+        let waiting = woken.clone();
+        lead.handle().spawn(async move {
+            waiting.notified().await;
+            let _ = sender.send(std::thread::current().id());
+        });
+        // A caller led a moment ago (tried again: on a loaded machine more than the grace may
+        // pass between its drive and the look).
+        let deferred = (0..100).any(|_| {
+            lead.drive(&|| true, None);
+            lead.defers_wakes()
+        });
+        assert!(
+            deferred,
+            "a caller led within the grace: wakes are deferred"
+        );
+        pending.store(true, Ordering::SeqCst);
+        if lead.drives_now() && pending.swap(false, Ordering::SeqCst) {
+            // The keeper took the runtime meanwhile (perhaps past its hook): wake the task
+            // from here, as the outboxes do.
+            woken.notify_one();
+        }
+        // No caller comes: the keeper takes the runtime at the grace's end and runs the hook.
+        let thread = ran
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the deferred wake was done");
+        assert_ne!(thread, std::thread::current().id(), "by the keeper");
         lead.close();
     }
 
