@@ -532,10 +532,13 @@ impl Outbox {
             Pushed::HostWrite { frame_len } => (state.answers.at_frame_start(), frame_len),
         };
         let was_empty = state.messages.is_empty();
-        let full = state
-            .messages
-            .last()
-            .is_some_and(|batch| batch.bytes.len() >= BATCH_BYTES);
+        // A message holds whole frames (the caller splits each one into frames), so a full
+        // batch is closed only where a frame starts.
+        let full = frame_start
+            && state
+                .messages
+                .last()
+                .is_some_and(|batch| batch.bytes.len() >= BATCH_BYTES);
         let split = full
             || state.messages.last().is_some_and(|batch| {
                 !matches!(batch.to, To::Main) || (self.one_call_each && batch.ids.is_some())
@@ -2149,7 +2152,7 @@ mod tests {
             published: AtomicU64::new(0),
             limit,
             task: Mutex::new(None),
-            defer_on: None,
+            deferral: Deferral::Never,
             deferred: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -2213,6 +2216,41 @@ mod tests {
             .map(|batch| batch.bytes.len())
             .collect();
         assert_eq!(sizes, [2 * one, 2 * one], "{one}-byte frames");
+    }
+
+    /// A batch full past [`BATCH_BYTES`] is closed only where a frame starts: a large reply
+    /// written in pieces stays in one message (the caller reads whole frames per message).
+    #[test]
+    fn a_full_batch_is_closed_only_at_a_frame_start() {
+        let outbox = Arc::new(outbox_of(usize::MAX));
+        let mut writer = OutboxWriter(outbox.clone());
+        let big = frame(
+            &FromActor::Reply {
+                id: 1,
+                outcome: Outcome::Ok,
+            },
+            &vec![5; 3 * BATCH_BYTES],
+        );
+        let (head, payload) = big.split_at(big.len() - 3 * BATCH_BYTES);
+        writer.write_all(head).unwrap();
+        for piece in payload.chunks(BATCH_BYTES / 2) {
+            writer.write_all(piece).unwrap();
+        }
+        let small = frame(
+            &FromActor::Reply {
+                id: 2,
+                outcome: Outcome::Ok,
+            },
+            &[6; 10],
+        );
+        writer.write_all(&small).unwrap();
+        let state = outbox.state.lock();
+        let sizes: Vec<_> = state
+            .messages
+            .iter()
+            .map(|batch| batch.bytes.len())
+            .collect();
+        assert_eq!(sizes, [big.len(), small.len()]);
     }
 
     #[test]
