@@ -1,7 +1,8 @@
 //! The shapes `#[crew::actor]` refuses, with the errors it gives: generic methods, a generic
 //! impl block, a trait impl, a by-value receiver, `&mut self` in a stateless actor,
 //! `instances(n)` of a stateful actor, async methods, an unknown argument or visibility, and a
-//! `pub` actor type whose reference follows a private `fn new` (the E0446 points at `new`). One
+//! `pub` actor type whose reference follows a private `fn new`, and the mirror case, a private
+//! type with `pub fn new` (each E0446 points at `new`). One
 //! test function for every case: each is one `rustc` run against one build of crew.
 
 #[test]

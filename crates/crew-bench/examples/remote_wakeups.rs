@@ -24,25 +24,9 @@ use std::time::Instant;
 
 use crew::actor::ActorOptions;
 use crew::cluster::{Cluster, ServerConfig, TestServer};
-
-// The bench crate's global allocator, as `crew bench` runs with it.
-use crew_bench as _;
-
-struct Counter {
-    value: u64,
-}
-
-#[crew::actor(name = "crew_bench::examples::remote_wakeups::Counter")]
-impl Counter {
-    fn new(start: u64) -> Self {
-        Counter { value: start }
-    }
-
-    fn incr(&mut self, by: u64) -> u64 {
-        self.value += by;
-        self.value
-    }
-}
+// The bench's counter; linking the bench crate also brings its global allocator, as `crew
+// bench` runs with it.
+use crew_bench::actors::Counter;
 
 /// Per thread name: (context switches, CPU ns).
 fn threads(pid: u32) -> BTreeMap<String, (u64, u64)> {

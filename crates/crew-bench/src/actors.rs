@@ -28,17 +28,20 @@ use serde::Serialize;
 use crate::harness::{self, Cell, Measurement, Sample, Verdict};
 use crate::pool::python_command;
 
-/// The counter every implementation runs.
-struct Counter {
+/// The counter every implementation runs (also `examples/remote_wakeups.rs`'s).
+#[derive(Debug)]
+pub struct Counter {
     value: u64,
 }
 
 #[crew::actor(name = "crew_bench::actors::Counter")]
 impl Counter {
-    fn new(start: u64) -> Self {
+    /// A counter at `start`.
+    pub fn new(start: u64) -> Self {
         Counter { value: start }
     }
 
+    /// Adds `by` and returns the new value.
     fn incr(&mut self, by: u64) -> u64 {
         self.value += by;
         self.value

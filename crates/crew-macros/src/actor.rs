@@ -234,6 +234,10 @@ pub(crate) fn expand(block: &mut ItemImpl, arguments: Arguments) -> syn::Result<
     // Spanned at `fn new` so that "private type `CounterRef` in public interface" points the
     // user at the constructor whose visibility the reference follows.
     let ref_type = quote_spanned!(constructor_span=> type Ref = #ref_ident;);
+    // The mirror case (a private type, `pub fn new`): "private type `Counter` in public
+    // interface", also at `fn new`.
+    let deref_target =
+        quote_spanned!(constructor_span=> type Target = ::crew::actor::ActorRef<#self_type>;);
 
     let (args_type, construct) = match constructor.len() {
         0 => (quote!(()), quote!(<#self_type>::new())),
@@ -415,7 +419,7 @@ pub(crate) fn expand(block: &mut ItemImpl, arguments: Arguments) -> syn::Result<
         }
 
         impl ::core::ops::Deref for #ref_ident {
-            type Target = ::crew::actor::ActorRef<#self_type>;
+            #deref_target
             fn deref(&self) -> &Self::Target {
                 &self.0
             }

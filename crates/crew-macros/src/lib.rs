@@ -142,9 +142,11 @@ fn expand(
 ///
 /// The reference can be no more visible than the actor type (it dereferences to
 /// `ActorRef<Type>`), nor the type more visible than a reference its `Actor` impl names:
-/// `pub struct Counter` with a private `fn new` fails with "private type `CounterRef` in
-/// public interface" (E0446) pointing at `fn new` — make `new` `pub`, or write
-/// `#[crew::actor(pub)]`.
+/// the two must match. `pub struct Counter` with a private `fn new` fails with "private type
+/// `CounterRef` in public interface" (E0446) pointing at `fn new`: make `new` `pub`, or write
+/// `#[crew::actor(pub)]`. A private `struct Counter` with `pub fn new` fails with "private
+/// type `Counter` in public interface", also at `fn new`: drop the `pub` from `new`, or give
+/// the reference the type's visibility (`#[crew::actor(pub(self))]` for a private type).
 ///
 /// ```text
 /// pub mod counters {

@@ -690,6 +690,31 @@ mod ledgers {
             self.count
         }
     }
+
+    /// A private type with a `pub fn new`: the reference is told to stay private like the
+    /// type (following `new` it would be `pub` and leak `Secret`, E0446).
+    struct Secret {
+        value: u64,
+    }
+
+    #[crew::actor(pub(self))]
+    impl Secret {
+        pub fn new(value: u64) -> Self {
+            Secret { value }
+        }
+
+        pub fn reveal(&self) -> u64 {
+            self.value
+        }
+    }
+
+    /// Used inside the module, where `SecretRef` is visible.
+    pub(crate) fn reveal_secret(value: u64) -> u64 {
+        let secret: SecretRef = crew::actor::spawn::<Secret>(value).unwrap();
+        let revealed = secret.reveal().result().unwrap();
+        secret.stop().result().unwrap();
+        revealed
+    }
 }
 
 #[test]
@@ -700,6 +725,7 @@ fn actors_defined_in_another_module_are_usable_here() {
     let tally: ledgers::TallyRef = actor::spawn::<ledgers::Tally>(7).unwrap();
     assert_eq!(tally.bump().result().unwrap(), 8);
     tally.stop().result().unwrap();
+    assert_eq!(ledgers::reveal_secret(42), 42);
 }
 
 /// Calls B and waits for its answer, which B gets by calling back into this actor.
