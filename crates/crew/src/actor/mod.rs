@@ -388,13 +388,14 @@ pub enum ActorError {
     Invalid(String),
     /// A call to a cluster actor is larger than one NATS message may be (the server's
     /// `max_payload`, 1 MiB by default): nothing was sent.
-    #[error("a call to actor `{uid}` carries {bytes} bytes of arguments, more than the {limit}-byte message limit of the cluster's NATS server (max_payload); pass a reference to the data instead (a path, an object-store key), or raise the server's max_payload")]
+    #[error("a call to actor `{uid}` carries {bytes} bytes of arguments, more than the {limit} bytes one message of the cluster's NATS server holds (its max_payload, less crew's framing); pass a reference to the data instead (a path, an object-store key), or raise the server's max_payload")]
     TooLarge {
         /// The actor's uid.
         uid: String,
         /// The encoded arguments' size.
         bytes: usize,
-        /// The server's message limit.
+        /// The most argument bytes one message holds: the server's `max_payload` less the
+        /// call's frame prefix and header.
         limit: usize,
     },
     /// A call's arguments could not be encoded to reach an actor in another process (their

@@ -218,6 +218,47 @@ pub(crate) fn actor_signature<A: Actor>() -> u64 {
 // ---------------------------------------------------------------------------------------------
 // The worker side.
 
+/// The longest panic or failure message a host sends whole. A message is for people, and a
+/// frame's header travels whole: a cluster caller's reader follows headers of up to 64 KiB
+/// only, and every byte of it counts against the NATS message limit.
+const MAX_OUTCOME_MESSAGE: usize = 16 * 1024;
+
+/// `header` with its panic or failure message cut to [`MAX_OUTCOME_MESSAGE`] (at a character
+/// boundary, saying how much was cut), if it is longer.
+fn bounded_messages(header: &FromActor) -> Option<FromActor> {
+    fn cut(message: &str) -> Option<String> {
+        if message.len() <= MAX_OUTCOME_MESSAGE {
+            return None;
+        }
+        let mut end = MAX_OUTCOME_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        Some(format!(
+            "{}... ({} more bytes cut)",
+            &message[..end],
+            message.len() - end
+        ))
+    }
+    let outcome = |outcome: &Outcome| match outcome {
+        Outcome::Panicked(message) => cut(message).map(Outcome::Panicked),
+        Outcome::Failed(message) => cut(message).map(Outcome::Failed),
+        _ => None,
+    };
+    match header {
+        FromActor::Reply { id, outcome: o } => {
+            outcome(o).map(|outcome| FromActor::Reply { id: *id, outcome })
+        }
+        FromActor::End { id, outcome: o } => {
+            outcome(o).map(|outcome| FromActor::End { id: *id, outcome })
+        }
+        FromActor::StartFailed { message } => {
+            cut(message).map(|message| FromActor::StartFailed { message })
+        }
+        _ => None,
+    }
+}
+
 /// The host's connection to one caller, shared by the threads that answer: the parent's
 /// socket, or a caller's NATS inbox (each `send` flushes one frame to the writer).
 pub(crate) struct HostConn {
@@ -253,9 +294,10 @@ impl HostConn {
     fn too_large(&self, bytes: usize) -> Option<String> {
         (bytes > self.payload_limit).then(|| {
             format!(
-                "the result is {bytes} bytes, more than the {}-byte message limit of the \
-                 cluster's NATS server (max_payload); return a reference to the data instead \
-                 (a path, an object-store key), or raise the server's max_payload",
+                "the result is {bytes} bytes, more than the {} bytes one message of the \
+                 cluster's NATS server holds (its max_payload, less crew's framing); return a \
+                 reference to the data instead (a path, an object-store key), or raise the \
+                 server's max_payload",
                 self.payload_limit
             )
         })
@@ -267,7 +309,17 @@ impl HostConn {
         !self.streams.lock().is_empty()
     }
 
+    /// Runs `f` while no frame is half written to this connection (each `send` writes and
+    /// flushes its frame under the writer's lock).
+    #[cfg(feature = "cluster")]
+    pub(crate) fn between_frames<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _writer = self.writer.lock();
+        f()
+    }
+
     pub(crate) fn send(&self, header: &FromActor, payload: &[u8]) {
+        let bounded = bounded_messages(header);
+        let header = bounded.as_ref().unwrap_or(header);
         let mut writer = self.writer.lock();
         // A write error means the parent is gone; the reader sees it and the host ends.
         let _ = write_frame(&mut *writer, header, payload).and_then(|()| writer.flush());
@@ -1242,5 +1294,75 @@ fn read_replies<A: Actor>(remote: &Weak<Remote<A>>, watch: &Poller, watched: Arc
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::codec::split_frame;
+
+    /// A writer whose bytes the test reads afterwards.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A huge panic message is sent cut (its header would break a cluster caller's reader
+    /// and could pass the NATS message limit), at a character boundary, saying so; short
+    /// ones and other frames pass unchanged.
+    #[test]
+    fn long_outcome_messages_are_cut() {
+        let written = Shared::default();
+        let conn = HostConn::new(Box::new(written.clone()));
+        // 'é' is two bytes: the limit falls inside one.
+        let huge = format!("x{}", "é".repeat(MAX_OUTCOME_MESSAGE));
+        conn.send(
+            &FromActor::Reply {
+                id: 7,
+                outcome: Outcome::Panicked(huge.clone()),
+            },
+            &[],
+        );
+        conn.send(
+            &FromActor::End {
+                id: 8,
+                outcome: Outcome::Failed("short".to_owned()),
+            },
+            &[],
+        );
+        let bytes = written.0.lock().clone();
+        let (first, _, rest) = split_frame::<FromActor>(&bytes).unwrap();
+        match first {
+            FromActor::Reply {
+                id: 7,
+                outcome: Outcome::Panicked(message),
+            } => {
+                let kept = message.split("... (").next().unwrap();
+                assert!(huge.starts_with(kept));
+                assert_eq!(kept.len(), MAX_OUTCOME_MESSAGE - 1);
+                assert!(
+                    message.ends_with(&format!("({} more bytes cut)", huge.len() - kept.len())),
+                    "{}",
+                    &message[kept.len()..]
+                );
+            }
+            other => panic!("expected the cut panic, got {other:?}"),
+        }
+        let (second, _, rest) = split_frame::<FromActor>(rest).unwrap();
+        assert!(matches!(
+            second,
+            FromActor::End { id: 8, outcome: Outcome::Failed(message) } if message == "short"
+        ));
+        assert!(rest.is_empty());
     }
 }

@@ -992,8 +992,11 @@ impl Member {
                     let Some(inbox) = reply.rsplitn(4, '.').nth(3) else {
                         continue;
                     };
-                    let (_, outbox) = self.conn_for(inbox);
-                    outbox.answer_probe(reply.to_string());
+                    let (conn, outbox) = self.conn_for(inbox);
+                    // Between two frames: a mailbox thread writing a large reply in pieces
+                    // holds the connection's writer throughout, and the answer, a message
+                    // of its own, must not cut the reply's frame in two messages.
+                    conn.between_frames(|| outbox.answer_probe(reply.to_string()));
                 }
                 Got::Control(message) => {
                     let Some(reply) = message.reply else { continue };
@@ -1738,13 +1741,16 @@ impl<A: Actor> Transport for Remote<A> {
     ) -> Result<(), ActorError> {
         // A message above the server's max_payload is refused by the client and never sent:
         // the call would wait forever. Refused here, with the permit the caller took.
-        let bytes = payload.len() + FRAME_PREFIX + MAX_CALL_HEADER;
-        if bytes > self.outbox.limit {
+        let limit = self
+            .outbox
+            .limit
+            .saturating_sub(FRAME_PREFIX + MAX_CALL_HEADER);
+        if payload.len() > limit {
             self.bound.release();
             return Err(ActorError::TooLarge {
                 uid: self.uid.clone(),
                 bytes: payload.len(),
-                limit: self.outbox.limit,
+                limit,
             });
         }
         let mut result = Ok(());
@@ -1753,15 +1759,22 @@ impl<A: Actor> Transport for Remote<A> {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let (header, pending) = make(id);
             self.inflight.lock().insert(id, pending);
+            let before = buffer.len();
             match write_frame(buffer, &header, payload) {
                 Ok(()) => Some(id),
                 Err(error) => {
+                    // Nothing of the call is sent, nor waited for.
+                    buffer.truncate(before);
+                    self.inflight.lock().remove(&id);
                     result = Err(error);
                     None
                 }
             }
         });
-        result.map_err(|error| ActorError::Invalid(format!("cannot encode a call: {error}")))
+        result.map_err(|error| {
+            self.bound.release();
+            ActorError::Invalid(format!("cannot encode a call: {error}"))
+        })
     }
 
     fn send_control(&self, header: &ToActor) {
