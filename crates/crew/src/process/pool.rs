@@ -159,6 +159,11 @@ const PIPELINE_CALLS_UNDER: Duration = Duration::from_micros(250);
 /// Task functions whose last call length a slot remembers.
 const CALL_LENGTHS: usize = 16;
 
+/// Long calls in a row after which a task seen to be short counts as long: one slow round
+/// trip (the worker or the slot waiting for a CPU on a loaded machine) does not stop a tiny
+/// task's pipelining, just when its batching saves the most.
+const LONG_IN_A_ROW: u8 = 2;
+
 /// Starts of a worker, in a row, that a signal may cut short before the slot gives up.
 const START_ATTEMPTS: u32 = 10;
 /// The pause after the first such start; it doubles after each, up to [`MAX_START_BACKOFF`].
@@ -882,18 +887,19 @@ struct InFlight {
     sent: Option<Instant>,
 }
 
-/// Notes whether `job`'s call was short, in a slot's `call_lengths`.
-fn note_call_length(lengths: &mut Vec<(&'static TaskInfo, bool, bool)>, job: &Job, short: bool) {
+/// Notes whether `job`'s call was short, in a slot's `call_lengths`: the count of long calls
+/// in a row, from [`LONG_IN_A_ROW`] for a task whose first call was long.
+fn note_call_length(lengths: &mut Vec<(&'static TaskInfo, bool, u8)>, job: &Job, short: bool) {
     let known = lengths
         .iter_mut()
         .find(|(task, chunk, _)| std::ptr::eq(*task, job.task) && *chunk == job.chunk);
     match known {
-        Some(entry) => entry.2 = short,
+        Some(entry) => entry.2 = if short { 0 } else { entry.2.saturating_add(1) },
         None => {
             if lengths.len() == CALL_LENGTHS {
                 lengths.remove(0);
             }
-            lengths.push((job.task, job.chunk, short));
+            lengths.push((job.task, job.chunk, if short { 0 } else { LONG_IN_A_ROW }));
         }
     }
 }
@@ -915,9 +921,10 @@ struct Slot {
     /// call's caller, woken by the completion, finds it parked when it submits its next one
     /// (see [`Slot::open_park`]); [`Slot::park`] then only waits.
     parked_early: bool,
-    /// Per task function (and whether the call was a chunk of a map): whether its last timed
-    /// call took less than [`PIPELINE_CALLS_UNDER`] (from the later of its send and the reply
-    /// before it, to its reply). A slot pipelines only behind calls known to be short.
+    /// Per task function (and whether the call was a chunk of a map): how many of its last
+    /// timed calls in a row took [`PIPELINE_CALLS_UNDER`] or more (from the later of its send
+    /// and the reply before it, to its reply); short below [`LONG_IN_A_ROW`], and a task whose
+    /// first call was long starts there. A slot pipelines only behind calls known to be short.
     /// Pipelining saves a round trip's hand-offs per call, which only short calls notice,
     /// and costs balance: calls pipelined to one worker cannot go to another that runs dry,
     /// so long calls pipelined over two workers left one idle at the end while the calls
@@ -925,7 +932,7 @@ struct Slot {
     /// call at a time to whichever worker is free (as `Pool.map(chunksize=1)` does); by
     /// task, not by the last call, so that a pool warmed up on tiny tasks does not pipeline
     /// the first calls of a long one.
-    call_lengths: Vec<(&'static TaskInfo, bool, bool)>,
+    call_lengths: Vec<(&'static TaskInfo, bool, u8)>,
     /// When the last reply arrived (the start of the call behind it).
     last_reply: Option<Instant>,
 }
@@ -969,7 +976,7 @@ impl Slot {
         self.call_lengths
             .iter()
             .find(|&&(task, chunk, _)| std::ptr::eq(task, job.task) && chunk == job.chunk)
-            .is_some_and(|&(_, _, short)| short)
+            .is_some_and(|&(_, _, long)| long < LONG_IN_A_ROW)
     }
 
     /// Whether the current worker has run its `max_tasks_per_child`.
