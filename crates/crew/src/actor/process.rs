@@ -332,52 +332,23 @@ impl HostConn {
             return;
         };
         while stream.credit > 0 {
-            match catch_unwind(AssertUnwindSafe(|| stream.items.next())) {
-                Ok(Some(Ok(item))) if self.too_large(item.len()).is_some() => {
-                    streams.remove(&id);
-                    let message = self.too_large(item.len()).unwrap_or_default();
-                    self.send(
-                        &FromActor::End {
-                            id,
-                            outcome: Outcome::Failed(message),
-                        },
-                        &[],
-                    );
-                    return;
-                }
-                Ok(Some(Ok(item))) => {
-                    stream.credit -= 1;
-                    self.send(&FromActor::Item { id }, &item);
-                }
-                Ok(Some(Err(message))) => {
-                    streams.remove(&id);
-                    self.send(
-                        &FromActor::End {
-                            id,
-                            outcome: Outcome::Failed(message),
-                        },
-                        &[],
-                    );
-                    return;
-                }
-                Ok(None) => {
-                    streams.remove(&id);
-                    self.send(
-                        &FromActor::End {
-                            id,
-                            outcome: Outcome::Ok,
-                        },
-                        &[],
-                    );
-                    return;
-                }
-                Err(payload) => {
-                    streams.remove(&id);
-                    let outcome = Outcome::Panicked(panic_message(&*payload));
-                    self.send(&FromActor::End { id, outcome }, &[]);
-                    return;
-                }
-            }
+            let outcome = match catch_unwind(AssertUnwindSafe(|| stream.items.next())) {
+                Ok(Some(Ok(item))) => match self.too_large(item.len()) {
+                    None => {
+                        stream.credit -= 1;
+                        self.send(&FromActor::Item { id }, &item);
+                        continue;
+                    }
+                    Some(message) => Outcome::Failed(message),
+                },
+                Ok(Some(Err(message))) => Outcome::Failed(message),
+                Ok(None) => Outcome::Ok,
+                Err(payload) => Outcome::Panicked(panic_message(&*payload)),
+            };
+            // The stream ended: after its last item, or how it failed.
+            streams.remove(&id);
+            self.send(&FromActor::End { id, outcome }, &[]);
+            return;
         }
     }
 }

@@ -433,6 +433,25 @@ enum Deferral {
 const BATCH_BYTES: usize = 64 * 1024;
 
 impl Outbox {
+    /// An empty outbox, its publishing task not started.
+    fn new(limit: usize, one_call_each: bool, deferral: Deferral) -> Outbox {
+        Outbox {
+            state: Mutex::new(OutState {
+                messages: Vec::new(),
+                closed: false,
+                held: HashMap::new(),
+                answers: Answers::default(),
+            }),
+            ready: Notify::new(),
+            one_call_each,
+            published: AtomicU64::new(0),
+            limit,
+            task: Mutex::new(None),
+            deferral,
+            deferred: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
     /// An outbox and its publishing task: to `subject`, with the reply subject
     /// `<inbox>.<first>.<last>` (or `<inbox>.c` without calls) when `inbox` is given.
     fn start(
@@ -443,24 +462,11 @@ impl Outbox {
         one_call_each: bool,
         deferral: Deferral,
     ) -> Arc<Outbox> {
-        let outbox = Arc::new(Outbox {
-            state: Mutex::new(OutState {
-                messages: Vec::new(),
-                closed: false,
-                held: HashMap::new(),
-                answers: Answers::default(),
-            }),
-            ready: Notify::new(),
-            one_call_each,
-            published: AtomicU64::new(0),
-            limit: match nats.server_info().max_payload {
-                0 => usize::MAX,
-                limit => limit,
-            },
-            task: Mutex::new(None),
-            deferral,
-            deferred: std::sync::atomic::AtomicBool::new(false),
-        });
+        let limit = match nats.server_info().max_payload {
+            0 => usize::MAX,
+            limit => limit,
+        };
+        let outbox = Arc::new(Outbox::new(limit, one_call_each, deferral));
         let nats = nats.clone();
         let publishing = outbox.clone();
         let subject = Subject::from(subject);
@@ -2153,21 +2159,7 @@ mod tests {
 
     /// An outbox without a connection or publishing task: what `push` makes of frames.
     fn outbox_of(limit: usize) -> Outbox {
-        Outbox {
-            state: Mutex::new(OutState {
-                messages: Vec::new(),
-                closed: false,
-                held: HashMap::new(),
-                answers: Answers::default(),
-            }),
-            ready: Notify::new(),
-            one_call_each: false,
-            published: AtomicU64::new(0),
-            limit,
-            task: Mutex::new(None),
-            deferral: Deferral::Never,
-            deferred: std::sync::atomic::AtomicBool::new(false),
-        }
+        Outbox::new(limit, false, Deferral::Never)
     }
 
     /// A caller's batches stay within the server's max_payload: a batch grown past it was
