@@ -235,6 +235,26 @@ fn create_find_and_call_every_form() {
     assert_eq!(again.incr(1).result().unwrap(), 24);
     assert_eq!(counter.get().result().unwrap(), 24);
 
+    // Tells sent just before the last clone of a reference goes still reach the actor: fire
+    // and forget, then drop, is a common ending (the reference's close sends what it holds).
+    // Right after a blocking call, whose caller's grace defers the tells' wake-ups.
+    let before = counter.get().result().unwrap();
+    let teller = actor::find::<Counter>(&cluster, &Address::cluster(), "counter-1").unwrap();
+    assert_eq!(teller.get().result().unwrap(), before);
+    for _ in 0..50 {
+        teller.tell_incr(1).unwrap();
+    }
+    drop(teller);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while counter.get().result().unwrap() != before + 50 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        counter.get().result().unwrap(),
+        before + 50,
+        "every tell reached the actor"
+    );
+
     // A reference read from bytes cannot reach the cluster by itself: a clear error that
     // says to use `find`, not a plain "not found".
     let bytes = postcard::to_allocvec(&counter).unwrap();
@@ -270,13 +290,13 @@ fn create_find_and_call_every_form() {
     let value = receiver
         .recv_timeout(Duration::from_secs(20))
         .expect("the keeper drives the connection again after a caller led it");
-    assert_eq!(value.unwrap(), 25);
+    assert_eq!(value.unwrap(), 75);
     waiter.join().unwrap().unwrap();
 
     // Pipelined calls from one caller run in the order sent.
     let handles: Vec<_> = (0..500).map(|_| counter.incr(1)).collect();
     let values: Vec<u64> = handles.into_iter().map(|h| h.result().unwrap()).collect();
-    assert_eq!(values, (26..526).collect::<Vec<_>>());
+    assert_eq!(values, (76..576).collect::<Vec<_>>());
 
     counter.stop().result().unwrap();
     assert!(matches!(

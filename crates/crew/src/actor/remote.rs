@@ -1331,7 +1331,9 @@ pub(crate) struct Remote<A: Actor> {
     /// The mailbox bound, kept here at the caller.
     bound: CallerBound,
     outbox: Arc<Outbox>,
-    /// This caller's connection and runtime, and the driver it lends blocked callers.
+    /// This caller's connection (flushed when the reference goes).
+    nats: async_nats::Client,
+    /// This caller's runtime, and the driver it lends blocked callers.
     lead: Arc<Lead>,
     driver: Driver,
     inflight: Inflight,
@@ -1350,13 +1352,31 @@ pub(crate) struct Remote<A: Actor> {
 
 impl<A: Actor> Drop for Remote<A> {
     fn drop(&mut self) {
-        self.outbox.close();
         for task in &self.tasks {
             task.abort();
         }
-        self.lead.close();
+        // What the outbox still holds leaves before the connection goes: tells, most often
+        // (fire and forget, then drop), whose wake-up a caller's grace may have deferred.
+        self.outbox.close();
+        let publishing = self.outbox.task.lock().take();
+        let nats = self.nats.clone();
+        self.lead.close_after(
+            async move {
+                let _ = tokio::time::timeout(CLOSE_FLUSH, async {
+                    if let Some(publishing) = publishing {
+                        let _ = publishing.await;
+                    }
+                    let _ = nats.flush().await;
+                })
+                .await;
+            },
+            || {},
+        );
     }
 }
+
+/// How long dropping a caller's last reference waits for its queued messages to leave.
+const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 
 impl<A: Actor> Remote<A> {
     /// A caller for the actor at `subject`: subscribes its inbox, starts its tasks.
@@ -1435,6 +1455,7 @@ impl<A: Actor> Remote<A> {
                 worker,
                 bound: CallerBound::new(mailbox),
                 outbox,
+                nats: nats.clone(),
                 lead,
                 driver,
                 inflight: Mutex::new(HashMap::new()),

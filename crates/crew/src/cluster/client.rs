@@ -435,43 +435,14 @@ impl Submitter {
             .await;
         };
         // The acknowledgements deferred in `Shared::defer_acks` must leave before the runtime
-        // stops, or their tasks run again after `ack_wait`. On a plain thread this waits for
-        // the flush, which the keeper (or a blocked caller) drives. The last handle of a
-        // cluster can also be dropped where that cannot be done: in a done-callback, on the
-        // thread that drives this runtime (the flush is then left to the runtime, and the
-        // lead closed after it: see `close_after`), or in another runtime's task (there the
-        // flush runs on a thread of its own, which this one waits for: a drop blocks).
-        if self.lead.driven_here() {
-            let lead = self.lead.clone();
-            self.shared.handle.spawn(async move {
-                flush.await;
-                lead.close();
-            });
-            self.lead.hurry();
-            let orphans: Vec<Pending> =
-                self.shared.pending.lock().drain().map(|(_, p)| p).collect();
+        // stops, or their tasks run again after `ack_wait` (`Lead::close_after`: also where
+        // the last handle of a cluster is dropped in a done-callback or another runtime's
+        // task). Tasks still pending then settle: their completers go with them.
+        let pending = self.shared.clone();
+        self.lead.close_after(flush, move || {
+            let orphans: Vec<Pending> = pending.pending.lock().drain().map(|(_, p)| p).collect();
             drop(orphans);
-            return;
-        }
-        if tokio::runtime::Handle::try_current().is_err() {
-            self.lead.hurry();
-            self.shared.handle.block_on(flush);
-        } else {
-            let handle = self.shared.handle.clone();
-            let lead = self.lead.clone();
-            let flushing = std::thread::Builder::new()
-                .name("crew-cluster-close".into())
-                .spawn(move || {
-                    lead.hurry();
-                    handle.block_on(flush);
-                });
-            if let Ok(flushing) = flushing {
-                let _ = flushing.join();
-            }
-        }
-        let orphans: Vec<Pending> = self.shared.pending.lock().drain().map(|(_, p)| p).collect();
-        drop(orphans); // their completers settle the handles
-        self.lead.close();
+        });
     }
 
     /// Runs the JetStream request that `make` makes and waits for it, from any thread: a

@@ -373,6 +373,47 @@ impl Lead {
         }
     }
 
+    /// Runs `flush` (what must leave before the connection goes: deferred acknowledgements,
+    /// queued messages) on this runtime, then `then` on this thread, then closes. From a plain
+    /// thread it waits for the flush, which the keeper drives. On the thread that drives this
+    /// runtime (a done-callback) it cannot wait: the flush is left to the runtime, which
+    /// closes the lead after it. Inside another runtime's task the flush runs on a thread of
+    /// its own, which this one waits for (a drop there blocks, as any blocking drop).
+    pub(crate) fn close_after(
+        self: &Arc<Self>,
+        flush: impl Future<Output = ()> + Send + 'static,
+        then: impl FnOnce(),
+    ) {
+        if self.driven_here() {
+            let lead = self.clone();
+            self.handle().spawn(async move {
+                flush.await;
+                lead.close();
+            });
+            self.hurry();
+            then();
+            return;
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            self.hurry();
+            self.handle().block_on(flush);
+        } else {
+            let handle = self.handle().clone();
+            let lead = self.clone();
+            let flushing = std::thread::Builder::new()
+                .name("crew-lead-close".into())
+                .spawn(move || {
+                    lead.hurry();
+                    handle.block_on(flush);
+                });
+            if let Ok(flushing) = flushing {
+                let _ = flushing.join();
+            }
+        }
+        then();
+        self.close();
+    }
+
     /// Stops the keeper (which then drops the runtime, once the last reference goes) and
     /// releases a caller driving the runtime.
     pub(crate) fn close(&self) {
