@@ -52,7 +52,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 ///
 /// # Errors
 /// A message when `bytes` does not start with a whole, sane frame.
-#[cfg(feature = "cluster")]
+#[cfg(any(feature = "cluster", test))]
 pub(crate) fn split_frame<H: DeserializeOwned>(bytes: &[u8]) -> Result<(H, &[u8], &[u8]), String> {
     let prefix = bytes
         .get(..PREFIX)
