@@ -2183,6 +2183,37 @@ mod tests {
         Outbox::new(limit, false, Deferral::Never)
     }
 
+    /// The sizes of the messages `outbox` would publish.
+    fn message_sizes(outbox: &Outbox) -> Vec<usize> {
+        let state = outbox.state.lock();
+        state
+            .messages
+            .iter()
+            .map(|batch| batch.bytes.len())
+            .collect()
+    }
+
+    /// Writes `frame` as `write_frame` writes a large one: its prefix and header, then its
+    /// `payload_len` payload bytes in pieces of `piece`.
+    fn write_in_pieces(writer: &mut OutboxWriter, frame: &[u8], payload_len: usize, piece: usize) {
+        let (head, payload) = frame.split_at(frame.len() - payload_len);
+        writer.write_all(head).unwrap();
+        for piece in payload.chunks(piece) {
+            writer.write_all(piece).unwrap();
+        }
+    }
+
+    /// A host's `Ok` reply to call `id`, with `payload`.
+    fn ok_reply(id: u64, payload: &[u8]) -> Vec<u8> {
+        frame(
+            &FromActor::Reply {
+                id,
+                outcome: Outcome::Ok,
+            },
+            payload,
+        )
+    }
+
     /// A caller's batches stay within the server's max_payload: a batch grown past it was
     /// refused by the client, never sent, and its calls (and every later one: the publishing
     /// task ended) waited forever.
@@ -2214,33 +2245,14 @@ mod tests {
     fn a_members_replies_are_split_at_frame_starts() {
         let outbox = Arc::new(outbox_of(150));
         let mut writer = OutboxWriter(outbox.clone());
-        let reply = |id| {
-            frame(
-                &FromActor::Reply {
-                    id,
-                    outcome: Outcome::Ok,
-                },
-                &[9; 40],
-            )
-        };
+        let reply = |id| ok_reply(id, &[9; 40]);
         let one = reply(1).len();
         writer.write_all(&reply(1)).unwrap();
         writer.write_all(&reply(2)).unwrap();
-        // A frame in pieces, as `write_frame` writes a large one (prefix and header, then the
-        // payload): its prefix says how long it is, and the pieces after the first stay with it.
-        let third = reply(3);
-        let (head, payload) = third.split_at(third.len() - 40);
-        writer.write_all(head).unwrap();
-        for piece in payload.chunks(10) {
-            writer.write_all(piece).unwrap();
-        }
+        // Its prefix says how long it is, and the pieces after the first stay with it.
+        write_in_pieces(&mut writer, &reply(3), 40, 10);
         writer.write_all(&reply(4)).unwrap();
-        let state = outbox.state.lock();
-        let sizes: Vec<_> = state
-            .messages
-            .iter()
-            .map(|batch| batch.bytes.len())
-            .collect();
+        let sizes = message_sizes(&outbox);
         assert_eq!(sizes, [2 * one, 2 * one], "{one}-byte frames");
     }
 
@@ -2250,32 +2262,11 @@ mod tests {
     fn a_full_batch_is_closed_only_at_a_frame_start() {
         let outbox = Arc::new(outbox_of(usize::MAX));
         let mut writer = OutboxWriter(outbox.clone());
-        let big = frame(
-            &FromActor::Reply {
-                id: 1,
-                outcome: Outcome::Ok,
-            },
-            &vec![5; 3 * BATCH_BYTES],
-        );
-        let (head, payload) = big.split_at(big.len() - 3 * BATCH_BYTES);
-        writer.write_all(head).unwrap();
-        for piece in payload.chunks(BATCH_BYTES / 2) {
-            writer.write_all(piece).unwrap();
-        }
-        let small = frame(
-            &FromActor::Reply {
-                id: 2,
-                outcome: Outcome::Ok,
-            },
-            &[6; 10],
-        );
+        let big = ok_reply(1, &vec![5; 3 * BATCH_BYTES]);
+        write_in_pieces(&mut writer, &big, 3 * BATCH_BYTES, BATCH_BYTES / 2);
+        let small = ok_reply(2, &[6; 10]);
         writer.write_all(&small).unwrap();
-        let state = outbox.state.lock();
-        let sizes: Vec<_> = state
-            .messages
-            .iter()
-            .map(|batch| batch.bytes.len())
-            .collect();
+        let sizes = message_sizes(&outbox);
         assert_eq!(sizes, [big.len(), small.len()]);
     }
 

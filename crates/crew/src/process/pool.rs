@@ -887,12 +887,18 @@ struct InFlight {
     sent: Option<Instant>,
 }
 
+/// Whether `job` is a call of `task` (a map's chunk or not, as `chunk` says): one entry of a
+/// slot's `call_lengths`.
+fn calls_of(task: &'static TaskInfo, chunk: bool, job: &Job) -> bool {
+    std::ptr::eq(task, job.task) && chunk == job.chunk
+}
+
 /// Notes whether `job`'s call was short, in a slot's `call_lengths`: the count of long calls
 /// in a row, from [`LONG_IN_A_ROW`] for a task whose first call was long.
 fn note_call_length(lengths: &mut Vec<(&'static TaskInfo, bool, u8)>, job: &Job, short: bool) {
     let known = lengths
         .iter_mut()
-        .find(|(task, chunk, _)| std::ptr::eq(*task, job.task) && *chunk == job.chunk);
+        .find(|(task, chunk, _)| calls_of(task, *chunk, job));
     match known {
         Some(entry) => entry.2 = if short { 0 } else { entry.2.saturating_add(1) },
         None => {
@@ -975,7 +981,7 @@ impl Slot {
     fn short_call(&self, job: &Job) -> bool {
         self.call_lengths
             .iter()
-            .find(|&&(task, chunk, _)| std::ptr::eq(task, job.task) && chunk == job.chunk)
+            .find(|(task, chunk, _)| calls_of(task, *chunk, job))
             .is_some_and(|&(_, _, long)| long < LONG_IN_A_ROW)
     }
 
