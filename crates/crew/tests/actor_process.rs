@@ -472,6 +472,85 @@ fn async_calls_await_a_permit() {
     ));
 }
 
+/// Waits (bounded) until a call on `counter` says the actor has stopped, and returns the reason.
+fn stopped_reason(counter: &CounterRef) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match counter.get().result_timeout(Duration::from_secs(10)) {
+            Err(TaskError::Actor(ActorError::Stopped { reason, .. })) => return reason,
+            Err(TaskError::WorkerDied { .. }) | Ok(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the actor did not end"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn max_restarts_zero_ends_the_actor_at_its_first_death() {
+    let counter = ActorOptions::<Counter>::new()
+        .in_process()
+        .uid("never-restarted")
+        .max_restarts(0)
+        .spawn(0)
+        .unwrap();
+    assert_eq!(counter.incr(1).result(), Ok(1));
+    let pid = counter.worker_pid().unwrap();
+    kill_process(Pid::from_raw(pid as i32).unwrap(), Signal::KILL).unwrap();
+    let reason = stopped_reason(&counter);
+    assert!(reason.contains("killed by SIGKILL"), "{reason}");
+    assert_eq!(counter.restarts(), 0);
+    assert!(matches!(
+        actor::lookup::<Counter>(&Address::processes(), "never-restarted"),
+        Err(ActorError::NotFound { .. })
+    ));
+    // Stopping an actor that ended by itself settles at once.
+    counter
+        .stop()
+        .result_timeout(Duration::from_secs(5))
+        .unwrap();
+}
+
+fn a_worker_killed_during_a_stream_fails_the_stream_and_restarts() {
+    const ROUNDS: u32 = 12;
+    let counter = ActorOptions::<Counter>::new()
+        .in_process()
+        .max_restarts(ROUNDS)
+        .spawn(7)
+        .unwrap();
+    for round in 0..ROUNDS {
+        let pid = counter.worker_pid().unwrap();
+        let mut stream = counter.count(u64::MAX);
+        assert_eq!(stream.next(), Some(Ok(0)));
+        // The worker dies while the stream's window of items waits at the caller; the items
+        // are consumed (granting credit) as the reader handles the death. Consumed on another
+        // thread so that a hang fails the test instead of stalling it: the reader failing the
+        // stream and the consumer granting credit deadlocked (each held what the other wanted).
+        kill_process(Pid::from_raw(pid as i32).unwrap(), Signal::KILL).unwrap();
+        std::thread::sleep(Duration::from_micros(u64::from(round % 4) * 300));
+        let (ended, ended_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let failure = stream.find(Result::is_err);
+            let _ = ended.send((failure, stream.next()));
+        });
+        // The stream ends with the death (items already in flight come first).
+        let (failure, after) = ended_rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("round {round}: the stream of a killed worker hung"));
+        assert!(
+            matches!(failure, Some(Err(TaskError::WorkerDied { .. }))),
+            "round {round}: {failure:?}"
+        );
+        assert!(after.is_none(), "round {round}: {after:?}");
+        // Built again from its constructor.
+        assert_eq!(counter.incr(0).result(), Ok(7), "round {round}");
+        assert_eq!(counter.restarts(), round + 1);
+    }
+    counter.stop().result().unwrap();
+}
+
 fn main() {
     crew::init();
     process_common::run(&[
@@ -497,6 +576,14 @@ fn main() {
             a_waiting_caller_reads_its_own_reply,
         ),
         ("async_calls_await_a_permit", async_calls_await_a_permit),
+        (
+            "max_restarts_zero_ends_the_actor_at_its_first_death",
+            max_restarts_zero_ends_the_actor_at_its_first_death,
+        ),
+        (
+            "a_worker_killed_during_a_stream_fails_the_stream_and_restarts",
+            a_worker_killed_during_a_stream_fails_the_stream_and_restarts,
+        ),
         (
             "serde_failures_name_what_failed",
             serde_failures_name_what_failed,

@@ -934,6 +934,9 @@ pub struct ActorOptions<A: Actor> {
     pub(crate) instance_count: usize,
     pub(crate) max_concurrency: usize,
     pub(crate) process: Option<process::ProcessOptions>,
+    /// The builder methods that asked for a worker process (`in_process`, `max_restarts`,
+    /// `worker_program`), named in the error when they meet `on_cluster`.
+    process_asked_by: Vec<&'static str>,
     #[cfg(feature = "cluster")]
     pub(crate) cluster: Option<Result<remote::Link, ActorError>>,
     _actor: PhantomData<fn() -> A>,
@@ -970,6 +973,7 @@ impl<A: Actor> ActorOptions<A> {
             instance_count: 1,
             max_concurrency: 1,
             process: None,
+            process_asked_by: Vec::new(),
             #[cfg(feature = "cluster")]
             cluster: None,
             _actor: PhantomData,
@@ -1007,22 +1011,29 @@ impl<A: Actor> ActorOptions<A> {
     /// [`ProcessPool`](crate::ProcessPool) worker is; `main` must call
     /// [`crew::init()`](crate::init) first). A crash restarts it from its constructor.
     pub fn in_process(mut self) -> Self {
-        self.process.get_or_insert_with(Default::default);
+        self.process_options("in_process()");
         self
     }
 
-    /// How many times a worker process that died is replaced (default 3); implies
-    /// [`in_process`](Self::in_process).
+    /// The process placement's settings, asked for by the builder method `by`.
+    fn process_options(&mut self, by: &'static str) -> &mut process::ProcessOptions {
+        if !self.process_asked_by.contains(&by) {
+            self.process_asked_by.push(by);
+        }
+        self.process.get_or_insert_with(Default::default)
+    }
+
+    /// How many times a worker process that died is replaced (default 3; 0: the actor ends
+    /// with its first worker); implies [`in_process`](Self::in_process). A cluster actor
+    /// (`on_cluster`, feature `cluster`) is never restarted, so this is refused with it.
     pub fn max_restarts(mut self, n: u32) -> Self {
-        self.process
-            .get_or_insert_with(Default::default)
-            .max_restarts = n;
+        self.process_options("max_restarts(..)").max_restarts = n;
         self
     }
 
     /// The worker program (default: this executable); implies [`in_process`](Self::in_process).
     pub fn worker_program(mut self, program: impl Into<std::path::PathBuf>) -> Self {
-        self.process.get_or_insert_with(Default::default).program = Some(program.into());
+        self.process_options("worker_program(..)").program = Some(program.into());
         self
     }
 
@@ -1091,9 +1102,9 @@ impl<A: Actor> ActorOptions<A> {
         #[cfg(feature = "cluster")]
         if let Some(link) = &self.cluster {
             if self.process.is_some() {
-                return Err(ActorError::Invalid(
-                    "an actor is either on_cluster or in_process, not both".to_owned(),
-                ));
+                return Err(ActorError::Invalid(on_cluster_with_process_options(
+                    &self.process_asked_by,
+                )));
             }
             let link = link.clone()?;
             return remote::spawn(&link, &self, args).map(A::Ref::from);
@@ -1136,9 +1147,85 @@ impl<A: StatelessActor> ActorOptions<A> {
     }
 }
 
+/// Why `on_cluster` cannot go with the process placement's options `asked_by` (builder
+/// methods as written), and what to do instead.
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+fn on_cluster_with_process_options(asked_by: &[&str]) -> String {
+    let named: Vec<String> = asked_by.iter().map(|by| format!(".{by}")).collect();
+    let mut message = format!(
+        "{} place{} the actor in a worker process of this machine, .on_cluster(..) on a \
+         cluster worker: choose one placement",
+        named.join(" and "),
+        if named.len() == 1 { "s" } else { "" }
+    );
+    if asked_by.contains(&"max_restarts(..)") {
+        message.push_str(
+            "; a cluster actor is never restarted (when its worker dies its calls fail with \
+             WorkerDied, later ones with Stopped): drop .max_restarts(..) and create it again \
+             after a death, or drop .on_cluster(..) for a restarted actor in a local worker \
+             process",
+        );
+    } else if asked_by.contains(&"worker_program(..)") {
+        message.push_str(
+            "; a cluster actor runs in the program of the worker serving its address: drop \
+             .worker_program(..) and start that program as a cluster worker instead",
+        );
+    }
+    message
+}
+
 /// What `#[crew::actor]` expands to. Not a public API.
 #[doc(hidden)]
 pub mod __private {
     pub use super::process::ActorEntry;
     pub use super::stream::{encode_items, LocalItems};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_cluster_with_process_options;
+
+    /// `.max_restarts(..)` with `.on_cluster(..)` said "either on_cluster or in_process", though
+    /// the caller never asked for `in_process`: the error names what they wrote and what to do.
+    #[test]
+    fn process_options_with_on_cluster_are_named_with_what_to_do() {
+        let message = on_cluster_with_process_options(&["max_restarts(..)"]);
+        assert!(message.starts_with(".max_restarts(..) places the actor in a worker process"));
+        assert!(message.contains("never restarted"), "{message}");
+        assert!(message.contains("drop .max_restarts(..)"), "{message}");
+        let message = on_cluster_with_process_options(&["in_process()", "worker_program(..)"]);
+        assert!(
+            message.starts_with(".in_process() and .worker_program(..) place the actor"),
+            "{message}"
+        );
+        assert!(message.contains("drop .worker_program(..)"), "{message}");
+    }
+
+    /// Through `spawn`, as a user meets it (a cluster link that is never reached: the options
+    /// are refused first).
+    #[cfg(feature = "cluster")]
+    #[test]
+    fn spawn_refuses_max_restarts_on_a_cluster_saying_why() {
+        struct Nothing;
+        impl super::Actor for Nothing {
+            type Args = ();
+            type Ref = super::ActorRef<Nothing>;
+            const NAME: &'static str = "tests::Nothing";
+            fn new((): ()) -> Self {
+                Nothing
+            }
+            fn methods() -> &'static [super::Method<Self>] {
+                &[]
+            }
+        }
+        let mut options = super::ActorOptions::<Nothing>::new().max_restarts(5);
+        options.cluster = Some(Err(super::ActorError::Invalid("unreached".to_owned())));
+        match options.spawn(()) {
+            Err(super::ActorError::Invalid(message)) => {
+                assert!(message.contains(".max_restarts(..)"), "{message}");
+                assert!(message.contains("never restarted"), "{message}");
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
 }
