@@ -513,6 +513,135 @@ fn stateless_instances_share_one_mailbox() {
     tellers.stop().result().unwrap();
 }
 
+/// A stateless pool whose instances call the pool itself (a fan-out from inside a method).
+struct Fanner;
+
+/// Holds the callers of `fan_at_once` until all are inside the method.
+static FAN_BARRIER: Mutex<Option<Arc<Barrier>>> = Mutex::new(None);
+
+#[crew::actor(stateless)]
+impl Fanner {
+    fn new(_: ()) -> Self {
+        Fanner
+    }
+
+    fn echo(&self, value: u64) -> u64 {
+        value
+    }
+
+    /// Calls its own pool `depth` levels deep and waits for the answers.
+    fn fan(&self, uid: String, depth: u32) -> Result<u64, String> {
+        let pool = actor::lookup::<Fanner>(&Address::local(), &uid).map_err(|e| e.to_string())?;
+        if depth == 0 {
+            return pool.echo(1).result().map_err(|e| e.to_string());
+        }
+        let inner = pool.fan(uid.clone(), depth - 1);
+        inner
+            .result()
+            .map_err(|e| e.to_string())?
+            .map(|value| value + 1)
+    }
+
+    /// Calls its own pool the async way, awaiting the answer.
+    fn fan_awaited(&self, uid: String) -> Result<u64, String> {
+        let pool = actor::lookup::<Fanner>(&Address::local(), &uid).map_err(|e| e.to_string())?;
+        futures::executor::block_on(pool.echo_async(3)).map_err(|e| e.to_string())
+    }
+
+    /// Waits until every caller is inside, then calls its own pool.
+    fn fan_at_once(&self, uid: String) -> Result<u64, String> {
+        let barrier = FAN_BARRIER.lock().unwrap().clone().unwrap();
+        barrier.wait();
+        let pool = actor::lookup::<Fanner>(&Address::local(), &uid).map_err(|e| e.to_string())?;
+        pool.echo(7).result().map_err(|e| e.to_string())
+    }
+}
+
+#[test]
+fn a_pool_instance_calling_its_own_pool_is_served_by_another() {
+    let pool = ActorOptions::<Fanner>::new()
+        .uid("fanner-3")
+        .instances(3)
+        .spawn(())
+        .unwrap();
+    // One level: another instance answers. Two levels: three instances, two waiting, one free.
+    assert_eq!(
+        pool.fan("fanner-3".into(), 0)
+            .result_timeout(Duration::from_secs(10)),
+        Ok(Ok(1))
+    );
+    assert_eq!(
+        pool.fan("fanner-3".into(), 1)
+            .result_timeout(Duration::from_secs(10)),
+        Ok(Ok(2))
+    );
+    // Three levels would leave no instance free: the deepest self-call fails at once.
+    let too_deep = pool
+        .fan("fanner-3".into(), 2)
+        .result_timeout(Duration::from_secs(10))
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        too_deep.contains("would wait for itself forever"),
+        "{too_deep}"
+    );
+    // An awaited self-call is guarded the same way.
+    assert_eq!(
+        pool.fan_awaited("fanner-3".into())
+            .result_timeout(Duration::from_secs(10)),
+        Ok(Ok(3))
+    );
+    // The slots were given back: a self-call works again.
+    assert_eq!(
+        pool.fan("fanner-3".into(), 1)
+            .result_timeout(Duration::from_secs(10)),
+        Ok(Ok(2))
+    );
+    pool.stop().result().unwrap();
+}
+
+#[test]
+fn every_pool_instance_calling_its_pool_at_once_errs_rather_than_hangs() {
+    // Two instances, both inside a method that calls the pool: one may wait (the other, once
+    // refused, frees its thread to serve it); both waiting would hang.
+    *FAN_BARRIER.lock().unwrap() = Some(Arc::new(Barrier::new(2)));
+    let pool = ActorOptions::<Fanner>::new()
+        .uid("fanner-2")
+        .instances(2)
+        .spawn(())
+        .unwrap();
+    let both = [
+        pool.fan_at_once("fanner-2".into()),
+        pool.fan_at_once("fanner-2".into()),
+    ];
+    let mut answers: Vec<Result<u64, String>> = both
+        .into_iter()
+        .map(|call| call.result_timeout(Duration::from_secs(10)).unwrap())
+        .collect();
+    answers.sort();
+    assert_eq!(answers[0], Ok(7));
+    let refused = answers[1].as_ref().unwrap_err();
+    assert!(refused.contains("none of its threads is free"), "{refused}");
+    pool.stop().result().unwrap();
+}
+
+#[test]
+fn a_stateful_actor_with_free_threads_still_refuses_self_calls() {
+    // `&mut self` methods: a self-call could wait for the caller's own state lock.
+    let narcissus = ActorOptions::<Narcissus>::new()
+        .max_concurrency(4)
+        .spawn(())
+        .unwrap();
+    narcissus.remember(narcissus.clone()).result().unwrap();
+    let message = narcissus
+        .admire()
+        .result_timeout(Duration::from_secs(5))
+        .unwrap()
+        .unwrap_err();
+    assert!(message.contains("called its own method"), "{message}");
+    narcissus.stop().result().unwrap();
+}
+
 /// Polls `future` once without blocking; `true` when it is still pending.
 fn pending_after_one_poll<F: std::future::Future + Unpin>(future: &mut F) -> bool {
     let mut context = std::task::Context::from_waker(futures::task::noop_waker_ref());

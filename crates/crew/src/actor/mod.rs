@@ -95,7 +95,15 @@
 //!
 //! **Deadlock guard.** An actor that calls itself and waits would wait forever: such a call
 //! fails at once with [`ActorError::SelfCall`] (a `tell` to itself is allowed, but reports
-//! `Full` instead of blocking on its own full mailbox). Cycles through other actors are not
+//! `Full` instead of blocking on its own full mailbox). A thread actor with several threads
+//! and only `&self` methods (a stateless pool of [`instances(n)`](ActorOptions::instances), or
+//! [`max_concurrency`](ActorOptions::max_concurrency) above 1) may call itself as long as one
+//! of its threads stays free to serve the call: an instance calling its own pool is served by
+//! another instance (as a Ray actor with `max_concurrency` above 1 may call itself). Self-calls
+//! not yet settled are counted, at most one fewer than the threads; a self-call beyond that
+//! (every other thread already waits on one) fails with `SelfCall` rather than hang. An actor
+//! with a `&mut self` method always gets `SelfCall` (the call would wait for the caller's own
+//! state lock). Cycles through other actors are not
 //! detected: if actor A blocks on a call to B while B's method blocks on a call back to A, B's
 //! call waits in A's mailbox behind the call A is running, and both wait forever (or until a
 //! `result_timeout` gives up, which leaves B's call queued in A). Break such cycles: B sends
@@ -375,8 +383,9 @@ pub enum ActorError {
         /// How it ended.
         reason: String,
     },
-    /// The actor called itself and would have waited for itself forever.
-    #[error("actor `{uid}` called its own method `{method}` and would wait for itself forever; use tell_{method} or restructure the call")]
+    /// The actor called itself and would have waited for itself forever: no thread of it was
+    /// free to serve the call (see the deadlock guard in the [module docs](self)).
+    #[error("actor `{uid}` called its own method `{method}` and would wait for itself forever (none of its threads is free to serve the call); call the method on self directly, send it with tell_{method}, or, for a stateless pool, give it more instances")]
     SelfCall {
         /// The actor's uid.
         uid: String,
