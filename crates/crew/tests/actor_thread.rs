@@ -1030,3 +1030,301 @@ fn an_actor_whose_thread_cannot_start_fails_creation() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// An actor whose constructor, start hook or stop hook panics, by its argument.
+struct Fragile {
+    part: String,
+}
+
+#[crew::actor]
+impl Fragile {
+    fn new(part: String) -> Self {
+        if part == "new" {
+            panic!("the constructor broke");
+        }
+        Fragile { part }
+    }
+
+    fn on_start(&mut self) -> Result<(), String> {
+        if self.part == "on_start" {
+            panic!("the start hook broke");
+        }
+        Ok(())
+    }
+
+    fn on_stop(&mut self) {
+        if self.part == "on_stop" {
+            panic!("the stop hook broke");
+        }
+    }
+
+    fn part(&self) -> String {
+        self.part.clone()
+    }
+}
+
+#[test]
+fn a_panicking_constructor_or_start_hook_fails_creation_saying_which() {
+    for (part, says) in [
+        (
+            "new",
+            "its constructor (`new`) panicked: the constructor broke",
+        ),
+        (
+            "on_start",
+            "its start hook (`on_start`) panicked: the start hook broke",
+        ),
+    ] {
+        let error = ActorOptions::<Fragile>::new()
+            .uid(format!("fragile-{part}"))
+            .spawn(part.to_owned())
+            .unwrap_err();
+        assert_eq!(
+            error,
+            ActorError::StartFailed {
+                uid: format!("fragile-{part}"),
+                message: says.to_owned()
+            }
+        );
+        assert!(error.to_string().contains("spawn it again"), "{error}");
+        // Nothing was registered: the uid is free.
+        assert!(matches!(
+            actor::lookup::<Fragile>(&Address::local(), &format!("fragile-{part}")),
+            Err(ActorError::NotFound { .. })
+        ));
+        let fixed = ActorOptions::<Fragile>::new()
+            .uid(format!("fragile-{part}"))
+            .spawn("fine".to_owned())
+            .unwrap();
+        fixed.stop().result().unwrap();
+    }
+}
+
+#[test]
+fn a_panicking_stop_hook_still_ends_the_actor() {
+    // Decided: the stop hook cannot fail, so its panic is reported on stderr and the stop
+    // completes (the actor ended, its uid is free); the same in a worker process.
+    let fragile = ActorOptions::<Fragile>::new()
+        .uid("fragile-stop")
+        .spawn("on_stop".to_owned())
+        .unwrap();
+    assert_eq!(fragile.part().result(), Ok("on_stop".to_owned()));
+    assert_eq!(
+        fragile.stop().result_timeout(Duration::from_secs(5)),
+        Ok(())
+    );
+    assert!(matches!(
+        fragile.part().result(),
+        Err(TaskError::Actor(ActorError::Stopped { .. }))
+    ));
+    assert!(matches!(
+        actor::lookup::<Fragile>(&Address::local(), "fragile-stop"),
+        Err(ActorError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn zero_counts_are_refused_naming_the_option() {
+    for (options, named) in [
+        (ActorOptions::<Teller>::new().mailbox(0), ".mailbox(0)"),
+        (ActorOptions::<Teller>::new().instances(0), ".instances(0)"),
+        (
+            ActorOptions::<Teller>::new().max_concurrency(0),
+            ".max_concurrency(0)",
+        ),
+    ] {
+        match options.spawn(()) {
+            Err(ActorError::Invalid(message)) => {
+                assert!(message.starts_with(named), "{message}");
+                assert!(message.contains("at least 1"), "{message}");
+            }
+            other => panic!("{named}: expected Invalid, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_lookup_as_the_wrong_type_says_what_to_do() {
+    let teller = ActorOptions::<Teller>::new()
+        .uid("typed-teller")
+        .spawn(())
+        .unwrap();
+    let error = actor::lookup::<Fragile>(&Address::local(), "typed-teller").unwrap_err();
+    assert!(matches!(error, ActorError::WrongType { .. }), "{error:?}");
+    assert!(error.to_string().contains("look it up as a"), "{error}");
+    teller.stop().result().unwrap();
+}
+
+#[test]
+fn stop_or_kill_racing_with_callers_on_several_threads() {
+    // Every call either runs or fails with Stopped; the end settles; nothing hangs.
+    for round in 0..20 {
+        let tellers = ActorOptions::<Teller>::new()
+            .instances(2)
+            .mailbox(4)
+            .spawn(())
+            .unwrap();
+        let answered = Arc::new(AtomicUsize::new(0));
+        let callers: Vec<_> = (0..4)
+            .map(|_| {
+                let tellers = tellers.clone();
+                let answered = answered.clone();
+                std::thread::spawn(move || loop {
+                    match tellers.whoami(0).result_timeout(Duration::from_secs(10)) {
+                        Ok(_) => {
+                            answered.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(TaskError::Actor(ActorError::Stopped { .. })) => break,
+                        Err(other) => panic!("round {round}: {other:?}"),
+                    }
+                })
+            })
+            .collect();
+        while answered.load(Ordering::Relaxed) < 10 {
+            std::thread::yield_now();
+        }
+        let end = if round % 2 == 0 {
+            tellers.stop()
+        } else {
+            tellers.kill()
+        };
+        assert_eq!(
+            end.result_timeout(Duration::from_secs(10)),
+            Ok(()),
+            "round {round}"
+        );
+        for caller in callers {
+            caller.join().unwrap();
+        }
+        assert!(matches!(
+            tellers.try_whoami(0),
+            Err(ActorError::Stopped { .. })
+        ));
+    }
+}
+
+#[test]
+fn calls_in_flight_complete_after_every_reference_is_dropped() {
+    let tellers = ActorOptions::<Teller>::new()
+        .uid("orphaned-tellers")
+        .instances(2)
+        .spawn(())
+        .unwrap();
+    let in_flight: Vec<_> = (0..6).map(|_| tellers.whoami(20)).collect();
+    drop(tellers);
+    for call in in_flight {
+        assert!(call
+            .result_timeout(Duration::from_secs(10))
+            .unwrap()
+            .starts_with("crew-actor-orphaned-tellers-"));
+    }
+    // Still alive and findable: stop what you spawn.
+    let found = actor::lookup::<Teller>(&Address::local(), "orphaned-tellers").unwrap();
+    found.stop().result().unwrap();
+}
+
+/// A stateless actor whose `hold` calls wait until the test opens the gate.
+struct Gate;
+
+static GATE_HELD: AtomicUsize = AtomicUsize::new(0);
+static GATE_OPEN: AtomicBool = AtomicBool::new(false);
+
+#[crew::actor(stateless)]
+impl Gate {
+    fn new(_: ()) -> Self {
+        Gate
+    }
+
+    fn hold(&self) -> usize {
+        GATE_HELD.fetch_add(1, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !GATE_OPEN.load(Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        1
+    }
+}
+
+#[test]
+fn try_calls_on_a_full_pool_report_full_without_blocking() {
+    let gates = ActorOptions::<Gate>::new()
+        .instances(2)
+        .mailbox(2)
+        .spawn(())
+        .unwrap();
+    // Both instances busy, then two more calls fill the mailbox.
+    let mut calls: Vec<_> = (0..2).map(|_| gates.try_hold().unwrap()).collect();
+    while GATE_HELD.load(Ordering::SeqCst) < 2 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    calls.extend((0..2).map(|_| gates.try_hold().unwrap()));
+    let started = Instant::now();
+    for _ in 0..3 {
+        assert!(matches!(gates.try_hold(), Err(ActorError::Full { .. })));
+    }
+    assert!(started.elapsed() < Duration::from_secs(1));
+    GATE_OPEN.store(true, Ordering::SeqCst);
+    let answered: usize = calls.into_iter().map(|call| call.result().unwrap()).sum();
+    assert_eq!(answered, 4);
+    // Room again.
+    assert_eq!(gates.try_hold().unwrap().result(), Ok(1));
+    gates.stop().result().unwrap();
+}
+
+#[test]
+fn handles_are_awaited_inside_a_tokio_runtime_without_blocking_it() {
+    let tellers = ActorOptions::<Teller>::new()
+        .instances(2)
+        .mailbox(1)
+        .spawn(())
+        .unwrap();
+    // One runtime thread: while calls wait for the actor (and for room in its one-place
+    // mailbox), the runtime's other task still runs.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let ticked_while_waiting = runtime.block_on(async {
+        let counting = ticks.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                counting.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        // Three 100 ms calls on two instances: about 200 ms of waiting.
+        let (first, second, third) = tokio::join!(
+            tellers.whoami(100),
+            tellers.whoami_async(100),
+            tellers.whoami_async(100)
+        );
+        assert!(first.unwrap().starts_with("crew-actor-"));
+        assert!(second.unwrap().starts_with("crew-actor-"));
+        assert!(third.unwrap().starts_with("crew-actor-"));
+        ticker.abort();
+        ticks.load(Ordering::SeqCst)
+    });
+    assert!(ticked_while_waiting >= 10, "{ticked_while_waiting}");
+    // Handles awaited from a multi-threaded runtime's tasks.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let answers = runtime.block_on(async {
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let tellers = tellers.clone();
+                tokio::spawn(async move { tellers.whoami_async(1).await })
+            })
+            .collect();
+        let mut answers = 0;
+        for task in tasks {
+            assert!(task.await.unwrap().is_ok());
+            answers += 1;
+        }
+        answers
+    });
+    assert_eq!(answers, 8);
+    tellers.stop().result().unwrap();
+}

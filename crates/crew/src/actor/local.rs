@@ -648,19 +648,22 @@ fn shared_methods_only<A: Actor>() -> bool {
 
 /// Builds one instance and runs its start hook.
 pub(crate) fn construct<A: Actor>(uid: &str, args: A::Args) -> Result<A, ActorError> {
-    let start = catch_unwind(AssertUnwindSafe(|| {
-        let mut actor = A::new(args);
-        actor.on_start().map(|()| actor)
-    }));
-    match start {
-        Ok(Ok(actor)) => Ok(actor),
-        Ok(Err(message)) => Err(ActorError::StartFailed {
-            uid: uid.to_owned(),
-            message,
-        }),
-        Err(payload) => Err(ActorError::StartFailed {
-            uid: uid.to_owned(),
-            message: format!("it panicked: {}", panic_message(&*payload)),
-        }),
+    let failed = |message| ActorError::StartFailed {
+        uid: uid.to_owned(),
+        message,
+    };
+    let mut actor = catch_unwind(AssertUnwindSafe(|| A::new(args))).map_err(|payload| {
+        failed(format!(
+            "its constructor (`new`) panicked: {}",
+            panic_message(&*payload)
+        ))
+    })?;
+    match catch_unwind(AssertUnwindSafe(|| actor.on_start())) {
+        Ok(Ok(())) => Ok(actor),
+        Ok(Err(message)) => Err(failed(message)),
+        Err(payload) => Err(failed(format!(
+            "its start hook (`on_start`) panicked: {}",
+            panic_message(&*payload)
+        ))),
     }
 }

@@ -342,7 +342,7 @@ pub enum ActorError {
         uid: String,
     },
     /// The actor at this address and uid is of another type.
-    #[error("actor `{uid}` at `{address}` is a `{found}`, not a `{wanted}`")]
+    #[error("actor `{uid}` at `{address}` is a `{found}`, not a `{wanted}`; look it up as a `{found}`, or give the `{wanted}` another uid")]
     WrongType {
         /// The address.
         address: Address,
@@ -361,8 +361,9 @@ pub enum ActorError {
         /// The uid taken twice.
         uid: String,
     },
-    /// The start hook failed (or the worker process could not host the actor).
-    #[error("actor `{uid}` failed to start: {message}")]
+    /// The constructor panicked, the start hook failed or panicked, or the worker process
+    /// could not host the actor: nothing was created, the uid is free again.
+    #[error("actor `{uid}` failed to start: {message}; it was not created (fix the cause and spawn it again)")]
     StartFailed {
         /// The actor's uid.
         uid: String,
@@ -1090,10 +1091,17 @@ impl<A: Actor> ActorOptions<A> {
     /// [`ActorError::Invalid`] for a zero mailbox, instance or concurrency count, or an empty
     /// uid or address (or one with a NUL byte).
     pub fn spawn(self, args: A::Args) -> Result<A::Ref, ActorError> {
-        if self.mailbox == 0 || self.instance_count == 0 || self.max_concurrency == 0 {
-            return Err(ActorError::Invalid(
-                "mailbox, instances and max_concurrency must each be at least 1".to_owned(),
-            ));
+        for (what, count) in [
+            ("mailbox", self.mailbox),
+            ("instances", self.instance_count),
+            ("max_concurrency", self.max_concurrency),
+        ] {
+            if count == 0 {
+                return Err(ActorError::Invalid(format!(
+                    ".{what}(0) leaves the actor no room to work: give .{what}(..) at least 1, \
+                     or omit it for the default"
+                )));
+            }
         }
         // An empty name cannot be looked up sensibly, and a NUL byte cannot name the actor's
         // threads (std panics on it): refused here rather than panicking in the caller.
