@@ -551,6 +551,127 @@ fn a_worker_killed_during_a_stream_fails_the_stream_and_restarts() {
     counter.stop().result().unwrap();
 }
 
+/// An actor whose constructor or stop hook panics, by its argument.
+struct Brittle {
+    part: String,
+}
+
+#[crew::actor]
+impl Brittle {
+    fn new(part: String) -> Self {
+        if part == "new" {
+            panic!("the constructor broke");
+        }
+        Brittle { part }
+    }
+
+    fn on_stop(&mut self) {
+        if self.part == "on_stop" {
+            panic!("the stop hook broke");
+        }
+    }
+
+    fn part(&self) -> String {
+        self.part.clone()
+    }
+}
+
+fn hooks_that_panic_in_a_process() {
+    let error = ActorOptions::<Brittle>::new()
+        .in_process()
+        .uid("brittle-new")
+        .spawn("new".to_owned())
+        .unwrap_err();
+    assert_eq!(
+        error,
+        ActorError::StartFailed {
+            uid: "brittle-new".into(),
+            message: "its constructor (`new`) panicked: the constructor broke".into()
+        }
+    );
+    assert!(matches!(
+        actor::lookup::<Brittle>(&Address::processes(), "brittle-new"),
+        Err(ActorError::NotFound { .. })
+    ));
+    // A stop hook's panic is reported on the worker's stderr; the stop completes.
+    let brittle = ActorOptions::<Brittle>::new()
+        .in_process()
+        .uid("brittle-stop")
+        .spawn("on_stop".to_owned())
+        .unwrap();
+    assert_eq!(brittle.part().result(), Ok("on_stop".to_owned()));
+    assert_eq!(
+        brittle.stop().result_timeout(Duration::from_secs(10)),
+        Ok(())
+    );
+    assert!(matches!(
+        brittle.part().result(),
+        Err(TaskError::Actor(ActorError::Stopped { .. }))
+    ));
+    assert!(matches!(
+        actor::lookup::<Brittle>(&Address::processes(), "brittle-stop"),
+        Err(ActorError::NotFound { .. })
+    ));
+}
+
+fn try_calls_on_a_full_pool_in_a_process() {
+    let workers = ActorOptions::<Worker>::new()
+        .in_process()
+        .instances(2)
+        .mailbox(2)
+        .spawn(())
+        .unwrap();
+    let held: Vec<_> = (0..2).map(|_| workers.try_slow_pid(300).unwrap()).collect();
+    let started = std::time::Instant::now();
+    assert!(matches!(
+        workers.try_slow_pid(0),
+        Err(ActorError::Full { .. })
+    ));
+    assert!(started.elapsed() < Duration::from_millis(200));
+    for call in held {
+        call.result().unwrap();
+    }
+    assert!(workers.try_slow_pid(0).unwrap().result().is_ok());
+    workers.stop().result().unwrap();
+}
+
+fn kill_racing_with_callers_on_several_threads_in_a_process() {
+    let counter = ActorOptions::<Counter>::new()
+        .in_process()
+        .mailbox(8)
+        .spawn(0)
+        .unwrap();
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let counter = counter.clone();
+            let answered = answered.clone();
+            std::thread::spawn(move || loop {
+                match counter.incr(1).result_timeout(Duration::from_secs(10)) {
+                    Ok(_) => {
+                        answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    // Killed: the calls in flight die with the worker, later ones are refused.
+                    Err(TaskError::WorkerDied { .. }) => {}
+                    Err(TaskError::Actor(ActorError::Stopped { .. })) => break,
+                    Err(other) => panic!("{other:?}"),
+                }
+            })
+        })
+        .collect();
+    while answered.load(std::sync::atomic::Ordering::Relaxed) < 100 {
+        std::thread::yield_now();
+    }
+    assert_eq!(
+        counter.kill().result_timeout(Duration::from_secs(10)),
+        Ok(())
+    );
+    for caller in callers {
+        caller.join().unwrap();
+    }
+    assert_eq!(counter.restarts(), 0, "a kill is not restarted");
+}
+
 fn main() {
     crew::init();
     process_common::run(&[
@@ -576,6 +697,18 @@ fn main() {
             a_waiting_caller_reads_its_own_reply,
         ),
         ("async_calls_await_a_permit", async_calls_await_a_permit),
+        (
+            "hooks_that_panic_in_a_process",
+            hooks_that_panic_in_a_process,
+        ),
+        (
+            "try_calls_on_a_full_pool_in_a_process",
+            try_calls_on_a_full_pool_in_a_process,
+        ),
+        (
+            "kill_racing_with_callers_on_several_threads_in_a_process",
+            kill_racing_with_callers_on_several_threads_in_a_process,
+        ),
         (
             "max_restarts_zero_ends_the_actor_at_its_first_death",
             max_restarts_zero_ends_the_actor_at_its_first_death,
