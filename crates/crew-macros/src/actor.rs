@@ -514,7 +514,7 @@ fn check_generated_names(methods: &[ActorMethod]) -> syn::Result<()> {
         }
         for name in names {
             if REFERENCE_METHODS.contains(&name.as_str()) {
-                let what = if name == ident.to_string() {
+                let what = if *ident == name {
                     format!("actor method `{ident}`")
                 } else {
                     format!("actor method `{ident}` (whose reference has `{name}`)")

@@ -180,6 +180,9 @@ impl<T: DeserializeOwned + Send + 'static> futures_core::Stream for ActorStream<
 
 use std::future::Future;
 
+/// One item of a stream from a worker process as it arrived: encoded, or how it failed.
+type EncodedItem = Result<Vec<u8>, TaskError>;
+
 /// What the caller's reader fills and the stream drains, for a stream from a worker process.
 pub(crate) struct RemoteItems {
     state: Mutex<Buffer>,
@@ -242,7 +245,7 @@ impl RemoteItems {
     /// *after* letting go of the buffer. Granting sends on the connection, and the reader that
     /// fails a dying worker's streams holds the connection while it pushes the failure here:
     /// granting under the buffer's lock deadlocked the two.
-    fn take(&self, state: &mut Buffer) -> (Option<Option<Result<Vec<u8>, TaskError>>>, u32) {
+    fn take(&self, state: &mut Buffer) -> (Option<Option<EncodedItem>>, u32) {
         if let Some(item) = state.items.pop_front() {
             let mut due = 0;
             if item.is_ok() {
