@@ -1088,8 +1088,9 @@ impl<A: Actor> ActorOptions<A> {
     /// # Errors
     /// [`ActorError::DuplicateUid`] when the uid is taken at the address;
     /// [`ActorError::StartFailed`] when the start hook fails or the worker cannot start;
-    /// [`ActorError::Invalid`] for a zero mailbox, instance or concurrency count, or an empty
-    /// uid or address (or one with a NUL byte).
+    /// [`ActorError::Invalid`] for a zero mailbox, instance or concurrency count, an empty
+    /// uid or address (or one with a NUL byte), or `on_cluster` with a process placement's
+    /// option (`in_process`, `max_restarts`, `worker_program`).
     pub fn spawn(self, args: A::Args) -> Result<A::Ref, ActorError> {
         for (what, count) in [
             ("mailbox", self.mailbox),
