@@ -518,6 +518,11 @@ struct Fanner;
 
 /// Holds the callers of `fan_at_once` until all are inside the method.
 static FAN_BARRIER: Mutex<Option<Arc<Barrier>>> = Mutex::new(None);
+/// `hold_until_opened` waits for this; `FAN_HOLDING` counts the calls holding.
+static FAN_GATE: AtomicBool = AtomicBool::new(false);
+static FAN_HOLDING: AtomicUsize = AtomicUsize::new(0);
+/// Set by `fan_flagged` once its self-call is queued.
+static FAN_SENT: AtomicBool = AtomicBool::new(false);
 
 #[crew::actor(stateless)]
 impl Fanner {
@@ -540,6 +545,23 @@ impl Fanner {
             .result()
             .map_err(|e| e.to_string())?
             .map(|value| value + 1)
+    }
+
+    /// Keeps an instance busy until the test opens the gate (10 s at most).
+    fn hold_until_opened(&self) {
+        FAN_HOLDING.fetch_add(1, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !FAN_GATE.load(Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Calls its own pool, says the call is queued, waits for the answer.
+    fn fan_flagged(&self, uid: String) -> Result<u64, String> {
+        let pool = actor::lookup::<Fanner>(&Address::local(), &uid).map_err(|e| e.to_string())?;
+        let answer = pool.echo(5);
+        FAN_SENT.store(true, Ordering::SeqCst);
+        answer.result().map_err(|e| e.to_string())
     }
 
     /// Calls its own pool the async way, awaiting the answer.
@@ -623,6 +645,35 @@ fn every_pool_instance_calling_its_pool_at_once_errs_rather_than_hangs() {
     let refused = answers[1].as_ref().unwrap_err();
     assert!(refused.contains("none of its threads is free"), "{refused}");
     pool.stop().result().unwrap();
+}
+
+#[test]
+fn killing_a_pool_answers_a_self_call_waiting_in_its_mailbox() {
+    let pool = ActorOptions::<Fanner>::new()
+        .uid("fanner-killed")
+        .instances(2)
+        .spawn(())
+        .unwrap();
+    // One instance busy; the other calls the pool and waits, its call queued.
+    let busy = pool.hold_until_opened();
+    while FAN_HOLDING.load(Ordering::SeqCst) == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let waiting = pool.fan_flagged("fanner-killed".into());
+    while !FAN_SENT.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let killed = pool.kill();
+    // The queued self-call fails at the kill, so its caller returns (it waited forever: the
+    // threads left the mailbox, and only the last one out failed what was in it).
+    let answer = waiting.result_timeout(Duration::from_secs(5));
+    FAN_GATE.store(true, Ordering::SeqCst);
+    let refused = answer
+        .expect("the waiting instance got no answer")
+        .unwrap_err();
+    assert!(refused.contains("it was killed"), "{refused}");
+    assert_eq!(killed.result_timeout(Duration::from_secs(10)), Ok(()));
+    assert_eq!(busy.result(), Ok(()));
 }
 
 #[test]

@@ -10,7 +10,10 @@
 //! all, the order mutex is skipped.
 //!
 //! **Ending.** `stop` closes the mailbox to new calls and queues `Stop` behind the calls in it;
-//! `kill` closes it and marks it killed, and the threads stop before their next call. One
+//! `kill` closes it, marks it killed and fails the queued calls at once, and the threads stop
+//! before their next call. Every thread that leaves a closed mailbox fails what is still in it
+//! (what the last thread out does for a single thread): a thread of a pool waiting on a
+//! self-call queued behind `Stop` must get its answer, or it would never leave. One
 //! thread wakes the others: with one thread `Stop`/`Kill` envelopes suffice, with several a
 //! *control* channel is dropped, which every idle thread watches. The last thread out fails
 //! whatever is still queued with `Stopped`, runs the stop hooks (graceful only), unregisters the
@@ -394,6 +397,12 @@ impl<A: Actor> Local<A> {
             }
         }
         CURRENT.with(|current| current.set(0));
+        if self.threads > 1 {
+            // The mailbox is closed: what is in it now runs no more. Failed here, not only by
+            // the last thread out, since that thread may be waiting on one of these calls (a
+            // self-call of a pool) and would never get out.
+            self.fail_queued();
+        }
         if self.alive.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.finish();
         }
@@ -425,17 +434,7 @@ impl<A: Actor> Local<A> {
     /// The last thread out: fail what is left, run the stop hooks, unregister, settle.
     fn finish(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        loop {
-            while let Ok(envelope) = self.receiver.try_recv() {
-                if let Envelope::Call(job) = envelope {
-                    job.fail(self.stopped_error().into());
-                }
-            }
-            if self.sending.load(Ordering::SeqCst) == 0 && self.receiver.is_empty() {
-                break;
-            }
-            std::thread::yield_now();
-        }
+        self.fail_queued();
         if !self.killed.load(Ordering::Acquire) {
             for instance in &self.instances {
                 if let Err(payload) =
@@ -454,6 +453,23 @@ impl<A: Actor> Local<A> {
             reservation.release();
         }
         self.ending.finish();
+    }
+
+    /// Fails every call in the closed mailbox, and those still being sent (see the note on
+    /// closing): none is left behind.
+    fn fail_queued(&self) {
+        debug_assert!(self.closed.load(Ordering::SeqCst));
+        loop {
+            while let Ok(envelope) = self.receiver.try_recv() {
+                if let Envelope::Call(job) = envelope {
+                    job.fail(self.stopped_error().into());
+                }
+            }
+            if self.sending.load(Ordering::SeqCst) == 0 && self.receiver.is_empty() {
+                break;
+            }
+            std::thread::yield_now();
+        }
     }
 
     fn stopped_error(&self) -> ActorError {
@@ -610,6 +626,9 @@ impl<A: Actor> Local<A> {
         if kill {
             self.killed.store(true, Ordering::Release);
             self.closed.store(true, Ordering::SeqCst);
+            // The queued calls fail now, not when a thread gets to them: with every thread
+            // busy, one may be waiting on a queued call (a pool's self-call).
+            self.fail_queued();
             if self.threads == 1 {
                 // A full mailbox means the thread will take a call and see `killed`.
                 let _ = self.sender.try_send(Envelope::Kill);
