@@ -1159,6 +1159,9 @@ impl<A: Actor> ActorOptions<A> {
 impl<A: StatelessActor> ActorOptions<A> {
     /// Runs `n` copies of a stateless actor sharing one mailbox (each built from the same
     /// arguments). Only stateless actors have this option, so a stateful one cannot be copied.
+    /// On threads, an instance may call its own pool and wait while another instance is free
+    /// to serve the call; the call that would leave none free fails with
+    /// [`ActorError::SelfCall`] (see the deadlock guard in the [module docs](self)).
     pub fn instances(mut self, n: usize) -> Self {
         self.instance_count = n;
         self
