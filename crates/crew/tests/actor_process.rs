@@ -672,6 +672,43 @@ fn kill_racing_with_callers_on_several_threads_in_a_process() {
     assert_eq!(counter.restarts(), 0, "a kill is not restarted");
 }
 
+fn handles_are_awaited_inside_a_tokio_runtime() {
+    let workers = ActorOptions::<Worker>::new()
+        .in_process()
+        .instances(2)
+        .mailbox(2)
+        .spawn(())
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let ticks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let ticked_while_waiting = runtime.block_on(async {
+        let counting = ticks.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                counting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        // Three 100 ms calls, two permits: the third awaits a permit without blocking the
+        // runtime's one thread, and every reply arrives through the reader thread.
+        let (first, second, third) = tokio::join!(
+            workers.slow_pid(100),
+            workers.slow_pid_async(100),
+            workers.slow_pid_async(100)
+        );
+        for answer in [first, second, third] {
+            assert_ne!(answer.unwrap().0, std::process::id());
+        }
+        ticker.abort();
+        ticks.load(std::sync::atomic::Ordering::SeqCst)
+    });
+    assert!(ticked_while_waiting >= 10, "{ticked_while_waiting}");
+    workers.stop().result().unwrap();
+}
+
 fn main() {
     crew::init();
     process_common::run(&[
@@ -700,6 +737,10 @@ fn main() {
         (
             "hooks_that_panic_in_a_process",
             hooks_that_panic_in_a_process,
+        ),
+        (
+            "handles_are_awaited_inside_a_tokio_runtime",
+            handles_are_awaited_inside_a_tokio_runtime,
         ),
         (
             "try_calls_on_a_full_pool_in_a_process",
