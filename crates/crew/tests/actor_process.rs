@@ -709,6 +709,28 @@ fn handles_are_awaited_inside_a_tokio_runtime() {
     workers.stop().result().unwrap();
 }
 
+fn calls_in_flight_complete_after_every_reference_is_dropped_in_a_process() {
+    let counter = ActorOptions::<Counter>::new()
+        .in_process()
+        .uid("orphaned-counter")
+        .spawn(0)
+        .unwrap();
+    let in_flight: Vec<_> = (0..20).map(|_| counter.incr(1)).collect();
+    let streaming = counter.count(50);
+    drop(counter);
+    let mut values: Vec<u64> = in_flight
+        .into_iter()
+        .map(|call| call.result_timeout(Duration::from_secs(10)).unwrap())
+        .collect();
+    values.sort_unstable();
+    assert_eq!(values, (1..=20).collect::<Vec<_>>());
+    assert_eq!(streaming.map(Result::unwrap).count(), 50);
+    // The actor lives on, findable; stop what you spawn.
+    let found = actor::lookup::<Counter>(&Address::processes(), "orphaned-counter").unwrap();
+    assert_eq!(found.get().result(), Ok(20));
+    found.stop().result().unwrap();
+}
+
 fn main() {
     crew::init();
     process_common::run(&[
@@ -741,6 +763,10 @@ fn main() {
         (
             "handles_are_awaited_inside_a_tokio_runtime",
             handles_are_awaited_inside_a_tokio_runtime,
+        ),
+        (
+            "calls_in_flight_complete_after_every_reference_is_dropped_in_a_process",
+            calls_in_flight_complete_after_every_reference_is_dropped_in_a_process,
         ),
         (
             "try_calls_on_a_full_pool_in_a_process",
