@@ -202,8 +202,8 @@ pub trait Actor: Sized + Send + Sync + 'static {
     /// Builds the actor from its arguments.
     fn new(args: Self::Args) -> Self;
 
-    /// Runs before any call; an error fails the actor's creation with
-    /// [`ActorError::StartFailed`].
+    /// Runs before any call; an error (or a panic, here or in the constructor) fails the
+    /// actor's creation with [`ActorError::StartFailed`].
     ///
     /// # Errors
     /// Why the actor cannot start.
@@ -212,7 +212,8 @@ pub trait Actor: Sized + Send + Sync + 'static {
     }
 
     /// Runs at a graceful [`stop`](ActorRef::stop), after the mailbox drained; never at a kill
-    /// or crash.
+    /// or crash. It cannot fail: a panic in it is reported on standard error (the worker's,
+    /// for an actor in a worker process), and the actor still ends and `stop()` succeeds.
     fn on_stop(&mut self) {}
 
     /// The methods callable from another process, by index: what the worker dispatches on.
