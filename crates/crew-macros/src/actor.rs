@@ -222,6 +222,7 @@ pub(crate) fn expand(block: &mut ItemImpl, arguments: Arguments) -> syn::Result<
             result,
         });
     }
+    check_generated_names(&methods)?;
     let Some(constructor) = constructor else {
         return Err(syn::Error::new(
             Span::call_site(),
@@ -469,6 +470,81 @@ pub(crate) fn expand(block: &mut ItemImpl, arguments: Arguments) -> syn::Result<
             }
         }
     })
+}
+
+/// The methods the generated reference has of its own, through `Deref` to `ActorRef` (and
+/// `Clone`): an actor method generating one of these names would hide it silently (a `stop`
+/// method: `timer.stop()` would call the method, not stop the actor).
+const REFERENCE_METHODS: &[&str] = &[
+    "address",
+    "ask",
+    "ask_async",
+    "ask_shared",
+    "ask_shared_async",
+    "ask_stream",
+    "ask_stream_shared",
+    "clone",
+    "kill",
+    "restarts",
+    "stop",
+    "tell",
+    "tell_async",
+    "tell_shared",
+    "tell_shared_async",
+    "try_ask",
+    "try_ask_shared",
+    "uid",
+    "worker_pid",
+];
+
+/// Refuses an actor method whose name, or a name generated from it (`tell_x`, `try_x`,
+/// `x_async`, `tell_x_async`), is one of the reference's own methods or another method's.
+fn check_generated_names(methods: &[ActorMethod]) -> syn::Result<()> {
+    let mut taken: std::collections::HashMap<String, &syn::Ident> = Default::default();
+    for method in methods {
+        let ident = &method.ident;
+        let mut names = vec![ident.to_string()];
+        if method.stream.is_none() {
+            names.extend([
+                format!("tell_{ident}"),
+                format!("try_{ident}"),
+                format!("{ident}_async"),
+                format!("tell_{ident}_async"),
+            ]);
+        }
+        for name in names {
+            if REFERENCE_METHODS.contains(&name.as_str()) {
+                let what = if *ident == name {
+                    format!("actor method `{ident}`")
+                } else {
+                    format!("actor method `{ident}` (whose reference has `{name}`)")
+                };
+                let own = if name == "clone" {
+                    "Clone::clone".to_owned()
+                } else {
+                    format!("ActorRef::{name}")
+                };
+                return Err(syn::Error::new(
+                    ident.span(),
+                    format!(
+                        "{what} would hide the reference's own `{own}`: `reference.{name}(..)` \
+                         would call your method instead; rename the method (e.g. `{ident}_now`)"
+                    ),
+                ));
+            }
+            if let Some(other) = taken.insert(name.clone(), ident) {
+                return Err(syn::Error::new(
+                    ident.span(),
+                    format!(
+                        "actor methods `{other}` and `{ident}` both make a reference method \
+                         `{name}` (each method `x` also makes `tell_x`, `try_x`, `x_async` and \
+                         `tell_x_async`); rename one of them"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Removes a `#[stream]` attribute from the method; whether it had one.

@@ -122,7 +122,10 @@ fn expand(
 /// actor's `Args`: one type, or a tuple for several); `on_start(&mut self)` (returning `()` or
 /// `Result<(), E: Display>`) and `on_stop(&mut self)` are the hooks; every other method with a
 /// `&self` or `&mut self` receiver is an actor method, and gets on the reference a call
-/// returning `TaskHandle<R>`, a `tell_` form and a `try_` form. A method marked `#[stream]`
+/// returning `TaskHandle<R>`, `tell_`, `try_`, `_async` and `tell_.._async` forms. A method
+/// whose name or forms would hide the reference's own methods (`stop`, `kill`, `uid`,
+/// `address`, `clone`, `ask`, `tell_shared`, ...) or another method's forms (`send` and
+/// `tell_send`) is refused at compile time: rename it. A method marked `#[stream]`
 /// returns `impl Iterator<Item = T> + Send + 'static` and gets a call returning
 /// `ActorStream<T>`. Associated functions without a receiver stay as they are.
 ///

@@ -472,6 +472,265 @@ fn async_calls_await_a_permit() {
     ));
 }
 
+/// Waits (bounded) until a call on `counter` says the actor has stopped, and returns the reason.
+fn stopped_reason(counter: &CounterRef) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match counter.get().result_timeout(Duration::from_secs(10)) {
+            Err(TaskError::Actor(ActorError::Stopped { reason, .. })) => return reason,
+            Err(TaskError::WorkerDied { .. }) | Ok(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the actor did not end"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn max_restarts_zero_ends_the_actor_at_its_first_death() {
+    let counter = ActorOptions::<Counter>::new()
+        .in_process()
+        .uid("never-restarted")
+        .max_restarts(0)
+        .spawn(0)
+        .unwrap();
+    assert_eq!(counter.incr(1).result(), Ok(1));
+    let pid = counter.worker_pid().unwrap();
+    kill_process(Pid::from_raw(pid as i32).unwrap(), Signal::KILL).unwrap();
+    let reason = stopped_reason(&counter);
+    assert!(reason.contains("killed by SIGKILL"), "{reason}");
+    assert_eq!(counter.restarts(), 0);
+    assert!(matches!(
+        actor::lookup::<Counter>(&Address::processes(), "never-restarted"),
+        Err(ActorError::NotFound { .. })
+    ));
+    // Stopping an actor that ended by itself settles at once.
+    counter
+        .stop()
+        .result_timeout(Duration::from_secs(5))
+        .unwrap();
+}
+
+fn a_worker_killed_during_a_stream_fails_the_stream_and_restarts() {
+    const ROUNDS: u32 = 12;
+    let counter = ActorOptions::<Counter>::new()
+        .in_process()
+        .max_restarts(ROUNDS)
+        .spawn(7)
+        .unwrap();
+    for round in 0..ROUNDS {
+        let pid = counter.worker_pid().unwrap();
+        let mut stream = counter.count(u64::MAX);
+        assert_eq!(stream.next(), Some(Ok(0)));
+        // The worker dies while the stream's window of items waits at the caller; the items
+        // are consumed (granting credit) as the reader handles the death. Consumed on another
+        // thread so that a hang fails the test instead of stalling it: the reader failing the
+        // stream and the consumer granting credit deadlocked (each held what the other wanted).
+        kill_process(Pid::from_raw(pid as i32).unwrap(), Signal::KILL).unwrap();
+        std::thread::sleep(Duration::from_micros(u64::from(round % 4) * 300));
+        let (ended, ended_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let failure = stream.find(Result::is_err);
+            let _ = ended.send((failure, stream.next()));
+        });
+        // The stream ends with the death (items already in flight come first).
+        let (failure, after) = ended_rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("round {round}: the stream of a killed worker hung"));
+        assert!(
+            matches!(failure, Some(Err(TaskError::WorkerDied { .. }))),
+            "round {round}: {failure:?}"
+        );
+        assert!(after.is_none(), "round {round}: {after:?}");
+        // Built again from its constructor.
+        assert_eq!(counter.incr(0).result(), Ok(7), "round {round}");
+        assert_eq!(counter.restarts(), round + 1);
+    }
+    counter.stop().result().unwrap();
+}
+
+/// An actor whose constructor or stop hook panics, by its argument.
+struct Brittle {
+    part: String,
+}
+
+#[crew::actor]
+impl Brittle {
+    fn new(part: String) -> Self {
+        if part == "new" {
+            panic!("the constructor broke");
+        }
+        Brittle { part }
+    }
+
+    fn on_stop(&mut self) {
+        if self.part == "on_stop" {
+            panic!("the stop hook broke");
+        }
+    }
+
+    fn part(&self) -> String {
+        self.part.clone()
+    }
+}
+
+fn hooks_that_panic_in_a_process() {
+    let error = ActorOptions::<Brittle>::new()
+        .in_process()
+        .uid("brittle-new")
+        .spawn("new".to_owned())
+        .unwrap_err();
+    assert_eq!(
+        error,
+        ActorError::StartFailed {
+            uid: "brittle-new".into(),
+            message: "its constructor (`new`) panicked: the constructor broke".into()
+        }
+    );
+    assert!(matches!(
+        actor::lookup::<Brittle>(&Address::processes(), "brittle-new"),
+        Err(ActorError::NotFound { .. })
+    ));
+    // A stop hook's panic is reported on the worker's stderr; the stop completes.
+    let brittle = ActorOptions::<Brittle>::new()
+        .in_process()
+        .uid("brittle-stop")
+        .spawn("on_stop".to_owned())
+        .unwrap();
+    assert_eq!(brittle.part().result(), Ok("on_stop".to_owned()));
+    assert_eq!(
+        brittle.stop().result_timeout(Duration::from_secs(10)),
+        Ok(())
+    );
+    assert!(matches!(
+        brittle.part().result(),
+        Err(TaskError::Actor(ActorError::Stopped { .. }))
+    ));
+    assert!(matches!(
+        actor::lookup::<Brittle>(&Address::processes(), "brittle-stop"),
+        Err(ActorError::NotFound { .. })
+    ));
+}
+
+fn try_calls_on_a_full_pool_in_a_process() {
+    let workers = ActorOptions::<Worker>::new()
+        .in_process()
+        .instances(2)
+        .mailbox(2)
+        .spawn(())
+        .unwrap();
+    let held: Vec<_> = (0..2).map(|_| workers.try_slow_pid(300).unwrap()).collect();
+    let started = std::time::Instant::now();
+    assert!(matches!(
+        workers.try_slow_pid(0),
+        Err(ActorError::Full { .. })
+    ));
+    assert!(started.elapsed() < Duration::from_millis(200));
+    for call in held {
+        call.result().unwrap();
+    }
+    assert!(workers.try_slow_pid(0).unwrap().result().is_ok());
+    workers.stop().result().unwrap();
+}
+
+fn kill_racing_with_callers_on_several_threads_in_a_process() {
+    let counter = ActorOptions::<Counter>::new()
+        .in_process()
+        .mailbox(8)
+        .spawn(0)
+        .unwrap();
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let counter = counter.clone();
+            let answered = answered.clone();
+            std::thread::spawn(move || loop {
+                match counter.incr(1).result_timeout(Duration::from_secs(10)) {
+                    Ok(_) => {
+                        answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    // Killed: the calls in flight die with the worker, later ones are refused.
+                    Err(TaskError::WorkerDied { .. }) => {}
+                    Err(TaskError::Actor(ActorError::Stopped { .. })) => break,
+                    Err(other) => panic!("{other:?}"),
+                }
+            })
+        })
+        .collect();
+    while answered.load(std::sync::atomic::Ordering::Relaxed) < 100 {
+        std::thread::yield_now();
+    }
+    assert_eq!(
+        counter.kill().result_timeout(Duration::from_secs(10)),
+        Ok(())
+    );
+    for caller in callers {
+        caller.join().unwrap();
+    }
+    assert_eq!(counter.restarts(), 0, "a kill is not restarted");
+}
+
+fn handles_are_awaited_inside_a_tokio_runtime() {
+    let workers = ActorOptions::<Worker>::new()
+        .in_process()
+        .instances(2)
+        .mailbox(2)
+        .spawn(())
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let ticks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let ticked_while_waiting = runtime.block_on(async {
+        let counting = ticks.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                counting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        // Three 100 ms calls, two permits: the third awaits a permit without blocking the
+        // runtime's one thread, and every reply arrives through the reader thread.
+        let (first, second, third) = tokio::join!(
+            workers.slow_pid(100),
+            workers.slow_pid_async(100),
+            workers.slow_pid_async(100)
+        );
+        for answer in [first, second, third] {
+            assert_ne!(answer.unwrap().0, std::process::id());
+        }
+        ticker.abort();
+        ticks.load(std::sync::atomic::Ordering::SeqCst)
+    });
+    assert!(ticked_while_waiting >= 10, "{ticked_while_waiting}");
+    workers.stop().result().unwrap();
+}
+
+fn calls_in_flight_complete_after_every_reference_is_dropped_in_a_process() {
+    let counter = ActorOptions::<Counter>::new()
+        .in_process()
+        .uid("orphaned-counter")
+        .spawn(0)
+        .unwrap();
+    let in_flight: Vec<_> = (0..20).map(|_| counter.incr(1)).collect();
+    let streaming = counter.count(50);
+    drop(counter);
+    let mut values: Vec<u64> = in_flight
+        .into_iter()
+        .map(|call| call.result_timeout(Duration::from_secs(10)).unwrap())
+        .collect();
+    values.sort_unstable();
+    assert_eq!(values, (1..=20).collect::<Vec<_>>());
+    assert_eq!(streaming.map(Result::unwrap).count(), 50);
+    // The actor lives on, findable; stop what you spawn.
+    let found = actor::lookup::<Counter>(&Address::processes(), "orphaned-counter").unwrap();
+    assert_eq!(found.get().result(), Ok(20));
+    found.stop().result().unwrap();
+}
+
 fn main() {
     crew::init();
     process_common::run(&[
@@ -497,6 +756,34 @@ fn main() {
             a_waiting_caller_reads_its_own_reply,
         ),
         ("async_calls_await_a_permit", async_calls_await_a_permit),
+        (
+            "hooks_that_panic_in_a_process",
+            hooks_that_panic_in_a_process,
+        ),
+        (
+            "handles_are_awaited_inside_a_tokio_runtime",
+            handles_are_awaited_inside_a_tokio_runtime,
+        ),
+        (
+            "calls_in_flight_complete_after_every_reference_is_dropped_in_a_process",
+            calls_in_flight_complete_after_every_reference_is_dropped_in_a_process,
+        ),
+        (
+            "try_calls_on_a_full_pool_in_a_process",
+            try_calls_on_a_full_pool_in_a_process,
+        ),
+        (
+            "kill_racing_with_callers_on_several_threads_in_a_process",
+            kill_racing_with_callers_on_several_threads_in_a_process,
+        ),
+        (
+            "max_restarts_zero_ends_the_actor_at_its_first_death",
+            max_restarts_zero_ends_the_actor_at_its_first_death,
+        ),
+        (
+            "a_worker_killed_during_a_stream_fails_the_stream_and_restarts",
+            a_worker_killed_during_a_stream_fails_the_stream_and_restarts,
+        ),
         (
             "serde_failures_name_what_failed",
             serde_failures_name_what_failed,

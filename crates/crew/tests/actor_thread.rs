@@ -513,6 +513,186 @@ fn stateless_instances_share_one_mailbox() {
     tellers.stop().result().unwrap();
 }
 
+/// A stateless pool whose instances call the pool itself (a fan-out from inside a method).
+struct Fanner;
+
+/// Holds the callers of `fan_at_once` until all are inside the method.
+static FAN_BARRIER: Mutex<Option<Arc<Barrier>>> = Mutex::new(None);
+/// `hold_until_opened` waits for this; `FAN_HOLDING` counts the calls holding.
+static FAN_GATE: AtomicBool = AtomicBool::new(false);
+static FAN_HOLDING: AtomicUsize = AtomicUsize::new(0);
+/// Set by `fan_flagged` once its self-call is queued.
+static FAN_SENT: AtomicBool = AtomicBool::new(false);
+
+#[crew::actor(stateless)]
+impl Fanner {
+    fn new(_: ()) -> Self {
+        Fanner
+    }
+
+    fn echo(&self, value: u64) -> u64 {
+        value
+    }
+
+    /// Calls its own pool `depth` levels deep and waits for the answers.
+    fn fan(&self, uid: String, depth: u32) -> Result<u64, String> {
+        let pool = actor::lookup::<Fanner>(&Address::local(), &uid).map_err(|e| e.to_string())?;
+        if depth == 0 {
+            return pool.echo(1).result().map_err(|e| e.to_string());
+        }
+        let inner = pool.fan(uid.clone(), depth - 1);
+        inner
+            .result()
+            .map_err(|e| e.to_string())?
+            .map(|value| value + 1)
+    }
+
+    /// Keeps an instance busy until the test opens the gate (10 s at most).
+    fn hold_until_opened(&self) {
+        FAN_HOLDING.fetch_add(1, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !FAN_GATE.load(Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Calls its own pool, says the call is queued, waits for the answer.
+    fn fan_flagged(&self, uid: String) -> Result<u64, String> {
+        let pool = actor::lookup::<Fanner>(&Address::local(), &uid).map_err(|e| e.to_string())?;
+        let answer = pool.echo(5);
+        FAN_SENT.store(true, Ordering::SeqCst);
+        answer.result().map_err(|e| e.to_string())
+    }
+
+    /// Calls its own pool the async way, awaiting the answer.
+    fn fan_awaited(&self, uid: String) -> Result<u64, String> {
+        let pool = actor::lookup::<Fanner>(&Address::local(), &uid).map_err(|e| e.to_string())?;
+        futures::executor::block_on(pool.echo_async(3)).map_err(|e| e.to_string())
+    }
+
+    /// Waits until every caller is inside, then calls its own pool.
+    fn fan_at_once(&self, uid: String) -> Result<u64, String> {
+        let barrier = FAN_BARRIER.lock().unwrap().clone().unwrap();
+        barrier.wait();
+        let pool = actor::lookup::<Fanner>(&Address::local(), &uid).map_err(|e| e.to_string())?;
+        pool.echo(7).result().map_err(|e| e.to_string())
+    }
+}
+
+#[test]
+fn a_pool_instance_calling_its_own_pool_is_served_by_another() {
+    let pool = ActorOptions::<Fanner>::new()
+        .uid("fanner-3")
+        .instances(3)
+        .spawn(())
+        .unwrap();
+    // One level: another instance answers. Two levels: three instances, two waiting, one free.
+    assert_eq!(
+        pool.fan("fanner-3".into(), 0)
+            .result_timeout(Duration::from_secs(10)),
+        Ok(Ok(1))
+    );
+    assert_eq!(
+        pool.fan("fanner-3".into(), 1)
+            .result_timeout(Duration::from_secs(10)),
+        Ok(Ok(2))
+    );
+    // Three levels would leave no instance free: the deepest self-call fails at once.
+    let too_deep = pool
+        .fan("fanner-3".into(), 2)
+        .result_timeout(Duration::from_secs(10))
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        too_deep.contains("would wait for itself forever"),
+        "{too_deep}"
+    );
+    // An awaited self-call is guarded the same way.
+    assert_eq!(
+        pool.fan_awaited("fanner-3".into())
+            .result_timeout(Duration::from_secs(10)),
+        Ok(Ok(3))
+    );
+    // The slots were given back: a self-call works again.
+    assert_eq!(
+        pool.fan("fanner-3".into(), 1)
+            .result_timeout(Duration::from_secs(10)),
+        Ok(Ok(2))
+    );
+    pool.stop().result().unwrap();
+}
+
+#[test]
+fn every_pool_instance_calling_its_pool_at_once_errs_rather_than_hangs() {
+    // Two instances, both inside a method that calls the pool: one may wait (the other, once
+    // refused, frees its thread to serve it); both waiting would hang.
+    *FAN_BARRIER.lock().unwrap() = Some(Arc::new(Barrier::new(2)));
+    let pool = ActorOptions::<Fanner>::new()
+        .uid("fanner-2")
+        .instances(2)
+        .spawn(())
+        .unwrap();
+    let both = [
+        pool.fan_at_once("fanner-2".into()),
+        pool.fan_at_once("fanner-2".into()),
+    ];
+    let mut answers: Vec<Result<u64, String>> = both
+        .into_iter()
+        .map(|call| call.result_timeout(Duration::from_secs(10)).unwrap())
+        .collect();
+    answers.sort();
+    assert_eq!(answers[0], Ok(7));
+    let refused = answers[1].as_ref().unwrap_err();
+    assert!(refused.contains("none of its threads is free"), "{refused}");
+    pool.stop().result().unwrap();
+}
+
+#[test]
+fn killing_a_pool_answers_a_self_call_waiting_in_its_mailbox() {
+    let pool = ActorOptions::<Fanner>::new()
+        .uid("fanner-killed")
+        .instances(2)
+        .spawn(())
+        .unwrap();
+    // One instance busy; the other calls the pool and waits, its call queued.
+    let busy = pool.hold_until_opened();
+    while FAN_HOLDING.load(Ordering::SeqCst) == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let waiting = pool.fan_flagged("fanner-killed".into());
+    while !FAN_SENT.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let killed = pool.kill();
+    // The queued self-call fails at the kill, so its caller returns (it waited forever: the
+    // threads left the mailbox, and only the last one out failed what was in it).
+    let answer = waiting.result_timeout(Duration::from_secs(5));
+    FAN_GATE.store(true, Ordering::SeqCst);
+    let refused = answer
+        .expect("the waiting instance got no answer")
+        .unwrap_err();
+    assert!(refused.contains("it was killed"), "{refused}");
+    assert_eq!(killed.result_timeout(Duration::from_secs(10)), Ok(()));
+    assert_eq!(busy.result(), Ok(()));
+}
+
+#[test]
+fn a_stateful_actor_with_free_threads_still_refuses_self_calls() {
+    // `&mut self` methods: a self-call could wait for the caller's own state lock.
+    let narcissus = ActorOptions::<Narcissus>::new()
+        .max_concurrency(4)
+        .spawn(())
+        .unwrap();
+    narcissus.remember(narcissus.clone()).result().unwrap();
+    let message = narcissus
+        .admire()
+        .result_timeout(Duration::from_secs(5))
+        .unwrap()
+        .unwrap_err();
+    assert!(message.contains("called its own method"), "{message}");
+    narcissus.stop().result().unwrap();
+}
+
 /// Polls `future` once without blocking; `true` when it is still pending.
 fn pending_after_one_poll<F: std::future::Future + Unpin>(future: &mut F) -> bool {
     let mut context = std::task::Context::from_waker(futures::task::noop_waker_ref());
@@ -900,4 +1080,302 @@ fn an_actor_whose_thread_cannot_start_fails_creation() {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// An actor whose constructor, start hook or stop hook panics, by its argument.
+struct Fragile {
+    part: String,
+}
+
+#[crew::actor]
+impl Fragile {
+    fn new(part: String) -> Self {
+        if part == "new" {
+            panic!("the constructor broke");
+        }
+        Fragile { part }
+    }
+
+    fn on_start(&mut self) -> Result<(), String> {
+        if self.part == "on_start" {
+            panic!("the start hook broke");
+        }
+        Ok(())
+    }
+
+    fn on_stop(&mut self) {
+        if self.part == "on_stop" {
+            panic!("the stop hook broke");
+        }
+    }
+
+    fn part(&self) -> String {
+        self.part.clone()
+    }
+}
+
+#[test]
+fn a_panicking_constructor_or_start_hook_fails_creation_saying_which() {
+    for (part, says) in [
+        (
+            "new",
+            "its constructor (`new`) panicked: the constructor broke",
+        ),
+        (
+            "on_start",
+            "its start hook (`on_start`) panicked: the start hook broke",
+        ),
+    ] {
+        let error = ActorOptions::<Fragile>::new()
+            .uid(format!("fragile-{part}"))
+            .spawn(part.to_owned())
+            .unwrap_err();
+        assert_eq!(
+            error,
+            ActorError::StartFailed {
+                uid: format!("fragile-{part}"),
+                message: says.to_owned()
+            }
+        );
+        assert!(error.to_string().contains("spawn it again"), "{error}");
+        // Nothing was registered: the uid is free.
+        assert!(matches!(
+            actor::lookup::<Fragile>(&Address::local(), &format!("fragile-{part}")),
+            Err(ActorError::NotFound { .. })
+        ));
+        let fixed = ActorOptions::<Fragile>::new()
+            .uid(format!("fragile-{part}"))
+            .spawn("fine".to_owned())
+            .unwrap();
+        fixed.stop().result().unwrap();
+    }
+}
+
+#[test]
+fn a_panicking_stop_hook_still_ends_the_actor() {
+    // Decided: the stop hook cannot fail, so its panic is reported on stderr and the stop
+    // completes (the actor ended, its uid is free); the same in a worker process.
+    let fragile = ActorOptions::<Fragile>::new()
+        .uid("fragile-stop")
+        .spawn("on_stop".to_owned())
+        .unwrap();
+    assert_eq!(fragile.part().result(), Ok("on_stop".to_owned()));
+    assert_eq!(
+        fragile.stop().result_timeout(Duration::from_secs(5)),
+        Ok(())
+    );
+    assert!(matches!(
+        fragile.part().result(),
+        Err(TaskError::Actor(ActorError::Stopped { .. }))
+    ));
+    assert!(matches!(
+        actor::lookup::<Fragile>(&Address::local(), "fragile-stop"),
+        Err(ActorError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn zero_counts_are_refused_naming_the_option() {
+    for (options, named) in [
+        (ActorOptions::<Teller>::new().mailbox(0), ".mailbox(0)"),
+        (ActorOptions::<Teller>::new().instances(0), ".instances(0)"),
+        (
+            ActorOptions::<Teller>::new().max_concurrency(0),
+            ".max_concurrency(0)",
+        ),
+    ] {
+        match options.spawn(()) {
+            Err(ActorError::Invalid(message)) => {
+                assert!(message.starts_with(named), "{message}");
+                assert!(message.contains("at least 1"), "{message}");
+            }
+            other => panic!("{named}: expected Invalid, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_lookup_as_the_wrong_type_says_what_to_do() {
+    let teller = ActorOptions::<Teller>::new()
+        .uid("typed-teller")
+        .spawn(())
+        .unwrap();
+    let error = actor::lookup::<Fragile>(&Address::local(), "typed-teller").unwrap_err();
+    assert!(matches!(error, ActorError::WrongType { .. }), "{error:?}");
+    assert!(error.to_string().contains("look it up as a"), "{error}");
+    teller.stop().result().unwrap();
+}
+
+#[test]
+fn stop_or_kill_racing_with_callers_on_several_threads() {
+    // Every call either runs or fails with Stopped; the end settles; nothing hangs.
+    for round in 0..20 {
+        let tellers = ActorOptions::<Teller>::new()
+            .instances(2)
+            .mailbox(4)
+            .spawn(())
+            .unwrap();
+        let answered = Arc::new(AtomicUsize::new(0));
+        let callers: Vec<_> = (0..4)
+            .map(|_| {
+                let tellers = tellers.clone();
+                let answered = answered.clone();
+                std::thread::spawn(move || loop {
+                    match tellers.whoami(0).result_timeout(Duration::from_secs(10)) {
+                        Ok(_) => {
+                            answered.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(TaskError::Actor(ActorError::Stopped { .. })) => break,
+                        Err(other) => panic!("round {round}: {other:?}"),
+                    }
+                })
+            })
+            .collect();
+        while answered.load(Ordering::Relaxed) < 10 {
+            std::thread::yield_now();
+        }
+        let end = if round % 2 == 0 {
+            tellers.stop()
+        } else {
+            tellers.kill()
+        };
+        assert_eq!(
+            end.result_timeout(Duration::from_secs(10)),
+            Ok(()),
+            "round {round}"
+        );
+        for caller in callers {
+            caller.join().unwrap();
+        }
+        assert!(matches!(
+            tellers.try_whoami(0),
+            Err(ActorError::Stopped { .. })
+        ));
+    }
+}
+
+#[test]
+fn calls_in_flight_complete_after_every_reference_is_dropped() {
+    let tellers = ActorOptions::<Teller>::new()
+        .uid("orphaned-tellers")
+        .instances(2)
+        .spawn(())
+        .unwrap();
+    let in_flight: Vec<_> = (0..6).map(|_| tellers.whoami(20)).collect();
+    drop(tellers);
+    for call in in_flight {
+        assert!(call
+            .result_timeout(Duration::from_secs(10))
+            .unwrap()
+            .starts_with("crew-actor-orphaned-tellers-"));
+    }
+    // Still alive and findable: stop what you spawn.
+    let found = actor::lookup::<Teller>(&Address::local(), "orphaned-tellers").unwrap();
+    found.stop().result().unwrap();
+}
+
+/// A stateless actor whose `hold` calls wait until the test opens the gate.
+struct Gate;
+
+static GATE_HELD: AtomicUsize = AtomicUsize::new(0);
+static GATE_OPEN: AtomicBool = AtomicBool::new(false);
+
+#[crew::actor(stateless)]
+impl Gate {
+    fn new(_: ()) -> Self {
+        Gate
+    }
+
+    fn hold(&self) -> usize {
+        GATE_HELD.fetch_add(1, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !GATE_OPEN.load(Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        1
+    }
+}
+
+#[test]
+fn try_calls_on_a_full_pool_report_full_without_blocking() {
+    let gates = ActorOptions::<Gate>::new()
+        .instances(2)
+        .mailbox(2)
+        .spawn(())
+        .unwrap();
+    // Both instances busy, then two more calls fill the mailbox.
+    let mut calls: Vec<_> = (0..2).map(|_| gates.try_hold().unwrap()).collect();
+    while GATE_HELD.load(Ordering::SeqCst) < 2 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    calls.extend((0..2).map(|_| gates.try_hold().unwrap()));
+    let started = Instant::now();
+    for _ in 0..3 {
+        assert!(matches!(gates.try_hold(), Err(ActorError::Full { .. })));
+    }
+    assert!(started.elapsed() < Duration::from_secs(1));
+    GATE_OPEN.store(true, Ordering::SeqCst);
+    let answered: usize = calls.into_iter().map(|call| call.result().unwrap()).sum();
+    assert_eq!(answered, 4);
+    // Room again.
+    assert_eq!(gates.try_hold().unwrap().result(), Ok(1));
+    gates.stop().result().unwrap();
+}
+
+#[test]
+fn handles_are_awaited_inside_a_tokio_runtime_without_blocking_it() {
+    let tellers = ActorOptions::<Teller>::new()
+        .instances(2)
+        .mailbox(1)
+        .spawn(())
+        .unwrap();
+    // One runtime thread: while calls wait for the actor (and for room in its one-place
+    // mailbox), the runtime's other task still runs.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let ticked_while_waiting = runtime.block_on(async {
+        let counting = ticks.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                counting.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        // Three 100 ms calls on two instances: about 200 ms of waiting.
+        let (first, second, third) = tokio::join!(
+            tellers.whoami(100),
+            tellers.whoami_async(100),
+            tellers.whoami_async(100)
+        );
+        assert!(first.unwrap().starts_with("crew-actor-"));
+        assert!(second.unwrap().starts_with("crew-actor-"));
+        assert!(third.unwrap().starts_with("crew-actor-"));
+        ticker.abort();
+        ticks.load(Ordering::SeqCst)
+    });
+    assert!(ticked_while_waiting >= 10, "{ticked_while_waiting}");
+    // Handles awaited from a multi-threaded runtime's tasks.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let answers = runtime.block_on(async {
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let tellers = tellers.clone();
+                tokio::spawn(async move { tellers.whoami_async(1).await })
+            })
+            .collect();
+        let mut answers = 0;
+        for task in tasks {
+            assert!(task.await.unwrap().is_ok());
+            answers += 1;
+        }
+        answers
+    });
+    assert_eq!(answers, 8);
+    tellers.stop().result().unwrap();
 }

@@ -10,7 +10,10 @@
 //! all, the order mutex is skipped.
 //!
 //! **Ending.** `stop` closes the mailbox to new calls and queues `Stop` behind the calls in it;
-//! `kill` closes it and marks it killed, and the threads stop before their next call. One
+//! `kill` closes it, marks it killed and fails the queued calls at once, and the threads stop
+//! before their next call. Every thread that leaves a closed mailbox fails what is still in it
+//! (what the last thread out does for a single thread): a thread of a pool waiting on a
+//! self-call queued behind `Stop` must get its answer, or it would never leave. One
 //! thread wakes the others: with one thread `Stop`/`Kill` envelopes suffice, with several a
 //! *control* channel is dropped, which every idle thread watches. The last thread out fails
 //! whatever is still queued with `Stopped`, runs the stop hooks (graceful only), unregisters the
@@ -27,6 +30,18 @@
 //! **Async callers.** A `*_async` call offers its envelope with `try_send`; while the mailbox
 //! is full it waits in the `room` (see that module), which the thread taking an envelope
 //! wakes. The offer takes part in the closing protocol below like any send.
+//!
+//! **Self-calls.** A thread of the actor that calls the actor and waits needs another thread
+//! to serve that call. One is sure to exist only when the actor has several threads and no
+//! `&mut self` method (`reentrant`: a stateless pool, or `max_concurrency` above 1 with `&self`
+//! methods only; a queued `&mut self` call would wait for the caller's read lock, holding the
+//! instance's order mutex, and stall the instance's other threads). Then a self-call takes a
+//! *slot*, held until it settles, and at most `threads - 1` slots exist: however many threads
+//! wait on (or block sending) self-calls, one thread waits on none and drains the mailbox, so
+//! every self-call gets served. Without a free slot (and always on a single thread, or with a
+//! `&mut self` method) the call fails at once with `SelfCall`. Counting calls rather than
+//! waiting threads is conservative: a thread waiting on two self-calls holds two slots. A
+//! self-tell takes no slot: it never waits (`Full` rather than blocking on its own mailbox).
 //!
 //! **Closing without losing a call.** A caller counts itself in `sending` before checking
 //! `closed` and out after its send; the last thread sets `closed` first, then drains until the
@@ -45,7 +60,7 @@ use parking_lot::{Mutex, MutexGuard, RwLock};
 use crate::actor::ending::{Ending, Request};
 use crate::actor::registry::Reservation;
 use crate::actor::room::{Offer, Room};
-use crate::actor::{Actor, ActorError, ActorOptions, Mode};
+use crate::actor::{Actor, ActorError, ActorOptions, MethodCall, Mode};
 use crate::error::{panic_message, TaskError};
 use crate::sys::spin::Spin;
 use crate::task::{pair, Completer, TaskHandle};
@@ -98,7 +113,19 @@ pub(crate) enum Envelope<A> {
 pub(crate) struct LocalJob<A, F, R> {
     f: F,
     completer: Option<Completer<R>>,
+    /// A call the actor made to itself holds one of its self-call slots until it settles.
+    slot: Option<SelfCallSlot>,
     _actor: PhantomData<fn(A)>,
+}
+
+/// One of an actor's self-calls, counted while it has not settled (see the note on
+/// self-calls); given back when dropped.
+pub(crate) struct SelfCallSlot(Arc<AtomicUsize>);
+
+impl Drop for SelfCallSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The closure of a call: the method with its arguments.
@@ -115,7 +142,9 @@ where
     R: Send + 'static,
 {
     fn run(self: Box<Self>, instance: &Instance<A>, order: Option<MutexGuard<'_, ()>>) {
-        let LocalJob { f, completer, .. } = *self;
+        let LocalJob {
+            f, completer, slot, ..
+        } = *self;
         if let Some(completer) = &completer {
             if !completer.start() {
                 return; // cancelled while queued
@@ -133,6 +162,9 @@ where
                 catch_unwind(AssertUnwindSafe(|| f(&state)))
             }
         };
+        // The slot is given back before the caller waiting on this call wakes, so that its
+        // next self-call finds it free.
+        drop(slot);
         if let Some(completer) = completer {
             completer.complete(result.map_err(|payload| TaskError::Panicked {
                 message: panic_message(&*payload),
@@ -141,14 +173,22 @@ where
     }
 
     fn fail(self: Box<Self>, error: TaskError) {
-        if let Some(completer) = self.completer {
+        let LocalJob {
+            completer, slot, ..
+        } = *self;
+        drop(slot);
+        if let Some(completer) = completer {
             completer.complete(Err(error));
         }
     }
 }
 
 /// Makes a job and, unless it is a tell, its handle.
-pub(crate) fn job<A, M, S, R>(f: Call<M, S>, tell: bool) -> (Box<dyn Job<A>>, Option<TaskHandle<R>>)
+pub(crate) fn job<A, M, S, R>(
+    f: Call<M, S>,
+    tell: bool,
+    slot: Option<SelfCallSlot>,
+) -> (Box<dyn Job<A>>, Option<TaskHandle<R>>)
 where
     A: Send + Sync + 'static,
     M: FnOnce(&mut A) -> R + Send + 'static,
@@ -165,6 +205,7 @@ where
         Box::new(LocalJob {
             f,
             completer,
+            slot,
             _actor: PhantomData,
         }),
         handle,
@@ -187,6 +228,11 @@ pub(crate) struct Local<A: Actor> {
     /// end when the mailbox is empty.
     stop_when_empty: AtomicBool,
     sending: AtomicUsize,
+    /// The actor's calls to itself not yet settled (see the note on self-calls).
+    self_calls: Arc<AtomicUsize>,
+    /// Whether a thread of the actor may wait for a call to itself that another thread
+    /// serves: several threads, and no `&mut self` method (see the note on self-calls).
+    reentrant: bool,
     /// Async callers waiting for room.
     pub(crate) room: Room,
     ending: Ending,
@@ -247,6 +293,8 @@ impl<A: Actor> Local<A> {
             killed: AtomicBool::new(false),
             stop_when_empty: AtomicBool::new(false),
             sending: AtomicUsize::new(0),
+            self_calls: Arc::new(AtomicUsize::new(0)),
+            reentrant: threads > 1 && shared_methods_only::<A>(),
             room: Room::default(),
             ending: Ending::default(),
             instances,
@@ -349,6 +397,12 @@ impl<A: Actor> Local<A> {
             }
         }
         CURRENT.with(|current| current.set(0));
+        if self.threads > 1 {
+            // The mailbox is closed: what is in it now runs no more. Failed here, not only by
+            // the last thread out, since that thread may be waiting on one of these calls (a
+            // self-call of a pool) and would never get out.
+            self.fail_queued();
+        }
         if self.alive.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.finish();
         }
@@ -380,17 +434,7 @@ impl<A: Actor> Local<A> {
     /// The last thread out: fail what is left, run the stop hooks, unregister, settle.
     fn finish(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        loop {
-            while let Ok(envelope) = self.receiver.try_recv() {
-                if let Envelope::Call(job) = envelope {
-                    job.fail(self.stopped_error().into());
-                }
-            }
-            if self.sending.load(Ordering::SeqCst) == 0 && self.receiver.is_empty() {
-                break;
-            }
-            std::thread::yield_now();
-        }
+        self.fail_queued();
         if !self.killed.load(Ordering::Acquire) {
             for instance in &self.instances {
                 if let Err(payload) =
@@ -409,6 +453,23 @@ impl<A: Actor> Local<A> {
             reservation.release();
         }
         self.ending.finish();
+    }
+
+    /// Fails every call in the closed mailbox, and those still being sent (see the note on
+    /// closing): none is left behind.
+    fn fail_queued(&self) {
+        debug_assert!(self.closed.load(Ordering::SeqCst));
+        loop {
+            while let Ok(envelope) = self.receiver.try_recv() {
+                if let Envelope::Call(job) = envelope {
+                    job.fail(self.stopped_error().into());
+                }
+            }
+            if self.sending.load(Ordering::SeqCst) == 0 && self.receiver.is_empty() {
+                break;
+            }
+            std::thread::yield_now();
+        }
     }
 
     fn stopped_error(&self) -> ActorError {
@@ -436,19 +497,33 @@ impl<A: Actor> Local<A> {
         R: Send + 'static,
     {
         let mut mode = mode;
+        let mut slot = None;
         if self.is_current() {
-            if mode != Mode::Tell {
-                return Err(ActorError::SelfCall {
-                    uid: self.uid.clone(),
-                    method: method.to_owned(),
-                });
+            if mode == Mode::Tell {
+                // A tell to oneself must not wait for room only this thread can make.
+                mode = Mode::Try;
+            } else {
+                slot = Some(self.self_call_slot(method)?);
             }
-            // A tell to oneself must not wait for room only this thread can make.
-            mode = Mode::Try;
         }
-        let (job, handle) = job(f, mode == Mode::Tell);
+        let (job, handle) = job(f, mode == Mode::Tell, slot);
         self.send(Envelope::Call(job), mode)?;
         Ok(handle)
+    }
+
+    /// A slot for a call from one of this actor's threads to the actor, if a thread that is
+    /// not waiting for such a call remains to serve it; else why it would wait forever.
+    fn self_call_slot(&self, method: &str) -> Result<SelfCallSlot, ActorError> {
+        let most = if self.reentrant { self.threads - 1 } else { 0 };
+        self.self_calls
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |calls| {
+                (calls < most).then_some(calls + 1)
+            })
+            .map(|_| SelfCallSlot(self.self_calls.clone()))
+            .map_err(|_| ActorError::SelfCall {
+                uid: self.uid.clone(),
+                method: method.to_owned(),
+            })
     }
 
     /// Puts a call in the mailbox (see the note on closing).
@@ -497,13 +572,12 @@ impl<A: Actor> Local<A> {
         S: FnOnce(&A) -> R + Send + 'static,
         R: Send + 'static,
     {
-        if self.is_current() {
-            return Err(ActorError::SelfCall {
-                uid: self.uid.clone(),
-                method: method.to_owned(),
-            });
-        }
-        let (job, handle) = job(f, false);
+        let slot = if self.is_current() {
+            Some(self.self_call_slot(method)?)
+        } else {
+            None
+        };
+        let (job, handle) = job(f, false, slot);
         self.offer_async(Envelope::Call(job)).await?;
         Ok(handle.expect("a call has a handle"))
     }
@@ -523,7 +597,7 @@ impl<A: Actor> Local<A> {
         if self.is_current() {
             return self.call::<R, M, S>(method, f, Mode::Tell).map(drop);
         }
-        let (job, _) = job::<A, M, S, R>(f, true);
+        let (job, _) = job::<A, M, S, R>(f, true, None);
         self.offer_async(Envelope::Call(job)).await
     }
 
@@ -552,6 +626,9 @@ impl<A: Actor> Local<A> {
         if kill {
             self.killed.store(true, Ordering::Release);
             self.closed.store(true, Ordering::SeqCst);
+            // The queued calls fail now, not when a thread gets to them: with every thread
+            // busy, one may be waiting on a queued call (a pool's self-call).
+            self.fail_queued();
             if self.threads == 1 {
                 // A full mailbox means the thread will take a call and see `killed`.
                 let _ = self.sender.try_send(Envelope::Kill);
@@ -575,21 +652,37 @@ impl<A: Actor> Local<A> {
     }
 }
 
+/// Whether every method of `A` takes `&self` (a stateless actor's are): then no call waits
+/// for a thread of the actor to let go of its state.
+fn shared_methods_only<A: Actor>() -> bool {
+    let methods = A::methods();
+    !methods.is_empty()
+        && methods.iter().all(|method| {
+            matches!(
+                method.call,
+                MethodCall::Shared(_) | MethodCall::SharedStream(_)
+            )
+        })
+}
+
 /// Builds one instance and runs its start hook.
 pub(crate) fn construct<A: Actor>(uid: &str, args: A::Args) -> Result<A, ActorError> {
-    let start = catch_unwind(AssertUnwindSafe(|| {
-        let mut actor = A::new(args);
-        actor.on_start().map(|()| actor)
-    }));
-    match start {
-        Ok(Ok(actor)) => Ok(actor),
-        Ok(Err(message)) => Err(ActorError::StartFailed {
-            uid: uid.to_owned(),
-            message,
-        }),
-        Err(payload) => Err(ActorError::StartFailed {
-            uid: uid.to_owned(),
-            message: format!("it panicked: {}", panic_message(&*payload)),
-        }),
+    let failed = |message| ActorError::StartFailed {
+        uid: uid.to_owned(),
+        message,
+    };
+    let mut actor = catch_unwind(AssertUnwindSafe(|| A::new(args))).map_err(|payload| {
+        failed(format!(
+            "its constructor (`new`) panicked: {}",
+            panic_message(&*payload)
+        ))
+    })?;
+    match catch_unwind(AssertUnwindSafe(|| actor.on_start())) {
+        Ok(Ok(())) => Ok(actor),
+        Ok(Err(message)) => Err(failed(message)),
+        Err(payload) => Err(failed(format!(
+            "its start hook (`on_start`) panicked: {}",
+            panic_message(&*payload)
+        ))),
     }
 }

@@ -95,7 +95,15 @@
 //!
 //! **Deadlock guard.** An actor that calls itself and waits would wait forever: such a call
 //! fails at once with [`ActorError::SelfCall`] (a `tell` to itself is allowed, but reports
-//! `Full` instead of blocking on its own full mailbox). Cycles through other actors are not
+//! `Full` instead of blocking on its own full mailbox). A thread actor with several threads
+//! and only `&self` methods (a stateless pool of [`instances(n)`](ActorOptions::instances), or
+//! [`max_concurrency`](ActorOptions::max_concurrency) above 1) may call itself as long as one
+//! of its threads stays free to serve the call: an instance calling its own pool is served by
+//! another instance (as a Ray actor with `max_concurrency` above 1 may call itself). Self-calls
+//! not yet settled are counted, at most one fewer than the threads; a self-call beyond that
+//! (every other thread already waits on one) fails with `SelfCall` rather than hang. An actor
+//! with a `&mut self` method always gets `SelfCall` (the call would wait for the caller's own
+//! state lock). Cycles through other actors are not
 //! detected: if actor A blocks on a call to B while B's method blocks on a call back to A, B's
 //! call waits in A's mailbox behind the call A is running, and both wait forever (or until a
 //! `result_timeout` gives up, which leaves B's call queued in A). Break such cycles: B sends
@@ -194,8 +202,8 @@ pub trait Actor: Sized + Send + Sync + 'static {
     /// Builds the actor from its arguments.
     fn new(args: Self::Args) -> Self;
 
-    /// Runs before any call; an error fails the actor's creation with
-    /// [`ActorError::StartFailed`].
+    /// Runs before any call; an error (or a panic, here or in the constructor) fails the
+    /// actor's creation with [`ActorError::StartFailed`].
     ///
     /// # Errors
     /// Why the actor cannot start.
@@ -204,7 +212,8 @@ pub trait Actor: Sized + Send + Sync + 'static {
     }
 
     /// Runs at a graceful [`stop`](ActorRef::stop), after the mailbox drained; never at a kill
-    /// or crash.
+    /// or crash. It cannot fail: a panic in it is reported on standard error (the worker's,
+    /// for an actor in a worker process), and the actor still ends and `stop()` succeeds.
     fn on_stop(&mut self) {}
 
     /// The methods callable from another process, by index: what the worker dispatches on.
@@ -334,7 +343,7 @@ pub enum ActorError {
         uid: String,
     },
     /// The actor at this address and uid is of another type.
-    #[error("actor `{uid}` at `{address}` is a `{found}`, not a `{wanted}`")]
+    #[error("actor `{uid}` at `{address}` is a `{found}`, not a `{wanted}`; look it up as a `{found}`, or give the `{wanted}` another uid")]
     WrongType {
         /// The address.
         address: Address,
@@ -353,8 +362,9 @@ pub enum ActorError {
         /// The uid taken twice.
         uid: String,
     },
-    /// The start hook failed (or the worker process could not host the actor).
-    #[error("actor `{uid}` failed to start: {message}")]
+    /// The constructor panicked, the start hook failed or panicked, or the worker process
+    /// could not host the actor: nothing was created, the uid is free again.
+    #[error("actor `{uid}` failed to start: {message}; it was not created (fix the cause and spawn it again)")]
     StartFailed {
         /// The actor's uid.
         uid: String,
@@ -375,8 +385,9 @@ pub enum ActorError {
         /// How it ended.
         reason: String,
     },
-    /// The actor called itself and would have waited for itself forever.
-    #[error("actor `{uid}` called its own method `{method}` and would wait for itself forever; use tell_{method} or restructure the call")]
+    /// The actor called itself and would have waited for itself forever: no thread of it was
+    /// free to serve the call (see the deadlock guard in the [module docs](self)).
+    #[error("actor `{uid}` called its own method `{method}` and would wait for itself forever (none of its threads is free to serve the call); call the method on self directly, send it with tell_{method}, or, for a stateless pool, give it more instances")]
     SelfCall {
         /// The actor's uid.
         uid: String,
@@ -934,6 +945,9 @@ pub struct ActorOptions<A: Actor> {
     pub(crate) instance_count: usize,
     pub(crate) max_concurrency: usize,
     pub(crate) process: Option<process::ProcessOptions>,
+    /// The builder methods that asked for a worker process (`in_process`, `max_restarts`,
+    /// `worker_program`), named in the error when they meet `on_cluster`.
+    process_asked_by: Vec<&'static str>,
     #[cfg(feature = "cluster")]
     pub(crate) cluster: Option<Result<remote::Link, ActorError>>,
     _actor: PhantomData<fn() -> A>,
@@ -970,6 +984,7 @@ impl<A: Actor> ActorOptions<A> {
             instance_count: 1,
             max_concurrency: 1,
             process: None,
+            process_asked_by: Vec::new(),
             #[cfg(feature = "cluster")]
             cluster: None,
             _actor: PhantomData,
@@ -1007,22 +1022,29 @@ impl<A: Actor> ActorOptions<A> {
     /// [`ProcessPool`](crate::ProcessPool) worker is; `main` must call
     /// [`crew::init()`](crate::init) first). A crash restarts it from its constructor.
     pub fn in_process(mut self) -> Self {
-        self.process.get_or_insert_with(Default::default);
+        self.process_options("in_process()");
         self
     }
 
-    /// How many times a worker process that died is replaced (default 3); implies
-    /// [`in_process`](Self::in_process).
+    /// The process placement's settings, asked for by the builder method `by`.
+    fn process_options(&mut self, by: &'static str) -> &mut process::ProcessOptions {
+        if !self.process_asked_by.contains(&by) {
+            self.process_asked_by.push(by);
+        }
+        self.process.get_or_insert_with(Default::default)
+    }
+
+    /// How many times a worker process that died is replaced (default 3; 0: the actor ends
+    /// with its first worker); implies [`in_process`](Self::in_process). A cluster actor
+    /// (`on_cluster`, feature `cluster`) is never restarted, so this is refused with it.
     pub fn max_restarts(mut self, n: u32) -> Self {
-        self.process
-            .get_or_insert_with(Default::default)
-            .max_restarts = n;
+        self.process_options("max_restarts(..)").max_restarts = n;
         self
     }
 
     /// The worker program (default: this executable); implies [`in_process`](Self::in_process).
     pub fn worker_program(mut self, program: impl Into<std::path::PathBuf>) -> Self {
-        self.process.get_or_insert_with(Default::default).program = Some(program.into());
+        self.process_options("worker_program(..)").program = Some(program.into());
         self
     }
 
@@ -1067,13 +1089,21 @@ impl<A: Actor> ActorOptions<A> {
     /// # Errors
     /// [`ActorError::DuplicateUid`] when the uid is taken at the address;
     /// [`ActorError::StartFailed`] when the start hook fails or the worker cannot start;
-    /// [`ActorError::Invalid`] for a zero mailbox, instance or concurrency count, or an empty
-    /// uid or address (or one with a NUL byte).
+    /// [`ActorError::Invalid`] for a zero mailbox, instance or concurrency count, an empty
+    /// uid or address (or one with a NUL byte), or `on_cluster` with a process placement's
+    /// option (`in_process`, `max_restarts`, `worker_program`).
     pub fn spawn(self, args: A::Args) -> Result<A::Ref, ActorError> {
-        if self.mailbox == 0 || self.instance_count == 0 || self.max_concurrency == 0 {
-            return Err(ActorError::Invalid(
-                "mailbox, instances and max_concurrency must each be at least 1".to_owned(),
-            ));
+        for (what, count) in [
+            ("mailbox", self.mailbox),
+            ("instances", self.instance_count),
+            ("max_concurrency", self.max_concurrency),
+        ] {
+            if count == 0 {
+                return Err(ActorError::Invalid(format!(
+                    ".{what}(0) leaves the actor no room to work: give .{what}(..) at least 1, \
+                     or omit it for the default"
+                )));
+            }
         }
         // An empty name cannot be looked up sensibly, and a NUL byte cannot name the actor's
         // threads (std panics on it): refused here rather than panicking in the caller.
@@ -1091,9 +1121,9 @@ impl<A: Actor> ActorOptions<A> {
         #[cfg(feature = "cluster")]
         if let Some(link) = &self.cluster {
             if self.process.is_some() {
-                return Err(ActorError::Invalid(
-                    "an actor is either on_cluster or in_process, not both".to_owned(),
-                ));
+                return Err(ActorError::Invalid(on_cluster_with_process_options(
+                    &self.process_asked_by,
+                )));
             }
             let link = link.clone()?;
             return remote::spawn(&link, &self, args).map(A::Ref::from);
@@ -1130,10 +1160,40 @@ impl<A: Actor> ActorOptions<A> {
 impl<A: StatelessActor> ActorOptions<A> {
     /// Runs `n` copies of a stateless actor sharing one mailbox (each built from the same
     /// arguments). Only stateless actors have this option, so a stateful one cannot be copied.
+    /// On threads, an instance may call its own pool and wait while another instance is free
+    /// to serve the call; the call that would leave none free fails with
+    /// [`ActorError::SelfCall`] (see the deadlock guard in the [module docs](self)).
     pub fn instances(mut self, n: usize) -> Self {
         self.instance_count = n;
         self
     }
+}
+
+/// Why `on_cluster` cannot go with the process placement's options `asked_by` (builder
+/// methods as written), and what to do instead.
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+fn on_cluster_with_process_options(asked_by: &[&str]) -> String {
+    let named: Vec<String> = asked_by.iter().map(|by| format!(".{by}")).collect();
+    let mut message = format!(
+        "{} place{} the actor in a worker process of this machine, .on_cluster(..) on a \
+         cluster worker: choose one placement",
+        named.join(" and "),
+        if named.len() == 1 { "s" } else { "" }
+    );
+    if asked_by.contains(&"max_restarts(..)") {
+        message.push_str(
+            "; a cluster actor is never restarted (when its worker dies its calls fail with \
+             WorkerDied, later ones with Stopped): drop .max_restarts(..) and create it again \
+             after a death, or drop .on_cluster(..) for a restarted actor in a local worker \
+             process",
+        );
+    } else if asked_by.contains(&"worker_program(..)") {
+        message.push_str(
+            "; a cluster actor runs in the program of the worker serving its address: drop \
+             .worker_program(..) and start that program as a cluster worker instead",
+        );
+    }
+    message
 }
 
 /// What `#[crew::actor]` expands to. Not a public API.
@@ -1141,4 +1201,53 @@ impl<A: StatelessActor> ActorOptions<A> {
 pub mod __private {
     pub use super::process::ActorEntry;
     pub use super::stream::{encode_items, LocalItems};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_cluster_with_process_options;
+
+    /// `.max_restarts(..)` with `.on_cluster(..)` said "either on_cluster or in_process", though
+    /// the caller never asked for `in_process`: the error names what they wrote and what to do.
+    #[test]
+    fn process_options_with_on_cluster_are_named_with_what_to_do() {
+        let message = on_cluster_with_process_options(&["max_restarts(..)"]);
+        assert!(message.starts_with(".max_restarts(..) places the actor in a worker process"));
+        assert!(message.contains("never restarted"), "{message}");
+        assert!(message.contains("drop .max_restarts(..)"), "{message}");
+        let message = on_cluster_with_process_options(&["in_process()", "worker_program(..)"]);
+        assert!(
+            message.starts_with(".in_process() and .worker_program(..) place the actor"),
+            "{message}"
+        );
+        assert!(message.contains("drop .worker_program(..)"), "{message}");
+    }
+
+    /// Through `spawn`, as a user meets it (a cluster link that is never reached: the options
+    /// are refused first).
+    #[cfg(feature = "cluster")]
+    #[test]
+    fn spawn_refuses_max_restarts_on_a_cluster_saying_why() {
+        struct Nothing;
+        impl super::Actor for Nothing {
+            type Args = ();
+            type Ref = super::ActorRef<Nothing>;
+            const NAME: &'static str = "tests::Nothing";
+            fn new((): ()) -> Self {
+                Nothing
+            }
+            fn methods() -> &'static [super::Method<Self>] {
+                &[]
+            }
+        }
+        let mut options = super::ActorOptions::<Nothing>::new().max_restarts(5);
+        options.cluster = Some(Err(super::ActorError::Invalid("unreached".to_owned())));
+        match options.spawn(()) {
+            Err(super::ActorError::Invalid(message)) => {
+                assert!(message.contains(".max_restarts(..)"), "{message}");
+                assert!(message.contains("never restarted"), "{message}");
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
 }

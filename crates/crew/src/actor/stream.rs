@@ -180,6 +180,9 @@ impl<T: DeserializeOwned + Send + 'static> futures_core::Stream for ActorStream<
 
 use std::future::Future;
 
+/// One item of a stream from a worker process as it arrived: encoded, or how it failed.
+type EncodedItem = Result<Vec<u8>, TaskError>;
+
 /// What the caller's reader fills and the stream drains, for a stream from a worker process.
 pub(crate) struct RemoteItems {
     state: Mutex<Buffer>,
@@ -237,24 +240,38 @@ impl RemoteItems {
         }
     }
 
-    fn take(&self, state: &mut Buffer) -> Option<Option<Result<Vec<u8>, TaskError>>> {
+    /// The next item, or `Some(None)` at the end, or `None` while there is none yet; and the
+    /// credit now due to the worker, which the caller grants with [`grant`](Self::grant)
+    /// *after* letting go of the buffer. Granting sends on the connection, and the reader that
+    /// fails a dying worker's streams holds the connection while it pushes the failure here:
+    /// granting under the buffer's lock deadlocked the two.
+    fn take(&self, state: &mut Buffer) -> (Option<Option<EncodedItem>>, u32) {
         if let Some(item) = state.items.pop_front() {
+            let mut due = 0;
             if item.is_ok() {
                 state.consumed += 1;
                 if state.consumed >= WINDOW / 2 {
-                    (self.credit)(state.consumed);
-                    state.consumed = 0;
+                    due = std::mem::take(&mut state.consumed);
                 }
             }
-            return Some(Some(item));
+            return (Some(Some(item)), due);
         }
-        state.ended.then_some(None)
+        (state.ended.then_some(None), 0)
+    }
+
+    /// Grants the worker `items` more items (nothing for 0); called without the buffer's lock.
+    fn grant(&self, items: u32) {
+        if items > 0 {
+            (self.credit)(items);
+        }
     }
 
     fn next_blocking(&self) -> Option<Result<Vec<u8>, TaskError>> {
         let mut state = self.state.lock();
         loop {
-            if let Some(next) = self.take(&mut state) {
+            if let (Some(next), due) = self.take(&mut state) {
+                drop(state);
+                self.grant(due);
                 return next;
             }
             self.ready.wait(&mut state);
@@ -264,8 +281,12 @@ impl RemoteItems {
     fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Vec<u8>, TaskError>>> {
         let mut state = self.state.lock();
         match self.take(&mut state) {
-            Some(next) => Poll::Ready(next),
-            None => {
+            (Some(next), due) => {
+                drop(state);
+                self.grant(due);
+                Poll::Ready(next)
+            }
+            (None, _) => {
                 state.waker = Some(cx.waker().clone());
                 Poll::Pending
             }
@@ -278,5 +299,66 @@ impl Drop for RemoteItems {
         if !self.state.get_mut().ended {
             (self.cancel)();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use parking_lot::Mutex;
+
+    use super::{RemoteItems, WINDOW};
+    use crate::error::{TaskError, WorkerId};
+
+    /// A process actor's reader fails a dead worker's streams while it holds the connection,
+    /// and a consumer grants credit on that connection: granting under the buffer's lock
+    /// deadlocked the two (found by killing a worker mid-stream).
+    #[test]
+    fn granting_credit_does_not_hold_the_buffer_against_a_failing_reader() {
+        let connection = Arc::new(Mutex::new(()));
+        let held = connection.clone();
+        let items = Arc::new(RemoteItems::new(
+            Box::new(move |_| drop(held.lock())),
+            Box::new(|| {}),
+        ));
+        for item in 0..WINDOW / 2 {
+            items.push(Ok(vec![item as u8]));
+        }
+        // The reader has the connection (it is handling the worker's death)...
+        let reader_holds = connection.lock();
+        // ...while the consumer takes the items whose credit falls due, and waits to send it.
+        let consumer = items.clone();
+        let (consumed, consumed_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let taken: Vec<_> = (0..WINDOW / 2).map(|_| consumer.next_blocking()).collect();
+            let _ = consumed.send(taken.len());
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        // The reader fails the stream, holding the connection all along.
+        let failing = items.clone();
+        let (failed, failed_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            failing.push(Err(TaskError::WorkerDied {
+                worker: WorkerId::local(1),
+                exit: None,
+            }));
+            let _ = failed.send(());
+        });
+        failed_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the reader could not fail the stream: the consumer held its buffer");
+        drop(reader_holds);
+        assert_eq!(
+            consumed_rx.recv_timeout(Duration::from_secs(10)),
+            Ok(WINDOW as usize / 2)
+        );
+        assert!(matches!(
+            items.next_blocking(),
+            Some(Err(TaskError::WorkerDied { .. }))
+        ));
+        assert!(items.next_blocking().is_none());
     }
 }
