@@ -678,18 +678,9 @@ fn write_whole(out: &mut dyn Write, bytes: &[u8], prefix: Option<&[u8]>) -> io::
     if bytes.is_empty() {
         return Ok(());
     }
-    match prefix {
-        None => out.write_all(bytes)?,
-        Some(prefix) => {
-            let mut tagged = Vec::with_capacity(bytes.len() + 64);
-            for line in bytes.split_inclusive(|&b| b == b'\n') {
-                tagged.extend_from_slice(prefix);
-                tagged.extend_from_slice(line);
-            }
-            out.write_all(&tagged)?;
-        }
-    }
-    out.flush()
+    let mut tagged = Tagged::new(out, prefix);
+    tagged.write(bytes)?;
+    tagged.finish()
 }
 
 /// Copies `from` to `out` a chunk at a time, each line prefixed when `prefix` is given (a line
@@ -699,35 +690,137 @@ fn write_stream(
     mut from: impl io::Read,
     prefix: Option<&[u8]>,
 ) -> io::Result<()> {
-    let mut chunk = vec![0u8; 64 * 1024];
-    let mut line_start = true;
-    let mut tagged = Vec::new();
+    let mut chunk = vec![0u8; WRITE_CHUNK];
+    let mut tagged = Tagged::new(out, prefix);
     loop {
         let n = match from.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => n,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) => {
-                let _ = out.flush();
+                let _ = tagged.finish();
                 warn!("crew run: cannot read a job's spooled output back: {error}");
                 return Ok(());
             }
         };
-        let bytes = &chunk[..n];
-        match prefix {
-            None => out.write_all(bytes)?,
-            Some(prefix) => {
-                tagged.clear();
-                for line in bytes.split_inclusive(|&b| b == b'\n') {
-                    if line_start {
-                        tagged.extend_from_slice(prefix);
-                    }
-                    tagged.extend_from_slice(line);
-                    line_start = line.ends_with(b"\n");
-                }
-                out.write_all(&tagged)?;
-            }
+        tagged.write(&chunk[..n])?;
+    }
+    tagged.finish()
+}
+
+/// How much tagged output is gathered before it is written: `--tag` adds the argument to every
+/// line, so 1 MiB of empty lines with a 100 KiB argument is 100 GiB of output, which must
+/// stream through a buffer of this size rather than be built in memory first.
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// A job's output on its way to `out`, each line prefixed (`--tag`) when a prefix is given,
+/// gathered in pieces of at most [`WRITE_CHUNK`] plus one prefix.
+struct Tagged<'o, 'p> {
+    out: &'o mut dyn Write,
+    prefix: Option<&'p [u8]>,
+    /// Whether the next byte starts a line (and so gets the prefix).
+    line_start: bool,
+    pending: Vec<u8>,
+}
+
+impl<'o, 'p> Tagged<'o, 'p> {
+    fn new(out: &'o mut dyn Write, prefix: Option<&'p [u8]>) -> Self {
+        Self {
+            out,
+            prefix,
+            line_start: true,
+            pending: Vec::new(),
         }
     }
-    out.flush()
+
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let Some(prefix) = self.prefix else {
+            return self.out.write_all(bytes);
+        };
+        for line in bytes.split_inclusive(|&b| b == b'\n') {
+            if self.line_start {
+                self.pending.extend_from_slice(prefix);
+            }
+            self.line_start = line.ends_with(b"\n");
+            if self.pending.len() + line.len() > WRITE_CHUNK {
+                // A long line goes out as it is, after what was gathered.
+                self.out.write_all(&self.pending)?;
+                self.pending.clear();
+                self.out.write_all(line)?;
+            } else {
+                self.pending.extend_from_slice(line);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> io::Result<()> {
+        self.out.write_all(&self.pending)?;
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts what is written and the largest single write, keeping nothing.
+    #[derive(Default)]
+    struct Counter {
+        total: usize,
+        lines: usize,
+        largest_write: usize,
+    }
+
+    impl Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.total += bytes.len();
+            self.lines += bytes.iter().filter(|&&b| b == b'\n').count();
+            self.largest_write = self.largest_write.max(bytes.len());
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn tagging_many_empty_lines_streams_the_amplified_output_through_a_bounded_buffer() {
+        // 20,000 empty lines tagged with a 1 KiB argument: 20 MB of output from 20 KB.
+        // Before, it was built whole in memory and written in one call.
+        let lines = vec![b'\n'; 20_000];
+        let prefix = vec![b'a'; 1024];
+        let expected = lines.len() * (prefix.len() + 1);
+        let mut whole = Counter::default();
+        write_whole(&mut whole, &lines, Some(&prefix)).unwrap();
+        let mut streamed = Counter::default();
+        write_stream(&mut streamed, &lines[..], Some(&prefix)).unwrap();
+        for out in [whole, streamed] {
+            assert_eq!((out.total, out.lines), (expected, lines.len()));
+            assert!(
+                out.largest_write <= WRITE_CHUNK + prefix.len(),
+                "{} bytes in one write",
+                out.largest_write
+            );
+        }
+    }
+
+    #[test]
+    fn tags_go_before_every_line_also_across_chunks_and_after_a_long_line() {
+        let long = "x".repeat(3 * WRITE_CHUNK);
+        let text = format!("a\n\n{long}\nb");
+        let expected = format!("T\ta\nT\t\nT\t{long}\nT\tb");
+        let mut whole = Vec::new();
+        write_whole(&mut whole, text.as_bytes(), Some(b"T\t")).unwrap();
+        assert!(whole == expected.as_bytes());
+        // Read back in pieces that split lines and the long one.
+        let mut streamed = Vec::new();
+        let reader = io::Read::chain(&text.as_bytes()[..5], &text.as_bytes()[5..]);
+        write_stream(&mut streamed, reader, Some(b"T\t")).unwrap();
+        assert!(streamed == expected.as_bytes());
+        let mut plain = Vec::new();
+        write_whole(&mut plain, text.as_bytes(), None).unwrap();
+        assert!(plain == text.as_bytes());
+    }
 }
