@@ -68,6 +68,11 @@ const FILES_RESERVED: u64 = 32;
 /// all output to files), so a job printing gigabytes costs disk, not memory.
 const SPOOL_AFTER: usize = 1 << 20;
 
+/// How long a job's output is still read once the job itself has exited: a background process
+/// it started (`sleep 60 & echo started`) holds the pipes open, and GNU parallel does not wait
+/// for it either (it reads the job's output from a file once the job exits).
+const READ_AFTER_EXIT: Duration = Duration::from_millis(100);
+
 /// Arguments of `crew run`.
 #[derive(Debug, clap::Args)]
 #[command(
@@ -432,7 +437,10 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
                 seq,
                 slot,
             });
-            let mut command: Command = command.grace(grace).spool_after(SPOOL_AFTER);
+            let mut command: Command = command
+                .grace(grace)
+                .spool_after(SPOOL_AFTER)
+                .read_after_exit(READ_AFTER_EXIT);
             if let Some(timeout) = timeout {
                 command = command.timeout(timeout);
             }

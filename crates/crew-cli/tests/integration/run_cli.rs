@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{crew_run, crew_run_stdin, stdout, wait_bounded, CREW};
+use crate::support::{crew_run, crew_run_stdin, stderr, stdout, succeeded, wait_bounded, CREW};
 
 fn sorted_lines(text: &str) -> Vec<String> {
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
@@ -895,4 +895,61 @@ fn a_closed_stderr_never_turns_the_exit_status_into_a_panic() {
     assert_eq!(first, "hi\n");
     let output = crate::support::wait_bounded(child, "crew run with closed stdout and stderr");
     assert_eq!(output.status.code(), Some(141), "{output:?}");
+}
+
+#[test]
+fn a_job_that_leaves_a_background_process_ends_when_it_exits_like_in_gnu_parallel() {
+    // The background sleep holds the job's output pipes for 20 s; the job itself ends at once.
+    // GNU parallel returns at once too, leaving the sleep running; so does crew, and the job's
+    // own output is kept. Before, crew waited for the pipes' end-of-file, 20 s.
+    let start = Instant::now();
+    let output = crew_run(&[
+        "--tag",
+        "sleep 20 & echo $! >&2; echo hi {}",
+        ":::",
+        "a",
+        "b",
+    ]);
+    let elapsed = start.elapsed();
+    for line in stderr(&output).lines() {
+        let pid: i32 = line.rsplit('\t').next().unwrap().parse().unwrap();
+        // SAFETY: kill(2) of the background sleep this test started; no memory is involved.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+    assert_eq!(sorted_lines(&succeeded(&output)), ["a\thi a", "b\thi b"]);
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "waited {elapsed:?} for the background processes"
+    );
+}
+
+#[test]
+fn a_line_longer_than_any_argument_stops_the_input_with_what_to_do() {
+    // 4 MiB without a newline after two good lines: the jobs before it run, then crew stops
+    // reading (it held the whole "line" in memory before) and says which record, the limit and
+    // what to do.
+    let mut input = b"one\ntwo\n".to_vec();
+    input.extend(vec![b'x'; 4 << 20]);
+    let mut child = Command::new(CREW)
+        .args(["run", "-k", "echo"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // crew stops reading early, so the end of the write fails (EPIPE): that is expected.
+    let writer = std::thread::spawn(move || stdin.write_all(&input).is_ok());
+    let output = wait_bounded(child, "crew run with an endless line");
+    assert!(!writer.join().unwrap(), "crew read the whole line");
+    assert_eq!(stdout(&output), "one\ntwo\n");
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(
+        message.contains("record 3 of standard input is longer than 131071 bytes")
+            && message.contains("split at newlines"),
+        "{message}"
+    );
 }
