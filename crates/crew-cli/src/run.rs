@@ -114,9 +114,15 @@ instead of here, with the same output, --timeout, --retries, --halt and --joblog
 column names the worker's host); {%} and values that are not UTF-8 are refused there.\n\n\
 Output: each job's output is printed whole when it ends; beyond 1 MiB per stream it waits in \
 an unnamed temporary file in $TMPDIR, not in memory. When standard output is closed (| head), \
-the running jobs are stopped and no more start.\n\n\
+the running jobs are stopped and no more start. --tag output streams through a \
+bounded buffer. A job ends when its program exits, as in GNU parallel: a background process \
+it leaves ('sleep 60 & echo hi') runs on, and what that prints more than 100 ms after the \
+job's exit is not captured (redirect it: 'cmd > log 2>&1 &').\n\n\
+Input records (lines, or NUL-separated values with -0) longer than 128 KiB, more than one \
+program argument can hold, stop the input with an error naming the record.\n\n\
 Exit status: the number of failed jobs (at most 101); with --halt on failure, the exit code of \
-the job that triggered it; 130 when interrupted; 141 when standard output was closed."
+the job that triggered it; 130 when interrupted; 141 when standard output was closed; 255 when \
+crew itself fails (an unreadable argument file, an input record longer than 128 KiB...)."
 )]
 pub(crate) struct Args {
     /// Jobs to run at once [default: the number of CPUs].
