@@ -125,8 +125,9 @@ the job that triggered it; 130 when interrupted; 141 when standard output was cl
 crew itself fails (an unreadable argument file, an input record longer than 128 KiB...)."
 )]
 pub(crate) struct Args {
-    /// Jobs to run at once [default: the number of CPUs].
-    #[arg(short = 'j', long = "jobs", value_parser = clap::value_parser!(u16).range(1..))]
+    /// Jobs to run at once [default: the number of CPUs]; 0 runs as many as the open-file
+    /// limit (ulimit -n) holds, as GNU parallel's -j 0 and xargs -P 0 do.
+    #[arg(short = 'j', long = "jobs")]
     jobs: Option<u16>,
     /// Kill a job (and everything it started) that runs longer than this: 10s, 1.5, 500ms, 2m;
     /// 0 means no time limit (as in GNU parallel and timeout(1)).
@@ -305,10 +306,12 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
         (Some(path), true) => joblog::finished(path, args.resume_failed)?,
         _ => HashSet::new(),
     };
-    let limit = args.jobs.map_or_else(
-        || std::thread::available_parallelism().map_or(1, |n| n.get()),
-        usize::from,
-    );
+    let limit = match args.jobs {
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        // GNU parallel's `-j 0` and `xargs -P 0`: as many at once as possible.
+        Some(0) => jobs_the_file_limit_holds(),
+        Some(jobs) => usize::from(jobs),
+    };
     // A cluster's jobs hold no files here; a dry run starts none.
     let limit = if args.dry_run || args.cluster.is_some() {
         limit
@@ -611,6 +614,19 @@ fn jobs_that_fit(limit: usize) -> usize {
         return fit;
     }
     limit
+}
+
+/// `-j 0`: as many jobs as the open-file limit (`ulimit -n`) holds as it is, at least one (the
+/// limit is not raised for them: every job inherits it, see [`jobs_that_fit`]).
+fn jobs_the_file_limit_holds() -> usize {
+    let files = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    match files.current {
+        Some(open_files) => {
+            let fit = open_files.saturating_sub(FILES_RESERVED) / FILES_PER_JOB;
+            usize::try_from(fit).unwrap_or(usize::MAX).max(1)
+        }
+        None => usize::from(u16::MAX),
+    }
 }
 
 /// How many of the first `total` jobs `--resume` / `--resume-failed` skip (for the progress

@@ -954,3 +954,31 @@ fn a_line_longer_than_any_argument_stops_the_input_with_what_to_do() {
         "{message}"
     );
 }
+
+#[test]
+fn jobs_zero_runs_them_all_at_once_like_gnu_parallel_and_xargs() {
+    // Each of 6 jobs leaves a file and waits (up to 10 s) until all 6 are there: only jobs
+    // that run at the same time can all succeed. `-j 0` was refused before.
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(CREW)
+        .current_dir(dir.path())
+        .args([
+            "run",
+            "-j",
+            "0",
+            "-k",
+            "touch {}; i=0; while [ $(ls | wc -l) -lt 6 ] && [ $i -lt 100 ]; do sleep 0.1; \
+             i=$((i+1)); done; [ $(ls | wc -l) -eq 6 ] && echo {}",
+            ":::",
+        ])
+        .args(["1", "2", "3", "4", "5", "6"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "1\n2\n3\n4\n5\n6\n",
+        "{out:?}"
+    );
+    assert!(out.status.success(), "{out:?}");
+}
