@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use crew::subprocess::{Command, ExitStatus, Halt, HaltWhen, JobResult, Runner};
+use crew_cli::tasks::READ_AFTER_EXIT;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// `eprintln!` that never panics: standard error may be a closed pipe (`2>&1 | head`), and a
@@ -67,11 +68,6 @@ const FILES_RESERVED: u64 = 32;
 /// the job ends; beyond it the output goes to an unnamed temporary file (GNU parallel spools
 /// all output to files), so a job printing gigabytes costs disk, not memory.
 const SPOOL_AFTER: usize = 1 << 20;
-
-/// How long a job's output is still read once the job itself has exited: a background process
-/// it started (`sleep 60 & echo started`) holds the pipes open, and GNU parallel does not wait
-/// for it either (it reads the job's output from a file once the job exits).
-const READ_AFTER_EXIT: Duration = Duration::from_millis(100);
 
 /// Arguments of `crew run`.
 #[derive(Debug, clap::Args)]
