@@ -285,6 +285,13 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
     )
     .map_err(anyhow::Error::msg)?;
     check_combinations(&args, &sources)?;
+    if sources.iter().any(|s| s.origin == Origin::Stdin) && io::stdin().is_terminal() {
+        // As GNU parallel warns: without it, a forgotten `:::` looks like a hang.
+        warn!(
+            "crew run: reading the arguments from the terminal, one a line; end them with \
+             Ctrl-D (or give them after `:::`, in a file with `:::: FILE`, or through a pipe)"
+        );
+    }
     let template = Template::new(words, args.shell, sources.len()).map_err(anyhow::Error::msg)?;
     let separator = if args.null { 0 } else { b'\n' };
     let whole = args.eta || args.halt.is_percent();

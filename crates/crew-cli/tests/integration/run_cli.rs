@@ -982,3 +982,41 @@ fn jobs_zero_runs_them_all_at_once_like_gnu_parallel_and_xargs() {
     );
     assert!(out.status.success(), "{out:?}");
 }
+
+#[test]
+fn arguments_read_from_a_terminal_get_a_hint_like_gnu_parallel_gives() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: the two out-pointers are valid for writes; null name, termios and size are
+    // allowed.
+    let opened = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: openpty succeeded, so both are open descriptors that nothing else owns.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let child = Command::new(CREW)
+        .args(["run", "-k", "echo"])
+        .stdin(Stdio::from(slave))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // One line, then Ctrl-D (end of input at the start of a line).
+    let mut terminal = std::fs::File::from(master);
+    terminal.write_all(b"typed\n\x04").unwrap();
+    let output = wait_bounded(child, "crew run reading a terminal");
+    drop(terminal);
+    assert_eq!(stdout(&output), "typed\n");
+    let message = stderr(&output);
+    assert!(
+        message.contains("reading the arguments from the terminal") && message.contains("Ctrl-D"),
+        "{message}"
+    );
+}
