@@ -45,6 +45,7 @@ mod joblog;
 mod raw;
 mod remote;
 mod results;
+mod suspend;
 mod template;
 
 use crate::cluster::Connection;
@@ -108,6 +109,7 @@ Values need not be UTF-8: a file name in another encoding reaches the job byte f
 --cluster URL runs every job on the workers of a crew cluster (`crew worker --nats URL`) \
 instead of here, with the same output, --timeout, --retries, --halt and --joblog (its Host \
 column names the worker's host); {%} and values that are not UTF-8 are refused there.\n\n\
+Ctrl-Z pauses the running jobs with crew; fg or bg continue them.\n\n\
 Output: each job's output is printed whole when it ends; beyond 1 MiB per stream it waits in \
 an unnamed temporary file in $TMPDIR, not in memory. When standard output is closed (| head), \
 the running jobs are stopped and no more start. --tag output streams through a \
@@ -409,6 +411,13 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
             std::process::exit(130);
         })
         .context("cannot install the Ctrl-C handler")?;
+    }
+
+    if cluster.is_none() {
+        // Ctrl-Z pauses the jobs too: they lead process groups of their own, which the
+        // terminal's stop does not reach (see `suspend`).
+        suspend::pause_jobs_with_crew(runner.kill_switch().clone())
+            .context("cannot set up Ctrl-Z (SIGTSTP) handling")?;
     }
 
     let mut joblog = match &args.joblog {

@@ -450,9 +450,10 @@ fn short_options_with_attached_values_are_options_not_the_command() {
     let out = crew_run(&["-k", "echo", "-n", "{}", "-j1", ":::", "e"]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(stdout(&out), "e -j1");
+    // `-j0` (as many at once as fit, as in GNU parallel) is an option too.
     let out = crew_run(&["-j0", "echo", ":::", "a"]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("0 is not in 1..=65535"));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "a\n");
 }
 
 #[test]
@@ -1019,4 +1020,61 @@ fn arguments_read_from_a_terminal_get_a_hint_like_gnu_parallel_gives() {
         message.contains("reading the arguments from the terminal") && message.contains("Ctrl-D"),
         "{message}"
     );
+}
+
+/// The state letter of process `pid` (`R`, `S`, `T` for stopped...), `None` once it is gone.
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')').next()?.trim_start().chars().next()
+}
+
+#[test]
+fn ctrl_z_pauses_the_jobs_with_crew_and_continuing_crew_continues_them() {
+    // The job appends a line every 20 ms. After SIGTSTP (the terminal's Ctrl-Z) crew is
+    // stopped and the file stops growing; after SIGCONT (`fg`) it grows again. Before, only
+    // crew stopped: the job, in its own process group, ran on.
+    let dir = tempfile::tempdir().unwrap();
+    let ticks = dir.path().join("ticks");
+    let lines = || {
+        std::fs::read_to_string(&ticks)
+            .map(|text| text.lines().count())
+            .unwrap_or(0)
+    };
+    let child = Command::new(CREW)
+        .args([
+            "run",
+            "--grace",
+            "1s",
+            "while :; do echo x >> {}; sleep 0.02; done",
+            ":::",
+        ])
+        .arg(&ticks)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_for("the job runs", &|| lines() >= 3);
+    // SAFETY: kill(2) of our own child with a valid signal number.
+    unsafe { libc::kill(pid as i32, libc::SIGTSTP) };
+    wait_for("crew is stopped", &|| process_state(pid) == Some('T'));
+    std::thread::sleep(Duration::from_millis(100));
+    let paused = lines();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(lines(), paused, "the job ran on while crew was stopped");
+    // SAFETY: as above.
+    unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    wait_for("the job runs again", &|| lines() >= paused + 3);
+    // SAFETY: as above.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let status = wait_bounded(child, "crew run after SIGTERM").status;
+    assert_eq!(status.code(), Some(130));
 }
