@@ -131,29 +131,29 @@ fn records_up_to(
         }
         number += 1;
         let record = match read_record(&mut reader, separator, limit) {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => return None,
+            Ok(Record::Whole(bytes)) => bytes,
+            Ok(Record::End) => return None,
+            Ok(Record::TooLong) => {
+                failed = true;
+                return Some(Err(anyhow::anyhow!(
+                    "record {number} of {what} is longer than {limit} bytes, more than any \
+                     program argument can hold (Linux's MAX_ARG_STRLEN, 128 KiB), so crew \
+                     stopped reading there; {}",
+                    if separator == 0 {
+                        "with -0 the input is split at NUL bytes: check that it has them \
+                         (drop -0 for one value a line), or pass large data in a file and its \
+                         name as the value"
+                    } else {
+                        "the input is split at newlines: check that it has them (-0 splits at \
+                         NUL bytes), or pass large data in a file and its name as the value"
+                    }
+                )));
+            }
             Err(error) => {
                 failed = true;
-                let error = if error.kind() == io::ErrorKind::FileTooLarge {
-                    anyhow::anyhow!(
-                        "record {number} of {what} is longer than {limit} bytes, more than any \
-                         program argument can hold (Linux's MAX_ARG_STRLEN, 128 KiB), so crew \
-                         stopped reading there; {}",
-                        if separator == 0 {
-                            "with -0 the input is split at NUL bytes: check that it has them \
-                             (drop -0 for one value a line), or pass large data in a file and \
-                             its name as the value"
-                        } else {
-                            "the input is split at newlines: check that it has them (-0 splits \
-                             at NUL bytes), or pass large data in a file and its name as the \
-                             value"
-                        }
-                    )
-                } else {
+                return Some(Err(
                     anyhow::Error::new(error).context(format!("cannot read {what}"))
-                };
-                return Some(Err(error));
+                ));
             }
         };
         if !warned && record.contains(&0) {
@@ -169,14 +169,19 @@ fn records_up_to(
     })
 }
 
-/// The next record of `reader` without its separator; `None` at end of input. A record that
-/// grows past `limit` bytes is an error of kind `FileTooLarge`, returned as soon as it does, so
-/// memory stays within `limit` plus the reader's buffer however long the record is.
-fn read_record(
-    reader: &mut impl BufRead,
-    separator: u8,
-    limit: usize,
-) -> io::Result<Option<Vec<u8>>> {
+/// What [`read_record`] found.
+enum Record {
+    /// A record, without its separator.
+    Whole(Vec<u8>),
+    /// A record longer than the limit (the rest of it is left unread).
+    TooLong,
+    /// The end of the input.
+    End,
+}
+
+/// The next record of `reader`. A record that grows past `limit` bytes is reported as soon as
+/// it does, so memory stays within `limit` plus the reader's buffer however long it is.
+fn read_record(reader: &mut impl BufRead, separator: u8, limit: usize) -> io::Result<Record> {
     let mut record = Vec::new();
     let mut read_any = false;
     loop {
@@ -186,7 +191,11 @@ fn read_record(
             Err(error) => return Err(error),
         };
         if available.is_empty() {
-            return Ok(read_any.then_some(record));
+            return Ok(if read_any {
+                Record::Whole(record)
+            } else {
+                Record::End
+            });
         }
         read_any = true;
         let (part, used, ended) = match available.iter().position(|&b| b == separator) {
@@ -194,15 +203,12 @@ fn read_record(
             None => (available, available.len(), false),
         };
         if record.len() + part.len() > limit {
-            return Err(io::Error::new(
-                io::ErrorKind::FileTooLarge,
-                format!("a record longer than {limit} bytes"),
-            ));
+            return Ok(Record::TooLong);
         }
         record.extend_from_slice(part);
         reader.consume(used);
         if ended {
-            return Ok(Some(record));
+            return Ok(Record::Whole(record));
         }
     }
 }
