@@ -17,6 +17,9 @@ mod perf;
 mod run;
 mod serve;
 
+/// The exit status of `crew run` when crew itself fails rather than jobs (GNU parallel's).
+const RUN_ERROR_STATUS: u8 = 255;
+
 /// Concurrency for Rust, from threads to processes to a cluster.
 #[derive(Debug, Parser)]
 #[command(name = "crew", version, about, long_about = None)]
@@ -47,6 +50,12 @@ fn main() -> ExitCode {
     // set it up in `crew bench peer`, the only place they run.)
     crew::init();
     let cli = Cli::parse();
+    // `crew run` exits with the number of failed jobs, so its own failures (an unreadable
+    // argument file, a record too long...) take GNU parallel's 255, which no count reaches.
+    let failure = match cli.command {
+        Command::Run(_) => ExitCode::from(RUN_ERROR_STATUS),
+        _ => ExitCode::FAILURE,
+    };
     let outcome = match cli.command {
         Command::Serve(args) => serve::main(args),
         Command::Perf(args) => perf::main(args),
@@ -64,7 +73,7 @@ fn main() -> ExitCode {
                 "crew: error: {}",
                 cluster::redact_urls_in(&format!("{err:#}"))
             );
-            ExitCode::FAILURE
+            failure
         }
     }
 }

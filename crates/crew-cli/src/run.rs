@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use crew::subprocess::{Command, ExitStatus, Halt, HaltWhen, JobResult, Runner};
+use crew_cli::tasks::READ_AFTER_EXIT;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// `eprintln!` that never panics: standard error may be a closed pipe (`2>&1 | head`), and a
@@ -44,6 +45,7 @@ mod joblog;
 mod raw;
 mod remote;
 mod results;
+mod suspend;
 mod template;
 
 use crate::cluster::Connection;
@@ -107,15 +109,23 @@ Values need not be UTF-8: a file name in another encoding reaches the job byte f
 --cluster URL runs every job on the workers of a crew cluster (`crew worker --nats URL`) \
 instead of here, with the same output, --timeout, --retries, --halt and --joblog (its Host \
 column names the worker's host); {%} and values that are not UTF-8 are refused there.\n\n\
+Ctrl-Z pauses the running jobs with crew; fg or bg continue them.\n\n\
 Output: each job's output is printed whole when it ends; beyond 1 MiB per stream it waits in \
 an unnamed temporary file in $TMPDIR, not in memory. When standard output is closed (| head), \
-the running jobs are stopped and no more start.\n\n\
+the running jobs are stopped and no more start. --tag output streams through a \
+bounded buffer. A job ends when its program exits, as in GNU parallel: a background process \
+it leaves ('sleep 60 & echo hi') runs on, and what that prints more than 100 ms after the \
+job's exit is not captured (redirect it: 'cmd > log 2>&1 &').\n\n\
+Input records (lines, or NUL-separated values with -0) longer than 128 KiB, more than one \
+program argument can hold, stop the input with an error naming the record.\n\n\
 Exit status: the number of failed jobs (at most 101); with --halt on failure, the exit code of \
-the job that triggered it; 130 when interrupted; 141 when standard output was closed."
+the job that triggered it; 130 when interrupted; 141 when standard output was closed; 255 when \
+crew itself fails (an unreadable argument file, an input record longer than 128 KiB...)."
 )]
 pub(crate) struct Args {
-    /// Jobs to run at once [default: the number of CPUs].
-    #[arg(short = 'j', long = "jobs", value_parser = clap::value_parser!(u16).range(1..))]
+    /// Jobs to run at once [default: the number of CPUs]; 0 runs as many as the open-file
+    /// limit (ulimit -n) holds, as GNU parallel's -j 0 and xargs -P 0 do.
+    #[arg(short = 'j', long = "jobs")]
     jobs: Option<u16>,
     /// Kill a job (and everything it started) that runs longer than this: 10s, 1.5, 500ms, 2m;
     /// 0 means no time limit (as in GNU parallel and timeout(1)).
@@ -277,6 +287,13 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
     )
     .map_err(anyhow::Error::msg)?;
     check_combinations(&args, &sources)?;
+    if sources.iter().any(|s| s.origin == Origin::Stdin) && io::stdin().is_terminal() {
+        // As GNU parallel warns: without it, a forgotten `:::` looks like a hang.
+        warn!(
+            "crew run: reading the arguments from the terminal, one a line; end them with \
+             Ctrl-D (or give them after `:::`, in a file with `:::: FILE`, or through a pipe)"
+        );
+    }
     let template = Template::new(words, args.shell, sources.len()).map_err(anyhow::Error::msg)?;
     let separator = if args.null { 0 } else { b'\n' };
     let whole = args.eta || args.halt.is_percent();
@@ -294,10 +311,12 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
         (Some(path), true) => joblog::finished(path, args.resume_failed)?,
         _ => HashSet::new(),
     };
-    let limit = args.jobs.map_or_else(
-        || std::thread::available_parallelism().map_or(1, |n| n.get()),
-        usize::from,
-    );
+    let limit = match args.jobs {
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        // GNU parallel's `-j 0` and `xargs -P 0`: as many at once as possible.
+        Some(0) => jobs_the_file_limit_holds(),
+        Some(jobs) => usize::from(jobs),
+    };
     // A cluster's jobs hold no files here; a dry run starts none.
     let limit = if args.dry_run || args.cluster.is_some() {
         limit
@@ -394,6 +413,13 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
         .context("cannot install the Ctrl-C handler")?;
     }
 
+    if cluster.is_none() {
+        // Ctrl-Z pauses the jobs too: they lead process groups of their own, which the
+        // terminal's stop does not reach (see `suspend`).
+        suspend::pause_jobs_with_crew(runner.kill_switch().clone())
+            .context("cannot set up Ctrl-Z (SIGTSTP) handling")?;
+    }
+
     let mut joblog = match &args.joblog {
         Some(path) => {
             let log = if args.resume || args.resume_failed {
@@ -432,7 +458,10 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
                 seq,
                 slot,
             });
-            let mut command: Command = command.grace(grace).spool_after(SPOOL_AFTER);
+            let mut command: Command = command
+                .grace(grace)
+                .spool_after(SPOOL_AFTER)
+                .read_after_exit(READ_AFTER_EXIT);
             if let Some(timeout) = timeout {
                 command = command.timeout(timeout);
             }
@@ -599,6 +628,19 @@ fn jobs_that_fit(limit: usize) -> usize {
     limit
 }
 
+/// `-j 0`: as many jobs as the open-file limit (`ulimit -n`) holds as it is, at least one (the
+/// limit is not raised for them: every job inherits it, see [`jobs_that_fit`]).
+fn jobs_the_file_limit_holds() -> usize {
+    let files = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    match files.current {
+        Some(open_files) => {
+            let fit = open_files.saturating_sub(FILES_RESERVED) / FILES_PER_JOB;
+            usize::try_from(fit).unwrap_or(usize::MAX).max(1)
+        }
+        None => usize::from(u16::MAX),
+    }
+}
+
 /// How many of the first `total` jobs `--resume` / `--resume-failed` skip (for the progress
 /// bar's length).
 fn skip_count(args: &Args, total: usize) -> usize {
@@ -678,18 +720,9 @@ fn write_whole(out: &mut dyn Write, bytes: &[u8], prefix: Option<&[u8]>) -> io::
     if bytes.is_empty() {
         return Ok(());
     }
-    match prefix {
-        None => out.write_all(bytes)?,
-        Some(prefix) => {
-            let mut tagged = Vec::with_capacity(bytes.len() + 64);
-            for line in bytes.split_inclusive(|&b| b == b'\n') {
-                tagged.extend_from_slice(prefix);
-                tagged.extend_from_slice(line);
-            }
-            out.write_all(&tagged)?;
-        }
-    }
-    out.flush()
+    let mut tagged = Tagged::new(out, prefix);
+    tagged.write(bytes)?;
+    tagged.finish()
 }
 
 /// Copies `from` to `out` a chunk at a time, each line prefixed when `prefix` is given (a line
@@ -699,35 +732,137 @@ fn write_stream(
     mut from: impl io::Read,
     prefix: Option<&[u8]>,
 ) -> io::Result<()> {
-    let mut chunk = vec![0u8; 64 * 1024];
-    let mut line_start = true;
-    let mut tagged = Vec::new();
+    let mut chunk = vec![0u8; WRITE_CHUNK];
+    let mut tagged = Tagged::new(out, prefix);
     loop {
         let n = match from.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => n,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) => {
-                let _ = out.flush();
+                let _ = tagged.finish();
                 warn!("crew run: cannot read a job's spooled output back: {error}");
                 return Ok(());
             }
         };
-        let bytes = &chunk[..n];
-        match prefix {
-            None => out.write_all(bytes)?,
-            Some(prefix) => {
-                tagged.clear();
-                for line in bytes.split_inclusive(|&b| b == b'\n') {
-                    if line_start {
-                        tagged.extend_from_slice(prefix);
-                    }
-                    tagged.extend_from_slice(line);
-                    line_start = line.ends_with(b"\n");
-                }
-                out.write_all(&tagged)?;
-            }
+        tagged.write(&chunk[..n])?;
+    }
+    tagged.finish()
+}
+
+/// How much tagged output is gathered before it is written: `--tag` adds the argument to every
+/// line, so 1 MiB of empty lines with a 100 KiB argument is 100 GiB of output, which must
+/// stream through a buffer of this size rather than be built in memory first.
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// A job's output on its way to `out`, each line prefixed (`--tag`) when a prefix is given,
+/// gathered in pieces of at most [`WRITE_CHUNK`] plus one prefix.
+struct Tagged<'o, 'p> {
+    out: &'o mut dyn Write,
+    prefix: Option<&'p [u8]>,
+    /// Whether the next byte starts a line (and so gets the prefix).
+    line_start: bool,
+    pending: Vec<u8>,
+}
+
+impl<'o, 'p> Tagged<'o, 'p> {
+    fn new(out: &'o mut dyn Write, prefix: Option<&'p [u8]>) -> Self {
+        Self {
+            out,
+            prefix,
+            line_start: true,
+            pending: Vec::new(),
         }
     }
-    out.flush()
+
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let Some(prefix) = self.prefix else {
+            return self.out.write_all(bytes);
+        };
+        for line in bytes.split_inclusive(|&b| b == b'\n') {
+            if self.line_start {
+                self.pending.extend_from_slice(prefix);
+            }
+            self.line_start = line.ends_with(b"\n");
+            if self.pending.len() + line.len() > WRITE_CHUNK {
+                // A long line goes out as it is, after what was gathered.
+                self.out.write_all(&self.pending)?;
+                self.pending.clear();
+                self.out.write_all(line)?;
+            } else {
+                self.pending.extend_from_slice(line);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> io::Result<()> {
+        self.out.write_all(&self.pending)?;
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts what is written and the largest single write, keeping nothing.
+    #[derive(Default)]
+    struct Counter {
+        total: usize,
+        lines: usize,
+        largest_write: usize,
+    }
+
+    impl Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.total += bytes.len();
+            self.lines += bytes.iter().filter(|&&b| b == b'\n').count();
+            self.largest_write = self.largest_write.max(bytes.len());
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn tagging_many_empty_lines_streams_the_amplified_output_through_a_bounded_buffer() {
+        // 20,000 empty lines tagged with a 1 KiB argument: 20 MB of output from 20 KB.
+        // Before, it was built whole in memory and written in one call.
+        let lines = vec![b'\n'; 20_000];
+        let prefix = vec![b'a'; 1024];
+        let expected = lines.len() * (prefix.len() + 1);
+        let mut whole = Counter::default();
+        write_whole(&mut whole, &lines, Some(&prefix)).unwrap();
+        let mut streamed = Counter::default();
+        write_stream(&mut streamed, &lines[..], Some(&prefix)).unwrap();
+        for out in [whole, streamed] {
+            assert_eq!((out.total, out.lines), (expected, lines.len()));
+            assert!(
+                out.largest_write <= WRITE_CHUNK + prefix.len(),
+                "{} bytes in one write",
+                out.largest_write
+            );
+        }
+    }
+
+    #[test]
+    fn tags_go_before_every_line_also_across_chunks_and_after_a_long_line() {
+        let long = "x".repeat(3 * WRITE_CHUNK);
+        let text = format!("a\n\n{long}\nb");
+        let expected = format!("T\ta\nT\t\nT\t{long}\nT\tb");
+        let mut whole = Vec::new();
+        write_whole(&mut whole, text.as_bytes(), Some(b"T\t")).unwrap();
+        assert!(whole == expected.as_bytes());
+        // Read back in pieces that split lines and the long one.
+        let mut streamed = Vec::new();
+        let reader = io::Read::chain(&text.as_bytes()[..5], &text.as_bytes()[5..]);
+        write_stream(&mut streamed, reader, Some(b"T\t")).unwrap();
+        assert!(streamed == expected.as_bytes());
+        let mut plain = Vec::new();
+        write_whole(&mut plain, text.as_bytes(), None).unwrap();
+        assert!(plain == text.as_bytes());
+    }
 }

@@ -22,6 +22,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// How long a command's output is still read once the command itself has exited
+/// ([`crew::subprocess::Command::read_after_exit`]), here and in a local `crew run`: a
+/// background process it started (`sleep 60 & echo started`) holds the output pipes open,
+/// and GNU parallel does not wait for it either (it reads a job's output from a file once the
+/// job exits).
+pub const READ_AFTER_EXIT: Duration = Duration::from_millis(100);
+
 /// A command for a worker to run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -156,7 +163,8 @@ pub fn run_command(job: CommandJob) -> CommandOutcome {
     let mut command = crew::subprocess::Command::new(program)
         .args(args)
         .kill_switch(&switch)
-        .kill_on_parent_death(true);
+        .kill_on_parent_death(true)
+        .read_after_exit(READ_AFTER_EXIT);
     if let Some(bytes) = job.stdin {
         command = command.stdin(crew::subprocess::Input::bytes(bytes));
     }
@@ -240,5 +248,28 @@ mod tests {
         );
         let empty = run_command(CommandJob::new(Vec::<String>::new()));
         assert!(matches!(empty.status, CommandStatus::NotStarted(_)));
+    }
+
+    #[test]
+    fn a_command_that_leaves_a_background_process_ends_when_it_exits() {
+        // The background sleep holds the output pipes for 20 s; the command's own output comes
+        // as soon as it exits, as in a local `crew run`. The sleep is killed after.
+        let started = std::time::Instant::now();
+        let outcome = run_command(
+            CommandJob::new(["sh", "-c", "sleep 20 & echo $! >&2; echo hi"])
+                .timeout(Duration::from_secs(30)),
+        );
+        let elapsed = started.elapsed();
+        let pid: i32 = String::from_utf8_lossy(&outcome.stderr)
+            .trim()
+            .parse()
+            .unwrap();
+        // SAFETY: kill(2) of the background sleep this test started; no memory is involved.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+        assert_eq!(outcome.status, CommandStatus::Exited(0));
+        assert_eq!(outcome.stdout, b"hi\n");
+        assert!(elapsed < Duration::from_secs(10), "waited {elapsed:?}");
     }
 }

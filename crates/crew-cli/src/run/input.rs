@@ -95,18 +95,68 @@ pub(crate) fn split_command(mut words: Vec<String>) -> Result<(Vec<String>, Vec<
     Ok((words, sources))
 }
 
+/// The longest record (line, or NUL-separated value with `-0`) crew reads, in bytes: Linux
+/// passes no program argument or environment string longer than `MAX_ARG_STRLEN` (128 KiB with
+/// its terminating NUL), so a longer value could reach no job anyway. Reading stops there with
+/// an error instead of holding a multi-gigabyte "line" in memory (GNU parallel also refuses
+/// such input: "Command line too long", and xargs: "argument line too long").
+pub(crate) const MAX_RECORD: usize = 128 * 1024 - 1;
+
 /// Reads `reader` as records ended by `separator` (`\n`, or NUL for `-0`); the last record
-/// needs no separator. A `\r` before a `\n` is kept, as GNU parallel does.
+/// needs no separator. A `\r` before a `\n` is kept, as GNU parallel does. A record longer
+/// than [`MAX_RECORD`] ends the input with an error naming it (nothing past the limit is read
+/// into memory).
 pub(crate) fn records(
     reader: impl Read + 'static,
     separator: u8,
     what: String,
 ) -> impl Iterator<Item = anyhow::Result<String>> {
+    records_up_to(reader, separator, what, MAX_RECORD)
+}
+
+/// [`records`] with the bound `limit` (tests use a small one).
+fn records_up_to(
+    reader: impl Read + 'static,
+    separator: u8,
+    what: String,
+    limit: usize,
+) -> impl Iterator<Item = anyhow::Result<String>> {
+    let mut reader = BufReader::new(reader);
     let mut warned = false;
-    BufReader::new(reader).split(separator).map(move |record| {
-        let bytes =
-            record.map_err(|e| anyhow::Error::new(e).context(format!("cannot read {what}")))?;
-        if !warned && bytes.contains(&0) {
+    let mut number = 0usize;
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed {
+            return None;
+        }
+        number += 1;
+        let record = match read_record(&mut reader, separator, limit) {
+            Ok(Record::Whole(bytes)) => bytes,
+            Ok(Record::End) => return None,
+            Ok(Record::TooLong) => {
+                failed = true;
+                return Some(Err(anyhow::anyhow!(
+                    "record {number} of {what} is longer than {limit} bytes, more than any \
+                     program argument can hold (Linux's MAX_ARG_STRLEN, 128 KiB), so crew \
+                     stopped reading there; {}",
+                    if separator == 0 {
+                        "with -0 the input is split at NUL bytes: check that it has them \
+                         (drop -0 for one value a line), or pass large data in a file and its \
+                         name as the value"
+                    } else {
+                        "the input is split at newlines: check that it has them (-0 splits at \
+                         NUL bytes), or pass large data in a file and its name as the value"
+                    }
+                )));
+            }
+            Err(error) => {
+                failed = true;
+                return Some(Err(
+                    anyhow::Error::new(error).context(format!("cannot read {what}"))
+                ));
+            }
+        };
+        if !warned && record.contains(&0) {
             // As xargs and GNU parallel warn: such a job fails (no argument can hold a NUL).
             warned = true;
             warn!(
@@ -115,8 +165,52 @@ pub(crate) fn records(
             );
         }
         // Bytes that are not UTF-8 (a Latin-1 file name) are kept, escaped (`raw`).
-        Ok(super::raw::encode(&bytes))
+        Some(Ok(super::raw::encode(&record)))
     })
+}
+
+/// What [`read_record`] found.
+enum Record {
+    /// A record, without its separator.
+    Whole(Vec<u8>),
+    /// A record longer than the limit (the rest of it is left unread).
+    TooLong,
+    /// The end of the input.
+    End,
+}
+
+/// The next record of `reader`. A record that grows past `limit` bytes is reported as soon as
+/// it does, so memory stays within `limit` plus the reader's buffer however long it is.
+fn read_record(reader: &mut impl BufRead, separator: u8, limit: usize) -> io::Result<Record> {
+    let mut record = Vec::new();
+    let mut read_any = false;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(available) => available,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        if available.is_empty() {
+            return Ok(if read_any {
+                Record::Whole(record)
+            } else {
+                Record::End
+            });
+        }
+        read_any = true;
+        let (part, used, ended) = match available.iter().position(|&b| b == separator) {
+            Some(end) => (&available[..end], end + 1, true),
+            None => (available, available.len(), false),
+        };
+        if record.len() + part.len() > limit {
+            return Ok(Record::TooLong);
+        }
+        record.extend_from_slice(part);
+        reader.consume(used);
+        if ended {
+            return Ok(Record::Whole(record));
+        }
+    }
 }
 
 /// The values of one source, read whole.
@@ -342,5 +436,41 @@ mod tests {
             .collect();
         assert_eq!(latin1[0], "ok");
         assert_eq!(super::super::raw::decode_bytes(&latin1[1]), b"\xff");
+        assert_eq!(read("", b'\n'), Vec::<String>::new());
+        assert_eq!(read("\n\nx", b'\n'), ["", "", "x"]);
+    }
+
+    #[test]
+    fn a_record_longer_than_the_limit_ends_the_input_with_an_error_naming_it() {
+        // Two good records, then 64 times the limit without a separator: reading stops with an
+        // error as soon as the record outgrows the limit (before, the whole of it was read
+        // into memory and returned as one value).
+        let limit = 1000;
+        let input = io::Cursor::new(b"a\nbb\n".to_vec()).chain(io::repeat(b'x').take(64_000));
+        let read: Vec<anyhow::Result<String>> =
+            records_up_to(input, b'\n', "standard input".into(), limit).collect();
+        assert_eq!(read.len(), 3, "two records and the error, then nothing");
+        assert_eq!(read[0].as_ref().unwrap(), "a");
+        assert_eq!(read[1].as_ref().unwrap(), "bb");
+        let message = format!("{:#}", read[2].as_ref().unwrap_err());
+        assert!(
+            message.contains("record 3 of standard input is longer than 1000 bytes"),
+            "{message}"
+        );
+        assert!(message.contains("-0 splits at NUL bytes"), "{message}");
+        // A record of exactly the limit is fine, with or without its separator; with -0 the
+        // advice is about NUL bytes.
+        let exact = "y".repeat(limit);
+        let input = io::Cursor::new(format!("{exact}\0{exact}").into_bytes());
+        let read: Vec<String> = records_up_to(input, 0, "f".into(), limit)
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(read, [exact.clone(), exact]);
+        let input = io::repeat(b'z').take(10_000);
+        let error = records_up_to(input, 0, "f".into(), limit)
+            .next()
+            .unwrap()
+            .unwrap_err();
+        assert!(format!("{error}").contains("drop -0"), "{error}");
     }
 }

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{crew_run, crew_run_stdin, stdout, wait_bounded, CREW};
+use crate::support::{crew_run, crew_run_stdin, stderr, stdout, succeeded, wait_bounded, CREW};
 
 fn sorted_lines(text: &str) -> Vec<String> {
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
@@ -450,9 +450,10 @@ fn short_options_with_attached_values_are_options_not_the_command() {
     let out = crew_run(&["-k", "echo", "-n", "{}", "-j1", ":::", "e"]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(stdout(&out), "e -j1");
+    // `-j0` (as many at once as fit, as in GNU parallel) is an option too.
     let out = crew_run(&["-j0", "echo", ":::", "a"]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("0 is not in 1..=65535"));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "a\n");
 }
 
 #[test]
@@ -895,4 +896,185 @@ fn a_closed_stderr_never_turns_the_exit_status_into_a_panic() {
     assert_eq!(first, "hi\n");
     let output = crate::support::wait_bounded(child, "crew run with closed stdout and stderr");
     assert_eq!(output.status.code(), Some(141), "{output:?}");
+}
+
+#[test]
+fn a_job_that_leaves_a_background_process_ends_when_it_exits_like_in_gnu_parallel() {
+    // The background sleep holds the job's output pipes for 20 s; the job itself ends at once.
+    // GNU parallel returns at once too, leaving the sleep running; so does crew, and the job's
+    // own output is kept. Before, crew waited for the pipes' end-of-file, 20 s.
+    let start = Instant::now();
+    let output = crew_run(&[
+        "--tag",
+        "sleep 20 & echo $! >&2; echo hi {}",
+        ":::",
+        "a",
+        "b",
+    ]);
+    let elapsed = start.elapsed();
+    for line in stderr(&output).lines() {
+        let pid: i32 = line.rsplit('\t').next().unwrap().parse().unwrap();
+        // SAFETY: kill(2) of the background sleep this test started; no memory is involved.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+    assert_eq!(sorted_lines(&succeeded(&output)), ["a\thi a", "b\thi b"]);
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "waited {elapsed:?} for the background processes"
+    );
+}
+
+#[test]
+fn a_line_longer_than_any_argument_stops_the_input_with_what_to_do() {
+    // 4 MiB without a newline after two good lines: the jobs before it run, then crew stops
+    // reading (it held the whole "line" in memory before) and says which record, the limit and
+    // what to do.
+    let mut input = b"one\ntwo\n".to_vec();
+    input.extend(vec![b'x'; 4 << 20]);
+    let mut child = Command::new(CREW)
+        .args(["run", "-k", "echo"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // crew stops reading early, so the end of the write fails (EPIPE): that is expected.
+    let writer = std::thread::spawn(move || stdin.write_all(&input).is_ok());
+    let output = wait_bounded(child, "crew run with an endless line");
+    assert!(!writer.join().unwrap(), "crew read the whole line");
+    assert_eq!(stdout(&output), "one\ntwo\n");
+    // crew's own failure, not a count of failed jobs: GNU parallel's 255.
+    assert_eq!(output.status.code(), Some(255), "{output:?}");
+    let message = stderr(&output);
+    assert!(
+        message.contains("record 3 of standard input is longer than 131071 bytes")
+            && message.contains("split at newlines"),
+        "{message}"
+    );
+}
+
+#[test]
+fn jobs_zero_runs_them_all_at_once_like_gnu_parallel_and_xargs() {
+    // Each of 6 jobs leaves a file and waits (up to 10 s) until all 6 are there: only jobs
+    // that run at the same time can all succeed. `-j 0` was refused before.
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(CREW)
+        .current_dir(dir.path())
+        .args([
+            "run",
+            "-j",
+            "0",
+            "-k",
+            "touch {}; i=0; while [ $(ls | wc -l) -lt 6 ] && [ $i -lt 100 ]; do sleep 0.1; \
+             i=$((i+1)); done; [ $(ls | wc -l) -eq 6 ] && echo {}",
+            ":::",
+        ])
+        .args(["1", "2", "3", "4", "5", "6"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "1\n2\n3\n4\n5\n6\n",
+        "{out:?}"
+    );
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn arguments_read_from_a_terminal_get_a_hint_like_gnu_parallel_gives() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: the two out-pointers are valid for writes; null name, termios and size are
+    // allowed.
+    let opened = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: openpty succeeded, so both are open descriptors that nothing else owns.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let child = Command::new(CREW)
+        .args(["run", "-k", "echo"])
+        .stdin(Stdio::from(slave))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // One line, then Ctrl-D (end of input at the start of a line).
+    let mut terminal = std::fs::File::from(master);
+    terminal.write_all(b"typed\n\x04").unwrap();
+    let output = wait_bounded(child, "crew run reading a terminal");
+    drop(terminal);
+    assert_eq!(stdout(&output), "typed\n");
+    let message = stderr(&output);
+    assert!(
+        message.contains("reading the arguments from the terminal") && message.contains("Ctrl-D"),
+        "{message}"
+    );
+}
+
+/// The state letter of process `pid` (`R`, `S`, `T` for stopped...), `None` once it is gone.
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')').next()?.trim_start().chars().next()
+}
+
+#[test]
+fn ctrl_z_pauses_the_jobs_with_crew_and_continuing_crew_continues_them() {
+    // The job appends a line every 20 ms. After SIGTSTP (the terminal's Ctrl-Z) crew is
+    // stopped and the file stops growing; after SIGCONT (`fg`) it grows again. Before, only
+    // crew stopped: the job, in its own process group, ran on.
+    let dir = tempfile::tempdir().unwrap();
+    let ticks = dir.path().join("ticks");
+    let lines = || {
+        std::fs::read_to_string(&ticks)
+            .map(|text| text.lines().count())
+            .unwrap_or(0)
+    };
+    let child = Command::new(CREW)
+        .args([
+            "run",
+            "--grace",
+            "1s",
+            "while :; do echo x >> {}; sleep 0.02; done",
+            ":::",
+        ])
+        .arg(&ticks)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_for("the job runs", &|| lines() >= 3);
+    // SAFETY: kill(2) of our own child with a valid signal number.
+    unsafe { libc::kill(pid as i32, libc::SIGTSTP) };
+    wait_for("crew is stopped", &|| process_state(pid) == Some('T'));
+    std::thread::sleep(Duration::from_millis(100));
+    let paused = lines();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(lines(), paused, "the job ran on while crew was stopped");
+    // SAFETY: as above.
+    unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    wait_for("the job runs again", &|| lines() >= paused + 3);
+    // SAFETY: as above.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let status = wait_bounded(child, "crew run after SIGTERM").status;
+    assert_eq!(status.code(), Some(130));
 }

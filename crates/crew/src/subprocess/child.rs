@@ -59,6 +59,8 @@ pub struct Child {
     stderr_lines: Option<LineSink>,
     /// [`Command::spool_after`]: captured output beyond this many bytes goes to a file.
     spool_after: Option<usize>,
+    /// [`Command::read_after_exit`]: how long output is read once the child has exited.
+    read_after_exit: Option<Duration>,
     grace: Duration,
     started: SystemTime,
     start: Instant,
@@ -147,6 +149,7 @@ impl Child {
             stdout_lines: lines(&command.stdout),
             stderr_lines: lines(&command.stderr),
             spool_after: command.spool_after,
+            read_after_exit: command.read_after_exit,
             grace: command.grace,
             started,
             start,
@@ -318,7 +321,11 @@ impl Child {
         // A failed pump (a pipe error, a spool that cannot be written: `$TMPDIR` full) ends
         // the group and reaps it before the error goes back: no process is left running
         // outside every timeout and kill switch, nor a zombie.
-        let drained = match pump(&mut stdin, data, &mut out, &mut err, deadline) {
+        let exit = self.read_after_exit.map(|linger| ExitWatch {
+            process: &self.process,
+            linger,
+        });
+        let drained = match pump(&mut stdin, data, &mut out, &mut err, deadline, exit) {
             Ok(drained) => drained,
             Err(error) => {
                 drop(stdin.take());
@@ -341,6 +348,7 @@ impl Child {
                 &mut out,
                 &mut err,
                 Some(Instant::now() + DRAIN_AFTER_KILL),
+                None,
             );
             if let Err(error) = drained_after_kill {
                 let _ = self.reap();
@@ -587,6 +595,23 @@ impl<R: Read + AsFd> Stream<R> {
         }
     }
 
+    /// Whether the pipe has something to read (or its end) right now.
+    fn readable_now(&self) -> io::Result<bool> {
+        let Some(pipe) = &self.pipe else {
+            return Ok(false);
+        };
+        let mut fds = [PollFd::new(pipe, PollFlags::IN)];
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        match poll(&mut fds, Some(&zero)) {
+            Ok(_) => Ok(!fds[0].revents().is_empty()),
+            Err(rustix::io::Errno::INTR) => Ok(true),
+            Err(errno) => Err(errno.into()),
+        }
+    }
+
     /// What was captured: in memory, or (all of it) in a spool.
     fn finish(mut self) -> io::Result<(Vec<u8>, Option<Spool>)> {
         if self.sink.is_some() {
@@ -647,27 +672,68 @@ fn utf8_cut(text: &[u8], max: usize) -> usize {
         .unwrap_or(max)
 }
 
+/// [`Command::read_after_exit`] in the poll loop: the child to watch, and how long its output
+/// is read once it has exited.
+struct ExitWatch<'p> {
+    process: &'p Supervised,
+    linger: Duration,
+}
+
+/// Without a pidfd to poll (Linux before 5.3), how often [`pump`] checks whether the child it
+/// watches ([`ExitWatch`]) has exited.
+const EXIT_CHECK_WITHOUT_PIDFD: Duration = Duration::from_millis(10);
+
 /// Writes `data` to `stdin` (then closes it) while draining `out` and `err`, until all three
 /// are done (`true`) or `deadline` passes (`false`).
+///
+/// With `exit`, the child's exit is watched too (its pidfd is one more descriptor in the poll);
+/// `exit.linger` after it, what is buffered in the pipes is read and the pump ends (`true`) even
+/// if a process the child left behind still holds them open.
 fn pump(
     stdin: &mut Option<ChildStdin>,
     mut data: &[u8],
     out: &mut Stream<ChildStdout>,
     err: &mut Stream<ChildStderr>,
     deadline: Option<Instant>,
+    exit: Option<ExitWatch<'_>>,
 ) -> io::Result<bool> {
     if let Some(pipe) = stdin.as_ref() {
         rustix::io::ioctl_fionbio(pipe, true)?;
     }
+    // Set when the watched child has been seen to exit: when reading stops.
+    let mut stop_reading: Option<Instant> = None;
     loop {
         if stdin.is_none() && out.pipe.is_none() && err.pipe.is_none() {
             return Ok(true);
         }
-        let timeout = match deadline {
+        let now = Instant::now();
+        if stop_reading.is_some_and(|stop| now >= stop) {
+            // What the child (or a straggler) left in the pipes, without waiting for more.
+            for _ in 0..16 {
+                if !(out.readable_now()? || err.readable_now()?) {
+                    break;
+                }
+                out.read_available()?;
+                err.read_available()?;
+            }
+            return Ok(true);
+        }
+        let watching = exit.as_ref().filter(|_| stop_reading.is_none());
+        let wake = [
+            deadline,
+            stop_reading,
+            watching
+                .filter(|watch| watch.process.exit_fd().is_none())
+                .map(|_| now + EXIT_CHECK_WITHOUT_PIDFD),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let timeout = match wake {
             None => None,
-            Some(deadline) => {
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                if remaining.is_zero() {
+            Some(wake) => {
+                let remaining = wake.saturating_duration_since(now);
+                if remaining.is_zero() && deadline.is_some_and(|deadline| now >= deadline) {
                     return Ok(false);
                 }
                 Some(Timespec::try_from(remaining).unwrap_or(Timespec {
@@ -676,9 +742,9 @@ fn pump(
                 }))
             }
         };
-        let (write_ready, out_ready, err_ready) = {
-            let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(3);
-            let mut slots = [usize::MAX; 3];
+        let (write_ready, out_ready, err_ready, exit_ready) = {
+            let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(4);
+            let mut slots = [usize::MAX; 4];
             if let Some(pipe) = stdin.as_ref() {
                 slots[0] = fds.len();
                 fds.push(PollFd::new(pipe, PollFlags::OUT));
@@ -691,14 +757,29 @@ fn pump(
                 slots[2] = fds.len();
                 fds.push(PollFd::new(pipe, PollFlags::IN));
             }
+            if let Some(pidfd) = watching.and_then(|watch| watch.process.exit_fd()) {
+                slots[3] = fds.len();
+                fds.push(PollFd::from_borrowed_fd(pidfd, PollFlags::IN));
+            }
             match poll(&mut fds, timeout.as_ref()) {
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(errno) => return Err(errno.into()),
             }
             let ready = |slot: usize| slot != usize::MAX && !fds[slot].revents().is_empty();
-            (ready(slots[0]), ready(slots[1]), ready(slots[2]))
+            (
+                ready(slots[0]),
+                ready(slots[1]),
+                ready(slots[2]),
+                ready(slots[3]),
+            )
         };
+        if let Some(watch) = watching {
+            // The pidfd turned readable, or (without one) a check may be due: a cheap waitid.
+            if (exit_ready || watch.process.exit_fd().is_none()) && watch.process.has_exited()? {
+                stop_reading = Some(Instant::now() + watch.linger);
+            }
+        }
         if write_ready {
             if let Some(pipe) = stdin.as_mut() {
                 match pipe.write(data) {

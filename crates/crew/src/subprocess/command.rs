@@ -150,6 +150,7 @@ pub struct Command {
     pub(crate) kill_switch: Option<KillSwitch>,
     pub(crate) kill_on_parent_death: bool,
     pub(crate) spool_after: Option<usize>,
+    pub(crate) read_after_exit: Option<Duration>,
 }
 
 impl Command {
@@ -170,6 +171,7 @@ impl Command {
             kill_switch: None,
             kill_on_parent_death: false,
             spool_after: None,
+            read_after_exit: None,
         }
     }
 
@@ -359,6 +361,36 @@ impl Command {
         self
     }
 
+    /// Once the child itself has exited, reads its captured output at most `limit` longer,
+    /// then keeps what was read and stops waiting for end-of-file.
+    ///
+    /// By default [`output`](Self::output) and [`Child::communicate`](super::Child::communicate)
+    /// read until end-of-file, as Python's `communicate` does: a background process the child
+    /// started and left running (`sleep 60 & echo started`) holds the pipes open and keeps the
+    /// result waiting until it ends or the timeout strikes. With this bound the result comes
+    /// `limit` after the child's exit; the background process runs on (as it would after a
+    /// shell's or GNU parallel's job), and what it prints later is not captured: once the
+    /// pipe is closed its next write fails (`SIGPIPE` or `EPIPE`), so redirect its output
+    /// (`sleep 60 > log 2>&1 &`) if it must print. `crew run` reads 100 ms after each job's
+    /// exit.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use crew::subprocess::Command;
+    ///
+    /// let start = Instant::now();
+    /// let done = Command::shell("sleep 5 & echo started")
+    ///     .read_after_exit(Duration::from_millis(50))
+    ///     .output()
+    ///     .unwrap();
+    /// assert_eq!(done.stdout_str(), "started\n");
+    /// assert!(start.elapsed() < Duration::from_secs(5));
+    /// ```
+    pub fn read_after_exit(mut self, limit: Duration) -> Self {
+        self.read_after_exit = Some(limit);
+        self
+    }
+
     /// The configured timeout.
     pub fn get_timeout(&self) -> Option<Duration> {
         self.timeout
@@ -413,6 +445,7 @@ impl fmt::Debug for Command {
             .field("timeout", &self.timeout)
             .field("grace", &self.grace)
             .field("spool_after", &self.spool_after)
+            .field("read_after_exit", &self.read_after_exit)
             .finish_non_exhaustive()
     }
 }

@@ -94,6 +94,29 @@ impl KillSwitch {
         }
     }
 
+    /// Pauses every registered child and its process group (SIGSTOP), for a runner that is
+    /// being suspended itself (Ctrl-Z): children lead their own process groups, so the
+    /// terminal's SIGTSTP reaches only the runner, not them. Returns how many groups were
+    /// signalled. [`resume`](Self::resume) continues them.
+    pub fn pause(&self) -> usize {
+        self.signal_all(Signal::STOP)
+    }
+
+    /// Continues every registered child and its process group (SIGCONT) after
+    /// [`pause`](Self::pause). Returns how many groups were signalled.
+    pub fn resume(&self) -> usize {
+        self.signal_all(Signal::CONT)
+    }
+
+    fn signal_all(&self, signal: Signal) -> usize {
+        // Under the lock: a registered group's leader is not reaped yet, so its id is ours.
+        let state = self.inner.state.lock();
+        for pgid in state.groups.values() {
+            let _ = kill_process_group(*pgid, signal);
+        }
+        state.groups.len()
+    }
+
     /// Whether [`fire`](Self::fire) was called.
     pub fn is_fired(&self) -> bool {
         self.inner.fired.is_set()

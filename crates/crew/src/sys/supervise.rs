@@ -154,6 +154,12 @@ impl Supervised {
         self.pid.as_raw_nonzero().get() as u32
     }
 
+    /// A descriptor that `poll` reports readable once the child has exited (its pidfd; `None`
+    /// on kernels without pidfds).
+    pub(crate) fn exit_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(AsFd::as_fd)
+    }
+
     /// How it ended, once reaped.
     pub(crate) fn status(&self) -> Option<ExitStatus> {
         *self.status.lock()

@@ -279,3 +279,61 @@ fn output_beyond_spool_after_goes_to_a_file_whole_and_in_order() {
     );
     assert_eq!(small.stdout_len(), 3);
 }
+
+/// Kills the background process whose pid a test's command printed (it outlives the command).
+fn kill_background(pid: &str) {
+    let pid: i32 = pid
+        .trim()
+        .parse()
+        .expect("the command prints its background pid");
+    // SAFETY: plain kill(2) of a process this test started; no memory is involved.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+}
+
+#[test]
+fn read_after_exit_returns_without_waiting_for_a_background_process_holding_the_pipes() {
+    // The background `sleep` inherits stdout and stderr and holds them for 20 s. Without
+    // `read_after_exit` the result waits for their end-of-file (Python's behaviour); with it,
+    // the result comes once the shell has exited, with everything the shell printed: 300 KB
+    // (more than a pipe holds, so it was still being read when the shell exited) and its pid.
+    let start = std::time::Instant::now();
+    let done = Command::shell(
+        "sleep 20 & echo $! >&2; head -c 300000 /dev/zero | tr '\\0' a; echo; echo end",
+    )
+    .read_after_exit(Duration::from_millis(100))
+    .timeout(Duration::from_secs(30))
+    .output()
+    .unwrap();
+    let elapsed = start.elapsed();
+    kill_background(&done.stderr_str());
+    assert!(done.success(), "{done:?}");
+    assert!(done.timed_out.is_none());
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "waited {elapsed:?} for the background sleep"
+    );
+    let out = done.stdout_str();
+    assert_eq!(out.len(), 300_000 + "\nend\n".len());
+    assert!(out.ends_with("aaa\nend\n"));
+}
+
+#[test]
+fn read_after_exit_keeps_output_of_the_grace_period_only() {
+    // A background writer printing 1 s after the shell's exit is not waited for; one printing
+    // at once, within the 400 ms that output is read after the exit, is kept.
+    let done = Command::shell("(sleep 1; echo late) & (echo soon) & echo first")
+        .read_after_exit(Duration::from_millis(400))
+        .output()
+        .unwrap();
+    let out = done.stdout_str();
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.contains(&"first") && lines.contains(&"soon"), "{out}");
+    assert!(!lines.contains(&"late"), "{out}");
+    // Without the bound, the late line is waited for and captured.
+    let done = Command::shell("(sleep 0.2; echo late) & echo first")
+        .output()
+        .unwrap();
+    assert_eq!(done.stdout_str(), "first\nlate\n");
+}

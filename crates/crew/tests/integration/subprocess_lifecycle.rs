@@ -293,3 +293,44 @@ fn durations_too_long_for_a_deadline_mean_no_limit_instead_of_a_panic() {
     switch.fire(Duration::MAX);
     assert_eq!(waiter.join().unwrap().signal(), Some(15));
 }
+
+#[test]
+fn a_kill_switch_pauses_and_resumes_whole_process_groups() {
+    // The shell's background loop appends a line every 20 ms: paused, the file stops growing
+    // (the whole group is stopped, not only the leader); resumed, it grows again.
+    let dir = tempfile::tempdir().unwrap();
+    let ticks = dir.path().join("ticks");
+    let lines = || {
+        std::fs::read_to_string(&ticks)
+            .map(|text| text.lines().count())
+            .unwrap_or(0)
+    };
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let switch = KillSwitch::new();
+    let mut child = Command::shell("(while :; do echo x >> \"$1\"; sleep 0.02; done) & wait")
+        .arg(&ticks)
+        .kill_switch(&switch)
+        .spawn()
+        .unwrap();
+    wait_for("the loop runs", &|| lines() >= 3);
+    assert_eq!(switch.pause(), 1);
+    std::thread::sleep(Duration::from_millis(100));
+    let paused = lines();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(lines(), paused, "the group ran on while paused");
+    assert_eq!(switch.resume(), 1);
+    wait_for("the loop runs again", &|| lines() >= paused + 3);
+    child.kill().unwrap();
+    assert_eq!(child.wait().unwrap(), ExitStatus::Signal(libc::SIGKILL));
+    assert_eq!(
+        (switch.pause(), switch.resume()),
+        (0, 0),
+        "a reaped child is left alone"
+    );
+}
