@@ -14,38 +14,59 @@ use serde::Serialize;
 
 use crate::sys::spin::Spin;
 
+mod checked;
+
 /// The largest header accepted: headers are a few bytes; anything bigger is a corrupt stream.
 const MAX_HEADER: usize = 64 * 1024;
 /// The largest payload accepted (16 GiB): beyond it the length is taken for corruption.
 const MAX_PAYLOAD: u64 = 16 << 30;
 const PREFIX: usize = 12;
 
-/// Encodes `value` with postcard.
+/// Encodes `value` with postcard, refusing the shapes postcard cannot read back (see the
+/// module's contract).
 ///
 /// # Errors
-/// A message when serde refuses the value.
+/// A message naming the type, where in the value it failed, why, and what to do, when serde or
+/// the codec refuses the value.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
-    postcard::to_stdvec(value).map_err(|error| format!("cannot encode a value: {error}"))
+    checked::to_vec(value).map_err(|error| error.describe(std::any::type_name::<T>()))
 }
 
 /// Decodes a `T` from `bytes`, which must hold exactly one value.
 ///
 /// # Errors
-/// A message naming the type when the bytes are not one `T`.
+/// A message naming the type when the bytes are not one `T`, with the likely cause and what to
+/// do (see the module's contract).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let type_name = std::any::type_name::<T>();
     match postcard::take_from_bytes(bytes) {
         Ok((value, [])) => Ok(value),
         Ok((_, rest)) => Err(format!(
-            "cannot decode a `{}`: {} trailing bytes (a different type was sent)",
-            std::any::type_name::<T>(),
+            "cannot decode a `{type_name}`: {} trailing bytes; {MISREAD}",
             rest.len()
         )),
-        Err(error) => Err(format!(
-            "cannot decode a `{}`: {error}",
-            std::any::type_name::<T>()
+        Err(postcard::Error::WontImplement) => Err(format!(
+            "cannot decode a `{type_name}`: it (or a type inside it) needs a self-describing \
+             format (serde's `deserialize_any`), which crew's codec (postcard) is not. Such are \
+             `#[serde(untagged)]` enums, internally and adjacently tagged enums \
+             (`#[serde(tag = \"...\")]`), `#[serde(flatten)]` fields and `serde_json::Value`. \
+             Use an externally tagged enum (serde's default: drop `untagged`, `tag` and \
+             `content`), nest a flattened struct as a named field, and send a dynamic value as \
+             text (e.g. `serde_json::to_string`, parsed again by the receiver)"
         )),
+        Err(postcard::Error::SerdeDeCustom) => Err(format!(
+            "cannot decode a `{type_name}`: a `Deserialize` impl inside it refused the value \
+             (postcard does not keep its message); {MISREAD}"
+        )),
+        Err(error) => Err(format!("cannot decode a `{type_name}`: {error}; {MISREAD}")),
     }
 }
+
+/// The likely causes of bytes that are not the expected type, for decoding errors.
+const MISREAD: &str = "the bytes are not the value that was sent as read by this type: the \
+     sender sent another type (or another version of it), or the type's `Serialize` writes \
+     other fields than its `Deserialize` reads (`#[serde(skip_serializing)]` without \
+     `skip_deserializing`: use `#[serde(skip)]`; a hand-written impl that disagrees)";
 
 /// Splits the first frame off `bytes` (frames packed in one message, as the remote actor
 /// placement sends them): its header, its payload and the rest.
@@ -380,3 +401,6 @@ pub(crate) fn wait_readable<F: AsFd>(fd: &F, deadline: Option<Instant>) -> Resul
 pub(crate) fn peer_hung_up<F: AsFd>(fd: &F) -> bool {
     crate::sys::socket::peer_hung_up(fd)
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests;
