@@ -12,7 +12,7 @@
 //!
 //! It also keeps what postcard drops: the message of a `Serialize` impl's own error (postcard
 //! has one variant for all of them) and the path to the failing value, built only as an error
-//! travels up (`field `b` of `Outer`, element 3`), so a value that encodes costs nothing more
+//! travels up (``field `b` of `Outer`: `Vec<Inner>`, element 3: `Inner` ``), so a value that encodes costs nothing more
 //! than postcard itself: every method forwards to postcard's serializer and is inlined.
 
 use std::fmt::{self, Display};
@@ -149,7 +149,7 @@ impl<'a> Compound<'a> {
         self.index += 1;
         value
             .serialize(Checked(&mut *self.serializer))
-            .map_err(|error| error.within(|| format!("element {index}")))
+            .map_err(|error| error.within(|| format!("element {index}: {}", type_of::<T>())))
     }
 
     fn field<T: Serialize + ?Sized>(
@@ -160,7 +160,9 @@ impl<'a> Compound<'a> {
         let name = self.name;
         value
             .serialize(Checked(&mut *self.serializer))
-            .map_err(|error| error.within(|| format!("field `{key}` of `{name}`")))
+            .map_err(|error| {
+                error.within(|| format!("field `{key}` of `{name}`: {}", type_of::<T>()))
+            })
     }
 
     fn skip(&mut self, field: &'static str) -> Result<(), EncodeError> {
@@ -172,6 +174,12 @@ impl<'a> Compound<'a> {
             path: Vec::new(),
         })
     }
+}
+
+/// How a path entry names the type of the value at it.
+fn type_of<T: ?Sized>() -> String {
+    // Sequences hand their elements over by reference: name the element's own type.
+    format!("`{}`", std::any::type_name::<T>().trim_start_matches('&'))
 }
 
 /// Forwards a method with no nested value to postcard's serializer.
@@ -250,9 +258,9 @@ impl<'a> ser::Serializer for Checked<'a> {
     ) -> Result<(), EncodeError> {
         // postcard writes a newtype variant as its index, then the value.
         ser::Serializer::serialize_unit_variant(&mut *self.0, name, index, variant)?;
-        value
-            .serialize(self)
-            .map_err(|error| error.within(|| format!("variant `{name}::{variant}`")))
+        value.serialize(self).map_err(|error| {
+            error.within(|| format!("variant `{name}::{variant}`: {}", type_of::<T>()))
+        })
     }
 
     #[inline]
@@ -404,7 +412,7 @@ impl ser::SerializeMap for Compound<'_> {
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), EncodeError> {
         let index = self.index;
         key.serialize(Checked(&mut *self.serializer))
-            .map_err(|error| error.within(|| format!("key of entry {index}")))
+            .map_err(|error| error.within(|| format!("key {index}: {}", type_of::<T>())))
     }
 
     #[inline]

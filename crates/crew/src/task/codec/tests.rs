@@ -70,7 +70,10 @@ fn a_skipped_field_deep_inside_is_refused_with_its_path() {
     let error = encode(&value).unwrap_err();
     assert!(error.contains("field `by` of `Moved`"), "{error}");
     assert!(
-        error.contains("(at field `events` of `Outer`, element 1)"),
+        error.contains(
+            "(at field `events` of `Outer`: `alloc::vec::Vec<crew::task::codec::tests::Event>`, \
+             element 1: `crew::task::codec::tests::Event`)"
+        ),
         "{error}"
     );
 }
@@ -268,7 +271,7 @@ fn a_serialize_impls_own_error_and_unknown_lengths_are_explained() {
     // postcard alone says only "Serde Serialization Error"; the impl's message is kept.
     let error = encode(&Holder { inner: Refuses }).unwrap_err();
     assert!(
-        error.contains("`crew::task::codec::tests::Holder`: its `Serialize` failed (at field `inner` of `Holder`): the lock is poisoned"),
+        error.contains("`crew::task::codec::tests::Holder`: its `Serialize` failed (at field `inner` of `Holder`: `crew::task::codec::tests::Refuses`): the lock is poisoned"),
         "{error}"
     );
     let error = encode(&Filtered(vec![1, 2, 3])).unwrap_err();
