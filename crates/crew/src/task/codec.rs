@@ -4,6 +4,50 @@
 //! A frame is `[header length: u32 LE][payload length: u64 LE][header][payload]`. The header is a
 //! small postcard-encoded message of the channel's protocol; the payload is an already-encoded
 //! value (an argument, a result, a queue item) that is never re-encoded on its way through.
+//!
+//! # The contract for values (what a [`Message`](crate::Message) may be)
+//!
+//! postcard is compact and fast because it is not self-describing: a struct is its fields in
+//! order, with no names and no count, and an enum is its variant's index. So the writer and
+//! the reader must agree on the shape from the types alone. What follows from that, for every
+//! value that crosses a process or the network (process-pool and cluster task arguments and
+//! results, process and remote actor constructor arguments, call arguments, results and stream
+//! items, [`Queue`](crate::process::Queue) items, pipes):
+//!
+//! | serde shape | carried? | what happens, and the fix |
+//! | --- | --- | --- |
+//! | structs, tuples, externally tagged enums (serde's default), `Option`, `Vec`, maps (any key type), sets, `Box`, `Duration`, `i128`/`u128`, `char`, `()` | yes | |
+//! | `#[serde(skip)]`, `#[serde(default)]`, `rename`/`rename_all`, `with`/`serialize_with` that write a known length, `transparent`, `from`/`into` | yes | `skip` sends nothing and reads the default |
+//! | `#[serde(skip_serializing_if = ...)]` | only while it does not skip | when it skips, [`encode`] refuses the value, naming the field and where it is; postcard alone would let the receiver misread the fields after it, sometimes as other values without any error. Remove it from types that cross a process (a `None` costs one byte), or use `#[serde(skip)]` |
+//! | `#[serde(flatten)]` | no | [`encode`] refuses it (the struct is written as a map of unknown length, and reading it needs `deserialize_any`). Nest the struct as a named field |
+//! | a sequence or map of unknown length (a `serialize_with` that collects a filtered iterator) | no | [`encode`] refuses it. Collect into a `Vec` first |
+//! | `#[serde(untagged)]`, internally tagged (`#[serde(tag = "t")]`) and adjacently tagged (`tag` + `content`) enums, `serde_json::Value`, any type whose `Deserialize` calls `deserialize_any` or `deserialize_ignored_any` | no | they encode, but [`decode`] fails at the receiver with the fix: use an externally tagged enum, and send a dynamic value as text (`serde_json::to_string`) |
+//! | `#[serde(skip_serializing)]` without `skip_deserializing`, a hand-written `Serialize` that writes other fields than its `Deserialize` reads | no | not detectable when writing; [`decode`] fails in most cases, naming these causes. Use `#[serde(skip)]` |
+//!
+//! Where the error surfaces: a value the codec refuses is refused by the sender before anything
+//! is sent ([`SubmitError::Unsupported`](crate::SubmitError::Unsupported), the actor's
+//! `ActorError::Encode`, the queue's `PutError::Encode` with the item handed back, the spawn's
+//! `InvalidInput`); a result a worker or actor cannot encode, or an argument it cannot decode,
+//! fails that one call with [`TaskError::Transport`](crate::TaskError::Transport) and the worker
+//! or actor goes on; a value the receiver cannot decode fails the call, the stream item or the
+//! queue's `get` there. Each message names the type, the place in the value, the cause and the
+//! fix. Such a type fails the same way every time in tests, so a test that sends one value of
+//! each shape a program uses finds it.
+//!
+//! # Design note: why postcard stays, checked
+//!
+//! The alternatives were weighed. A self-describing codec for user payloads (CBOR or
+//! MessagePack with named struct fields) would carry `skip_serializing_if`, `flatten` and
+//! untagged enums, at the cost of a field name per field in every message, a second codec
+//! beside the one for the protocols' headers, and a format change for every worker and
+//! cluster peer; it was not taken, so it was not measured. An encode-then-decode round trip at the sender (in debug builds or opt-in) would
+//! move decode errors to the sender but double the cost of every large argument, and still
+//! miss a value that decodes wrongly (decoding the misread value and encoding it again gives
+//! the same bytes). What can go silently wrong is what a writer leaves out, and serde's derive
+//! announces each field it leaves out (`SerializeStruct::skip_field`): so [`encode`] runs
+//! postcard's serializer through a checking wrapper (`checked`, design note there) that refuses
+//! those, at no cost to values that encode (the bytes are postcard's, byte for byte); every
+//! other shape postcard cannot carry already fails with an error, which [`decode`] explains.
 
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::AsFd;

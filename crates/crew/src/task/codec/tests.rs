@@ -1,7 +1,7 @@
 //! The serde shapes of the codec's contract (the module note): each one that works round-trips,
 //! each one that cannot is refused with a message naming the type, the cause and the fix.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize, Serializer};
@@ -194,8 +194,36 @@ struct Defaults {
     count: u32,
 }
 
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+struct Meters(f64);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "(u8, u8)", into = "(u8, u8)")]
+struct Version {
+    major: u8,
+    minor: u8,
+}
+
+impl From<(u8, u8)> for Version {
+    fn from((major, minor): (u8, u8)) -> Self {
+        Version { major, minor }
+    }
+}
+
+impl From<Version> for (u8, u8) {
+    fn from(version: Version) -> Self {
+        (version.major, version.minor)
+    }
+}
+
 #[test]
 fn the_shapes_that_work_round_trip() {
+    assert_eq!(round_trip(&Meters(2.5)), Meters(2.5));
+    let version = Version { major: 1, minor: 2 };
+    assert_eq!(round_trip(&version), version);
+    let set: HashSet<String> = ["a".to_owned(), "b".to_owned()].into();
+    assert_eq!(round_trip(&set), set);
     let external = External::Struct {
         a: -(1 << 100),
         b: Box::new(External::Tuple(7, Some('é'))),
