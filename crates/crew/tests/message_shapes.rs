@@ -2,9 +2,14 @@
 //! value: a process-pool task, a spawned process, a process actor (constructor, call, result,
 //! stream item) and an inter-process queue. Each is refused with an error that names the type,
 //! the cause and the fix, at the caller; no wrong data, no hang, and the worker or actor lives
-//! on. Run with `harness = false`: `main` calls `crew::init()`.
+//! on. With the `cluster` feature, the same on a cluster (a task, a remote actor) over a local
+//! `nats-server`. Run with `harness = false`: `main` calls `crew::init()`.
 
 mod process_common;
+
+#[cfg(feature = "cluster")]
+#[path = "support/nats_server.rs"]
+mod nats_server;
 
 use std::fmt::Debug;
 use std::time::Duration;
@@ -121,6 +126,13 @@ const ANY: [&str; 2] = ["self-describing", "externally tagged enum"];
 fn process_pool_tasks() {
     let pool = ProcessPool::new(1);
     let worker = pool.submit(pid, ()).unwrap().result().unwrap();
+    check_executor(&pool);
+    // None of it killed or replaced the worker.
+    assert_eq!(pool.submit(pid, ()).unwrap().result(), Ok(worker));
+}
+
+/// The checks every executor that encodes (a process pool, a cluster) passes.
+fn check_executor(pool: &impl Executor) {
     // Arguments the codec refuses fail at `submit`, before anything is sent.
     let skipped = Sparse { note: None, n: 1 };
     let message = unsupported_message(pool.submit(echo_sparse, skipped));
@@ -158,8 +170,6 @@ fn process_pool_tasks() {
     assert_explains(&message, "Sparse", &SKIPPED);
     let message = transport_message(pool.submit(make_loose, 5).unwrap().result());
     assert_explains(&message, "Loose", &ANY);
-    // None of it killed or replaced the worker.
-    assert_eq!(pool.submit(pid, ()).unwrap().result(), Ok(worker));
     // In a chunked map, every item of a chunk the worker cannot decode fails with the reason;
     // a chunk the codec refuses fails its items at the caller.
     let loose = [Loose::Number(1), Loose::Number(2), Loose::Number(3)];
@@ -180,7 +190,23 @@ fn process_pool_tasks() {
         }
         other => panic!("expected the chunk to be refused, got {other:?}"),
     }
-    assert_eq!(pool.submit(pid, ()).unwrap().result(), Ok(worker));
+    // The pool still runs tasks.
+    assert_eq!(pool.submit(make_loose, 6).unwrap().result().is_err(), true);
+    assert_eq!(
+        pool.submit(loose_number, Loose::Number(1))
+            .unwrap()
+            .result()
+            .is_err(),
+        true
+    );
+    let full = Sparse {
+        note: Some("again".into()),
+        n: 7,
+    };
+    assert_eq!(
+        pool.submit(echo_sparse, full.clone()).unwrap().result(),
+        Ok(full)
+    );
 }
 
 fn spawned_processes() {
@@ -244,7 +270,11 @@ impl Shapes {
 }
 
 fn process_actors() {
-    let options = || ActorOptions::<Shapes>::new().in_process();
+    check_actor(|| ActorOptions::<Shapes>::new().in_process());
+}
+
+/// The checks every placement of an actor that encodes (a process, a cluster worker) passes.
+fn check_actor(options: impl Fn() -> ActorOptions<Shapes>) {
     // Constructor arguments the codec refuses: the creation fails with the reason.
     match options().spawn(Sparse { note: None, n: 0 }) {
         Err(error) => assert_explains(&error.to_string(), "Sparse", &SKIPPED),
@@ -302,6 +332,19 @@ fn process_actors() {
     actor.stop().result().unwrap();
 }
 
+/// A task on a cluster worker and an actor on one, over a real `nats-server` on loopback.
+#[cfg(feature = "cluster")]
+fn on_a_cluster() {
+    let cluster = crew::cluster::Cluster::local(1).expect("a local cluster");
+    assert_eq!(
+        cluster.backend(),
+        crew::cluster::Backend::Nats,
+        "this test needs nats-server (CREW_NATS_SERVER)"
+    );
+    check_executor(&cluster);
+    check_actor(|| ActorOptions::<Shapes>::new().on_cluster(&cluster));
+}
+
 fn inter_process_queues() {
     let queue: Queue<Sparse> = Queue::bounded(4).unwrap();
     // An item the codec refuses is handed back at `put`, with the reason.
@@ -327,10 +370,14 @@ fn inter_process_queues() {
 
 fn main() {
     crew::init();
+    #[cfg(feature = "cluster")]
+    nats_server::ensure_nats_server();
     process_common::run(&[
         ("process_pool_tasks", process_pool_tasks),
         ("spawned_processes", spawned_processes),
         ("process_actors", process_actors),
         ("inter_process_queues", inter_process_queues),
+        #[cfg(feature = "cluster")]
+        ("on_a_cluster", on_a_cluster),
     ]);
 }
