@@ -40,14 +40,17 @@
 //! MessagePack with named struct fields) would carry `skip_serializing_if`, `flatten` and
 //! untagged enums, at the cost of a field name per field in every message, a second codec
 //! beside the one for the protocols' headers, and a format change for every worker and
-//! cluster peer; it was not taken, so it was not measured. An encode-then-decode round trip at the sender (in debug builds or opt-in) would
-//! move decode errors to the sender but double the cost of every large argument, and still
-//! miss a value that decodes wrongly (decoding the misread value and encoding it again gives
-//! the same bytes). What can go silently wrong is what a writer leaves out, and serde's derive
-//! announces each field it leaves out (`SerializeStruct::skip_field`): so [`encode`] runs
-//! postcard's serializer through a checking wrapper (`checked`, design note there) that refuses
-//! those, at no cost to values that encode (the bytes are postcard's, byte for byte); every
-//! other shape postcard cannot carry already fails with an error, which [`decode`] explains.
+//! cluster peer; it was not taken, so it was not measured. An encode-then-decode round trip
+//! at the sender (in debug builds or opt-in) would move decode errors to the sender but double
+//! the cost of every large argument, and still miss a value that decodes wrongly (decoding the
+//! misread value and encoding it again gives the same bytes). What can go silently wrong is
+//! what a writer leaves out, and serde's derive announces each field it leaves out
+//! (`SerializeStruct::skip_field`): so [`encode`] runs postcard's serializer through a
+//! checking wrapper (`checked`, design note there) that refuses those. The bytes are
+//! postcard's, byte for byte, and a value that encodes costs what postcard costs (measured
+//! against `postcard::to_stdvec` in one process: 0.7-1.2x, within the noise of a loaded
+//! machine, for a `u64`, a small struct, 4096 `u64`s and 256 structs). Every other shape
+//! postcard cannot carry already fails with an error, which [`decode`] explains.
 
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::AsFd;
@@ -107,10 +110,10 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 }
 
 /// The likely causes of bytes that are not the expected type, for decoding errors.
-const MISREAD: &str = "the bytes are not the value that was sent as read by this type: the \
-     sender sent another type (or another version of it), or the type's `Serialize` writes \
-     other fields than its `Deserialize` reads (`#[serde(skip_serializing)]` without \
-     `skip_deserializing`: use `#[serde(skip)]`; a hand-written impl that disagrees)";
+const MISREAD: &str = "the bytes do not read as this type: the sender sent another type (or \
+     another version of it), or the type's `Serialize` writes other fields than its \
+     `Deserialize` reads (`#[serde(skip_serializing)]` without `skip_deserializing`: use \
+     `#[serde(skip)]`; a hand-written impl that disagrees)";
 
 /// Splits the first frame off `bytes` (frames packed in one message, as the remote actor
 /// placement sends them): its header, its payload and the rest.
