@@ -21,7 +21,47 @@ use crate::task::{TaskFn, TaskHandle, TaskOptions};
 /// What may cross an executor boundary: a task's argument or result.
 ///
 /// Every `Serialize + DeserializeOwned + Send + 'static` type is a `Message`; thread pools never
-/// serialize it, process pools and clusters do.
+/// serialize it, process pools and clusters do, and so do process and remote actors (their
+/// constructor arguments, call arguments, results and stream items) and inter-process queues.
+///
+/// # Which serde shapes cross a process
+///
+/// crew encodes with postcard ([`crew::task::codec`](crate::task::codec), where the full
+/// table is), which is compact and fast because it writes no field names: writer and reader
+/// agree on the shape from the types alone. Most types just work: structs, tuples, enums with
+/// serde's default (external) tagging, `Option`, `Vec`, maps with any key type, `Box`,
+/// `Duration`, `i128`, `#[serde(skip)]`, `#[serde(default)]` and renames. These do not, and
+/// fail with an error that names the type, the cause and the fix, never with wrong data:
+///
+/// - `#[serde(skip_serializing_if = ...)]`: refused by the sender when it skips a field (the
+///   receiver would misread the fields after it). Remove it, or use `#[serde(skip)]`.
+/// - `#[serde(flatten)]` and sequences of unknown length: refused by the sender. Nest the
+///   struct as a named field; collect an iterator into a `Vec`.
+/// - `#[serde(untagged)]`, internally or adjacently tagged (`#[serde(tag = ...)]`) enums,
+///   `serde_json::Value` (anything that needs `deserialize_any`): the receiver cannot decode
+///   them and fails the call (or the queue's `get`). Use an externally tagged enum; send a
+///   dynamic value as text (`serde_json::to_string`).
+/// - `#[serde(skip_serializing)]` without `skip_deserializing`: the receiver cannot decode it.
+///   Use `#[serde(skip)]`.
+///
+/// A refused argument fails `submit` with [`SubmitError::Unsupported`]; an argument or result
+/// that fails on the far side fails that one task with [`TaskError::Transport`]; the worker
+/// goes on.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Job {
+///     #[serde(skip_serializing_if = "Option::is_none")]
+///     note: Option<String>,
+///     n: u64,
+/// }
+///
+/// let skipped = crew::task::codec::encode(&Job { note: None, n: 1 }).unwrap_err();
+/// assert!(skipped.contains("field `note` of `Job`"));
+/// assert!(skipped.contains("Remove `skip_serializing_if`"));
+/// ```
 pub trait Message: Serialize + DeserializeOwned + Send + 'static {}
 
 impl<T: Serialize + DeserializeOwned + Send + 'static> Message for T {}
