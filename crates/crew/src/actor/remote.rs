@@ -203,6 +203,11 @@ use crate::task::{Driver, TaskHandle};
 
 /// How long calls may wait for a reply before the caller checks the actor is still there.
 pub const PROBE_AFTER: Duration = Duration::from_millis(300);
+/// How long after its connection came back a caller takes "no responders" for "the actor's
+/// worker has not reconnected yet" rather than "gone": every client retries with a backoff
+/// that grows to 4 s (async-nats's default), so the worker's connection may come back that
+/// much later than the caller's.
+const RECONNECT_GRACE: Duration = Duration::from_secs(5);
 /// How long a creation may take (the constructor and start hook included).
 const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The NATS header marking a liveness probe (answered by the host's I/O task, never queued).
@@ -406,6 +411,10 @@ struct Outbox {
     /// Who wakes the publishing task for frames pushed from outside its runtime.
     deferral: Deferral,
     deferred: std::sync::atomic::AtomicBool,
+    /// A publish failed (the connection closed): the task ended, nothing more is sent.
+    failed: std::sync::atomic::AtomicBool,
+    /// Told why, once, when a publish fails (a caller fails its calls; a member has none).
+    on_failure: std::sync::OnceLock<Box<dyn Fn(String) + Send + Sync>>,
 }
 
 /// Who wakes an outbox's publishing task. A wake from outside the runtime writes the
@@ -449,7 +458,32 @@ impl Outbox {
             task: Mutex::new(None),
             deferral,
             deferred: std::sync::atomic::AtomicBool::new(false),
+            failed: std::sync::atomic::AtomicBool::new(false),
+            on_failure: std::sync::OnceLock::new(),
         }
+    }
+
+    /// A publish failed with `error`: nothing more leaves (what is queued is dropped), and
+    /// whoever owns the outbox hears why (it fails the calls waiting on it).
+    fn fail(&self, error: String) {
+        self.failed.store(true, Ordering::SeqCst);
+        {
+            let mut state = self.state.lock();
+            state.closed = true;
+            state.messages.clear();
+        }
+        match self.on_failure.get() {
+            Some(told) => told(error),
+            None => eprintln!(
+                "crew: a remote actor's replies could not be sent ({error}): its connection \
+                 to the NATS server closed; the actor's member ends"
+            ),
+        }
+    }
+
+    /// Whether a publish failed (see [`fail`](Self::fail)).
+    fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
     }
 
     /// An outbox and its publishing task: to `subject`, with the reply subject
@@ -502,7 +536,11 @@ impl Outbox {
                             }
                             None => nats.publish(subject, bytes).await,
                         };
-                        if sent.is_err() {
+                        if let Err(error) = sent {
+                            // Not only "too large" (a caller's batches stay under the limit, a
+                            // member's replies too): the client closed. Said, never silent: the
+                            // calls would wait for replies that cannot come.
+                            publishing.fail(error.to_string());
                             return;
                         }
                         if let Some((_, last)) = batch.ids {
@@ -1345,6 +1383,13 @@ pub(crate) struct Remote<A: Actor> {
     ended: std::sync::atomic::AtomicBool,
     epoch: Instant,
     reason: Mutex<String>,
+    /// This reference's connection closed for good (a publish failed, or its inbox's
+    /// subscription ended): why. Every later call fails with [`ActorError::ConnectionLost`].
+    lost: Mutex<Option<String>>,
+    /// When the connection last came back after a disconnect (ms since `epoch`, 0: never):
+    /// for [`RECONNECT_GRACE`] after it, "no responders" may mean the actor's worker has not
+    /// reconnected yet, not that it died.
+    reconnected_ms: AtomicU64,
     ending: Ending,
     tasks: Vec<tokio::task::AbortHandle>,
     _actor: std::marker::PhantomData<fn() -> A>,
@@ -1439,6 +1484,12 @@ impl<A: Actor> Remote<A> {
             Vec::new()
         };
         let remote = Arc::new_cyclic(|me: &Weak<Remote<A>>| {
+            let told = me.clone();
+            let _ = outbox.on_failure.set(Box::new(move |error| {
+                if let Some(remote) = told.upgrade() {
+                    remote.connection_closed(&format!("a publish failed: {error}"));
+                }
+            }));
             let reader = runtime.spawn(read_replies(me.clone(), replies));
             // On the cluster's runtime: it runs while nobody drives this caller's.
             let watchdog = link.runtime.spawn(watch(
@@ -1469,6 +1520,8 @@ impl<A: Actor> Remote<A> {
                 ended: std::sync::atomic::AtomicBool::new(false),
                 epoch: Instant::now(),
                 reason: Mutex::new(String::new()),
+                lost: Mutex::new(None),
+                reconnected_ms: AtomicU64::new(0),
                 ending: Ending::default(),
                 tasks: vec![reader.abort_handle(), watchdog.abort_handle()],
                 _actor: std::marker::PhantomData,
@@ -1482,6 +1535,9 @@ impl<A: Actor> Remote<A> {
     }
 
     fn stopped_error(&self) -> ActorError {
+        if let Some(lost) = self.lost.lock().clone() {
+            return self.connection_lost(lost);
+        }
         let reason = self.reason.lock().clone();
         ActorError::Stopped {
             uid: self.uid.clone(),
@@ -1495,6 +1551,84 @@ impl<A: Actor> Remote<A> {
 
     fn release_permit(&self) {
         self.bound.release();
+    }
+
+    fn connection_lost(&self, message: impl Into<String>) -> ActorError {
+        ActorError::ConnectionLost {
+            uid: self.uid.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// Refuses a `what` (a call, a stop) that cannot leave now: the connection closed for
+    /// good, or it is down (the server went away). `None`: connected.
+    fn refuse_unconnected(&self, what: &str) -> Option<ActorError> {
+        if let Some(lost) = self.lost.lock().clone() {
+            return Some(self.connection_lost(lost));
+        }
+        if self.nats.connection_state() == async_nats::connection::State::Connected {
+            return None;
+        }
+        Some(self.connection_lost(format!(
+            "not connected to the server (it is down or unreachable), so the {what} was not \
+             sent; the reference reconnects by itself when the server is back: {what} again \
+             then"
+        )))
+    }
+
+    /// Whether the connection came back less than [`RECONNECT_GRACE`] ago.
+    fn in_reconnect_grace(&self) -> bool {
+        let back = self.reconnected_ms.load(Ordering::Acquire);
+        back != 0 && self.now_ms().saturating_sub(back) < RECONNECT_GRACE.as_millis() as u64
+    }
+
+    /// The connection closed for good (`what`: how it showed): everything waiting fails, and
+    /// so does every later call; the reference is done (the actor may live on).
+    fn connection_closed(&self, what: &str) {
+        let message = format!(
+            "this reference's connection closed ({what}): calls in flight may or may not have \
+             run, and this reference cannot be used again; look the actor up again with \
+             crew::actor::find"
+        );
+        {
+            let mut lost = self.lost.lock();
+            if lost.is_some() {
+                return;
+            }
+            *lost = Some(message.clone());
+        }
+        self.finish(
+            Some(message.clone()),
+            Some(self.connection_lost(message).into()),
+        );
+        self.lead.wake_leader();
+    }
+
+    /// The connection has been down for [`PROBE_AFTER`] (the server went away): the calls in
+    /// flight fail, their outcome unknown, and a stop under way too. The reference stays: it
+    /// reconnects by itself, and calls made once the server is back go through.
+    fn connection_down(&self) {
+        let error: TaskError = self
+            .connection_lost(format!(
+                "the connection to the server has been down for more than {PROBE_AFTER:?} with \
+                 this call in flight: it may or may not have run; the reference reconnects by \
+                 itself when the server is back: call again then if the call is safe to repeat"
+            ))
+            .into();
+        fail_pending(&self.inflight, &error, &[], &|| self.release_permit());
+        // Settled off the caller's runtime: a caller blocked driving it looks again.
+        self.lead.wake_leader();
+        if self.ending.requested() {
+            let message = "the connection to the server went down while the actor was being \
+                           stopped: the stop may not have reached it; look it up again with \
+                           crew::actor::find once the server is back and stop it if it is \
+                           still there";
+            *self.lost.lock() = Some(message.to_owned());
+            self.finish(
+                Some(message.to_owned()),
+                Some(self.connection_lost(message).into()),
+            );
+        }
     }
 
     /// Sends a frame that needs no permit: on the call subject (in order with the calls), or
@@ -1527,7 +1661,12 @@ impl<A: Actor> Remote<A> {
         self.bound.end();
         let error = error.unwrap_or_else(|| self.stopped_error().into());
         fail_pending(&self.inflight, &error, &[], &|| self.release_permit());
-        self.ending.finish();
+        if matches!(error, TaskError::Actor(ActorError::ConnectionLost { .. })) {
+            // A stop under way may not have reached the actor: its handles say so.
+            self.ending.fail(&error);
+        } else {
+            self.ending.finish();
+        }
     }
 
     /// `gone` members will send no `Stopped`: the actor ends when none is left.
@@ -1628,7 +1767,6 @@ impl<A: Actor> Remote<A> {
             }
         }
         drop(known);
-        let Some(worker) = died else { return };
         let keep: Vec<u64> = self
             .inflight
             .lock()
@@ -1636,6 +1774,21 @@ impl<A: Actor> Remote<A> {
             .copied()
             .filter(|id| *id > round.sent_before || claimed.contains(id))
             .collect();
+        let Some(worker) = died else {
+            // Every member lives, and none holds these calls, sent before the round: the
+            // answers left after every reply written before them, so the call or its reply
+            // was lost, as when the connection (the caller's or a member's) dropped and came
+            // back. Waiting on would wait forever.
+            let error: TaskError = self
+                .connection_lost(
+                    "the call or its reply was lost while a connection to the server dropped \
+                     and came back: it may or may not have run; call again if it is safe to \
+                     repeat",
+                )
+                .into();
+            fail_pending(&self.inflight, &error, &keep, &|| self.release_permit());
+            return;
+        };
         let error = TaskError::WorkerDied {
             worker: worker.clone(),
             exit: None,
@@ -1682,7 +1835,12 @@ impl<A: Actor> Remote<A> {
             return;
         }
         if message.status == Some(StatusCode::NO_RESPONDERS) {
+            let not_back_yet = self.in_reconnect_grace();
             if suffix == "probe" {
+                if not_back_yet {
+                    // Its worker may not have reconnected yet: the next probe tells.
+                    return;
+                }
                 self.finish(
                     Some(format!("its worker ({}) died", self.worker)),
                     Some(TaskError::WorkerDied {
@@ -1694,9 +1852,18 @@ impl<A: Actor> Remote<A> {
             }
             let mut ids = suffix.split('.').map(str::parse::<u64>);
             if let (Some(Ok(first)), Some(Ok(last))) = (ids.next(), ids.next()) {
-                let error: TaskError = ActorError::NotFound {
-                    address: Address::new(self.subject.clone()),
-                    uid: self.uid.clone(),
+                let error: TaskError = if not_back_yet {
+                    self.connection_lost(
+                        "no member of the actor answers since the connection to the server \
+                         came back: its worker may not have reconnected yet (call again in a \
+                         few seconds), or it is gone (crew::actor::find then says NotFound); \
+                         the call was not run",
+                    )
+                } else {
+                    ActorError::NotFound {
+                        address: Address::new(self.subject.clone()),
+                        uid: self.uid.clone(),
+                    }
                 }
                 .into();
                 let keep: Vec<u64> = self
@@ -1780,6 +1947,10 @@ impl<A: Actor> Transport for Remote<A> {
                 limit,
             });
         }
+        if let Some(refused) = self.refuse_unconnected("call") {
+            self.bound.release();
+            return Err(refused);
+        }
         let mut result = Ok(());
         // Ids are taken inside the outbox's lock, so a batch holds the ids `first..=last`.
         self.outbox.push(|buffer| {
@@ -1798,6 +1969,12 @@ impl<A: Actor> Transport for Remote<A> {
                 }
             }
         });
+        if self.outbox.has_failed() {
+            // The publisher failed while this call was queued (its failure already failed
+            // the calls in flight before it): this one fails too, never waits.
+            let lost = self.stopped_error();
+            fail_pending(&self.inflight, &lost.into(), &[], &|| self.release_permit());
+        }
         result.map_err(|error| {
             self.bound.release();
             ActorError::Invalid(format!("cannot encode a call: {error}"))
@@ -1817,6 +1994,11 @@ impl<A: Actor> Transport for Remote<A> {
     }
 
     fn stop(&self, kill: bool) -> TaskHandle<()> {
+        if !self.ended.load(Ordering::Acquire) {
+            if let Some(refused) = self.refuse_unconnected(if kill { "kill" } else { "stop" }) {
+                return super::failed(refused.into());
+            }
+        }
         let (handle, request) = self.ending.request(kill);
         if request == Request::Ended {
             return handle;
@@ -1845,6 +2027,11 @@ async fn read_replies<A: Actor>(remote: Weak<Remote<A>>, mut replies: async_nats
         remote.on_message(message);
         remote.lead.wake_leader();
     }
+    // The subscription ends only when the client closes (not while it reconnects): no reply
+    // can come any more.
+    if let Some(remote) = remote.upgrade() {
+        remote.connection_closed("its reply subscription ended");
+    }
 }
 
 /// Probes the actor while a call waits too long for its reply, or a stop for its end (see the
@@ -1861,6 +2048,11 @@ async fn watch<A: Actor>(
     let mut last_probe = 0;
     // The oldest call in flight (or 0: a stop under way) and since when it was.
     let mut oldest: Option<(u64, u64)> = None;
+    // Since when the connection is down, and how many times it was made (a drop and a
+    // reconnect between two ticks shows there).
+    let mut down_since: Option<u64> = None;
+    let statistics = nats.statistics();
+    let mut connects = statistics.connects.load(Ordering::Relaxed);
     loop {
         tick.tick().await;
         let Some(remote) = remote.upgrade() else {
@@ -1872,6 +2064,25 @@ async fn watch<A: Actor>(
             return;
         }
         let now = remote.now_ms();
+        if nats.connection_state() != async_nats::connection::State::Connected {
+            // The server went away: no probe can be answered. The client reconnects by
+            // itself; the calls in flight wait PROBE_AFTER for it, then fail.
+            let since = *down_since.get_or_insert(now);
+            if now.saturating_sub(since) >= after {
+                remote.connection_down();
+            }
+            oldest = None;
+            continue;
+        }
+        let made = statistics.connects.load(Ordering::Relaxed);
+        if down_since.take().is_some() || made != connects {
+            // Back: the calls in flight are probed as usual, PROBE_AFTER from now, and for a
+            // while "no responders" may mean the worker is not back yet (see on_message).
+            connects = made;
+            remote.reconnected_ms.store(now.max(1), Ordering::Release);
+            oldest = None;
+            last_probe = now;
+        }
         let waiting = remote.inflight.lock().keys().min().copied().or_else(|| {
             // A stop waits for its members' answers.
             remote.ending.requested().then_some(0)
@@ -2064,7 +2275,19 @@ async fn claim(
 ) -> Result<(), ActorError> {
     for _ in 0..2 {
         match kv.create(key, entry.clone().into()).await {
-            Ok(_) => return Ok(()),
+            Ok(_) => {
+                // The registry may have lost a live actor's entry (a server restarted with
+                // memory storage): a second actor under its uid would share its members'
+                // queue group. Something answering at the subject says so.
+                if let Ok(Some(_)) = alive(link, address, uid).await {
+                    let _ = kv.delete(key).await;
+                    return Err(ActorError::DuplicateUid {
+                        address: address.clone(),
+                        uid: uid.to_owned(),
+                    });
+                }
+                return Ok(());
+            }
             Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
                 if alive(link, address, uid).await.is_ok() {
                     return Err(ActorError::DuplicateUid {
@@ -2121,11 +2344,18 @@ pub(crate) fn find<A: Actor>(
             address: task_address.clone(),
             uid: task_uid.clone(),
         };
-        let bytes = kv
-            .get(&key)
-            .await
-            .map_err(cluster_error)?
-            .ok_or_else(not_found)?;
+        let Some(bytes) = kv.get(&key).await.map_err(cluster_error)? else {
+            if let Ok(Some(worker)) = alive(&link, &task_address, &task_uid).await {
+                return Err(ActorError::Invalid(format!(
+                    "actor `{task_uid}` at `{task_address}` still runs (on {worker}) but the \
+                     registry lost its entry (the NATS server restarted, and the cluster keeps \
+                     its registry in memory): use the references you hold, or stop it through \
+                     one and create it again; with Storage::File the registry survives a \
+                     restart"
+                )));
+            }
+            return Err(not_found());
+        };
         let entry: Entry = codec::decode(&bytes).map_err(ActorError::Invalid)?;
         let Ok(worker) = alive(&link, &task_address, &task_uid).await else {
             // Its worker died: the entry is stale.
