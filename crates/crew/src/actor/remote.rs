@@ -1994,7 +1994,10 @@ impl<A: Actor> Transport for Remote<A> {
     }
 
     fn stop(&self, kill: bool) -> TaskHandle<()> {
-        if !self.ended.load(Ordering::Acquire) {
+        // Refused when it cannot leave (the actor's fate unknown: it is not "ended"), except
+        // for an actor known to have ended, whose stop settles at once.
+        let lost = self.lost.lock().is_some();
+        if lost || !self.ended.load(Ordering::Acquire) {
             if let Some(refused) = self.refuse_unconnected(if kill { "kill" } else { "stop" }) {
                 return super::failed(refused.into());
             }
@@ -2400,6 +2403,137 @@ pub(crate) fn find<A: Actor>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An actor for the connection tests, hosted by a local cluster's workers.
+    struct Held(u64);
+
+    #[crew::actor]
+    impl Held {
+        fn new(value: u64) -> Self {
+            Held(value)
+        }
+
+        fn get(&self) -> u64 {
+            self.0
+        }
+
+        fn sleep(&self, ms: u64) -> u64 {
+            std::thread::sleep(Duration::from_millis(ms));
+            ms
+        }
+    }
+
+    /// A reference whose connection closed under it: the call in flight fails at once with
+    /// `ConnectionLost`, and so does every later call, tell and stop (a failed publish ended
+    /// the publishing task silently, and every later call hung); the actor itself is unharmed.
+    /// A publish that fails is said to the outbox's owner, never dropped silently.
+    #[test]
+    fn a_reference_whose_connection_closed_fails_its_calls() {
+        let cluster = Cluster::local(1).expect("a local cluster");
+        assert_eq!(
+            cluster.backend(),
+            crate::cluster::Backend::Nats,
+            "this test needs nats-server (CREW_NATS_SERVER)"
+        );
+        let held = crate::actor::ActorOptions::<Held>::new()
+            .on_cluster(&cluster)
+            .spawn(7)
+            .unwrap();
+        let link = Link::of(&cluster).unwrap();
+        let remote = Remote::<Held>::connect(
+            &link,
+            held.address(),
+            held.uid(),
+            1,
+            Vec::new(),
+            WorkerId::remote("local", 0),
+            16,
+        )
+        .unwrap();
+        let reference = HeldRef::from(ActorRef::new(
+            held.address().clone(),
+            held.uid().to_owned(),
+            Target::Remote(remote.clone()),
+        ));
+        assert_eq!(
+            reference.get().result_timeout(Duration::from_secs(10)),
+            Ok(7)
+        );
+        let in_flight = reference.sleep(3_000);
+        std::thread::sleep(Duration::from_millis(100));
+        // The client closes under the reference (drained: its subscriptions end, then it).
+        let nats = remote.nats.clone();
+        futures::executor::block_on(
+            remote
+                .lead
+                .handle()
+                .spawn(async move { nats.drain().await }),
+        )
+        .unwrap()
+        .unwrap();
+        let started = Instant::now();
+        let lost = |result: Result<u64, TaskError>| match result {
+            Err(TaskError::Actor(ActorError::ConnectionLost { message, .. })) => message,
+            other => panic!("expected ConnectionLost, got {other:?}"),
+        };
+        let message = lost(in_flight.result_timeout(Duration::from_secs(10)));
+        assert!(message.contains("cannot be used again"), "{message}");
+        assert!(message.contains("find"), "{message}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        lost(reference.get().result_timeout(Duration::from_secs(5)));
+        assert!(matches!(
+            reference.tell_sleep(0),
+            Err(ActorError::ConnectionLost { .. })
+        ));
+        assert!(matches!(
+            reference.stop().result_timeout(Duration::from_secs(5)),
+            Err(TaskError::Actor(ActorError::ConnectionLost { .. }))
+        ));
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            held.get().result_timeout(Duration::from_secs(10)),
+            Ok(7),
+            "the actor is unharmed"
+        );
+
+        // A publish on the closed client fails, and the outbox says so.
+        let (told, failure) = std::sync::mpsc::channel();
+        let outbox = Outbox::start(
+            &remote.nats,
+            remote.lead.handle(),
+            "crew-test.nowhere".to_owned(),
+            None,
+            false,
+            Deferral::Never,
+        );
+        let _ = outbox.on_failure.set(Box::new(move |error| {
+            let _ = told.send(error);
+        }));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let error = loop {
+            outbox.push(|buffer| {
+                buffer.extend_from_slice(b"frame");
+                None
+            });
+            match failure.recv_timeout(Duration::from_millis(50)) {
+                Ok(error) => break error,
+                Err(_) if Instant::now() < deadline => {}
+                Err(_) => panic!("the failed publish was not reported"),
+            }
+        };
+        assert!(!error.is_empty());
+        assert!(outbox.has_failed());
+        assert!(outbox.state.lock().messages.is_empty(), "nothing piles up");
+        held.stop().result_timeout(Duration::from_secs(10)).unwrap();
+    }
 
     /// Frames as the host writes them: one write each, or in pieces (a large payload).
     fn frame(header: &FromActor, payload: &[u8]) -> Vec<u8> {
