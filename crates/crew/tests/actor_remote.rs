@@ -560,9 +560,9 @@ fn start_worker(server: &TestServer, cluster: &Cluster, name: &str) -> Worker {
     }
 }
 
-/// A stateless pool with members on two workers, one of them SIGKILLed under calls: the calls
-/// its member held fail with `WorkerDied`, the others are answered, later calls go to the
-/// live members, and the pool still stops; nothing hangs.
+/// A stateless pool with members on two workers, one of them SIGKILLed mid-burst: the calls
+/// its member held (running or queued) fail with `WorkerDied`, the others are answered, later
+/// calls go to the live members, and the pool still stops; nothing hangs.
 fn pool_member_killed_calls_settle() {
     let server = TestServer::start(ServerConfig::new().token(TOKEN)).expect("nats-server");
     let cluster = Cluster::connect(server.client_options().storage(Storage::Memory)).unwrap();
@@ -589,14 +589,22 @@ fn pool_member_killed_calls_settle() {
         })
         .expect("a pool with members on both workers");
 
-    let calls: Vec<_> = (0..16).map(|_| pool.pid_after(800)).collect();
+    // Mid-burst: long calls running on every member, a burst of short ones queued behind
+    // them (pipelined, spread by the queue group) when one worker is SIGKILLed.
+    let calls: Vec<_> = (0..16)
+        .map(|_| pool.pid_after(800))
+        .chain((0..300).map(|_| pool.pid_after(2)))
+        .collect();
     std::thread::sleep(Duration::from_millis(200));
     doomed.kill(); // SIGKILL
     let started = Instant::now();
-    let mut died = 0;
+    let (mut died, mut answered) = (0, 0);
     for call in calls {
         match call.result_timeout(Duration::from_secs(20)) {
-            Ok(pid) => assert_eq!(pid, survivor_pid, "an answer from the live worker"),
+            Ok(pid) => {
+                assert_eq!(pid, survivor_pid, "an answer from the live worker");
+                answered += 1;
+            }
             Err(TaskError::WorkerDied { worker, .. }) => {
                 assert_eq!(worker.node(), Some("node-doomed"), "{worker}");
                 died += 1;
@@ -605,6 +613,7 @@ fn pool_member_killed_calls_settle() {
         }
     }
     assert!(died > 0, "some calls were on the killed member");
+    assert!(answered > 0, "the live members answered theirs");
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "{:?}",
@@ -651,14 +660,23 @@ fn nats_server_killed_and_restarted() {
         .spawn(1)
         .unwrap();
     assert_eq!(counter.incr(1).result().unwrap(), 2);
+    let stopping = ActorOptions::<Counter>::new()
+        .address("node-r")
+        .uid("stopping")
+        .on_cluster(&cluster)
+        .spawn(0)
+        .unwrap();
 
-    // In flight as the server dies: a stream read slowly, a blocking call, an awaited one.
+    // In flight as the server dies: a stream read slowly, a blocking call, an awaited one, a
+    // stop (behind a long call).
     let mut stream = counter.count(10_000_000);
     assert_eq!(stream.next().unwrap().unwrap(), 0);
     let blocking = counter.sleep(3_000);
     let awaited = counter.sleep_async(3_000);
     let (sender, receiver) = std::sync::mpsc::channel();
     let awaiting = std::thread::spawn(move || sender.send(futures::executor::block_on(awaited)));
+    let _long = stopping.sleep(3_000);
+    let stop = stopping.stop();
     std::thread::sleep(Duration::from_millis(200));
     let cpu_before = cpu_time(worker_pid);
     let killed = Instant::now();
@@ -682,6 +700,12 @@ fn nats_server_killed_and_restarted() {
     awaiting.join().unwrap().unwrap();
     let items = stream.by_ref().take_while(Result::is_ok).count();
     assert!(items < 10_000_000, "the stream ended with an error");
+    match stop.result_timeout(Duration::from_secs(10)) {
+        Err(TaskError::Actor(ActorError::ConnectionLost { message, .. })) => {
+            assert!(message.contains("stop may not have reached"), "{message}");
+        }
+        other => panic!("a stop in flight: expected ConnectionLost, got {other:?}"),
+    }
     assert!(
         killed.elapsed() < Duration::from_secs(5),
         "{:?}",

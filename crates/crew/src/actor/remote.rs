@@ -1390,6 +1390,8 @@ pub(crate) struct Remote<A: Actor> {
     /// for [`RECONNECT_GRACE`] after it, "no responders" may mean the actor's worker has not
     /// reconnected yet, not that it died.
     reconnected_ms: AtomicU64,
+    /// How many times the connection was made, as last seen (the client counts them).
+    connects: AtomicU64,
     ending: Ending,
     tasks: Vec<tokio::task::AbortHandle>,
     _actor: std::marker::PhantomData<fn() -> A>,
@@ -1522,6 +1524,7 @@ impl<A: Actor> Remote<A> {
                 reason: Mutex::new(String::new()),
                 lost: Mutex::new(None),
                 reconnected_ms: AtomicU64::new(0),
+                connects: AtomicU64::new(nats.statistics().connects.load(Ordering::Relaxed)),
                 ending: Ending::default(),
                 tasks: vec![reader.abort_handle(), watchdog.abort_handle()],
                 _actor: std::marker::PhantomData,
@@ -1576,8 +1579,19 @@ impl<A: Actor> Remote<A> {
         )))
     }
 
+    /// Notes when the connection came back (the client counts its connections: one more
+    /// than last seen is a reconnect, seen by whoever looks first, the watchdog or a reply).
+    fn note_reconnect(&self) {
+        let made = self.nats.statistics().connects.load(Ordering::Relaxed);
+        if self.connects.swap(made, Ordering::AcqRel) != made {
+            self.reconnected_ms
+                .store(self.now_ms().max(1), Ordering::Release);
+        }
+    }
+
     /// Whether the connection came back less than [`RECONNECT_GRACE`] ago.
     fn in_reconnect_grace(&self) -> bool {
+        self.note_reconnect();
         let back = self.reconnected_ms.load(Ordering::Acquire);
         back != 0 && self.now_ms().saturating_sub(back) < RECONNECT_GRACE.as_millis() as u64
     }
@@ -2051,11 +2065,10 @@ async fn watch<A: Actor>(
     let mut last_probe = 0;
     // The oldest call in flight (or 0: a stop under way) and since when it was.
     let mut oldest: Option<(u64, u64)> = None;
-    // Since when the connection is down, and how many times it was made (a drop and a
-    // reconnect between two ticks shows there).
+    // Since when the connection is down, and when it last came back (a drop and a reconnect
+    // between two ticks shows there).
     let mut down_since: Option<u64> = None;
-    let statistics = nats.statistics();
-    let mut connects = statistics.connects.load(Ordering::Relaxed);
+    let mut back = 0;
     loop {
         tick.tick().await;
         let Some(remote) = remote.upgrade() else {
@@ -2077,12 +2090,12 @@ async fn watch<A: Actor>(
             oldest = None;
             continue;
         }
-        let made = statistics.connects.load(Ordering::Relaxed);
-        if down_since.take().is_some() || made != connects {
+        remote.note_reconnect();
+        let came_back = remote.reconnected_ms.load(Ordering::Acquire);
+        if down_since.take().is_some() || came_back != back {
             // Back: the calls in flight are probed as usual, PROBE_AFTER from now, and for a
             // while "no responders" may mean the worker is not back yet (see on_message).
-            connects = made;
-            remote.reconnected_ms.store(now.max(1), Ordering::Release);
+            back = came_back;
             oldest = None;
             last_probe = now;
         }
