@@ -160,6 +160,41 @@
 //!   flight fail with `WorkerDied`, later calls with `Stopped`, the registry entry is cleared
 //!   by the next lookup; create it again (same address and uid) to have it back.
 //!
+//! * The connection to the server fails ([`ActorError::ConnectionLost`], whose message says
+//!   what became of the call and what to do). Clients reconnect by themselves (async-nats,
+//!   with a backoff growing to 4 s) and keep their subscriptions through it.
+//!   - *Closed for good* (a publish fails: the client closed; or the inbox's subscription
+//!     ends): the calls in flight and every later call, tell, stop or kill fail at once; the
+//!     reference cannot be used again (`find` the actor again; the actor is unharmed). A
+//!     publish error used to end the publishing task silently, and every later call hung. A
+//!     member whose publish fails says so on stderr; its subscriptions end with its client,
+//!     so it ends.
+//!   - *Down* (the server killed or unreachable): what is asked while the caller's connection
+//!     is down (calls, tells, `stop`, `kill`) is refused at once, **not sent** (it never runs
+//!     later). Calls in flight fail once the watchdog has seen the connection down for
+//!     [`PROBE_AFTER`]: their outcome is unknown (they may have run); a stream ends with that
+//!     error. A stop in flight fails the same way and ends the reference (the stop may not
+//!     have reached the actor). When the server is back the same reference works again.
+//!   - *A drop shorter than that*: a call or reply lost in it is found by the member probes
+//!     (every member answers and none holds the call, sent before the probes): it fails as
+//!     lost, outcome unknown, never waits forever.
+//!   - *Just back*: for [`RECONNECT_GRACE`] after the caller's connection came back, "no
+//!     responders" may mean the actor's worker has not reconnected yet: calls answered so
+//!     fail with `ConnectionLost` (retry), not `NotFound`, and the actor probe does not end
+//!     the reference.
+//!   - *The worker's side*: a member's thread waits on its subscriptions, which survive the
+//!     reconnect: it neither ends nor spins while the server is down (a test measures the
+//!     worker's CPU), and serves again once both sides are back. Replies it wrote meanwhile
+//!     leave on reconnect (a caller that failed those calls ignores them). The worker's
+//!     creation subscriptions come back too: new creations work after a restart.
+//!   - *The registry across a restart*: the bucket's storage is the cluster's
+//!     [`Storage`](crate::cluster::Storage). With `File` the entries survive; with `Memory`
+//!     (`Cluster::local`, tests) they are gone while the actors live on and serve the
+//!     references that exist. Then `find` says the entry was lost (something answers at the
+//!     actor's subject) instead of `NotFound`, and a creation under a live actor's uid is
+//!     refused as `DuplicateUid` (a probe after the claim) rather than adding a second
+//!     actor to its members' queue group. The bucket is made again by the next creation.
+//!
 //! **Stopping a pool.** A single member gets `Stop` on the call subject, after the calls. A
 //! pool's members get it on the control subject, which the caller publishes through the same
 //! outbox as its calls, so the server delivers every call sent before it (to whichever member)
@@ -170,7 +205,9 @@
 //! **Limits, for now.** A worker serves the address `cluster` and its own name (no other pool
 //! names yet). The actor runs on threads of the worker process itself (not in its process
 //! pool). A serialized reference to a remote actor deserializes through the process's own
-//! registry (`Missing`): use `find` instead.
+//! registry (`Missing`): use `find` instead. Members do not write their registry entry
+//! again after a server restart lost it (see Failures): such an actor is reached through the
+//! references that exist, not found anew.
 
 use std::collections::HashMap;
 use std::io::Write;
