@@ -186,7 +186,10 @@
 //!     reconnect: it neither ends nor spins while the server is down (a test measures the
 //!     worker's CPU), and serves again once both sides are back. Replies it wrote meanwhile
 //!     leave on reconnect (a caller that failed those calls ignores them). The worker's
-//!     creation subscriptions come back too: new creations work after a restart.
+//!     creation subscriptions come back too: new creations work after a restart. A member
+//!     stopping while the server is down waits [`CLOSE_FLUSH`] at most for its last flush.
+//!   - A `tell` in flight when the connection fails has nobody to tell: it may or may not
+//!     have run, as any fire-and-forget message; one asked while down is refused (`Err`).
 //!   - *The registry across a restart*: the bucket's storage is the cluster's
 //!     [`Storage`](crate::cluster::Storage). With `File` the entries survive; with `Memory`
 //!     (`Cluster::local`, tests) they are gone while the actors live on and serve the
@@ -965,7 +968,8 @@ impl Member {
             // the member alive (it still answers the calls it holds).
             let _ = calls.unsubscribe().await;
             let _ = control.unsubscribe().await;
-            let _ = nats.flush().await;
+            // Bounded: a flush waits for the server, which may be down (see Failures).
+            let _ = tokio::time::timeout(CLOSE_FLUSH, nats.flush()).await;
         });
         if let Some(kv) = host.registry.clone() {
             let key = host.key.clone();
@@ -1120,10 +1124,14 @@ impl Member {
         }
         let nats = self.host.own.nats.clone();
         self.host.runtime.block_on(async move {
-            for task in tasks {
-                let _ = task.await;
-            }
-            let _ = nats.flush().await;
+            // Bounded: with the server down, what is queued leaves on reconnect or never.
+            let _ = tokio::time::timeout(CLOSE_FLUSH, async {
+                for task in tasks {
+                    let _ = task.await;
+                }
+                let _ = nats.flush().await;
+            })
+            .await;
         });
         self.conns.clear();
     }
