@@ -812,6 +812,27 @@ fn nats_server_killed_and_restarted() {
     drop(worker);
 }
 
+/// A reference dropped once its cluster (and the server) is gone returns at once: its close
+/// waited out CLOSE_FLUSH (2 s) for a reconnect that could not come.
+fn a_reference_dropped_after_its_server_returns_at_once() {
+    let cluster = local_cluster();
+    let counter = ActorOptions::<Counter>::new()
+        .on_cluster(&cluster)
+        .spawn(0)
+        .unwrap();
+    assert_eq!(counter.incr(1).result().unwrap(), 1);
+    counter.stop().result().unwrap();
+    drop(cluster);
+    std::thread::sleep(Duration::from_millis(100));
+    let started = Instant::now();
+    drop(counter);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 fn main() {
     crew::init();
     if let Ok(url) = std::env::var(WORKER_ENV) {
@@ -865,6 +886,10 @@ fn main() {
         (
             "nats_server_killed_and_restarted",
             nats_server_killed_and_restarted,
+        ),
+        (
+            "a_reference_dropped_after_its_server_returns_at_once",
+            a_reference_dropped_after_its_server_returns_at_once,
         ),
     ]);
 }

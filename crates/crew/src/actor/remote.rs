@@ -1454,6 +1454,11 @@ impl<A: Actor> Drop for Remote<A> {
         let nats = self.nats.clone();
         self.lead.close_after(
             async move {
+                if nats.connection_state() != async_nats::connection::State::Connected {
+                    // The server is away: nothing can leave, and a flush would wait out
+                    // CLOSE_FLUSH for a reconnect (a reference dropped after its cluster).
+                    return;
+                }
                 let _ = tokio::time::timeout(CLOSE_FLUSH, async {
                     if let Some(publishing) = publishing {
                         let _ = publishing.await;
