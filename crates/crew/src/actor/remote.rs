@@ -2492,12 +2492,20 @@ mod tests {
     /// A publish that fails is said to the outbox's owner, never dropped silently.
     #[test]
     fn a_reference_whose_connection_closed_fails_its_calls() {
-        let cluster = Cluster::local(1).expect("a local cluster");
-        assert_eq!(
-            cluster.backend(),
-            crate::cluster::Backend::Nats,
-            "this test needs nats-server (CREW_NATS_SERVER)"
-        );
+        use crate::cluster::{Isolation, ServerConfig, Storage, TestServer, WorkerOptions};
+        let server = TestServer::start(ServerConfig::new().token("remote-unit-test"))
+            .expect("this test needs nats-server (CREW_NATS_SERVER)");
+        let options = server.client_options().storage(Storage::Memory);
+        // A worker on threads (`Cluster::local`'s would start a process pool, which runs this
+        // test binary: the whole unit-test suite again).
+        let worker = crate::cluster::worker::LocalWorker::start(
+            WorkerOptions::new(options.clone())
+                .name("unit")
+                .concurrency(1)
+                .isolation(Isolation::Threads),
+        )
+        .unwrap();
+        let cluster = Cluster::connect(options).unwrap();
         let held = crate::actor::ActorOptions::<Held>::new()
             .on_cluster(&cluster)
             .spawn(7)
@@ -2596,6 +2604,8 @@ mod tests {
         assert!(outbox.has_failed());
         assert!(outbox.state.lock().messages.is_empty(), "nothing piles up");
         held.stop().result_timeout(Duration::from_secs(10)).unwrap();
+        drop((reference, remote, outbox, held, cluster));
+        drop(worker);
     }
 
     /// Frames as the host writes them: one write each, or in pieces (a large payload).
