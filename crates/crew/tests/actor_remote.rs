@@ -560,9 +560,9 @@ fn start_worker(server: &TestServer, cluster: &Cluster, name: &str) -> Worker {
     }
 }
 
-/// A stateless pool with members on two workers, one of them SIGKILLed under calls: the calls
-/// its member held fail with `WorkerDied`, the others are answered, later calls go to the
-/// live members, and the pool still stops; nothing hangs.
+/// A stateless pool with members on two workers, one of them SIGKILLed mid-burst: the calls
+/// its member held (running or queued) fail with `WorkerDied`, the others are answered, later
+/// calls go to the live members, and the pool still stops; nothing hangs.
 fn pool_member_killed_calls_settle() {
     let server = TestServer::start(ServerConfig::new().token(TOKEN)).expect("nats-server");
     let cluster = Cluster::connect(server.client_options().storage(Storage::Memory)).unwrap();
@@ -589,14 +589,22 @@ fn pool_member_killed_calls_settle() {
         })
         .expect("a pool with members on both workers");
 
-    let calls: Vec<_> = (0..16).map(|_| pool.pid_after(800)).collect();
+    // Mid-burst: long calls running on every member, a burst of short ones queued behind
+    // them (pipelined, spread by the queue group) when one worker is SIGKILLed.
+    let calls: Vec<_> = (0..16)
+        .map(|_| pool.pid_after(800))
+        .chain((0..300).map(|_| pool.pid_after(2)))
+        .collect();
     std::thread::sleep(Duration::from_millis(200));
     doomed.kill(); // SIGKILL
     let started = Instant::now();
-    let mut died = 0;
+    let (mut died, mut answered) = (0, 0);
     for call in calls {
         match call.result_timeout(Duration::from_secs(20)) {
-            Ok(pid) => assert_eq!(pid, survivor_pid, "an answer from the live worker"),
+            Ok(pid) => {
+                assert_eq!(pid, survivor_pid, "an answer from the live worker");
+                answered += 1;
+            }
             Err(TaskError::WorkerDied { worker, .. }) => {
                 assert_eq!(worker.node(), Some("node-doomed"), "{worker}");
                 died += 1;
@@ -605,6 +613,7 @@ fn pool_member_killed_calls_settle() {
         }
     }
     assert!(died > 0, "some calls were on the killed member");
+    assert!(answered > 0, "the live members answered theirs");
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "{:?}",
@@ -622,6 +631,206 @@ fn pool_member_killed_calls_settle() {
         .result_timeout(Duration::from_secs(10))
         .expect("the pool stops without its dead member");
     survivor.kill();
+}
+
+/// The CPU time (user + system) a process of this machine has used so far.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After the command's `(name)`: state is field 3, utime and stime fields 14 and 15.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10)
+}
+
+/// The NATS server killed (SIGKILL) under calls of every form, then restarted on the same
+/// port: what was in flight fails with `ConnectionLost` within about PROBE_AFTER (never a
+/// hang), what is asked while it is down is refused at once and not run, the same reference
+/// works again once the server is back (the actor kept its state), the worker neither spins
+/// nor stops serving (new creations work), and a `find` says the registry (in memory) was
+/// lost while the actor lives.
+fn nats_server_killed_and_restarted() {
+    let mut server = TestServer::start(ServerConfig::new().token(TOKEN)).expect("nats-server");
+    let cluster = Cluster::connect(server.client_options().storage(Storage::Memory)).unwrap();
+    let worker = start_worker(&server, &cluster, "node-r");
+    let worker_pid = worker.0.id();
+    let counter = ActorOptions::<Counter>::new()
+        .address("node-r")
+        .uid("survivor")
+        .on_cluster(&cluster)
+        .spawn(1)
+        .unwrap();
+    assert_eq!(counter.incr(1).result().unwrap(), 2);
+    let stopping = ActorOptions::<Counter>::new()
+        .address("node-r")
+        .uid("stopping")
+        .on_cluster(&cluster)
+        .spawn(0)
+        .unwrap();
+
+    // In flight as the server dies: a stream read slowly, a blocking call, an awaited one, a
+    // stop (behind a long call).
+    let mut stream = counter.count(10_000_000);
+    assert_eq!(stream.next().unwrap().unwrap(), 0);
+    let blocking = counter.sleep(3_000);
+    let awaited = counter.sleep_async(3_000);
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let awaiting = std::thread::spawn(move || sender.send(futures::executor::block_on(awaited)));
+    let _long = stopping.sleep(3_000);
+    let stop = stopping.stop();
+    std::thread::sleep(Duration::from_millis(200));
+    let cpu_before = cpu_time(worker_pid);
+    let killed = Instant::now();
+    server.kill();
+
+    let lost = |result: Result<u64, TaskError>, what: &str| match result {
+        Err(TaskError::Actor(ActorError::ConnectionLost { message, .. })) => message,
+        other => panic!("{what}: expected ConnectionLost, got {other:?}"),
+    };
+    let message = lost(blocking.result_timeout(Duration::from_secs(10)), "blocking");
+    assert!(message.contains("may or may not have run"), "{message}");
+    assert!(
+        killed.elapsed() < Duration::from_secs(3),
+        "failed in bounded time: {:?}",
+        killed.elapsed()
+    );
+    let awaited = receiver
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the awaited call settled");
+    lost(awaited, "awaited");
+    awaiting.join().unwrap().unwrap();
+    let items = stream.by_ref().take_while(Result::is_ok).count();
+    assert!(items < 10_000_000, "the stream ended with an error");
+    match stop.result_timeout(Duration::from_secs(10)) {
+        Err(TaskError::Actor(ActorError::ConnectionLost { message, .. })) => {
+            assert!(message.contains("stop may not have reached"), "{message}");
+        }
+        other => panic!("a stop in flight: expected ConnectionLost, got {other:?}"),
+    }
+    assert!(
+        killed.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        killed.elapsed()
+    );
+
+    // While it is down: refused at once, not sent (so not run later either).
+    let asked = Instant::now();
+    let message = lost(counter.get().result(), "a call while down");
+    assert!(message.contains("not sent"), "{message}");
+    assert!(matches!(
+        counter.tell_incr(100),
+        Err(ActorError::ConnectionLost { .. })
+    ));
+    assert!(matches!(
+        futures::executor::block_on(counter.incr_async(100)),
+        Err(TaskError::Actor(ActorError::ConnectionLost { .. }))
+    ));
+    assert!(matches!(
+        counter.stop().result(),
+        Err(TaskError::Actor(ActorError::ConnectionLost { .. }))
+    ));
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let cpu_down = cpu_time(worker_pid) - cpu_before;
+    assert!(
+        cpu_down < killed.elapsed() / 2,
+        "the worker does not spin while the server is down: {cpu_down:?} of CPU in {:?}",
+        killed.elapsed()
+    );
+
+    server.restart().expect("the server starts again");
+    // The same reference works again once both sides have reconnected; meanwhile calls fail
+    // with ConnectionLost, never hang, never `Stopped`.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let value = loop {
+        match counter.get().result_timeout(Duration::from_secs(5)) {
+            Ok(value) => break value,
+            Err(TaskError::Actor(ActorError::ConnectionLost { .. }))
+                if Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(error) => panic!("after the restart: {error:?}"),
+        }
+    };
+    assert_eq!(value, 2, "the actor kept its state; nothing refused ran");
+    assert_eq!(counter.incr(3).result().unwrap(), 5);
+    let cpu_idle = cpu_time(worker_pid);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        cpu_time(worker_pid) - cpu_idle < Duration::from_millis(250),
+        "the worker is idle again"
+    );
+
+    // The worker serves new creations (the registry bucket, in memory, was made again).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let fresh = loop {
+        match ActorOptions::<Counter>::new()
+            .address("node-r")
+            .uid("after-restart")
+            .on_cluster(&cluster)
+            .spawn(40)
+        {
+            Ok(fresh) => break fresh,
+            Err(error) if Instant::now() < deadline => {
+                eprintln!("creation after the restart: {error}");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(error) => panic!("creation after the restart: {error}"),
+        }
+    };
+    assert_eq!(fresh.incr(2).result().unwrap(), 42);
+    let found = actor::find::<Counter>(&cluster, &Address::new("node-r"), "after-restart").unwrap();
+    assert_eq!(found.get().result().unwrap(), 42);
+    // The registry lost the older actor's entry: `find` says so (it still runs), and its uid
+    // is not given to a second actor.
+    match actor::find::<Counter>(&cluster, &Address::new("node-r"), "survivor") {
+        Err(ActorError::Invalid(message)) => {
+            assert!(message.contains("registry"), "{message}");
+        }
+        other => panic!("expected the lost-entry error, got {:?}", other.map(|_| ())),
+    }
+    assert!(matches!(
+        ActorOptions::<Counter>::new()
+            .address("node-r")
+            .uid("survivor")
+            .on_cluster(&cluster)
+            .spawn(0),
+        Err(ActorError::DuplicateUid { .. })
+    ));
+    counter
+        .stop()
+        .result_timeout(Duration::from_secs(10))
+        .unwrap();
+    fresh
+        .stop()
+        .result_timeout(Duration::from_secs(10))
+        .unwrap();
+    drop(worker);
+}
+
+/// A reference dropped once its cluster (and the server) is gone returns at once: its close
+/// waited out CLOSE_FLUSH (2 s) for a reconnect that could not come.
+fn a_reference_dropped_after_its_server_returns_at_once() {
+    let cluster = local_cluster();
+    let counter = ActorOptions::<Counter>::new()
+        .on_cluster(&cluster)
+        .spawn(0)
+        .unwrap();
+    assert_eq!(counter.incr(1).result().unwrap(), 1);
+    counter.stop().result().unwrap();
+    drop(cluster);
+    std::thread::sleep(Duration::from_millis(100));
+    let started = Instant::now();
+    drop(counter);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 fn main() {
@@ -673,6 +882,14 @@ fn main() {
         (
             "a_call_above_max_payload_fails_at_once",
             a_call_above_max_payload_fails_at_once,
+        ),
+        (
+            "nats_server_killed_and_restarted",
+            nats_server_killed_and_restarted,
+        ),
+        (
+            "a_reference_dropped_after_its_server_returns_at_once",
+            a_reference_dropped_after_its_server_returns_at_once,
         ),
     ]);
 }

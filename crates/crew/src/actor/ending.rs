@@ -4,6 +4,8 @@
 
 use parking_lot::Mutex;
 
+#[cfg(feature = "cluster")]
+use crate::error::TaskError;
 use crate::task::{pair, Completer, TaskHandle};
 
 /// What a stop or kill request found.
@@ -62,6 +64,21 @@ impl Ending {
     /// Whether a kill has been asked for.
     pub(crate) fn killed(&self) -> bool {
         self.0.lock().killed
+    }
+
+    /// The end could not be seen through (a cluster actor's connection failed: the request
+    /// may not have reached it): settles every waiting handle with `error`. Later requests
+    /// find it ended; the placement refuses them first with its own error.
+    #[cfg(feature = "cluster")]
+    pub(crate) fn fail(&self, error: &TaskError) {
+        let waiters = {
+            let mut state = self.0.lock();
+            state.done = true;
+            std::mem::take(&mut state.waiters)
+        };
+        for waiter in waiters {
+            waiter.complete(Err(error.clone()));
+        }
     }
 
     /// The actor has ended: settles every waiting handle, and those asked for later at once.

@@ -409,6 +409,17 @@ pub enum ActorError {
         /// call's frame prefix and header.
         limit: usize,
     },
+    /// The connection to the cluster's NATS server failed under a call to a cluster actor
+    /// (the server went away, or the reference's connection closed); the message says what
+    /// became of the call (not sent, or in flight: it may have run) and whether the
+    /// reference can be used again.
+    #[error("actor `{uid}`: the connection to the cluster's NATS server failed: {message}")]
+    ConnectionLost {
+        /// The actor's uid.
+        uid: String,
+        /// What happened, what became of the call and what to do.
+        message: String,
+    },
     /// A call's arguments could not be encoded to reach an actor in another process (their
     /// `Serialize` failed): nothing was sent.
     #[error("the arguments of a call to actor `{uid}` cannot be encoded ({message}); a process or cluster actor gets every argument through serde: fix the argument's Serialize implementation or pass a value it can encode")]

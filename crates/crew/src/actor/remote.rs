@@ -160,6 +160,44 @@
 //!   flight fail with `WorkerDied`, later calls with `Stopped`, the registry entry is cleared
 //!   by the next lookup; create it again (same address and uid) to have it back.
 //!
+//! * The connection to the server fails ([`ActorError::ConnectionLost`], whose message says
+//!   what became of the call and what to do). Clients reconnect by themselves (async-nats,
+//!   with a backoff growing to 4 s) and keep their subscriptions through it.
+//!   - *Closed for good* (a publish fails: the client closed; or the inbox's subscription
+//!     ends): the calls in flight and every later call, tell, stop or kill fail at once; the
+//!     reference cannot be used again (`find` the actor again; the actor is unharmed). A
+//!     publish error used to end the publishing task silently, and every later call hung. A
+//!     member whose publish fails says so on stderr; its subscriptions end with its client,
+//!     so it ends.
+//!   - *Down* (the server killed or unreachable): what is asked while the caller's connection
+//!     is down (calls, tells, `stop`, `kill`) is refused at once, **not sent** (it never runs
+//!     later). Calls in flight fail once the watchdog has seen the connection down for
+//!     [`PROBE_AFTER`]: their outcome is unknown (they may have run); a stream ends with that
+//!     error. A stop in flight fails the same way and ends the reference (the stop may not
+//!     have reached the actor). When the server is back the same reference works again.
+//!   - *A drop shorter than that*: a call or reply lost in it is found by the member probes
+//!     (every member answers and none holds the call, sent before the probes): it fails as
+//!     lost, outcome unknown, never waits forever.
+//!   - *Just back*: for [`RECONNECT_GRACE`] after the caller's connection came back, "no
+//!     responders" may mean the actor's worker has not reconnected yet: calls answered so
+//!     fail with `ConnectionLost` (retry), not `NotFound`, and the actor probe does not end
+//!     the reference.
+//!   - *The worker's side*: a member's thread waits on its subscriptions, which survive the
+//!     reconnect: it neither ends nor spins while the server is down (a test measures the
+//!     worker's CPU), and serves again once both sides are back. Replies it wrote meanwhile
+//!     leave on reconnect (a caller that failed those calls ignores them). The worker's
+//!     creation subscriptions come back too: new creations work after a restart. A member
+//!     stopping while the server is down waits [`CLOSE_FLUSH`] at most for its last flush.
+//!   - A `tell` in flight when the connection fails has nobody to tell: it may or may not
+//!     have run, as any fire-and-forget message; one asked while down is refused (`Err`).
+//!   - *The registry across a restart*: the bucket's storage is the cluster's
+//!     [`Storage`](crate::cluster::Storage). With `File` the entries survive; with `Memory`
+//!     (`Cluster::local`, tests) they are gone while the actors live on and serve the
+//!     references that exist. Then `find` says the entry was lost (something answers at the
+//!     actor's subject) instead of `NotFound`, and a creation under a live actor's uid is
+//!     refused as `DuplicateUid` (a probe after the claim) rather than adding a second
+//!     actor to its members' queue group. The bucket is made again by the next creation.
+//!
 //! **Stopping a pool.** A single member gets `Stop` on the call subject, after the calls. A
 //! pool's members get it on the control subject, which the caller publishes through the same
 //! outbox as its calls, so the server delivers every call sent before it (to whichever member)
@@ -170,7 +208,9 @@
 //! **Limits, for now.** A worker serves the address `cluster` and its own name (no other pool
 //! names yet). The actor runs on threads of the worker process itself (not in its process
 //! pool). A serialized reference to a remote actor deserializes through the process's own
-//! registry (`Missing`): use `find` instead.
+//! registry (`Missing`): use `find` instead. Members do not write their registry entry
+//! again after a server restart lost it (see Failures): such an actor is reached through the
+//! references that exist, not found anew.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -203,6 +243,11 @@ use crate::task::{Driver, TaskHandle};
 
 /// How long calls may wait for a reply before the caller checks the actor is still there.
 pub const PROBE_AFTER: Duration = Duration::from_millis(300);
+/// How long after its connection came back a caller takes "no responders" for "the actor's
+/// worker has not reconnected yet" rather than "gone": every client retries with a backoff
+/// that grows to 4 s (async-nats's default), so the worker's connection may come back that
+/// much later than the caller's.
+const RECONNECT_GRACE: Duration = Duration::from_secs(5);
 /// How long a creation may take (the constructor and start hook included).
 const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The NATS header marking a liveness probe (answered by the host's I/O task, never queued).
@@ -406,6 +451,10 @@ struct Outbox {
     /// Who wakes the publishing task for frames pushed from outside its runtime.
     deferral: Deferral,
     deferred: std::sync::atomic::AtomicBool,
+    /// A publish failed (the connection closed): the task ended, nothing more is sent.
+    failed: std::sync::atomic::AtomicBool,
+    /// Told why, once, when a publish fails (a caller fails its calls; a member has none).
+    on_failure: std::sync::OnceLock<Box<dyn Fn(String) + Send + Sync>>,
 }
 
 /// Who wakes an outbox's publishing task. A wake from outside the runtime writes the
@@ -449,7 +498,32 @@ impl Outbox {
             task: Mutex::new(None),
             deferral,
             deferred: std::sync::atomic::AtomicBool::new(false),
+            failed: std::sync::atomic::AtomicBool::new(false),
+            on_failure: std::sync::OnceLock::new(),
         }
+    }
+
+    /// A publish failed with `error`: nothing more leaves (what is queued is dropped), and
+    /// whoever owns the outbox hears why (it fails the calls waiting on it).
+    fn fail(&self, error: String) {
+        self.failed.store(true, Ordering::SeqCst);
+        {
+            let mut state = self.state.lock();
+            state.closed = true;
+            state.messages.clear();
+        }
+        match self.on_failure.get() {
+            Some(told) => told(error),
+            None => eprintln!(
+                "crew: a remote actor's replies could not be sent ({error}): its connection \
+                 to the NATS server closed; the actor's member ends"
+            ),
+        }
+    }
+
+    /// Whether a publish failed (see [`fail`](Self::fail)).
+    fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
     }
 
     /// An outbox and its publishing task: to `subject`, with the reply subject
@@ -502,7 +576,11 @@ impl Outbox {
                             }
                             None => nats.publish(subject, bytes).await,
                         };
-                        if sent.is_err() {
+                        if let Err(error) = sent {
+                            // Not only "too large" (a caller's batches stay under the limit, a
+                            // member's replies too): the client closed. Said, never silent: the
+                            // calls would wait for replies that cannot come.
+                            publishing.fail(error.to_string());
                             return;
                         }
                         if let Some((_, last)) = batch.ids {
@@ -890,7 +968,8 @@ impl Member {
             // the member alive (it still answers the calls it holds).
             let _ = calls.unsubscribe().await;
             let _ = control.unsubscribe().await;
-            let _ = nats.flush().await;
+            // Bounded: a flush waits for the server, which may be down (see Failures).
+            let _ = tokio::time::timeout(CLOSE_FLUSH, nats.flush()).await;
         });
         if let Some(kv) = host.registry.clone() {
             let key = host.key.clone();
@@ -1045,10 +1124,14 @@ impl Member {
         }
         let nats = self.host.own.nats.clone();
         self.host.runtime.block_on(async move {
-            for task in tasks {
-                let _ = task.await;
-            }
-            let _ = nats.flush().await;
+            // Bounded: with the server down, what is queued leaves on reconnect or never.
+            let _ = tokio::time::timeout(CLOSE_FLUSH, async {
+                for task in tasks {
+                    let _ = task.await;
+                }
+                let _ = nats.flush().await;
+            })
+            .await;
         });
         self.conns.clear();
     }
@@ -1345,6 +1428,15 @@ pub(crate) struct Remote<A: Actor> {
     ended: std::sync::atomic::AtomicBool,
     epoch: Instant,
     reason: Mutex<String>,
+    /// This reference's connection closed for good (a publish failed, or its inbox's
+    /// subscription ended): why. Every later call fails with [`ActorError::ConnectionLost`].
+    lost: Mutex<Option<String>>,
+    /// When the connection last came back after a disconnect (ms since `epoch`, 0: never):
+    /// for [`RECONNECT_GRACE`] after it, "no responders" may mean the actor's worker has not
+    /// reconnected yet, not that it died.
+    reconnected_ms: AtomicU64,
+    /// How many times the connection was made, as last seen (the client counts them).
+    connects: AtomicU64,
     ending: Ending,
     tasks: Vec<tokio::task::AbortHandle>,
     _actor: std::marker::PhantomData<fn() -> A>,
@@ -1362,6 +1454,11 @@ impl<A: Actor> Drop for Remote<A> {
         let nats = self.nats.clone();
         self.lead.close_after(
             async move {
+                if nats.connection_state() != async_nats::connection::State::Connected {
+                    // The server is away: nothing can leave, and a flush would wait out
+                    // CLOSE_FLUSH for a reconnect (a reference dropped after its cluster).
+                    return;
+                }
                 let _ = tokio::time::timeout(CLOSE_FLUSH, async {
                     if let Some(publishing) = publishing {
                         let _ = publishing.await;
@@ -1439,6 +1536,12 @@ impl<A: Actor> Remote<A> {
             Vec::new()
         };
         let remote = Arc::new_cyclic(|me: &Weak<Remote<A>>| {
+            let told = me.clone();
+            let _ = outbox.on_failure.set(Box::new(move |error| {
+                if let Some(remote) = told.upgrade() {
+                    remote.connection_closed(&format!("a publish failed: {error}"));
+                }
+            }));
             let reader = runtime.spawn(read_replies(me.clone(), replies));
             // On the cluster's runtime: it runs while nobody drives this caller's.
             let watchdog = link.runtime.spawn(watch(
@@ -1469,6 +1572,9 @@ impl<A: Actor> Remote<A> {
                 ended: std::sync::atomic::AtomicBool::new(false),
                 epoch: Instant::now(),
                 reason: Mutex::new(String::new()),
+                lost: Mutex::new(None),
+                reconnected_ms: AtomicU64::new(0),
+                connects: AtomicU64::new(nats.statistics().connects.load(Ordering::Relaxed)),
                 ending: Ending::default(),
                 tasks: vec![reader.abort_handle(), watchdog.abort_handle()],
                 _actor: std::marker::PhantomData,
@@ -1482,6 +1588,9 @@ impl<A: Actor> Remote<A> {
     }
 
     fn stopped_error(&self) -> ActorError {
+        if let Some(lost) = self.lost.lock().clone() {
+            return self.connection_lost(lost);
+        }
         let reason = self.reason.lock().clone();
         ActorError::Stopped {
             uid: self.uid.clone(),
@@ -1495,6 +1604,95 @@ impl<A: Actor> Remote<A> {
 
     fn release_permit(&self) {
         self.bound.release();
+    }
+
+    fn connection_lost(&self, message: impl Into<String>) -> ActorError {
+        ActorError::ConnectionLost {
+            uid: self.uid.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// Refuses a `what` (a call, a stop) that cannot leave now: the connection closed for
+    /// good, or it is down (the server went away). `None`: connected.
+    fn refuse_unconnected(&self, what: &str) -> Option<ActorError> {
+        if let Some(lost) = self.lost.lock().clone() {
+            return Some(self.connection_lost(lost));
+        }
+        if self.nats.connection_state() == async_nats::connection::State::Connected {
+            return None;
+        }
+        Some(self.connection_lost(format!(
+            "not connected to the server (it is down or unreachable), so the {what} was not \
+             sent; the reference reconnects by itself when the server is back: {what} again \
+             then"
+        )))
+    }
+
+    /// Notes when the connection came back (the client counts its connections: one more
+    /// than last seen is a reconnect, seen by whoever looks first, the watchdog or a reply).
+    fn note_reconnect(&self) {
+        let made = self.nats.statistics().connects.load(Ordering::Relaxed);
+        if self.connects.swap(made, Ordering::AcqRel) != made {
+            self.reconnected_ms
+                .store(self.now_ms().max(1), Ordering::Release);
+        }
+    }
+
+    /// Whether the connection came back less than [`RECONNECT_GRACE`] ago.
+    fn in_reconnect_grace(&self) -> bool {
+        self.note_reconnect();
+        let back = self.reconnected_ms.load(Ordering::Acquire);
+        back != 0 && self.now_ms().saturating_sub(back) < RECONNECT_GRACE.as_millis() as u64
+    }
+
+    /// The connection closed for good (`what`: how it showed): everything waiting fails, and
+    /// so does every later call; the reference is done (the actor may live on).
+    fn connection_closed(&self, what: &str) {
+        let message = format!(
+            "this reference's connection closed ({what}): calls in flight may or may not have \
+             run, and this reference cannot be used again; look the actor up again with \
+             crew::actor::find"
+        );
+        {
+            let mut lost = self.lost.lock();
+            if lost.is_some() {
+                return;
+            }
+            *lost = Some(message.clone());
+        }
+        self.finish(
+            Some(message.clone()),
+            Some(self.connection_lost(message).into()),
+        );
+        self.lead.wake_leader();
+    }
+
+    /// The connection has been down for [`PROBE_AFTER`] (the server went away): the calls in
+    /// flight fail, their outcome unknown, and a stop under way too. The reference stays: it
+    /// reconnects by itself, and calls made once the server is back go through.
+    fn connection_down(&self) {
+        let error: TaskError = self
+            .connection_lost(format!(
+                "the connection to the server has been down for more than {PROBE_AFTER:?} with \
+                 this call in flight: it may or may not have run; the reference reconnects by \
+                 itself when the server is back: call again then if the call is safe to repeat"
+            ))
+            .into();
+        fail_pending(&self.inflight, &error, &[], &|| self.release_permit());
+        // Settled off the caller's runtime: a caller blocked driving it looks again.
+        self.lead.wake_leader();
+        if self.ending.requested() {
+            let message = "the connection to the server went down while the actor was being \
+                           stopped: the stop may not have reached it; look it up again with \
+                           crew::actor::find once the server is back and stop it if it is \
+                           still there";
+            *self.lost.lock() = Some(message.to_owned());
+            self.finish(
+                Some(message.to_owned()),
+                Some(self.connection_lost(message).into()),
+            );
+        }
     }
 
     /// Sends a frame that needs no permit: on the call subject (in order with the calls), or
@@ -1527,7 +1725,12 @@ impl<A: Actor> Remote<A> {
         self.bound.end();
         let error = error.unwrap_or_else(|| self.stopped_error().into());
         fail_pending(&self.inflight, &error, &[], &|| self.release_permit());
-        self.ending.finish();
+        if matches!(error, TaskError::Actor(ActorError::ConnectionLost { .. })) {
+            // A stop under way may not have reached the actor: its handles say so.
+            self.ending.fail(&error);
+        } else {
+            self.ending.finish();
+        }
     }
 
     /// `gone` members will send no `Stopped`: the actor ends when none is left.
@@ -1628,7 +1831,6 @@ impl<A: Actor> Remote<A> {
             }
         }
         drop(known);
-        let Some(worker) = died else { return };
         let keep: Vec<u64> = self
             .inflight
             .lock()
@@ -1636,6 +1838,21 @@ impl<A: Actor> Remote<A> {
             .copied()
             .filter(|id| *id > round.sent_before || claimed.contains(id))
             .collect();
+        let Some(worker) = died else {
+            // Every member lives, and none holds these calls, sent before the round: the
+            // answers left after every reply written before them, so the call or its reply
+            // was lost, as when the connection (the caller's or a member's) dropped and came
+            // back. Waiting on would wait forever.
+            let error: TaskError = self
+                .connection_lost(
+                    "the call or its reply was lost while a connection to the server dropped \
+                     and came back: it may or may not have run; call again if it is safe to \
+                     repeat",
+                )
+                .into();
+            fail_pending(&self.inflight, &error, &keep, &|| self.release_permit());
+            return;
+        };
         let error = TaskError::WorkerDied {
             worker: worker.clone(),
             exit: None,
@@ -1682,7 +1899,12 @@ impl<A: Actor> Remote<A> {
             return;
         }
         if message.status == Some(StatusCode::NO_RESPONDERS) {
+            let not_back_yet = self.in_reconnect_grace();
             if suffix == "probe" {
+                if not_back_yet {
+                    // Its worker may not have reconnected yet: the next probe tells.
+                    return;
+                }
                 self.finish(
                     Some(format!("its worker ({}) died", self.worker)),
                     Some(TaskError::WorkerDied {
@@ -1694,9 +1916,18 @@ impl<A: Actor> Remote<A> {
             }
             let mut ids = suffix.split('.').map(str::parse::<u64>);
             if let (Some(Ok(first)), Some(Ok(last))) = (ids.next(), ids.next()) {
-                let error: TaskError = ActorError::NotFound {
-                    address: Address::new(self.subject.clone()),
-                    uid: self.uid.clone(),
+                let error: TaskError = if not_back_yet {
+                    self.connection_lost(
+                        "no member of the actor answers since the connection to the server \
+                         came back: its worker may not have reconnected yet (call again in a \
+                         few seconds), or it is gone (crew::actor::find then says NotFound); \
+                         the call was not run",
+                    )
+                } else {
+                    ActorError::NotFound {
+                        address: Address::new(self.subject.clone()),
+                        uid: self.uid.clone(),
+                    }
                 }
                 .into();
                 let keep: Vec<u64> = self
@@ -1780,6 +2011,10 @@ impl<A: Actor> Transport for Remote<A> {
                 limit,
             });
         }
+        if let Some(refused) = self.refuse_unconnected("call") {
+            self.bound.release();
+            return Err(refused);
+        }
         let mut result = Ok(());
         // Ids are taken inside the outbox's lock, so a batch holds the ids `first..=last`.
         self.outbox.push(|buffer| {
@@ -1798,6 +2033,12 @@ impl<A: Actor> Transport for Remote<A> {
                 }
             }
         });
+        if self.outbox.has_failed() {
+            // The publisher failed while this call was queued (its failure already failed
+            // the calls in flight before it): this one fails too, never waits.
+            let lost = self.stopped_error();
+            fail_pending(&self.inflight, &lost.into(), &[], &|| self.release_permit());
+        }
         result.map_err(|error| {
             self.bound.release();
             ActorError::Invalid(format!("cannot encode a call: {error}"))
@@ -1817,6 +2058,14 @@ impl<A: Actor> Transport for Remote<A> {
     }
 
     fn stop(&self, kill: bool) -> TaskHandle<()> {
+        // Refused when it cannot leave (the actor's fate unknown: it is not "ended"), except
+        // for an actor known to have ended, whose stop settles at once.
+        let lost = self.lost.lock().is_some();
+        if lost || !self.ended.load(Ordering::Acquire) {
+            if let Some(refused) = self.refuse_unconnected(if kill { "kill" } else { "stop" }) {
+                return super::failed(refused.into());
+            }
+        }
         let (handle, request) = self.ending.request(kill);
         if request == Request::Ended {
             return handle;
@@ -1845,6 +2094,11 @@ async fn read_replies<A: Actor>(remote: Weak<Remote<A>>, mut replies: async_nats
         remote.on_message(message);
         remote.lead.wake_leader();
     }
+    // The subscription ends only when the client closes (not while it reconnects): no reply
+    // can come any more.
+    if let Some(remote) = remote.upgrade() {
+        remote.connection_closed("its reply subscription ended");
+    }
 }
 
 /// Probes the actor while a call waits too long for its reply, or a stop for its end (see the
@@ -1861,6 +2115,10 @@ async fn watch<A: Actor>(
     let mut last_probe = 0;
     // The oldest call in flight (or 0: a stop under way) and since when it was.
     let mut oldest: Option<(u64, u64)> = None;
+    // Since when the connection is down, and when it last came back (a drop and a reconnect
+    // between two ticks shows there).
+    let mut down_since: Option<u64> = None;
+    let mut back = 0;
     loop {
         tick.tick().await;
         let Some(remote) = remote.upgrade() else {
@@ -1872,6 +2130,25 @@ async fn watch<A: Actor>(
             return;
         }
         let now = remote.now_ms();
+        if nats.connection_state() != async_nats::connection::State::Connected {
+            // The server went away: no probe can be answered. The client reconnects by
+            // itself; the calls in flight wait PROBE_AFTER for it, then fail.
+            let since = *down_since.get_or_insert(now);
+            if now.saturating_sub(since) >= after {
+                remote.connection_down();
+            }
+            oldest = None;
+            continue;
+        }
+        remote.note_reconnect();
+        let came_back = remote.reconnected_ms.load(Ordering::Acquire);
+        if down_since.take().is_some() || came_back != back {
+            // Back: the calls in flight are probed as usual, PROBE_AFTER from now, and for a
+            // while "no responders" may mean the worker is not back yet (see on_message).
+            back = came_back;
+            oldest = None;
+            last_probe = now;
+        }
         let waiting = remote.inflight.lock().keys().min().copied().or_else(|| {
             // A stop waits for its members' answers.
             remote.ending.requested().then_some(0)
@@ -2064,7 +2341,19 @@ async fn claim(
 ) -> Result<(), ActorError> {
     for _ in 0..2 {
         match kv.create(key, entry.clone().into()).await {
-            Ok(_) => return Ok(()),
+            Ok(_) => {
+                // The registry may have lost a live actor's entry (a server restarted with
+                // memory storage): a second actor under its uid would share its members'
+                // queue group. Something answering at the subject says so.
+                if let Ok(Some(_)) = alive(link, address, uid).await {
+                    let _ = kv.delete(key).await;
+                    return Err(ActorError::DuplicateUid {
+                        address: address.clone(),
+                        uid: uid.to_owned(),
+                    });
+                }
+                return Ok(());
+            }
             Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
                 if alive(link, address, uid).await.is_ok() {
                     return Err(ActorError::DuplicateUid {
@@ -2121,11 +2410,18 @@ pub(crate) fn find<A: Actor>(
             address: task_address.clone(),
             uid: task_uid.clone(),
         };
-        let bytes = kv
-            .get(&key)
-            .await
-            .map_err(cluster_error)?
-            .ok_or_else(not_found)?;
+        let Some(bytes) = kv.get(&key).await.map_err(cluster_error)? else {
+            if let Ok(Some(worker)) = alive(&link, &task_address, &task_uid).await {
+                return Err(ActorError::Invalid(format!(
+                    "actor `{task_uid}` at `{task_address}` still runs (on {worker}) but the \
+                     registry lost its entry (the NATS server restarted, and the cluster keeps \
+                     its registry in memory): use the references you hold, or stop it through \
+                     one and create it again; with Storage::File the registry survives a \
+                     restart"
+                )));
+            }
+            return Err(not_found());
+        };
         let entry: Entry = codec::decode(&bytes).map_err(ActorError::Invalid)?;
         let Ok(worker) = alive(&link, &task_address, &task_uid).await else {
             // Its worker died: the entry is stale.
@@ -2170,6 +2466,147 @@ pub(crate) fn find<A: Actor>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An actor for the connection tests, hosted by a local cluster's workers.
+    struct Held(u64);
+
+    #[crew::actor]
+    impl Held {
+        fn new(value: u64) -> Self {
+            Held(value)
+        }
+
+        fn get(&self) -> u64 {
+            self.0
+        }
+
+        fn sleep(&self, ms: u64) -> u64 {
+            std::thread::sleep(Duration::from_millis(ms));
+            ms
+        }
+    }
+
+    /// A reference whose connection closed under it: the call in flight fails at once with
+    /// `ConnectionLost`, and so does every later call, tell and stop (a failed publish ended
+    /// the publishing task silently, and every later call hung); the actor itself is unharmed.
+    /// A publish that fails is said to the outbox's owner, never dropped silently.
+    #[test]
+    fn a_reference_whose_connection_closed_fails_its_calls() {
+        use crate::cluster::{Isolation, ServerConfig, Storage, TestServer, WorkerOptions};
+        let server = TestServer::start(ServerConfig::new().token("remote-unit-test"))
+            .expect("this test needs nats-server (CREW_NATS_SERVER)");
+        let options = server.client_options().storage(Storage::Memory);
+        // A worker on threads (`Cluster::local`'s would start a process pool, which runs this
+        // test binary: the whole unit-test suite again).
+        let worker = crate::cluster::worker::LocalWorker::start(
+            WorkerOptions::new(options.clone())
+                .name("unit")
+                .concurrency(1)
+                .isolation(Isolation::Threads),
+        )
+        .unwrap();
+        let cluster = Cluster::connect(options).unwrap();
+        let held = crate::actor::ActorOptions::<Held>::new()
+            .on_cluster(&cluster)
+            .spawn(7)
+            .unwrap();
+        let link = Link::of(&cluster).unwrap();
+        let remote = Remote::<Held>::connect(
+            &link,
+            held.address(),
+            held.uid(),
+            1,
+            Vec::new(),
+            WorkerId::remote("local", 0),
+            16,
+        )
+        .unwrap();
+        let reference = HeldRef::from(ActorRef::new(
+            held.address().clone(),
+            held.uid().to_owned(),
+            Target::Remote(remote.clone()),
+        ));
+        assert_eq!(
+            reference.get().result_timeout(Duration::from_secs(10)),
+            Ok(7)
+        );
+        let in_flight = reference.sleep(3_000);
+        std::thread::sleep(Duration::from_millis(100));
+        // The client closes under the reference (drained: its subscriptions end, then it).
+        let nats = remote.nats.clone();
+        futures::executor::block_on(
+            remote
+                .lead
+                .handle()
+                .spawn(async move { nats.drain().await }),
+        )
+        .unwrap()
+        .unwrap();
+        let started = Instant::now();
+        let lost = |result: Result<u64, TaskError>| match result {
+            Err(TaskError::Actor(ActorError::ConnectionLost { message, .. })) => message,
+            other => panic!("expected ConnectionLost, got {other:?}"),
+        };
+        let message = lost(in_flight.result_timeout(Duration::from_secs(10)));
+        assert!(message.contains("cannot be used again"), "{message}");
+        assert!(message.contains("find"), "{message}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        lost(reference.get().result_timeout(Duration::from_secs(5)));
+        assert!(matches!(
+            reference.tell_sleep(0),
+            Err(ActorError::ConnectionLost { .. })
+        ));
+        assert!(matches!(
+            reference.stop().result_timeout(Duration::from_secs(5)),
+            Err(TaskError::Actor(ActorError::ConnectionLost { .. }))
+        ));
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            held.get().result_timeout(Duration::from_secs(10)),
+            Ok(7),
+            "the actor is unharmed"
+        );
+
+        // A publish on the closed client fails, and the outbox says so.
+        let (told, failure) = std::sync::mpsc::channel();
+        let outbox = Outbox::start(
+            &remote.nats,
+            remote.lead.handle(),
+            "crew-test.nowhere".to_owned(),
+            None,
+            false,
+            Deferral::Never,
+        );
+        let _ = outbox.on_failure.set(Box::new(move |error| {
+            let _ = told.send(error);
+        }));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let error = loop {
+            outbox.push(|buffer| {
+                buffer.extend_from_slice(b"frame");
+                None
+            });
+            match failure.recv_timeout(Duration::from_millis(50)) {
+                Ok(error) => break error,
+                Err(_) if Instant::now() < deadline => {}
+                Err(_) => panic!("the failed publish was not reported"),
+            }
+        };
+        assert!(!error.is_empty());
+        assert!(outbox.has_failed());
+        assert!(outbox.state.lock().messages.is_empty(), "nothing piles up");
+        held.stop().result_timeout(Duration::from_secs(10)).unwrap();
+        drop((reference, remote, outbox, held, cluster));
+        drop(worker);
+    }
 
     /// Frames as the host writes them: one write each, or in pieces (a large payload).
     fn frame(header: &FromActor, payload: &[u8]) -> Vec<u8> {

@@ -256,7 +256,7 @@ pub(crate) mod lead;
 mod options;
 mod server;
 mod wire;
-mod worker;
+pub(crate) mod worker;
 
 use std::fmt;
 use std::sync::Arc;
