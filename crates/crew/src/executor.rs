@@ -31,18 +31,24 @@ use crate::task::{TaskFn, TaskHandle, TaskOptions};
 /// agree on the shape from the types alone. Most types just work: structs, tuples, enums with
 /// serde's default (external) tagging, `Option`, `Vec`, maps with any key type, `Box`,
 /// `Duration`, `i128`, `#[serde(skip)]`, `#[serde(default)]` and renames. These do not, and
-/// fail with an error that names the type, the cause and the fix, never with wrong data:
+/// fail with an error that names the type, the cause and the fix (all but the last item
+/// never with wrong data):
 ///
-/// - `#[serde(skip_serializing_if = ...)]`: refused by the sender when it skips a field (the
-///   receiver would misread the fields after it). Remove it, or use `#[serde(skip)]`.
+/// - `#[serde(skip_serializing_if = ...)]` on a field with a name: refused by the sender when
+///   it skips the field (the receiver would misread the fields after it). Remove it, or use
+///   `#[serde(skip)]`.
 /// - `#[serde(flatten)]` and sequences of unknown length: refused by the sender. Nest the
 ///   struct as a named field; collect an iterator into a `Vec`.
 /// - `#[serde(untagged)]`, internally or adjacently tagged (`#[serde(tag = ...)]`) enums,
 ///   `serde_json::Value` (anything that needs `deserialize_any`): the receiver cannot decode
 ///   them and fails the call (or the queue's `get`). Use an externally tagged enum; send a
 ///   dynamic value as text (`serde_json::to_string`).
-/// - `#[serde(skip_serializing)]` without `skip_deserializing`: the receiver cannot decode it.
-///   Use `#[serde(skip)]`.
+/// - `#[serde(skip_serializing)]` without `skip_deserializing`, `skip_serializing_if`
+///   together with `skip_deserializing`, and `skip_serializing_if` on a field of a **tuple**
+///   struct or tuple variant: serde's derive leaves such a field out without telling the
+///   serializer, so the sender cannot see it; the receiver fails in most cases, and can
+///   misread the value without an error in others. Never put these on types that cross a
+///   process: use `#[serde(skip)]`, or a struct with named fields.
 ///
 /// A refused argument fails `submit` with [`SubmitError::Unsupported`]; an argument or result
 /// that fails on the far side fails that one task with [`TaskError::Transport`]; the worker

@@ -521,6 +521,12 @@ static FAN_BARRIER: Mutex<Option<Arc<Barrier>>> = Mutex::new(None);
 /// `hold_until_opened` waits for this; `FAN_HOLDING` counts the calls holding.
 static FAN_GATE: AtomicBool = AtomicBool::new(false);
 static FAN_HOLDING: AtomicUsize = AtomicUsize::new(0);
+/// For `killing_a_pool_refuses_a_self_call_waiting_for_room`: the busy instance's gate, and
+/// the steps of the instance that awaits room.
+static KILL_GATE: AtomicBool = AtomicBool::new(false);
+static KILL_HOLDING: AtomicBool = AtomicBool::new(false);
+static KILL_AWAITING: AtomicBool = AtomicBool::new(false);
+static KILL_FULL: AtomicBool = AtomicBool::new(false);
 /// Set by `fan_flagged` once its self-call is queued.
 static FAN_SENT: AtomicBool = AtomicBool::new(false);
 
@@ -562,6 +568,27 @@ impl Fanner {
         let answer = pool.echo(5);
         FAN_SENT.store(true, Ordering::SeqCst);
         answer.result().map_err(|e| e.to_string())
+    }
+
+    /// Keeps an instance busy until `KILL_GATE` opens (10 s at most).
+    fn hold_for_kill(&self) {
+        KILL_HOLDING.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !KILL_GATE.load(Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Once the test filled the mailbox, calls its own pool the async way: the call waits
+    /// for room.
+    fn fan_awaited_when_full(&self, uid: String) -> Result<u64, String> {
+        let pool = actor::lookup::<Fanner>(&Address::local(), &uid).map_err(|e| e.to_string())?;
+        KILL_AWAITING.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !KILL_FULL.load(Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        futures::executor::block_on(pool.echo_async(4)).map_err(|e| e.to_string())
     }
 
     /// Calls its own pool the async way, awaiting the answer.
@@ -672,6 +699,44 @@ fn killing_a_pool_answers_a_self_call_waiting_in_its_mailbox() {
         .expect("the waiting instance got no answer")
         .unwrap_err();
     assert!(refused.contains("it was killed"), "{refused}");
+    assert_eq!(killed.result_timeout(Duration::from_secs(10)), Ok(()));
+    assert_eq!(busy.result(), Ok(()));
+}
+
+#[test]
+fn killing_a_pool_refuses_a_self_call_waiting_for_room() {
+    let pool = ActorOptions::<Fanner>::new()
+        .uid("fanner-room")
+        .instances(2)
+        .mailbox(1)
+        .spawn(())
+        .unwrap();
+    // One instance busy, the other about to call the pool the async way...
+    let busy = pool.hold_for_kill();
+    while !KILL_HOLDING.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let waiting = pool.fan_awaited_when_full("fanner-room".into());
+    while !KILL_AWAITING.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // ...once the mailbox is full: its call waits for room no thread will make.
+    let queued = pool.echo(9);
+    KILL_FULL.store(true, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(50));
+    let killed = pool.kill();
+    // The kill refuses the waiting call (it was never woken: the instance waited forever,
+    // and so did the kill, which waits for every thread to leave).
+    let answer = waiting.result_timeout(Duration::from_secs(5));
+    KILL_GATE.store(true, Ordering::SeqCst);
+    let refused = answer
+        .expect("the instance awaiting room got no answer")
+        .unwrap_err();
+    assert!(refused.contains("killed"), "{refused}");
+    assert!(
+        queued.result().is_err(),
+        "the queued call failed at the kill"
+    );
     assert_eq!(killed.result_timeout(Duration::from_secs(10)), Ok(()));
     assert_eq!(busy.result(), Ok(()));
 }

@@ -10,7 +10,8 @@
 //! all, the order mutex is skipped.
 //!
 //! **Ending.** `stop` closes the mailbox to new calls and queues `Stop` behind the calls in it;
-//! `kill` closes it, marks it killed and fails the queued calls at once, and the threads stop
+//! `kill` closes it, marks it killed and fails the queued calls (and refuses the async callers
+//! waiting for room) at once, and the threads stop
 //! before their next call. Every thread that leaves a closed mailbox fails what is still in it
 //! (what the last thread out does for a single thread): a thread of a pool waiting on a
 //! self-call queued behind `Stop` must get its answer, or it would never leave. One
@@ -626,6 +627,9 @@ impl<A: Actor> Local<A> {
         if kill {
             self.killed.store(true, Ordering::Release);
             self.closed.store(true, Ordering::SeqCst);
+            // Async callers waiting for room are refused now: no thread frees room for them
+            // any more (one may be a thread of this pool, which would never leave).
+            self.room.close();
             // The queued calls fail now, not when a thread gets to them: with every thread
             // busy, one may be waiting on a queued call (a pool's self-call).
             self.fail_queued();
@@ -637,6 +641,9 @@ impl<A: Actor> Local<A> {
             }
         } else {
             self.closed.store(true, Ordering::SeqCst);
+            // Closed to new calls: async callers waiting for room are refused now rather
+            // than one by one as the threads drain the mailbox.
+            self.room.close();
             // Behind every call already queued. In a full mailbox nobody waits for room (only
             // the actor's threads make it, and the caller may be one of them): the threads end
             // once the mailbox is empty instead (see the note on ending).
