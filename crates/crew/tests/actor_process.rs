@@ -551,6 +551,35 @@ fn a_worker_killed_during_a_stream_fails_the_stream_and_restarts() {
     counter.stop().result().unwrap();
 }
 
+/// A stream that fails before its first reply (its worker killed while it waited behind a
+/// call) gives its mailbox permit back: the mailbox holds as many calls after the restart as
+/// before (a permit was lost per such stream, until every call waited forever).
+fn a_stream_failed_before_it_started_gives_its_permit_back() {
+    let counter = ActorOptions::<Counter>::new()
+        .in_process()
+        .mailbox(2)
+        .max_restarts(1)
+        .spawn(3)
+        .unwrap();
+    let pid = counter.worker_pid().unwrap();
+    let slow = counter.sleep(5_000);
+    let mut stream = counter.count(5);
+    std::thread::sleep(Duration::from_millis(100)); // both sent; the stream waits behind
+    kill_process(Pid::from_raw(pid as i32).unwrap(), Signal::KILL).unwrap();
+    assert!(matches!(slow.result(), Err(TaskError::WorkerDied { .. })));
+    assert!(matches!(
+        stream.next(),
+        Some(Err(TaskError::WorkerDied { .. }))
+    ));
+    drop(stream);
+    assert_eq!(counter.incr(0).result(), Ok(3), "built again");
+    // Both permits are free again: two calls fit at once.
+    let first = counter.try_sleep(200).expect("the first permit");
+    let second = counter.try_sleep(200).expect("the second permit was lost");
+    assert_eq!((first.result(), second.result()), (Ok(200), Ok(200)));
+    counter.stop().result().unwrap();
+}
+
 /// An actor whose constructor or stop hook panics, by its argument.
 struct Brittle {
     part: String,
@@ -748,6 +777,10 @@ fn main() {
             calls_queued_during_a_restart_go_to_the_new_instance,
         ),
         ("bounded_mailbox_in_a_process", bounded_mailbox_in_a_process),
+        (
+            "a_stream_failed_before_it_started_gives_its_permit_back",
+            a_stream_failed_before_it_started_gives_its_permit_back,
+        ),
         ("streams_from_a_process", streams_from_a_process),
         ("stateless_pool_in_a_process", stateless_pool_in_a_process),
         ("registry_for_process_actors", registry_for_process_actors),

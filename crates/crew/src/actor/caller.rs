@@ -35,7 +35,12 @@ pub(crate) type Finish = Box<dyn FnOnce(Result<Vec<u8>, TaskError>) + Send>;
 /// A call or stream waiting for the host's answer.
 pub(crate) enum Pending {
     Call(Option<Finish>),
-    Stream(Weak<RemoteItems>),
+    /// `holds_permit` until its first `Reply` (which gives the permit back; items follow):
+    /// a stream failed or cancelled before that gives it back there.
+    Stream {
+        items: Weak<RemoteItems>,
+        holds_permit: bool,
+    },
 }
 
 /// The calls of one caller waiting for their answers, by id.
@@ -214,7 +219,15 @@ impl dyn Transport {
             Box::new(move || {
                 if let Some(remote) = cancel_to.upgrade() {
                     let id = cancel_id.load(Ordering::Acquire);
-                    remote.inflight().lock().remove(&id);
+                    let cancelled = remote.inflight().lock().remove(&id);
+                    if let Some(Pending::Stream {
+                        holds_permit: true, ..
+                    }) = cancelled
+                    {
+                        // Its `Reply` will find nothing in flight: the permit is given back
+                        // here, or it would be lost.
+                        remote.bound().release();
+                    }
                     remote.send_control(&ToActor::Cancel { id });
                 }
             }),
@@ -229,7 +242,10 @@ impl dyn Transport {
                         id: new_id,
                         method: index,
                     },
-                    Pending::Stream(weak),
+                    Pending::Stream {
+                        items: weak,
+                        holds_permit: true,
+                    },
                 )
             },
             &payload,
@@ -277,15 +293,26 @@ pub(crate) fn settle_frame(
                         finish(outcome_result(outcome, payload));
                     }
                 }
-                Some(Pending::Stream(items)) => {
-                    release();
+                Some(Pending::Stream {
+                    items,
+                    holds_permit,
+                }) => {
+                    if holds_permit {
+                        release();
+                    }
                     if let Err(error) = outcome_result(outcome, Vec::new()) {
                         if let Some(items) = items.upgrade() {
                             items.push(Err(error));
                         }
                     } else {
                         // Items and the end follow; keep the stream in flight.
-                        inflight.lock().insert(id, Pending::Stream(items));
+                        inflight.lock().insert(
+                            id,
+                            Pending::Stream {
+                                items,
+                                holds_permit: false,
+                            },
+                        );
                     }
                 }
                 None => {}
@@ -296,7 +323,7 @@ pub(crate) fn settle_frame(
         // stream's cancel, which takes the same lock.
         FromActor::Item { id } => {
             let stream = match inflight.lock().get(&id) {
-                Some(Pending::Stream(items)) => Some(items.clone()),
+                Some(Pending::Stream { items, .. }) => Some(items.clone()),
                 _ => None,
             };
             if let Some(items) = stream.and_then(|items| items.upgrade()) {
@@ -305,7 +332,14 @@ pub(crate) fn settle_frame(
         }
         FromActor::End { id, outcome } => {
             let pending = inflight.lock().remove(&id);
-            if let Some(Pending::Stream(items)) = pending {
+            if let Some(Pending::Stream {
+                items,
+                holds_permit,
+            }) = pending
+            {
+                if holds_permit {
+                    release();
+                }
                 if let Some(items) = items.upgrade() {
                     match outcome_result(outcome, Vec::new()) {
                         Ok(_) => items.end(),
@@ -342,7 +376,13 @@ pub(crate) fn fail_pending(
                     finish(Err(error.clone()));
                 }
             }
-            Pending::Stream(items) => {
+            Pending::Stream {
+                items,
+                holds_permit,
+            } => {
+                if holds_permit {
+                    release();
+                }
                 if let Some(items) = items.upgrade() {
                     items.push(Err(error.clone()));
                 }

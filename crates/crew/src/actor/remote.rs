@@ -1683,16 +1683,23 @@ impl<A: Actor> Remote<A> {
         // Settled off the caller's runtime: a caller blocked driving it looks again.
         self.lead.wake_leader();
         if self.ending.requested() {
-            let message = "the connection to the server went down while the actor was being \
-                           stopped: the stop may not have reached it; look it up again with \
-                           crew::actor::find once the server is back and stop it if it is \
-                           still there";
-            *self.lost.lock() = Some(message.to_owned());
-            self.finish(
-                Some(message.to_owned()),
-                Some(self.connection_lost(message).into()),
+            self.stop_not_seen_through(
+                "the connection to the server went down while the actor was being stopped: \
+                 the stop may not have reached it; look it up again with crew::actor::find \
+                 once the server is back and stop it if it is still there",
             );
         }
+    }
+
+    /// A stop under way cannot be seen through (`message`: why, and what to do): its handles
+    /// fail with [`ActorError::ConnectionLost`] and the reference ends, never reporting a
+    /// stop that may not have happened.
+    fn stop_not_seen_through(&self, message: &str) {
+        *self.lost.lock() = Some(message.to_owned());
+        self.finish(
+            Some(message.to_owned()),
+            Some(self.connection_lost(message).into()),
+        );
     }
 
     /// Sends a frame that needs no permit: on the call subject (in order with the calls), or
@@ -1890,6 +1897,11 @@ impl<A: Actor> Remote<A> {
             let mut parts = round.split('.').map(str::parse::<u64>);
             if let (Some(Ok(number)), Some(Ok(index))) = (parts.next(), parts.next()) {
                 let held = if message.status == Some(StatusCode::NO_RESPONDERS) {
+                    if self.in_reconnect_grace() {
+                        // The member's worker may not have reconnected yet: not taken for
+                        // dead; the round probes who stays silent again.
+                        return;
+                    }
                     None
                 } else {
                     Some(codec::decode::<Vec<u64>>(&message.payload).unwrap_or_default())
@@ -1940,7 +1952,17 @@ impl<A: Actor> Remote<A> {
                 fail_pending(&self.inflight, &error, &keep, &|| self.release_permit());
             }
             if self.ending.requested() {
-                self.finish(None, None);
+                if not_back_yet {
+                    // Nobody heard the stop, but the actor may be back in a moment.
+                    self.stop_not_seen_through(
+                        "the stop reached no member of the actor: the connection to the \
+                         server came back moments ago and its worker may not have reconnected \
+                         yet; look it up again with crew::actor::find in a few seconds and \
+                         stop it then (find says NotFound if it is gone)",
+                    );
+                } else {
+                    self.finish(None, None);
+                }
             }
             return;
         }
@@ -2036,7 +2058,11 @@ impl<A: Actor> Transport for Remote<A> {
         if self.outbox.has_failed() {
             // The publisher failed while this call was queued (its failure already failed
             // the calls in flight before it): this one fails too, never waits.
-            let lost = self.stopped_error();
+            // Its own error, not `stopped_error()`: the failure may not have recorded why yet.
+            let lost = self.connection_lost(
+                "this reference's connection closed (a publish failed): the call was not sent; \
+                 look the actor up again with crew::actor::find",
+            );
             fail_pending(&self.inflight, &lost.into(), &[], &|| self.release_permit());
         }
         result.map_err(|error| {
@@ -2344,8 +2370,9 @@ async fn claim(
             Ok(_) => {
                 // The registry may have lost a live actor's entry (a server restarted with
                 // memory storage): a second actor under its uid would share its members'
-                // queue group. Something answering at the subject says so.
-                if let Ok(Some(_)) = alive(link, address, uid).await {
+                // queue group. Something answering at the subject says so (or staying
+                // silent there: a member busy in a long method reads no probe).
+                if alive(link, address, uid).await.is_ok() {
                     let _ = kv.delete(key).await;
                     return Err(ActorError::DuplicateUid {
                         address: address.clone(),
