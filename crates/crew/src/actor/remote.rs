@@ -162,7 +162,9 @@
 //!
 //! * The connection to the server fails ([`ActorError::ConnectionLost`], whose message says
 //!   what became of the call and what to do). Clients reconnect by themselves (async-nats,
-//!   with a backoff growing to 4 s) and keep their subscriptions through it.
+//!   with a backoff growing to 2 s, crew's `RECONNECT_BACKOFF_MAX`) and keep their
+//!   subscriptions through it; an idle connection pings every 10 s, so one whose server
+//!   vanished without closing it is found dead in about half a minute.
 //!   - *Closed for good* (a publish fails: the client closed; or the inbox's subscription
 //!     ends): the calls in flight and every later call, tell, stop or kill fail at once; the
 //!     reference cannot be used again (`find` the actor again; the actor is unharmed). A
@@ -180,8 +182,12 @@
 //!     lost, outcome unknown, never waits forever.
 //!   - *Just back*: for [`RECONNECT_GRACE`] after the caller's connection came back, "no
 //!     responders" may mean the actor's worker has not reconnected yet: calls answered so
-//!     fail with `ConnectionLost` (retry), not `NotFound`, and the actor probe does not end
-//!     the reference.
+//!     fail with `ConnectionLost` (retry), not `NotFound`, the actor probe does not end
+//!     the reference, a member probe does not mark a member dead, and a stop that reached
+//!     nobody fails with `ConnectionLost` (never reported done). Only the caller's own
+//!     reconnect opens the grace: when the worker's connection alone drops and comes back,
+//!     its actors look gone meanwhile (`NotFound`, and a probe then ends the reference with
+//!     `WorkerDied`).
 //!   - *The worker's side*: a member's thread waits on its subscriptions, which survive the
 //!     reconnect: it neither ends nor spins while the server is down (a test measures the
 //!     worker's CPU), and serves again once both sides are back. Replies it wrote meanwhile
@@ -234,6 +240,7 @@ use crate::actor::process::{
 };
 use crate::actor::room::CallerBound;
 use crate::actor::{Actor, ActorError, ActorOptions, ActorRef, Address, Target};
+use crate::cluster::connect::RECONNECT_BACKOFF_MAX;
 use crate::cluster::lead::Lead;
 use crate::cluster::{Cluster, ClusterError, ClusterOptions};
 use crate::error::{TaskError, WorkerId};
@@ -245,9 +252,11 @@ use crate::task::{Driver, TaskHandle};
 pub const PROBE_AFTER: Duration = Duration::from_millis(300);
 /// How long after its connection came back a caller takes "no responders" for "the actor's
 /// worker has not reconnected yet" rather than "gone": every client retries with a backoff
-/// that grows to 4 s (async-nats's default), so the worker's connection may come back that
-/// much later than the caller's.
-const RECONNECT_GRACE: Duration = Duration::from_secs(5);
+/// that grows to [`RECONNECT_BACKOFF_MAX`], so the worker's connection may come back that much
+/// later than the caller's (plus its connect and resubscribe, given 3 s on a loaded machine).
+/// It covers the caller's own reconnect only: a worker whose connection alone dropped and
+/// came back is not covered (its actors look gone meanwhile: `NotFound`, `WorkerDied`).
+const RECONNECT_GRACE: Duration = RECONNECT_BACKOFF_MAX.saturating_add(Duration::from_secs(3));
 /// How long a creation may take (the constructor and start hook included).
 const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The NATS header marking a liveness probe (answered by the host's I/O task, never queued).

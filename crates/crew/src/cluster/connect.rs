@@ -22,6 +22,18 @@ pub(crate) fn runtime(name: &str) -> Result<tokio::runtime::Runtime, ClusterErro
         })
 }
 
+/// The longest wait between two attempts to reconnect (the waits double from 2 ms up to it):
+/// crew's own rather than the client's default (4 s), because remote actor callers take "no
+/// responders" for "not back yet" for a while after their own reconnect
+/// (`actor::remote::RECONNECT_GRACE`, derived from this), and that must cover a worker's.
+pub(crate) const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// How often an idle connection pings the server: a connection whose server vanished without
+/// closing it (a host gone, a partition) is found dead after two unanswered pings, about half a
+/// minute, instead of the client's default of two to three minutes (calls meanwhile are
+/// accepted and lost).
+const PING_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Connects, with every failure mapped to a clear [`ClusterError`] within `connect_timeout`.
 pub(crate) async fn connect(options: &ClusterOptions) -> Result<async_nats::Client, ClusterError> {
     options.validate()?;
@@ -30,6 +42,15 @@ pub(crate) async fn connect(options: &ClusterOptions) -> Result<async_nats::Clie
         .request_timeout(Some(options.request_timeout))
         .client_capacity(65_536)
         .subscription_capacity(1 << 20)
+        .ping_interval(PING_INTERVAL)
+        .reconnect_delay_callback(|attempts| {
+            let doublings = u32::try_from(attempts.saturating_sub(1)).unwrap_or(u32::MAX);
+            match attempts {
+                0 | 1 => Duration::ZERO,
+                _ => Duration::from_millis(2_u64.saturating_pow(doublings))
+                    .min(RECONNECT_BACKOFF_MAX),
+            }
+        })
         .name(options.name.clone().unwrap_or_else(|| "crew".to_owned()));
     connect = match &options.auth {
         Auth::None => connect,
