@@ -124,7 +124,8 @@ crew itself fails (an unreadable argument file, an input record longer than 128 
 )]
 pub(crate) struct Args {
     /// Jobs to run at once [default: the number of CPUs]; 0 runs as many as the open-file
-    /// limit (ulimit -n) holds, as GNU parallel's -j 0 and xargs -P 0 do.
+    /// and process limits (ulimit -n, ulimit -u) hold, at most 1024, as GNU parallel's -j 0
+    /// and xargs -P 0 do.
     #[arg(short = 'j', long = "jobs")]
     jobs: Option<u16>,
     /// Kill a job (and everything it started) that runs longer than this: 10s, 1.5, 500ms, 2m;
@@ -314,7 +315,7 @@ pub(crate) fn main(mut args: Args) -> anyhow::Result<ExitCode> {
     let limit = match args.jobs {
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         // GNU parallel's `-j 0` and `xargs -P 0`: as many at once as possible.
-        Some(0) => jobs_the_file_limit_holds(),
+        Some(0) => jobs_the_limits_hold(),
         Some(jobs) => usize::from(jobs),
     };
     // A cluster's jobs hold no files here; a dry run starts none.
@@ -628,17 +629,41 @@ fn jobs_that_fit(limit: usize) -> usize {
     limit
 }
 
-/// `-j 0`: as many jobs as the open-file limit (`ulimit -n`) holds as it is, at least one (the
-/// limit is not raised for them: every job inherits it, see [`jobs_that_fit`]).
-fn jobs_the_file_limit_holds() -> usize {
-    let files = rustix::process::getrlimit(rustix::process::Resource::Nofile);
-    match files.current {
-        Some(open_files) => {
-            let fit = open_files.saturating_sub(FILES_RESERVED) / FILES_PER_JOB;
-            usize::try_from(fit).unwrap_or(usize::MAX).max(1)
-        }
-        None => usize::from(u16::MAX),
-    }
+/// `-j 0`: as many jobs as the open-file limit (`ulimit -n`) holds as it is (the limit is not
+/// raised for them: every job inherits it, see [`jobs_that_fit`]), and the process limit
+/// (`ulimit -u`) too, at most [`MAX_JOBS_AT_ONCE`].
+fn jobs_the_limits_hold() -> usize {
+    use rustix::process::{getrlimit, Resource};
+    jobs_within(
+        getrlimit(Resource::Nofile).current,
+        getrlimit(Resource::Nproc).current,
+    )
+}
+
+/// The most jobs `-j 0` runs at once, whatever the limits: each costs a thread in crew and a
+/// process, and an unlimited `ulimit -n` or `-u` would otherwise mean tens of thousands.
+const MAX_JOBS_AT_ONCE: usize = 1024;
+
+/// Processes (counted by `ulimit -u`: threads too) one running job takes: its thread in crew
+/// and its own process.
+const PROCESSES_PER_JOB: u64 = 2;
+
+/// Processes left under `ulimit -u` for the user's other processes and the jobs' children:
+/// the limit counts every process of the user, not only crew's.
+const PROCESSES_RESERVED: u64 = 64;
+
+/// [`jobs_the_limits_hold`] for these soft limits on open files and processes (`None`:
+/// unlimited): at least one, at most [`MAX_JOBS_AT_ONCE`].
+fn jobs_within(open_files: Option<u64>, processes: Option<u64>) -> usize {
+    let by_files = open_files.map(|files| files.saturating_sub(FILES_RESERVED) / FILES_PER_JOB);
+    let by_processes =
+        processes.map(|processes| processes.saturating_sub(PROCESSES_RESERVED) / PROCESSES_PER_JOB);
+    [by_files, by_processes]
+        .into_iter()
+        .flatten()
+        .map(|fit| usize::try_from(fit).unwrap_or(usize::MAX))
+        .fold(MAX_JOBS_AT_ONCE, usize::min)
+        .max(1)
 }
 
 /// How many of the first `total` jobs `--resume` / `--resume-failed` skip (for the progress
@@ -805,6 +830,19 @@ impl<'o, 'p> Tagged<'o, 'p> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn j_0_is_capped_by_open_files_by_processes_and_by_a_constant() {
+        assert_eq!(jobs_within(None, None), MAX_JOBS_AT_ONCE);
+        assert_eq!(jobs_within(Some(65_535), Some(65_535)), MAX_JOBS_AT_ONCE);
+        // 1024 files: (1024 - 32) / 6 jobs.
+        assert_eq!(jobs_within(Some(1024), None), 165);
+        // 200 processes: (200 - 64) / 2 jobs, fewer than the files allow.
+        assert_eq!(jobs_within(Some(1024), Some(200)), 68);
+        assert_eq!(jobs_within(None, Some(200)), 68);
+        // Limits too low for even one: one at a time, never zero.
+        assert_eq!(jobs_within(Some(10), Some(10)), 1);
+    }
 
     /// Counts what is written and the largest single write, keeping nothing.
     #[derive(Default)]

@@ -1030,6 +1030,8 @@ fn process_state(pid: u32) -> Option<char> {
 
 #[test]
 fn ctrl_z_pauses_the_jobs_with_crew_and_continuing_crew_continues_them() {
+    use std::os::unix::process::CommandExt;
+
     // The job appends a line every 20 ms. After SIGTSTP (the terminal's Ctrl-Z) crew is
     // stopped and the file stops growing; after SIGCONT (`fg`) it grows again. Before, only
     // crew stopped: the job, in its own process group, ran on.
@@ -1052,6 +1054,9 @@ fn ctrl_z_pauses_the_jobs_with_crew_and_continuing_crew_continues_them() {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
+        // A process group of its own whose parent (this test) is in another group of the same
+        // session: not orphaned, as under a shell, whatever group the test runs in.
+        .process_group(0)
         .spawn()
         .unwrap();
     let pid = child.id();
@@ -1073,6 +1078,69 @@ fn ctrl_z_pauses_the_jobs_with_crew_and_continuing_crew_continues_them() {
     // SAFETY: as above.
     unsafe { libc::kill(pid as i32, libc::SIGCONT) };
     wait_for("the job runs again", &|| lines() >= paused + 3);
+    // SAFETY: as above.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let status = wait_bounded(child, "crew run after SIGTERM").status;
+    assert_eq!(status.code(), Some(130));
+}
+
+#[test]
+fn ctrl_z_in_an_orphaned_process_group_does_not_stop_crew_for_good() {
+    use std::os::unix::process::CommandExt;
+
+    // In a new session crew's process group is orphaned: no shell could ever continue it, so
+    // the kernel discards a terminal stop there. crew must not stop itself anyway (it used
+    // SIGSTOP, which cannot be discarded, and stayed stopped with its jobs paused forever):
+    // after the SIGTSTP the job runs on and crew still answers SIGTERM.
+    // Not fully deterministic in one direction: were crew's Ctrl-Z thread delayed past the
+    // 200 ms below, a regression could go unnoticed in that run; it can never fail wrongly.
+    let dir = tempfile::tempdir().unwrap();
+    let ticks = dir.path().join("ticks");
+    let lines = || {
+        std::fs::read_to_string(&ticks)
+            .map(|text| text.lines().count())
+            .unwrap_or(0)
+    };
+    let mut command = Command::new(CREW);
+    command
+        .args([
+            "run",
+            "--grace",
+            "1s",
+            "while :; do echo x >> {}; sleep 0.02; done",
+            ":::",
+        ])
+        .arg(&ticks)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: setsid(2) is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn().unwrap();
+    let pid = child.id();
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_for("the job runs", &|| lines() >= 3);
+    // SAFETY: kill(2) of our own child with a valid signal number.
+    unsafe { libc::kill(pid as i32, libc::SIGTSTP) };
+    std::thread::sleep(Duration::from_millis(200));
+    let after_stop = lines();
+    wait_for("the job runs on after Ctrl-Z", &|| {
+        lines() >= after_stop + 3
+    });
+    assert_ne!(process_state(pid), Some('T'), "crew stopped itself");
     // SAFETY: as above.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     let status = wait_bounded(child, "crew run after SIGTERM").status;

@@ -688,7 +688,8 @@ const EXIT_CHECK_WITHOUT_PIDFD: Duration = Duration::from_millis(10);
 ///
 /// With `exit`, the child's exit is watched too (its pidfd is one more descriptor in the poll);
 /// `exit.linger` after it, what is buffered in the pipes is read and the pump ends (`true`) even
-/// if a process the child left behind still holds them open.
+/// if a process the child left behind still holds them open, and even if `deadline` passes
+/// during the linger (the child itself exited in time).
 fn pump(
     stdin: &mut Option<ChildStdin>,
     mut data: &[u8],
@@ -719,6 +720,9 @@ fn pump(
             return Ok(true);
         }
         let watching = exit.as_ref().filter(|_| stop_reading.is_none());
+        // Once the child was seen to exit in time, the linger alone bounds the reading: the
+        // deadline passing meanwhile (a straggler holding the pipes) is no timeout of the child.
+        let deadline = deadline.filter(|_| stop_reading.is_none());
         let wake = [
             deadline,
             stop_reading,

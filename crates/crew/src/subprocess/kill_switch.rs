@@ -23,6 +23,10 @@ use crate::sync::Event;
 struct Groups {
     groups: HashMap<u64, Pid>,
     next: u64,
+    /// Between [`KillSwitch::pause`] and [`KillSwitch::resume`]: a group registered now is
+    /// stopped as it registers, so a job forked just before the pause (registered after it)
+    /// or started while paused does not run on.
+    paused: bool,
 }
 
 #[derive(Default)]
@@ -97,20 +101,23 @@ impl KillSwitch {
     /// Pauses every registered child and its process group (SIGSTOP), for a runner that is
     /// being suspended itself (Ctrl-Z): children lead their own process groups, so the
     /// terminal's SIGTSTP reaches only the runner, not them. Returns how many groups were
-    /// signalled. [`resume`](Self::resume) continues them.
+    /// signalled. [`resume`](Self::resume) continues them. Until then, children that register
+    /// are paused as they start.
     pub fn pause(&self) -> usize {
-        self.signal_all(Signal::STOP)
+        self.signal_all(Signal::STOP, true)
     }
 
     /// Continues every registered child and its process group (SIGCONT) after
     /// [`pause`](Self::pause). Returns how many groups were signalled.
     pub fn resume(&self) -> usize {
-        self.signal_all(Signal::CONT)
+        self.signal_all(Signal::CONT, false)
     }
 
-    fn signal_all(&self, signal: Signal) -> usize {
-        // Under the lock: a registered group's leader is not reaped yet, so its id is ours.
-        let state = self.inner.state.lock();
+    fn signal_all(&self, signal: Signal, paused: bool) -> usize {
+        // Under the lock: a registered group's leader is not reaped yet, so its id is ours; and
+        // `register` sees either the new `paused` or this signal, never neither.
+        let mut state = self.inner.state.lock();
+        state.paused = paused;
         for pgid in state.groups.values() {
             let _ = kill_process_group(*pgid, signal);
         }
@@ -127,7 +134,8 @@ impl KillSwitch {
         self.inner.state.lock().groups.len()
     }
 
-    /// Registers the process group `pgid`; if the switch has fired, kills it at once.
+    /// Registers the process group `pgid`; if the switch has fired, kills it at once; if it is
+    /// paused, stops it at once.
     pub(crate) fn register(&self, pgid: Pid) -> Registration {
         let mut state = self.inner.state.lock();
         let id = state.next;
@@ -135,6 +143,8 @@ impl KillSwitch {
         state.groups.insert(id, pgid);
         if self.inner.fired.is_set() {
             let _ = kill_process_group(pgid, Signal::KILL);
+        } else if state.paused {
+            let _ = kill_process_group(pgid, Signal::STOP);
         }
         drop(state);
         Registration {
@@ -158,6 +168,7 @@ impl fmt::Debug for KillSwitch {
         f.debug_struct("KillSwitch")
             .field("fired", &self.inner.fired.is_set())
             .field("running", &state.groups.len())
+            .field("paused", &state.paused)
             .finish()
     }
 }

@@ -320,6 +320,23 @@ fn read_after_exit_returns_without_waiting_for_a_background_process_holding_the_
 }
 
 #[test]
+fn a_deadline_passing_while_reading_after_the_exit_is_no_timeout() {
+    // The shell exits (status 3) at once, long before its 1 s timeout; its background `sleep`
+    // holds the pipes, so the output is read for the 2 s linger, and the deadline passes
+    // meanwhile. The shell exited in time: its own status comes back, not a timeout (which
+    // also killed its group).
+    let done = Command::shell("sleep 5 & echo $! >&2; echo done; exit 3")
+        .read_after_exit(Duration::from_secs(2))
+        .timeout(Duration::from_secs(1))
+        .output()
+        .unwrap();
+    kill_background(&done.stderr_str());
+    assert!(done.timed_out.is_none(), "{done:?}");
+    assert_eq!(done.status.code(), Some(3), "{done:?}");
+    assert_eq!(done.stdout_str(), "done\n");
+}
+
+#[test]
 fn read_after_exit_keeps_output_of_the_grace_period_only() {
     // A background writer printing 1 s after the shell's exit is not waited for; one printing
     // at once, within the 400 ms that output is read after the exit, is kept.

@@ -334,3 +334,46 @@ fn a_kill_switch_pauses_and_resumes_whole_process_groups() {
         "a reaped child is left alone"
     );
 }
+
+#[test]
+fn a_child_that_registers_while_the_switch_is_paused_starts_paused() {
+    // A job forked around Ctrl-Z registers after `pause` signalled the others: it must be
+    // stopped as it registers, and continue with the rest on `resume`.
+    let dir = tempfile::tempdir().unwrap();
+    let ticks = dir.path().join("ticks");
+    let lines = || {
+        std::fs::read_to_string(&ticks)
+            .map(|text| text.lines().count())
+            .unwrap_or(0)
+    };
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let switch = KillSwitch::new();
+    assert_eq!(switch.pause(), 0);
+    let mut child = Command::shell("(while :; do echo x >> \"$1\"; sleep 0.02; done) & wait")
+        .arg(&ticks)
+        .kill_switch(&switch)
+        .spawn()
+        .unwrap();
+    // The third field of /proc/PID/stat is the state; `T` is stopped by a signal.
+    let stat = format!("/proc/{}/stat", child.id());
+    let state = || {
+        let text = std::fs::read_to_string(&stat).unwrap();
+        let after_name = &text[text.rfind(')').unwrap() + 2..];
+        after_name.chars().next().unwrap()
+    };
+    wait_for("the new child is stopped", &|| state() == 'T');
+    let paused = lines();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(state(), 'T', "the new child was continued while paused");
+    assert_eq!(lines(), paused, "the new child's group ran while paused");
+    assert_eq!(switch.resume(), 1);
+    wait_for("the loop runs after resume", &|| lines() >= paused + 3);
+    child.kill().unwrap();
+    assert_eq!(child.wait().unwrap(), ExitStatus::Signal(libc::SIGKILL));
+}
