@@ -4,7 +4,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{crew_run, crew_run_stdin, stderr, stdout, succeeded, wait_bounded, CREW};
+use crate::support::{
+    crew_run, crew_run_stdin, line_count, stderr, stdout, succeeded, wait_bounded, wait_until, CREW,
+};
 
 fn sorted_lines(text: &str) -> Vec<String> {
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
@@ -1037,11 +1039,7 @@ fn ctrl_z_pauses_the_jobs_with_crew_and_continuing_crew_continues_them() {
     // crew stopped: the job, in its own process group, ran on.
     let dir = tempfile::tempdir().unwrap();
     let ticks = dir.path().join("ticks");
-    let lines = || {
-        std::fs::read_to_string(&ticks)
-            .map(|text| text.lines().count())
-            .unwrap_or(0)
-    };
+    let lines = || line_count(&ticks);
     let child = Command::new(CREW)
         .args([
             "run",
@@ -1060,24 +1058,17 @@ fn ctrl_z_pauses_the_jobs_with_crew_and_continuing_crew_continues_them() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !done() {
-            assert!(Instant::now() < deadline, "timed out waiting until {what}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    };
-    wait_for("the job runs", &|| lines() >= 3);
+    wait_until("the job runs", || lines() >= 3);
     // SAFETY: kill(2) of our own child with a valid signal number.
     unsafe { libc::kill(pid as i32, libc::SIGTSTP) };
-    wait_for("crew is stopped", &|| process_state(pid) == Some('T'));
+    wait_until("crew is stopped", || process_state(pid) == Some('T'));
     std::thread::sleep(Duration::from_millis(100));
     let paused = lines();
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(lines(), paused, "the job ran on while crew was stopped");
     // SAFETY: as above.
     unsafe { libc::kill(pid as i32, libc::SIGCONT) };
-    wait_for("the job runs again", &|| lines() >= paused + 3);
+    wait_until("the job runs again", || lines() >= paused + 3);
     // SAFETY: as above.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     let status = wait_bounded(child, "crew run after SIGTERM").status;
@@ -1096,11 +1087,7 @@ fn ctrl_z_in_an_orphaned_process_group_does_not_stop_crew_for_good() {
     // 200 ms below, a regression could go unnoticed in that run; it can never fail wrongly.
     let dir = tempfile::tempdir().unwrap();
     let ticks = dir.path().join("ticks");
-    let lines = || {
-        std::fs::read_to_string(&ticks)
-            .map(|text| text.lines().count())
-            .unwrap_or(0)
-    };
+    let lines = || line_count(&ticks);
     let mut command = Command::new(CREW);
     command
         .args([
@@ -1125,21 +1112,12 @@ fn ctrl_z_in_an_orphaned_process_group_does_not_stop_crew_for_good() {
     }
     let child = command.spawn().unwrap();
     let pid = child.id();
-    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !done() {
-            assert!(Instant::now() < deadline, "timed out waiting until {what}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    };
-    wait_for("the job runs", &|| lines() >= 3);
+    wait_until("the job runs", || lines() >= 3);
     // SAFETY: kill(2) of our own child with a valid signal number.
     unsafe { libc::kill(pid as i32, libc::SIGTSTP) };
     std::thread::sleep(Duration::from_millis(200));
     let after_stop = lines();
-    wait_for("the job runs on after Ctrl-Z", &|| {
-        lines() >= after_stop + 3
-    });
+    wait_until("the job runs on after Ctrl-Z", || lines() >= after_stop + 3);
     assert_ne!(process_state(pid), Some('T'), "crew stopped itself");
     // SAFETY: as above.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };

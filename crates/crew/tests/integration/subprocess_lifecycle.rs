@@ -2,6 +2,7 @@
 //! and the errors of commands that cannot run.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crew::subprocess::{Command, Error, ExitStatus, Input, KillSwitch};
@@ -300,32 +301,21 @@ fn a_kill_switch_pauses_and_resumes_whole_process_groups() {
     // (the whole group is stopped, not only the leader); resumed, it grows again.
     let dir = tempfile::tempdir().unwrap();
     let ticks = dir.path().join("ticks");
-    let lines = || {
-        std::fs::read_to_string(&ticks)
-            .map(|text| text.lines().count())
-            .unwrap_or(0)
-    };
-    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !done() {
-            assert!(Instant::now() < deadline, "timed out waiting until {what}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    };
+    let lines = || line_count(&ticks);
     let switch = KillSwitch::new();
     let mut child = Command::shell("(while :; do echo x >> \"$1\"; sleep 0.02; done) & wait")
         .arg(&ticks)
         .kill_switch(&switch)
         .spawn()
         .unwrap();
-    wait_for("the loop runs", &|| lines() >= 3);
+    wait_until("the loop runs", || lines() >= 3);
     assert_eq!(switch.pause(), 1);
     std::thread::sleep(Duration::from_millis(100));
     let paused = lines();
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(lines(), paused, "the group ran on while paused");
     assert_eq!(switch.resume(), 1);
-    wait_for("the loop runs again", &|| lines() >= paused + 3);
+    wait_until("the loop runs again", || lines() >= paused + 3);
     child.kill().unwrap();
     assert_eq!(child.wait().unwrap(), ExitStatus::Signal(libc::SIGKILL));
     assert_eq!(
@@ -341,18 +331,7 @@ fn a_child_that_registers_while_the_switch_is_paused_starts_paused() {
     // stopped as it registers, and continue with the rest on `resume`.
     let dir = tempfile::tempdir().unwrap();
     let ticks = dir.path().join("ticks");
-    let lines = || {
-        std::fs::read_to_string(&ticks)
-            .map(|text| text.lines().count())
-            .unwrap_or(0)
-    };
-    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !done() {
-            assert!(Instant::now() < deadline, "timed out waiting until {what}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    };
+    let lines = || line_count(&ticks);
     let switch = KillSwitch::new();
     assert_eq!(switch.pause(), 0);
     let mut child = Command::shell("(while :; do echo x >> \"$1\"; sleep 0.02; done) & wait")
@@ -367,13 +346,32 @@ fn a_child_that_registers_while_the_switch_is_paused_starts_paused() {
         let after_name = &text[text.rfind(')').unwrap() + 2..];
         after_name.chars().next().unwrap()
     };
-    wait_for("the new child is stopped", &|| state() == 'T');
+    wait_until("the new child is stopped", || state() == 'T');
     let paused = lines();
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(state(), 'T', "the new child was continued while paused");
     assert_eq!(lines(), paused, "the new child's group ran while paused");
     assert_eq!(switch.resume(), 1);
-    wait_for("the loop runs after resume", &|| lines() >= paused + 3);
+    wait_until("the loop runs after resume", || lines() >= paused + 3);
     child.kill().unwrap();
     assert_eq!(child.wait().unwrap(), ExitStatus::Signal(libc::SIGKILL));
+}
+
+/// How many lines the file at `path` holds (0 while it does not exist).
+fn line_count(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|text| text.lines().count())
+        .unwrap_or(0)
+}
+
+/// Waits up to 10 s until `done()`, failing the test with `what` after that.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
